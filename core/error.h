@@ -1,0 +1,18 @@
+/*
+ * core/error.h - internal helpers for recording the per-thread last error
+ * (Aeron-style error context: function, line and a formatted message).
+ * Use only on cold paths; hot paths just return a code.
+ */
+#ifndef CQRS_CORE_ERROR_H
+#define CQRS_CORE_ERROR_H
+
+#include "cqrs_common.h"
+
+/* Records "func:line: message" for cqrs_last_error() and returns code, so
+ * callers can write: return cqrs_fail(-EINVAL, "bad name '%s'", name); */
+int cqrs__set_error(int code, const char *func, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#define cqrs_fail(code, ...) cqrs__set_error((code), __func__, __LINE__, __VA_ARGS__)
+
+#endif

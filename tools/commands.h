@@ -1,0 +1,18 @@
+/*
+ * tools/commands.h - the `cqrs` tool's subcommands. Each lives in its own
+ * tools/cmd_<name>.c and is listed in the table in tools/cqrs.c. A command
+ * gets argv starting at its own name and returns the process exit status.
+ */
+#ifndef CQRS_TOOLS_COMMANDS_H
+#define CQRS_TOOLS_COMMANDS_H
+
+typedef struct cqrs_tool_cmd {
+	const char *name;
+	const char *usage;
+	int (*run)(int argc, char **argv);
+} cqrs_tool_cmd;
+
+/* Prints "cqrs: <what>: <strerror(rc)> (<last error>)" to stderr; returns 1. */
+int tool_fail(const char *what, int rc);
+
+#endif

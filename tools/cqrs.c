@@ -1,0 +1,45 @@
+/*
+ * tools/cqrs.c - the `cqrs` command-line tool: dispatches to subcommands
+ * (journal, view, ls, stat, ...), each in its own tools/cmd_*.c file.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cqrs_common.h"
+#include "commands.h"
+
+static const cqrs_tool_cmd commands[] = {
+	{ NULL, NULL, NULL }
+};
+
+int tool_fail(const char *what, int rc)
+{
+	const char *detail = cqrs_last_error();
+
+	if (detail && detail[0])
+		fprintf(stderr, "cqrs: %s: %s (%s)\n", what, cqrs_strerror(rc), detail);
+	else
+		fprintf(stderr, "cqrs: %s: %s\n", what, cqrs_strerror(rc));
+	return 1;
+}
+
+static int usage(FILE *out)
+{
+	fprintf(out, "usage: cqrs COMMAND [ARGS...]\n\ncommands:\n");
+	for (const cqrs_tool_cmd *c = commands; c->name; c++)
+		fprintf(out, "  %s\n", c->usage);
+	return out == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
+		return usage(stdout);
+	for (const cqrs_tool_cmd *c = commands; c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->run(argc - 1, argv + 1);
+	fprintf(stderr, "cqrs: unknown command '%s'\n", argv[1]);
+	return usage(stderr);
+}
