@@ -54,6 +54,12 @@ enum cqrs_error {
 	CQRS_ELAST = -10013
 };
 
+/* Log levels and the log callback through which the engine (never the
+ * library on its own) reports notable events: io_uring fallback, recovery
+ * progress, a truncated torn tail, a journal failure. */
+enum cqrs_log_level { CQRS_LOG_ERROR = 0, CQRS_LOG_WARN = 1, CQRS_LOG_INFO = 2, CQRS_LOG_DEBUG = 3 };
+typedef void (*cqrs_log_fn)(void *arg, int level, const char *msg);
+
 /* Names any return code: 0, -errno, or a CQRS_E* code. Never NULL; the
  * string is static. */
 CQRS_API const char *cqrs_strerror(int code);
