@@ -1,0 +1,92 @@
+/*
+ * engine/dedup.c - see dedup.h.
+ *
+ * Each client has a direct-mapped table of `window` slots indexed by
+ * cseq % window, plus the highest cseq seen. A cseq that maps to a slot
+ * holding the same cseq is a duplicate with a known result; a cseq more
+ * than `window` below the highest seen can no longer be told apart from a
+ * new one, so it is treated as a duplicate without a result: we would
+ * rather refuse a very late retry than apply a command twice.
+ */
+#include <string.h>
+
+#include "cqrs.h"
+#include "dedup.h"
+#include "wm_alloc.h"
+
+typedef struct slot {
+	uint64_t cseq; /* 0: empty (client seqs start at 1) */
+	uint64_t seq;
+} slot;
+
+typedef struct client {
+	uint64_t max_cseq;
+	slot slots[]; /* window entries */
+} client;
+
+struct cqrs_dedup {
+	cqrs_store *clients;
+	uint32_t window;
+};
+
+int cqrs_dedup_create(uint32_t window, cqrs_dedup **out)
+{
+	cqrs_dedup *d = cqrs_wm_calloc(sizeof *d);
+	int rc;
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	d->window = window ? window : 1;
+	rc = cqrs_store_create(8, (uint32_t)(sizeof(client) + d->window * sizeof(slot)), 1024,
+			       &d->clients);
+	if (rc) {
+		cqrs_wm_free(d, sizeof *d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+void cqrs_dedup_destroy(cqrs_dedup *d)
+{
+	if (!d)
+		return;
+	cqrs_store_destroy(d->clients);
+	cqrs_wm_free(d, sizeof *d);
+}
+
+int cqrs_dedup_check(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t *seq)
+{
+	client *c = cqrs_store_get(d->clients, &id);
+	const slot *s;
+
+	*seq = 0;
+	if (!c || cseq == 0)
+		return 0;
+	s = &c->slots[cseq % d->window];
+	if (s->cseq == cseq) {
+		*seq = s->seq;
+		return 1;
+	}
+	if (cseq + d->window <= c->max_cseq)
+		return 1; /* too old to tell: refuse rather than apply twice */
+	return 0;
+}
+
+int cqrs_dedup_record(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t seq)
+{
+	client *c = cqrs_store_upsert(d->clients, &id, NULL);
+	slot *s;
+
+	if (!c)
+		return -ENOMEM;
+	if (cseq == 0)
+		return 0;
+	s = &c->slots[cseq % d->window];
+	s->cseq = cseq;
+	s->seq = seq;
+	if (cseq > c->max_cseq)
+		c->max_cseq = cseq;
+	return 0;
+}

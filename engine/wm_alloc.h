@@ -1,0 +1,25 @@
+/*
+ * engine/wm_alloc.h - the write model's allocator: a dedicated jemalloc
+ * arena (created once per process, on first use) so aggregates and the
+ * write model's hash tables stay together, away from the I/O buffers and
+ * the rest of the heap, and can be inspected through jemalloc's arena stats.
+ */
+#ifndef CQRS_ENGINE_WM_ALLOC_H
+#define CQRS_ENGINE_WM_ALLOC_H
+
+#include <stddef.h>
+
+#include <ck_malloc.h>
+
+/* Zeroed allocation from the write-model arena; NULL on failure. */
+void *cqrs_wm_calloc(size_t size);
+void cqrs_wm_free(void *p, size_t size);
+
+/* ck_malloc adaptor over the arena, for ck_ht tables of the write model. */
+extern struct ck_malloc cqrs_wm_ck_malloc;
+
+/* Arena index (for stats); -1 if the arena could not be created and the
+ * default arena is in use. */
+int cqrs_wm_arena(void);
+
+#endif

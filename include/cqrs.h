@@ -1,0 +1,273 @@
+/*
+ * cqrs.h - the engine API (libcqrs): embed a CQRS engine in a C program.
+ *
+ * Overview
+ *   An engine owns the write side of one application. You open it with a
+ *   config, register command types (schema + decide), event types (schema +
+ *   evolve) and projections (views in shared memory + apply), start it, and
+ *   submit commands from any thread of the process. One command thread (the
+ *   single writer) runs decide against the in-memory write model, journals
+ *   the events it emits (io_uring, group commit), and once a batch is durable
+ *   for the configured mode it acknowledges the batch's commands and
+ *   publishes its events on a broadcast ring to projector threads, which
+ *   apply them to views that other processes read (cqrs_view.h).
+ *
+ *     decide(ctx, cmd, model)  -> cqrs_emit(ctx, ...) zero or more events,
+ *                                 or return cqrs_reject(ctx, "reason")
+ *     evolve(model, event)     -> update the write model (also on replay)
+ *     apply(proj, event, arg)  -> cqrs_proj_upsert/delete rows of its views
+ *
+ *   On open the journal in DATA_DIR/journal is recovered and replayed
+ *   through evolve; views whose segments were left clean by this engine with
+ *   the same schema resume from their applied_seq, others are rebuilt.
+ *
+ * Threads
+ *   decide and evolve run on the command thread only; each projection's
+ *   apply runs on its projector thread only. cqrs_submit*, cqrs_ticket_* and
+ *   cqrs_engine_stop are callable from any thread.
+ *
+ * Caveats
+ *   - decide must be deterministic in (command, model) and must not block;
+ *     evolve must not fail (validation belongs in decide).
+ *   - Events are fixed-layout records of their registered schema's size.
+ *   - After a journal failure the engine is poisoned: every pending and
+ *     later submission completes with the journal's error.
+ *   - Aggregate ids are u64 in 0..UINT64_MAX-1; 0 means "no aggregate".
+ */
+#ifndef CQRS_H
+#define CQRS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cqrs_common.h"
+#include "cqrs_schema.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cqrs_engine cqrs_engine;
+typedef struct cqrs_ctx cqrs_ctx;   /* decide's context */
+typedef struct cqrs_proj cqrs_proj; /* apply's context */
+
+enum cqrs_durability {
+	CQRS_DURABILITY_NONE = 0,     /* acknowledged when written to the page cache */
+	CQRS_DURABILITY_BATCH = 1,    /* acknowledged after the batch's fdatasync */
+	CQRS_DURABILITY_INTERVAL = 2, /* acknowledged on write; fdatasync every interval_ms */
+};
+
+typedef struct cqrs_config {
+	const char *name;             /* engine name: 1..31 of [A-Za-z0-9_] */
+	const char *data_dir;         /* created if missing; journal in DIR/journal */
+	int durability;               /* enum cqrs_durability */
+	uint32_t interval_ms;         /* INTERVAL mode period; default 10 */
+	uint32_t ring_bytes;          /* broadcast ring size, power of two; default 16 MiB */
+	uint32_t projector_threads;   /* default 1 */
+	uint32_t max_batch_commands;  /* group commit limit; default 4096 */
+	uint32_t max_batch_bytes;     /* journal bytes per batch; default 1 MiB */
+	uint32_t submit_queue_bytes;  /* in-process submission ring; default 8 MiB */
+	uint32_t dedup_window;        /* results remembered per client; default 1024 */
+	uint64_t segment_bytes;       /* journal segment size; default 64 MiB */
+	uint32_t shm_mode;            /* view segment permissions; default 0640 */
+	cqrs_log_fn log;              /* optional; never called on the hot path */
+	void *log_arg;
+} cqrs_config;
+
+/* An event as decide sees what it emitted, evolve and apply see it. */
+typedef struct cqrs_event {
+	uint64_t seq;                 /* global, gapless, from 1 */
+	int64_t timestamp_ns;         /* wall clock when journaled */
+	uint64_t aggregate_id;
+	uint64_t aggregate_version;   /* version of aggregate_id after this event */
+	uint32_t type;                /* registered event type id */
+	uint32_t size;                /* == the event schema's size */
+	const void *data;
+} cqrs_event;
+
+/* A command to submit. The data is copied during cqrs_submit. */
+typedef struct cqrs_command {
+	uint32_t type;                /* registered command type id */
+	uint32_t size;                /* must equal the command schema's size */
+	const void *data;
+	uint64_t aggregate_id;        /* the aggregate the command targets (0: none) */
+	uint64_t expected_version;    /* checked when flags has CQRS_CMD_EXPECT_VERSION */
+	uint64_t client_id;           /* idempotency key (client_id 0: none) */
+	uint64_t client_seq;
+	uint32_t flags;
+	uint32_t reserved;
+} cqrs_command;
+
+#define CQRS_CMD_EXPECT_VERSION 1u /* reject with CQRS_ECONFLICT unless the
+				      aggregate is at expected_version (0 = new) */
+
+/* A ticket tracks one submission. Caller-owned storage (stack, array);
+ * it must stay valid until the ticket completes. Read it with the
+ * accessors below. */
+typedef struct cqrs_ticket {
+	uint64_t opaque[16];
+} cqrs_ticket;
+
+typedef int (*cqrs_decide_fn)(cqrs_ctx *ctx, const void *cmd, void *model);
+typedef void (*cqrs_evolve_fn)(void *model, const cqrs_event *ev);
+typedef int (*cqrs_apply_fn)(cqrs_proj *proj, const cqrs_event *ev, void *arg);
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* Fills cfg with defaults (name and data_dir left NULL). */
+CQRS_API void cqrs_config_init(cqrs_config *cfg);
+
+/* Opens an engine: validates the config and creates the data directory.
+ * model is the write model passed to decide and evolve (owned by the
+ * caller). Recovery happens in cqrs_engine_start, after registration.
+ * Returns 0, -EINVAL (cqrs_last_error says which setting), -errno. */
+CQRS_API int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out);
+
+/* Registers a command type (id 1..255) with its schema and decide handler.
+ * Before start only. -EINVAL, -EEXIST, CQRS_EFORMAT (bad schema). */
+CQRS_API int cqrs_register_command(cqrs_engine *e, uint32_t type, const cqrs_schema *schema,
+				   cqrs_decide_fn decide);
+
+/* Registers an event type (id 1..255) with its schema and evolve handler
+ * (evolve may be NULL for events the write model ignores). Before start. */
+CQRS_API int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *schema,
+				 cqrs_evolve_fn evolve);
+
+#define CQRS_MAX_INDEXES 4
+typedef struct cqrs_view_def {
+	const char *name;             /* view name: 1..31 of [A-Za-z0-9_] */
+	const cqrs_schema *row;       /* row schema */
+	const char *key_field;        /* primary key: a u64 or bytes field */
+	const char *index_fields[CQRS_MAX_INDEXES]; /* secondary indexes (NULL-terminated) */
+	uint64_t capacity;            /* initial rows; the view grows by rebuild when full */
+} cqrs_view_def;
+
+enum cqrs_on_error {
+	CQRS_ON_ERROR_SKIP = 0,       /* record a dead letter and go on */
+	CQRS_ON_ERROR_HALT = 1,       /* record a dead letter and stop this projection */
+};
+
+#define CQRS_MAX_VIEWS_PER_PROJECTION 8
+typedef struct cqrs_projection_def {
+	const char *name;             /* 1..31 of [A-Za-z0-9_] */
+	cqrs_view_def views[CQRS_MAX_VIEWS_PER_PROJECTION];
+	uint32_t nviews;
+	cqrs_apply_fn apply;
+	void *arg;
+	uint32_t thread;              /* projector thread index */
+	int on_error;                 /* enum cqrs_on_error */
+} cqrs_projection_def;
+
+/* Registers a projection and its views. Before start. */
+CQRS_API int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def);
+
+/* Recovers (journal, write model, views) and starts the command and
+ * projector threads. Returns 0, CQRS_ECORRUPT (journal refused; see
+ * cqrs_last_error), -errno. */
+CQRS_API int cqrs_engine_start(cqrs_engine *e);
+
+/* Stops accepting commands, drains what was accepted, waits until every
+ * projection applied everything, marks views clean. Any thread. */
+CQRS_API int cqrs_engine_stop(cqrs_engine *e);
+
+/* Stops if needed and frees everything. Views' segments are left in
+ * shared memory (clean) for the next start to resume. */
+CQRS_API void cqrs_engine_close(cqrs_engine *e);
+
+/* Last durable seq (0 if none) and the engine's poison code (0 if healthy). */
+CQRS_API uint64_t cqrs_engine_durable_seq(const cqrs_engine *e);
+CQRS_API int cqrs_engine_error(const cqrs_engine *e);
+
+/* ---- submitting ---------------------------------------------------------- */
+
+/* Queues a command for the command thread. Returns 0 (the ticket will
+ * complete), -EAGAIN (submission queue full: retry), -EINVAL (unknown
+ * type, wrong size), CQRS_ESTOPPED, or the poison code. Wait-free for the
+ * caller apart from the copy. */
+CQRS_API int cqrs_submit(cqrs_engine *e, const cqrs_command *cmd, cqrs_ticket *t);
+
+/* Submits up to n commands in one claim; returns how many were queued
+ * (0..n), or a negative code if none could be. */
+CQRS_API int cqrs_submit_batch(cqrs_engine *e, const cqrs_command *cmds, cqrs_ticket *tickets,
+			       uint32_t n);
+
+/* 1 when complete, 0 while pending. Never blocks. */
+CQRS_API int cqrs_ticket_done(const cqrs_ticket *t);
+
+/* Blocks until complete or timeout_ns (UINT64_MAX: forever); returns the
+ * ticket's status, or -ETIMEDOUT. */
+CQRS_API int cqrs_ticket_wait(cqrs_ticket *t, uint64_t timeout_ns);
+
+/* Status: 0 accepted, CQRS_EREJECTED, CQRS_ECONFLICT, CQRS_EDUPLICATE
+ * (the original's seq is reported), -errno (journal failure). */
+CQRS_API int cqrs_ticket_status(const cqrs_ticket *t);
+
+/* The global seq of the command's last event (accepted or duplicate); 0
+ * if it emitted none or was rejected. */
+CQRS_API uint64_t cqrs_ticket_seq(const cqrs_ticket *t);
+
+/* The rejection reason ("" if none); valid while the ticket is. */
+CQRS_API const char *cqrs_ticket_reason(const cqrs_ticket *t);
+
+/* ---- inside decide -------------------------------------------------------- */
+
+/* Emits an event of a registered type for aggregate_id; data is copied.
+ * Returns 0, -EINVAL (unknown type), CQRS_EFULL (too many events for one
+ * command). The event is evolved into the model once decide returns 0. */
+CQRS_API int cqrs_emit(cqrs_ctx *ctx, uint32_t type, uint64_t aggregate_id, const void *data);
+
+/* Sets the rejection reason and returns CQRS_EREJECTED:
+ *   return cqrs_reject(ctx, "customer %llu unknown", id); */
+CQRS_API int cqrs_reject(cqrs_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Current version of an aggregate (0: never seen), as the journal knows it. */
+CQRS_API uint64_t cqrs_ctx_version(const cqrs_ctx *ctx, uint64_t aggregate_id);
+
+/* Wall-clock time the command thread stamped on this batch (ns). */
+CQRS_API int64_t cqrs_ctx_now(const cqrs_ctx *ctx);
+
+/* ---- inside apply: the projection's views --------------------------------- */
+
+/* Inserts or replaces the row with row's key in view `view` (index into
+ * the projection's views). Returns 0 or CQRS_EFULL (the engine grows the
+ * view and re-applies). */
+CQRS_API int cqrs_proj_upsert(cqrs_proj *p, uint32_t view, const void *row);
+
+/* Copies the row with this key into row_out (the view's row size).
+ * Returns 0 or CQRS_ENOTFOUND. */
+CQRS_API int cqrs_proj_get(cqrs_proj *p, uint32_t view, const void *key, size_t keylen,
+			   void *row_out);
+
+/* Deletes the row with this key. Returns 0 or CQRS_ENOTFOUND. */
+CQRS_API int cqrs_proj_delete(cqrs_proj *p, uint32_t view, const void *key, size_t keylen);
+
+/* Sets the dead-letter reason for a failing apply; returns code:
+ *   return cqrs_proj_fail(p, CQRS_EREJECTED, "order %llu unknown", id); */
+CQRS_API int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- write-model helper: aggregate store ----------------------------------- */
+
+/* A hash table from a key (u64 when keylen is 8, else 1..64 bytes) to an
+ * aggregate of value_size bytes, zero-initialized on creation, allocated
+ * from the write model's jemalloc arena. Command thread only. */
+typedef struct cqrs_store cqrs_store;
+CQRS_API int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity,
+			       cqrs_store **out);
+/* The aggregate, or NULL. O(1). */
+CQRS_API void *cqrs_store_get(const cqrs_store *s, const void *key);
+/* The aggregate, created (zeroed) when absent (*created = 1); NULL on ENOMEM
+ * or a u64 key of UINT64_MAX. The pointer stays valid until removal. */
+CQRS_API void *cqrs_store_upsert(cqrs_store *s, const void *key, int *created);
+CQRS_API int cqrs_store_remove(cqrs_store *s, const void *key);
+CQRS_API uint64_t cqrs_store_count(const cqrs_store *s);
+/* Calls fn for every aggregate until fn returns non-zero (returned). */
+CQRS_API int cqrs_store_foreach(cqrs_store *s, int (*fn)(void *arg, const void *key, void *value),
+				void *arg);
+CQRS_API void cqrs_store_destroy(cqrs_store *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CQRS_H */

@@ -1,0 +1,169 @@
+/*
+ * tests/unit/test_store.c - the write model's aggregate store (u64 and byte
+ * keys, against a reference model with randomized operations), the
+ * idempotency window, and the latency histogram.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cqrs.h"
+#include "engine/dedup.h"
+#include "core/hist.h"
+
+typedef struct agg {
+	uint64_t key;
+	uint64_t value;
+	uint8_t pad[40];
+} agg;
+
+static void test_u64_store_vs_reference(void **state)
+{
+	enum { N = 5000 };
+	static uint64_t ref[N]; /* 0 = absent, else value */
+	cqrs_store *s;
+	uint64_t live = 0;
+	(void)state;
+	memset(ref, 0, sizeof ref);
+	assert_int_equal(cqrs_store_create(8, sizeof(agg), 16, &s), 0);
+	srand(7);
+	for (int i = 0; i < 200000; i++) {
+		uint64_t k = (uint64_t)(rand() % N);
+		int op = rand() % 3, created;
+		agg *a;
+		if (op == 0) {
+			a = cqrs_store_upsert(s, &k, &created);
+			assert_non_null(a);
+			assert_int_equal(created, ref[k] == 0);
+			if (created) {
+				assert_true(a->value == 0 && a->key == 0); /* zeroed */
+				live++;
+			} else {
+				assert_true(a->value == ref[k] && a->key == k);
+			}
+			a->key = k;
+			a->value = (uint64_t)i + 1;
+			ref[k] = a->value;
+		} else if (op == 1) {
+			a = cqrs_store_get(s, &k);
+			if (ref[k]) {
+				assert_non_null(a);
+				assert_true(a->value == ref[k]);
+			} else {
+				assert_null(a);
+			}
+		} else {
+			int rc = cqrs_store_remove(s, &k);
+			assert_int_equal(rc, ref[k] ? 0 : CQRS_ENOTFOUND);
+			if (ref[k])
+				live--;
+			ref[k] = 0;
+		}
+		assert_true(cqrs_store_count(s) == live);
+	}
+	uint64_t max = UINT64_MAX;
+	assert_null(cqrs_store_upsert(s, &max, NULL));
+	uint64_t zero = 0;
+	if (!ref[0]) {
+		assert_non_null(cqrs_store_upsert(s, &zero, NULL)); /* key 0 is a valid key */
+		assert_non_null(cqrs_store_get(s, &zero));
+	}
+	cqrs_store_destroy(s);
+}
+
+static int count_cb(void *arg, const void *key, void *value)
+{
+	(void)key; (void)value;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_bytes_store(void **state)
+{
+	cqrs_store *s;
+	char key[20];
+	int n = 0;
+	(void)state;
+	assert_int_equal(cqrs_store_create(20, 16, 4, &s), 0);
+	for (int i = 0; i < 1000; i++) {
+		memset(key, 0, sizeof key);
+		snprintf(key, sizeof key, "order-%d", i);
+		uint64_t *v = cqrs_store_upsert(s, key, NULL);
+		assert_non_null(v);
+		*v = (uint64_t)i;
+	}
+	for (int i = 0; i < 1000; i++) {
+		memset(key, 0, sizeof key);
+		snprintf(key, sizeof key, "order-%d", i);
+		uint64_t *v = cqrs_store_get(s, key);
+		assert_non_null(v);
+		assert_true(*v == (uint64_t)i);
+	}
+	assert_int_equal(cqrs_store_foreach(s, count_cb, &n), 0);
+	assert_int_equal(n, 1000);
+	memset(key, 0, sizeof key);
+	strcpy(key, "order-5");
+	assert_int_equal(cqrs_store_remove(s, key), 0);
+	assert_null(cqrs_store_get(s, key));
+	assert_int_equal(cqrs_store_create(65, 16, 4, &(cqrs_store *){0}), -EINVAL);
+	cqrs_store_destroy(s);
+}
+
+static void test_dedup(void **state)
+{
+	cqrs_dedup *d;
+	uint64_t seq;
+	(void)state;
+	assert_int_equal(cqrs_dedup_create(8, &d), 0);
+	assert_int_equal(cqrs_dedup_check(d, 1, 1, &seq), 0);
+	assert_int_equal(cqrs_dedup_record(d, 1, 1, 100), 0);
+	assert_int_equal(cqrs_dedup_check(d, 1, 1, &seq), 1);
+	assert_true(seq == 100);
+	assert_int_equal(cqrs_dedup_check(d, 2, 1, &seq), 0); /* other client */
+	for (uint64_t c = 2; c <= 20; c++)
+		assert_int_equal(cqrs_dedup_record(d, 1, c, 100 + c), 0);
+	assert_int_equal(cqrs_dedup_check(d, 1, 20, &seq), 1);
+	assert_true(seq == 120);
+	assert_int_equal(cqrs_dedup_check(d, 1, 13, &seq), 1);
+	assert_true(seq == 113);
+	/* older than the window: still a duplicate, result unknown */
+	assert_int_equal(cqrs_dedup_check(d, 1, 3, &seq), 1);
+	assert_true(seq == 0);
+	assert_int_equal(cqrs_dedup_check(d, 1, 21, &seq), 0);
+	cqrs_dedup_destroy(d);
+}
+
+static void test_hist(void **state)
+{
+	static cqrs_hist h;
+	(void)state;
+	cqrs_hist_reset(&h);
+	for (uint64_t v = 0; v < 100000; v++)
+		assert_true(cqrs_hist_bucket_low(cqrs_hist_bucket(v)) <= v);
+	for (unsigned b = 16; b + 1 < 970; b++)
+		assert_true(cqrs_hist_bucket(cqrs_hist_bucket_low(b)) == b);
+	for (uint64_t v = 1; v <= 1000; v++)
+		cqrs_hist_record(&h, v * 1000);
+	assert_true(cqrs_hist_total(&h) == 1000);
+	uint64_t p50 = cqrs_hist_quantile(&h, 0.5), p99 = cqrs_hist_quantile(&h, 0.99);
+	assert_true(p50 > 470000 && p50 < 530000);
+	assert_true(p99 > 930000 && p99 < 1060000);
+	assert_true(cqrs_hist_bucket(UINT64_MAX) < CQRS_HIST_BUCKETS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_u64_store_vs_reference),
+		cmocka_unit_test(test_bytes_store),
+		cmocka_unit_test(test_dedup),
+		cmocka_unit_test(test_hist),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
