@@ -1,0 +1,93 @@
+/*
+ * engine/ticket.c - ticket completion and waiting (see ticket.h).
+ */
+#include <string.h>
+
+#include "clock.h"
+#include "futex.h"
+#include "ticket.h"
+
+void cqrs_ticket_arm(cqrs_ticket *t)
+{
+	ticket_impl *ti = ticket_of(t);
+
+	ti->status = 0;
+	ti->seq = 0;
+	ti->reason[0] = 0;
+	/* relaxed: the ticket is handed to the command thread by the queue's
+	 * release publish, which orders this store before the hand-off. */
+	atomic_store_explicit(&ti->state, TICKET_PENDING, memory_order_relaxed);
+}
+
+void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason)
+{
+	t->status = status;
+	t->seq = seq;
+	if (reason) {
+		strncpy(t->reason, reason, sizeof t->reason - 1);
+		t->reason[sizeof t->reason - 1] = 0;
+	} else {
+		t->reason[0] = 0;
+	}
+	/* release: status/seq/reason above are visible to whoever acquires DONE
+	 * (cqrs_ticket_done / cqrs_ticket_wait). */
+	if (atomic_exchange_explicit(&t->state, TICKET_DONE, memory_order_acq_rel) == TICKET_WAITING)
+		cqrs_futex_wake(&t->state);
+}
+
+int cqrs_ticket_done(const cqrs_ticket *t)
+{
+	/* acquire: pairs with the release exchange in cqrs_ticket_complete. */
+	return atomic_load_explicit(&((const ticket_impl *)(const void *)t)->state,
+				    memory_order_acquire) == TICKET_DONE;
+}
+
+int cqrs_ticket_wait(cqrs_ticket *t, uint64_t timeout_ns)
+{
+	ticket_impl *ti = ticket_of(t);
+	uint64_t deadline = timeout_ns == UINT64_MAX ? UINT64_MAX : cqrs_mono_ns() + timeout_ns;
+	uint32_t s;
+
+	/* Spin briefly first: acks usually arrive within microseconds. */
+	for (int i = 0; i < 2000; i++) {
+		if (cqrs_ticket_done(t))
+			return ti->status;
+		__builtin_ia32_pause();
+	}
+	for (;;) {
+		uint32_t expected = TICKET_PENDING;
+		uint64_t now;
+
+		/* acquire on success/failure: pairs with the completer's release
+		 * exchange when we observe DONE. */
+		if (!atomic_compare_exchange_strong_explicit(&ti->state, &expected, TICKET_WAITING,
+							     memory_order_acquire, memory_order_acquire) &&
+		    expected == TICKET_DONE)
+			return ti->status;
+		now = cqrs_mono_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		cqrs_futex_wait(&ti->state, TICKET_WAITING,
+				deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+		/* acquire: pairs with the completer's release exchange. */
+		s = atomic_load_explicit(&ti->state, memory_order_acquire);
+		if (s == TICKET_DONE)
+			return ti->status;
+	}
+}
+
+int cqrs_ticket_status(const cqrs_ticket *t)
+{
+	const ticket_impl *ti = (const ticket_impl *)(const void *)t;
+	return cqrs_ticket_done(t) ? ti->status : -EINPROGRESS;
+}
+
+uint64_t cqrs_ticket_seq(const cqrs_ticket *t)
+{
+	return cqrs_ticket_done(t) ? ((const ticket_impl *)(const void *)t)->seq : 0;
+}
+
+const char *cqrs_ticket_reason(const cqrs_ticket *t)
+{
+	return cqrs_ticket_done(t) ? ((const ticket_impl *)(const void *)t)->reason : "";
+}
