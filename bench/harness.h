@@ -40,6 +40,16 @@ struct row {
 	std::string note;     /* e.g. "wait: yield (3 threads > 2 cores)" */
 };
 
+/* Run::skipped exists from Google Benchmark 1.8; 1.7 has error_occurred. */
+template <class R> static inline auto run_skipped(const R &r, int) -> decltype((bool)r.skipped)
+{
+	return (bool)r.skipped;
+}
+template <class R> static inline bool run_skipped(const R &r, long)
+{
+	return r.error_occurred;
+}
+
 class collector : public benchmark::ConsoleReporter {
 public:
 	std::map<std::string, benchmark::BenchmarkReporter::Run> runs;
@@ -60,7 +70,7 @@ public:
 	bool value(const std::string &name, const std::string &metric, double *out) const
 	{
 		auto it = runs.find(name);
-		if (it == runs.end() || it->second.skipped)
+		if (it == runs.end() || run_skipped(it->second, 0))
 			return false;
 		const Run &r = it->second;
 		if (metric == "real_time") {

@@ -19,6 +19,14 @@ void cqrs_ticket_arm(cqrs_ticket *t)
 	atomic_store_explicit(&ti->state, TICKET_PENDING, memory_order_relaxed);
 }
 
+void cqrs_ticket_release(ticket_impl *t)
+{
+	/* release: status/seq/reason written before are visible to whoever
+	 * acquires DONE (cqrs_ticket_done / cqrs_ticket_wait). */
+	if (atomic_exchange_explicit(&t->state, TICKET_DONE, memory_order_acq_rel) == TICKET_WAITING)
+		cqrs_futex_wake(&t->state);
+}
+
 void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason)
 {
 	t->status = status;
@@ -29,10 +37,7 @@ void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *
 	} else {
 		t->reason[0] = 0;
 	}
-	/* release: status/seq/reason above are visible to whoever acquires DONE
-	 * (cqrs_ticket_done / cqrs_ticket_wait). */
-	if (atomic_exchange_explicit(&t->state, TICKET_DONE, memory_order_acq_rel) == TICKET_WAITING)
-		cqrs_futex_wake(&t->state);
+	cqrs_ticket_release(t);
 }
 
 int cqrs_ticket_done(const cqrs_ticket *t)

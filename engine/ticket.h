@@ -32,7 +32,10 @@ static inline ticket_impl *ticket_of(cqrs_ticket *t) { return (ticket_impl *)(vo
 /* Resets a ticket to PENDING before it is queued. */
 void cqrs_ticket_arm(cqrs_ticket *t);
 
-/* Completes a ticket (command thread): reason may be NULL. */
+/* Completes a ticket whose status/seq/reason are already filled in. */
+void cqrs_ticket_release(ticket_impl *t);
+
+/* Fills in and completes a ticket (command thread): reason may be NULL. */
 void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason);
 
 #endif

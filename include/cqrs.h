@@ -51,7 +51,7 @@ typedef struct cqrs_engine cqrs_engine;
 typedef struct cqrs_ctx cqrs_ctx;   /* decide's context */
 typedef struct cqrs_proj cqrs_proj; /* apply's context */
 
-enum cqrs_durability {
+enum cqrs_durability_mode {
 	CQRS_DURABILITY_NONE = 0,     /* acknowledged when written to the page cache */
 	CQRS_DURABILITY_BATCH = 1,    /* acknowledged after the batch's fdatasync */
 	CQRS_DURABILITY_INTERVAL = 2, /* acknowledged on write; fdatasync every interval_ms */
@@ -173,6 +173,27 @@ CQRS_API int cqrs_engine_stop(cqrs_engine *e);
 /* Stops if needed and frees everything. Views' segments are left in
  * shared memory (clean) for the next start to resume. */
 CQRS_API void cqrs_engine_close(cqrs_engine *e);
+
+/* Rebuilds a projection's views from the journal into a new generation
+ * while readers keep reading the current one, then swaps (readers follow
+ * by themselves). Asynchronous: returns 0 once requested, CQRS_ENOTFOUND. */
+CQRS_API int cqrs_engine_rebuild(cqrs_engine *e, const char *projection);
+
+/* Applies a projection's open dead letters again (after a fix), each from
+ * the journal; successes are recorded as resolved in the dead-letter log. A
+ * projection halted by a dead letter resumes from that event. Asynchronous:
+ * returns 0 once requested, CQRS_ENOTFOUND. */
+CQRS_API int cqrs_engine_retry_dead_letters(cqrs_engine *e, const char *projection);
+
+/* The engine's live counters (layout: cqrs_counters.h); valid until close.
+ * Other processes read the same numbers from the control segment. */
+struct cqrs_counters;
+CQRS_API const struct cqrs_counters *cqrs_engine_counters(const cqrs_engine *e);
+
+/* Removes the shared-memory segments (views, control) that a stopped or
+ * dead engine named `engine` left behind. -EBUSY if that engine is alive.
+ * Returns the number of segments removed. For tests and fresh starts. */
+CQRS_API int cqrs_engine_remove_segments(const char *engine);
 
 /* Last durable seq (0 if none) and the engine's poison code (0 if healthy). */
 CQRS_API uint64_t cqrs_engine_durable_seq(const cqrs_engine *e);

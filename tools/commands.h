@@ -15,4 +15,11 @@ typedef struct cqrs_tool_cmd {
 /* Prints "cqrs: <what>: <strerror(rc)> (<last error>)" to stderr; returns 1. */
 int tool_fail(const char *what, int rc);
 
+int cqrs_cmd_journal(int argc, char **argv); /* tools/cmd_journal.c */
+int cqrs_cmd_ls(int argc, char **argv);      /* tools/cmd_ls.c */
+int cqrs_cmd_view(int argc, char **argv);    /* tools/cmd_view.c */
+int cqrs_cmd_stat(int argc, char **argv);    /* tools/cmd_stat.c */
+int cqrs_cmd_deadletters(int argc, char **argv); /* tools/cmd_deadletters.c */
+int cqrs_cmd_rm(int argc, char **argv);      /* tools/cmd_rm.c */
+
 #endif

@@ -9,6 +9,12 @@
 #include "commands.h"
 
 static const cqrs_tool_cmd commands[] = {
+	{ "journal", "journal verify|stat DIR | journal dump DIR [--from SEQ] [--limit N] [--json]", cqrs_cmd_journal },
+	{ "ls", "ls [ENGINE]             engines in /dev/shm, their views, rows, applied_seq", cqrs_cmd_ls },
+	{ "view", "view get ENGINE VIEW KEY | view find ENGINE VIEW FIELD VALUE [--snapshot] [--json] | view dump ENGINE VIEW [--json]", cqrs_cmd_view },
+	{ "stat", "stat ENGINE [--watch]    an engine's counters (refreshing like top)", cqrs_cmd_stat },
+	{ "deadletters", "deadletters ENGINE | deadletters --dir DATA_DIR   events projections refused", cqrs_cmd_deadletters },
+	{ "rm", "rm ENGINE                segments left by a stopped or dead engine", cqrs_cmd_rm },
 	{ NULL, NULL, NULL }
 };
 

@@ -1,0 +1,351 @@
+/*
+ * engine/command.c - the command thread: the single writer.
+ *
+ * One loop, no locks:
+ *   1. drain up to max_batch_commands submissions; for each: idempotency
+ *      check, optimistic-concurrency check, decide (events go to a scratch
+ *      buffer), then journal the events (claim/commit into the journal's
+ *      batch buffer), bump aggregate versions, evolve the write model,
+ *      remember the result for dedup, and queue the ticket's ack behind
+ *      the seq it depends on;
+ *   2. flush: the journal writes the batch (group commit) while we go on;
+ *   3. poll the journal: for each batch now durable, publish its records to
+ *      the projectors (one copy into the broadcast ring) and complete every
+ *      ticket whose seq is durable.
+ *
+ * Every ticket waits for durability, rejections included: a rejection (or a
+ * command that emitted nothing) was decided against state that includes
+ * every event journaled before it, so it is acknowledged only once those
+ * are durable (its target is the last seq handed out when it was decided).
+ * A crash can then never leave a client holding an answer that recovery
+ * contradicts.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine_internal.h"
+#include "error.h"
+#include "counters.h"
+#include "submit.h"
+
+/* ---- decide's context ------------------------------------------------------ */
+
+int cqrs_emit(cqrs_ctx *ctx, uint32_t type, uint64_t aggregate_id, const void *data)
+{
+	const cqrs_schema *s;
+	emitted *ev;
+
+	if (type == 0 || type >= CQRS_MAX_TYPES || !(s = ctx->e->events[type].schema) || !data)
+		return -EINVAL;
+	if (aggregate_id == UINT64_MAX)
+		return -EINVAL;
+	if (ctx->nemitted == CQRS_MAX_EVENTS_PER_COMMAND ||
+	    ctx->scratch_used + ((s->size + 7u) & ~7u) > sizeof ctx->scratch)
+		return CQRS_EFULL;
+	ev = &ctx->ev[ctx->nemitted++];
+	ev->type = type;
+	ev->size = s->size;
+	ev->aggregate_id = aggregate_id;
+	ev->offset = ctx->scratch_used;
+	memcpy(ctx->scratch + ctx->scratch_used, data, s->size);
+	ctx->scratch_used += (s->size + 7u) & ~7u;
+	return 0;
+}
+
+int cqrs_reject(cqrs_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->reason, sizeof ctx->reason, fmt, ap);
+	va_end(ap);
+	return CQRS_EREJECTED;
+}
+
+static uint64_t *version_slot(cqrs_engine *e, uint64_t aggregate_id, int create)
+{
+	if (create)
+		return cqrs_store_upsert(e->versions, &aggregate_id, NULL);
+	return cqrs_store_get(e->versions, &aggregate_id);
+}
+
+uint64_t cqrs_ctx_version(const cqrs_ctx *ctx, uint64_t aggregate_id)
+{
+	const uint64_t *v = version_slot(ctx->e, aggregate_id, 0);
+	return v ? *v : 0;
+}
+
+int64_t cqrs_ctx_now(const cqrs_ctx *ctx)
+{
+	return ctx->now_ns;
+}
+
+/* ---- acks -------------------------------------------------------------------- */
+
+/* Completes every queued ack whose target is durable. Acks are queued in
+ * decide order; targets are non-decreasing except for duplicates (which
+ * point at an older seq), so stopping at the first undurable target only
+ * ever delays, never reorders, an answer. */
+static void release_acks(cqrs_engine *e, uint64_t durable)
+{
+	uint64_t now = 0;
+
+	while (e->ack_head != e->ack_tail) {
+		pending_ack *a = &e->acks[e->ack_head & (e->ack_cap - 1)];
+		if (a->target > durable)
+			break;
+		if (!now)
+			now = cqrs_mono_ns(); /* one clock read per released batch */
+		cqrs_hist_record(ctr_hist(e->ctr->ack_latency), now - a->submit_ns);
+		cqrs_ticket_release(a->ticket);
+		e->ack_head++;
+	}
+}
+
+/* Fails every queued ack with code (the journal is poisoned). */
+static void fail_acks(cqrs_engine *e, int code)
+{
+	while (e->ack_head != e->ack_tail) {
+		pending_ack *a = &e->acks[e->ack_head & (e->ack_cap - 1)];
+		if (a->target <= atomic_load_explicit(&e->durable_seq, memory_order_relaxed)) {
+			cqrs_ticket_release(a->ticket); /* its answer was durable */
+		} else {
+			a->ticket->status = code;
+			a->ticket->seq = 0;
+			snprintf(a->ticket->reason, sizeof a->ticket->reason, "journal failed: %s",
+				 cqrs_strerror(code));
+			cqrs_ticket_release(a->ticket);
+		}
+		e->ack_head++;
+	}
+}
+
+/* Queues t to complete once seq `target` is durable. The queue holds one
+ * entry per command decided and not yet acknowledged; the command thread
+ * stops draining submissions when it is full, so this cannot overflow. */
+static void queue_ack(cqrs_engine *e, const sub_hdr *h, uint64_t target)
+{
+	/* relaxed: durable_seq is written by this thread only. */
+	if (target <= atomic_load_explicit(&e->durable_seq, memory_order_relaxed) &&
+	    e->ack_head == e->ack_tail) {
+		cqrs_hist_record(ctr_hist(e->ctr->ack_latency), cqrs_mono_ns() - h->submit_ns);
+		cqrs_ticket_release(h->ticket);
+		return;
+	}
+	e->acks[e->ack_tail & (e->ack_cap - 1)] = (pending_ack){ h->ticket, target, h->submit_ns };
+	e->ack_tail++;
+}
+
+int cqrs__acks_full(const cqrs_engine *e)
+{
+	return e->ack_tail - e->ack_head >= e->ack_cap;
+}
+
+/* ---- durable batches ---------------------------------------------------------- */
+
+/* The journal's on_durable callback (runs inside poll/wait on this thread):
+ * the batch's records go to the projectors, then its tickets complete. */
+void cqrs__on_durable(void *arg, uint64_t first, uint64_t last, const void *records, size_t bytes)
+{
+	cqrs_engine *e = arg;
+	(void)first;
+
+	cqrs__publish(e, records, bytes, last);
+	/* release: readers of durable_seq (cqrs_engine_durable_seq) see a value
+	 * whose events are already published. */
+	atomic_store_explicit(&e->durable_seq, last, memory_order_release);
+	CTR_SET(e->ctr, durable_seq, last);
+	release_acks(e, last);
+}
+
+/* ---- one command ----------------------------------------------------------------- */
+
+static void answer(cqrs_engine *e, const sub_hdr *h, int status, uint64_t seq, const char *reason,
+		   uint64_t target)
+{
+	ticket_impl *t = h->ticket;
+
+	t->status = status;
+	t->seq = seq;
+	if (reason && reason[0])
+		snprintf(t->reason, sizeof t->reason, "%s", reason);
+	else
+		t->reason[0] = 0;
+	queue_ack(e, h, target);
+}
+
+/* Journals the emitted events of one command as one group. On failure the
+ * group is abandoned and nothing of it becomes visible. */
+static int journal_group(cqrs_engine *e, const sub_hdr *h, uint64_t *last_seq)
+{
+	cqrs_ctx *ctx = e->ctx;
+	uint64_t versions[CQRS_MAX_EVENTS_PER_COMMAND];
+
+	for (uint32_t i = 0; i < ctx->nemitted; i++) {
+		const emitted *ev = &ctx->ev[i];
+		uint64_t v = cqrs_ctx_version(ctx, ev->aggregate_id);
+		cqrs_journal_event je;
+		int rc;
+
+		/* Several events of one command on one aggregate: count them. */
+		for (uint32_t k = 0; k < i; k++)
+			if (ctx->ev[k].aggregate_id == ev->aggregate_id)
+				v = versions[k];
+		versions[i] = v + 1;
+		je = (cqrs_journal_event){
+			.type = (uint16_t)ev->type,
+			.flags = i + 1 == ctx->nemitted ? CQRS_JREC_CMD_END : 0,
+			.timestamp_ns = ctx->now_ns,
+			.aggregate_id = ev->aggregate_id,
+			.aggregate_version = versions[i],
+			.client_id = h->client_id,
+			.client_seq = h->client_seq,
+		};
+		for (;;) {
+			rc = cqrs_journal_append(e->journal, &je, ctx->scratch + ev->offset, ev->size,
+						 last_seq);
+			if (rc != -EAGAIN)
+				break;
+			/* Every batch buffer is in flight: let one complete. */
+			rc = cqrs_journal_wait(e->journal, 1000000);
+			if (rc < 0)
+				break;
+		}
+		if (rc) {
+			cqrs_journal_abandon(e->journal);
+			return rc;
+		}
+	}
+	/* The group is journaled: versions and the write model move on. */
+	for (uint32_t i = 0; i < ctx->nemitted; i++) {
+		const emitted *ev = &ctx->ev[i];
+		uint64_t *slot = version_slot(e, ev->aggregate_id, 1);
+		cqrs_event view = {
+			.seq = *last_seq - (ctx->nemitted - 1 - i),
+			.timestamp_ns = ctx->now_ns,
+			.aggregate_id = ev->aggregate_id,
+			.aggregate_version = versions[i],
+			.type = ev->type,
+			.size = ev->size,
+			.data = ctx->scratch + ev->offset,
+		};
+		if (slot)
+			*slot = versions[i];
+		if (e->events[ev->type].evolve)
+			e->events[ev->type].evolve(e->model, &view);
+	}
+	return 0;
+}
+
+void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
+{
+	cqrs_ctx *ctx = e->ctx;
+	uint64_t target = e->last_assigned, seq = 0;
+	const cmd_type *ct;
+	/* relaxed: poison is written by this thread only. */
+	int rc = atomic_load_explicit(&e->poison, memory_order_relaxed);
+
+	if (rc) {
+		cqrs_ticket_complete(h->ticket, rc, 0, "journal failed earlier: engine stopped accepting");
+		return;
+	}
+
+	if (h->client_id) {
+		rc = cqrs_dedup_check(e->dedup, h->client_id, h->client_seq, &seq);
+		if (rc == 1) {
+			answer(e, h, CQRS_EDUPLICATE, seq, "duplicate of an earlier command", target);
+			cqrs__count_command(e, CQRS_EDUPLICATE);
+			return;
+		}
+	}
+	ct = h->type < CQRS_MAX_TYPES ? &e->cmds[h->type] : NULL;
+	if (!ct || !ct->schema || h->size != ct->schema->size) {
+		answer(e, h, -EINVAL, 0, "unknown command type or wrong size", target);
+		cqrs__count_command(e, -EINVAL);
+		return;
+	}
+	if (h->flags & CQRS_CMD_EXPECT_VERSION) {
+		uint64_t v = cqrs_ctx_version(ctx, h->aggregate_id);
+		if (v != h->expected_version) {
+			char why[96];
+			snprintf(why, sizeof why, "aggregate %llu is at version %llu, expected %llu",
+				 (unsigned long long)h->aggregate_id, (unsigned long long)v,
+				 (unsigned long long)h->expected_version);
+			answer(e, h, CQRS_ECONFLICT, 0, why, target);
+			cqrs__count_command(e, CQRS_ECONFLICT);
+			return;
+		}
+	}
+	ctx->nemitted = 0;
+	ctx->scratch_used = 0;
+	ctx->reason[0] = 0;
+	rc = ct->decide(ctx, data, e->model);
+	if (rc) {
+		answer(e, h, rc < 0 ? rc : CQRS_EREJECTED, 0, ctx->reason[0] ? ctx->reason : cqrs_strerror(rc),
+		       target);
+		cqrs__count_command(e, CQRS_EREJECTED);
+		return;
+	}
+	if (ctx->nemitted) {
+		rc = journal_group(e, h, &seq);
+		if (rc) {
+			int poisoned = cqrs_journal_poisoned(e->journal);
+			answer(e, h, rc, 0, poisoned ? "journal failed" : "journal refused the events",
+			       target);
+			if (poisoned)
+				cqrs__poison(e, poisoned);
+			return;
+		}
+		e->last_assigned = seq;
+		target = seq;
+		if (h->client_id)
+			cqrs_dedup_record(e->dedup, h->client_id, h->client_seq, seq);
+	}
+	answer(e, h, 0, seq ? seq : target, NULL, target);
+	cqrs__count_command(e, 0);
+	cqrs__count_events(e, ctx->nemitted);
+}
+
+/* Called when the journal reports a failure: nothing after the failure will
+ * ever be durable, so every waiting ticket gets the error now and every
+ * later submission is refused with it. */
+void cqrs__poison(cqrs_engine *e, int code)
+{
+	int expected = 0;
+
+	/* relaxed CAS: the first error wins; the code is a status word only. */
+	if (atomic_compare_exchange_strong_explicit(&e->poison, &expected, code,
+						    memory_order_relaxed, memory_order_relaxed))
+		cqrs__log(e, CQRS_LOG_ERROR, "engine %s: journal failed (%s); no more commands accepted",
+			  e->name, cqrs_strerror(code));
+	fail_acks(e, code);
+}
+
+void cqrs__command_reset_ctx(cqrs_engine *e)
+{
+	e->ctx->e = e;
+	e->ctx->now_ns = cqrs_wall_ns();
+}
+
+/* ---- counters ---------------------------------------------------------------------- */
+
+void cqrs__count_command(cqrs_engine *e, int status)
+{
+	cqrs_counters *c = e->ctr;
+
+	CTR_ADD(c, commands, 1);
+	switch (status) {
+	case 0: CTR_ADD(c, accepted, 1); break;
+	case CQRS_ECONFLICT: CTR_ADD(c, conflicts, 1); break;
+	case CQRS_EDUPLICATE: CTR_ADD(c, duplicates, 1); break;
+	default: CTR_ADD(c, rejected, 1); break;
+	}
+}
+
+void cqrs__count_events(cqrs_engine *e, uint32_t n)
+{
+	if (n)
+		CTR_ADD(e->ctr, events, n);
+}

@@ -1,0 +1,159 @@
+/*
+ * engine/engine.c - engine lifecycle: config, registration, open, the log
+ * callback. Start/stop live in lifecycle.c; the command thread in command.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine_internal.h"
+#include "error.h"
+#include "schema_internal.h"
+
+void cqrs_config_init(cqrs_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->durability = CQRS_DURABILITY_BATCH;
+	cfg->interval_ms = 10;
+	cfg->ring_bytes = 16u << 20;
+	cfg->projector_threads = 1;
+	cfg->max_batch_commands = 4096;
+	cfg->max_batch_bytes = 1u << 20;
+	cfg->submit_queue_bytes = 8u << 20;
+	cfg->dedup_window = 1024;
+	cfg->segment_bytes = 64ull << 20;
+	cfg->shm_mode = 0640;
+}
+
+void cqrs__log(cqrs_engine *e, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!e->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	e->cfg.log(e->cfg.log_arg, level, msg);
+}
+
+static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+static int mkdir_p(const char *path)
+{
+	char tmp[3072];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof tmp)
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0750) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
+{
+	cqrs_engine *e;
+	int rc;
+
+	*out = NULL;
+	if (!cfg || !cfg->name || !cqrs__name_valid(cfg->name, CQRS_NAME_MAX))
+		return cqrs_fail(-EINVAL, "engine name must be 1..31 of [A-Za-z0-9_]");
+	if (!cfg->data_dir || !cfg->data_dir[0] || strlen(cfg->data_dir) >= 3000)
+		return cqrs_fail(-EINVAL, "data_dir missing or too long");
+	if (cfg->durability < CQRS_DURABILITY_NONE || cfg->durability > CQRS_DURABILITY_INTERVAL)
+		return cqrs_fail(-EINVAL, "unknown durability mode %d", cfg->durability);
+	if (!is_pow2(cfg->ring_bytes) || cfg->ring_bytes < 4096)
+		return cqrs_fail(-EINVAL, "ring_bytes must be a power of two >= 4096");
+	if (!is_pow2(cfg->submit_queue_bytes) || cfg->submit_queue_bytes < 4096)
+		return cqrs_fail(-EINVAL, "submit_queue_bytes must be a power of two >= 4096");
+	if (cfg->projector_threads == 0 || cfg->projector_threads > CQRS_MAX_PROJECTORS)
+		return cqrs_fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
+	if (cfg->max_batch_commands == 0 || cfg->max_batch_bytes < 4096)
+		return cqrs_fail(-EINVAL, "batch limits too small");
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	e->cfg = *cfg;
+	e->model = model;
+	snprintf(e->name, sizeof e->name, "%s", cfg->name);
+	snprintf(e->data_dir, sizeof e->data_dir, "%s", cfg->data_dir);
+	snprintf(e->journal_dir, sizeof e->journal_dir, "%s/journal", cfg->data_dir);
+	e->cfg.name = e->name;
+	e->cfg.data_dir = e->data_dir;
+	pthread_mutex_init(&e->dl_lock, NULL);
+	rc = mkdir_p(e->data_dir);
+	if (rc) {
+		free(e);
+		return cqrs_fail(rc, "cannot create data dir %s: %s", cfg->data_dir, strerror(-rc));
+	}
+	*out = e;
+	return 0;
+}
+
+static int check_registration(cqrs_engine *e, uint32_t type, const cqrs_schema *s)
+{
+	if (atomic_load_explicit(&e->state, memory_order_relaxed) != ENGINE_OPEN) /* owner thread */
+		return cqrs_fail(-EINVAL, "register before cqrs_engine_start");
+	if (type == 0 || type >= CQRS_MAX_TYPES)
+		return cqrs_fail(-EINVAL, "type id %u outside 1..%d", type, CQRS_MAX_TYPES - 1);
+	if (!s)
+		return cqrs_fail(-EINVAL, "type %u: schema is NULL", type);
+	return cqrs_schema_validate(s);
+}
+
+int cqrs_register_command(cqrs_engine *e, uint32_t type, const cqrs_schema *s, cqrs_decide_fn decide)
+{
+	int rc = check_registration(e, type, s);
+
+	if (rc)
+		return rc;
+	if (!decide)
+		return cqrs_fail(-EINVAL, "command %s: decide is NULL", s->name);
+	if (e->cmds[type].schema)
+		return cqrs_fail(-EEXIST, "command type %u registered twice", type);
+	e->cmds[type].schema = s;
+	e->cmds[type].decide = decide;
+	return 0;
+}
+
+int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *s, cqrs_evolve_fn evolve)
+{
+	int rc = check_registration(e, type, s);
+
+	if (rc)
+		return rc;
+	if (s->size > sizeof(((cqrs_ctx *)0)->scratch) / 4)
+		return cqrs_fail(-EINVAL, "event %s: %u bytes is too large", s->name, s->size);
+	if (e->events[type].schema)
+		return cqrs_fail(-EEXIST, "event type %u registered twice", type);
+	e->events[type].schema = s;
+	e->events[type].evolve = evolve;
+	e->event_schemas[type] = s;
+	return 0;
+}
+
+uint64_t cqrs_engine_durable_seq(const cqrs_engine *e)
+{
+	/* acquire: pairs with the command thread's release store after a batch
+	 * became durable. */
+	return atomic_load_explicit(&e->durable_seq, memory_order_acquire);
+}
+
+int cqrs_engine_error(const cqrs_engine *e)
+{
+	/* relaxed: a status word; callers act on it, nothing else is ordered. */
+	return atomic_load_explicit(&e->poison, memory_order_relaxed);
+}

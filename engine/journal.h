@@ -1,0 +1,314 @@
+/*
+ * engine/journal.h - the journal: an append-only, checksummed, segmented
+ * event log written with io_uring group commit, recovered after any crash.
+ *
+ * Overview
+ *   The journal is the engine's source of truth. Every event gets a global
+ *   seq (gapless, from 1) and goes into a batch buffer; a batch is written
+ *   with one write (io_uring, registered file and buffers), and, in `batch`
+ *   durability mode, followed by an fdatasync linked to it. Several batches
+ *   are in flight at once; they are reported durable strictly in seq order
+ *   through the on_durable callback, from cqrs_journal_poll/wait only.
+ *
+ *       cqrs_journal_open()          recover the directory, learn next seq
+ *       loop (command thread only):
+ *         cqrs_journal_claim()       space for one record in the batch buffer
+ *         ...fill the payload...
+ *         cqrs_journal_commit()      checksum it; seq assigned
+ *         cqrs_journal_flush()       hand the batch to the kernel (group commit)
+ *         cqrs_journal_poll()/wait() reap completions -> on_durable(first, last,
+ *                                    records, bytes), in seq order
+ *       cqrs_journal_close()
+ *
+ *   The byte layout (segment header, record framing) and the recovery rules
+ *   are described at the top of engine/journal_format.c.
+ *
+ *   Records handed to on_durable are the on-disk bytes: a run of records,
+ *   each a cqrs_jrec header, then `size` payload bytes, then zero padding to
+ *   8 bytes (cqrs_jrec_span()); walk them with cqrs_jrec_next(). They stay
+ *   valid only during the callback (the buffer is reused right after).
+ *
+ *   Command groups: the events one command emits are appended back to back;
+ *   the last carries CQRS_JREC_CMD_END. A group never spans batches or
+ *   segments, so it becomes durable, and is reported, all at once; recovery
+ *   cuts an incomplete group at the tail like a torn record.
+ *
+ *   Durability modes: NONE reports a batch when its write completed (page
+ *   cache); BATCH when its linked fdatasync completed; INTERVAL when its write
+ *   completed, while a background thread runs fdatasync every interval_ms.
+ *
+ *   The reading side (cqrs_journal_iter) works on a directory, from any seq,
+ *   read-only, validating every checksum; it never needs the writer.
+ *
+ * Caveats
+ *   - Single writer: claim/commit/append/abandon/flush/poll/wait/close must
+ *     all be called from one thread. A directory lock (flock on DIR/LOCK)
+ *     keeps a second writer out (-EBUSY).
+ *   - A write or fdatasync error poisons the journal: the failed batch and
+ *     everything after it are never reported durable, and every later call
+ *     returns that error. The only remedy is close + reopen (which recovers).
+ *     fdatasync is never retried after a failure.
+ *   - -ENOSPC while creating or preallocating a segment rejects the append
+ *     (the journal stays usable, retry later); -ENOSPC from a data write
+ *     poisons (those events can no longer be made durable in order).
+ *   - on_durable runs inside poll/wait/close, never inside claim or flush.
+ *   - Iterator records point into read-only mappings: valid until the next
+ *     cqrs_journal_iter_next() or cqrs_journal_iter_close().
+ *   - Records are host-endian (little-endian only, like schema records).
+ */
+#ifndef CQRS_ENGINE_JOURNAL_H
+#define CQRS_ENGINE_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cqrs_common.h"
+#include "cqrs_schema.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- record framing (shared with on_durable and the iterator) ----------- */
+
+/* Record flags. */
+#define CQRS_JREC_CMD_END 0x0001u /* last event of its command */
+
+/* The 72-byte record header as it lies on disk and in batch buffers; the
+ * payload follows it. See journal_format.c for what each field means. */
+typedef struct cqrs_jrec {
+	uint64_t checksum;          /* XXH3-64 of bytes [8, 72 + size) */
+	uint32_t size;              /* payload bytes */
+	uint16_t type;              /* event type id (index into the schemas) */
+	uint16_t flags;             /* CQRS_JREC_* */
+	uint64_t seq;               /* global seq, gapless from 1 */
+	int64_t timestamp_ns;       /* wall clock, given by the appender */
+	uint64_t aggregate_id;
+	uint64_t aggregate_version;
+	uint64_t client_id;         /* idempotency key: client (0 = none) */
+	uint64_t client_seq;        /* idempotency key: client's command seq */
+	uint64_t synced_seq;        /* seqs <= this were on stable storage when
+				       this record was committed (recovery hint) */
+} cqrs_jrec;
+
+#define CQRS_JREC_HEADER 72u
+
+static inline const void *cqrs_jrec_payload(const cqrs_jrec *r)
+{
+	return (const uint8_t *)r + CQRS_JREC_HEADER;
+}
+
+/* Bytes the record occupies: header + payload rounded up to 8. */
+static inline size_t cqrs_jrec_span(const cqrs_jrec *r)
+{
+	return ((size_t)CQRS_JREC_HEADER + r->size + 7u) & ~(size_t)7u;
+}
+
+/* The record after r in a run handed to on_durable. */
+static inline const cqrs_jrec *cqrs_jrec_next(const cqrs_jrec *r)
+{
+	return (const cqrs_jrec *)((const uint8_t *)r + cqrs_jrec_span(r));
+}
+
+/* ---- writer --------------------------------------------------------------- */
+
+typedef struct cqrs_journal cqrs_journal;
+
+typedef enum cqrs_durability {
+	CQRS_DURABLE_NONE = 0,     /* write only; the OS flushes when it likes */
+	CQRS_DURABLE_BATCH = 1,    /* fdatasync per batch before reporting it */
+	CQRS_DURABLE_INTERVAL = 2  /* report on write; fdatasync every interval_ms */
+} cqrs_durability;
+
+typedef enum cqrs_journal_io {
+	CQRS_JOURNAL_IO_AUTO = 0,   /* io_uring unless unavailable or CQRS_NO_IO_URING=1 */
+	CQRS_JOURNAL_IO_URING = 1,  /* io_uring or fail */
+	CQRS_JOURNAL_IO_PWRITE = 2  /* pwritev + fdatasync */
+} cqrs_journal_io;
+
+/* Called once per batch, in seq order, when the batch is durable for the
+ * mode. records/bytes: the batch's records (see the framing above), valid
+ * only during the call. */
+typedef void (*cqrs_journal_durable_fn)(void *arg, uint64_t first_seq, uint64_t last_seq,
+					const void *records, size_t bytes);
+
+typedef struct cqrs_journal_config {
+	const char *dir;            /* created if missing (one level) */
+	const char *engine;         /* engine name, stored in every segment header */
+	uint64_t segment_size;      /* bytes per segment file; 0 = 64 MiB */
+	cqrs_durability durability;
+	uint32_t interval_ms;       /* INTERVAL mode period; 0 = 10 */
+	const cqrs_schema *const *schemas; /* by event type id; NULL entries allowed */
+	uint32_t nschemas;          /* number of event type ids (0..nschemas-1) */
+	cqrs_log_fn log;            /* optional */
+	void *log_arg;
+	cqrs_journal_durable_fn on_durable; /* optional */
+	void *durable_arg;
+	uint32_t batch_bytes;       /* one batch buffer; 0 = 1 MiB */
+	uint32_t queue_depth;       /* batch buffers (2..64): one fills while the
+				       others are in flight; 0 = 4 */
+	cqrs_journal_io io;
+	int64_t ctime_ns;           /* creation time put in new headers; 0 = now
+				       (tests set it for reproducible files) */
+} cqrs_journal_config;
+
+/* What opening (recovery) found. */
+typedef struct cqrs_journal_recovery {
+	uint64_t next_seq;          /* seq the next record will get */
+	uint32_t segments;          /* segment files present after recovery */
+	uint64_t torn_bytes;        /* bytes cut from the tail (0 = clean) */
+	uint64_t torn_from_seq;     /* first seq cut (when torn_bytes > 0) */
+	char torn_file[64];         /* the .torn copy's name in dir, or "" */
+} cqrs_journal_recovery;
+
+/* The data of one event to append (the payload is passed separately). */
+typedef struct cqrs_journal_event {
+	uint16_t type;
+	uint16_t flags;             /* CQRS_JREC_CMD_END on a command's last event */
+	int64_t timestamp_ns;
+	uint64_t aggregate_id;
+	uint64_t aggregate_version;
+	uint64_t client_id;
+	uint64_t client_seq;
+} cqrs_journal_event;
+
+typedef struct cqrs_journal_stats {
+	uint64_t next_seq;
+	uint64_t durable_seq;
+	uint64_t batches;           /* batches submitted */
+	uint64_t bytes;             /* record bytes submitted */
+	uint64_t fsyncs;            /* fdatasyncs completed (all kinds) */
+	uint64_t short_writes;      /* short write completions resubmitted */
+	uint64_t retries;           /* -EAGAIN/-EINTR resubmissions */
+	uint64_t rolls;             /* segments started by this writer */
+	uint64_t rolls_prealloc;    /* of which found the next file preallocated */
+	uint32_t inflight;          /* batches submitted, not yet reported */
+	bool io_uring;              /* false: pwritev fallback */
+	int poisoned;               /* 0 or the poisoning error */
+} cqrs_journal_stats;
+
+/* Opens (creating if needed) the journal in cfg->dir and recovers it (see
+ * journal_format.c): a torn tail of the last segment is copied to a .torn
+ * file and cut; corruption anywhere refuses to open. *rec (optional) says
+ * what was found. Returns 0; -EINVAL (bad config); -EBUSY (another writer
+ * holds the directory); CQRS_ECORRUPT (message names segment, offset,
+ * seq); CQRS_EFORMAT (foreign file, other version or engine); -errno. */
+int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
+		      cqrs_journal_recovery *rec);
+
+/* Reserves space for one record with a payload of `size` bytes in the
+ * current batch buffer and returns where to write the payload in *payload
+ * (8-byte aligned, valid until cqrs_journal_commit/abandon). When a schema
+ * is configured for ev->type, size must equal its record size.
+ * Returns 0; -EINVAL (bad type/size, or a claim already pending);
+ * -EMSGSIZE (record or its command group cannot fit a batch or segment);
+ * -EAGAIN (every batch buffer is in flight: call cqrs_journal_wait, retry);
+ * -ENOSPC / -errno (could not start the next segment; not poisoned);
+ * the poisoning error. O(1) except at a segment roll, which drains the
+ * batches in flight and creates the next file (a few syscalls). */
+int cqrs_journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t size,
+		       void **payload);
+
+/* Seals the pending claim: fills the recovery hint and the checksum.
+ * Returns the record's seq. */
+uint64_t cqrs_journal_commit(cqrs_journal *j);
+
+/* claim + memcpy + commit. *seq (optional) gets the record's seq. */
+int cqrs_journal_append(cqrs_journal *j, const cqrs_journal_event *ev, const void *payload,
+			uint32_t size, uint64_t *seq);
+
+/* Drops the open command group: the records committed since the last
+ * CMD_END record and a pending claim. Their seqs are reused. Returns the
+ * number of records dropped. */
+int cqrs_journal_abandon(cqrs_journal *j);
+
+/* Submits the current batch (its complete command groups) for writing.
+ * Returns 0, or the poisoning error. */
+int cqrs_journal_flush(cqrs_journal *j);
+
+/* Reaps completions without blocking and reports durable batches through
+ * on_durable. Returns the number of batches reported (>= 0), or the
+ * poisoning error (after reporting what was durable before the failure). */
+int cqrs_journal_poll(cqrs_journal *j);
+
+/* Flushes, then blocks until at least one batch is reported or timeout_ns
+ * passes (0: do not block; UINT64_MAX: no limit). Returns as poll(); 0 on
+ * timeout or when nothing is in flight. */
+int cqrs_journal_wait(cqrs_journal *j, uint64_t timeout_ns);
+
+/* Highest seq reported durable so far (0 = none). */
+uint64_t cqrs_journal_durable_seq(const cqrs_journal *j);
+
+/* The seq the next committed record will get. */
+uint64_t cqrs_journal_next_seq(const cqrs_journal *j);
+
+/* 0, or the error that poisoned the journal. */
+int cqrs_journal_poisoned(const cqrs_journal *j);
+
+void cqrs_journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out);
+
+/* Flushes, waits for every batch (reporting them), fdatasyncs the segment,
+ * stops the interval thread, releases the directory. Always frees j.
+ * Returns 0 or the poisoning / last I/O error. */
+int cqrs_journal_close(cqrs_journal *j);
+
+/* ---- reader ----------------------------------------------------------------- */
+
+typedef struct cqrs_journal_iter cqrs_journal_iter;
+
+/* How the log ended, once cqrs_journal_iter_next returned 0. */
+typedef enum cqrs_journal_end {
+	CQRS_JOURNAL_END_CLEAN = 0, /* last record followed by zeros / end of file */
+	CQRS_JOURNAL_END_TORN = 1   /* a torn tail (recovery would cut it) */
+} cqrs_journal_end;
+
+typedef struct cqrs_journal_segment_info {
+	char name[40];              /* file name in the directory */
+	uint64_t first_seq;
+	int64_t ctime_ns;
+	uint64_t file_size;
+	uint32_t header_size;
+	uint32_t ntypes;
+	char engine[CQRS_NAME_MAX];
+} cqrs_journal_segment_info;
+
+typedef struct cqrs_journal_tail {
+	cqrs_journal_end end;
+	uint64_t next_seq;          /* seq after the last valid record */
+	char segment[40];           /* where a torn tail starts */
+	uint64_t offset;
+	uint64_t bytes;             /* torn bytes */
+} cqrs_journal_tail;
+
+/* Opens an iterator over dir positioned at the first record with seq >=
+ * from_seq (the first record if from_seq is below the journal's start).
+ * Read-only: never modifies the directory. Returns 0; CQRS_ENOTFOUND (no
+ * segments); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment header); -errno. */
+int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq);
+
+/* Next record in *rec (zero-copy, into a read-only mapping; valid until the
+ * next call). Validates every checksum, the seq chain within and across
+ * segments, and the end of each segment. Returns 1 (record), 0 (end: see
+ * cqrs_journal_iter_tail), CQRS_ECORRUPT with cqrs_last_error() naming
+ * segment, byte offset and seq, or -errno. */
+int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec);
+
+/* Schema of `type` embedded in the current record's segment header, or NULL. */
+const cqrs_schema *cqrs_journal_iter_schema(const cqrs_journal_iter *it, uint32_t type);
+
+/* The current segment (after iter_next returned 1) and the last record's
+ * byte offset in it. */
+void cqrs_journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_info *seg,
+			     uint64_t *offset);
+
+/* After iter_next returned 0: how the journal ends. */
+void cqrs_journal_iter_tail(const cqrs_journal_iter *it, cqrs_journal_tail *out);
+
+void cqrs_journal_iter_close(cqrs_journal_iter *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CQRS_ENGINE_JOURNAL_H */

@@ -1,0 +1,169 @@
+/*
+ * engine/journal_format.h - on-disk layout of journal segments (the essay
+ * with the byte layout, commit rule and recovery algorithm is at the top of
+ * journal_format.c), and the validation/scan helpers shared by the writer's
+ * recovery, the iterator, the CLI and the fuzz target.
+ */
+#ifndef CQRS_ENGINE_JOURNAL_FORMAT_H
+#define CQRS_ENGINE_JOURNAL_FORMAT_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/journal.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the journal format is little-endian; big-endian hosts are not supported"
+#endif
+
+#define JSEG_MAGIC UINT64_C(0x4c4e524a53525143) /* "CQRSJRNL" */
+#define JSEG_VERSION 1u
+#define JSEG_FIXED 128u                 /* fixed part of the header */
+#define JSEG_ALIGN 4096u                /* header size is a multiple of this */
+#define JSEG_MAX_HEADER (4u << 20)      /* sanity bound on header size */
+#define JSEG_MAX_TYPES 4096u            /* event type ids per segment */
+#define JSEG_MIN_SIZE (16u << 10)       /* smallest segment the writer makes */
+#define JSEG_DEFAULT_SIZE (64u << 20)
+#define JSEG_NAME_LEN 24                /* "%020llu.seg" */
+#define JSEG_SUFFIX ".seg"
+#define JSEG_SPARE "next.prealloc"      /* the preallocated next segment */
+#define JSEG_LOCK "LOCK"
+#define JREC_ALIGN 8u
+#define JREC_MAX_PAYLOAD CQRS_RECORD_MAX
+
+/* The fixed part of a segment header. The schema area follows it at byte
+ * 128: for each type id t < ntypes, a u32 blob length (0 = no schema), a
+ * u32 zero, the cqrs_schema_encode blob, zero padding to 8. Bytes from the
+ * end of the schema area to header_size are zero. */
+typedef struct jseg_header {
+	uint64_t magic;          /*   0 JSEG_MAGIC */
+	uint32_t version;        /*   8 JSEG_VERSION */
+	uint32_t header_size;    /*  12 bytes before the first record (x 4096) */
+	uint64_t first_seq;      /*  16 seq of the segment's first record */
+	int64_t ctime_ns;        /*  24 creation time */
+	uint64_t segment_size;   /*  32 bytes allocated at creation */
+	uint32_t ntypes;         /*  40 type ids described by the schema area */
+	uint32_t schema_bytes;   /*  44 bytes of the schema area */
+	uint32_t record_header;  /*  48 CQRS_JREC_HEADER */
+	uint32_t flags;          /*  52 0 */
+	char engine[CQRS_NAME_MAX]; /* 56 NUL padded */
+	uint8_t reserved[32];    /*  88 zero */
+	uint64_t checksum;       /* 120 XXH3-64 of [0,120) ++ schema area */
+} jseg_header;
+
+static_assert(sizeof(jseg_header) == JSEG_FIXED, "segment header fixed part is 128 bytes");
+static_assert(offsetof(jseg_header, engine) == 56, "engine name at 56");
+static_assert(offsetof(jseg_header, checksum) == 120, "header checksum at 120");
+static_assert(sizeof(cqrs_jrec) == CQRS_JREC_HEADER, "record header is 72 bytes");
+static_assert(offsetof(cqrs_jrec, seq) == 16 && offsetof(cqrs_jrec, synced_seq) == 64,
+	       "record header layout");
+
+static inline uint64_t jalign8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
+
+static inline uint64_t jrec_span_for(uint32_t size)
+{
+	return jalign8((uint64_t)CQRS_JREC_HEADER + size);
+}
+
+/* XXH3-64 of a record's bytes [8, 72 + size). */
+uint64_t cqrs__jrec_checksum(const cqrs_jrec *r);
+
+/* 1 if a record with a valid checksum lies at off in [base, base+len):
+ * header and payload inside the bounds, size <= JREC_MAX_PAYLOAD, seq != 0.
+ * Never reads outside the bounds. */
+int cqrs__jrec_valid(const uint8_t *base, size_t len, size_t off);
+
+/* Bytes the encoded header for these schemas takes (a multiple of
+ * JSEG_ALIGN), or 0 if a schema is invalid or it is too large. */
+size_t cqrs__jseg_header_size(const cqrs_schema *const *schemas, uint32_t ntypes);
+
+/* Encodes a segment header into buf (cap >= cqrs__jseg_header_size,
+ * zero-filled by the caller). Returns the header size or a negative code. */
+int cqrs__jseg_header_encode(void *buf, size_t cap, const char *engine, uint64_t first_seq,
+			     int64_t ctime_ns, uint64_t segment_size,
+			     const cqrs_schema *const *schemas, uint32_t ntypes);
+
+/* Validates the header at the start of a segment image of len bytes:
+ * magic, version, sizes and bounds, checksum. Fills *h (may be NULL).
+ * Returns 0, CQRS_EFORMAT (not a segment, other version) or CQRS_ECORRUPT
+ * (checksum/bounds). Never reads outside [img, img+len). */
+int cqrs__jseg_header_check(const void *img, size_t len, jseg_header *h);
+
+/* Decodes the schema of type t from a checked header image into *out.
+ * Returns 1 (decoded), 0 (no schema for t), CQRS_EFORMAT. */
+int cqrs__jseg_schema(const void *img, size_t len, const jseg_header *h, uint32_t t,
+		      cqrs_schema *out);
+
+/* ---- scanning ----------------------------------------------------------- */
+
+/* One complete command group validated at off: records [off, end), seqs
+ * [seq, seq + count). Returns 1, or 0 when no complete, valid, seq-chained
+ * group starts at off (then *bad_off / *bad_seq say where the chain broke
+ * and *stale says whether it broke on a checksum-valid record with the
+ * wrong seq). */
+typedef struct jscan_group {
+	size_t end;
+	uint64_t count;
+	size_t bad_off;
+	uint64_t bad_seq;      /* seq found at bad_off when stale */
+	bool stale;
+} jscan_group;
+
+int cqrs__jscan_group(const uint8_t *base, size_t len, size_t off, uint64_t seq,
+		      jscan_group *g);
+
+/* Classifies the bytes [off, len) after the last complete group, where the
+ * record with seq `expect` should be. */
+enum jtail_kind { JTAIL_CLEAN = 0, JTAIL_TORN = 1, JTAIL_CORRUPT = 2 };
+
+typedef struct jtail {
+	enum jtail_kind kind;
+	size_t nz_end;          /* end of the last non-zero byte (TORN: cut [off, nz_end)) */
+	size_t bad_off;         /* CORRUPT: offset named in the message */
+	uint64_t bad_seq;       /* CORRUPT: seq named in the message */
+	char why[160];          /* CORRUPT: what is wrong */
+} jtail;
+
+void cqrs__jscan_tail(const uint8_t *base, size_t len, size_t off, uint64_t expect, jtail *t);
+
+/* Scans a whole segment image: complete groups from data_off, then the
+ * tail. A checksum-valid record with the wrong seq on the chain is
+ * reported as tail.kind == JTAIL_CORRUPT (seq gap or stale record). */
+typedef struct jseg_scan {
+	size_t end;             /* end of the last complete group */
+	uint64_t next_seq;      /* seq after it */
+	uint64_t records;
+	jtail tail;
+} jseg_scan;
+
+void cqrs__jseg_scan(const uint8_t *img, size_t len, size_t data_off, uint64_t first_seq,
+		     jseg_scan *s);
+
+/* A segment file mapped read-only with its header checked (journal_reader.c). */
+typedef struct jseg_map {
+	int fd;
+	const uint8_t *img;
+	size_t len;
+	jseg_header h;
+	char name[32];
+} jseg_map;
+
+/* Opens (O_RDWR if writable) and maps segment first_seq of dirfd, checks
+ * its header, that it matches the name and, if engine is not NULL, the
+ * engine. Errors name the segment in cqrs_last_error(). */
+int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *engine, jseg_map *m);
+void cqrs__jseg_unmap(jseg_map *m);
+
+/* Segment file name for a first seq: "%020llu.seg" (buf >= 32 bytes). */
+void cqrs__jseg_name(char *buf, size_t cap, uint64_t first_seq);
+
+/* Parses a segment file name; 1 and *first_seq if it is one, else 0. */
+int cqrs__jseg_parse_name(const char *name, uint64_t *first_seq);
+
+/* Sorted list of the segments' first seqs in dir. *out is malloc'ed (free
+ * it); returns the count or -errno. */
+int cqrs__jseg_list(int dirfd, uint64_t **out);
+
+#endif /* CQRS_ENGINE_JOURNAL_FORMAT_H */

@@ -1,0 +1,142 @@
+/*
+ * engine/journal_impl.h - the writer's private state, shared by the writer
+ * (journal_writer.c), recovery (journal_recover.c) and the two I/O backends
+ * (journal_uring.c, journal_pwrite.c).
+ *
+ * Batches live in a ring of queue_depth buffers. Indices from `head` (the
+ * oldest batch not yet reported) run in seq and file order; at most one
+ * batch, `cur`, is FILL (taking records); those before it were submitted
+ * (WRITE) and become DONE when durable for the mode.
+ */
+#ifndef CQRS_ENGINE_JOURNAL_IMPL_H
+#define CQRS_ENGINE_JOURNAL_IMPL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/journal.h"
+#include "engine/journal_format.h"
+
+enum jb_state { JB_FREE = 0, JB_FILL = 1, JB_WRITE = 2, JB_DONE = 3 };
+
+typedef struct jbatch {
+	uint8_t *buf;          /* registered buffer (batch_bytes) */
+	uint32_t index;        /* buffer index (registered buffer id) */
+	uint32_t len;          /* FILL: committed bytes; WRITE: bytes to write */
+	uint32_t group_start;  /* FILL: end of the last complete command group */
+	uint32_t done;         /* bytes written so far */
+	uint64_t file_off;     /* where buf[0] goes in the current segment */
+	uint64_t first_seq;    /* seq of buf's first record */
+	uint64_t end_seq;      /* seq of the last record in [0, group_start) */
+	uint64_t submit_ns;
+	enum jb_state state;
+	uint16_t attempt;      /* submission attempt, tells stale CQEs apart */
+	uint8_t ops;           /* SQEs of this batch still in the kernel */
+	bool write_done;
+	bool sync_done;
+	uint8_t zero_writes;   /* consecutive writes that made no progress */
+} jbatch;
+
+struct cqrs_journal;
+
+/* An I/O backend. submit starts writing b[done, len) (plus the fdatasync in
+ * batch mode); reap processes completions, waiting up to wait_ns for one
+ * (0: never block), and reports outcomes through cqrs__jw_written /
+ * cqrs__jw_synced / cqrs__jw_failed. Both return 0 or a fatal -errno. */
+typedef struct jio_ops {
+	const char *name;
+	int (*set_file)(struct cqrs_journal *j, int fd);
+	int (*submit)(struct cqrs_journal *j, jbatch *b);
+	int (*reap)(struct cqrs_journal *j, uint64_t wait_ns);
+	void (*fini)(struct cqrs_journal *j);
+} jio_ops;
+
+struct juring; /* journal_uring.c */
+
+struct cqrs_journal {
+	cqrs_journal_config cfg;
+	char dir[PATH_MAX];
+	char engine[CQRS_NAME_MAX];
+	const cqrs_schema **schemas;   /* copy of the pointer array (ntypes) */
+	uint32_t ntypes;
+	uint32_t hsize;                /* header size of new segments */
+	uint64_t seg_size_cfg;         /* size of new segments */
+	int dirfd;
+	int lockfd;
+
+	/* The current segment. */
+	int seg_fd;
+	uint64_t seg_first_seq;
+	uint64_t seg_size;             /* its file size */
+	uint64_t write_off;            /* where the next batch goes */
+	int spare_fd;                  /* preallocated next segment, or -1 */
+	bool spare_failed;             /* last preallocation failed: wait for the roll */
+	uint8_t *hdrbuf;               /* hsize bytes for the next header */
+
+	/* Batches. */
+	jbatch *b;
+	uint32_t nb;
+	uint32_t batch_cap;
+	uint32_t head;                 /* oldest batch not reported */
+	uint32_t used;                 /* batches not FREE */
+	int cur;                       /* FILL batch index or -1 */
+	uint8_t *bufmem;
+	size_t bufmem_len;
+
+	/* Seqs. */
+	uint64_t next_seq;             /* seq of the next commit */
+	uint64_t durable_seq;          /* reported through on_durable */
+	uint64_t done_seq;             /* in-order frontier of DONE batches */
+	uint64_t sealed_seq;           /* fdatasynced by open/roll/close */
+
+	/* The pending claim. */
+	bool claim_pending;
+	uint32_t claim_off;
+
+	int poison;
+	int io_err;                    /* non-poisoning error kept for close */
+	const jio_ops *io;
+	struct juring *uring;
+	cqrs_journal_stats st;
+
+	/* INTERVAL mode: a background thread fdatasyncs sync_fd every
+	 * interval_ms. mu guards sync_fd and stop. */
+	pthread_t thr;
+	bool thr_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	int sync_fd;
+	atomic_uint_fast64_t written_seq; /* in-order written frontier, for the thread */
+	atomic_uint_fast64_t synced_seq;  /* what the thread's last fdatasync covered */
+	atomic_int sync_err;              /* the thread's fdatasync error, 0 if none */
+};
+
+extern const jio_ops cqrs__jio_uring;
+extern const jio_ops cqrs__jio_pwrite;
+
+/* journal_uring.c: sets j->uring and j->io, or returns -errno (then the
+ * caller may fall back to pwrite). */
+int cqrs__juring_init(struct cqrs_journal *j);
+
+/* Completion outcomes, called by the backends. */
+void cqrs__jw_written(struct cqrs_journal *j, jbatch *b);
+void cqrs__jw_synced(struct cqrs_journal *j, jbatch *b);
+void cqrs__jw_failed(struct cqrs_journal *j, jbatch *b, int err, const char *what);
+
+/* Log through the configured callback (printf-style). */
+void cqrs__jlog(const struct cqrs_journal *j, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* journal_writer.c: starts segment first_seq (creating/using the spare).
+ * Used by open (first segment) and roll. */
+int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
+
+/* journal_recover.c: recovers j->dir and sets the current segment and
+ * next_seq (or creates the first segment). */
+int cqrs__jrecover(struct cqrs_journal *j, cqrs_journal_recovery *rec);
+
+#endif /* CQRS_ENGINE_JOURNAL_IMPL_H */

@@ -1,0 +1,310 @@
+/*
+ * engine/journal_reader.c - read side: mapping a segment with its header
+ * checked, and the iterator used by replay and the CLI.
+ *
+ * The iterator maps one segment at a time read-only (MAP_SHARED, so it
+ * also sees what a live writer has completed) and walks it one command
+ * group ahead: it validates a whole group (checksums, seq chain, CMD_END)
+ * before returning the group's records one by one, zero-copy. Where the
+ * chain stops it classifies the rest of the segment exactly as recovery
+ * does (journal_format.c): clean end, torn tail (only in the last segment),
+ * or corruption. Moving to the next segment checks that its first seq
+ * continues the chain. Cost: one XXH3 pass over the bytes plus, at the end
+ * of each segment, one scan of its zero tail.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/journal_fault.h"
+#include "engine/journal_impl.h"
+#include "error.h"
+
+int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *engine, jseg_map *m)
+{
+	char why[256];
+	struct stat st;
+	void *p;
+	int rc;
+
+	memset(m, 0, sizeof *m);
+	m->fd = -1;
+	cqrs__jseg_name(m->name, sizeof m->name, first_seq);
+	m->fd = writable ? cqrs__jf_openat(dirfd, m->name, O_RDWR, 0)
+			 : openat(dirfd, m->name, O_RDONLY | O_CLOEXEC);
+	if (m->fd < 0) {
+		rc = writable ? m->fd : -errno;
+		m->fd = -1;
+		return cqrs_fail(rc, "segment %s: cannot open: %s", m->name, cqrs_strerror(rc));
+	}
+	if (fstat(m->fd, &st) != 0) {
+		rc = -errno;
+		cqrs__jseg_unmap(m);
+		return cqrs_fail(rc, "segment %s: fstat: %s", m->name, cqrs_strerror(rc));
+	}
+	if (st.st_size < (off_t)JSEG_FIXED) {
+		cqrs__jseg_unmap(m);
+		return cqrs_fail(CQRS_ECORRUPT, "segment %s, offset 0: file of %lld bytes has no header",
+				 m->name, (long long)st.st_size);
+	}
+	m->len = (size_t)st.st_size;
+	p = mmap(NULL, m->len, PROT_READ, MAP_SHARED, m->fd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		m->len = 0;
+		cqrs__jseg_unmap(m);
+		return cqrs_fail(rc, "segment %s: mmap: %s", m->name, cqrs_strerror(rc));
+	}
+	m->img = p;
+	madvise(p, m->len, MADV_SEQUENTIAL);
+	rc = cqrs__jseg_header_check(m->img, m->len, &m->h);
+	if (rc) {
+		const char *e = cqrs_last_error(), *c = strstr(e, ": ");
+		/* drop the inner "func:line: " prefix */
+		snprintf(why, sizeof why, "%s", c && !memchr(e, ' ', (size_t)(c - e)) ? c + 2 : e);
+		cqrs__jseg_unmap(m);
+		return cqrs_fail(rc, "segment %s, offset 0: %s", m->name, why);
+	}
+	if (m->h.first_seq != first_seq) {
+		cqrs__jseg_unmap(m);
+		return cqrs_fail(CQRS_ECORRUPT, "segment %s, offset 16: header says first seq %" PRIu64,
+				 m->name, m->h.first_seq);
+	}
+	if (engine && strncmp(m->h.engine, engine, CQRS_NAME_MAX) != 0) {
+		snprintf(why, sizeof why, "%.31s", m->h.engine);
+		cqrs__jseg_unmap(m);
+		return cqrs_fail(CQRS_EFORMAT, "segment %s belongs to engine '%s', not '%s'", m->name,
+				 why, engine);
+	}
+	return 0;
+}
+
+void cqrs__jseg_unmap(jseg_map *m)
+{
+	if (m->img)
+		munmap((void *)m->img, m->len);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->img = NULL;
+	m->fd = -1;
+}
+
+/* ---- iterator ---------------------------------------------------------------- */
+
+struct cqrs_journal_iter {
+	int dirfd;
+	uint64_t *segs;
+	int nseg;
+	int si;                 /* current segment index, -1 before the first */
+	jseg_map m;
+	cqrs_schema **schemas;  /* decoded from the current header, by type */
+	uint32_t nschemas;
+	size_t off;             /* next record */
+	size_t group_end;       /* records before this are validated */
+	size_t last_off;        /* the record returned last */
+	uint64_t expect;        /* seq expected at group_end */
+	uint64_t from;
+	bool done;
+	int err;
+	char engine[CQRS_NAME_MAX];
+	cqrs_journal_tail tail;
+};
+
+static void free_schemas(cqrs_journal_iter *it)
+{
+	for (uint32_t t = 0; t < it->nschemas; t++)
+		free(it->schemas[t]);
+	free(it->schemas);
+	it->schemas = NULL;
+	it->nschemas = 0;
+}
+
+static int iter_fail(cqrs_journal_iter *it, int rc)
+{
+	it->err = rc;
+	return rc;
+}
+
+static int enter_segment(cqrs_journal_iter *it, int si)
+{
+	bool first = it->si < 0;
+	char prev[32];
+	size_t prev_end = it->off;
+	int rc;
+
+	snprintf(prev, sizeof prev, "%s", it->m.name);
+	cqrs__jseg_unmap(&it->m);
+	free_schemas(it);
+	it->si = si;
+	rc = cqrs__jseg_map(it->dirfd, it->segs[si], false, first ? NULL : it->engine, &it->m);
+	if (rc)
+		return iter_fail(it, rc);
+	if (first)
+		memcpy(it->engine, it->m.h.engine, CQRS_NAME_MAX);
+	else if (it->m.h.first_seq != it->expect)
+		return iter_fail(it, cqrs_fail(CQRS_ECORRUPT,
+			"segment %s, offset %zu, seq %" PRIu64 ": seq gap: the next segment %s "
+			"starts at seq %" PRIu64, prev, prev_end, it->expect, it->m.name,
+			it->m.h.first_seq));
+	it->schemas = calloc(it->m.h.ntypes ? it->m.h.ntypes : 1, sizeof *it->schemas);
+	if (!it->schemas)
+		return iter_fail(it, -ENOMEM);
+	it->nschemas = it->m.h.ntypes;
+	for (uint32_t t = 0; t < it->nschemas; t++) {
+		cqrs_schema s;
+		rc = cqrs__jseg_schema(it->m.img, it->m.len, &it->m.h, t, &s);
+		if (rc < 0)
+			return iter_fail(it, cqrs_fail(CQRS_ECORRUPT, "segment %s: schema of event type %u "
+						       "does not decode", it->m.name, t));
+		if (rc == 1) {
+			it->schemas[t] = malloc(sizeof s);
+			if (!it->schemas[t])
+				return iter_fail(it, -ENOMEM);
+			*it->schemas[t] = s;
+		}
+	}
+	it->off = it->group_end = it->m.h.header_size;
+	it->expect = it->m.h.first_seq;
+	return 0;
+}
+
+int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq)
+{
+	cqrs_journal_iter *it = calloc(1, sizeof *it);
+	int rc, start = 0;
+
+	*out = NULL;
+	if (!it)
+		return -ENOMEM;
+	it->m.fd = -1;
+	it->si = -1;
+	it->from = from_seq;
+	it->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (it->dirfd < 0) {
+		rc = -errno;
+		free(it);
+		return cqrs_fail(rc, "journal %s: %s", dir, cqrs_strerror(rc));
+	}
+	rc = cqrs__jseg_list(it->dirfd, &it->segs);
+	if (rc <= 0) {
+		cqrs_journal_iter_close(it);
+		return rc < 0 ? rc : cqrs_fail(CQRS_ENOTFOUND, "journal %s: no segments", dir);
+	}
+	it->nseg = rc;
+	/* The last segment whose first seq is <= from_seq. */
+	for (int i = 0; i < it->nseg; i++)
+		if (it->segs[i] <= from_seq)
+			start = i;
+	rc = enter_segment(it, start);
+	if (rc) {
+		cqrs_journal_iter_close(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
+{
+	if (it->err)
+		return it->err;
+	if (it->done)
+		return 0;
+	for (;;) {
+		jscan_group g;
+		jtail t;
+
+		while (it->off < it->group_end) {
+			const cqrs_jrec *r = (const cqrs_jrec *)(it->m.img + it->off);
+
+			it->last_off = it->off;
+			it->off += cqrs_jrec_span(r);
+			if (r->seq >= it->from) {
+				*rec = r;
+				return 1;
+			}
+		}
+		if (cqrs__jscan_group(it->m.img, it->m.len, it->off, it->expect, &g)) {
+			it->group_end = g.end;
+			it->expect += g.count;
+			continue;
+		}
+		if (g.stale) {
+			jseg_scan s;
+			/* Same message as recovery. */
+			cqrs__jseg_scan(it->m.img, it->m.len, it->off, it->expect, &s);
+			return iter_fail(it, cqrs_fail(CQRS_ECORRUPT, "segment %s, offset %zu, seq %" PRIu64
+						       ": %s", it->m.name, s.tail.bad_off,
+						       s.tail.bad_seq, s.tail.why));
+		}
+		cqrs__jscan_tail(it->m.img, it->m.len, it->off, it->expect, &t);
+		if (t.kind == JTAIL_CORRUPT)
+			return iter_fail(it, cqrs_fail(CQRS_ECORRUPT, "segment %s, offset %zu, seq %" PRIu64
+						       ": %s", it->m.name, t.bad_off, t.bad_seq, t.why));
+		if (it->si + 1 < it->nseg) {
+			int rc;
+			if (t.kind == JTAIL_TORN)
+				return iter_fail(it, cqrs_fail(CQRS_ECORRUPT,
+					"segment %s, offset %zu, seq %" PRIu64 ": invalid record in a "
+					"segment that is not the last", it->m.name, it->off, it->expect));
+			rc = enter_segment(it, it->si + 1);
+			if (rc)
+				return rc;
+			continue;
+		}
+		it->done = true;
+		memset(&it->tail, 0, sizeof it->tail);
+		it->tail.end = t.kind == JTAIL_TORN ? CQRS_JOURNAL_END_TORN : CQRS_JOURNAL_END_CLEAN;
+		it->tail.next_seq = it->expect;
+		snprintf(it->tail.segment, sizeof it->tail.segment, "%s", it->m.name);
+		it->tail.offset = it->off;
+		it->tail.bytes = t.kind == JTAIL_TORN ? t.nz_end - it->off : 0;
+		return 0;
+	}
+}
+
+const cqrs_schema *cqrs_journal_iter_schema(const cqrs_journal_iter *it, uint32_t type)
+{
+	return type < it->nschemas ? it->schemas[type] : NULL;
+}
+
+void cqrs_journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_info *seg,
+			     uint64_t *offset)
+{
+	if (seg) {
+		memset(seg, 0, sizeof *seg);
+		snprintf(seg->name, sizeof seg->name, "%s", it->m.name);
+		seg->first_seq = it->m.h.first_seq;
+		seg->ctime_ns = it->m.h.ctime_ns;
+		seg->file_size = it->m.len;
+		seg->header_size = it->m.h.header_size;
+		seg->ntypes = it->m.h.ntypes;
+		memcpy(seg->engine, it->m.h.engine, CQRS_NAME_MAX);
+		seg->engine[CQRS_NAME_MAX - 1] = 0;
+	}
+	if (offset)
+		*offset = it->last_off;
+}
+
+void cqrs_journal_iter_tail(const cqrs_journal_iter *it, cqrs_journal_tail *out)
+{
+	*out = it->tail;
+}
+
+void cqrs_journal_iter_close(cqrs_journal_iter *it)
+{
+	if (!it)
+		return;
+	cqrs__jseg_unmap(&it->m);
+	free_schemas(it);
+	free(it->segs);
+	if (it->dirfd >= 0)
+		close(it->dirfd);
+	free(it);
+}

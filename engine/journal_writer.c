@@ -1,0 +1,886 @@
+/*
+ * engine/journal_writer.c - the journal's writer: open, claim/commit into
+ * batch buffers, group commit, in-order durable reporting, segment roll
+ * with preallocation, the interval fsync thread, poisoning, close.
+ *
+ * The layout and the commit rule are in journal_format.c; the state shared
+ * with recovery and the I/O backends in journal_impl.h.
+ *
+ * Hot path: claim and commit touch only the current batch buffer (a header
+ * store, a checksum); flush hands a sealed buffer to the backend (one SQE,
+ * two in batch mode); poll reaps CQEs and calls on_durable. The cold paths
+ * (roll, preallocation, open, close) do blocking syscalls on this thread:
+ * a roll drains the batches in flight, then costs two fdatasyncs, a
+ * rename and a directory fsync, once per segment.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "engine/journal_fault.h"
+#include "engine/journal_impl.h"
+#include "error.h"
+#include "schema_internal.h"
+
+#define DEFAULT_BATCH (1u << 20)
+#define DEFAULT_QD 4u
+#define MAX_QD 64u
+#define DEFAULT_INTERVAL_MS 10u
+
+void cqrs__jlog(const cqrs_journal *j, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!j->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	j->cfg.log(j->cfg.log_arg, level, msg);
+}
+
+static bool durable_for_mode(const cqrs_journal *j, const jbatch *b)
+{
+	return b->write_done && (j->cfg.durability != CQRS_DURABLE_BATCH || b->sync_done);
+}
+
+/* Recomputes the in-order frontiers after a completion: batches become
+ * DONE, done_seq (durable for the mode, unreported included) and the
+ * written frontier the interval thread syncs up to. O(batches in flight). */
+static void update_frontiers(cqrs_journal *j)
+{
+	bool done_run = true, written_run = true;
+	uint64_t written = 0;
+
+	for (uint32_t k = 0; k < j->used; k++) {
+		jbatch *b = &j->b[(j->head + k) % j->nb];
+
+		if (b->state != JB_WRITE && b->state != JB_DONE)
+			break;
+		if (b->state == JB_WRITE && durable_for_mode(j, b) && !j->poison)
+			b->state = JB_DONE;
+		if (done_run && b->state == JB_DONE && b->end_seq > j->done_seq)
+			j->done_seq = b->end_seq;
+		else if (b->state != JB_DONE)
+			done_run = false;
+		if (written_run && b->write_done)
+			written = b->end_seq;
+		else
+			written_run = false;
+	}
+	if (written)
+		/* release: pairs with the interval thread's acquire load; the
+		 * write completions we saw happen before its fdatasync. */
+		atomic_store_explicit(&j->written_seq, written, memory_order_release);
+}
+
+void cqrs__jw_written(cqrs_journal *j, jbatch *b)
+{
+	b->write_done = true;
+	update_frontiers(j);
+}
+
+void cqrs__jw_synced(cqrs_journal *j, jbatch *b)
+{
+	b->sync_done = true;
+	j->st.fsyncs++;
+	update_frontiers(j);
+}
+
+static void poison(cqrs_journal *j, int err, const char *what)
+{
+	if (j->poison)
+		return;
+	j->poison = err;
+	cqrs__jlog(j, CQRS_LOG_ERROR, "journal %s: %s failed: %s; journal poisoned, no later event "
+		   "will be reported durable", j->dir, what, cqrs_strerror(err));
+}
+
+void cqrs__jw_failed(cqrs_journal *j, jbatch *b, int err, const char *what)
+{
+	char w[160];
+
+	if (j->poison)
+		return;
+	snprintf(w, sizeof w, "%s of seqs %llu..%llu at segment offset %llu", what,
+		 (unsigned long long)b->first_seq, (unsigned long long)b->end_seq,
+		 (unsigned long long)(b->file_off + b->done));
+	poison(j, err, w);
+}
+
+static void check_sync_err(cqrs_journal *j)
+{
+	/* acquire: pairs with the interval thread's release store of its error. */
+	int e = atomic_load_explicit(&j->sync_err, memory_order_acquire);
+
+	if (e && !j->poison)
+		poison(j, e, "interval fdatasync");
+}
+
+/* ---- segments ------------------------------------------------------------- */
+
+static void discard_spare(cqrs_journal *j)
+{
+	if (j->spare_fd >= 0)
+		close(j->spare_fd);
+	j->spare_fd = -1;
+	unlinkat(j->dirfd, JSEG_SPARE, 0);
+}
+
+/* Creates the preallocated spare: open, fallocate, fsync the directory. */
+static int make_spare(cqrs_journal *j)
+{
+	int fd = cqrs__jf_openat(j->dirfd, JSEG_SPARE, O_RDWR | O_CREAT | O_TRUNC, 0644), rc;
+
+	if (fd < 0)
+		return fd;
+	j->spare_fd = fd;
+	rc = cqrs__jf_fallocate(fd, (off_t)j->seg_size_cfg);
+	if (rc == 0)
+		rc = cqrs__jf_dirsync(j->dirfd);
+	if (rc)
+		discard_spare(j);
+	return rc;
+}
+
+/* Preallocates the next segment once the current one is half full, so the
+ * roll itself does not wait for fallocate. A failure only warns: the roll
+ * tries again and rejects the append if it fails there too. */
+static void maybe_prealloc(cqrs_journal *j)
+{
+	int rc;
+
+	if (j->spare_fd >= 0 || j->spare_failed || j->write_off < j->seg_size / 2)
+		return;
+	rc = make_spare(j);
+	if (rc) {
+		j->spare_failed = true;
+		cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: preallocating the next segment failed: %s; "
+			   "retrying at the roll", j->dir, cqrs_strerror(rc));
+	}
+}
+
+int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
+{
+	bool ahead = j->spare_fd >= 0;
+	char name[32];
+	int rc, n;
+
+	if (!ahead) {
+		rc = make_spare(j);
+		if (rc)
+			return cqrs_fail(rc, "journal %s: cannot create the next segment: %s", j->dir,
+					 cqrs_strerror(rc));
+	}
+	memset(j->hdrbuf, 0, j->hsize);
+	n = cqrs__jseg_header_encode(j->hdrbuf, j->hsize, j->engine, first_seq,
+				     j->cfg.ctime_ns ? j->cfg.ctime_ns : cqrs_wall_ns(), j->seg_size_cfg,
+				     j->schemas, j->ntypes);
+	if (n < 0) {
+		discard_spare(j);
+		return n;
+	}
+	/* The header is on stable storage before the file gets its name, so
+	 * every *.seg file has a valid header. Failures up to the rename touch
+	 * only the spare: drop it, the next attempt starts afresh. */
+	rc = cqrs__jf_pwrite_all(j->spare_fd, j->hdrbuf, j->hsize, 0, NULL);
+	if (rc == 0)
+		rc = cqrs__jf_fdatasync(j->spare_fd);
+	cqrs__jseg_name(name, sizeof name, first_seq);
+	if (rc == 0)
+		rc = cqrs__jf_renameat(j->dirfd, JSEG_SPARE, name);
+	if (rc) {
+		discard_spare(j);
+		return cqrs_fail(rc, "journal %s: cannot start segment %s: %s", j->dir, name,
+				 cqrs_strerror(rc));
+	}
+	rc = cqrs__jf_dirsync(j->dirfd);
+	if (rc) {
+		/* The new name may not be durable; never retry a failed fsync. */
+		close(j->spare_fd);
+		j->spare_fd = -1;
+		poison(j, rc, "directory fsync after creating a segment");
+		return cqrs_fail(rc, "journal %s: fsync of the directory after creating %s failed",
+				 j->dir, name);
+	}
+	if (j->thr_started) {
+		pthread_mutex_lock(&j->mu);
+		j->sync_fd = j->spare_fd;
+		pthread_mutex_unlock(&j->mu);
+	}
+	if (j->io) {
+		rc = j->io->set_file(j, j->spare_fd);
+		if (rc)
+			poison(j, rc, "registering the new segment");
+	}
+	if (j->seg_fd >= 0)
+		close(j->seg_fd);
+	j->seg_fd = j->spare_fd;
+	j->spare_fd = -1;
+	j->spare_failed = false;
+	j->seg_first_seq = first_seq;
+	j->seg_size = j->seg_size_cfg;
+	j->write_off = j->hsize;
+	j->st.rolls++;
+	j->st.rolls_prealloc += ahead;
+	return j->poison;
+}
+
+/* Waits until every submitted batch is durable for the mode (or poison). */
+static int drain(cqrs_journal *j)
+{
+	for (;;) {
+		bool busy = false;
+
+		for (uint32_t k = 0; k < j->used; k++) {
+			jbatch *b = &j->b[(j->head + k) % j->nb];
+			if (b->state == JB_WRITE)
+				busy = true;
+		}
+		if (!busy || j->poison)
+			return j->poison;
+		int rc = j->io->reap(j, 1000000000u);
+		if (rc)
+			poison(j, rc, "reaping completions");
+	}
+}
+
+/* Waits until the kernel holds no operation on any batch buffer. */
+static void drain_ops(cqrs_journal *j)
+{
+	for (int guard = 0; guard < 100000; guard++) {
+		bool busy = false;
+
+		for (uint32_t k = 0; k < j->nb; k++)
+			if (j->b[k].ops)
+				busy = true;
+		if (!busy)
+			return;
+		if (j->io->reap(j, 100000000u))
+			return;
+	}
+}
+
+static int roll(cqrs_journal *j, uint64_t first_seq)
+{
+	int rc = drain(j);
+
+	if (rc)
+		return rc;
+	rc = cqrs__jf_fdatasync(j->seg_fd);
+	if (rc) {
+		poison(j, rc, "fdatasync of the full segment");
+		return rc;
+	}
+	j->st.fsyncs++;
+	j->sealed_seq = first_seq - 1;
+	return cqrs__jw_new_segment(j, first_seq);
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+static int start_batch(cqrs_journal *j)
+{
+	uint32_t idx;
+	jbatch *b;
+
+	if (j->used == j->nb)
+		return -EAGAIN;
+	idx = (j->head + j->used) % j->nb;
+	b = &j->b[idx];
+	b->state = JB_FILL;
+	b->len = b->group_start = b->done = 0;
+	b->file_off = j->write_off;
+	b->first_seq = j->next_seq;
+	b->end_seq = 0;
+	b->write_done = b->sync_done = false;
+	b->zero_writes = 0;
+	j->used++;
+	j->cur = (int)idx;
+	return 0;
+}
+
+/* Submits the FILL batch, which holds only complete groups. */
+static void submit_batch(cqrs_journal *j, jbatch *b)
+{
+	int rc;
+
+	b->state = JB_WRITE;
+	b->submit_ns = cqrs_mono_ns();
+	j->cur = -1;
+	j->write_off = b->file_off + b->len;
+	j->st.batches++;
+	j->st.bytes += b->len;
+	rc = j->io->submit(j, b);
+	if (rc)
+		cqrs__jw_failed(j, b, rc, "submitting the write");
+	maybe_prealloc(j);
+}
+
+/* Submits the complete groups of the FILL batch; an open group moves to a
+ * fresh buffer. -EAGAIN if it would need a buffer and none is free. */
+static int seal_cur(cqrs_journal *j)
+{
+	jbatch *b, *nb;
+	uint32_t open;
+	uint64_t gfirst;
+	const uint8_t *src;
+
+	if (j->cur < 0)
+		return 0;
+	b = &j->b[j->cur];
+	if (b->group_start == 0)
+		return 0;
+	open = b->len - b->group_start;
+	if (open == 0) {
+		submit_batch(j, b);
+		return 0;
+	}
+	if (j->used == j->nb)
+		return -EAGAIN;
+	gfirst = b->end_seq + 1;
+	src = b->buf + b->group_start;
+	b->len = b->group_start;
+	submit_batch(j, b); /* the kernel reads [0, len) only; src lies past it */
+	start_batch(j);
+	nb = &j->b[j->cur];
+	memcpy(nb->buf, src, open);
+	nb->len = open;
+	nb->first_seq = gfirst;
+	return 0;
+}
+
+/* Makes room for a record of span bytes: seals full buffers, rolls full
+ * segments. On return the FILL batch takes span more bytes. */
+static int make_room(cqrs_journal *j, uint64_t span)
+{
+	jbatch *b = &j->b[j->cur];
+	uint32_t open = b->len - b->group_start;
+	int rc;
+
+	if (open + span > j->batch_cap)
+		return -EMSGSIZE; /* the command's events do not fit one batch */
+	if (b->group_start > 0) {
+		rc = seal_cur(j);
+		if (rc || j->poison)
+			return j->poison ? j->poison : rc;
+		if (j->cur < 0 && (rc = start_batch(j)) != 0)
+			return rc;
+		b = &j->b[j->cur];
+	}
+	if (b->file_off + b->len + span <= j->seg_size)
+		return 0;
+	if (j->hsize + b->len + span > j->seg_size_cfg)
+		return -EMSGSIZE; /* the group does not fit an empty segment */
+	rc = roll(j, b->len ? b->first_seq : j->next_seq);
+	if (rc)
+		return rc;
+	b->file_off = j->write_off;
+	return 0;
+}
+
+int cqrs_journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t size, void **payload)
+{
+	const cqrs_schema *s;
+	uint64_t span;
+	cqrs_jrec *r;
+	jbatch *b;
+	int rc;
+
+	if (j->poison)
+		return j->poison;
+	if (j->claim_pending || (j->ntypes && ev->type >= j->ntypes))
+		return -EINVAL;
+	s = j->ntypes ? j->schemas[ev->type] : NULL;
+	if (s && s->size != size)
+		return -EINVAL;
+	if (size > JREC_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	span = jrec_span_for(size);
+	if (span > j->batch_cap || j->hsize + span > j->seg_size_cfg)
+		return -EMSGSIZE;
+	if (j->cur < 0 && (rc = start_batch(j)) != 0)
+		return rc;
+	b = &j->b[j->cur];
+	if (b->len + span > j->batch_cap || b->file_off + b->len + span > j->seg_size) {
+		rc = make_room(j, span);
+		if (rc)
+			return rc;
+		b = &j->b[j->cur];
+	}
+	r = (cqrs_jrec *)(b->buf + b->len);
+	r->size = size;
+	r->type = ev->type;
+	r->flags = ev->flags;
+	r->seq = j->next_seq;
+	r->timestamp_ns = ev->timestamp_ns;
+	r->aggregate_id = ev->aggregate_id;
+	r->aggregate_version = ev->aggregate_version;
+	r->client_id = ev->client_id;
+	r->client_seq = ev->client_seq;
+	memset((uint8_t *)r + CQRS_JREC_HEADER + size, 0, span - CQRS_JREC_HEADER - size);
+	j->claim_pending = true;
+	j->claim_off = b->len;
+	*payload = (uint8_t *)r + CQRS_JREC_HEADER;
+	return 0;
+}
+
+/* The recovery hint: the highest seq known to be on stable storage. */
+static uint64_t synced_hint(const cqrs_journal *j)
+{
+	uint64_t h = j->sealed_seq, t;
+
+	if (j->cfg.durability == CQRS_DURABLE_BATCH && j->done_seq > h)
+		h = j->done_seq;
+	if (j->cfg.durability == CQRS_DURABLE_INTERVAL) {
+		/* acquire: pairs with the thread's release store after its
+		 * fdatasync returned. */
+		t = atomic_load_explicit(&((cqrs_journal *)j)->synced_seq, memory_order_acquire);
+		if (t > h)
+			h = t;
+	}
+	return h;
+}
+
+uint64_t cqrs_journal_commit(cqrs_journal *j)
+{
+	jbatch *b;
+	cqrs_jrec *r;
+	uint64_t seq;
+
+	if (!j->claim_pending)
+		return 0;
+	b = &j->b[j->cur];
+	r = (cqrs_jrec *)(b->buf + j->claim_off);
+	r->synced_seq = synced_hint(j);
+	r->checksum = cqrs__jrec_checksum(r);
+	b->len += (uint32_t)cqrs_jrec_span(r);
+	seq = j->next_seq++;
+	if (r->flags & CQRS_JREC_CMD_END) {
+		b->group_start = b->len;
+		b->end_seq = seq;
+	}
+	j->claim_pending = false;
+	return seq;
+}
+
+int cqrs_journal_append(cqrs_journal *j, const cqrs_journal_event *ev, const void *payload,
+			uint32_t size, uint64_t *seq)
+{
+	void *p;
+	uint64_t s;
+	int rc = cqrs_journal_claim(j, ev, size, &p);
+
+	if (rc)
+		return rc;
+	if (size)
+		memcpy(p, payload, size);
+	s = cqrs_journal_commit(j);
+	if (seq)
+		*seq = s;
+	return 0;
+}
+
+int cqrs_journal_abandon(cqrs_journal *j)
+{
+	jbatch *b;
+	int n = 0;
+
+	j->claim_pending = false;
+	if (j->cur < 0)
+		return 0;
+	b = &j->b[j->cur];
+	for (uint32_t off = b->group_start; off < b->len; n++)
+		off += (uint32_t)cqrs_jrec_span((const cqrs_jrec *)(b->buf + off));
+	b->len = b->group_start;
+	j->next_seq -= (uint64_t)n;
+	if (b->len == 0)
+		b->first_seq = j->next_seq;
+	return n;
+}
+
+int cqrs_journal_flush(cqrs_journal *j)
+{
+	if (j->poison)
+		return j->poison;
+	if (j->claim_pending)
+		return 0;
+	(void)seal_cur(j); /* -EAGAIN: the open group waits for a free buffer */
+	check_sync_err(j);
+	return j->poison;
+}
+
+/* Calls on_durable for the DONE batches at the head, in order. */
+static int report(cqrs_journal *j)
+{
+	int n = 0;
+
+	while (j->used && j->b[j->head].state == JB_DONE) {
+		jbatch *b = &j->b[j->head];
+
+		if (j->cfg.on_durable)
+			j->cfg.on_durable(j->cfg.durable_arg, b->first_seq, b->end_seq, b->buf, b->len);
+		j->durable_seq = b->end_seq;
+		b->state = JB_FREE;
+		j->head = (j->head + 1) % j->nb;
+		j->used--;
+		n++;
+	}
+	return n;
+}
+
+static bool in_flight(const cqrs_journal *j)
+{
+	return j->used && j->b[j->head].state != JB_FILL;
+}
+
+int cqrs_journal_poll(cqrs_journal *j)
+{
+	int n, rc;
+
+	if (in_flight(j)) {
+		rc = j->io->reap(j, 0);
+		if (rc)
+			poison(j, rc, "reaping completions");
+	}
+	check_sync_err(j);
+	n = report(j);
+	return j->poison ? j->poison : n;
+}
+
+int cqrs_journal_wait(cqrs_journal *j, uint64_t timeout_ns)
+{
+	uint64_t start = cqrs_mono_ns();
+	int n, rc;
+
+	if (!j->poison)
+		cqrs_journal_flush(j);
+	n = cqrs_journal_poll(j);
+	while (n == 0 && in_flight(j)) {
+		uint64_t spent = cqrs_mono_ns() - start;
+
+		if (spent >= timeout_ns)
+			break;
+		rc = j->io->reap(j, timeout_ns - spent);
+		if (rc)
+			poison(j, rc, "waiting for completions");
+		n = cqrs_journal_poll(j);
+	}
+	return n;
+}
+
+uint64_t cqrs_journal_durable_seq(const cqrs_journal *j)
+{
+	return j->durable_seq;
+}
+
+uint64_t cqrs_journal_next_seq(const cqrs_journal *j)
+{
+	return j->next_seq;
+}
+
+int cqrs_journal_poisoned(const cqrs_journal *j)
+{
+	return j->poison;
+}
+
+void cqrs_journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out)
+{
+	*out = j->st;
+	out->next_seq = j->next_seq;
+	out->durable_seq = j->durable_seq;
+	out->inflight = 0;
+	for (uint32_t k = 0; k < j->used; k++)
+		if (j->b[(j->head + k) % j->nb].state != JB_FILL)
+			out->inflight++;
+	out->io_uring = j->io == &cqrs__jio_uring;
+	out->poisoned = j->poison;
+}
+
+/* ---- interval thread ------------------------------------------------------- */
+
+static void *interval_main(void *arg)
+{
+	cqrs_journal *j = arg;
+	uint64_t last = atomic_load_explicit(&j->synced_seq, memory_order_relaxed);
+	struct timespec ts;
+
+	pthread_mutex_lock(&j->mu);
+	while (!j->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(j->cfg.interval_ms % 1000) * 1000000L;
+		ts.tv_sec += j->cfg.interval_ms / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+		if (j->stop)
+			break;
+		/* acquire: pairs with update_frontiers' release store; what it
+		 * counts was written before this fdatasync starts. */
+		uint64_t s = atomic_load_explicit(&j->written_seq, memory_order_acquire);
+		if (s <= last || j->sync_fd < 0)
+			continue;
+		int rc = cqrs__jf_fdatasync(j->sync_fd);
+		if (rc) {
+			/* release: pairs with check_sync_err's acquire load. */
+			atomic_store_explicit(&j->sync_err, rc, memory_order_release);
+			break;
+		}
+		/* release: pairs with synced_hint's acquire load. */
+		atomic_store_explicit(&j->synced_seq, s, memory_order_release);
+		last = s;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+static int start_interval_thread(cqrs_journal *j)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	j->sync_fd = j->seg_fd;
+	rc = pthread_create(&j->thr, NULL, interval_main, j);
+	if (rc) {
+		pthread_cond_destroy(&j->cv);
+		return cqrs_fail(-rc, "journal: cannot start the interval fsync thread");
+	}
+	j->thr_started = true;
+	return 0;
+}
+
+static void stop_interval_thread(cqrs_journal *j)
+{
+	if (!j->thr_started)
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->stop = true;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->thr, NULL);
+	pthread_cond_destroy(&j->cv);
+	j->thr_started = false;
+	check_sync_err(j);
+}
+
+/* ---- open / close ----------------------------------------------------------- */
+
+static void destroy(cqrs_journal *j)
+{
+	stop_interval_thread(j);
+	if (j->io && j->io->fini)
+		j->io->fini(j);
+	if (j->spare_fd >= 0)
+		close(j->spare_fd);
+	if (j->seg_fd >= 0)
+		close(j->seg_fd);
+	if (j->lockfd >= 0)
+		close(j->lockfd); /* releases the flock */
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	if (j->bufmem)
+		munmap(j->bufmem, j->bufmem_len);
+	pthread_mutex_destroy(&j->mu);
+	free(j->b);
+	free(j->hdrbuf);
+	free(j->schemas);
+	free(j);
+}
+
+static int check_config(const cqrs_journal_config *c)
+{
+	if (!c || !c->dir || !c->dir[0] || strlen(c->dir) >= PATH_MAX - 64)
+		return cqrs_fail(-EINVAL, "journal: no directory");
+	if (!c->engine || !cqrs__name_valid(c->engine, CQRS_NAME_MAX))
+		return cqrs_fail(-EINVAL, "journal: bad engine name");
+	if (c->durability > CQRS_DURABLE_INTERVAL || c->io > CQRS_JOURNAL_IO_PWRITE)
+		return cqrs_fail(-EINVAL, "journal: bad durability or io mode");
+	if (c->nschemas > JSEG_MAX_TYPES || (c->nschemas && !c->schemas))
+		return cqrs_fail(-EINVAL, "journal: bad schema table");
+	if (c->segment_size && (c->segment_size < JSEG_MIN_SIZE || c->segment_size % JSEG_ALIGN))
+		return cqrs_fail(-EINVAL, "journal: segment size must be >= %u and a multiple of %u",
+				 JSEG_MIN_SIZE, JSEG_ALIGN);
+	if (c->queue_depth == 1 || c->queue_depth > MAX_QD)
+		return cqrs_fail(-EINVAL, "journal: queue depth must be 2..%u", MAX_QD);
+	if (c->batch_bytes && (c->batch_bytes < 4096 || c->batch_bytes > (256u << 20)))
+		return cqrs_fail(-EINVAL, "journal: batch buffer must be 4 KiB..256 MiB");
+	return 0;
+}
+
+static int open_io(cqrs_journal *j)
+{
+	const char *env = getenv("CQRS_NO_IO_URING");
+	bool forced = env && env[0] && strcmp(env, "0") != 0;
+	int rc;
+
+	if (j->cfg.io == CQRS_JOURNAL_IO_PWRITE || (j->cfg.io == CQRS_JOURNAL_IO_AUTO && forced)) {
+		if (j->cfg.io == CQRS_JOURNAL_IO_AUTO)
+			cqrs__jlog(j, CQRS_LOG_INFO, "journal %s: CQRS_NO_IO_URING set: writing with "
+				   "pwritev + fdatasync", j->dir);
+		j->io = &cqrs__jio_pwrite;
+		return 0;
+	}
+	rc = cqrs__juring_init(j);
+	if (rc == 0)
+		return 0;
+	if (j->cfg.io == CQRS_JOURNAL_IO_URING)
+		return cqrs_fail(rc, "journal: io_uring setup failed: %s", cqrs_strerror(rc));
+	cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: io_uring unavailable (%s): falling back to "
+		   "pwritev + fdatasync", j->dir, cqrs_strerror(rc));
+	j->io = &cqrs__jio_pwrite;
+	return 0;
+}
+
+int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
+		      cqrs_journal_recovery *rec)
+{
+	cqrs_journal_recovery local;
+	cqrs_journal *j;
+	int rc;
+
+	*out = NULL;
+	rc = check_config(cfg);
+	if (rc)
+		return rc;
+	j = calloc(1, sizeof *j);
+	if (!j)
+		return -ENOMEM;
+	j->cfg = *cfg;
+	j->dirfd = j->lockfd = j->seg_fd = j->spare_fd = j->sync_fd = -1;
+	j->cur = -1;
+	pthread_mutex_init(&j->mu, NULL);
+	snprintf(j->dir, sizeof j->dir, "%s", cfg->dir);
+	snprintf(j->engine, sizeof j->engine, "%s", cfg->engine);
+	j->cfg.dir = j->dir;
+	j->cfg.engine = j->engine;
+	j->ntypes = cfg->nschemas;
+	j->schemas = calloc(j->ntypes ? j->ntypes : 1, sizeof *j->schemas);
+	if (!j->schemas) {
+		destroy(j);
+		return -ENOMEM;
+	}
+	for (uint32_t t = 0; t < j->ntypes; t++)
+		j->schemas[t] = cfg->schemas[t];
+	j->cfg.schemas = j->schemas;
+	j->hsize = (uint32_t)cqrs__jseg_header_size(j->schemas, j->ntypes);
+	j->seg_size_cfg = cfg->segment_size ? cfg->segment_size : JSEG_DEFAULT_SIZE;
+	j->batch_cap = cfg->batch_bytes ? (cfg->batch_bytes + 4095u) & ~4095u : DEFAULT_BATCH;
+	j->nb = cfg->queue_depth ? cfg->queue_depth : DEFAULT_QD;
+	if (!j->cfg.interval_ms)
+		j->cfg.interval_ms = DEFAULT_INTERVAL_MS;
+	if (j->hsize == 0 || j->seg_size_cfg < 2ull * j->hsize) {
+		destroy(j);
+		return cqrs_fail(-EINVAL, "journal: schemas invalid, or the header does not fit the "
+				 "segment size");
+	}
+	j->hdrbuf = calloc(1, j->hsize);
+	j->b = calloc(j->nb, sizeof *j->b);
+	if (!j->hdrbuf || !j->b) {
+		destroy(j);
+		return -ENOMEM;
+	}
+
+	if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) {
+		rc = -errno;
+		destroy(j);
+		return cqrs_fail(rc, "journal: cannot create %s: %s", cfg->dir, cqrs_strerror(rc));
+	}
+	j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0) {
+		rc = -errno;
+		destroy(j);
+		return cqrs_fail(rc, "journal: cannot open %s: %s", cfg->dir, cqrs_strerror(rc));
+	}
+	j->lockfd = cqrs__jf_openat(j->dirfd, JSEG_LOCK, O_RDWR | O_CREAT, 0644);
+	if (j->lockfd < 0) {
+		rc = j->lockfd;
+		j->lockfd = -1;
+		destroy(j);
+		return cqrs_fail(rc, "journal: cannot create %s/" JSEG_LOCK ": %s", cfg->dir,
+				 cqrs_strerror(rc));
+	}
+	if (flock(j->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		destroy(j);
+		return cqrs_fail(rc, "journal: %s is in use by another writer", cfg->dir);
+	}
+	unlinkat(j->dirfd, JSEG_SPARE, 0); /* a spare never holds records */
+
+	rc = cqrs__jrecover(j, rec ? rec : &local);
+	if (rc) {
+		destroy(j);
+		return rc;
+	}
+	j->durable_seq = j->done_seq = j->sealed_seq = j->next_seq - 1;
+	atomic_init(&j->written_seq, j->next_seq - 1);
+	atomic_init(&j->synced_seq, j->next_seq - 1);
+	atomic_init(&j->sync_err, 0);
+
+	j->bufmem_len = (size_t)j->nb * j->batch_cap;
+	j->bufmem = mmap(NULL, j->bufmem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	if (j->bufmem == MAP_FAILED) {
+		j->bufmem = NULL;
+		destroy(j);
+		return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < j->nb; k++) {
+		j->b[k].buf = j->bufmem + (size_t)k * j->batch_cap;
+		j->b[k].index = k;
+	}
+	rc = open_io(j);
+	if (rc == 0)
+		rc = j->io->set_file(j, j->seg_fd);
+	if (rc == 0 && j->cfg.durability == CQRS_DURABLE_INTERVAL)
+		rc = start_interval_thread(j);
+	if (rc) {
+		destroy(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+int cqrs_journal_close(cqrs_journal *j)
+{
+	int rc = 0;
+
+	if (!j)
+		return 0;
+	cqrs_journal_abandon(j); /* an unfinished command was never acknowledged */
+	if (j->cur >= 0 && j->b[j->cur].len == 0) {
+		j->b[j->cur].state = JB_FREE; /* cur is always the last used batch */
+		j->used--;
+		j->cur = -1;
+	}
+	while (!j->poison && j->used) {
+		if (cqrs_journal_wait(j, 1000000000u) < 0)
+			break;
+	}
+	if (j->io)
+		drain_ops(j);
+	if (!j->poison && j->seg_fd >= 0) {
+		rc = cqrs__jf_fdatasync(j->seg_fd);
+		if (rc)
+			cqrs__jlog(j, CQRS_LOG_ERROR, "journal %s: fdatasync at close failed: %s", j->dir,
+				   cqrs_strerror(rc));
+	}
+	stop_interval_thread(j);
+	if (j->poison)
+		rc = j->poison;
+	destroy(j);
+	return rc;
+}

@@ -1,0 +1,21 @@
+/*
+ * engine/recovery.h - replaying the journal into the write model on start.
+ */
+#ifndef CQRS_ENGINE_RECOVERY_H
+#define CQRS_ENGINE_RECOVERY_H
+
+#include <stdint.h>
+
+struct cqrs_engine;
+
+typedef struct cqrs_replay_stats {
+	uint64_t events;
+	uint64_t ns;
+} cqrs_replay_stats;
+
+/* Replays seqs 1..next_seq-1 of the engine's journal through evolve,
+ * setting aggregate versions and the idempotency window. 0, CQRS_ECORRUPT,
+ * CQRS_EFORMAT (an event type this engine does not know), -errno. */
+int cqrs__replay_write_model(struct cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st);
+
+#endif

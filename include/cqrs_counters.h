@@ -1,0 +1,99 @@
+/*
+ * cqrs_counters.h - the layout of an engine's counters, as they lie in the
+ * counters region of its control segment (like Aeron's counters file), so
+ * `cqrs stat` and any reader process can watch a running engine.
+ *
+ * Writers: the command thread owns the first block and the two latency
+ * histograms; projector threads own their projection entries. Every counter
+ * has a single writer, which updates it with a relaxed atomic store (no
+ * locked instruction on the hot path); readers load them relaxed and may
+ * see values a few microseconds apart from each other, never a torn one.
+ * Each writer's counters sit on their own cache lines.
+ *
+ * Readers check magic, version and size before reading anything else.
+ * Histograms use the log-linear buckets of core/hist.h: bucket b's smallest
+ * value is cqrs_counters_bucket_low(b).
+ */
+#ifndef CQRS_COUNTERS_H
+#define CQRS_COUNTERS_H
+
+#include <stdint.h>
+
+#include "cqrs_common.h"
+#include "cqrs_schema.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CQRS_COUNTERS_MAGIC UINT64_C(0x53524e5443525143) /* "CQRCTNRS" */
+#define CQRS_COUNTERS_VERSION 1u
+#define CQRS_COUNTERS_MAX_PROJ 32u
+#define CQRS_COUNTERS_HIST 1024u
+
+typedef struct cqrs_counters_proj {
+	char name[CQRS_NAME_MAX];
+	uint64_t applied_seq;
+	uint64_t events;
+	uint64_t batches;
+	uint64_t dead_letters;
+	uint32_t halted;      /* 1: stopped by a dead letter (HALT policy) */
+	uint32_t thread;
+	uint64_t rebuilds;
+	uint64_t pad[2];
+} cqrs_counters_proj;
+
+typedef struct cqrs_counters {
+	/* line 0: identity (immutable after start) */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t size;          /* sizeof(cqrs_counters) */
+	uint32_t nproj;
+	uint32_t durability;
+	int64_t start_ns;       /* wall clock at start */
+	uint64_t pad0[4];
+	char data_dir[256];     /* the engine's data directory (NUL-terminated) */
+	/* line 1-2: command thread */
+	uint64_t commands;      /* decided (all outcomes) */
+	uint64_t accepted;
+	uint64_t rejected;
+	uint64_t conflicts;
+	uint64_t duplicates;
+	uint64_t events;
+	uint64_t batches;       /* journal batches made durable */
+	uint64_t journal_bytes;
+	uint64_t fdatasyncs;
+	uint64_t durable_seq;
+	uint64_t published_seq;
+	uint64_t ring_used;     /* broadcast ring bytes not yet consumed by all */
+	uint64_t ring_size;
+	uint64_t replayed;      /* events replayed at the last start */
+	uint64_t replay_ns;
+	int64_t poison;         /* 0 or the journal error that stopped the engine */
+	/* histograms (command thread): ns */
+	uint64_t ack_latency[CQRS_COUNTERS_HIST];   /* submit -> ticket complete */
+	uint64_t batch_latency[CQRS_COUNTERS_HIST]; /* batch flush -> durable */
+	/* per projection (its projector thread) */
+	cqrs_counters_proj proj[CQRS_COUNTERS_MAX_PROJ];
+} cqrs_counters;
+
+_Static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
+_Static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
+
+/* Smallest value counted in histogram bucket b. */
+static inline uint64_t cqrs_counters_bucket_low(unsigned b)
+{
+	unsigned m, sub;
+
+	if (b < 16)
+		return b;
+	m = b / 16 + 3;
+	sub = b % 16;
+	return (uint64_t)(16 + sub) << (m - 4);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * cqrs_view.h - reading an engine's views from shared memory (libcqrs_client).
+ *
+ * Overview
+ *   An engine keeps each view (a table of fixed-size rows with a unique key
+ *   and optional secondary indexes) in a POSIX shared-memory segment that it
+ *   alone writes. Any process of a user allowed to read the segments opens a
+ *   view by engine and view name and reads it directly: no syscalls, no
+ *   locks, no allocation and no copies beyond the row it asked for.
+ *
+ *       cqrs_view *v;
+ *       order_summary row;
+ *       uint64_t id = 42;
+ *       if (cqrs_view_open("orders", "order_summaries", &v) == 0) {
+ *           if (cqrs_view_get(v, &id, sizeof id, &row, sizeof row) == 0)
+ *               ...
+ *           cqrs_view_wait(v, my_command_seq, 1000000000);  // read-your-writes
+ *           cqrs_view_close(v);
+ *       }
+ *
+ *   Every row handed out is one consistent version (the row's seqlock):
+ *   never torn. Multi-row results (find, scan) hold rows that were each
+ *   consistent, possibly at different moments, unless CQRS_FIND_SNAPSHOT
+ *   asks for one batch-consistent state.
+ *
+ *   Keys: the key field's bytes. For integer fields pass a pointer to the
+ *   integer and its size; str and bytes keys may be shorter than the field
+ *   (zero padded, as the engine stores them).
+ *
+ *   Generations: when the engine rebuilds a view into a new segment, a
+ *   reader notices at its next call (one load it does anyway) and moves to
+ *   the new one by itself; cqrs_view_generation() tells which it reads.
+ *
+ * Caveats
+ *   - A handle is used by one thread at a time (it holds scratch buffers and
+ *     moves between generations). Open one per thread; opening is cheap.
+ *   - cqrs_view_get copies into row_out before it knows the row is the one
+ *     asked for: on any error row_out holds unspecified bytes.
+ *   - A view whose writer died mid-update keeps that row's seqlock odd:
+ *     reads of that row return CQRS_EWRITERDEAD; the rest stay readable.
+ *   - Snapshot queries can be starved by a writer whose batches never pause
+ *     (they then return -EAGAIN); plain queries cannot.
+ *   - Liveness checks read /proc and compare pids: readers must share the
+ *     engine's pid namespace for CQRS_EWRITERDEAD to be reported.
+ *   - The segment's size is checked when it is opened; a process with write
+ *     access to /dev/shm that truncates a segment afterwards can still make
+ *     readers fault (the engine never does).
+ */
+#ifndef CQRS_VIEW_H
+#define CQRS_VIEW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cqrs_common.h"
+#include "cqrs_schema.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cqrs_view cqrs_view;
+
+/* Flags for cqrs_view_find and cqrs_view_scan. */
+#define CQRS_FIND_SNAPSHOT 1u /* all rows from one batch boundary (retried, buffered) */
+
+#define CQRS_VIEW_MAX_SECONDARY 4
+
+/* Receives one row (a private copy, valid during the call). Return 0 to go
+ * on, anything else to stop. */
+typedef int (*cqrs_view_row_fn)(void *arg, const void *row, size_t row_size);
+
+typedef struct cqrs_view_info {
+	char engine[CQRS_NAME_MAX];
+	char name[CQRS_NAME_MAX];
+	char segment[128];     /* shm name of the segment being read */
+	uint64_t generation;
+	uint64_t capacity;
+	uint64_t rows;
+	uint64_t bytes;        /* segment size */
+	uint64_t applied_seq;
+	uint64_t schema_hash;
+	uint32_t row_size;
+	int clean;             /* the engine shut down cleanly */
+	int retired;           /* replaced; the handle will move */
+	int writer_alive;      /* the owning engine process lives */
+	char key_field[CQRS_NAME_MAX];
+	uint32_t nsecondary;
+	char secondary[CQRS_VIEW_MAX_SECONDARY][CQRS_NAME_MAX];
+} cqrs_view_info;
+
+typedef struct cqrs_view_entry {
+	char name[CQRS_NAME_MAX];
+	uint64_t generation; /* 0: declared, not published yet */
+	uint64_t schema_hash;
+	uint64_t capacity;
+	uint32_t row_size;
+} cqrs_view_entry;
+
+/* Opens view of engine through the engine's control segment and maps its
+ * current generation read-only. *out must be closed with cqrs_view_close.
+ * 0, -EINVAL (bad names), -ENOENT (no such engine), CQRS_ENOTFOUND (no such
+ * view, or not published yet), -EACCES, CQRS_EFORMAT, CQRS_ECORRUPT (the
+ * segment failed validation), -ENOMEM. Cold path: several syscalls. */
+CQRS_API int cqrs_view_open(const char *engine, const char *view, cqrs_view **out);
+
+/* Unmaps and frees. NULL is fine. */
+CQRS_API void cqrs_view_close(cqrs_view *v);
+
+/* Copies the row with this key into row_out (row_size >= the view's row
+ * size; exactly that many bytes are written). Wait-free unless the row is
+ * being written at that instant (then it retries). 0, CQRS_ENOTFOUND,
+ * -EINVAL (key length), -ENOSPC (row_size too small), CQRS_EWRITERDEAD (the
+ * row is stuck mid-update and its writer is dead), -EAGAIN (a live writer
+ * kept it busy for seconds), CQRS_ECORRUPT. O(1) expected. */
+CQRS_API int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out,
+			   size_t row_size);
+
+/* Calls fn for every row whose secondary-indexed field equals key. Without
+ * flags each row is consistent and every row that had the key for the whole
+ * call is delivered exactly once; with CQRS_FIND_SNAPSHOT the rows are one
+ * batch-consistent set (buffered inside the handle, then delivered).
+ * Returns the number of rows delivered, or CQRS_ENOTFOUND (field not
+ * indexed), -EINVAL, -EAGAIN (snapshot starved), CQRS_EWRITERDEAD,
+ * CQRS_ECORRUPT, -ENOMEM (snapshot buffer). O(rows in the key's chain). */
+CQRS_API int cqrs_view_find(cqrs_view *v, const char *field, const void *key, size_t keylen,
+			    cqrs_view_row_fn fn, void *arg, unsigned flags);
+
+/* Calls fn for every live row (in slot order). Flags as cqrs_view_find;
+ * a snapshot scan buffers the whole view. Returns the count or an error. */
+CQRS_API int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags);
+
+/* The last journal sequence number whose effects the view shows (acquire
+ * load: rows of that batch are visible to the calls that follow). */
+CQRS_API uint64_t cqrs_view_applied_seq(cqrs_view *v);
+
+/* Waits until applied_seq >= seq: spins briefly, then sleeps on a futex in
+ * the segment (woken by the engine across processes). timeout_ns UINT64_MAX
+ * waits forever. 0, -ETIMEDOUT, CQRS_EWRITERDEAD (the engine died). */
+CQRS_API int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns);
+
+/* The row schema (owned by the handle; its content follows the handle to a
+ * new generation). */
+CQRS_API const cqrs_schema *cqrs_view_schema(cqrs_view *v);
+
+CQRS_API uint64_t cqrs_view_rows(cqrs_view *v);
+CQRS_API uint64_t cqrs_view_capacity(cqrs_view *v);
+CQRS_API uint64_t cqrs_view_generation(cqrs_view *v);
+
+/* Fills *out (checks the writer's liveness: reads /proc). */
+CQRS_API int cqrs_view_stat(cqrs_view *v, cqrs_view_info *out);
+
+/* Checks the control directory now and moves to a newer generation if there
+ * is one. 0 (moved or already current) or an error from opening. */
+CQRS_API int cqrs_view_refresh(cqrs_view *v);
+
+/* Lists engine's views: fills up to cap entries, returns how many exist,
+ * or an error as cqrs_view_open. */
+CQRS_API int cqrs_view_list(const char *engine, cqrs_view_entry *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CQRS_VIEW_H */

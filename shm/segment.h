@@ -1,0 +1,186 @@
+/*
+ * shm/segment.h - the lifecycle of one POSIX shared-memory segment: names,
+ * create, open read-only, validate, owner liveness, stale removal.
+ *
+ * Every cqrs segment (control, waiter board, view) starts with the same
+ * 1024-byte immutable block and one mutable "live" cache line:
+ *
+ *   off   size  field
+ *   0     128   cqrs_seg_hdr: magic "CQRSSHM1", format, kind, total size,
+ *               immutable size (1024), creator uid/pid/start time, creation
+ *               time, engine and object names, generation
+ *   128   888   kind parameters (shm/control.h, shm/view_format.h)
+ *   1016  8     XXH3-64 of bytes [0, 1016): the immutable block's checksum
+ *   1024  64    cqrs_seg_live: owner (pid | start ticks << 22 of the process
+ *               that writes the segment now), flags (RETIRED, CLEAN), epoch
+ *   1088  960   the kind's mutable lines (cursors, counters), zero at start
+ *   2048  ...   the kind's regions, each 64-byte aligned, sized by the
+ *               parameters; total size a multiple of 4096
+ *
+ * Creation: shm_open(O_CREAT|O_EXCL), fchmod(mode) (so the umask never
+ * matters), posix_fallocate (no SIGBUS later on a full /dev/shm), mmap,
+ * owner word, parameters, then cqrs_seg_seal(): checksum, and the magic
+ * last with release order. A segment without its magic is unfinished and
+ * opens as CQRS_EFORMAT.
+ *
+ * Opening: shm_open(O_RDONLY) and mmap(PROT_READ): readers can never write.
+ * fstat gives the real size; nothing is read past it, and the header's total
+ * size must equal it, so a truncated segment is refused (CQRS_ECORRUPT)
+ * before a single offset is followed. The immutable block is copied into the
+ * handle and validated there: later changes in the mapping cannot move an
+ * offset a reader already checked.
+ *
+ * Owners: the live line's owner word packs the writer's pid (< 2^22, Linux's
+ * PID_MAX_LIMIT) with its start time from /proc/<pid>/stat field 22 (clock
+ * ticks since boot, < 2^42). The owner is alive when /proc/<pid>/stat exists,
+ * is not a zombie, and shows the same start time (pid reuse is caught).
+ */
+#ifndef CQRS_SHM_SEGMENT_H
+#define CQRS_SHM_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cqrs_schema.h"
+
+#define CQRS_SHM_MAGIC UINT64_C(0x314d485353525143) /* "CQRSSHM1" little-endian */
+#define CQRS_SHM_FORMAT 1u /* changes whenever any segment layout changes */
+
+#define CQRS_SEG_IMM_SIZE 1024u  /* immutable block, checksum in its last 8 bytes */
+#define CQRS_SEG_LIVE_OFF 1024u  /* cqrs_seg_live */
+#define CQRS_SEG_LINES_OFF 1088u /* the kind's mutable lines */
+#define CQRS_SEG_REGION_OFF 2048u
+#define CQRS_SEG_NAME_MAX 128u   /* "/cqrs.<engine>.v.<view>.<gen>" and NUL */
+#define CQRS_SEG_MAX_SIZE (UINT64_C(1) << 46)
+#define CQRS_SEG_DEFAULT_MODE 0640u
+
+enum cqrs_seg_kind { CQRS_SEG_CONTROL = 1, CQRS_SEG_BOARD = 2, CQRS_SEG_VIEW = 3 };
+
+/* cqrs_seg_live.flags */
+#define CQRS_SEG_RETIRED 1u /* replaced (newer generation, or its engine restarted) */
+#define CQRS_SEG_CLEAN 2u   /* view: shut down cleanly, resumable without rebuild */
+
+typedef struct cqrs_seg_hdr {
+	uint64_t magic;
+	uint32_t format;
+	uint32_t kind;
+	uint64_t total_size;
+	uint32_t imm_size;      /* CQRS_SEG_IMM_SIZE */
+	uint32_t creator_uid;
+	uint32_t creator_pid;
+	uint32_t reserved0;
+	uint64_t creator_start; /* clock ticks since boot */
+	int64_t created_ns;     /* wall clock */
+	char engine[CQRS_NAME_MAX];
+	char object[CQRS_NAME_MAX]; /* view name; "" for control and board */
+	uint64_t generation;        /* view generation; 0 otherwise */
+} cqrs_seg_hdr;
+
+typedef struct cqrs_seg_live {
+	_Atomic uint64_t owner; /* pid | start_ticks << 22; 0: none */
+	_Atomic uint32_t flags; /* CQRS_SEG_RETIRED | CQRS_SEG_CLEAN */
+	_Atomic uint32_t epoch; /* view: primary index epoch (shm/view_format.h) */
+	uint8_t pad[48];
+} cqrs_seg_live;
+
+_Static_assert(sizeof(cqrs_seg_hdr) == 128, "segment header is 128 bytes");
+_Static_assert(sizeof(cqrs_seg_live) == 64, "live line is one cache line");
+
+/* A mapped segment. imm holds the validated copy of the immutable block. */
+typedef struct cqrs_seg {
+	uint8_t *base;
+	size_t size;
+	int writable;
+	uid_t uid; /* the file's owner */
+	char name[CQRS_SEG_NAME_MAX];
+	_Alignas(8) uint8_t imm[CQRS_SEG_IMM_SIZE];
+} cqrs_seg;
+
+static inline const cqrs_seg_hdr *cqrs_seg_header(const cqrs_seg *s)
+{
+	return (const cqrs_seg_hdr *)(const void *)s->imm;
+}
+
+static inline cqrs_seg_live *cqrs_seg_live_line(const cqrs_seg *s)
+{
+	return (cqrs_seg_live *)(void *)(s->base + CQRS_SEG_LIVE_OFF);
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+/* "/cqrs.<engine>.ctl", "/cqrs.<engine>.wait", "/cqrs.<engine>.v.<view>.<gen>".
+ * Names are validated (1..31 bytes of [A-Za-z0-9_]). 0, -EINVAL. */
+int cqrs_seg_name_ctl(char *out, size_t cap, const char *engine);
+int cqrs_seg_name_board(char *out, size_t cap, const char *engine);
+int cqrs_seg_name_view(char *out, size_t cap, const char *engine, const char *view, uint64_t gen);
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+/* Creates and maps name read-write with `size` zero bytes (rounded up to
+ * 4096), permission bits `mode` (0: 0640) whatever the umask, and sets the
+ * owner word to this process. When the name exists, nothing is changed and
+ * the result says why: -EACCES (another user's), -EEXIST (a live process
+ * owns it, or it is being created), CQRS_ESTALE (its owner is dead: see
+ * cqrs_seg_remove_stale), CQRS_EFORMAT (not a cqrs segment). Else 0 or -errno. */
+int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode);
+
+/* Fills the common header of a created segment (before the kind writes its
+ * parameters into base + 128). */
+void cqrs_seg_init_header(cqrs_seg *s, uint32_t kind, const char *engine, const char *object,
+			  uint64_t generation);
+
+/* Computes the checksum and publishes the magic (release); copies the
+ * immutable block into s->imm. */
+void cqrs_seg_seal(cqrs_seg *s);
+
+/* Recomputes the checksum after the owner rewrote a parameter (adoption). */
+void cqrs_seg_reseal(cqrs_seg *s);
+
+/* Opens name and validates its common header for `kind` (see the overview).
+ * writable: O_RDWR + PROT_WRITE (the owner adopting a segment, or a waiter
+ * board); else O_RDONLY + PROT_READ. 0, -errno (-ENOENT: no such segment),
+ * CQRS_EFORMAT or CQRS_ECORRUPT. */
+int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable);
+
+/* Validates the common header of an image of len bytes for kind and copies
+ * its immutable block to imm_out (1024 bytes). Reads nothing outside
+ * [base, base+len). Used by cqrs_seg_open and the fuzz target. */
+int cqrs_seg_check(const void *base, size_t len, uint32_t kind, void *imm_out);
+
+/* Unmaps (the name stays). Safe on a zeroed or closed handle. */
+void cqrs_seg_close(cqrs_seg *s);
+
+/* shm_unlink; 0 or -errno. */
+int cqrs_seg_unlink(const char *name);
+
+/* Removes a segment whose owner is dead, after marking it RETIRED so that
+ * readers still mapping it move on. 0, -ENOENT, -EEXIST (owner alive),
+ * -EACCES (another user's), CQRS_EFORMAT. */
+int cqrs_seg_remove_stale(const char *name);
+
+/* ---- owners --------------------------------------------------------------- */
+
+/* This process's owner word. */
+uint64_t cqrs_seg_self_owner(void);
+
+/* 1 when the process named by an owner word is alive, 0 when not (or when
+ * the word is 0). Reads /proc: cold paths only. */
+int cqrs_seg_owner_alive(uint64_t owner);
+
+static inline uint32_t cqrs_seg_owner_pid(uint64_t owner)
+{
+	return (uint32_t)(owner & ((UINT64_C(1) << 22) - 1));
+}
+
+/* Start time of pid from /proc/<pid>/stat (field 22); *zombie set when the
+ * state is Z or X. 0 or -errno. */
+int cqrs_seg_proc_start(uint32_t pid, uint64_t *ticks, int *zombie);
+
+static inline uint64_t cqrs_align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+#endif

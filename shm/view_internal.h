@@ -1,0 +1,18 @@
+/*
+ * shm/view_internal.h - reader entry points for tests and the fuzz target
+ * (not part of the public API).
+ */
+#ifndef CQRS_SHM_VIEW_INTERNAL_H
+#define CQRS_SHM_VIEW_INTERNAL_H
+
+#include <stddef.h>
+
+#include "cqrs_view.h"
+
+/* Attaches a reader handle to an in-memory image of a view segment (8-byte
+ * aligned, len bytes) after full validation. The image has no owner: a
+ * seqlock that stays odd gives CQRS_EWRITERDEAD after a short spin. The
+ * image must outlive the handle; cqrs_view_close releases only the handle. */
+int cqrs__view_attach_image(const void *img, size_t len, cqrs_view **out);
+
+#endif

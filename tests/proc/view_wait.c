@@ -1,0 +1,94 @@
+/*
+ * tests/proc/view_wait.c - cqrs_view_wait wakes readers in other processes.
+ *
+ * Two reader processes wait for applied_seq >= 5 with a long timeout. The
+ * parent (the engine) waits until both are announced on the waiter board,
+ * i.e. really blocked (no timing guess), then publishes a batch with
+ * applied_seq 5; both must return 0 and see the batch's row. Then one
+ * reader waits for a sequence that never comes with a short timeout and
+ * must get -ETIMEDOUT. No timing assertions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "tests/lib/testutil.h"
+#include "tests/unit/test_view_rows.h"
+
+static char engine[64];
+
+static int waiter(uint64_t seq, uint64_t timeout_ns, int expect)
+{
+	cqrs_view *v;
+	uint64_t id = 77;
+	trow r;
+	int rc;
+
+	if (cqrs_view_open(engine, "orders", &v))
+		return 10;
+	rc = cqrs_view_wait(v, seq, timeout_ns);
+	if (rc != expect) {
+		fprintf(stderr, "wait(%llu): %s, expected %s\n", (unsigned long long)seq,
+			cqrs_strerror(rc), cqrs_strerror(expect));
+		return 11;
+	}
+	if (expect == 0 && (cqrs_view_applied_seq(v) < seq ||
+			    cqrs_view_get(v, &id, sizeof id, &r, sizeof r) != 0 || !trow_ok(&r)))
+		return 12; /* read-your-writes: the batch is visible after the wait */
+	cqrs_view_close(v);
+	return 0;
+}
+
+int main(void)
+{
+	cqrs_ctl *ctl;
+	cqrs_vw *w;
+	pid_t pid[3];
+	_Atomic uint32_t *waiters;
+	uint64_t t0;
+	int status, fail = 0;
+	trow r;
+
+	tu_unique_name(engine, sizeof engine, "pwait");
+	if (tview_setup(engine, 64, &ctl, &w)) {
+		fprintf(stderr, "setup: %s\n", cqrs_last_error());
+		return 1;
+	}
+	waiters = cqrs_ctl_waiters(ctl, 0);
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0)
+			_exit(waiter(5, 60ull * 1000000000, 0));
+	}
+	/* Both children blocked in the futex (they count themselves on the
+	 * board before sleeping); give up after 60 s of nothing. */
+	t0 = cqrs_mono_ns();
+	while (atomic_load(waiters) < 2 && cqrs_mono_ns() - t0 < 60ull * 1000000000)
+		usleep(1000);
+	printf("waiters announced: %u\n", atomic_load(waiters));
+	cqrs_vw_begin(w);
+	trow_fill(&r, 77, 1, 1);
+	cqrs_vw_upsert(w, &r);
+	cqrs_vw_end(w, 5);
+	for (int i = 0; i < 2; i++) {
+		waitpid(pid[i], &status, 0);
+		printf("waiter %d: exit %d\n", i, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		fail |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	}
+	/* a sequence that never comes */
+	pid[2] = fork();
+	if (pid[2] == 0)
+		_exit(waiter(6, 20 * 1000000, -ETIMEDOUT));
+	waitpid(pid[2], &status, 0);
+	printf("timeout waiter: exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	fail |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	printf("board count after: %u\n", atomic_load(waiters));
+	fail |= atomic_load(waiters) != 0;
+	tview_teardown(ctl, w);
+	fail |= tview_shm_count(engine) != 0;
+	printf("%s\n", fail ? "FAIL" : "ok");
+	return fail;
+}

@@ -1,0 +1,294 @@
+/*
+ * tests/unit/test_segment.c - segment lifecycle and validation: names,
+ * permissions whatever the umask, live/stale/foreign names on create, owner
+ * liveness, truncated segments, wrong magic/version/checksum, every byte of
+ * the immutable header flipped, resealed headers with inconsistent layouts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "shm/segment.h"
+#include "shm/view_format.h"
+#include "shm/view_internal.h"
+#include "tests/lib/testutil.h"
+#include "tests/unit/test_view_rows.h"
+
+static void test_names(void **state)
+{
+	char out[CQRS_SEG_NAME_MAX];
+	(void)state;
+
+	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "orders"), 0);
+	assert_string_equal(out, "/cqrs.orders.ctl");
+	assert_int_equal(cqrs_seg_name_board(out, sizeof out, "orders"), 0);
+	assert_string_equal(out, "/cqrs.orders.wait");
+	assert_int_equal(cqrs_seg_name_view(out, sizeof out, "orders", "order_summaries", 3), 0);
+	assert_string_equal(out, "/cqrs.orders.v.order_summaries.3");
+	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "a/b"), -EINVAL);
+	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "a.b"), -EINVAL);
+	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, ""), -EINVAL);
+	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, NULL), -EINVAL);
+	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "0123456789012345678901234567890123"),
+			 -EINVAL);
+	assert_int_equal(cqrs_seg_name_view(out, sizeof out, "e", "v-1", 1), -EINVAL);
+	assert_int_equal(cqrs_seg_name_view(out, 10, "engine", "view", 1), -EINVAL);
+}
+
+static void test_owner_liveness(void **state)
+{
+	uint64_t self = cqrs_seg_self_owner(), ticks;
+	int zombie;
+	pid_t pid;
+	(void)state;
+
+	assert_int_equal(cqrs_seg_owner_pid(self), (uint32_t)getpid());
+	assert_true(cqrs_seg_owner_alive(self));
+	assert_false(cqrs_seg_owner_alive(0));
+	/* same pid, other start time: a reused pid is not our owner */
+	assert_false(cqrs_seg_owner_alive(self + (UINT64_C(1) << 22)));
+	assert_int_equal(cqrs_seg_proc_start((uint32_t)getpid(), &ticks, &zombie), 0);
+	assert_true(ticks == self >> 22 && !zombie);
+	/* a child that exited: zombie first, then gone */
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	assert_true(pid > 0);
+	while (cqrs_seg_proc_start((uint32_t)pid, &ticks, &zombie) == 0 && !zombie)
+		usleep(1000);
+	assert_false(cqrs_seg_owner_alive((uint64_t)pid | ticks << 22));
+	waitpid(pid, NULL, 0);
+	assert_false(cqrs_seg_owner_alive((uint64_t)pid | ticks << 22));
+}
+
+static void make_sealed(cqrs_seg *s, const char *name, unsigned mode)
+{
+	assert_int_equal(cqrs_seg_create(s, name, 8192, mode), 0);
+	cqrs_seg_init_header(s, CQRS_SEG_CONTROL, "tseg", NULL, 0);
+	cqrs_seg_seal(s);
+}
+
+static void test_create_mode_umask(void **state)
+{
+	char name[96];
+	cqrs_seg s, r;
+	struct stat st;
+	int fd;
+	mode_t old = umask(0);
+	(void)state;
+
+	snprintf(name, sizeof name, "/cqrs.tseg_%d.ctl", (int)getpid());
+	make_sealed(&s, name, 0);
+	fd = shm_open(name, O_RDONLY, 0);
+	assert_true(fd >= 0 && fstat(fd, &st) == 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	close(fd);
+	/* open read-only validates the header; a wrong kind is refused */
+	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), 0);
+	assert_int_equal(r.size, 8192);
+	assert_false(r.writable);
+	cqrs_seg_close(&r);
+	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_VIEW, 0), CQRS_EFORMAT);
+	/* a live owner's name is refused */
+	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), -EEXIST);
+	assert_int_equal(cqrs_seg_remove_stale(name), -EEXIST);
+	cqrs_seg_close(&s);
+	assert_int_equal(cqrs_seg_unlink(name), 0);
+
+	/* an explicit mode, and a restrictive umask does not narrow it */
+	umask(077);
+	make_sealed(&s, name, 0604);
+	fd = shm_open(name, O_RDONLY, 0);
+	assert_true(fd >= 0 && fstat(fd, &st) == 0);
+	assert_int_equal(st.st_mode & 07777, 0604);
+	close(fd);
+	cqrs_seg_close(&s);
+	assert_int_equal(cqrs_seg_unlink(name), 0);
+	umask(old);
+	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), -ENOENT);
+}
+
+static void test_stale_and_foreign(void **state)
+{
+	char name[96];
+	cqrs_seg s, r;
+	pid_t pid;
+	int fd;
+	(void)state;
+
+	snprintf(name, sizeof name, "/cqrs.tstale_%d.ctl", (int)getpid());
+	make_sealed(&s, name, 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	/* as if a dead process owned it */
+	atomic_store(&cqrs_seg_live_line(&s)->owner, (uint64_t)pid | UINT64_C(12345) << 22);
+	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), CQRS_ESTALE);
+	assert_int_equal(cqrs_seg_remove_stale(name), 0);
+	/* readers still mapping it see it retired */
+	assert_true(atomic_load(&cqrs_seg_live_line(&s)->flags) & CQRS_SEG_RETIRED);
+	cqrs_seg_close(&s);
+	assert_int_equal(cqrs_seg_remove_stale(name), -ENOENT);
+	make_sealed(&s, name, 0);
+	cqrs_seg_close(&s);
+	assert_int_equal(cqrs_seg_unlink(name), 0);
+
+	/* a foreign file under our name */
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hello, not a segment", 20), 20);
+	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), CQRS_EFORMAT);
+	assert_int_equal(ftruncate(fd, 65536), 0);
+	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs_seg_remove_stale(name), CQRS_EFORMAT);
+	close(fd);
+	assert_int_equal(cqrs_seg_unlink(name), 0);
+}
+
+/* A small real view segment copied into an aligned buffer. */
+static void *view_image(const char *engine, size_t *len, char *segname)
+{
+	cqrs_ctl *ctl;
+	cqrs_vw *w;
+	cqrs_seg s;
+	void *img;
+	trow r;
+
+	assert_int_equal(tview_setup(engine, 8, &ctl, &w), 0);
+	assert_int_equal(cqrs_vw_begin(w), 0);
+	for (uint64_t i = 1; i <= 5; i++) {
+		trow_fill(&r, i, i % 2, 1);
+		assert_int_equal(cqrs_vw_upsert(w, &r), 0);
+	}
+	assert_int_equal(cqrs_vw_end(w, 1), 0);
+	strcpy(segname, cqrs_vw_segment_name(w));
+	assert_int_equal(cqrs_seg_open(&s, segname, CQRS_SEG_VIEW, 0), 0);
+	img = aligned_alloc(64, s.size);
+	memcpy(img, s.base, s.size);
+	*len = s.size;
+	cqrs_seg_close(&s);
+	cqrs_vw_close(w); /* segment stays for the truncation test */
+	cqrs_ctl_close(ctl);
+	return img;
+}
+
+static void reseal(uint8_t *img)
+{
+	uint64_t sum = XXH3_64bits(img, CQRS_SEG_IMM_SIZE - 8);
+	memcpy(img + CQRS_SEG_IMM_SIZE - 8, &sum, 8);
+}
+
+static int check_img(const uint8_t *img, size_t len)
+{
+	cqrs_vparams p;
+	cqrs_schema s;
+	uint8_t imm[CQRS_SEG_IMM_SIZE];
+	return cqrs_view_check(img, len, &p, &s, imm);
+}
+
+static void test_bad_headers(void **state)
+{
+	char engine[64], segname[CQRS_SEG_NAME_MAX], ctlname[CQRS_SEG_NAME_MAX];
+	size_t len;
+	uint8_t *img, *bad;
+	cqrs_view *v;
+	int rc;
+	(void)state;
+
+	tu_unique_name(engine, sizeof engine, "tbad");
+	img = view_image(engine, &len, segname);
+	bad = aligned_alloc(64, len);
+	assert_int_equal(check_img(img, len), 0);
+	assert_int_equal(cqrs__view_attach_image(img, len, &v), 0);
+	cqrs_view_close(v);
+
+	/* wrong magic, other format version, other kind: not ours */
+	memcpy(bad, img, len); bad[0] ^= 0xff;
+	assert_int_equal(check_img(bad, len), CQRS_EFORMAT);
+	memcpy(bad, img, len); bad[8] = 99; reseal(bad);
+	assert_int_equal(check_img(bad, len), CQRS_EFORMAT);
+	memcpy(bad, img, len); bad[12] = CQRS_SEG_CONTROL; reseal(bad);
+	assert_int_equal(check_img(bad, len), CQRS_EFORMAT);
+	/* checksum */
+	memcpy(bad, img, len); bad[200] ^= 1;
+	assert_int_equal(check_img(bad, len), CQRS_ECORRUPT);
+	/* every single byte of the immutable block, flipped: refused, no crash */
+	for (size_t i = 0; i < CQRS_SEG_IMM_SIZE; i++) {
+		memcpy(bad, img, len);
+		bad[i] ^= 0x5a;
+		assert_true(check_img(bad, len) < 0);
+	}
+	/* resealed parameter changes that a checksum cannot catch */
+	for (size_t off = CQRS_VPARAMS_OFF; off < CQRS_VPARAMS_OFF + sizeof(cqrs_vparams); off++) {
+		memcpy(bad, img, len);
+		bad[off] ^= 0x01;
+		reseal(bad);
+		assert_true(check_img(bad, len) < 0);
+		memcpy(bad, img, len);
+		bad[off] ^= 0x80;
+		reseal(bad);
+		assert_true(check_img(bad, len) < 0);
+	}
+	/* the schema blob region */
+	{
+		cqrs_vparams p;
+		memcpy(&p, img + CQRS_VPARAMS_OFF, sizeof p);
+		memcpy(bad, img, len);
+		bad[p.schema_off + 30] ^= 1;
+		assert_int_equal(check_img(bad, len), CQRS_ECORRUPT);
+	}
+	/* every shorter length */
+	for (size_t l = 0; l < len; l += (l < 4096 ? 1 : 977))
+		assert_true(check_img(img, l) < 0);
+
+	/* a truncated segment on /dev/shm: refused at open, never SIGBUS */
+	{
+		int fd = shm_open(segname, O_RDWR, 0);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, (off_t)len - 1024), 0);
+		close(fd);
+		rc = cqrs_view_open(engine, "orders", &v);
+		print_message("%s\n", cqrs_last_error());
+		assert_int_equal(rc, CQRS_ECORRUPT);
+		fd = shm_open(segname, O_RDWR, 0);
+		assert_int_equal(ftruncate(fd, 100), 0);
+		close(fd);
+		assert_int_equal(cqrs_view_open(engine, "orders", &v), CQRS_ECORRUPT);
+		print_message("%s\n", cqrs_last_error());
+		assert_null(v);
+	}
+	assert_int_equal(cqrs_seg_unlink(segname), 0);
+	cqrs_seg_name_ctl(ctlname, sizeof ctlname, engine);
+	assert_int_equal(cqrs_seg_unlink(ctlname), 0);
+	cqrs_seg_name_board(ctlname, sizeof ctlname, engine);
+	assert_int_equal(cqrs_seg_unlink(ctlname), 0);
+	assert_int_equal(tview_shm_count(engine), 0);
+	free(bad);
+	free(img);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_owner_liveness),
+		cmocka_unit_test(test_create_mode_umask),
+		cmocka_unit_test(test_stale_and_foreign),
+		cmocka_unit_test(test_bad_headers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

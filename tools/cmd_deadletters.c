@@ -1,0 +1,81 @@
+/*
+ * tools/cmd_deadletters.c - `cqrs deadletters ENGINE | --dir DATA_DIR`:
+ * the events projections refused, from DATA_DIR/deadletters.log (the data
+ * directory of a running engine is read from its counters), with whether a
+ * later retry resolved them.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "cqrs_counters.h"
+#include "engine/deadletter.h"
+#include "shm/control.h"
+
+typedef struct dl_list {
+	cqrs_deadletter d[4096];
+	int n;
+	int resolved[4096];
+} dl_list;
+
+static void collect(void *arg, const cqrs_deadletter *d)
+{
+	dl_list *l = arg;
+
+	if (d->kind == CQRS_DL_RESOLVED) {
+		for (int i = 0; i < l->n; i++)
+			if (l->d[i].seq == d->seq && !strcmp(l->d[i].projection, d->projection))
+				l->resolved[i] = 1;
+		return;
+	}
+	if (l->n < 4096)
+		l->d[l->n++] = *d;
+}
+
+int cqrs_cmd_deadletters(int argc, char **argv)
+{
+	static dl_list l;
+	char dir[256];
+	uint64_t torn;
+	int rc;
+
+	if (argc == 3 && !strcmp(argv[1], "--dir")) {
+		snprintf(dir, sizeof dir, "%s", argv[2]);
+	} else if (argc == 2) {
+		cqrs_ctl *ctl;
+		const cqrs_counters *c;
+		uint64_t size;
+		rc = cqrs_ctl_open(argv[1], &ctl);
+		if (rc)
+			return tool_fail(argv[1], rc);
+		c = cqrs_ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
+		/* acquire: pairs with the engine's release store of the magic. */
+		if (!c || size < sizeof *c ||
+		    atomic_load_explicit((const _Atomic uint64_t *)&c->magic, memory_order_acquire) !=
+			    CQRS_COUNTERS_MAGIC) {
+			cqrs_ctl_close(ctl);
+			fprintf(stderr, "cqrs: %s: no counters; use --dir DATA_DIR\n", argv[1]);
+			return 1;
+		}
+		memcpy(dir, c->data_dir, sizeof dir);
+		dir[sizeof dir - 1] = 0;
+		cqrs_ctl_close(ctl);
+	} else {
+		fprintf(stderr, "usage: cqrs deadletters ENGINE | cqrs deadletters --dir DATA_DIR\n");
+		return 2;
+	}
+	l.n = 0;
+	memset(l.resolved, 0, sizeof l.resolved);
+	rc = cqrs_dl_read(dir, collect, &l, &torn);
+	if (rc < 0)
+		return tool_fail(dir, rc);
+	printf("%-12s %-24s %-24s %-10s %s\n", "SEQ", "PROJECTION", "ERROR", "STATE", "REASON");
+	for (int i = 0; i < l.n; i++)
+		printf("%-12llu %-24.31s %-24s %-10s %s\n", (unsigned long long)l.d[i].seq,
+		       l.d[i].projection, cqrs_strerror(l.d[i].code),
+		       l.resolved[i] ? "resolved" : "open", l.d[i].reason);
+	printf("%d dead letter(s)%s\n", l.n, torn ? " (and a torn record at the end)" : "");
+	return 0;
+}
