@@ -22,6 +22,7 @@
 #include "cqrs_counters.h"
 #include "engine/deadletter.h"
 #include "engine/dedup.h"
+#include "engine/gateway.h"
 #include "engine/journal.h"
 #include "engine/ticket.h"
 
@@ -55,7 +56,7 @@ struct cqrs_ctx {
 	uint32_t nemitted;
 	uint32_t scratch_used;
 	emitted ev[CQRS_MAX_EVENTS_PER_COMMAND];
-	char reason[112];
+	char reason[96];
 	_Alignas(8) uint8_t scratch[CQRS_MAX_EVENTS_PER_COMMAND * 1024];
 };
 
@@ -120,6 +121,9 @@ struct cqrs_engine {
 	pthread_mutex_t dl_lock; /* projectors append dead letters (cold path) */
 
 	uint64_t uid; /* unique per engine in this process (submit.c) */
+	cqrs_bell own_bell;
+	cqrs_bell *bell; /* the command thread's doorbell (gateway.h) */
+	void *gateway;   /* gateway state (gateway.c), NULL when none */
 	void *sub;    /* submission ring (submit.c) */
 	void *bcast;  /* broadcast ring (projector.c) */
 	void *ctl;    /* control segment (views.c) */

@@ -145,7 +145,10 @@ void cqrs__jseg_scan(const uint8_t *img, size_t len, size_t data_off, uint64_t f
 typedef struct jseg_map {
 	int fd;
 	const uint8_t *img;
-	size_t len;
+	size_t len;             /* file size (and mapping length) */
+	size_t scan_len;        /* end of the last data extent: beyond it the
+				   filesystem holds only holes or unwritten
+				   (preallocated, never written) blocks */
 	jseg_header h;
 	char name[32];
 } jseg_map;

@@ -115,7 +115,7 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 		rc = cqrs__jseg_map(j->dirfd, segs[n - 2], false, j->engine, &m);
 		if (rc)
 			goto out;
-		cqrs__jseg_scan(m.img, m.len, m.h.header_size, m.h.first_seq, &s);
+		cqrs__jseg_scan(m.img, m.scan_len, m.h.header_size, m.h.first_seq, &s);
 		if (s.tail.kind == JTAIL_CORRUPT)
 			rc = corrupt(j, m.name, s.tail.bad_off, s.tail.bad_seq, s.tail.why);
 		else if (s.tail.kind == JTAIL_TORN)
@@ -136,7 +136,7 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 	rc = cqrs__jseg_map(j->dirfd, segs[n - 1], true, j->engine, &m);
 	if (rc)
 		goto out;
-	cqrs__jseg_scan(m.img, m.len, m.h.header_size, m.h.first_seq, &s);
+	cqrs__jseg_scan(m.img, m.scan_len, m.h.header_size, m.h.first_seq, &s);
 	if (s.tail.kind == JTAIL_CORRUPT) {
 		rc = corrupt(j, m.name, s.tail.bad_off, s.tail.bad_seq, s.tail.why);
 		goto out;

@@ -156,6 +156,8 @@ static void *command_main(void *arg)
 		cqrs__command_reset_ctx(e);
 		if (!cqrs__acks_full(e))
 			n = cqrs__submit_drain(e, max);
+		if (e->gateway && n < max && !cqrs__acks_full(e))
+			n += cqrs__gateway_poll(e, max - n);
 		if (n)
 			cqrs_journal_flush(e->journal);
 		rc = cqrs_journal_poll(e->journal);
@@ -236,6 +238,8 @@ static int start(cqrs_engine *e)
 	}
 	rc = open_ring(e);
 	if (!rc)
+		rc = cqrs__gateway_open(e); /* may point e->bell into its segment */
+	if (!rc)
 		rc = cqrs__submit_init(e);
 	if (rc)
 		return rc;
@@ -275,6 +279,7 @@ static void teardown(cqrs_engine *e, int clean)
 			cqrs__log(e, CQRS_LOG_ERROR, "journal close: %s", cqrs_strerror(rc));
 		e->journal = NULL;
 	}
+	cqrs__gateway_close(e);
 	cqrs__submit_free(e);
 	if (e->bcast) {
 		cqrs_bcast_close(e->bcast);

@@ -19,6 +19,7 @@
 #include "cqrs_ring.h"
 #include "engine_internal.h"
 #include "error.h"
+#include "ringbuf/wait.h"
 #include "submit.h"
 
 #define SUB_TYPE 1u
@@ -61,6 +62,8 @@ int cqrs__submit_init(cqrs_engine *e)
 		return rc;
 	}
 	pthread_mutex_init(&q->lock, NULL);
+	if (!e->bell)
+		e->bell = &e->own_bell;
 	/* relaxed: a unique number; nothing is published through it. */
 	e->uid = atomic_fetch_add_explicit(&next_engine_uid, 1, memory_order_relaxed);
 	e->sub = q;
@@ -149,6 +152,12 @@ static int enqueue(cqrs_mpsc_producer *p, const cqrs_command *c, cqrs_ticket *t)
 	return cqrs_mpsc_commit(p, (uint32_t)sizeof(sub_hdr) + c->size);
 }
 
+/* After commits (each a seq_cst RMW): wake the command thread if it sleeps. */
+static void ring_bell(cqrs_engine *e)
+{
+	cqrs__ring_wake(&e->bell->seq, &e->bell->waiters);
+}
+
 static int admit(cqrs_engine *e)
 {
 	/* relaxed: status words; the ring's release/acquire orders the data. */
@@ -177,7 +186,12 @@ int cqrs_submit(cqrs_engine *e, const cqrs_command *cmd, cqrs_ticket *t)
 	if (rc)
 		return rc;
 	p = producer_for(e);
-	return p ? submit_one(e, p, cmd, t) : -ENOMEM;
+	if (!p)
+		return -ENOMEM;
+	rc = submit_one(e, p, cmd, t);
+	if (rc == 0)
+		ring_bell(e);
+	return rc;
 }
 
 int cqrs_submit_batch(cqrs_engine *e, const cqrs_command *cmds, cqrs_ticket *tickets, uint32_t n)
@@ -196,6 +210,8 @@ int cqrs_submit_batch(cqrs_engine *e, const cqrs_command *cmds, cqrs_ticket *tic
 		if (rc)
 			break;
 	}
+	if (i > 0)
+		ring_bell(e); /* once per batch */
 	return i > 0 ? (int)i : rc;
 }
 
@@ -218,9 +234,18 @@ uint32_t cqrs__submit_drain(cqrs_engine *e, uint32_t max)
 	return n > 0 ? (uint32_t)n : 0;
 }
 
-void cqrs__submit_wait(cqrs_engine *e, uint64_t timeout_ns)
+/* The command thread's re-check (seq_cst loads inside): any request on
+ * any ring. */
+static bool any_ready(void *arg)
 {
+	cqrs_engine *e = arg;
 	submit_queue *q = e->sub;
 
-	cqrs_mpsc_wait(q->ring, CQRS_WAIT_BLOCK, timeout_ns);
+	return cqrs_mpsc_ready(q->ring) || (e->gateway && cqrs__gateway_ready(e));
+}
+
+void cqrs__submit_wait(cqrs_engine *e, uint64_t timeout_ns)
+{
+	cqrs__ring_wait(CQRS_WAIT_BLOCK, timeout_ns, timeout_ns, &e->bell->seq, &e->bell->waiters,
+			any_ready, e);
 }

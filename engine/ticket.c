@@ -14,6 +14,8 @@ void cqrs_ticket_arm(cqrs_ticket *t)
 	ti->status = 0;
 	ti->seq = 0;
 	ti->reason[0] = 0;
+	ti->on_done = NULL;
+	ti->cookie = NULL;
 	/* relaxed: the ticket is handed to the command thread by the queue's
 	 * release publish, which orders this store before the hand-off. */
 	atomic_store_explicit(&ti->state, TICKET_PENDING, memory_order_relaxed);
@@ -21,6 +23,10 @@ void cqrs_ticket_arm(cqrs_ticket *t)
 
 void cqrs_ticket_release(ticket_impl *t)
 {
+	if (t->on_done) {
+		t->on_done(t);
+		return;
+	}
 	/* release: status/seq/reason written before are visible to whoever
 	 * acquires DONE (cqrs_ticket_done / cqrs_ticket_wait). */
 	if (atomic_exchange_explicit(&t->state, TICKET_DONE, memory_order_acq_rel) == TICKET_WAITING)

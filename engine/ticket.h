@@ -22,14 +22,18 @@ typedef struct ticket_impl {
 	_Atomic uint32_t state;
 	int32_t status;
 	uint64_t seq;
-	char reason[112];
+	/* Set for tickets the engine owns (gateway requests): called on the
+	 * command thread instead of waking a waiter. NULL for cqrs_submit's. */
+	void (*on_done)(struct ticket_impl *t);
+	void *cookie;
+	char reason[96];
 } ticket_impl;
 
 _Static_assert(sizeof(ticket_impl) <= sizeof(cqrs_ticket), "ticket layout exceeds cqrs_ticket");
 
 static inline ticket_impl *ticket_of(cqrs_ticket *t) { return (ticket_impl *)(void *)t; }
 
-/* Resets a ticket to PENDING before it is queued. */
+/* Resets a caller's ticket to PENDING before it is queued (no on_done). */
 void cqrs_ticket_arm(cqrs_ticket *t);
 
 /* Completes a ticket whose status/seq/reason are already filled in. */

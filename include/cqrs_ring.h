@@ -317,6 +317,12 @@ CQRS_API int cqrs_mpsc_poll(cqrs_mpsc *r, cqrs_ring_handler fn, void *arg, size_
  * a stalled claim reached its timeout). Returns 0, -ETIMEDOUT. */
 CQRS_API int cqrs_mpsc_wait(cqrs_mpsc *r, cqrs_ring_wait wait, uint64_t timeout_ns);
 
+/* Consumer: 1 if cqrs_mpsc_poll can make progress now (a record is
+ * committed, or a stalled claim reached its timeout), else 0. Never
+ * blocks; its loads are seq_cst, so a consumer can use it as the re-check
+ * of its own futex protocol over several rings (ringbuf/wait.h). */
+CQRS_API int cqrs_mpsc_ready(cqrs_mpsc *r);
+
 /* Reads the consumer counters from the ring header. */
 CQRS_API void cqrs_mpsc_stats_get(const cqrs_mpsc *r, cqrs_mpsc_stats *out);
 

@@ -744,3 +744,10 @@ int cqrs_mpsc_wait(cqrs_mpsc *r, cqrs_ring_wait wait, uint64_t timeout_ns)
 	nap = r->timeout_ns == CQRS_RING_FOREVER ? CQRS_RING_FOREVER : r->timeout_ns / 2 + 100000;
 	return cqrs__ring_wait(wait, timeout_ns, nap, &r->h->data_seq, &r->h->data_waiters, data_ready, r);
 }
+
+int cqrs_mpsc_ready(cqrs_mpsc *r)
+{
+	if (!r->consumer_ready)
+		consumer_start(r);
+	return data_ready(r) ? 1 : 0;
+}

@@ -21,8 +21,8 @@
 #include "bench/lib/ck_ring_baseline.h"
 
 struct run {
-	ck_ring ring;
-	ck_ring_buffer *buf;
+	struct ck_ring ring;
+	struct ck_ring_buffer *buf;
 	uint64_t (*pool)[8]; /* 64-byte messages */
 	uint64_t pool_mask;
 	uint64_t n;          /* messages in all */
@@ -150,7 +150,7 @@ uint64_t ckb_run(int mode, unsigned np, unsigned nc, uint64_t n, unsigned slots,
 		return 0;
 	*r = (struct run){ .n = n, .np = np, .nc = nc, .mode = mode, .yield = yield, .pool_mask = pool_n - 1 };
 	ck_ring_init(&r->ring, slots);
-	if (posix_memalign((void **)&r->buf, 128, sizeof(ck_ring_buffer) * slots) ||
+	if (posix_memalign((void **)&r->buf, 128, sizeof(struct ck_ring_buffer) * slots) ||
 	    posix_memalign((void **)&r->pool, 128, 64 * pool_n)) {
 		free(r);
 		return 0;
