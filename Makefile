@@ -65,6 +65,8 @@ DEPS_OK := $(BUILD)/.deps-ok
 
 .PHONY: all deps test run bench asan tsan fuzz install clean tests-build bindings
 .DEFAULT_GOAL := all
+# Keep object files of test and bench programs between runs.
+.SECONDARY:
 
 all: $(DEPS_OK) $(LIBS) $(PROGS) bindings
 
@@ -147,9 +149,11 @@ fuzz: $(DEPS_OK)
 
 # ---- bench ------------------------------------------------------------------
 
-$(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(BUILD)/libcqrs.a bench/harness.h
+# Bench programs may use the orders domain (examples/orders/orders_domain.c).
+ORDERS_DOMAIN_OBJ := $(BUILD)/obj/examples/orders/orders_domain.o
+$(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a bench/harness.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -o $@ $< $(BENCHLIB_OBJ) $(BUILD)/libcqrs.a $(ENGINE_LIBS) -lbenchmark -llmdb -lsqlite3 -lm -lrt
+	$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -o $@ $< $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a $(ENGINE_LIBS) -lbenchmark -llmdb -lsqlite3 -lm -lrt
 
 bench: all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh

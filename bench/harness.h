@@ -111,7 +111,7 @@ static inline void print_table(const collector &c, const char *area, const char 
 			       const std::vector<row> &rows)
 {
 	printf("\n== %s: %s ==\n", area, title);
-	printf("%-40s %12s %12s %8s  %s\n", "case", "ours", "baseline", "ratio", "baseline / note");
+	printf("%-40s %12s %12s %8s  %s\n", "case", "ours", "baseline", "ratio", "baseline and notes");
 	for (const row &r : rows) {
 		double o = 0, b = 0;
 		bool ho = c.value(r.ours, r.metric, &o);
@@ -122,9 +122,9 @@ static inline void print_table(const collector &c, const char *area, const char 
 			snprintf(t, sizeof t, "%.2f", r.higher_is_better ? o / b : b / o);
 			ratio = t;
 		}
-		printf("%-40s %12s %12s %8s  %s%s%s\n", r.label.c_str(), ho ? human(o).c_str() : "n/a",
-		       hb ? human(b).c_str() : "-", ratio.c_str(), r.base.c_str(),
-		       r.note.empty() ? "" : "; ", r.note.c_str());
+		printf("%-40s %12s %12s %8s  %s\n", r.label.c_str(), ho ? human(o).c_str() : "n/a",
+		       hb ? human(b).c_str() : "-", ratio.c_str(),
+		       r.note.empty() ? r.base.c_str() : r.note.c_str());
 	}
 	fflush(stdout);
 }

@@ -222,17 +222,45 @@ static void jfmt(jbuf *j, const char *fmt, ...)
 		jput(j, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
+/* Length of the valid UTF-8 sequence starting at s[0] (2..4), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) { len = 2; cp = s[0] & 0x1f; }
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) { len = 3; cp = s[0] & 0x0f; }
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4) { len = 4; cp = s[0] & 0x07; }
+	else return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* overlong forms, surrogates and values past U+10FFFF are invalid */
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
 static void jstr(jbuf *j, const unsigned char *s, size_t n)
 {
 	jput(j, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
+		size_t u;
 		if (c == '"' || c == '\\') {
 			char e[2] = { '\\', (char)c };
 			jput(j, e, 2);
+		} else if (c >= 0x80 && (u = utf8_len(s + i, n - i)) != 0) {
+			jput(j, (const char *)s + i, u); /* valid UTF-8 passes through */
+			i += u - 1;
 		} else if (c < 0x20 || c >= 0x7f) {
-			/* Non-ASCII bytes are escaped one by one: the output is always
-			 * valid JSON, even for strings that are not valid UTF-8. */
+			/* Control characters and bytes that are not valid UTF-8 are
+			 * escaped one by one: the output is always valid JSON. */
 			jfmt(j, "\\u%04x", c);
 		} else {
 			jput(j, (const char *)&c, 1);

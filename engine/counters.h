@@ -13,11 +13,12 @@
 #include "hist.h"
 
 /* relaxed: a statistic with a single writer; orders nothing else. */
-#define CTR_SET(c, field, v) \
-	atomic_store_explicit((_Atomic uint64_t *)&(c)->field, (uint64_t)(v), memory_order_relaxed)
+#define CTR_SET(c, field, v)                                                          \
+	atomic_store_explicit((_Atomic __typeof__((c)->field) *)&(c)->field,          \
+			      (__typeof__((c)->field))(v), memory_order_relaxed)
 #define CTR_GET(c, field) \
-	atomic_load_explicit((_Atomic uint64_t *)&(c)->field, memory_order_relaxed)
-#define CTR_ADD(c, field, n) CTR_SET(c, field, CTR_GET(c, field) + (uint64_t)(n))
+	atomic_load_explicit((_Atomic __typeof__((c)->field) *)&(c)->field, memory_order_relaxed)
+#define CTR_ADD(c, field, n) CTR_SET(c, field, CTR_GET(c, field) + (n))
 
 _Static_assert(sizeof(cqrs_hist) == sizeof(((cqrs_counters *)0)->ack_latency),
 	       "counters histogram matches core/hist.h");

@@ -51,7 +51,15 @@
  *   - -ENOSPC while creating or preallocating a segment rejects the append
  *     (the journal stays usable, retry later); -ENOSPC from a data write
  *     poisons (those events can no longer be made durable in order).
- *   - on_durable runs inside poll/wait/close, never inside claim or flush.
+ *   - on_durable runs inside poll/wait/close, never inside claim or flush;
+ *     it must not call back into the journal.
+ *   - `none` mode never calls fdatasync on data (a clean close does, once).
+ *     A process crash loses nothing written; a power cut may lose any
+ *     unsynced suffix, and may leave a torn segment that is not the last,
+ *     which recovery refuses (CQRS_ECORRUPT). batch and interval modes
+ *     fdatasync every full segment before starting the next.
+ *   - Opening scans the last two segments only; the iterator validates the
+ *     others when the engine replays them.
  *   - Iterator records point into read-only mappings: valid until the next
  *     cqrs_journal_iter_next() or cqrs_journal_iter_close().
  *   - Records are host-endian (little-endian only, like schema records).
@@ -294,7 +302,8 @@ int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t fr
  * segment, byte offset and seq, or -errno. */
 int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec);
 
-/* Schema of `type` embedded in the current record's segment header, or NULL. */
+/* Schema of `type` embedded in the current record's segment header, or
+ * NULL. Valid until the iterator moves to another segment (or closes). */
 const cqrs_schema *cqrs_journal_iter_schema(const cqrs_journal_iter *it, uint32_t type);
 
 /* The current segment (after iter_next returned 1) and the last record's

@@ -21,6 +21,7 @@ static atomic_bool arm_sticky;
 static atomic_uint_fast64_t arm_nth;
 static atomic_uint_fast64_t hits;
 static atomic_bool fired;
+static atomic_bool fake_sync;
 
 void cqrs__jfault_arm(int site, uint64_t nth, int err, bool sticky)
 {
@@ -60,6 +61,16 @@ int cqrs__jfault_hit(int site)
 		return err;
 	}
 	return 0;
+}
+
+void cqrs__jfault_fake_sync(bool on)
+{
+	atomic_store_explicit(&fake_sync, on, memory_order_relaxed);
+}
+
+bool cqrs__jfault_sync_is_fake(void)
+{
+	return atomic_load_explicit(&fake_sync, memory_order_relaxed);
 }
 
 bool cqrs__jfault_fired(void)
@@ -102,6 +113,8 @@ int cqrs__jf_fdatasync(int fd)
 
 	if (rc < 0)
 		return rc;
+	if (cqrs__jfault_sync_is_fake())
+		return 0;
 	return fdatasync(fd) == 0 ? 0 : -errno;
 }
 
@@ -111,6 +124,8 @@ int cqrs__jf_dirsync(int dirfd)
 
 	if (rc < 0)
 		return rc;
+	if (cqrs__jfault_sync_is_fake())
+		return 0;
 	return fsync(dirfd) == 0 ? 0 : -errno;
 }
 
@@ -132,6 +147,8 @@ int cqrs__jf_pwrite_all(int fd, const void *buf, size_t len, off_t off, uint64_t
 		int f = cqrs__jfault_hit(JF_WRITE);
 		ssize_t n;
 
+		if (f == -EINTR || f == -EAGAIN)
+			continue; /* as the real syscall's: try again */
 		if (f < 0)
 			return f;
 		if (f == JF_SHORT && len >= 2)

@@ -40,6 +40,12 @@ void cqrs__jfault_disarm(void);
 /* At a site: 0 to go on, a negative errno to fail with, or JF_SHORT. */
 int cqrs__jfault_hit(int site);
 
+/* Tests of the logic only: fdatasync/fsync sites still count and fail as
+ * armed, but skip the syscall (io_uring gets a NOP in place of its fsync,
+ * linked the same way), so a slow disk does not slow the fault loops. */
+void cqrs__jfault_fake_sync(bool on);
+bool cqrs__jfault_sync_is_fake(void);
+
 /* Whether anything was injected since the last arm; hits counted. */
 bool cqrs__jfault_fired(void);
 uint64_t cqrs__jfault_hits(void);

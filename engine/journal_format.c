@@ -61,11 +61,13 @@
  *   the batch is reported durable only when that fdatasync completed, and
  *   only after every earlier batch was reported. A command's events (a
  *   group ending with CMD_END) never span batches or segments. Segment
- *   roll: drain the batches in flight, fdatasync the old segment, write and
- *   fdatasync the new header into the preallocated spare, rename it to its
- *   seq name, fsync the directory; only then does a record go into it. So a
- *   segment that is not the last is complete and on stable storage, and
- *   every *.seg file has a valid header.
+ *   roll: drain the batches in flight, fdatasync the old segment (batch and
+ *   interval modes; `none` never fdatasyncs data), write and fdatasync the
+ *   new header into the preallocated spare, rename it to its seq name, fsync
+ *   the directory; only then does a record go into it. So a segment that is
+ *   not the last is complete (on stable storage in batch/interval mode, in
+ *   the page cache at least in `none`), and every *.seg file has a valid
+ *   header.
  *
  * RECOVERY (opening for append), and what the iterator checks
  *

@@ -113,6 +113,7 @@ struct cqrs_journal {
 	atomic_uint_fast64_t written_seq; /* in-order written frontier, for the thread */
 	atomic_uint_fast64_t synced_seq;  /* what the thread's last fdatasync covered */
 	atomic_int sync_err;              /* the thread's fdatasync error, 0 if none */
+	atomic_uint_fast64_t thr_fsyncs;  /* the thread's fdatasyncs (a statistic) */
 };
 
 extern const jio_ops cqrs__jio_uring;

@@ -86,9 +86,6 @@ int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *eng
 	}
 	m->img = p;
 	madvise(p, m->len, MADV_SEQUENTIAL);
-	m->scan_len = data_end(m->fd, m->len) & ~(size_t)7;
-	if (m->scan_len < JSEG_FIXED)
-		m->scan_len = m->len < JSEG_ALIGN ? m->len : JSEG_ALIGN;
 	rc = cqrs__jseg_header_check(m->img, m->len, &m->h);
 	if (rc) {
 		const char *e = cqrs_last_error(), *c = strstr(e, ": ");
@@ -102,6 +99,9 @@ int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *eng
 		return cqrs_fail(CQRS_ECORRUPT, "segment %s, offset 16: header says first seq %" PRIu64,
 				 m->name, m->h.first_seq);
 	}
+	m->scan_len = data_end(m->fd, m->len);
+	if (m->scan_len < m->h.header_size)
+		m->scan_len = m->h.header_size;
 	if (engine && strncmp(m->h.engine, engine, CQRS_NAME_MAX) != 0) {
 		snprintf(why, sizeof why, "%.31s", m->h.engine);
 		cqrs__jseg_unmap(m);

@@ -119,9 +119,13 @@ static int ur_submit(cqrs_journal *j, jbatch *b)
 	b->ops++;
 	if (f) {
 		w->flags |= IOSQE_IO_LINK;
-		io_uring_prep_fsync(f, u->file_registered ? 0 : u->fd, IORING_FSYNC_DATASYNC);
-		if (u->file_registered)
-			f->flags |= IOSQE_FIXED_FILE;
+		if (cqrs__jfault_sync_is_fake()) {
+			io_uring_prep_nop(f);
+		} else {
+			io_uring_prep_fsync(f, u->file_registered ? 0 : u->fd, IORING_FSYNC_DATASYNC);
+			if (u->file_registered)
+				f->flags |= IOSQE_FIXED_FILE;
+		}
 		io_uring_sqe_set_data64(f, mkud(b->index, OP_FSYNC, b->attempt));
 		b->ops++;
 	}

@@ -10,6 +10,10 @@
 
 static unsigned arena_index;
 static int arena_ok;
+/* One explicit tcache per thread that uses the write model (in practice
+ * the command thread): allocations stay lock-free and in this arena. */
+static _Thread_local unsigned tcache_index;
+static _Thread_local int tcache_state; /* 0 unknown, 1 ok, -1 unavailable */
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 
 static void arena_create(void)
@@ -21,10 +25,14 @@ static void arena_create(void)
 static int flags(void)
 {
 	pthread_once(&arena_once, arena_create);
-	/* The command thread is the only allocator: the thread cache is
-	 * bypassed so objects come from this arena even if the tcache was
-	 * filled from another. */
-	return arena_ok ? (MALLOCX_ARENA(arena_index) | MALLOCX_TCACHE_NONE) : 0;
+	if (!arena_ok)
+		return 0;
+	if (tcache_state == 0) {
+		size_t sz = sizeof tcache_index;
+		tcache_state = mallctl("tcache.create", &tcache_index, &sz, NULL, 0) == 0 ? 1 : -1;
+	}
+	return MALLOCX_ARENA(arena_index) |
+	       (tcache_state > 0 ? MALLOCX_TCACHE(tcache_index) : MALLOCX_TCACHE_NONE);
 }
 
 int cqrs_wm_arena(void)

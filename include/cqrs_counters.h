@@ -77,8 +77,13 @@ typedef struct cqrs_counters {
 	cqrs_counters_proj proj[CQRS_COUNTERS_MAX_PROJ];
 } cqrs_counters;
 
+#ifdef __cplusplus
+static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
+static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
+#else
 _Static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 _Static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
+#endif
 
 /* Smallest value counted in histogram bucket b. */
 static inline uint64_t cqrs_counters_bucket_low(unsigned b)

@@ -254,9 +254,12 @@ typedef struct cqrs_mpsc_stats {
 CQRS_API size_t cqrs_mpsc_footprint(uint64_t capacity, uint32_t max_producers);
 
 /* Lays out a new, empty ring in mem (64-byte aligned) and returns a handle.
- * claim_timeout_ns: how long the consumer waits on a claimed but
- * uncommitted record before skipping it (CQRS_RING_FOREVER: never). The
- * largest payload is capacity/2 - 16 bytes. Returns 0, -EINVAL, -ENOMEM. */
+ * The whole footprint is zeroed (O(capacity)): nothing an earlier ring left
+ * in this memory can pass for a record. claim_timeout_ns: how long the
+ * consumer waits on a claimed but uncommitted record before skipping it
+ * (CQRS_RING_FOREVER: never; 0: at once). The largest payload is
+ * capacity/2 - 16 bytes. The handle is built from the arguments, never
+ * re-read from the shared header. Returns 0, -EINVAL, -ENOMEM. */
 CQRS_API int cqrs_mpsc_init(void *mem, size_t size, uint64_t capacity, uint32_t max_producers,
 			    uint64_t claim_timeout_ns, cqrs_mpsc **out);
 
@@ -282,8 +285,7 @@ CQRS_API void cqrs_mpsc_producer_close(cqrs_mpsc_producer *p);
  * the payload. One claim per producer at a time: commit or abort it within
  * the claim timeout. Lock-free (one CAS; retried under contention).
  * Returns 0, -EAGAIN (ring full), -EMSGSIZE, -EBUSY (a claim is already
- * outstanding), CQRS_ESTALE (the consumer skipped this claim before it was
- * even written: the producer stalled past the timeout; try again). */
+ * outstanding), CQRS_ECORRUPT (the shared cursors are impossible). */
 CQRS_API int cqrs_mpsc_try_claim(cqrs_mpsc_producer *p, uint32_t type, uint32_t len, void **data);
 
 /* As try_claim, waiting for room up to timeout_ns. -ETIMEDOUT instead of
@@ -292,10 +294,10 @@ CQRS_API int cqrs_mpsc_claim(cqrs_mpsc_producer *p, uint32_t type, uint32_t len,
 			     cqrs_ring_wait wait, uint64_t timeout_ns, void **data);
 
 /* Commits the outstanding claim with len (<= the claimed length) payload
- * bytes: publishes its control word last, with release order, and wakes a
- * sleeping consumer. Returns 0, -EINVAL (no claim, len too big),
- * CQRS_ESTALE (the consumer timed the claim out and skipped it: the
- * record is lost). */
+ * bytes: publishes its header (control word with the extent and the
+ * committed state) last, with a release CAS, and wakes a sleeping consumer.
+ * Returns 0, -EINVAL (no claim, len too big), CQRS_ESTALE (the consumer
+ * timed the claim out and skipped it: the record is lost; send it again). */
 CQRS_API int cqrs_mpsc_commit(cqrs_mpsc_producer *p, uint32_t len);
 
 /* Drops the outstanding claim (the consumer skips it). Returns 0, -EINVAL

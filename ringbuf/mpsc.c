@@ -26,48 +26,51 @@
  *     +8  u32 type
  *     +12 u32 len   payload bytes, <= extent - 16
  *     +16 payload, then padding to the extent
- *   tag = (position/8) mod 2^37 of the record's own position. Nothing in the
- *   ring is zeroed: the tag is how a reader tells a header written for this
- *   position from a word left over from an earlier lap (or from payload).
- *   States: 1 claimed, 2 committed, 3 discard (padding, aborted, or skipped
- *   by the consumer). The extent (header + payload + padding) is written
- *   with the header, before the payload, in one atomic store.
+ *   tag = (position/8) mod 2^37 of the record's own position. The data
+ *   region is zeroed once at init and never again: the tag is how a reader
+ *   tells a header written for this position from a word left over from an
+ *   earlier lap (or from payload). States: 2 committed, 3 discard (padding,
+ *   an aborted claim, or a claim the consumer skipped); 0 and 1 are never
+ *   written, so a word in those states is "no header here yet".
+ *
+ *   A producer slot's intent word, (position/8 mod 2^40, extent/8), says
+ *   where that producer's claim in flight starts and how far it reaches.
  *
  * Claim and commit (producer)
  *   1. n = 16 + len rounded up to 8. From a tail value t: if n does not fit
  *      in the bytes left before the end of the data region, pad = those
- *      bytes (a discard record) and the record goes to index 0. The claim is
- *      [t, t + pad + n); it must end within head + capacity (head loaded
- *      with acquire: pairs with the consumer's release of head, whose reads
- *      of those bytes are then over).
- *   2. intent = (t, pad + n) in the producer's own slot (relaxed), then
- *      CAS tail t -> t + pad + n (release: publishes the intent to whoever
- *      acquires the new tail). Retry with the tail the CAS returned.
- *   3. Write the padding header (discard), then the record's header
- *      (claimed, extent n), each with a CAS from the value found there; if
- *      the value found is already a header for this position, the consumer
- *      has skipped the claim (below): give up with CQRS_ESTALE. Then clear
- *      the intent (release: a consumer that reads 0 also sees the headers).
- *   4. Write the payload, then type and len (plain stores).
- *   5. Commit: CAS ctl claimed -> committed (seq_cst: release publishes
- *      type, len and payload, pairing with the consumer's acquire load of
- *      ctl; seq_cst for the futex protocol). Abort: CAS claimed -> discard.
- *      A failed CAS means the consumer skipped the claim: CQRS_ESTALE.
- *   Then wake the consumer if data_waiters != 0.
+ *      bytes and the record goes to index 0. The claim is [t, t + pad + n);
+ *      it must end within head + capacity (head loaded with acquire: pairs
+ *      with the consumer's release of head; its reads of those bytes are
+ *      over).
+ *   2. intent = (t, pad + n) in the producer's own slot (relaxed), then CAS
+ *      tail t -> t + pad + n (release: publishes the intent to whoever
+ *      acquires the new tail). Retry with the tail the CAS returned. The
+ *      claim and its extent become visible in one atomic step: no window in
+ *      which the tail has moved but nobody could tell how far.
+ *   3. Write the payload in place, then type and len (plain stores).
+ *   4. Commit: CAS the padding header (discard, if any) then the record
+ *      header (committed, extent n), each from the value found there
+ *      (seq_cst: release publishes type, len and payload, pairing with the
+ *      consumer's acquire load of ctl; seq_cst for the futex protocol). If a
+ *      value found is already a header for that position, the consumer has
+ *      skipped the claim: CQRS_ESTALE, the record is lost. Abort: one
+ *      discard header over padding and record, the same way.
+ *   5. Clear the intent (release), wake the consumer if data_waiters != 0.
  *   One claim per producer handle at a time, so one intent per slot says
- *   all there is to know about that producer's claim in flight.
+ *   all there is to know about that producer's claim in flight. Per record:
+ *   two locked instructions (tail CAS, header CAS).
  *
  * Reader loop (consumer; one at a time)
  *     tail = acquire load; tail - head must be <= capacity (else the ring is
  *     broken: CQRS_ECORRUPT)
  *     while head < tail:
- *       ctl = header at head (acquire: pairs with commit)
- *       not a header for head (tag or state 0)  -> producer between its
- *           tail CAS and its header store: wait; on timeout, recover (below)
- *       extent impossible (< 8, past tail, or a claimed/committed record
- *           that would cross the end of the data region) -> recover
+ *       ctl = header at head (acquire: pairs with the commit CAS)
+ *       no header for head (tag or state)  -> a claim not committed yet:
+ *           wait; after the timeout, skip it (below)
+ *       extent impossible (< 8, past tail, or a committed record that would
+ *           cross the end of the data region) -> recover (below)
  *       discard   -> head += extent
- *       claimed   -> wait; on timeout, CAS claimed -> discard, head += extent
  *       committed -> validate len <= extent - 16 (else count corrupt, skip
  *                    the extent), hand (type, payload, len) to the handler,
  *                    head += extent
@@ -80,29 +83,28 @@
  *   in the ring cannot make it read outside the data region.
  *
  * Timeouts and dead producers
- *   A record stuck at head (not written, or claimed) for claim_timeout_ns
- *   (measured by the consumer from when it first saw that state; the clock
- *   restarts when the word at head changes) is skipped:
- *   - claimed: its extent is in the header. CAS claimed -> discard.
- *   - header not written: the producer died (or stalls) between its tail
- *     CAS and its header store. Its intent, written before the CAS, covers
- *     head and gives the claim's end. When several intents cover head (a
- *     producer that died right after a failed CAS leaves a stale one), the
- *     one whose end is the tail or a header for its own position wins.
- *     Without any, recover by scanning 8-byte words from head to the tail
- *     for the next header that is valid for its position (else skip to the
- *     tail); that is a corruption, counted as such.
- *   The skip marks the head header "discard" with a CAS from the value the
- *   consumer saw, then moves on. The rule for late producers: every header
- *   store and the commit are CASes that expect the producer's own previous
- *   state, and a header already written for that position means "skipped",
- *   so a producer that comes back after a skip gets CQRS_ESTALE and never
- *   turns a skipped claim into a committed record. Only its payload writes
- *   are plain stores: if it stalled longer than the timeout and the ring
- *   has since reused the space, those bytes can garble later records; the
- *   consumer's validation bounds the damage to skipped or garbled records,
- *   never an out-of-bounds read. So the timeout must exceed any real
- *   claim-to-commit time (default 1 s).
+ *   A record position without a header for claim_timeout_ns (measured by
+ *   the consumer from when it first saw that word there; the clock restarts
+ *   when the word changes) is skipped. Its producer died, or stalls, between
+ *   its tail CAS and its commit. Its intent, published by that CAS, covers
+ *   head and gives the claim's end. When several intents cover head (a
+ *   producer that died right after a failed CAS leaves a stale one), the one
+ *   whose end is the tail or a valid header for its own position wins.
+ *   Without any, the claim was not made by the protocol (a hostile or
+ *   broken producer): scan 8-byte words from head to the tail for the next
+ *   header valid for its position (else skip to the tail), and count it as
+ *   corrupt. The skip writes a discard header at head with a CAS from the
+ *   value the consumer saw, then moves on.
+ *   The rule for late producers: a header is only ever written by a CAS
+ *   from a value that is not yet a header for that position, and the
+ *   consumer's skip writes exactly such a header first; so a producer that
+ *   comes back after a skip gets CQRS_ESTALE from commit and can never turn
+ *   a skipped claim into a committed record. Only its payload, type and len
+ *   writes are plain stores: if it stalled longer than the timeout and the
+ *   ring has since reused the space, those bytes can garble later records;
+ *   the consumer's validation bounds the damage to skipped or garbled
+ *   records, never an out-of-bounds read. So the timeout must exceed any
+ *   real claim-to-commit time (default 1 s).
  *
  * Hostile producers
  *   Anything a producer can write (headers, lengths, intents, tail, payload)
@@ -148,8 +150,8 @@ struct cqrs_mpsc_producer {
 	uint64_t cap, mask;
 	uint32_t max_payload;
 	uint64_t cached_head;
-	/* the claim in flight */
-	uint64_t pos, ctl;
+	/* the claim in flight: [t, t + pad + n), the record at pos = t + pad */
+	uint64_t t, pad, pos, n;
 	uint32_t len, type;
 	bool claimed;
 };
@@ -172,7 +174,10 @@ size_t cqrs_mpsc_footprint(uint64_t capacity, uint32_t max_producers)
 	return (size_t)(mp_hdr_size(max_producers) + capacity);
 }
 
-static int handle_new(struct mp_hdr *h, cqrs_mpsc **out)
+/* Builds a handle from values the caller validated (never re-read from the
+ * shared header, which other processes can write). */
+static int handle_new(struct mp_hdr *h, uint32_t hdr_size, uint64_t cap, uint32_t max_producers,
+		      uint64_t timeout_ns, cqrs_mpsc **out)
 {
 	cqrs_mpsc *r = aligned_alloc(64, (sizeof(*r) + 63) & ~(size_t)63);
 
@@ -181,12 +186,12 @@ static int handle_new(struct mp_hdr *h, cqrs_mpsc **out)
 	memset(r, 0, sizeof(*r));
 	r->h = h;
 	r->slots = mp_slots(h);
-	r->data = (unsigned char *)h + h->hdr_size;
-	r->cap = h->capacity;
-	r->mask = h->capacity - 1;
-	r->max_producers = h->max_producers;
-	r->max_payload = h->max_payload;
-	r->timeout_ns = h->claim_timeout_ns;
+	r->data = (unsigned char *)h + hdr_size;
+	r->cap = cap;
+	r->mask = cap - 1;
+	r->max_producers = max_producers;
+	r->max_payload = (uint32_t)(cap / 2 - CQRS_MPSC_REC_HDR);
+	r->timeout_ns = timeout_ns;
 	*out = r;
 	return 0;
 }
@@ -207,7 +212,10 @@ int cqrs_mpsc_init(void *mem, size_t size, uint64_t capacity, uint32_t max_produ
 	if (size < need)
 		return cqrs_fail(-EINVAL, "ring needs %zu bytes, got %zu", need, size);
 
-	memset(mem, 0, (size_t)mp_hdr_size(max_producers));
+	/* The whole ring, data included: no word left by an earlier ring in
+	 * this memory may pass for a header of the new one (positions restart
+	 * at 0). O(capacity), once. */
+	memset(mem, 0, need);
 	h->version = MP_VERSION;
 	h->hdr_size = (uint32_t)mp_hdr_size(max_producers);
 	h->capacity = capacity;
@@ -219,13 +227,15 @@ int cqrs_mpsc_init(void *mem, size_t size, uint64_t capacity, uint32_t max_produ
 	h->rec_hdr = CQRS_MPSC_REC_HDR;
 	/* release: whoever reads the magic with acquire sees the fields above. */
 	atomic_store_explicit(&h->magic, MP_MAGIC, memory_order_release);
-	return handle_new(h, out);
+	return handle_new(h, (uint32_t)mp_hdr_size(max_producers), capacity, max_producers, claim_timeout_ns,
+			  out);
 }
 
 int cqrs_mpsc_attach(void *mem, size_t size, cqrs_mpsc **out)
 {
 	struct mp_hdr *h = mem;
-	uint64_t head, tail;
+	uint64_t head, tail, cap, total, timeout;
+	uint32_t version, hdr_size, maxp, max_payload, block, rec_hdr;
 
 	if (!mem || !out)
 		return cqrs_fail(-EINVAL, "null argument");
@@ -236,25 +246,34 @@ int cqrs_mpsc_attach(void *mem, size_t size, cqrs_mpsc **out)
 	/* acquire: pairs with init's release store of the magic. */
 	if (atomic_load_explicit(&h->magic, memory_order_acquire) != MP_MAGIC)
 		return cqrs_fail(CQRS_EFORMAT, "not an MPSC ring (bad magic)");
-	if (h->version != MP_VERSION)
-		return cqrs_fail(CQRS_EFORMAT, "MPSC ring format %u, expected %u", h->version, MP_VERSION);
-	if (h->block != MP_BLOCK || h->rec_hdr != CQRS_MPSC_REC_HDR)
-		return cqrs_fail(CQRS_EFORMAT, "MPSC ring block %u / record header %u", h->block, h->rec_hdr);
-	if (cqrs_mpsc_footprint(h->capacity, h->max_producers) == 0 ||
-	    h->hdr_size != mp_hdr_size(h->max_producers) || h->total_size != h->hdr_size + h->capacity ||
-	    h->max_payload != h->capacity / 2 - CQRS_MPSC_REC_HDR)
+	/* Each field is read once, validated, and only the local copy is used. */
+	version = h->version;
+	hdr_size = h->hdr_size;
+	cap = h->capacity;
+	total = h->total_size;
+	maxp = h->max_producers;
+	max_payload = h->max_payload;
+	timeout = h->claim_timeout_ns;
+	block = h->block;
+	rec_hdr = h->rec_hdr;
+	if (version != MP_VERSION)
+		return cqrs_fail(CQRS_EFORMAT, "MPSC ring format %u, expected %u", version, MP_VERSION);
+	if (block != MP_BLOCK || rec_hdr != CQRS_MPSC_REC_HDR)
+		return cqrs_fail(CQRS_EFORMAT, "MPSC ring block %u / record header %u", block, rec_hdr);
+	if (cqrs_mpsc_footprint(cap, maxp) == 0 || hdr_size != mp_hdr_size(maxp) || total != hdr_size + cap ||
+	    max_payload != cap / 2 - CQRS_MPSC_REC_HDR)
 		return cqrs_fail(CQRS_EFORMAT, "inconsistent MPSC ring sizes");
-	if (h->total_size > size)
-		return cqrs_fail(CQRS_EFORMAT, "ring of %llu bytes in %zu bytes of memory",
-				 (unsigned long long)h->total_size, size);
+	if (total > size)
+		return cqrs_fail(CQRS_EFORMAT, "ring of %llu bytes in %zu bytes of memory", (unsigned long long)total,
+				 size);
 	/* acquire: pairs with the consumer's release of head. */
 	head = atomic_load_explicit(&h->head, memory_order_acquire);
 	/* acquire: pairs with the producers' release CAS of tail. */
 	tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-	if (head % 8 || tail % 8 || tail - head > h->capacity)
+	if (head % 8 || tail % 8 || tail - head > cap)
 		return cqrs_fail(CQRS_EFORMAT, "MPSC ring cursors out of range (head %llu, tail %llu)",
 				 (unsigned long long)head, (unsigned long long)tail);
-	return handle_new(h, out);
+	return handle_new(h, hdr_size, cap, maxp, timeout, out);
 }
 
 void cqrs_mpsc_close(cqrs_mpsc *r)
@@ -348,8 +367,9 @@ void cqrs_mpsc_producer_close(cqrs_mpsc_producer *p)
 	free(p);
 }
 
-/* Writes the header val for position pos unless the consumer has already
- * written one there (it skipped the claim): CQRS_ESTALE. */
+/* Writes the header val for position pos, from whatever value is there,
+ * unless it is already a header for pos: the consumer wrote it when it
+ * skipped the claim (CQRS_ESTALE). */
 static int put_header(cqrs_mpsc_producer *p, uint64_t pos, uint64_t val)
 {
 	_Atomic uint64_t *w = ctl_at(p->data, p->mask, pos);
@@ -359,9 +379,12 @@ static int put_header(cqrs_mpsc_producer *p, uint64_t pos, uint64_t val)
 	for (;;) {
 		if (mp_mine(cur, pos))
 			return CQRS_ESTALE;
-		/* acq_rel: decides, against the consumer's discard CAS on the same
-		 * word, who wrote this position's header. */
-		if (atomic_compare_exchange_weak_explicit(w, &cur, val, memory_order_acq_rel,
+		/* seq_cst CAS: release publishes type, len and payload (pairs with
+		 * the consumer's acquire load of ctl); it decides, against the
+		 * consumer's discard CAS on the same word, who writes this
+		 * position's header; seq_cst pairs with a sleeping consumer's
+		 * increment of data_waiters (futex protocol). */
+		if (atomic_compare_exchange_weak_explicit(w, &cur, val, memory_order_seq_cst,
 							  memory_order_acquire))
 			return 0;
 	}
@@ -379,8 +402,7 @@ static inline uint64_t claim_end(const cqrs_mpsc_producer *p, uint64_t t, uint64
 int cqrs_mpsc_try_claim(cqrs_mpsc_producer *p, uint32_t type, uint32_t len, void **data)
 {
 	struct mp_hdr *h = p->h;
-	uint64_t n, t, pad, end, s;
-	int rc;
+	uint64_t n, t, pad, end;
 
 	if (p->claimed)
 		return -EBUSY;
@@ -412,20 +434,16 @@ int cqrs_mpsc_try_claim(cqrs_mpsc_producer *p, uint32_t type, uint32_t len, void
 							  memory_order_relaxed))
 			break;
 	}
-	s = t + pad;
-	rc = pad ? put_header(p, t, mp_ctl(t, MP_DISCARD, pad)) : 0;
-	if (rc == 0)
-		rc = put_header(p, s, mp_ctl(s, MP_CLAIMED, n));
-	/* release: a consumer that reads the cleared intent sees our headers. */
-	atomic_store_explicit(&p->slot->intent, 0, memory_order_release);
-	if (rc)
-		return rc;
+	/* Claimed. No header yet: until the commit, the intent (published by
+	 * the CAS) is what tells the consumer how far this claim reaches. */
 	p->claimed = true;
-	p->pos = s;
-	p->ctl = mp_ctl(s, MP_CLAIMED, n);
+	p->t = t;
+	p->pad = pad;
+	p->pos = t + pad;
+	p->n = n;
 	p->len = len;
 	p->type = type;
-	*data = p->data + (s & p->mask) + CQRS_MPSC_REC_HDR;
+	*data = p->data + (p->pos & p->mask) + CQRS_MPSC_REC_HDR;
 	return 0;
 }
 
@@ -468,48 +486,52 @@ int cqrs_mpsc_claim(cqrs_mpsc_producer *p, uint32_t type, uint32_t len, cqrs_rin
 	}
 }
 
-/* Moves the claim in flight from claimed to state (committed or discard). */
-static int finish(cqrs_mpsc_producer *p, unsigned state)
+/* Ends the claim in flight: the padding header (if any), then the record's
+ * header, each a CAS that loses to a discard header the consumer already
+ * wrote; then the intent is cleared (release: a consumer that reads it
+ * cleared sees the headers) and a sleeping consumer is woken. */
+static int finish(cqrs_mpsc_producer *p, bool commit, uint32_t len)
 {
-	_Atomic uint64_t *w = ctl_at(p->data, p->mask, p->pos);
-	uint64_t exp = p->ctl;
-	bool ok;
+	struct mp_rec *rec = (struct mp_rec *)(p->data + (p->pos & p->mask));
+	int rc = 0;
 
 	p->claimed = false;
-	/* seq_cst CAS: release publishes type, len and payload (pairs with the
-	 * consumer's acquire load of ctl); seq_cst pairs with a sleeping
-	 * consumer's increment of data_waiters. Fails only if the consumer
-	 * discarded the claim. */
-	ok = atomic_compare_exchange_strong_explicit(w, &exp, mp_ctl(p->pos, state, mp_bytes(p->ctl)),
-						     memory_order_seq_cst, memory_order_relaxed);
-	if (ok)
+	if (commit) {
+		/* acquire: pairs with the consumer's discard CAS. If it skipped the
+		 * claim, leave type and len alone (the bytes may be reused). */
+		if (mp_mine(atomic_load_explicit(&rec->ctl, memory_order_acquire), p->pos))
+			rc = CQRS_ESTALE;
+		else {
+			rec->type = p->type;
+			rec->len = len;
+			if (p->pad)
+				rc = put_header(p, p->t, mp_ctl(p->t, MP_DISCARD, p->pad));
+			if (rc == 0)
+				rc = put_header(p, p->pos, mp_ctl(p->pos, MP_COMMITTED, p->n));
+		}
+	} else {
+		/* One discard header over padding and record. */
+		rc = put_header(p, p->t, mp_ctl(p->t, MP_DISCARD, p->pad + p->n));
+	}
+	/* release: the headers above are visible to whoever reads the intent cleared. */
+	atomic_store_explicit(&p->slot->intent, 0, memory_order_release);
+	if (rc == 0)
 		cqrs__ring_wake(&p->h->data_seq, &p->h->data_waiters);
-	return ok ? 0 : CQRS_ESTALE;
+	return rc;
 }
 
 int cqrs_mpsc_commit(cqrs_mpsc_producer *p, uint32_t len)
 {
-	struct mp_rec *rec;
-
 	if (!p->claimed || len > p->len)
 		return -EINVAL;
-	rec = (struct mp_rec *)(p->data + (p->pos & p->mask));
-	/* acquire: if the consumer discarded the claim, do not even write type
-	 * and len (they may be someone else's bytes by now). */
-	if (atomic_load_explicit(&rec->ctl, memory_order_acquire) != p->ctl) {
-		p->claimed = false;
-		return CQRS_ESTALE;
-	}
-	rec->type = p->type;
-	rec->len = len;
-	return finish(p, MP_COMMITTED);
+	return finish(p, true, len);
 }
 
 int cqrs_mpsc_abort(cqrs_mpsc_producer *p)
 {
 	if (!p->claimed)
 		return -EINVAL;
-	(void)finish(p, MP_DISCARD);
+	(void)finish(p, false, 0);
 	return 0;
 }
 
@@ -674,7 +696,7 @@ int cqrs_mpsc_poll(cqrs_mpsc *r, cqrs_ring_handler fn, void *arg, size_t max)
 		uint32_t type, len;
 
 		if (!mp_mine(ctl, head)) {
-			/* Claimed, header not written yet (or garbage). */
+			/* Claimed, not committed yet (or garbage). */
 			if (!stall_expired(r, head, ctl))
 				break;
 			head = recover(r, head, tail, ctl);
@@ -686,18 +708,6 @@ int cqrs_mpsc_poll(cqrs_mpsc *r, cqrs_ring_handler fn, void *arg, size_t max)
 		}
 		if (mp_state(ctl) == MP_DISCARD) {
 			head += bytes;
-			continue;
-		}
-		if (mp_state(ctl) == MP_CLAIMED) {
-			if (!stall_expired(r, head, ctl))
-				break;
-			/* acq_rel: decides against the producer's commit CAS. */
-			if (atomic_compare_exchange_strong_explicit(&rec->ctl, &ctl,
-								    mp_ctl(head, MP_DISCARD, bytes),
-								    memory_order_acq_rel, memory_order_acquire)) {
-				r->n_timeouts++;
-				head += bytes;
-			}
 			continue;
 		}
 		type = rec->type;
@@ -728,7 +738,7 @@ static bool data_ready(void *arg)
 		return false;
 	/* seq_cst: as above; the commit CAS is on this word. */
 	ctl = atomic_load_explicit(ctl_at(r->data, r->mask, head), memory_order_seq_cst);
-	if (mp_mine(ctl, head) && mp_state(ctl) != MP_CLAIMED)
+	if (mp_mine(ctl, head))
 		return true;
 	return stall_expired(r, head, ctl);
 }

@@ -15,7 +15,7 @@
 #include "cqrs_ring.h"
 
 #define MP_MAGIC UINT64_C(0x4353504d53525143) /* "CQRSMPSC" as little-endian bytes */
-#define MP_VERSION 1u
+#define MP_VERSION 2u
 #define MP_BLOCK 128u
 #define MP_SLOT_SIZE 64u
 
@@ -101,7 +101,7 @@ static inline struct mp_slot *mp_slots(struct mp_hdr *h)
  * tag = (position / 8) mod 2^37, the position the header was written for:
  * a word left over from an earlier lap (or payload bytes) does not pass
  * for a header unless it was written for this very position. */
-enum { MP_FREE = 0, MP_CLAIMED = 1, MP_COMMITTED = 2, MP_DISCARD = 3 };
+enum { MP_FREE = 0, MP_RESERVED = 1, MP_COMMITTED = 2, MP_DISCARD = 3 };
 #define MP_UNIT_BITS 25
 #define MP_STATE_SHIFT 25
 #define MP_TAG_SHIFT 27
@@ -130,7 +130,7 @@ static inline uint64_t mp_bytes(uint64_t ctl)
 /* True when ctl is a header written for position pos. */
 static inline bool mp_mine(uint64_t ctl, uint64_t pos)
 {
-	return (ctl >> MP_TAG_SHIFT) == mp_tag(pos) && mp_state(ctl) != MP_FREE;
+	return (ctl >> MP_TAG_SHIFT) == mp_tag(pos) && mp_state(ctl) >= MP_COMMITTED;
 }
 
 /* Intent word: | position / 8 mod 2^40 | extent / 8: 24 bits |, 0 = none. */

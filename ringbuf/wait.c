@@ -7,14 +7,17 @@
 #include "ringbuf/wait.h"
 
 enum {
-	SPIN_CHECKS = 256,  /* pause-spins before yielding (YIELD, BLOCK) */
-	YIELD_CHECKS = 16,  /* yields before sleeping (BLOCK) */
-	CLOCK_EVERY = 1024  /* spins between two reads of the clock */
+	YIELD_SPINS = 8,   /* pause-spins before yielding (YIELD): threads outnumber
+			    * cores, so the thread we wait for may need our core */
+	BLOCK_SPINS = 256, /* pause-spins before yielding (BLOCK) */
+	YIELD_CHECKS = 16, /* yields before sleeping (BLOCK) */
+	CLOCK_EVERY = 1024 /* spins between two reads of the clock */
 };
 
 int cqrs__ring_wait(cqrs_ring_wait kind, uint64_t timeout_ns, uint64_t max_sleep_ns,
 		    _Atomic uint32_t *seq, _Atomic uint32_t *waiters, bool (*ready)(void *), void *arg)
 {
+	const unsigned SPIN_CHECKS = kind == CQRS_WAIT_YIELD ? YIELD_SPINS : BLOCK_SPINS;
 	uint64_t deadline, now;
 	unsigned n;
 

@@ -2,9 +2,11 @@
  * shm/control.c - the engine's control segment and waiter board; see
  * control.h for the layout.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "control.h"
 #include "error.h"
 #include "schema_internal.h"
@@ -12,7 +14,8 @@
 
 #define PARAMS_OFF 128u
 #define BOARD_LINE 64u
-#define READ_TRIES 100000
+#define READ_SPIN 1000                 /* entry seqlock: spins before yielding */
+#define READ_GIVEUP_NS 2000000000ull  /* ... and how long before -EAGAIN */
 
 static cqrs_ctl_state *state_line(const cqrs_ctl *c)
 {
@@ -181,7 +184,7 @@ static void dirent_write(cqrs_ctl *c, uint32_t slot, const cqrs_ctl_view *e)
 	_Atomic uint64_t *w = dirent(c, slot);
 	uint64_t s = atomic_load_explicit(&w[0], memory_order_relaxed); /* single writer */
 
-	atomic_store_explicit(&w[0], s + 1, memory_order_relaxed);
+	atomic_store_explicit(&w[0], s + 1, memory_order_relaxed); /* odd: readers retry */
 	/* release: orders the odd version before the payload stores; pairs with
 	 * the reader's acquire fence before its re-check */
 	atomic_thread_fence(memory_order_release);
@@ -381,32 +384,53 @@ uint32_t cqrs_ctl_command_count(const cqrs_ctl *c)
 int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out)
 {
 	const _Atomic uint64_t *w;
+	uint64_t t0 = 0, checked = 0;
 
 	if (slot >= cqrs_ctl_view_count(c))
 		return CQRS_ENOTFOUND;
 	w = dirent(c, slot);
-	for (int tries = 0; tries < READ_TRIES; tries++) {
+	for (unsigned tries = 0;; tries++) {
 		/* acquire: pairs with dirent_write's release store of the even version */
 		uint64_t s1 = atomic_load_explicit(&w[0], memory_order_acquire), s2;
 
 		if (s1 == 0)
 			return CQRS_ENOTFOUND;
 		if (s1 & 1) {
-			cqrs_cpu_relax();
+			/* Being written. A writer preempted mid-entry on a busy machine
+			 * holds it for a time slice: spin, then yield while its owner
+			 * lives (checked every millisecond), then give up. */
+			if (tries < READ_SPIN) {
+				cqrs_cpu_relax();
+				continue;
+			}
+			uint64_t now = cqrs_mono_ns();
+			if (!t0 || now - checked > 1000000) {
+				/* relaxed: a hint for the liveness check */
+				uint64_t owner = atomic_load_explicit(&cqrs_seg_live_line(&c->seg)->owner,
+								      memory_order_relaxed);
+				if (!cqrs_seg_owner_alive(owner))
+					return cqrs_fail(CQRS_EWRITERDEAD, "directory slot %u: writer died mid-update",
+							 slot);
+				checked = now;
+				if (!t0)
+					t0 = now;
+			}
+			if (now - t0 > READ_GIVEUP_NS)
+				return -EAGAIN;
+			sched_yield();
 			continue;
 		}
 		cqrs_words_load(out, &w[1], sizeof *out);
 		/* acquire: orders the payload loads before the re-check; pairs with
 		 * dirent_write's release fence after the odd version */
 		atomic_thread_fence(memory_order_acquire);
-		s2 = atomic_load_explicit(&w[0], memory_order_relaxed);
+		s2 = atomic_load_explicit(&w[0], memory_order_relaxed); /* after the fence above */
 		if (s1 != s2)
 			continue;
 		if (!cqrs__name_valid(out->name, sizeof out->name))
 			return cqrs_fail(CQRS_ECORRUPT, "directory slot %u: bad view name", slot);
 		return 0;
 	}
-	return -EAGAIN;
 }
 
 int cqrs_ctl_find_view(const cqrs_ctl *c, const char *name, cqrs_ctl_view *out, uint32_t *slot)

@@ -177,9 +177,10 @@ void cqrs_ctl_close(cqrs_ctl *c);
 
 int cqrs_ctl_info_get(const cqrs_ctl *c, cqrs_ctl_info *out);
 
-/* Directory entry at slot (consistent copy; its name validated).
- * 0, CQRS_ENOTFOUND (unused slot), -EAGAIN (writer kept it busy),
- * CQRS_ECORRUPT. */
+/* Directory entry at slot (consistent copy; its name validated). Spins,
+ * then yields, while the engine rewrites the entry. 0, CQRS_ENOTFOUND
+ * (unused slot), CQRS_EWRITERDEAD (the engine died mid-update), -EAGAIN (a
+ * live engine kept it busy for 2 s), CQRS_ECORRUPT. */
 int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out);
 
 /* Entry named name: 0 and *slot, or CQRS_ENOTFOUND. */

@@ -162,6 +162,15 @@ int cqrs_seg_check(const void *base, size_t len, uint32_t kind, void *imm_out)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* Large views are random-access: 2 MiB pages save most TLB misses where the
+ * system allows them for shared memory (shmem_enabled=advise); elsewhere
+ * the advice is ignored. */
+static void advise_huge(void *p, size_t size)
+{
+	if (size >= (8u << 20))
+		(void)madvise(p, size, MADV_HUGEPAGE);
+}
+
 /* Classifies an existing name for cqrs_seg_create (see segment.h). */
 static int probe_existing(const char *name)
 {
@@ -244,6 +253,7 @@ int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
 		goto fail;
 	}
 	close(fd);
+	advise_huge(p, size);
 	s->base = p;
 	s->size = size;
 	s->writable = 1;
@@ -339,6 +349,7 @@ int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
 	close(fd);
 	if (rc)
 		return rc;
+	advise_huge(p, (size_t)st.st_size);
 	s->base = p;
 	s->size = (size_t)st.st_size;
 	s->writable = writable;

@@ -15,4 +15,8 @@
  * image must outlive the handle; cqrs_view_close releases only the handle. */
 int cqrs__view_attach_image(const void *img, size_t len, cqrs_view **out);
 
+/* How many times plain finds on this handle met a reused slot and
+ * restarted their chain walk (view_format.h): for tests. */
+uint64_t cqrs__view_chain_restarts(const cqrs_view *v);
+
 #endif

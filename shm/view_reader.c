@@ -71,6 +71,7 @@ struct cqrs_view {
 	uint8_t *snap;
 	size_t snap_cap;
 	uint64_t next_move_ns;
+	uint64_t chain_restarts; /* statistic: slot reuses met by plain finds */
 	char engine[CQRS_NAME_MAX], name[CQRS_NAME_MAX];
 };
 
@@ -218,7 +219,7 @@ static inline int row_read(cqrs_view *v, uint64_t r, void *dst, int sec, uint32_
 			 * next row's loads after next); pairs with the writer's release
 			 * fence after its odd store */
 			atomic_thread_fence(memory_order_acquire);
-			if (atomic_load_explicit(&rw->seq, memory_order_relaxed) == s1)
+			if (atomic_load_explicit(&rw->seq, memory_order_relaxed) == s1) /* after the fence */
 				return 0;
 		}
 		rc = stall(v, &s);
@@ -279,6 +280,23 @@ static __attribute__((noinline, cold)) void maybe_move(cqrs_view *v)
 		return;
 	v->next_move_ns = now + MOVE_EVERY_NS;
 	(void)cqrs_view_refresh(v);
+}
+
+/* Whether the directory moved on without retiring our segment (an engine
+ * that died between publishing a new generation and retiring the old one,
+ * or a control segment replaced by a restarted engine). No syscalls. */
+static int dir_moved(cqrs_view *v)
+{
+	cqrs_ctl_view e;
+
+	if (v->image || !v->ctl)
+		return 0;
+	/* relaxed: a hint, cqrs_view_refresh reads the directory properly */
+	if (atomic_load_explicit(&cqrs_seg_live_line(&v->ctl->seg)->flags, memory_order_relaxed) &
+	    CQRS_SEG_RETIRED)
+		return 1;
+	return cqrs_ctl_view_at(v->ctl, v->slot, &e) == 0 && e.generation != 0 &&
+	       e.generation != v->m.generation;
 }
 
 static inline void check_retired(cqrs_view *v)
@@ -365,6 +383,11 @@ int cqrs__view_attach_image(const void *img, size_t len, cqrs_view **out)
 	}
 	*out = v;
 	return 0;
+}
+
+uint64_t cqrs__view_chain_restarts(const cqrs_view *v)
+{
+	return v->chain_restarts;
 }
 
 void cqrs_view_close(cqrs_view *v)
@@ -508,6 +531,7 @@ restart:;
 				return RETRY;
 			if (++restarts > CHAIN_RESTARTS)
 				return -EAGAIN;
+			v->chain_restarts++;
 			if (prev < bound)
 				bound = prev;
 			goto restart;
@@ -571,6 +595,7 @@ static int snapshot(cqrs_view *v, uint32_t si, uint64_t b, const uint8_t *k,
 			 * with the writer's release fence after its odd store */
 			atomic_thread_fence(memory_order_acquire);
 			if (rc == 0 &&
+			    /* relaxed: after the fence above */
 			    atomic_load_explicit(&v->m.vs->view_seq, memory_order_relaxed) == s1)
 				break;
 		}
@@ -664,6 +689,10 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		if (now >= next_owner_check) {
+			if (dir_moved(v)) {
+				(void)cqrs_view_refresh(v);
+				continue; /* re-read the word of the segment we read now */
+			}
 			if (!owner_alive(v))
 				return CQRS_EWRITERDEAD;
 			next_owner_check = now + WAIT_SLICE_NS;
@@ -675,7 +704,7 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		 * cqrs_vw_end's seq_cst store of applied_seq and load of the count */
 		if (waiters)
 			atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-		if (atomic_load_explicit(&v->m.ap->applied_seq, memory_order_seq_cst) < seq)
+		if (atomic_load_explicit(&v->m.ap->applied_seq, memory_order_seq_cst) < seq) /* as above */
 			(void)cqrs_futex_wait(word, w, slice);
 		if (waiters)
 			atomic_fetch_sub_explicit(waiters, 1, memory_order_seq_cst); /* as above */

@@ -82,7 +82,7 @@ static uint32_t row_begin(cqrs_vrow *rw)
 {
 	uint32_t s = atomic_load_explicit(&rw->seq, memory_order_relaxed); /* single writer */
 
-	atomic_store_explicit(&rw->seq, s + 1, memory_order_relaxed);
+	atomic_store_explicit(&rw->seq, s + 1, memory_order_relaxed); /* odd: readers retry */
 	/* release: orders the odd version before the row stores that follow;
 	 * pairs with the reader's acquire fence before its re-check */
 	atomic_thread_fence(memory_order_release);
@@ -513,8 +513,8 @@ int cqrs_vw_end(cqrs_vw *w, uint64_t applied_seq)
 	 * increment of the board count and its re-check of applied_seq.
 	 * applied_seq before wake, so a waiter that saw the new wake sees it. */
 	atomic_store_explicit(&w->ap->applied_seq, applied_seq, memory_order_seq_cst);
-	atomic_fetch_add_explicit(&w->ap->wake, 1, memory_order_seq_cst);
-	if (w->waiters && atomic_load_explicit(w->waiters, memory_order_seq_cst) != 0)
+	atomic_fetch_add_explicit(&w->ap->wake, 1, memory_order_seq_cst); /* as above */
+	if (w->waiters && atomic_load_explicit(w->waiters, memory_order_seq_cst) != 0) /* as above */
 		cqrs_futex_wake(&w->ap->wake);
 	return 0;
 }

@@ -21,5 +21,6 @@ int cqrs_cmd_view(int argc, char **argv);    /* tools/cmd_view.c */
 int cqrs_cmd_stat(int argc, char **argv);    /* tools/cmd_stat.c */
 int cqrs_cmd_deadletters(int argc, char **argv); /* tools/cmd_deadletters.c */
 int cqrs_cmd_rm(int argc, char **argv);      /* tools/cmd_rm.c */
+int cqrs_cmd_submit(int argc, char **argv);  /* tools/cmd_submit.c */
 
 #endif

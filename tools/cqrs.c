@@ -15,6 +15,7 @@ static const cqrs_tool_cmd commands[] = {
 	{ "stat", "stat ENGINE [--watch]    an engine's counters (refreshing like top)", cqrs_cmd_stat },
 	{ "deadletters", "deadletters ENGINE | deadletters --dir DATA_DIR   events projections refused", cqrs_cmd_deadletters },
 	{ "rm", "rm ENGINE                segments left by a stopped or dead engine", cqrs_cmd_rm },
+	{ "submit", "submit ENGINE COMMAND field=value... [--aggregate ID] [--expect-version V] [--client-seq N] | submit ENGINE --list", cqrs_cmd_submit },
 	{ NULL, NULL, NULL }
 };
 

@@ -167,7 +167,7 @@ uint64_t ckb_run(int mode, unsigned np, unsigned nc, uint64_t n, unsigned slots,
 		consumer(&args[nt]);
 	} else {
 		for (i = 0; i < nc; i++) {
-			args[nt] = (struct pargs){ r, i, pin_threads ? 1 : -1 };
+			args[nt] = (struct pargs){ r, i, pin_threads ? (int)(1 + i) % 2 : -1 };
 			pthread_create(&th[nt], NULL, consumer, &args[nt]);
 			nt++;
 		}

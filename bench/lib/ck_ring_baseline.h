@@ -16,9 +16,9 @@ enum { CKB_SPSC = 0, CKB_SPMC = 1, CKB_MPSC = 2 };
 
 /* Moves n 64-byte messages (pointers to them) through a ck_ring of slots
  * entries (a power of two) from np producers to nc consumers; yield: wait
- * with sched_yield() instead of a pause-spin; pin_threads: pin the threads
- * it creates to CPU 1 (the caller pins itself). Returns the messages
- * consumed (n when all went well). */
+ * with sched_yield() instead of a pause-spin; pin_threads: pin the k-th
+ * thread it creates to CPU (k + 1) % 2 (the caller pins itself to CPU 0).
+ * Returns the messages consumed (n when all went well). */
 uint64_t ckb_run(int mode, unsigned np, unsigned nc, uint64_t n, unsigned slots, int yield, int pin_threads);
 
 /* Pins the calling thread to cpu, saving its mask in saved (a cpu_set_t's

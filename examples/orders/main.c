@@ -441,12 +441,15 @@ static int register_customers(cqrs_engine *e, id_space *ids)
 	return 0;
 }
 
+/* Counters are written by engine threads: read them relaxed. */
+#define CTR(expr) __atomic_load_n(&(expr), __ATOMIC_RELAXED)
+
 static uint64_t min_applied(const cqrs_counters *c)
 {
 	uint64_t m = UINT64_MAX;
 	for (uint32_t i = 0; i < c->nproj && i < CQRS_COUNTERS_MAX_PROJ; i++)
-		if (c->proj[i].applied_seq < m)
-			m = c->proj[i].applied_seq;
+		if (CTR(c->proj[i].applied_seq) < m)
+			m = CTR(c->proj[i].applied_seq);
 	return m == UINT64_MAX ? 0 : m;
 }
 
@@ -474,7 +477,7 @@ static int run_demo(const options *o)
 	l.ids.next_order = 1 + cqrs_store_count(m.orders);
 	printf("cqrs-orders demo: engine '%s' in %s, durability %s, %.0f s; %" PRIu64
 	       " events recovered\n", o->name, o->dir, durability_name(o->durability), o->duration,
-	       (uint64_t)c->replayed);
+	       CTR(c->replayed));
 	if (register_customers(e, &l.ids)) {
 		fprintf(stderr, "cqrs-orders: registering customers failed\n");
 		cqrs_engine_close(e);
@@ -484,8 +487,8 @@ static int run_demo(const options *o)
 	l.probe_fd = to_reader;
 	signal(SIGPIPE, SIG_IGN);
 	seq0 = cqrs_engine_durable_seq(e);
-	bytes0 = c->journal_bytes;
-	syncs0 = c->fdatasyncs;
+	bytes0 = CTR(c->journal_bytes);
+	syncs0 = CTR(c->fdatasyncs);
 	t0 = cqrs_mono_ns();
 	t_end = t0 + (uint64_t)(o->duration * 1e9);
 	pthread_create(&load_thread, NULL, load_main, &l);
@@ -518,7 +521,7 @@ static int run_demo(const options *o)
 		uint64_t t1 = cqrs_mono_ns();
 		double secs = (double)(t1 - t0) / 1e9;
 		uint64_t submitted = atomic_load(&l.submitted);
-		uint64_t mb = c->journal_bytes - bytes0;
+		uint64_t mb = CTR(c->journal_bytes) - bytes0;
 		int status = 0;
 
 		close(to_reader);
@@ -541,7 +544,7 @@ static int run_demo(const options *o)
 		printf("%-34s %" PRIu64 " ok, %" PRIu64 " failed\n", "read-your-writes checks",
 		       rr.ryw_ok, rr.ryw_fail);
 		printf("%-34s %.1f\n", "journal MB/s", (double)mb / secs / 1e6);
-		printf("%-34s %" PRIu64 "\n", "fdatasyncs", c->fdatasyncs - syncs0);
+		printf("%-34s %" PRIu64 "\n", "fdatasyncs", CTR(c->fdatasyncs) - syncs0);
 		printf("%-34s %" PRIu64 " events max (sampled every 250 ms)\n", "projection lag", max_lag);
 		rc = (rr.ryw_fail == 0 && rr.errors == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			     ? 0 : 1;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tests/lib/testutil.h"
+#include "shm/view_internal.h"
 #include "tests/unit/test_view_rows.h"
 
 #define KEYS 20000u
@@ -29,7 +30,7 @@
 struct shared {
 	_Atomic int stop;
 	_Atomic uint64_t gets[READERS], found[READERS], finds[READERS], rows[READERS];
-	_Atomic uint64_t snaps[READERS], torn[READERS], errors[READERS];
+	_Atomic uint64_t snaps[READERS], torn[READERS], errors[READERS], restarts[READERS];
 	_Atomic uint64_t batches;
 };
 
@@ -118,6 +119,7 @@ static int reader(int id, struct shared *sh, uint64_t target)
 			}
 		}
 	}
+	atomic_store_explicit(&sh->restarts[id], cqrs__view_chain_restarts(v), memory_order_relaxed);
 	cqrs_view_close(v);
 	/* relaxed: the parent reads these after waitpid, which orders them */
 	atomic_store_explicit(&sh->gets[id], gets, memory_order_relaxed);
@@ -175,11 +177,12 @@ int main(void)
 		fail = 1;
 	}
 	for (int i = 0; i < READERS; i++) {
-		printf("reader %d: %llu gets (%llu found), %llu finds (%llu snapshot) returning %llu rows, "
-		       "torn %llu, errors %llu\n", i,
+		printf("reader %d: %llu gets (%llu found), %llu finds (%llu snapshot) returning %llu rows "
+		       "(%llu chain restarts), torn %llu, errors %llu\n", i,
 		       (unsigned long long)sh->gets[i], (unsigned long long)sh->found[i],
 		       (unsigned long long)sh->finds[i], (unsigned long long)sh->snaps[i],
-		       (unsigned long long)sh->rows[i], (unsigned long long)sh->torn[i],
+		       (unsigned long long)sh->rows[i], (unsigned long long)sh->restarts[i],
+		       (unsigned long long)sh->torn[i],
 		       (unsigned long long)sh->errors[i]);
 		sum += sh->gets[i];
 		torn += sh->torn[i];

@@ -225,5 +225,5 @@ int main(void)
 		cmocka_unit_test(test_regions_read_only),
 		cmocka_unit_test(test_stale_engine),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);
 }

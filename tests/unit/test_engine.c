@@ -25,6 +25,10 @@
 #include "engine/journal_fault.h"
 #include "tests/lib/testutil.h"
 
+/* Counters have one writer thread each and are read relaxed (as `cqrs
+ * stat` reads them from another process). */
+#define CTR(expr) __atomic_load_n(&(expr), __ATOMIC_RELAXED)
+
 typedef struct fixture {
 	char name[64];
 	char dir[256];
@@ -116,7 +120,7 @@ static void test_decide_evolve_reject(void **state)
 	bank_row row = read_row(f, 1, s3);
 	assert_true(row.balance == 120 && row.ops == 3 && row.last_seq == s3);
 	const cqrs_counters *c = cqrs_engine_counters(f->e);
-	assert_true(c->accepted == 3 && c->rejected == 2 && c->events == 3);
+	assert_true(CTR(c->accepted) == 3 && CTR(c->rejected) == 2 && CTR(c->events) == 3);
 }
 
 static void test_optimistic_concurrency(void **state)
@@ -164,7 +168,7 @@ static void test_duplicates_across_restart(void **state)
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 9, 100, 77, 2, &s3), 0);
 	bank_row row = read_row(f, 9, s3);
 	assert_true(row.balance == 300); /* 3 deposits applied, duplicates never */
-	assert_true(cqrs_engine_counters(f->e)->duplicates == 1);
+	assert_true(CTR(cqrs_engine_counters(f->e)->duplicates) == 1);
 }
 
 typedef struct dl_seen {
@@ -195,7 +199,7 @@ static void test_dead_letters(void **state)
 	assert_int_equal(cqrs_dl_read(f->dir, on_dl, &seen, NULL), 1);
 	assert_int_equal(seen.n, 1);
 	assert_true(seen.seqs[0] == s2);
-	assert_true(cqrs_engine_counters(f->e)->proj[0].dead_letters == 1);
+	assert_true(CTR(cqrs_engine_counters(f->e)->proj[0].dead_letters) == 1);
 	bank_stop(f->e, &f->m);
 	f->e = NULL;
 
@@ -205,9 +209,9 @@ static void test_dead_letters(void **state)
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 2, 1, 0, 0, &s2), 0);
 	{
 		const cqrs_counters *c = cqrs_engine_counters(f->e);
-		for (int i = 0; i < 1000 && !c->proj[0].halted; i++)
+		for (int i = 0; i < 1000 && !CTR(c->proj[0].halted); i++)
 			usleep(1000);
-		assert_true(c->proj[0].halted == 1);
+		assert_true(CTR(c->proj[0].halted) == 1);
 		cqrs_view *v;
 		assert_int_equal(cqrs_view_open(f->name, "balances", &v), 0);
 		assert_int_equal(cqrs_view_wait(v, s2, 50000000), -ETIMEDOUT);
@@ -221,7 +225,7 @@ static void test_dead_letters(void **state)
 		assert_int_equal(cqrs_view_wait(v, s2, 10000000000ull), 0);
 		assert_int_equal(cqrs_view_get(v, &acct, 8, &r2, sizeof r2), 0);
 		assert_true(r2.balance == 14 && r2.ops == 2);
-		assert_true(c->proj[0].halted == 0);
+		assert_true(CTR(c->proj[0].halted) == 0);
 		cqrs_view_close(v);
 		memset(&seen, 0, sizeof seen);
 		/* both dead letters (the skipped one of the first run too) resolved */
@@ -246,7 +250,7 @@ static void test_growth(void **state)
 		assert_int_equal(cqrs_view_get(v, &a, 8, &row, sizeof row), 0);
 		assert_true(row.balance == (int64_t)a);
 	}
-	assert_true(cqrs_engine_counters(f->e)->proj[0].rebuilds >= 1);
+	assert_true(CTR(cqrs_engine_counters(f->e)->proj[0].rebuilds) >= 1);
 	cqrs_view_close(v);
 }
 
@@ -254,7 +258,7 @@ typedef struct reader_arg {
 	fixture *f;
 	uint64_t accounts;
 	_Atomic int stop;
-	uint64_t reads, errors, generations_seen;
+	_Atomic uint64_t reads, errors, generations_seen;
 } reader_arg;
 
 static void *reader(void *p)
@@ -297,22 +301,27 @@ static void test_rebuild_while_reading(void **state)
 	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
 	gen0 = cqrs_view_generation(v);
 	pthread_create(&th, NULL, reader, &ra);
+	for (int i = 0; i < 10000 && atomic_load(&ra.reads) == 0; i++)
+		usleep(1000); /* the reader is reading before the rebuild starts */
 	assert_int_equal(cqrs_engine_rebuild(f->e, "balances"), 0);
 	assert_int_equal(cqrs_engine_rebuild(f->e, "nope"), CQRS_ENOTFOUND);
-	for (int i = 0; i < 5000 && cqrs_engine_counters(f->e)->proj[0].rebuilds == 0; i++)
+	for (int i = 0; i < 5000 && CTR(cqrs_engine_counters(f->e)->proj[0].rebuilds) == 0; i++)
 		usleep(1000);
-	assert_true(cqrs_engine_counters(f->e)->proj[0].rebuilds == 1);
+	assert_true(CTR(cqrs_engine_counters(f->e)->proj[0].rebuilds) == 1);
 	/* live events keep flowing into the new generation */
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 1000, 5, 0, 0, &seq), 0);
 	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	for (int i = 0; i < 10000 && atomic_load(&ra.generations_seen) < 2; i++)
+		usleep(1000); /* ... and follows the swap by itself */
 	atomic_store(&ra.stop, 1);
 	pthread_join(th, NULL);
 	assert_true(cqrs_view_generation(v) == gen0 + 1);
 	printf("rebuild while reading: %llu reads, %llu errors, reader saw %llu generations\n",
-	       (unsigned long long)ra.reads, (unsigned long long)ra.errors,
-	       (unsigned long long)ra.generations_seen);
-	assert_true(ra.reads > 0);
-	assert_true(ra.errors == 0);
+	       (unsigned long long)atomic_load(&ra.reads), (unsigned long long)atomic_load(&ra.errors),
+	       (unsigned long long)atomic_load(&ra.generations_seen));
+	assert_true(atomic_load(&ra.reads) > 0);
+	assert_true(atomic_load(&ra.errors) == 0);
+	assert_true(atomic_load(&ra.generations_seen) == 2);
 	uint64_t k = 1000;
 	bank_row row;
 	assert_int_equal(cqrs_view_get(v, &k, 8, &row, sizeof row), 0);
@@ -337,7 +346,7 @@ static void test_clean_stop_resumes(void **state)
 	assert_int_equal(cqrs_view_open(f->name, "balances", &v), 0);
 	assert_true(cqrs_view_generation(v) == gen); /* resumed, not rebuilt */
 	assert_true(cqrs_view_applied_seq(v) == seq);
-	assert_true(cqrs_engine_counters(f->e)->replayed == seq);
+	assert_true(CTR(cqrs_engine_counters(f->e)->replayed) == seq);
 	cqrs_view_close(v);
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq), 0);
 	bank_row row = read_row(f, 1, seq);

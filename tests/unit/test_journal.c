@@ -153,7 +153,7 @@ static void test_roll_and_iterate_from(void **state)
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
 	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
-	assert_int_equal(jt_append(j, jt_scaled(4000), 4, 0, &sub), 0);
+	assert_int_equal(jt_append(j, 4000, 4, 0, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
 	assert_int_equal(acks.bad, 0);
 	{
@@ -499,7 +499,7 @@ static void parity_run(const char *dir, cqrs_journal_io io, const char *env, log
 		setenv("CQRS_NO_IO_URING", env, 1);
 	jt_config(&c, dir, CQRS_DURABLE_BATCH);
 	c.io = io;
-	c.segment_size = 64u << 10;
+	c.segment_size = 16u << 10;
 	c.ctime_ns = 1700000000123456789ll;
 	c.log = cap_log;
 	c.log_arg = lc;

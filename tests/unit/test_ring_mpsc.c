@@ -174,7 +174,7 @@ static void test_footprint_init_attach(void **state)
 	assert_int_equal(st.records + st.timeouts + st.corrupt, 0);
 	cqrs_mpsc_close(a);
 	assert_int_equal(cqrs_mpsc_attach(x.g.mem, x.g.size - 128, &a), CQRS_EFORMAT);
-	x.h->version = 2;
+	x.h->version = 99;
 	assert_int_equal(cqrs_mpsc_attach(x.g.mem, x.g.size, &a), CQRS_EFORMAT);
 	x.h->version = MP_VERSION;
 	x.h->max_payload++;
@@ -234,7 +234,9 @@ static void test_claim_commit_abort_rules(void **state)
 	assert_int_equal(cqrs_mpsc_producer_open(x.r, &q), 0);
 	assert_int_equal(cqrs_mpsc_commit(p, 0), -EINVAL);
 	assert_int_equal(cqrs_mpsc_abort(p), -EINVAL);
+	assert_int_equal(cqrs_mpsc_ready(x.r), 0);
 	assert_int_equal(cqrs_mpsc_try_claim(p, 1, 100, &d), 0);
+	assert_int_equal(cqrs_mpsc_ready(x.r), 0); /* claimed is not ready */
 	assert_int_equal(cqrs_mpsc_try_claim(p, 1, 100, &d), -EBUSY);
 	assert_int_equal(cqrs_mpsc_commit(p, 101), -EINVAL);
 	/* q's record is behind p's claim: not delivered until p commits. */
@@ -242,6 +244,7 @@ static void test_claim_commit_abort_rules(void **state)
 	assert_int_equal(cqrs_mpsc_poll(x.r, collect, &g, 0), 0);
 	fill(d, 40, 1);
 	assert_int_equal(cqrs_mpsc_commit(p, 40), 0); /* shorter than claimed */
+	assert_int_equal(cqrs_mpsc_ready(x.r), 1);
 	assert_int_equal(cqrs_mpsc_poll(x.r, collect, &g, 0), 2);
 	assert_int_equal(g.len[0], 40);
 	assert_int_equal(g.seq[0], 1);
@@ -354,25 +357,25 @@ static void test_claim_timeout_and_late_commit(void **state)
 	ring_free(&x);
 }
 
-/* Puts the ring in the state a producer leaves when it dies between its tail
- * CAS and its header store: tail moved, intent set, header garbage. */
-static void play_dead_in_window(struct ring *x, cqrs_mpsc_producer *p, uint32_t len, uint64_t *start)
+/* A producer claims and dies before committing: the tail has moved, its
+ * intent says how far, and the header word holds whatever an earlier lap
+ * left there (here: garbage). */
+static void play_dead_after_claim(struct ring *x, cqrs_mpsc_producer *p, uint32_t len, uint64_t *start)
 {
 	uint64_t t = tail_of(x), pad, n = CQRS_RING_ALIGN_UP(16 + len), left = x->cap - (t & (x->cap - 1));
 	void *d;
 
 	pad = n <= left ? 0 : left;
 	assert_int_equal(cqrs_mpsc_try_claim(p, 1, len, &d), 0);
-	/* undo the headers, restore the intent */
+	assert_int_equal(tail_of(x), t + pad + n);
+	assert_int_equal(atomic_load(&((struct mp_slot *)(x->h + 1))[0].intent), mp_intent(t, pad + n));
 	atomic_store(ctl_of(x, t), UINT64_C(0x00ab00cd00ef0011));
 	if (pad)
 		atomic_store(ctl_of(x, t + pad), 0);
-	atomic_store(&x->h->head, atomic_load(&x->h->head)); /* no-op, keeps the layout honest */
-	atomic_store(&((struct mp_slot *)(x->h + 1))[0].intent, mp_intent(t, pad + n));
 	*start = t;
 }
 
-static void test_dead_producer_between_claim_and_header(void **state)
+static void test_dead_producer_between_claim_and_commit(void **state)
 {
 	struct ring x;
 	cqrs_mpsc_producer *a, *b;
@@ -388,7 +391,7 @@ static void test_dead_producer_between_claim_and_header(void **state)
 	/* Several rounds so that some claims need padding at the end. */
 	for (round = 0; round < 12; round++) {
 		g.n = 0;
-		play_dead_in_window(&x, a, 150, &t);
+		play_dead_after_claim(&x, a, 150, &t);
 		assert_int_equal(send(b, 2, 24, 100 + (uint64_t)round), 0);
 		assert_int_equal(cqrs_mpsc_poll(x.r, collect, &g, 0), 0);
 		nap_ms(2);
@@ -422,22 +425,25 @@ static void test_header_store_after_skip_is_refused(void **state)
 	ring_new(&x, 4096, 2, 0); /* timeout 0: skip at first sight */
 	assert_int_equal(cqrs_mpsc_producer_open(x.r, &a), 0);
 	assert_int_equal(cqrs_mpsc_producer_open(x.r, &b), 0);
-	play_dead_in_window(&x, a, 40, &t);
-	assert_int_equal(cqrs_mpsc_commit(a, 0), CQRS_ESTALE);
+	play_dead_after_claim(&x, a, 40, &t);
 	assert_int_equal(send(b, 2, 24, 5), 0);
 	assert_int_equal(cqrs_mpsc_poll(x.r, collect, &g, 0), 1);
+	assert_int_equal(cqrs_mpsc_commit(a, 0), CQRS_ESTALE);
 	/* The consumer left a discard header for position t: the mark a late
 	 * producer's header CAS finds. */
 	assert_true(mp_mine(atomic_load(ctl_of(&x, t)), t));
 	assert_int_equal(mp_state(atomic_load(ctl_of(&x, t))), MP_DISCARD);
 	assert_int_equal(mp_bytes(atomic_load(ctl_of(&x, t))), n);
-	/* The producer's side of the rule: a claim whose header position already
-	 * holds a header for that position (the consumer got there first) gives
-	 * up with CQRS_ESTALE instead of overwriting it. */
+	/* The producer's side of the rule: a commit whose header position
+	 * already holds a header for that position (the consumer got there
+	 * first) gives up with CQRS_ESTALE instead of overwriting it. */
 	t = tail_of(&x);
+	assert_int_equal(cqrs_mpsc_try_claim(a, 1, 40, &d), 0);
 	atomic_store(ctl_of(&x, t), mp_ctl(t, MP_DISCARD, n));
-	assert_int_equal(cqrs_mpsc_try_claim(a, 1, 40, &d), CQRS_ESTALE);
+	((struct mp_rec *)(x.data + (t & 4095)))->len = 12345;
+	assert_int_equal(cqrs_mpsc_commit(a, 40), CQRS_ESTALE);
 	assert_int_equal(mp_state(atomic_load(ctl_of(&x, t))), MP_DISCARD);
+	assert_int_equal(((struct mp_rec *)(x.data + (t & 4095)))->len, 12345); /* untouched */
 	assert_int_equal(send(b, 2, 24, 6), 0);
 	assert_int_equal(cqrs_mpsc_poll(x.r, collect, &g, 0), 1);
 	assert_int_equal(g.seq[1], 6);
@@ -763,7 +769,7 @@ int main(void)
 		cmocka_unit_test(test_claim_commit_abort_rules),
 		cmocka_unit_test(test_wrap_full_empty),
 		cmocka_unit_test(test_claim_timeout_and_late_commit),
-		cmocka_unit_test(test_dead_producer_between_claim_and_header),
+		cmocka_unit_test(test_dead_producer_between_claim_and_commit),
 		cmocka_unit_test(test_header_store_after_skip_is_refused),
 		cmocka_unit_test(test_garbage_header_without_intent),
 		cmocka_unit_test(test_hostile_lengths),

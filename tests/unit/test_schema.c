@@ -228,6 +228,10 @@ static void test_json(void **state)
 	assert_non_null(strstr(out, "\"active\":true"));
 	assert_non_null(strstr(out, "\"name\":\"a\\\"b\\\\c\\u000a\""));
 	assert_non_null(strstr(out, "\"digest\":\"ab00000000000000\""));
+	/* valid UTF-8 passes through; invalid bytes are escaped */
+	strcpy(r.name, "Zo\xc3\xab\xff");
+	assert_true(cqrs_record_to_json(s, &r, out, sizeof out) > 0);
+	assert_non_null(strstr(out, "\"name\":\"Zo\xc3\xab\\u00ff\""));
 	assert_int_equal(cqrs_record_to_json(s, &r, small, sizeof small), -ENOSPC);
 	assert_int_equal(strlen(small), sizeof small - 1);
 }

@@ -290,5 +290,5 @@ int main(void)
 		cmocka_unit_test(test_stale_and_foreign),
 		cmocka_unit_test(test_bad_headers),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);
 }

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "tests/lib/testutil.h"
+#include "shm/view_internal.h"
 #include "tests/unit/test_view_rows.h"
 
 #define KEYS 3000
@@ -39,7 +40,7 @@ static _Atomic int writer_done;
 static _Atomic uint64_t reader_loops; /* the writer runs until readers did enough */
 
 typedef struct rstats {
-	uint64_t gets, found, torn, finds, stable_bad, snaps, snap_bad, scans, errors;
+	uint64_t gets, found, torn, finds, stable_bad, snaps, snap_bad, scans, errors, restarts;
 } rstats;
 
 static void *writer_main(void *arg)
@@ -177,6 +178,7 @@ static void *reader_main(void *arg)
 		}
 		atomic_fetch_add_explicit(&reader_loops, 1, memory_order_relaxed); /* progress only */
 	}
+	s->restarts = cqrs__view_chain_restarts(v);
 	cqrs_view_close(v);
 	return NULL;
 }
@@ -210,12 +212,13 @@ static void test_concurrent_readers(void **state)
 	for (int i = 0; i < READERS; i++) {
 		pthread_join(rt[i], NULL);
 		print_message("reader %d: %llu gets (%llu found), %llu finds, %llu snapshots, %llu scans; "
-			      "torn %llu, stable misses %llu, snapshot mismatches %llu, errors %llu\n",
+			      "torn %llu, stable misses %llu, snapshot mismatches %llu, errors %llu, "
+			      "chain restarts %llu\n",
 			      i, (unsigned long long)st[i].gets, (unsigned long long)st[i].found,
 			      (unsigned long long)st[i].finds, (unsigned long long)st[i].snaps,
 			      (unsigned long long)st[i].scans, (unsigned long long)st[i].torn,
 			      (unsigned long long)st[i].stable_bad, (unsigned long long)st[i].snap_bad,
-			      (unsigned long long)st[i].errors);
+			      (unsigned long long)st[i].errors, (unsigned long long)st[i].restarts);
 		assert_int_equal(st[i].torn, 0);
 		assert_int_equal(st[i].stable_bad, 0);
 		assert_int_equal(st[i].snap_bad, 0);
@@ -231,5 +234,5 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_concurrent_readers),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);
 }

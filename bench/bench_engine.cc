@@ -1,0 +1,632 @@
+/*
+ * bench/bench_engine.cc - the engine end to end with the orders domain,
+ * beside the traditional single-model design in SQLite, same run.
+ *
+ *   BM_EngineCommands/M     pipelined CreateOrder submissions from one
+ *                           thread (4 x 1024 in flight), durability M
+ *                           (0 none, 1 batch): acknowledged commands/s.
+ *   BM_EngineVisible/M/R    command-to-visible latency: a probe submits one
+ *                           CreateOrder at a time and waits until the
+ *                           order_summaries view shows it (cqrs_view_wait),
+ *                           while a paced load thread runs R commands/s.
+ *                           Counters p50_ns, p99_ns, p999_ns.
+ *   BM_EngineRecovery/V     restart over a journal of kRecoveryEvents events:
+ *                           V = 0 views resumed (write model replay only),
+ *                           V = 1 views removed (write model + view rebuild).
+ *                           events/s.
+ *   BM_SqliteCommands/B     the same CreateOrder validation and writes in
+ *                           SQLite (WAL, synchronous=FULL) over normalized
+ *                           tables: one transaction per command (B = 1) or
+ *                           1024 per transaction (B = 1024).
+ *   BM_QueryView            "active orders of customer C" from the view: one
+ *                           secondary-index lookup + status filter.
+ *   BM_QuerySqliteJoin      the same answer (with customer name, item count,
+ *                           total) by JOIN + GROUP BY over customers, orders
+ *                           and order_items, indexed, same data.
+ *
+ * Everything lives under a temp folder and unique engine names, removed at
+ * the end.
+ */
+#include "harness.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern "C" {
+#include "clock.h"
+#include "cqrs_counters.h"
+#include "cqrs_view.h"
+#include "examples/orders/orders.h"
+}
+
+namespace {
+
+/* Counters are written by engine threads: read them relaxed. */
+template <class T> T ctr(const T &v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+
+constexpr uint64_t kCustomers = 10000;
+constexpr uint64_t kQueryOrders = 200000;
+constexpr uint64_t kRecoveryEvents = 1000000;
+constexpr int kBatch = 1024;
+constexpr int kDepth = 4;
+
+std::string g_root;
+int g_seq;
+
+int rm_one(const char *path, const struct stat *, int, struct FTW *) { return remove(path); }
+
+const std::string &root()
+{
+	if (g_root.empty()) {
+		const char *t = getenv("TMPDIR");
+		char buf[512];
+		snprintf(buf, sizeof buf, "%s/cqrs-bench-engine.XXXXXX", t && *t ? t : "/tmp");
+		if (!mkdtemp(buf))
+			abort();
+		g_root = buf;
+	}
+	return g_root;
+}
+
+struct engine_env {
+	std::string name, dir;
+	orders_model m{};
+	cqrs_engine *e = nullptr;
+
+	int open(int durability, bool fresh)
+	{
+		if (fresh) {
+			char n[64];
+			snprintf(n, sizeof n, "bench_%d_%d", (int)getpid(), g_seq++);
+			name = n;
+			dir = root() + "/" + name;
+		}
+		if (orders_model_init(&m))
+			return -1;
+		cqrs_config cfg;
+		cqrs_config_init(&cfg);
+		cfg.name = name.c_str();
+		cfg.data_dir = dir.c_str();
+		cfg.durability = durability;
+		cfg.projector_threads = 2;
+		cfg.ring_bytes = 64u << 20;
+		int rc = cqrs_engine_open(&cfg, &m, &e);
+		if (!rc)
+			rc = orders_register(e, 1u << 20, 1u << 15);
+		if (!rc)
+			rc = cqrs_engine_start(e);
+		if (rc) {
+			fprintf(stderr, "engine: %s (%s)\n", cqrs_strerror(rc), cqrs_last_error());
+			return rc;
+		}
+		return 0;
+	}
+
+	void close(bool remove)
+	{
+		if (e)
+			cqrs_engine_close(e);
+		e = nullptr;
+		orders_model_free(&m);
+		if (remove) {
+			cqrs_engine_remove_segments(name.c_str());
+			nftw(dir.c_str(), rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		}
+	}
+};
+
+/* Submits all of cmds (retrying while the queue is full) and waits. */
+void submit_all(cqrs_engine *e, cqrs_command *cmds, cqrs_ticket *t, int n)
+{
+	for (int done = 0; done < n;) {
+		int rc = cqrs_submit_batch(e, cmds + done, t + done, (uint32_t)(n - done));
+		if (rc == -EAGAIN) {
+			std::this_thread::yield();
+			continue;
+		}
+		if (rc < 0)
+			abort();
+		done += rc;
+	}
+	for (int i = 0; i < n; i++)
+		cqrs_ticket_wait(&t[i], UINT64_MAX);
+}
+
+void register_customers(cqrs_engine *e)
+{
+	std::vector<register_customer> rc(kBatch);
+	std::vector<cqrs_command> cmds(kBatch);
+	std::vector<cqrs_ticket> t(kBatch);
+	for (uint64_t id = 1; id <= kCustomers;) {
+		int n = 0;
+		for (; n < kBatch && id <= kCustomers; n++, id++) {
+			memset(&rc[n], 0, sizeof rc[n]);
+			rc[n].customer_id = id;
+			snprintf(rc[n].name, sizeof rc[n].name, "customer-%llu", (unsigned long long)id);
+			cmds[n] = cqrs_command{ CMD_REGISTER_CUSTOMER, sizeof(register_customer), &rc[n] };
+		}
+		submit_all(e, cmds.data(), t.data(), n);
+	}
+}
+
+uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+void fill_create(create_order *co, uint64_t order_id)
+{
+	memset(co, 0, sizeof *co);
+	co->order_id = order_id;
+	co->customer_id = 1 + mix(order_id) % kCustomers;
+	co->item_count = 1 + (uint32_t)(order_id % 7);
+	co->total = (int64_t)(100 + mix(order_id ^ 7) % 100000);
+	snprintf(co->shipping_address, sizeof co->shipping_address, "%u Main St",
+		 (unsigned)(order_id % 9999));
+}
+
+/* ---- engine: throughput ------------------------------------------------------- */
+
+void BM_EngineCommands(benchmark::State &state)
+{
+	engine_env env;
+	if (env.open((int)state.range(0), true)) {
+		state.SkipWithError("engine start failed");
+		return;
+	}
+	register_customers(env.e);
+	struct slot {
+		create_order co[kBatch];
+		cqrs_command cmds[kBatch];
+		cqrs_ticket t[kBatch];
+		int n = 0;
+	};
+	std::vector<slot> slots(kDepth);
+	uint64_t next = 1, k = 0, done = 0;
+	for (auto _ : state) {
+		slot &s = slots[k++ % kDepth];
+		for (int i = 0; i < s.n; i++)
+			cqrs_ticket_wait(&s.t[i], UINT64_MAX);
+		done += (uint64_t)s.n;
+		for (int i = 0; i < kBatch; i++) {
+			fill_create(&s.co[i], next++);
+			s.cmds[i] = cqrs_command{ CMD_CREATE_ORDER, sizeof(create_order), &s.co[i] };
+		}
+		s.n = kBatch;
+		for (int sent = 0; sent < kBatch;) {
+			int rc = cqrs_submit_batch(env.e, s.cmds + sent, s.t + sent, (uint32_t)(kBatch - sent));
+			if (rc == -EAGAIN) {
+				std::this_thread::yield();
+				continue;
+			}
+			if (rc < 0) {
+				state.SkipWithError("submit failed");
+				break;
+			}
+			sent += rc;
+		}
+	}
+	for (auto &s : slots) {
+		for (int i = 0; i < s.n; i++)
+			cqrs_ticket_wait(&s.t[i], UINT64_MAX);
+		done += (uint64_t)s.n;
+	}
+	state.SetItemsProcessed((int64_t)done);
+	const cqrs_counters *c = cqrs_engine_counters(env.e);
+	state.counters["fdatasyncs"] = (double)ctr(c->fdatasyncs);
+	state.counters["commands_per_batch"] = ctr(c->batches) ? (double)ctr(c->events) / (double)ctr(c->batches) : 0;
+	env.close(true);
+}
+BENCHMARK(BM_EngineCommands)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+/* ---- engine: command-to-visible ------------------------------------------------- */
+
+void BM_EngineVisible(benchmark::State &state)
+{
+	engine_env env;
+	if (env.open((int)state.range(0), true)) {
+		state.SkipWithError("engine start failed");
+		return;
+	}
+	register_customers(env.e);
+	const uint64_t rate = (uint64_t)state.range(1);
+	std::atomic<bool> stop{ false };
+	std::atomic<uint64_t> next{ 1 };
+	/* Paced background load: batches of 100 every 100/rate seconds. */
+	std::thread load([&] {
+		create_order co[100];
+		cqrs_command cmds[100];
+		cqrs_ticket t[100];
+		uint64_t period = 100ull * 1000000000ull / (rate ? rate : 1), due = cqrs_mono_ns();
+		while (!stop.load(std::memory_order_relaxed)) {
+			for (int i = 0; i < 100; i++) {
+				fill_create(&co[i], next.fetch_add(1));
+				cmds[i] = cqrs_command{ CMD_CREATE_ORDER, sizeof(create_order), &co[i] };
+			}
+			submit_all(env.e, cmds, t, 100);
+			due += period;
+			while (cqrs_mono_ns() < due && !stop.load(std::memory_order_relaxed))
+				std::this_thread::yield();
+		}
+	});
+	cqrs_view *v = nullptr;
+	cqrs_view_open(env.name.c_str(), "order_summaries", &v);
+	static uint64_t hist[64][1024];
+	std::vector<uint64_t> samples;
+	samples.reserve(1 << 20);
+	for (auto _ : state) {
+		create_order co;
+		fill_create(&co, (UINT64_C(1) << 40) + next.fetch_add(1));
+		cqrs_command c{ CMD_CREATE_ORDER, sizeof co, &co };
+		cqrs_ticket t;
+		uint64_t t0 = cqrs_mono_ns();
+		if (cqrs_submit(env.e, &c, &t) || cqrs_ticket_wait(&t, UINT64_MAX)) {
+			state.SkipWithError("probe submit failed");
+			break;
+		}
+		if (cqrs_view_wait(v, cqrs_ticket_seq(&t), 5000000000ull)) {
+			state.SkipWithError("view wait failed");
+			break;
+		}
+		samples.push_back(cqrs_mono_ns() - t0);
+	}
+	(void)hist;
+	stop = true;
+	load.join();
+	cqrs_view_close(v);
+	std::sort(samples.begin(), samples.end());
+	auto q = [&](double p) {
+		return samples.empty() ? 0.0 : (double)samples[(size_t)(p * (double)(samples.size() - 1))];
+	};
+	state.counters["p50_ns"] = q(0.5);
+	state.counters["p99_ns"] = q(0.99);
+	state.counters["p999_ns"] = q(0.999);
+	state.counters["load_cmds"] = (double)next.load();
+	env.close(true);
+}
+BENCHMARK(BM_EngineVisible)
+	->Args({ 0, 100000 })
+	->Args({ 1, 100000 })
+	->Unit(benchmark::kMicrosecond)
+	->UseRealTime()
+	->MinTime(2.0);
+
+/* ---- engine: recovery ------------------------------------------------------------- */
+
+engine_env g_recovery;
+
+void build_recovery_journal()
+{
+	if (!g_recovery.name.empty())
+		return;
+	if (g_recovery.open(CQRS_DURABILITY_NONE, true))
+		abort();
+	register_customers(g_recovery.e);
+	std::vector<create_order> co(kBatch);
+	std::vector<cqrs_command> cmds(kBatch);
+	std::vector<cqrs_ticket> t(kBatch);
+	for (uint64_t id = 1; id + kCustomers <= kRecoveryEvents;) {
+		int n = 0;
+		for (; n < kBatch && id + kCustomers <= kRecoveryEvents; n++, id++) {
+			fill_create(&co[n], id);
+			cmds[n] = cqrs_command{ CMD_CREATE_ORDER, sizeof(create_order), &co[n] };
+		}
+		submit_all(g_recovery.e, cmds.data(), t.data(), n);
+	}
+	g_recovery.close(false); /* clean stop: views resumable */
+}
+
+void BM_EngineRecovery(benchmark::State &state)
+{
+	build_recovery_journal();
+	uint64_t events = 0;
+	for (auto _ : state) {
+		state.PauseTiming();
+		if (state.range(0) == 1) {
+			/* drop the views: the start rebuilds them from the journal */
+			char prefix[128];
+			snprintf(prefix, sizeof prefix, "%s", g_recovery.name.c_str());
+			cqrs_engine_remove_segments(prefix);
+		}
+		state.ResumeTiming();
+		if (g_recovery.open(CQRS_DURABILITY_NONE, false)) {
+			state.SkipWithError("restart failed");
+			break;
+		}
+		/* a rebuild completes when the views caught up with the journal */
+		const cqrs_counters *c = cqrs_engine_counters(g_recovery.e);
+		uint64_t target = cqrs_engine_durable_seq(g_recovery.e);
+		for (;;) {
+			bool all = true;
+			for (uint32_t i = 0; i < c->nproj; i++)
+				if (ctr(c->proj[i].applied_seq) < target)
+					all = false;
+			if (all)
+				break;
+			std::this_thread::yield();
+		}
+		events += ctr(c->replayed);
+		state.PauseTiming();
+		g_recovery.close(false);
+		state.ResumeTiming();
+	}
+	state.SetItemsProcessed((int64_t)events);
+}
+BENCHMARK(BM_EngineRecovery)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+
+/* ---- SQLite: the traditional design -------------------------------------------------- */
+
+struct sqlite_env {
+	sqlite3 *db = nullptr;
+	sqlite3_stmt *cust = nullptr, *exists = nullptr, *ins_order = nullptr, *ins_item = nullptr;
+	std::string path;
+
+	int open(const char *tag)
+	{
+		path = root() + "/" + tag + ".sqlite";
+		remove(path.c_str());
+		if (sqlite3_open(path.c_str(), &db) != SQLITE_OK)
+			return -1;
+		const char *ddl =
+			"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			"CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, active INTEGER NOT NULL);"
+			"CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id),"
+			" status INTEGER NOT NULL, created_at INTEGER NOT NULL, shipped_at INTEGER, address TEXT);"
+			"CREATE INDEX orders_by_customer ON orders(customer_id);"
+			"CREATE TABLE order_items(order_id INTEGER NOT NULL REFERENCES orders(id), sku INTEGER NOT NULL,"
+			" qty INTEGER NOT NULL, price INTEGER NOT NULL);"
+			"CREATE INDEX items_by_order ON order_items(order_id);";
+		if (sqlite3_exec(db, ddl, nullptr, nullptr, nullptr) != SQLITE_OK)
+			return -1;
+		sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+		sqlite3_stmt *ins;
+		sqlite3_prepare_v2(db, "INSERT INTO customers VALUES(?, ?, 1)", -1, &ins, nullptr);
+		for (uint64_t id = 1; id <= kCustomers; id++) {
+			char name[32];
+			snprintf(name, sizeof name, "customer-%llu", (unsigned long long)id);
+			sqlite3_bind_int64(ins, 1, (sqlite3_int64)id);
+			sqlite3_bind_text(ins, 2, name, -1, SQLITE_TRANSIENT);
+			sqlite3_step(ins);
+			sqlite3_reset(ins);
+		}
+		sqlite3_finalize(ins);
+		sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+		sqlite3_prepare_v2(db, "SELECT active FROM customers WHERE id = ?", -1, &cust, nullptr);
+		sqlite3_prepare_v2(db, "SELECT 1 FROM orders WHERE id = ?", -1, &exists, nullptr);
+		sqlite3_prepare_v2(db, "INSERT INTO orders VALUES(?, ?, ?, ?, NULL, ?)", -1, &ins_order, nullptr);
+		sqlite3_prepare_v2(db, "INSERT INTO order_items VALUES(?, ?, ?, ?)", -1, &ins_item, nullptr);
+		return 0;
+	}
+
+	/* The CreateOrder command: validate against the model, then write. */
+	bool create_order(const ::create_order &co, uint32_t status)
+	{
+		sqlite3_bind_int64(cust, 1, (sqlite3_int64)co.customer_id);
+		bool ok = sqlite3_step(cust) == SQLITE_ROW && sqlite3_column_int(cust, 0) == 1;
+		sqlite3_reset(cust);
+		sqlite3_bind_int64(exists, 1, (sqlite3_int64)co.order_id);
+		ok = ok && sqlite3_step(exists) != SQLITE_ROW;
+		sqlite3_reset(exists);
+		if (!ok)
+			return false;
+		sqlite3_bind_int64(ins_order, 1, (sqlite3_int64)co.order_id);
+		sqlite3_bind_int64(ins_order, 2, (sqlite3_int64)co.customer_id);
+		sqlite3_bind_int(ins_order, 3, (int)status);
+		sqlite3_bind_int64(ins_order, 4, (sqlite3_int64)cqrs_wall_ns());
+		sqlite3_bind_text(ins_order, 5, co.shipping_address, -1, SQLITE_STATIC);
+		sqlite3_step(ins_order);
+		sqlite3_reset(ins_order);
+		for (uint32_t i = 0; i < co.item_count; i++) {
+			sqlite3_bind_int64(ins_item, 1, (sqlite3_int64)co.order_id);
+			sqlite3_bind_int(ins_item, 2, (int)i);
+			sqlite3_bind_int(ins_item, 3, 1);
+			sqlite3_bind_int64(ins_item, 4, co.total / co.item_count);
+			sqlite3_step(ins_item);
+			sqlite3_reset(ins_item);
+		}
+		return true;
+	}
+
+	void close()
+	{
+		sqlite3_finalize(cust);
+		sqlite3_finalize(exists);
+		sqlite3_finalize(ins_order);
+		sqlite3_finalize(ins_item);
+		sqlite3_close(db);
+		remove(path.c_str());
+		remove((path + "-wal").c_str());
+		remove((path + "-shm").c_str());
+	}
+};
+
+void BM_SqliteCommands(benchmark::State &state)
+{
+	sqlite_env s;
+	if (s.open(state.range(0) == 1 ? "txn1" : "txnN")) {
+		state.SkipWithError("sqlite open failed");
+		return;
+	}
+	const int per_txn = (int)state.range(0);
+	uint64_t next = 1, done = 0;
+	for (auto _ : state) {
+		sqlite3_exec(s.db, "BEGIN", nullptr, nullptr, nullptr);
+		for (int i = 0; i < per_txn; i++) {
+			::create_order co;
+			fill_create(&co, next++);
+			s.create_order(co, ORDER_CREATED);
+		}
+		sqlite3_exec(s.db, "COMMIT", nullptr, nullptr, nullptr);
+		done += (uint64_t)per_txn;
+	}
+	state.SetItemsProcessed((int64_t)done);
+	s.close();
+}
+BENCHMARK(BM_SqliteCommands)->Arg(1)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+/* ---- the seed query ------------------------------------------------------------------ */
+
+uint32_t status_of(uint64_t order_id) { return 1 + (uint32_t)(mix(order_id ^ 99) % 4); }
+
+engine_env g_query;
+sqlite_env g_sql;
+
+void build_query_data()
+{
+	if (g_query.e)
+		return;
+	if (g_query.open(CQRS_DURABILITY_NONE, true) || g_sql.open("query"))
+		abort();
+	register_customers(g_query.e);
+	std::vector<create_order> co(kBatch);
+	std::vector<ship_order> ref(kBatch);
+	std::vector<cqrs_command> cmds(kBatch);
+	std::vector<cqrs_ticket> t(kBatch);
+	sqlite3_exec(g_sql.db, "PRAGMA synchronous=OFF; BEGIN", nullptr, nullptr, nullptr);
+	for (uint64_t id = 1; id <= kQueryOrders;) {
+		uint64_t first = id;
+		int n = 0;
+		for (; n < kBatch && id <= kQueryOrders; n++, id++) {
+			fill_create(&co[n], id);
+			cmds[n] = cqrs_command{ CMD_CREATE_ORDER, sizeof(create_order), &co[n] };
+			g_sql.create_order(co[n], status_of(id));
+		}
+		submit_all(g_query.e, cmds.data(), t.data(), n);
+		/* move each order to its final status: shipped, completed, cancelled */
+		for (int pass = 0; pass < 2; pass++) {
+			int m = 0;
+			for (uint64_t o = first; o < first + (uint64_t)n; o++) {
+				uint32_t st = status_of(o), type = 0;
+				if (pass == 0 && st == ORDER_CANCELLED) type = CMD_CANCEL_ORDER;
+				else if (pass == 0 && st >= ORDER_SHIPPED && st != ORDER_CANCELLED) type = CMD_SHIP_ORDER;
+				else if (pass == 1 && st == ORDER_COMPLETED) type = CMD_COMPLETE_ORDER;
+				if (!type)
+					continue;
+				ref[m].order_id = o;
+				cmds[m] = cqrs_command{ type, sizeof(ship_order), &ref[m] };
+				m++;
+			}
+			submit_all(g_query.e, cmds.data(), t.data(), m);
+		}
+	}
+	sqlite3_exec(g_sql.db, "COMMIT; ANALYZE", nullptr, nullptr, nullptr);
+	/* wait until the views caught up */
+	cqrs_view *v;
+	cqrs_view_open(g_query.name.c_str(), "order_summaries", &v);
+	cqrs_view_wait(v, cqrs_engine_durable_seq(g_query.e), 60000000000ull);
+	cqrs_view_close(v);
+}
+
+struct active_sum {
+	uint64_t orders;
+	int64_t total;
+};
+
+int count_active(void *arg, const void *row, size_t)
+{
+	const order_summary *o = (const order_summary *)row;
+	active_sum *a = (active_sum *)arg;
+	if (o->status == ORDER_CREATED || o->status == ORDER_SHIPPED) {
+		a->orders++;
+		a->total += o->total;
+	}
+	return 0;
+}
+
+void BM_QueryView(benchmark::State &state)
+{
+	build_query_data();
+	cqrs_view *v;
+	if (cqrs_view_open(g_query.name.c_str(), "order_summaries", &v)) {
+		state.SkipWithError("view open failed");
+		return;
+	}
+	uint64_t c = 0, rows = 0;
+	for (auto _ : state) {
+		uint64_t cust = 1 + mix(c++) % kCustomers;
+		active_sum a{ 0, 0 };
+		cqrs_view_find(v, "customer_id", &cust, sizeof cust, count_active, &a, 0);
+		rows += a.orders;
+		benchmark::DoNotOptimize(a);
+	}
+	state.SetItemsProcessed((int64_t)c);
+	state.counters["active_per_query"] = c ? (double)rows / (double)c : 0;
+	cqrs_view_close(v);
+}
+BENCHMARK(BM_QueryView)->UseRealTime()->MinTime(1.0);
+
+void BM_QuerySqliteJoin(benchmark::State &state)
+{
+	build_query_data();
+	sqlite3_stmt *q;
+	sqlite3_prepare_v2(g_sql.db,
+			   "SELECT o.id, c.name, COUNT(i.sku), SUM(i.qty * i.price) FROM orders o"
+			   " JOIN customers c ON c.id = o.customer_id"
+			   " JOIN order_items i ON i.order_id = o.id"
+			   " WHERE o.customer_id = ? AND o.status IN (1, 2) GROUP BY o.id, c.name",
+			   -1, &q, nullptr);
+	uint64_t c = 0, rows = 0;
+	for (auto _ : state) {
+		uint64_t cust = 1 + mix(c++) % kCustomers;
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)cust);
+		while (sqlite3_step(q) == SQLITE_ROW)
+			rows++;
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	state.SetItemsProcessed((int64_t)c);
+	state.counters["active_per_query"] = c ? (double)rows / (double)c : 0;
+}
+BENCHMARK(BM_QuerySqliteJoin)->UseRealTime()->MinTime(1.0);
+
+} /* namespace */
+
+int main(int argc, char **argv)
+{
+	int rc = cqrs_bench::main(argc, argv, "engine", "orders end to end vs SQLite (WAL, synchronous=FULL)", {
+		{ "commands/s, batch durability", "BM_EngineCommands/1/min_time:2.000/real_time",
+		  "BM_SqliteCommands/1/min_time:2.000/real_time", "items_per_second", true,
+		  "vs SQLite one txn per command; goal >= 1M/s" },
+		{ "commands/s, batch durability", "BM_EngineCommands/1/min_time:2.000/real_time",
+		  "BM_SqliteCommands/1024/min_time:2.000/real_time", "items_per_second", true,
+		  "vs SQLite 1024 commands per txn" },
+		{ "commands/s, none durability", "BM_EngineCommands/0/min_time:2.000/real_time",
+		  "BM_EngineCommands/1/min_time:2.000/real_time", "items_per_second", true,
+		  "vs our own batch mode" },
+		{ "cmd-to-visible p50 ns, none @100k/s", "BM_EngineVisible/0/100000/min_time:2.000/real_time", "",
+		  "p50_ns", false, "" },
+		{ "cmd-to-visible p99 ns, none @100k/s", "BM_EngineVisible/0/100000/min_time:2.000/real_time", "",
+		  "p99_ns", false, "goal <= 50000" },
+		{ "cmd-to-visible p99.9 ns, none @100k/s", "BM_EngineVisible/0/100000/min_time:2.000/real_time", "",
+		  "p999_ns", false, "" },
+		{ "cmd-to-visible p50 ns, batch @100k/s", "BM_EngineVisible/1/100000/min_time:2.000/real_time", "",
+		  "p50_ns", false, "includes the fdatasync" },
+		{ "cmd-to-visible p99 ns, batch @100k/s", "BM_EngineVisible/1/100000/min_time:2.000/real_time", "",
+		  "p99_ns", false, "" },
+		{ "recovery events/s, write model", "BM_EngineRecovery/0/iterations:3/real_time", "",
+		  "items_per_second", true, "goal >= 5M/s" },
+		{ "recovery events/s, model + views", "BM_EngineRecovery/1/iterations:3/real_time", "",
+		  "items_per_second", true, "" },
+		{ "active orders of a customer, queries/s", "BM_QueryView/min_time:1.000/real_time",
+		  "BM_QuerySqliteJoin/min_time:1.000/real_time", "items_per_second", true,
+		  "vs SQLite JOIN + GROUP BY; goal >= 100x" },
+	});
+	g_query.close(true);
+	g_sql.close();
+	g_recovery.close(true);
+	if (!g_root.empty())
+		nftw(g_root.c_str(), rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}

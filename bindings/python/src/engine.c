@@ -1,0 +1,617 @@
+/*
+ * bindings/python/src/engine.c - cqrs.Engine: a connection to a running
+ * engine (cqrs.connect).
+ *
+ *     eng = cqrs.connect("orders")           # or readonly=True: views only
+ *     eng.views()                            # ["order_summaries", ...]
+ *     v = eng.view("order_summaries")        # cached: one View per name
+ *     eng.commands()                         # ["RegisterCustomer", ...]
+ *     eng.command_schema("CreateOrder")      # cqrs.Schema
+ *     seq = eng.submit("CreateOrder", order_id=1, customer_id=7, ...)
+ *     seq = eng.submit_with("ShipOrder", {"order_id": 1},
+ *                           aggregate_id=..., expected_version=3,
+ *                           client_seq=..., timeout=1.0)
+ *     eng.close()                            # or a with-statement
+ *
+ * submit encodes the fields through the command's schema (fields left out
+ * are zero) and waits for the engine's answer: the accepted command's seq
+ * (its last event's global seq, for View.wait), or cqrs.Rejected /
+ * cqrs.Conflict / cqrs.Duplicate carrying the engine's .reason (Duplicate
+ * also .seq, the original's), cqrs.Stopped when the engine went away,
+ * TimeoutError when timeout passed (the command may still be processed).
+ *
+ * Threads: one gateway client per Engine, guarded by a lock; the GIL is
+ * released while a submit waits. Submits from several threads on one Engine
+ * are serialised: connect an Engine per thread to submit in parallel. The
+ * request is encoded and sent (wait-free) with the GIL held, then its result
+ * is awaited in 50 ms slices so Ctrl-C works; a result that arrives for an
+ * earlier, abandoned request (timed out, interrupted) is discarded.
+ */
+#include "cqrs_py.h"
+
+#include <pythread.h>
+#include <string.h>
+#include <time.h>
+
+#define SLICE_NS 50000000ull
+
+typedef struct Engine {
+	PyObject_HEAD
+	char name[CQRS_NAME_MAX];
+	PyObject *views;          /* dict name -> View */
+	int closed;
+	int readonly;
+#ifdef CQRS_HAVE_CLIENT
+	cqrs_client *c;
+	PyThread_type_lock lock;  /* guards c */
+	PyObject *cmds;           /* dict name -> (type id, RowSpec) */
+#endif
+} Engine;
+
+static PyObject *closed_error(void)
+{
+	PyErr_SetString(PyExc_ValueError, "operation on a closed cqrs.Engine");
+	return NULL;
+}
+
+static __attribute__((unused)) uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int name_ok(const char *s, Py_ssize_t n)
+{
+	if (n < 1 || n >= CQRS_NAME_MAX)
+		return 0;
+	for (Py_ssize_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+PyObject *cqrspy_connect(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+	static char *kw[] = { "engine", "readonly", NULL };
+	const char *name;
+	Py_ssize_t n;
+	int readonly = 0, rc;
+	Engine *self;
+
+	(void)module;
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$p:connect", kw, &name, &n, &readonly))
+		return NULL;
+	if (!name_ok(name, n)) {
+		PyErr_Format(PyExc_ValueError, "bad engine name %R (1..31 of [A-Za-z0-9_])",
+			     PyTuple_GET_ITEM(args, 0));
+		return NULL;
+	}
+	/* Does it exist? One look at its control segment. */
+	Py_BEGIN_ALLOW_THREADS
+	rc = cqrs_view_list(name, NULL, 0);
+	Py_END_ALLOW_THREADS
+	if (rc < 0) {
+		char what[80];
+		snprintf(what, sizeof what, "connect to engine %s", name);
+		return cqrspy_raise(rc == -ENOENT ? CQRS_ENOTFOUND : rc, what, NULL, 1);
+	}
+	self = PyObject_New(Engine, &cqrspy_EngineType);
+	if (!self)
+		return NULL;
+	memcpy(self->name, name, (size_t)n + 1);
+	self->closed = 0;
+	self->readonly = readonly;
+	self->views = PyDict_New();
+#ifdef CQRS_HAVE_CLIENT
+	self->c = NULL;
+	self->lock = NULL;
+	self->cmds = PyDict_New();
+	if (!self->views || !self->cmds) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	if (!readonly) {
+		self->lock = PyThread_allocate_lock();
+		if (!self->lock) {
+			Py_DECREF(self);
+			return PyErr_NoMemory();
+		}
+		Py_BEGIN_ALLOW_THREADS
+		rc = cqrs_client_connect(name, &self->c);
+		Py_END_ALLOW_THREADS
+		if (rc) {
+			char what[96];
+			self->c = NULL;
+			snprintf(what, sizeof what, "connect to the gateway of engine %s", name);
+			Py_DECREF(self);
+			return cqrspy_raise(rc, what, NULL, 1);
+		}
+	}
+#else
+	if (!self->views) {
+		Py_DECREF(self);
+		return NULL;
+	}
+#endif
+	return (PyObject *)self;
+}
+
+static void engine_close_all(Engine *self)
+{
+	PyObject *key, *value, *r;
+	Py_ssize_t pos = 0;
+
+	self->closed = 1;
+	if (self->views) {
+		while (PyDict_Next(self->views, &pos, &key, &value)) {
+			r = PyObject_CallMethod(value, "close", NULL);
+			if (r)
+				Py_DECREF(r);
+			else
+				PyErr_Clear();
+		}
+		PyDict_Clear(self->views);
+	}
+#ifdef CQRS_HAVE_CLIENT
+	if (self->c) {
+		/* Nobody holds the lock: submit holds a reference to self. */
+		cqrs_client_close(self->c);
+		self->c = NULL;
+	}
+#endif
+}
+
+/* Views outlive their Engine (cqrs.connect(n).view(v) is fine): only
+ * close() closes them; dealloc drops the Engine's references. */
+static void engine_dealloc(Engine *self)
+{
+#ifdef CQRS_HAVE_CLIENT
+	cqrs_client_close(self->c);
+	self->c = NULL;
+#endif
+	Py_XDECREF(self->views);
+#ifdef CQRS_HAVE_CLIENT
+	Py_XDECREF(self->cmds);
+	if (self->lock)
+		PyThread_free_lock(self->lock);
+#endif
+	PyObject_Free(self);
+}
+
+static PyObject *engine_views(Engine *self, PyObject *unused)
+{
+	cqrs_view_entry *e;
+	PyObject *l;
+	int n, m;
+
+	(void)unused;
+	if (self->closed)
+		return closed_error();
+	for (;;) {
+		n = cqrs_view_list(self->name, NULL, 0);
+		if (n < 0)
+			return cqrspy_raise(n, "list views", NULL, 1);
+		e = PyMem_Calloc((size_t)n + 1, sizeof *e);
+		if (!e)
+			return PyErr_NoMemory();
+		m = cqrs_view_list(self->name, e, (size_t)n + 1);
+		if (m <= n)
+			break;
+		PyMem_Free(e); /* more views appeared meanwhile */
+	}
+	if (m < 0) {
+		PyMem_Free(e);
+		return cqrspy_raise(m, "list views", NULL, 1);
+	}
+	l = PyList_New(0);
+	for (int i = 0; l && i < m; i++) {
+		PyObject *s = PyUnicode_FromStringAndSize(e[i].name, (Py_ssize_t)strnlen(e[i].name, CQRS_NAME_MAX));
+		if (!s || PyList_Append(l, s))
+			Py_CLEAR(l);
+		Py_XDECREF(s);
+	}
+	PyMem_Free(e);
+	return l;
+}
+
+static PyObject *engine_view(Engine *self, PyObject *name)
+{
+	PyObject *v;
+
+	if (self->closed)
+		return closed_error();
+	if (!PyUnicode_Check(name)) {
+		PyErr_SetString(PyExc_TypeError, "view(name): name must be a str");
+		return NULL;
+	}
+	v = PyDict_GetItemWithError(self->views, name);
+	if (v && ((View *)v)->v)
+		return Py_NewRef(v);
+	if (PyErr_Occurred())
+		return NULL;
+	{
+		const char *n = PyUnicode_AsUTF8(name);
+		if (!n)
+			return NULL;
+		v = cqrspy_view_open(self->name, n);
+	}
+	if (!v)
+		return NULL;
+	if (PyDict_SetItem(self->views, name, v)) {
+		Py_DECREF(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+#ifdef CQRS_HAVE_CLIENT
+static int client_ready(Engine *self)
+{
+	if (self->closed) {
+		closed_error();
+		return -1;
+	}
+	if (!self->c) {
+		PyErr_Format(cqrspy_Error, "engine %s was connected readonly: no submit", self->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The (type, RowSpec) of a command, cached. Borrowed references. */
+static int command_spec(Engine *self, PyObject *name, uint32_t *type, RowSpec **spec)
+{
+	PyObject *t = PyDict_GetItemWithError(self->cmds, name);
+	const cqrs_schema *s;
+	const char *n;
+	int rc;
+
+	if (t) {
+		*type = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(t, 0));
+		*spec = (RowSpec *)PyTuple_GET_ITEM(t, 1);
+		return 0;
+	}
+	if (PyErr_Occurred())
+		return -1;
+	n = PyUnicode_AsUTF8(name);
+	if (!n)
+		return -1;
+	rc = cqrs_client_command_type(self->c, n, type, &s);
+	if (rc) {
+		if (rc == CQRS_ENOTFOUND)
+			PyErr_Format(cqrspy_NotFound, "engine %s has no command %R", self->name, name);
+		else
+			cqrspy_raise(rc, "command lookup", NULL, 1);
+		return -1;
+	}
+	*spec = cqrspy_rowspec_new(s, NULL, NULL, 0);
+	if (!*spec)
+		return -1;
+	t = Py_BuildValue("(kN)", (unsigned long)*type, (PyObject *)*spec);
+	if (!t || PyDict_SetItem(self->cmds, name, t)) {
+		Py_XDECREF(t);
+		return -1;
+	}
+	Py_DECREF(t); /* the dict keeps spec alive */
+	return 0;
+}
+
+static PyObject *engine_commands(Engine *self, PyObject *unused)
+{
+	PyObject *l;
+	int n;
+
+	(void)unused;
+	if (client_ready(self))
+		return NULL;
+	n = cqrs_client_command_count(self->c);
+	if (n < 0)
+		return cqrspy_raise(n, "list commands", NULL, 1);
+	l = PyList_New(0);
+	for (int i = 0; l && i < n; i++) {
+		const cqrs_schema *s;
+		PyObject *str;
+		if (cqrs_client_command_at(self->c, i, NULL, &s))
+			continue;
+		str = PyUnicode_FromStringAndSize(s->name, (Py_ssize_t)strnlen(s->name, CQRS_NAME_MAX));
+		if (!str || PyList_Append(l, str))
+			Py_CLEAR(l);
+		Py_XDECREF(str);
+	}
+	return l;
+}
+
+static PyObject *engine_command_schema(Engine *self, PyObject *name)
+{
+	uint32_t type;
+	RowSpec *spec;
+
+	if (client_ready(self))
+		return NULL;
+	if (!PyUnicode_Check(name)) {
+		PyErr_SetString(PyExc_TypeError, "command_schema(name): name must be a str");
+		return NULL;
+	}
+	if (command_spec(self, name, &type, &spec))
+		return NULL;
+	return cqrspy_rowspec_info(spec);
+}
+
+/* Encodes fields (a dict, or NULL) as a record of spec into spec->scratch. */
+static int encode_command(RowSpec *spec, PyObject *name, PyObject *fields)
+{
+	PyObject *k, *v;
+	Py_ssize_t pos = 0;
+
+	memset(spec->scratch, 0, spec->s.size);
+	if (!fields)
+		return 0;
+	while (PyDict_Next(fields, &pos, &k, &v)) {
+		PyObject *i = PyUnicode_Check(k) ? PyDict_GetItemWithError(spec->index, k) : NULL;
+		if (!i) {
+			if (!PyErr_Occurred())
+				PyErr_Format(PyExc_TypeError, "%U has no field %R", name, k);
+			return -1;
+		}
+		if (cqrspy_set_field(spec, spec->scratch, &spec->s.fields[PyLong_AsLong(i)], v))
+			return -1;
+	}
+	return 0;
+}
+
+static int get_u64(PyObject *o, const char *what, uint64_t *out)
+{
+	unsigned long long x;
+
+	if (!o || o == Py_None)
+		return 0;
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be an int", what);
+		return -1;
+	}
+	x = PyLong_AsUnsignedLongLong(o);
+	if (x == (unsigned long long)-1 && PyErr_Occurred())
+		return -1;
+	*out = x;
+	return 1;
+}
+
+static PyObject *do_submit(Engine *self, PyObject *name, PyObject *fields, PyObject *aggregate,
+			   PyObject *expected, PyObject *client_seq, PyObject *timeout)
+{
+	cqrs_submit_opts opts;
+	cqrs_result res;
+	uint32_t type;
+	RowSpec *spec;
+	uint64_t tmo, deadline, rid, now;
+	int rc, got;
+
+	if (client_ready(self))
+		return NULL;
+	if (!PyUnicode_Check(name)) {
+		PyErr_SetString(PyExc_TypeError, "submit: the command name must be a str");
+		return NULL;
+	}
+	memset(&opts, 0, sizeof opts);
+	if (get_u64(aggregate, "aggregate_id", &opts.aggregate_id) < 0 ||
+	    (got = get_u64(expected, "expected_version", &opts.expected_version)) < 0 ||
+	    get_u64(client_seq, "client_seq", &opts.client_seq) < 0 || cqrspy_timeout_ns(timeout, &tmo))
+		return NULL;
+	if (got > 0)
+		opts.flags |= CQRS_CMD_EXPECT_VERSION;
+	Py_INCREF(self);
+	if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+		Py_BEGIN_ALLOW_THREADS
+		PyThread_acquire_lock(self->lock, WAIT_LOCK);
+		Py_END_ALLOW_THREADS
+	}
+	if (client_ready(self) || command_spec(self, name, &type, &spec) ||
+	    encode_command(spec, name, fields))
+		goto fail;
+	now = mono_ns();
+	deadline = tmo == UINT64_MAX || tmo > UINT64_MAX - now ? UINT64_MAX : now + tmo;
+	/* Results of abandoned requests are dropped first, so that the ring of
+	 * uncollected results never fills up. */
+	while (cqrs_client_pending(self->c) > 0 && cqrs_client_poll(self->c, &res) == 1)
+		;
+	for (;;) {
+		rc = cqrs_client_send(self->c, type, spec->scratch, spec->s.size, &opts, &rid);
+		if (rc != -EAGAIN)
+			break;
+		/* Request ring full or results uncollected: collect, then retry. */
+		Py_BEGIN_ALLOW_THREADS
+		rc = cqrs_client_wait(self->c, &res, 1000000);
+		Py_END_ALLOW_THREADS
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN)
+			break;
+		if (PyErr_CheckSignals())
+			goto fail;
+		if (mono_ns() >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (rc) {
+		cqrspy_raise(rc, "submit", NULL, 0);
+		goto fail;
+	}
+	for (;;) {
+		uint64_t slice;
+
+		now = mono_ns();
+		if (now >= deadline) {
+			PyErr_Format(PyExc_TimeoutError,
+				     "submit %U: no answer in time (the engine may still process it)",
+				     name);
+			goto fail;
+		}
+		slice = deadline - now < SLICE_NS ? deadline - now : SLICE_NS;
+		Py_BEGIN_ALLOW_THREADS
+		rc = cqrs_client_wait(self->c, &res, slice);
+		Py_END_ALLOW_THREADS
+		if (rc == 1 && res.request_id == rid)
+			break;
+		if (rc < 0 && rc != -ETIMEDOUT) {
+			cqrspy_raise(rc, "submit", NULL, 0);
+			goto fail;
+		}
+		if (PyErr_CheckSignals())
+			goto fail;
+	}
+	PyThread_release_lock(self->lock);
+	Py_DECREF(self);
+	if (res.status == 0)
+		return PyLong_FromUnsignedLongLong(res.seq);
+	{
+		char what[96];
+		const char *n = PyUnicode_AsUTF8(name);
+		res.reason[sizeof res.reason - 1] = 0;
+		snprintf(what, sizeof what, "%s", n ? n : "submit");
+		return cqrspy_raise_seq(res.status, what, res.reason, 0,
+					res.status == CQRS_EDUPLICATE ? &res.seq : NULL);
+	}
+fail:
+	PyThread_release_lock(self->lock);
+	Py_DECREF(self);
+	return NULL;
+}
+
+static PyObject *engine_submit(Engine *self, PyObject *args, PyObject *kwargs)
+{
+	if (PyTuple_GET_SIZE(args) != 1) {
+		PyErr_SetString(PyExc_TypeError, "submit(command, /, **fields)");
+		return NULL;
+	}
+	return do_submit(self, PyTuple_GET_ITEM(args, 0), kwargs, NULL, NULL, NULL, NULL);
+}
+
+static PyObject *engine_submit_with(Engine *self, PyObject *args, PyObject *kwargs)
+{
+	static char *kw[] = { "command", "fields", "aggregate_id", "expected_version", "client_seq",
+			      "timeout", NULL };
+	PyObject *name, *fields = NULL, *agg = NULL, *exp = NULL, *cs = NULL, *tmo = NULL;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|O!$OOOO:submit_with", kw, &name,
+					 &PyDict_Type, &fields, &agg, &exp, &cs, &tmo))
+		return NULL;
+	return do_submit(self, name, fields, agg, exp, cs, tmo);
+}
+
+static PyObject *engine_client_id(Engine *self, void *closure)
+{
+	(void)closure;
+	if (self->closed)
+		return closed_error();
+	if (!self->c)
+		Py_RETURN_NONE;
+	return PyLong_FromUnsignedLongLong(cqrs_client_id(self->c));
+}
+#endif /* CQRS_HAVE_CLIENT */
+
+static PyObject *engine_close(Engine *self, PyObject *unused)
+{
+	(void)unused;
+#ifdef CQRS_HAVE_CLIENT
+	if (self->lock) {
+		Py_BEGIN_ALLOW_THREADS
+		PyThread_acquire_lock(self->lock, WAIT_LOCK);
+		Py_END_ALLOW_THREADS
+		engine_close_all(self);
+		PyThread_release_lock(self->lock);
+		Py_RETURN_NONE;
+	}
+#endif
+	engine_close_all(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *engine_enter(Engine *self, PyObject *unused)
+{
+	(void)unused;
+	if (self->closed)
+		return closed_error();
+	return Py_NewRef(self);
+}
+
+static PyObject *engine_exit(Engine *self, PyObject *args)
+{
+	PyObject *r = engine_close(self, NULL);
+
+	(void)args;
+	if (!r)
+		return NULL;
+	Py_DECREF(r);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *engine_name(Engine *self, void *closure)
+{
+	(void)closure;
+	return PyUnicode_FromString(self->name);
+}
+
+static PyObject *engine_closed(Engine *self, void *closure)
+{
+	(void)closure;
+	return PyBool_FromLong(self->closed);
+}
+
+static PyObject *engine_repr(Engine *self)
+{
+	return PyUnicode_FromFormat("<cqrs.Engine %s%s%s>", self->name,
+				    self->readonly ? " (readonly)" : "", self->closed ? " (closed)" : "");
+}
+
+static PyMethodDef engine_methods[] = {
+	{ "views", (PyCFunction)engine_views, METH_NOARGS, "views() -> list of the engine's view names" },
+	{ "view", (PyCFunction)engine_view, METH_O,
+	  "view(name) -> View (one per name and Engine); raises cqrs.NotFound" },
+#ifdef CQRS_HAVE_CLIENT
+	{ "commands", (PyCFunction)engine_commands, METH_NOARGS,
+	  "commands() -> list of the engine's command names" },
+	{ "command_schema", (PyCFunction)engine_command_schema, METH_O,
+	  "command_schema(name) -> cqrs.Schema of a command" },
+	{ "submit", (PyCFunction)(void (*)(void))engine_submit, METH_VARARGS | METH_KEYWORDS,
+	  "submit(command, /, **fields) -> seq\n\n"
+	  "Encodes the fields through the command's schema (missing ones are zero),\n"
+	  "submits it and waits for the answer: the seq to pass to View.wait, or\n"
+	  "cqrs.Rejected / Conflict / Duplicate (with .reason), cqrs.Stopped." },
+	{ "submit_with", (PyCFunction)(void (*)(void))engine_submit_with, METH_VARARGS | METH_KEYWORDS,
+	  "submit_with(command, fields={}, *, aggregate_id=None, expected_version=None,\n"
+	  "            client_seq=None, timeout=None) -> seq\n\n"
+	  "submit() with options: expected_version (optimistic concurrency on\n"
+	  "aggregate_id: cqrs.Conflict when it differs), client_seq (idempotency key:\n"
+	  "cqrs.Duplicate, with .seq, when repeated), timeout in seconds (TimeoutError)." },
+#endif
+	{ "close", (PyCFunction)engine_close, METH_NOARGS, "close(): closes its views and gateway client" },
+	{ "__enter__", (PyCFunction)engine_enter, METH_NOARGS, NULL },
+	{ "__exit__", (PyCFunction)engine_exit, METH_VARARGS, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static PyGetSetDef engine_getset[] = {
+	{ "name", (getter)engine_name, NULL, "engine name", NULL },
+	{ "closed", (getter)engine_closed, NULL, "True after close()", NULL },
+#ifdef CQRS_HAVE_CLIENT
+	{ "client_id", (getter)engine_client_id, NULL,
+	  "the gateway connection's client id (None when readonly)", NULL },
+#endif
+	{ NULL, NULL, NULL, NULL, NULL }
+};
+
+PyTypeObject cqrspy_EngineType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "cqrs.Engine",
+	.tp_basicsize = sizeof(Engine),
+	.tp_dealloc = (destructor)engine_dealloc,
+	.tp_repr = (reprfunc)engine_repr,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "A connection to a running engine (cqrs.connect(name)).",
+	.tp_methods = engine_methods,
+	.tp_getset = engine_getset,
+};

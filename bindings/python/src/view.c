@@ -1,0 +1,630 @@
+/*
+ * bindings/python/src/view.c - cqrs.View: one view of a running engine,
+ * read straight from shared memory.
+ *
+ *     v.get(key)              Row or None; v[key] raises KeyError instead
+ *     v.get_raw(key)          the row's bytes, or None
+ *     v.find(field, value, snapshot=False)   list of Rows (secondary index)
+ *     v.scan(snapshot=False)  list of every Row; iter(v) iterates over it
+ *     v.wait(seq, timeout=None) -> bool      read-your-writes
+ *     v.applied_seq, v.schema, v.name, v.engine, v.generation, v.capacity,
+ *     len(v) (live rows), key in v, v.stat(), v.close(), with-statement
+ *
+ * Keys are the key field's type: int for integer fields, str or bytes for
+ * str and bytes fields (shorter ones are zero padded, as stored).
+ *
+ * Hot path (get): the key is encoded without allocating (an exact int for a
+ * u64 key is converted in place), the Row is allocated once and
+ * cqrs_view_get copies the row into it. Then one load tells whether the
+ * handle moved to a rebuilt generation meanwhile; if it did, the row schema
+ * is refreshed (only when it changed) and the read is redone, so a Row is
+ * always decoded with the schema it was read under.
+ *
+ * Threads: the GIL serialises use of the main handle. wait() releases the
+ * GIL while it blocks, on a handle of its own taken from a small pool (an
+ * open is several syscalls, so they are kept), and wakes every 50 ms to
+ * let signal handlers (Ctrl-C) run.
+ */
+#include "cqrs_py.h"
+
+#include <string.h>
+#include <time.h>
+
+#define WAIT_SLICE_NS 50000000ull
+#define MOVE_TRIES 4
+
+static PyObject *closed_error(void)
+{
+	PyErr_SetString(PyExc_ValueError, "operation on a closed cqrs.View");
+	return NULL;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static PyObject *raise_view(View *self, int rc, const char *op)
+{
+	char what[128];
+
+	snprintf(what, sizeof what, "%s %s/%s", op, PyUnicode_AsUTF8(self->engine_name),
+		 PyUnicode_AsUTF8(self->name));
+	/* Opening is a cold path that leaves a detailed message. */
+	return cqrspy_raise(rc, what, NULL, !strncmp(op, "open", 4));
+}
+
+/* Brings spec and generation up to date with the handle (cold). */
+static int sync_spec(View *self)
+{
+	cqrs_view_info info;
+	const cqrs_schema *s;
+	RowSpec *spec;
+	int rc = cqrs_view_stat(self->v, &info);
+
+	if (rc) {
+		raise_view(self, rc, "stat");
+		return -1;
+	}
+	s = cqrs_view_schema(self->v);
+	if (!self->spec || cqrs_schema_hash(s) != self->spec->hash) {
+		spec = cqrspy_rowspec_new(s, info.key_field, (const char (*)[CQRS_NAME_MAX])info.secondary,
+					  info.nsecondary < CQRS_VIEW_MAX_SECONDARY ? info.nsecondary
+										    : CQRS_VIEW_MAX_SECONDARY);
+		if (!spec)
+			return -1;
+		if (spec->key < 0) {
+			Py_DECREF(spec);
+			raise_view(self, CQRS_EFORMAT, "key field of");
+			return -1;
+		}
+		Py_XSETREF(self->spec, spec);
+		self->key = &spec->s.fields[spec->key];
+	}
+	self->generation = info.generation;
+	return 0;
+}
+
+PyObject *cqrspy_view_open(const char *engine, const char *name)
+{
+	View *self;
+	int rc;
+
+	self = PyObject_New(View, &cqrspy_ViewType);
+	if (!self)
+		return NULL;
+	self->v = NULL;
+	self->spec = NULL;
+	self->key = NULL;
+	self->npool = 0;
+	self->weakrefs = NULL;
+	self->engine_name = PyUnicode_FromString(engine);
+	self->name = PyUnicode_FromString(name);
+	if (!self->engine_name || !self->name) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = cqrs_view_open(engine, name, &self->v);
+	Py_END_ALLOW_THREADS
+	if (rc) {
+		self->v = NULL;
+		raise_view(self, rc, "open view");
+		Py_DECREF(self);
+		return NULL;
+	}
+	if (sync_spec(self)) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	return (PyObject *)self;
+}
+
+static void view_close_handles(View *self)
+{
+	cqrs_view_close(self->v);
+	self->v = NULL;
+	while (self->npool > 0)
+		cqrs_view_close(self->pool[--self->npool]);
+}
+
+static void view_dealloc(View *self)
+{
+	if (self->weakrefs)
+		PyObject_ClearWeakRefs((PyObject *)self);
+	view_close_handles(self);
+	Py_XDECREF(self->spec);
+	Py_XDECREF(self->engine_name);
+	Py_XDECREF(self->name);
+	PyObject_Free(self);
+}
+
+/* Encodes key for the current key field. *kp points at the key bytes
+ * (into *u or the spec's scratch record). */
+static inline int encode_key(View *self, PyObject *key, uint64_t *u, const void **kp, size_t *klen)
+{
+	const cqrs_field *f = self->key;
+
+	if (PyLong_CheckExact(key) && f->type == CQRS_FT_U64) {
+		*u = PyLong_AsUnsignedLongLong(key);
+		if (__builtin_expect(*u != (uint64_t)-1 || !PyErr_Occurred(), 1)) {
+			*kp = u;
+			*klen = 8;
+			return 0;
+		}
+		PyErr_Clear(); /* the general path says what is wrong */
+	}
+	if (cqrspy_set_field(self->spec, self->spec->scratch, f, key))
+		return -1;
+	*kp = self->spec->scratch + f->offset;
+	*klen = f->size;
+	return 0;
+}
+
+/* Moved to another generation since the last sync? Then sync (cold). */
+static inline int moved(View *self, int *err)
+{
+	if (__builtin_expect(cqrs_view_generation(self->v) == self->generation, 1))
+		return 0;
+	*err = sync_spec(self);
+	return 1;
+}
+
+static PyObject *view_get(View *self, PyObject *key)
+{
+	for (int t = 0; t < MOVE_TRIES; t++) {
+		uint64_t u;
+		const void *kp;
+		size_t klen;
+		Row *r;
+		int rc, err = 0;
+
+		if (__builtin_expect(!self->v, 0))
+			return closed_error();
+		if (encode_key(self, key, &u, &kp, &klen))
+			return NULL;
+		r = cqrspy_row_alloc(self->spec);
+		if (!r)
+			return NULL;
+		rc = cqrs_view_get(self->v, kp, klen, r->data, (size_t)Py_SIZE(r));
+		if (__builtin_expect(!moved(self, &err), 1)) {
+			if (rc == 0)
+				return (PyObject *)r;
+			Py_DECREF(r);
+			if (rc == CQRS_ENOTFOUND)
+				Py_RETURN_NONE;
+			return raise_view(self, rc, "get from");
+		}
+		Py_DECREF(r);
+		if (err)
+			return NULL;
+	}
+	return raise_view(self, -EAGAIN, "get from");
+}
+
+static PyObject *view_getitem(View *self, PyObject *key)
+{
+	PyObject *r = view_get(self, key);
+
+	if (r == Py_None) {
+		Py_DECREF(r);
+		PyErr_SetObject(PyExc_KeyError, key);
+		return NULL;
+	}
+	return r;
+}
+
+static int view_contains(View *self, PyObject *key)
+{
+	PyObject *r = view_get(self, key);
+
+	if (!r)
+		return -1;
+	Py_DECREF(r);
+	return r != Py_None;
+}
+
+static PyObject *view_get_raw(View *self, PyObject *key)
+{
+	for (int t = 0; t < MOVE_TRIES; t++) {
+		uint64_t u;
+		const void *kp;
+		size_t klen;
+		PyObject *b;
+		int rc, err = 0;
+
+		if (!self->v)
+			return closed_error();
+		if (encode_key(self, key, &u, &kp, &klen))
+			return NULL;
+		b = PyBytes_FromStringAndSize(NULL, self->spec->s.size);
+		if (!b)
+			return NULL;
+		rc = cqrs_view_get(self->v, kp, klen, PyBytes_AS_STRING(b), self->spec->s.size);
+		if (!moved(self, &err)) {
+			if (rc == 0)
+				return b;
+			Py_DECREF(b);
+			if (rc == CQRS_ENOTFOUND)
+				Py_RETURN_NONE;
+			return raise_view(self, rc, "get from");
+		}
+		Py_DECREF(b);
+		if (err)
+			return NULL;
+	}
+	return raise_view(self, -EAGAIN, "get from");
+}
+
+/* ---- find and scan -------------------------------------------------------------- */
+
+typedef struct collect {
+	RowSpec *spec;
+	PyObject *list;
+	int failed;  /* a Python error is set */
+	int resized; /* a row of another size came: the handle moved */
+} collect;
+
+static int collect_row(void *arg, const void *row, size_t size)
+{
+	collect *c = arg;
+	Row *r;
+
+	if (size != c->spec->s.size) {
+		c->resized = 1;
+		return 1;
+	}
+	r = cqrspy_row_alloc(c->spec);
+	if (!r) {
+		c->failed = 1;
+		return 1;
+	}
+	memcpy(r->data, row, size);
+	if (PyList_Append(c->list, (PyObject *)r)) {
+		Py_DECREF(r);
+		c->failed = 1;
+		return 1;
+	}
+	Py_DECREF(r);
+	return 0;
+}
+
+/* find when field is non-NULL, scan otherwise. */
+static PyObject *query(View *self, PyObject *field, PyObject *value, int snapshot)
+{
+	for (int t = 0; t < MOVE_TRIES; t++) {
+		collect c = { self->spec, NULL, 0, 0 };
+		unsigned flags = snapshot ? CQRS_FIND_SNAPSHOT : 0;
+		int rc, err = 0;
+
+		if (!self->v)
+			return closed_error();
+		c.list = PyList_New(0);
+		if (!c.list)
+			return NULL;
+		if (field) {
+			const char *fname = PyUnicode_AsUTF8(field);
+			const cqrs_field *f = fname ? cqrs_schema_field(&self->spec->s, fname) : NULL;
+
+			if (!f) {
+				Py_DECREF(c.list);
+				if (!fname)
+					return NULL;
+				PyErr_Format(cqrspy_NotFound, "view %U has no field %R", self->name, field);
+				return NULL;
+			}
+			if (cqrspy_set_field(self->spec, self->spec->scratch, f, value)) {
+				Py_DECREF(c.list);
+				return NULL;
+			}
+			rc = cqrs_view_find(self->v, fname, self->spec->scratch + f->offset, f->size,
+					    collect_row, &c, flags);
+			if (rc == CQRS_ENOTFOUND && !moved(self, &err)) {
+				Py_DECREF(c.list);
+				PyErr_Format(cqrspy_NotFound, "field %R of view %U is not indexed", field,
+					     self->name);
+				return NULL;
+			}
+		} else {
+			rc = cqrs_view_scan(self->v, collect_row, &c, flags);
+		}
+		if (c.failed) {
+			Py_DECREF(c.list);
+			return NULL;
+		}
+		if (!c.resized && !moved(self, &err)) {
+			if (rc >= 0)
+				return c.list;
+			Py_DECREF(c.list);
+			return raise_view(self, rc, field ? "find in" : "scan");
+		}
+		Py_DECREF(c.list);
+		if (err)
+			return NULL;
+		if (c.resized && cqrs_view_generation(self->v) == self->generation && sync_spec(self))
+			return NULL;
+	}
+	return raise_view(self, -EAGAIN, field ? "find in" : "scan");
+}
+
+static PyObject *view_find(View *self, PyObject *args, PyObject *kwargs)
+{
+	static char *kw[] = { "field", "value", "snapshot", NULL };
+	PyObject *field, *value;
+	int snapshot = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO|p:find", kw, &field, &value, &snapshot))
+		return NULL;
+	return query(self, field, value, snapshot);
+}
+
+static PyObject *view_scan(View *self, PyObject *args, PyObject *kwargs)
+{
+	static char *kw[] = { "snapshot", NULL };
+	int snapshot = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:scan", kw, &snapshot))
+		return NULL;
+	return query(self, NULL, NULL, snapshot);
+}
+
+static PyObject *view_iter(View *self)
+{
+	PyObject *l = query(self, NULL, NULL, 0), *it;
+
+	if (!l)
+		return NULL;
+	it = PyObject_GetIter(l);
+	Py_DECREF(l);
+	return it;
+}
+
+/* ---- waiting -------------------------------------------------------------------- */
+
+static PyObject *view_wait(View *self, PyObject *args, PyObject *kwargs)
+{
+	static char *kw[] = { "seq", "timeout", NULL };
+	PyObject *seqo, *timeout = Py_None;
+	unsigned long long seq;
+	uint64_t tmo, deadline, now;
+	cqrs_view *h;
+	int rc;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|O:wait", kw, &PyLong_Type, &seqo, &timeout))
+		return NULL;
+	seq = PyLong_AsUnsignedLongLong(seqo);
+	if (seq == (unsigned long long)-1 && PyErr_Occurred())
+		return NULL;
+	if (!self->v)
+		return closed_error();
+	if (cqrspy_timeout_ns(timeout, &tmo))
+		return NULL;
+	if (cqrs_view_applied_seq(self->v) >= seq)
+		Py_RETURN_TRUE;
+	if (tmo == 0)
+		Py_RETURN_FALSE;
+	if (self->npool > 0) {
+		h = self->pool[--self->npool];
+	} else {
+		const char *e = PyUnicode_AsUTF8(self->engine_name), *n = PyUnicode_AsUTF8(self->name);
+		if (!e || !n)
+			return NULL;
+		Py_BEGIN_ALLOW_THREADS
+		rc = cqrs_view_open(e, n, &h);
+		Py_END_ALLOW_THREADS
+		if (rc)
+			return raise_view(self, rc, "open (for wait) view");
+	}
+	now = mono_ns();
+	deadline = tmo == UINT64_MAX || tmo > UINT64_MAX - now ? UINT64_MAX : now + tmo;
+	for (;;) {
+		uint64_t slice = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
+
+		Py_BEGIN_ALLOW_THREADS
+		rc = cqrs_view_wait(h, seq, slice);
+		Py_END_ALLOW_THREADS
+		if (rc != -ETIMEDOUT)
+			break;
+		now = mono_ns();
+		if (now >= deadline || PyErr_CheckSignals())
+			break;
+	}
+	if (self->v && self->npool < CQRSPY_WAIT_POOL)
+		self->pool[self->npool++] = h;
+	else
+		cqrs_view_close(h);
+	if (PyErr_Occurred())
+		return NULL;
+	if (rc == 0)
+		Py_RETURN_TRUE;
+	if (rc == -ETIMEDOUT)
+		Py_RETURN_FALSE;
+	return raise_view(self, rc, "wait on");
+}
+
+/* ---- introspection -------------------------------------------------------------- */
+
+static PyObject *view_applied_seq(View *self, void *closure)
+{
+	(void)closure;
+	if (!self->v)
+		return closed_error();
+	return PyLong_FromUnsignedLongLong(cqrs_view_applied_seq(self->v));
+}
+
+static PyObject *view_schema(View *self, void *closure)
+{
+	int err = 0;
+
+	(void)closure;
+	if (!self->v)
+		return closed_error();
+	if (moved(self, &err) && err)
+		return NULL;
+	return cqrspy_rowspec_info(self->spec);
+}
+
+static PyObject *view_generation(View *self, void *closure)
+{
+	(void)closure;
+	if (!self->v)
+		return closed_error();
+	return PyLong_FromUnsignedLongLong(cqrs_view_generation(self->v));
+}
+
+static PyObject *view_capacity(View *self, void *closure)
+{
+	(void)closure;
+	if (!self->v)
+		return closed_error();
+	return PyLong_FromUnsignedLongLong(cqrs_view_capacity(self->v));
+}
+
+static PyObject *view_closed(View *self, void *closure)
+{
+	(void)closure;
+	return PyBool_FromLong(self->v == NULL);
+}
+
+static Py_ssize_t view_len(View *self)
+{
+	if (!self->v) {
+		closed_error();
+		return -1;
+	}
+	return (Py_ssize_t)cqrs_view_rows(self->v);
+}
+
+static PyObject *view_stat(View *self, PyObject *unused)
+{
+	cqrs_view_info i;
+	PyObject *sec;
+	int rc;
+
+	(void)unused;
+	if (!self->v)
+		return closed_error();
+	rc = cqrs_view_stat(self->v, &i);
+	if (rc)
+		return raise_view(self, rc, "stat");
+	sec = PyTuple_New(i.nsecondary);
+	if (!sec)
+		return NULL;
+	for (uint32_t k = 0; k < i.nsecondary && k < CQRS_VIEW_MAX_SECONDARY; k++) {
+		PyObject *s = PyUnicode_FromString(i.secondary[k]);
+		if (!s) {
+			Py_DECREF(sec);
+			return NULL;
+		}
+		PyTuple_SET_ITEM(sec, k, s);
+	}
+	return Py_BuildValue("{s:s,s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:O,s:O,s:O,s:s,s:N}",
+			     "engine", i.engine, "name", i.name, "segment", i.segment,
+			     "generation", (unsigned long long)i.generation,
+			     "capacity", (unsigned long long)i.capacity,
+			     "rows", (unsigned long long)i.rows, "bytes", (unsigned long long)i.bytes,
+			     "applied_seq", (unsigned long long)i.applied_seq,
+			     "schema_hash", (unsigned long long)i.schema_hash,
+			     "row_size", (unsigned)i.row_size,
+			     "clean", i.clean ? Py_True : Py_False,
+			     "retired", i.retired ? Py_True : Py_False,
+			     "writer_alive", i.writer_alive ? Py_True : Py_False,
+			     "key", i.key_field, "indexes", sec);
+}
+
+static PyObject *view_close(View *self, PyObject *unused)
+{
+	(void)unused;
+	view_close_handles(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *view_enter(View *self, PyObject *unused)
+{
+	(void)unused;
+	if (!self->v)
+		return closed_error();
+	return Py_NewRef(self);
+}
+
+static PyObject *view_exit(View *self, PyObject *args)
+{
+	(void)args;
+	view_close_handles(self);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *view_repr(View *self)
+{
+	return PyUnicode_FromFormat("<cqrs.View %U/%U%s>", self->engine_name, self->name,
+				    self->v ? "" : " (closed)");
+}
+
+static PyMethodDef view_methods[] = {
+	{ "get", (PyCFunction)view_get, METH_O,
+	  "get(key) -> Row or None\n\nThe row with this key: one consistent copy, decoded through the\n"
+	  "view's schema on access. Keys: int for integer key fields, str/bytes for\n"
+	  "str/bytes key fields." },
+	{ "get_raw", (PyCFunction)view_get_raw, METH_O,
+	  "get_raw(key) -> bytes or None: the row's bytes (see .schema for the layout)" },
+	{ "find", (PyCFunction)(void (*)(void))view_find, METH_VARARGS | METH_KEYWORDS,
+	  "find(field, value, snapshot=False) -> list of Rows\n\nRows whose secondary-indexed field "
+	  "equals value. snapshot=True returns one\nbatch-consistent set; otherwise each row is "
+	  "consistent on its own." },
+	{ "scan", (PyCFunction)(void (*)(void))view_scan, METH_VARARGS | METH_KEYWORDS,
+	  "scan(snapshot=False) -> list of every Row (slot order)" },
+	{ "wait", (PyCFunction)(void (*)(void))view_wait, METH_VARARGS | METH_KEYWORDS,
+	  "wait(seq, timeout=None) -> bool\n\nWaits (GIL released) until the view has applied seq "
+	  "(a submit's result):\nTrue, or False when timeout seconds passed. Raises cqrs.Error "
+	  "if the\nengine died." },
+	{ "stat", (PyCFunction)view_stat, METH_NOARGS, "stat() -> dict: the view's statistics" },
+	{ "close", (PyCFunction)view_close, METH_NOARGS, "close(): unmaps the view (Rows stay valid)" },
+	{ "__enter__", (PyCFunction)view_enter, METH_NOARGS, NULL },
+	{ "__exit__", (PyCFunction)view_exit, METH_VARARGS, NULL },
+	{ NULL, NULL, 0, NULL }
+};
+
+static PyGetSetDef view_getset[] = {
+	{ "applied_seq", (getter)view_applied_seq, NULL,
+	  "the last journal seq whose effects the view shows", NULL },
+	{ "schema", (getter)view_schema, NULL, "the row schema (cqrs.Schema)", NULL },
+	{ "generation", (getter)view_generation, NULL, "the segment generation being read", NULL },
+	{ "capacity", (getter)view_capacity, NULL, "row capacity", NULL },
+	{ "closed", (getter)view_closed, NULL, "True after close()", NULL },
+	{ NULL, NULL, NULL, NULL, NULL }
+};
+
+static PyMemberDef view_members[] = {
+	{ "name", T_OBJECT, offsetof(View, name), READONLY, "view name" },
+	{ "engine", T_OBJECT, offsetof(View, engine_name), READONLY, "engine name" },
+	{ NULL, 0, 0, 0, NULL }
+};
+
+static PyMappingMethods view_as_mapping = {
+	.mp_length = (lenfunc)view_len,
+	.mp_subscript = (binaryfunc)view_getitem,
+};
+
+static PySequenceMethods view_as_sequence = {
+	.sq_contains = (objobjproc)view_contains,
+};
+
+PyTypeObject cqrspy_ViewType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "cqrs.View",
+	.tp_basicsize = sizeof(View),
+	.tp_dealloc = (destructor)view_dealloc,
+	.tp_repr = (reprfunc)view_repr,
+	.tp_as_sequence = &view_as_sequence,
+	.tp_as_mapping = &view_as_mapping,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "A view of a running engine, read from shared memory (Engine.view(name)).",
+	.tp_weaklistoffset = offsetof(View, weakrefs),
+	.tp_iter = (getiterfunc)view_iter,
+	.tp_methods = view_methods,
+	.tp_members = view_members,
+	.tp_getset = view_getset,
+};

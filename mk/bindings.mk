@@ -1,0 +1,77 @@
+# mk/bindings.mk - the Python and Lua bindings, built in-tree for the tests
+# and benchmarks (included by the Makefile; `make` builds them):
+#
+#   $(BUILD)/python/cqrs<EXT_SUFFIX>   CPython extension `cqrs` (bindings/python)
+#   $(BUILD)/lua/cqrs.so               Lua 5.4 module `cqrs`   (bindings/lua)
+#
+# Both link $(BUILD)/libcqrs_client.a statically (its objects are -fPIC), so
+# they load without LD_LIBRARY_PATH, and export only their init function.
+# libcqrs_client never brings liburing or jemalloc (tests/scripts/python.sh
+# and lua.sh check the modules' dependencies).
+#
+# PYTHON picks the interpreter the extension is built for: Debian's
+# /usr/bin/python3 by default (python3-dev's headers match it; a pyenv
+# python3 earlier on PATH may have none). Use the same one to import it:
+#   PYTHONPATH=$(BUILD)/python /usr/bin/python3 -c 'import cqrs'
+#   LUA_CPATH='$(BUILD)/lua/?.so;;' lua5.4 -e 'require "cqrs"'
+# A binding whose headers are missing is skipped with a note (its tests then
+# skip too). Installing: see bindings/python/README.md, bindings/lua/README.md.
+
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
+PY_INC := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_EXT := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX") or ".so")' 2>/dev/null)
+LUA_INC := $(shell pkg-config --cflags-only-I lua5.4 2>/dev/null | sed 's/-I//g')
+
+# The gateway client is part of libcqrs_client once client/ implements it.
+BIND_DEFS := $(if $(shell grep -ls "^int cqrs_client_connect" client/*.c 2>/dev/null),-DCQRS_HAVE_CLIENT)
+
+PY_SRC := $(sort $(wildcard bindings/python/src/*.c))
+PY_OBJ := $(PY_SRC:%.c=$(BUILD)/obj/%.o)
+PY_MOD := $(BUILD)/python/cqrs$(PY_EXT)
+LUA_SRC := $(sort $(wildcard bindings/lua/src/*.c))
+LUA_OBJ := $(LUA_SRC:%.c=$(BUILD)/obj/%.o)
+LUA_MOD := $(BUILD)/lua/cqrs.so
+
+HAVE_PY := $(if $(PY_INC),$(wildcard $(PY_INC)/Python.h))
+HAVE_LUA := $(if $(LUA_INC),$(wildcard $(LUA_INC)/lua.h))
+
+# Headers of Python and Lua come in as system headers: warnings stay on
+# (-Werror) for our code only. The flag set rebuilds the objects when the
+# client appears (BIND_DEFS changes).
+$(PY_OBJ): CPPFLAGS_ALL += -isystem $(PY_INC) $(BIND_DEFS)
+$(LUA_OBJ): CPPFLAGS_ALL += -isystem $(LUA_INC) $(BIND_DEFS)
+$(PY_OBJ) $(LUA_OBJ): $(BUILD)/bindings.flags
+
+$(BUILD)/bindings.flags: FORCE_BINDFLAGS
+	@mkdir -p $(BUILD)
+	@echo '$(BIND_DEFS) $(PYTHON) $(PY_INC)' | cmp -s - $@ || echo '$(BIND_DEFS) $(PYTHON) $(PY_INC)' > $@
+
+.PHONY: FORCE_BINDFLAGS bindings-python bindings-lua
+
+ifneq ($(HAVE_PY),)
+bindings: $(PY_MOD)
+else
+bindings: bindings-python
+bindings-python:
+	@echo "bindings: no Python.h for $(PYTHON) (install python3-dev): skipping the Python module"
+endif
+
+ifneq ($(HAVE_LUA),)
+bindings: $(LUA_MOD)
+else
+bindings: bindings-lua
+bindings-lua:
+	@echo "bindings: no lua.h for Lua 5.4 (install liblua5.4-dev): skipping the Lua module"
+endif
+
+# Python's and Lua's own symbols come from the interpreter that loads the
+# module, so there is no -z defs here.
+$(PY_MOD): $(PY_OBJ) $(BUILD)/libcqrs_client.a bindings/python/cqrs.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/python/cqrs.map \
+		-o $@ $(PY_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS)
+
+$(LUA_MOD): $(LUA_OBJ) $(BUILD)/libcqrs_client.a bindings/lua/cqrs.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/lua/cqrs.map \
+		-o $@ $(LUA_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS)
