@@ -65,9 +65,11 @@ int rm_one(const char *path, const struct stat *, int, struct FTW *)
 }
 
 std::vector<std::string> g_dirs, g_names;
+void teardown_engine();
 
 void cleanup_all()
 {
+	teardown_engine(); /* stop the engines before removing their folders */
 	for (auto &n : g_names)
 		cqrs_engine_remove_segments(n.c_str());
 	for (auto &d : g_dirs)
@@ -194,9 +196,10 @@ struct setup {
 	}
 } g;
 
-struct at_exit {
-	~at_exit() { g.teardown(); }
-} g_at_exit;
+void teardown_engine()
+{
+	g.teardown();
+}
 
 void report(benchmark::State &state, std::vector<uint64_t> &ns)
 {

@@ -20,6 +20,7 @@ for bin in "$BUILD"/bench/bench_*; do
 done
 for drv in bench/drivers/*.sh; do
 	[ -f "$drv" ] || continue
+	[ -n "${BENCH_ONLY:-}" ] && [ "$(basename "$drv" .sh)" != "$BENCH_ONLY" ] && continue
 	BUILD="$BUILD" sh "$drv" | tee -a "$summary" || status=1
 done
 echo

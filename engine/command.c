@@ -64,17 +64,9 @@ int cqrs_reject(cqrs_ctx *ctx, const char *fmt, ...)
 	return CQRS_EREJECTED;
 }
 
-static uint64_t *version_slot(cqrs_engine *e, uint64_t aggregate_id, int create)
-{
-	if (create)
-		return cqrs_store_upsert(e->versions, &aggregate_id, NULL);
-	return cqrs_store_get(e->versions, &aggregate_id);
-}
-
 uint64_t cqrs_ctx_version(const cqrs_ctx *ctx, uint64_t aggregate_id)
 {
-	const uint64_t *v = version_slot(ctx->e, aggregate_id, 0);
-	return v ? *v : 0;
+	return cqrs_versions_get(ctx->e->versions, aggregate_id);
 }
 
 int64_t cqrs_ctx_now(const cqrs_ctx *ctx)
@@ -221,7 +213,6 @@ static int journal_group(cqrs_engine *e, const sub_hdr *h, uint64_t *last_seq)
 	/* The group is journaled: versions and the write model move on. */
 	for (uint32_t i = 0; i < ctx->nemitted; i++) {
 		const emitted *ev = &ctx->ev[i];
-		uint64_t *slot = version_slot(e, ev->aggregate_id, 1);
 		cqrs_event view = {
 			.seq = *last_seq - (ctx->nemitted - 1 - i),
 			.timestamp_ns = ctx->now_ns,
@@ -231,8 +222,7 @@ static int journal_group(cqrs_engine *e, const sub_hdr *h, uint64_t *last_seq)
 			.size = ev->size,
 			.data = ctx->scratch + ev->offset,
 		};
-		if (slot)
-			*slot = versions[i];
+		cqrs_versions_set(e->versions, ev->aggregate_id, versions[i]);
 		if (e->events[ev->type].evolve)
 			e->events[ev->type].evolve(e->model, &view);
 	}

@@ -25,6 +25,7 @@
 #include "engine/gateway.h"
 #include "engine/journal.h"
 #include "engine/ticket.h"
+#include "engine/versions.h"
 
 #define CQRS_MAX_TYPES 256
 #define CQRS_MAX_PROJECTIONS 32
@@ -99,7 +100,7 @@ struct cqrs_engine {
 
 	/* command thread state */
 	cqrs_journal *journal;
-	cqrs_store *versions; /* aggregate id -> u64 version */
+	cqrs_versions *versions; /* aggregate id -> version */
 	cqrs_dedup *dedup;
 	cqrs_ctx *ctx;
 	pending_ack *acks; /* ring of ack_cap entries */

@@ -18,10 +18,11 @@
  *   environment sets the slot count.
  *
  * Poll (every turn of the command loop)
- *   1. connect_seq or reap_seq moved: scan the slots (connects, closes,
- *      dead owners). Every 10 ms, the liveness of one occupied slot's owner
- *      (/proc start time): a client that died is noticed within
- *      10 ms x occupied slots.
+ *   1. connect_seq moved: scan the slots' state words (connects, closes).
+ *      reap_seq moved (a client found no free slot): check every occupied
+ *      slot's owner (/proc start time), at most once per 20 ms. Every
+ *      10 ms anyway, the liveness of one occupied slot's owner: a client
+ *      that died is noticed within 10 ms x occupied slots.
  *   2. For each active slot: write parked answers (overflow) to its reply
  *      ring while there is room, then take up to min(quota - in flight,
  *      free tickets, max - taken) requests from its request ring. Each
@@ -72,6 +73,7 @@
 
 #define NONE UINT32_MAX
 #define LIVENESS_EVERY_NS UINT64_C(10000000)
+#define REAP_EVERY_NS UINT64_C(20000000)
 
 _Static_assert(offsetof(cqrs_gw_lines, bell_waiters) == offsetof(cqrs_gw_lines, bell_seq) +
 		       offsetof(cqrs_bell, waiters) &&
@@ -123,8 +125,9 @@ typedef struct gateway {
 	uint8_t *cmdbuf;
 	size_t cmdbuf_cap;
 	uint64_t connect_seen, reap_seen;
-	uint64_t next_live_ns;
+	uint64_t next_live_ns, next_reap_ns;
 	uint32_t live_cursor;
+	int reap_pending;
 	int stopping;
 	uint64_t generation, nconnects;
 } gateway;
@@ -511,10 +514,17 @@ uint32_t cqrs__gateway_poll(struct cqrs_engine *e, uint32_t max)
 	v = atomic_load_explicit(&g->lines->reap_seq, memory_order_acquire);
 	if (v != g->reap_seen) {
 		g->reap_seen = v;
+		g->reap_pending = 1;
+	}
+	now = cqrs_mono_ns();
+	/* A full reap reads /proc for every occupied slot: at most one per
+	 * REAP_EVERY_NS, however often clients ask. */
+	if (g->reap_pending && now >= g->next_reap_ns) {
+		g->reap_pending = 0;
+		g->next_reap_ns = now + REAP_EVERY_NS;
 		for (uint32_t i = 0; i < g->p.nslots; i++)
 			check_slot(g, i, 1);
 	}
-	now = cqrs_mono_ns();
 	if (now >= g->next_live_ns) {
 		g->next_live_ns = now + LIVENESS_EVERY_NS;
 		liveness_step(g);

@@ -197,7 +197,7 @@ static int start(cqrs_engine *e)
 	uint64_t cap;
 	int rc;
 
-	rc = cqrs_store_create(8, 8, 1 << 16, &e->versions);
+	rc = cqrs_versions_create(1 << 16, &e->versions);
 	if (!rc)
 		rc = cqrs_dedup_create(e->cfg.dedup_window, &e->dedup);
 	if (rc)
@@ -334,7 +334,7 @@ void cqrs_engine_close(cqrs_engine *e)
 		cqrs_engine_stop(e);
 	cqrs__projections_free(e);
 	cqrs_dedup_destroy(e->dedup);
-	cqrs_store_destroy(e->versions);
+	cqrs_versions_destroy(e->versions);
 	cqrs_wm_free(e->ctx, sizeof *e->ctx);
 	free(e->acks);
 	pthread_mutex_destroy(&e->dl_lock);

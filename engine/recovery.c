@@ -32,7 +32,6 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 	while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
 		const event_type *et = r->type < CQRS_MAX_TYPES ? &e->events[r->type] : NULL;
 		cqrs_event ev;
-		uint64_t *ver;
 
 		if (r->seq != expect) {
 			rc = cqrs_fail(CQRS_ECORRUPT, "replay: seq %llu where %llu was expected",
@@ -51,13 +50,10 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 				   .aggregate_id = r->aggregate_id,
 				   .aggregate_version = r->aggregate_version, .type = r->type,
 				   .size = r->size, .data = cqrs_jrec_payload(r) };
-		if (r->aggregate_id != UINT64_MAX) {
-			ver = cqrs_store_upsert(e->versions, &r->aggregate_id, NULL);
-			if (!ver) {
-				rc = -ENOMEM;
-				break;
-			}
-			*ver = r->aggregate_version;
+		if (r->aggregate_id != UINT64_MAX &&
+		    cqrs_versions_set(e->versions, r->aggregate_id, r->aggregate_version)) {
+			rc = -ENOMEM;
+			break;
 		}
 		if (et->evolve)
 			et->evolve(e->model, &ev);

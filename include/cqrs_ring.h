@@ -71,7 +71,12 @@
  *     counted as corrupt.
  *   - A dead process that was blocked in a futex wait leaves the waiters
  *     count raised: wakers then make a (harmless) futex syscall per publish.
- *   - Record type 0 is reserved (padding) in the broadcast ring.
+ *   - Records never straddle the end of the data region: the bytes left
+ *     before the end become a padding record (type 0 in the broadcast ring,
+ *     reserved; a discard record in the MPSC ring), so the largest record
+ *     is half the capacity, and a cqrs_bcast_poll run stops at the end.
+ *   - MPSC producer slots of dead processes are reclaimed by pid liveness
+ *     (kill(pid, 0)): all processes on a ring must share a pid namespace.
  */
 #ifndef CQRS_RING_H
 #define CQRS_RING_H

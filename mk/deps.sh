@@ -23,9 +23,11 @@ command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 for p in "$@"; do
 	pkg-config --exists "$p" 2>/dev/null || missing="$missing $(pkg_of "$p")"
 done
-for prog in lua5.4:lua5.4 python3:python3 gcc:gcc g++:g++ clang:clang; do
+for prog in lua5.4:lua5.4 luarocks:luarocks python3:python3 gcc:gcc g++:g++ clang:clang; do
 	command -v "${prog%%:*}" >/dev/null 2>&1 || missing="$missing ${prog#*:}"
 done
+# The bindings' install checks use Debian's Python with pip and setuptools.
+/usr/bin/python3 -c 'import setuptools, pip' >/dev/null 2>&1 || missing="$missing python3-pip python3-setuptools"
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing packages:$missing"
 if [ "$(id -u)" = 0 ]; then SUDO=""

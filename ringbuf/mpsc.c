@@ -8,7 +8,7 @@
  *   and positions only. Host-endian. Block = 128 bytes.
  *
  *     block 0    immutable after init: u64 magic "CQRSMPSC" (stored last,
- *                release), u32 version (1), u32 hdr_size, u64 capacity (power
+ *                release), u32 version (2), u32 hdr_size, u64 capacity (power
  *                of two, <= 2^27), u64 total_size, u32 max_producers,
  *                u32 max_payload (capacity/2 - 16), u64 claim_timeout_ns,
  *                u32 block (128), u32 rec_hdr (16)

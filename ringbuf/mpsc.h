@@ -100,7 +100,8 @@ static inline struct mp_slot *mp_slots(struct mp_hdr *h)
 /* Control word: | tag: 37 bits | state: 2 bits | extent / 8: 25 bits |
  * tag = (position / 8) mod 2^37, the position the header was written for:
  * a word left over from an earlier lap (or payload bytes) does not pass
- * for a header unless it was written for this very position. */
+ * for a header unless it was written for this very position. States 0 and
+ * 1 are never written (a word in them is "no header here"). */
 enum { MP_FREE = 0, MP_RESERVED = 1, MP_COMMITTED = 2, MP_DISCARD = 3 };
 #define MP_UNIT_BITS 25
 #define MP_STATE_SHIFT 25

@@ -111,21 +111,23 @@ static void scribble(cqrs__client_parts *pp)
 	uint64_t hdr = rh->hdr_size; /* read before we overwrite it */
 
 	switch (rnd() % 10) {
+	/* relaxed, all of them: garbage on purpose; the engine validates
+	 * whatever it loads, whenever it loads it. */
 	case 0: /* impossible tail */
-		atomic_store(&rh->tail, rnd());
+		atomic_store_explicit(&rh->tail, rnd(), memory_order_relaxed);
 		break;
 	case 1: /* random bytes over the ring header (magic and sizes included) */
 		fill_random(ring + 8 * (rnd() % 16), 8 * (rnd() % 96));
 		break;
 	case 2: /* impossible reply cursor */
-		atomic_store(&pp->reply->head, rnd());
+		atomic_store_explicit(&pp->reply->head, rnd(), memory_order_relaxed);
 		break;
 	case 3: /* a stray state word */
-		atomic_store(&pp->slot->state, (uint32_t)rnd() % 8 + 5);
+		atomic_store_explicit(&pp->slot->state, (uint32_t)rnd() % 8 + 5, memory_order_relaxed);
 		break;
 	case 4: /* our intents */
 		for (uint32_t i = 0; i < CQRS_GW_REQ_PRODUCERS; i++)
-			atomic_store(&mp_slots(rh)[i].intent, rnd());
+			atomic_store_explicit(&mp_slots(rh)[i].intent, rnd(), memory_order_relaxed);
 		break;
 	default: { /* bytes over the data region, headers of records in flight included */
 		uint64_t cap = pp->p->req_capacity, off = rnd() % cap, n = 8 + rnd() % 256;
@@ -213,8 +215,9 @@ static void hostile(uint64_t seed)
 			usleep(2000); /* let the hostile ones do their worst meanwhile */
 	}
 	CHECK(cqrs__client_parts_get(c, &pp) == 0, "parts");
-	malformed = atomic_load(&pp.lines->malformed);
-	drops = atomic_load(&pp.lines->drops);
+	/* relaxed: statistics. */
+	malformed = atomic_load_explicit(&pp.lines->malformed, memory_order_relaxed);
+	drops = atomic_load_explicit(&pp.lines->drops, memory_order_relaxed);
 	for (int k = 0; k < 2; k++) {
 		int st;
 		CHECK(waitpid(kids[k], &st, WNOHANG) == 0, "hostile child %d exited by itself (0x%x)", k,
@@ -302,7 +305,8 @@ static void killed(void)
 		CHECK(gp_register(c[i], 810000 + (uint64_t)i, "q", &r) == 0, "client %d: %s", i, r.reason);
 	}
 	CHECK(cqrs__client_parts_get(c[0], &pp) == 0, "parts");
-	reclaims = atomic_load(&pp.lines->reclaims);
+	/* relaxed: a statistic. */
+	reclaims = atomic_load_explicit(&pp.lines->reclaims, memory_order_relaxed);
 	CHECK(reclaims >= 1, "no dead client reclaimed");
 	for (int i = 0; i < 4; i++)
 		cqrs_client_close(c[i]);

@@ -1,0 +1,68 @@
+/*
+ * engine/versions.c - see versions.h. DIRECT mode reserves two key values
+ * (ck_ht's empty and tombstone markers): ids are stored as id + 1.
+ */
+#include <errno.h>
+
+#include <ck_ht.h>
+#include <xxhash.h>
+
+#include "versions.h"
+#include "wm_alloc.h"
+
+struct cqrs_versions {
+	ck_ht_t ht;
+};
+
+static void hash_u64(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+{
+	h->value = XXH3_64bits_withSeed(key, len, seed);
+}
+
+int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
+{
+	cqrs_versions *v = cqrs_wm_calloc(sizeof *v);
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, hash_u64, &cqrs_wm_ck_malloc,
+			capacity < 64 ? 64 : capacity, 0x5bd1e9955bd1e995ull)) {
+		cqrs_wm_free(v, sizeof *v);
+		return -ENOMEM;
+	}
+	*out = v;
+	return 0;
+}
+
+void cqrs_versions_destroy(cqrs_versions *v)
+{
+	if (!v)
+		return;
+	ck_ht_destroy(&v->ht);
+	cqrs_wm_free(v, sizeof *v);
+}
+
+uint64_t cqrs_versions_get(cqrs_versions *v, uint64_t id)
+{
+	ck_ht_entry_t e;
+	ck_ht_hash_t h;
+
+	if (id == UINT64_MAX)
+		return 0;
+	ck_ht_hash_direct(&h, &v->ht, (uintptr_t)(id + 1));
+	ck_ht_entry_key_set_direct(&e, (uintptr_t)(id + 1));
+	return ck_ht_get_spmc(&v->ht, h, &e) ? (uint64_t)ck_ht_entry_value_direct(&e) : 0;
+}
+
+int cqrs_versions_set(cqrs_versions *v, uint64_t id, uint64_t version)
+{
+	ck_ht_entry_t e;
+	ck_ht_hash_t h;
+
+	if (id == UINT64_MAX)
+		return -EINVAL;
+	ck_ht_hash_direct(&h, &v->ht, (uintptr_t)(id + 1));
+	ck_ht_entry_set_direct(&e, h, (uintptr_t)(id + 1), (uintptr_t)version);
+	return ck_ht_set_spmc(&v->ht, h, &e) ? 0 : -ENOMEM;
+}
