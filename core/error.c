@@ -36,6 +36,42 @@ const char *cqrs_strerror(int code)
 	return "unknown error";
 }
 
+const char *cqrs_errname(int code)
+{
+	switch (code) {
+	case 0: return "OK";
+	case CQRS_EREJECTED: return "CQRS_EREJECTED";
+	case CQRS_ECONFLICT: return "CQRS_ECONFLICT";
+	case CQRS_EDUPLICATE: return "CQRS_EDUPLICATE";
+	case CQRS_ECORRUPT: return "CQRS_ECORRUPT";
+	case CQRS_EFORMAT: return "CQRS_EFORMAT";
+	case CQRS_EFULL: return "CQRS_EFULL";
+	case CQRS_ENOTFOUND: return "CQRS_ENOTFOUND";
+	case CQRS_EWRITERDEAD: return "CQRS_EWRITERDEAD";
+	case CQRS_ESTALE: return "CQRS_ESTALE";
+	case CQRS_EPOISONED: return "CQRS_EPOISONED";
+	case CQRS_ESTOPPED: return "CQRS_ESTOPPED";
+	case CQRS_ETYPE: return "CQRS_ETYPE";
+	default: break;
+	}
+	if (code < 0 && code > CQRS_EBASE) {
+		const char *n = strerrorname_np(-code);
+		if (n)
+			return n;
+	}
+	return "EUNKNOWN";
+}
+
+void cqrs__vlog(cqrs_log_fn log, void *arg, int level, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	if (!log)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	log(arg, level, msg);
+}
+
 const char *cqrs_last_error(void)
 {
 	return last_error;

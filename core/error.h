@@ -13,6 +13,10 @@
 int cqrs__set_error(int code, const char *func, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Formats a message for a log callback (cold paths; no-op when log is NULL). */
+#include <stdarg.h>
+void cqrs__vlog(cqrs_log_fn log, void *arg, int level, const char *fmt, va_list ap);
+
 #define cqrs_fail(code, ...) cqrs__set_error((code), __func__, __LINE__, __VA_ARGS__)
 
 #endif

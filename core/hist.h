@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cqrs_counters.h"
+
 #define CQRS_HIST_BUCKETS 1024
 
 typedef struct cqrs_hist {
@@ -32,16 +34,11 @@ static inline unsigned cqrs_hist_bucket(uint64_t v)
 	return (m - 3) * 16 + (unsigned)((v >> (m - 4)) & 15);
 }
 
-/* Smallest value that falls in bucket b. */
+/* Smallest value that falls in bucket b (the counters' readers use the
+ * same function from the public header). */
 static inline uint64_t cqrs_hist_bucket_low(unsigned b)
 {
-	unsigned m, sub;
-
-	if (b < 16)
-		return b;
-	m = b / 16 + 3;
-	sub = b % 16;
-	return (uint64_t)(16 + sub) << (m - 4);
+	return cqrs_counters_bucket_low(b);
 }
 
 /* Single writer: relaxed is enough; nothing else is ordered by a count. */

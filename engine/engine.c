@@ -25,19 +25,16 @@ void cqrs_config_init(cqrs_config *cfg)
 	cfg->dedup_window = 1024;
 	cfg->segment_bytes = 64ull << 20;
 	cfg->shm_mode = 0640;
+	cfg->idle_yield_us = 100;
 }
 
 void cqrs__log(cqrs_engine *e, int level, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
-	if (!e->cfg.log)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	cqrs__vlog(e->cfg.log, e->cfg.log_arg, level, fmt, ap);
 	va_end(ap);
-	e->cfg.log(e->cfg.log_arg, level, msg);
 }
 
 static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }

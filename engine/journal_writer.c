@@ -38,15 +38,11 @@
 
 void cqrs__jlog(const cqrs_journal *j, int level, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
-	if (!j->cfg.log)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	cqrs__vlog(j->cfg.log, j->cfg.log_arg, level, fmt, ap);
 	va_end(ap);
-	j->cfg.log(j->cfg.log_arg, level, msg);
 }
 
 static bool durable_for_mode(const cqrs_journal *j, const jbatch *b)

@@ -99,6 +99,10 @@ static void init_counters(cqrs_engine *e, const cqrs_replay_stats *rs)
 	c->ring_size = e->cfg.ring_bytes;
 	c->replayed = rs->events;
 	c->replay_ns = rs->ns;
+	for (uint32_t k = 0; k < e->nprojs; k++) {
+		snprintf(c->proj[k].name, sizeof c->proj[k].name, "%s", e->projs[k]->def.name);
+		c->proj[k].thread = e->projs[k]->def.thread;
+	}
 	{
 		size_t n = strnlen(e->data_dir, sizeof c->data_dir - 1); /* informational copy */
 		memcpy(c->data_dir, e->data_dir, n);

@@ -485,6 +485,11 @@ static void *projector_main(void *arg)
 			poll_requests(e, t, t->projs[k]);
 		if (stop_requested(e, t))
 			break;
+		/* Idle: yield for a while (the next batch usually follows within
+		 * microseconds), then sleep on the ring's futex. */
+		if (e->cfg.idle_yield_us &&
+		    cqrs_bcast_wait(t->consumer, CQRS_WAIT_YIELD, (uint64_t)e->cfg.idle_yield_us * 1000) == 0)
+			continue;
 		cqrs_bcast_wait(t->consumer, CQRS_WAIT_BLOCK, 5000000);
 	}
 	return NULL;
@@ -688,8 +693,6 @@ int cqrs__projectors_start(cqrs_engine *e, uint64_t ring_start)
 	for (uint32_t k = 0; k < e->nprojs; k++) {
 		projector *t = &ts[e->projs[k]->def.thread];
 		t->projs[t->nprojs++] = e->projs[k];
-		snprintf(e->ctr->proj[k].name, sizeof e->ctr->proj[k].name, "%s", e->projs[k]->def.name);
-		e->ctr->proj[k].thread = e->projs[k]->def.thread;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		rc = pthread_create(&e->projector_threads[i], NULL, projector_main, &ts[i]);

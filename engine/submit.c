@@ -246,6 +246,11 @@ static bool any_ready(void *arg)
 
 void cqrs__submit_wait(cqrs_engine *e, uint64_t timeout_ns)
 {
+	/* Yield for a while first (see cqrs_config.idle_yield_us), then sleep. */
+	if (e->cfg.idle_yield_us &&
+	    cqrs__ring_wait(CQRS_WAIT_YIELD, (uint64_t)e->cfg.idle_yield_us * 1000, 0, &e->bell->seq,
+			    &e->bell->waiters, any_ready, e) == 0)
+		return;
 	cqrs__ring_wait(CQRS_WAIT_BLOCK, timeout_ns, timeout_ns, &e->bell->seq, &e->bell->waiters,
 			any_ready, e);
 }

@@ -64,6 +64,10 @@ typedef void (*cqrs_log_fn)(void *arg, int level, const char *msg);
  * string is static. */
 CQRS_API const char *cqrs_strerror(int code);
 
+/* The symbolic name of a return code: "OK", "CQRS_EREJECTED", "ENOENT"...,
+ * or "EUNKNOWN". Static string; for bindings that map codes to exceptions. */
+CQRS_API const char *cqrs_errname(int code);
+
 /* The calling thread's last detailed error message ("func:line: text"), or
  * "" if none was recorded. Valid until the thread's next failing call. */
 CQRS_API const char *cqrs_last_error(void);

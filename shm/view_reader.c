@@ -674,7 +674,10 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 	t0 = cqrs_mono_ns();
 	deadline = timeout_ns == UINT64_MAX || timeout_ns > UINT64_MAX - t0 ? UINT64_MAX
 									    : t0 + timeout_ns;
-	next_owner_check = t0;
+	/* The owner and directory checks read /proc (syscalls, tens of
+	 * microseconds): only after a first futex slice has passed, so a wait
+	 * that the next batch ends costs no syscall but the futex itself. */
+	next_owner_check = t0 + WAIT_SLICE_NS;
 	for (;;) {
 		_Atomic uint32_t *word = (_Atomic uint32_t *)&v->m.ap->wake;
 		_Atomic uint32_t *waiters = v->waiters;

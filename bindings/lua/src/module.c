@@ -29,21 +29,8 @@ const char *lcqrs_kind(int code)
 	case CQRS_EDUPLICATE: return "duplicate";
 	case CQRS_ESTOPPED: return "stopped";
 	case -ETIMEDOUT: return "timeout";
-	case CQRS_ECORRUPT: return "CQRS_ECORRUPT";
-	case CQRS_EFORMAT: return "CQRS_EFORMAT";
-	case CQRS_EFULL: return "CQRS_EFULL";
-	case CQRS_EWRITERDEAD: return "CQRS_EWRITERDEAD";
-	case CQRS_ESTALE: return "CQRS_ESTALE";
-	case CQRS_EPOISONED: return "CQRS_EPOISONED";
-	case CQRS_ETYPE: return "CQRS_ETYPE";
-	default: break;
+	default: return cqrs_errname(code);
 	}
-	if (code < 0 && code > CQRS_EBASE) {
-		const char *n = strerrorname_np(-code);
-		if (n)
-			return n;
-	}
-	return "EUNKNOWN";
 }
 
 int lcqrs_fail(lua_State *L, int code, const char *what, const char *reason, int detail)

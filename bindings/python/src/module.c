@@ -23,28 +23,7 @@ PyObject *cqrspy_Error, *cqrspy_Rejected, *cqrspy_Conflict, *cqrspy_Duplicate, *
 
 const char *cqrspy_code_name(int code)
 {
-	switch (code) {
-	case 0: return "OK";
-	case CQRS_EREJECTED: return "CQRS_EREJECTED";
-	case CQRS_ECONFLICT: return "CQRS_ECONFLICT";
-	case CQRS_EDUPLICATE: return "CQRS_EDUPLICATE";
-	case CQRS_ECORRUPT: return "CQRS_ECORRUPT";
-	case CQRS_EFORMAT: return "CQRS_EFORMAT";
-	case CQRS_EFULL: return "CQRS_EFULL";
-	case CQRS_ENOTFOUND: return "CQRS_ENOTFOUND";
-	case CQRS_EWRITERDEAD: return "CQRS_EWRITERDEAD";
-	case CQRS_ESTALE: return "CQRS_ESTALE";
-	case CQRS_EPOISONED: return "CQRS_EPOISONED";
-	case CQRS_ESTOPPED: return "CQRS_ESTOPPED";
-	case CQRS_ETYPE: return "CQRS_ETYPE";
-	default: break;
-	}
-	if (code < 0 && code > CQRS_EBASE) {
-		const char *n = strerrorname_np(-code);
-		if (n)
-			return n;
-	}
-	return "EUNKNOWN";
+	return cqrs_errname(code);
 }
 
 static PyObject *exc_for(int code)
