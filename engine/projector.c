@@ -459,9 +459,21 @@ static void *projector_main(void *arg)
 	}
 	if (t->nprojs && from + 1 < t->ring_start) {
 		rc = replay_into(e, t->projs, t->nprojs, from, t->ring_start - 1);
-		if (rc)
+		if (rc) {
+			/* Its projections cannot catch up: halt them (readers keep what
+			 * they have, stop does not wait for them, a restart rebuilds). */
 			cqrs__log(e, CQRS_LOG_ERROR, "projector %u: journal replay failed: %s (%s)",
 				  t->index, cqrs_strerror(rc), cqrs_last_error());
+			for (uint32_t k = 0; k < t->nprojs; k++) {
+				cqrs_proj *p = t->projs[k];
+				uint64_t a = atomic_load_explicit(&p->applied_seq, memory_order_relaxed);
+				if (a + 1 < t->ring_start) {
+					p->halted_at = a + 1;
+					atomic_store_explicit(&p->halted, 1, memory_order_relaxed); /* owner */
+					CTR_SET(e->ctr, proj[p->index].halted, 1);
+				}
+			}
+		}
 	}
 	for (;;) {
 		const void *recs;

@@ -12,6 +12,8 @@
 #ifndef CQRS_TESTS_BANK_H
 #define CQRS_TESTS_BANK_H
 
+#include <stdatomic.h>
+
 #include "cqrs.h"
 
 #define BANK_CMD_FIELDS(F) F(u64, account) F(i64, amount)
@@ -29,7 +31,8 @@ typedef struct bank_model {
 	cqrs_store *accounts; /* account -> int64 balance */
 } bank_model;
 
-extern int64_t bank_poison_amount;
+/* Set by tests while projector threads read it. */
+extern _Atomic int64_t bank_poison_amount;
 
 /* Opens and starts an engine named name in dir with the bank domain.
  * capacity: the balances view's initial rows. on_error: projection policy. */

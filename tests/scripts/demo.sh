@@ -8,7 +8,12 @@ set -eu
 BUILD=${BUILD:-build}
 name="demo_t$$"
 dir=$(mktemp -d /tmp/cqrs-demo.XXXXXX)
+pid=""
 cleanup() {
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
 	"$BUILD/cqrs" rm "$name" >/dev/null 2>&1 || true
 	rm -rf "$dir"
 }
@@ -37,6 +42,7 @@ grep -q "order_summaries" "$dir/stat.out"
 "$BUILD/cqrs" ls "$name" | grep -q "running"
 kill -TERM $pid
 wait $pid
+pid=""
 grep -q "stopped cleanly" "$dir/serve.out"
 "$BUILD/cqrs" rm "$name"
 if ls /dev/shm | grep -q "cqrs\.$name\."; then echo "segments left behind"; exit 1; fi
