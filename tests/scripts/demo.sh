@@ -34,12 +34,12 @@ echo "second run recovered $events events"
 "$BUILD/cqrs-orders" serve --dir "$dir" --name "$name" --durability none > "$dir/serve.out" 2>&1 &
 pid=$!
 i=0
-until "$BUILD/cqrs" stat "$name" > "$dir/stat.out" 2>/dev/null; do
-	i=$((i + 1)); [ $i -lt 100 ] || { echo "serve did not come up"; kill $pid; exit 1; }
+until "$BUILD/cqrs" ls "$name" 2>/dev/null | grep -q running; do
+	i=$((i + 1)); [ $i -lt 600 ] || { echo "serve did not come up"; cat "$dir/serve.out"; exit 1; }
 	sleep 0.1
 done
+"$BUILD/cqrs" stat "$name" > "$dir/stat.out"
 grep -q "order_summaries" "$dir/stat.out"
-"$BUILD/cqrs" ls "$name" | grep -q "running"
 kill -TERM $pid
 wait $pid
 pid=""

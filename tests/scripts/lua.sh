@@ -34,7 +34,7 @@ trap 'exit 1' INT TERM
 "$BUILD/cqrs-orders" serve --dir "$dir" --name "$name" --durability none >"$dir/serve.out" 2>&1 &
 pid=$!
 i=0
-until "$BUILD/cqrs" stat "$name" >/dev/null 2>&1; do
+until "$BUILD/cqrs" ls "$name" 2>/dev/null | grep -q running; do
 	i=$((i + 1)); [ $i -lt 200 ] || { echo "lua.sh: serve did not come up"; cat "$dir/serve.out"; exit 1; }
 	sleep 0.05
 done
