@@ -478,6 +478,7 @@ static int run_demo(const options *o)
 	printf("cqrs-orders demo: engine '%s' in %s, durability %s, %.0f s; %" PRIu64
 	       " events recovered\n", o->name, o->dir, durability_name(o->durability), o->duration,
 	       CTR(c->replayed));
+	fflush(stdout); /* before the progress lines on stderr */
 	if (register_customers(e, &l.ids)) {
 		fprintf(stderr, "cqrs-orders: registering customers failed\n");
 		cqrs_engine_close(e);
