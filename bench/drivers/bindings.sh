@@ -21,19 +21,8 @@ if [ -z "$PY" ]; then
 	if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
 fi
 
-name="bench_bind_$$"
-dir=$(mktemp -d /tmp/cqrs-benchbind.XXXXXX)
-pid=""
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	"$BUILD/cqrs" rm "$name" >/dev/null 2>&1 || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. tests/scripts/lib/serve.sh
+serve_setup bench_bind_
 
 echo "== bindings: View.get from Python/Lua beside C =="
 if [ ! -x "$BUILD/cqrs-orders" ] || [ ! -f "$BUILD/libcqrs_client.a" ]; then
@@ -45,15 +34,8 @@ cbin="$BUILD/bench/bindings_get"
 ${CC:-cc} -std=c11 -O2 -D_GNU_SOURCE -Iinclude -o "$cbin" bench/drivers/bindings_get.c \
 	"$BUILD/libcqrs_client.a" -lxxhash -lck -pthread
 
-"$BUILD/cqrs-orders" demo --dir "$dir" --name "$name" --duration 0.5 --fresh --quiet \
-	--customers 100 >/dev/null
-"$BUILD/cqrs-orders" serve --dir "$dir" --name "$name" --durability none >"$dir/serve.out" 2>&1 &
-pid=$!
-i=0
-until "$BUILD/cqrs" stat "$name" >/dev/null 2>&1; do
-	i=$((i + 1)); [ $i -lt 200 ] || { echo "(not run: serve did not come up)"; exit 1; }
-	sleep 0.05
-done
+serve_populate 100
+serve_start none || { echo "(not run: serve did not come up)"; exit 1; }
 
 # Each measurement prints "gets_per_sec N hits N misses N".
 c_out=$("$cbin" "$name" order_summaries 1 $NKEYS "$SECS" $TRIALS)

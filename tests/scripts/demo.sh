@@ -6,18 +6,8 @@
 # CLI reads, and nothing is left in /dev/shm.
 set -eu
 BUILD=${BUILD:-build}
-name="demo_t$$"
-dir=$(mktemp -d /tmp/cqrs-demo.XXXXXX)
-pid=""
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	"$BUILD/cqrs" rm "$name" >/dev/null 2>&1 || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+. tests/scripts/lib/serve.sh
+serve_setup demo_t
 
 "$BUILD/cqrs-orders" demo --dir "$dir" --name "$name" --duration 2 --fresh --quiet --customers 500 > "$dir/out1"
 cat "$dir/out1"
@@ -31,19 +21,11 @@ echo "second run recovered $events events"
 
 "$BUILD/cqrs" journal verify "$dir/journal"
 
-"$BUILD/cqrs-orders" serve --dir "$dir" --name "$name" --durability none > "$dir/serve.out" 2>&1 &
-pid=$!
-i=0
-until "$BUILD/cqrs" ls "$name" 2>/dev/null | grep -q running; do
-	i=$((i + 1)); [ $i -lt 600 ] || { echo "serve did not come up"; cat "$dir/serve.out"; exit 1; }
-	sleep 0.1
-done
+serve_start none
 "$BUILD/cqrs" stat "$name" > "$dir/stat.out"
 grep -q "order_summaries" "$dir/stat.out"
-kill -TERM $pid
-wait $pid
-pid=""
-grep -q "stopped cleanly" "$dir/serve.out"
+"$BUILD/cqrs" ls "$name" | grep -q running
+serve_stop
 "$BUILD/cqrs" rm "$name"
 if ls /dev/shm | grep -q "cqrs\.$name\."; then echo "segments left behind"; exit 1; fi
 echo "demo script passed"

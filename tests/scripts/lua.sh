@@ -15,29 +15,11 @@ if ldd "$mod" | grep -E 'liburing|jemalloc'; then
 	exit 1
 fi
 
-name="lua_t$$"
-dir=$(mktemp -d /tmp/cqrs-luatest.XXXXXX)
-pid=""
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	"$BUILD/cqrs" rm "$name" >/dev/null 2>&1 || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-"$BUILD/cqrs-orders" demo --dir "$dir" --name "$name" --duration 0.5 --fresh --quiet \
-	--customers 50 >/dev/null
-"$BUILD/cqrs-orders" serve --dir "$dir" --name "$name" --durability none >"$dir/serve.out" 2>&1 &
-pid=$!
-i=0
-until "$BUILD/cqrs" ls "$name" 2>/dev/null | grep -q running; do
-	i=$((i + 1)); [ $i -lt 200 ] || { echo "lua.sh: serve did not come up"; cat "$dir/serve.out"; exit 1; }
-	sleep 0.05
-done
+. tests/scripts/lib/serve.sh
+serve_setup lua_t
+serve_populate 50
+serve_start none
+pid=$SERVE_PID
 
 rc=0
 LUA_CPATH="$BUILD/lua/?.so;;" lua5.4 tests/lua/test_cqrs.lua "$BUILD" "$name" "$pid" \
