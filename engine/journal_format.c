@@ -120,6 +120,7 @@
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#define XXH_INLINE_ALL /* hot path: hash and checksum inline, no PLT call */
 #include <xxhash.h>
 
 #include "engine/journal_format.h"

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <ck_ht.h>
+#define XXH_INLINE_ALL /* hot path: hash and checksum inline, no PLT call */
 #include <xxhash.h>
 
 #include "cqrs.h"

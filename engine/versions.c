@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include <ck_ht.h>
+#define XXH_INLINE_ALL /* hot path: hash and checksum inline, no PLT call */
 #include <xxhash.h>
 
 #include "versions.h"

@@ -105,6 +105,15 @@
  *   restarts from the head and skips every stamp >= the last one it
  *   visited, so no row is delivered twice and none that stayed in the chain
  *   is missed. A walk is at most capacity steps (stamps decrease).
+ *   The head check: the first row after a head load has no stamp before it
+ *   to compare with, and the slot the head named may have been reused, or
+ *   its row moved to another chain, between the head load and the row
+ *   copy; its next then leads through that other chain and the walk would
+ *   miss this one whole. So the reader accepts that first copy only when
+ *   its field hashes to this head (a copy whose field hashes here is linked
+ *   here, unlinked from here and not reused, or prepared for this head with
+ *   next = the head of that moment: the claim holds from it); otherwise it
+ *   restarts as for a reused slot.
  *   Writer order: a new row is complete (seq even) before the head points
  *   to it (release); an unlink stores prev.next (or the head) with release.
  *

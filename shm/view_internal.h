@@ -19,4 +19,10 @@ int cqrs__view_attach_image(const void *img, size_t len, cqrs_view **out);
  * restarted their chain walk (view_format.h): for tests. */
 uint64_t cqrs__view_chain_restarts(const cqrs_view *v);
 
+/* Calls fn(arg) in every chain walk of this handle (plain and snapshot
+ * finds) right after it loads the head and before it reads the row the
+ * head names, so a test can run the writer in that window. NULL removes
+ * it. For tests only; costs one predictable branch per walk. */
+void cqrs__view_set_head_hook(cqrs_view *v, void (*fn)(void *arg), void *arg);
+
 #endif

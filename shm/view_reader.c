@@ -72,6 +72,8 @@ struct cqrs_view {
 	size_t snap_cap;
 	uint64_t next_move_ns;
 	uint64_t chain_restarts; /* statistic: slot reuses met by plain finds */
+	void (*head_hook)(void *); /* tests: runs after each chain head load */
+	void *head_hook_arg;
 	char engine[CQRS_NAME_MAX], name[CQRS_NAME_MAX];
 };
 
@@ -390,6 +392,12 @@ uint64_t cqrs__view_chain_restarts(const cqrs_view *v)
 	return v->chain_restarts;
 }
 
+void cqrs__view_set_head_hook(cqrs_view *v, void (*fn)(void *arg), void *arg)
+{
+	v->head_hook = fn;
+	v->head_hook_arg = arg;
+}
+
 void cqrs_view_close(cqrs_view *v)
 {
 	if (!v)
@@ -502,6 +510,16 @@ static int emit(cqrs_view *v, cqrs_view_row_fn fn, void *arg, size_t *n)
 	return fn(arg, v->rowbuf, v->m.row_size) ? 1 : 0;
 }
 
+/* Whether the copy in rowbuf belongs to index si's chain of bucket b: its
+ * field is the key, or another value that hashes to the same head. */
+static int in_bucket(const cqrs_view *v, uint32_t si, uint64_t b, const uint8_t *k)
+{
+	const cqrs_vfield *f = &v->m.sec[si];
+	const uint8_t *d = v->rowbuf + f->offset;
+
+	return memcmp(d, k, f->size) == 0 || (XXH3_64bits(d, f->size) & v->m.smask) == b;
+}
+
 /* Walks index si's chain from bucket b (view_format.h: stamped chains).
  * 0 done, 1 stopped by fn, RETRY (snapshot mode only), or an error. */
 static int walk(cqrs_view *v, uint32_t si, uint64_t b, const uint8_t *k, int snapshot,
@@ -516,6 +534,8 @@ restart:;
 	/* acquire: pairs with the writer's release store of the head */
 	uint32_t cur = atomic_load_explicit(&v->m.heads[si][b], memory_order_acquire);
 
+	if (__builtin_expect(v->head_hook != NULL, 0))
+		v->head_hook(v->head_hook_arg);
 	while (cur) {
 		uint64_t r = (uint64_t)cur - 1, stamp = 0;
 		uint32_t flags = 0, next = 0;
@@ -526,7 +546,10 @@ restart:;
 		rc = row_read(v, r, v->rowbuf, (int)si, &flags, &stamp, &next);
 		if (rc)
 			return rc;
-		if (stamp >= prev) { /* the slot was reused under us */
+		/* The slot was reused under us: a stamp that does not decrease, or
+		 * for the row the head named (no stamp to compare with) a field of
+		 * another chain (view_format.h: the head check). */
+		if (stamp >= prev || (prev == UINT64_MAX && !in_bucket(v, si, b, k))) {
 			if (snapshot)
 				return RETRY;
 			if (++restarts > CHAIN_RESTARTS)
