@@ -1,8 +1,18 @@
 /*
  * engine/wm_alloc.c - see wm_alloc.h.
+ *
+ * Huge pages: the write model is a few large hash tables and many small
+ * aggregates, read at random by the command thread; with 4 KiB pages
+ * nearly every probe of a large table is also a TLB miss. The arena's
+ * extent hooks are jemalloc's own, except that every extent it maps is
+ * marked MADV_HUGEPAGE (2 MiB-aligned interior only), so transparent huge
+ * pages back it where the kernel allows them ("madvise" or "always";
+ * "never" leaves it as before).
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <jemalloc/jemalloc.h>
 
@@ -16,10 +26,39 @@ static _Thread_local unsigned tcache_index;
 static _Thread_local int tcache_state; /* 0 unknown, 1 ok, -1 unavailable */
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+static extent_hooks_t *default_hooks; /* jemalloc's, read from arena 0 */
+static extent_hooks_t huge_hooks;     /* the same, with huge_alloc */
+
+static void *huge_alloc(extent_hooks_t *h, void *addr, size_t size, size_t align, bool *zero,
+			bool *commit, unsigned arena)
+{
+	void *p = default_hooks->alloc(default_hooks, addr, size, align, zero, commit, arena);
+	uintptr_t lo, hi;
+
+	(void)h;
+	if (p) {
+		lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+		hi = ((uintptr_t)p + size) & ~(HUGE_PAGE - 1);
+		if (hi > lo)
+			(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint: may fail */
+	}
+	return p;
+}
+
 static void arena_create(void)
 {
-	size_t sz = sizeof arena_index;
-	arena_ok = mallctl("arenas.create", &arena_index, &sz, NULL, 0) == 0;
+	size_t sz = sizeof arena_index, hsz = sizeof default_hooks;
+	extent_hooks_t *hooks = &huge_hooks;
+
+	if (mallctl("arena.0.extent_hooks", &default_hooks, &hsz, NULL, 0) == 0 && default_hooks) {
+		huge_hooks = *default_hooks;
+		huge_hooks.alloc = huge_alloc;
+		arena_ok = mallctl("arenas.create", &arena_index, &sz, &hooks, sizeof hooks) == 0;
+	}
+	if (!arena_ok) /* no hooks: a plain arena */
+		arena_ok = mallctl("arenas.create", &arena_index, &sz, NULL, 0) == 0;
 }
 
 static int flags(void)
