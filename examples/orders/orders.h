@@ -82,8 +82,10 @@ CQRS_RECORD_DECLARE(order_summary, ORDER_SUMMARY_FIELDS)
 	F(i64, total_spent)
 CQRS_RECORD_DECLARE(customer_stats, CUSTOMER_STATS_FIELDS)
 
-/* View indexes within the projections below. */
-enum { VIEW_ORDER_SUMMARIES = 0 };
+/* View indexes within the projections below. active_orders holds the
+ * order_summaries rows of orders still created or shipped (same schema,
+ * same customer_id index): "active orders of customer C" walks only them. */
+enum { VIEW_ORDER_SUMMARIES = 0, VIEW_ACTIVE_ORDERS = 1 };
 enum { VIEW_CUSTOMER_STATS = 0 };
 
 /* ---- the write model ---- */
@@ -109,8 +111,8 @@ int orders_model_init(orders_model *m);
 void orders_model_free(orders_model *m);
 
 /* Registers the domain's commands, events and projections (views
- * order_summaries, customer_stats) on an opened engine. order_capacity and
- * customer_capacity size the views. */
+ * order_summaries and active_orders, customer_stats) on an opened engine.
+ * order_capacity and customer_capacity size the views. */
 int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t customer_capacity);
 
 #endif

@@ -209,6 +209,7 @@ static void evolve_order_cancelled(void *m, const cqrs_event *ev) { evolve_order
 static int apply_order_summaries(cqrs_proj *p, const cqrs_event *ev, void *arg)
 {
 	order_summary row;
+	int rc;
 	(void)arg;
 
 	switch (ev->type) {
@@ -222,13 +223,14 @@ static int apply_order_summaries(cqrs_proj *p, const cqrs_event *ev, void *arg)
 		row.status = ORDER_CREATED;
 		row.total = e->total;
 		row.created_at = ev->timestamp_ns;
-		return cqrs_proj_upsert(p, VIEW_ORDER_SUMMARIES, &row);
+		rc = cqrs_proj_upsert(p, VIEW_ORDER_SUMMARIES, &row);
+		return rc ? rc : cqrs_proj_upsert(p, VIEW_ACTIVE_ORDERS, &row);
 	}
 	case EV_ORDER_SHIPPED:
 	case EV_ORDER_COMPLETED:
 	case EV_ORDER_CANCELLED: {
 		const order_shipped *e = ev->data;
-		int rc = cqrs_proj_get(p, VIEW_ORDER_SUMMARIES, &e->order_id, 8, &row);
+		rc = cqrs_proj_get(p, VIEW_ORDER_SUMMARIES, &e->order_id, 8, &row);
 		if (rc)
 			return cqrs_proj_fail(p, rc, "order %llu not in order_summaries",
 					      (unsigned long long)e->order_id);
@@ -236,7 +238,14 @@ static int apply_order_summaries(cqrs_proj *p, const cqrs_event *ev, void *arg)
 			   : ev->type == EV_ORDER_COMPLETED ? ORDER_COMPLETED : ORDER_CANCELLED;
 		if (ev->type == EV_ORDER_SHIPPED)
 			row.shipped_at = ev->timestamp_ns;
-		return cqrs_proj_upsert(p, VIEW_ORDER_SUMMARIES, &row);
+		rc = cqrs_proj_upsert(p, VIEW_ORDER_SUMMARIES, &row);
+		if (rc)
+			return rc;
+		/* decide only lets created and shipped orders change, so the
+		 * order is in active_orders: it follows, or leaves. */
+		if (ev->type == EV_ORDER_SHIPPED)
+			return cqrs_proj_upsert(p, VIEW_ACTIVE_ORDERS, &row);
+		return cqrs_proj_delete(p, VIEW_ACTIVE_ORDERS, &e->order_id, 8);
 	}
 	default:
 		return 0;
@@ -291,8 +300,11 @@ int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t customer_c
 		.name = "order_summaries",
 		.views = { { .name = "order_summaries", .row = order_summary_schema(),
 			     .key_field = "order_id", .index_fields = { "customer_id" },
+			     .capacity = order_capacity },
+			   { .name = "active_orders", .row = order_summary_schema(),
+			     .key_field = "order_id", .index_fields = { "customer_id" },
 			     .capacity = order_capacity } },
-		.nviews = 1,
+		.nviews = 2,
 		.apply = apply_order_summaries,
 		.thread = 0,
 		.on_error = CQRS_ON_ERROR_SKIP,

@@ -68,7 +68,7 @@ class ServedEngine:
         while True:
             try:
                 e = cqrs.connect(self.name, readonly=True)
-                if len(e.views()) == 2:
+                if len(e.views()) == 3:
                     e.close()
                     break
                 e.close()

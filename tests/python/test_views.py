@@ -37,7 +37,7 @@ def from_cli(obj):
 
 class ViewRead(unittest.TestCase):
     def test_views_listed(self):
-        self.assertEqual(sorted(E.views()), ["customer_stats", "order_summaries"])
+        self.assertEqual(sorted(E.views()), ["active_orders", "customer_stats", "order_summaries"])
 
     def test_view_is_cached_per_engine(self):
         self.assertIs(E.view("order_summaries"), OS)
@@ -97,6 +97,17 @@ class ViewRead(unittest.TestCase):
         active = [r for r in rows if r.status in (1, 2)]
         self.assertEqual(len(active), stats.active_orders)
         self.assertEqual(OS.find("customer_id", 10**12), [])
+
+    def test_active_orders_are_the_open_order_summaries(self):
+        # the seed query's view: the same rows as order_summaries filtered
+        # by status, for every customer (the engine is idle: one state)
+        AO = E.view("active_orders")
+        self.assertEqual(AO.applied_seq, OS.applied_seq)
+        for c in range(1, cqrs_fixture.CUSTOMERS + 1):
+            want = sorted((r.order_id, r.status, r.total)
+                          for r in OS.find("customer_id", c) if r.status in (1, 2))
+            got = sorted((r.order_id, r.status, r.total) for r in AO.find("customer_id", c))
+            self.assertEqual(got, want, "customer %d" % c)
 
     def test_find_errors(self):
         with self.assertRaises(cqrs.NotFound):
