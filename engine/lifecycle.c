@@ -16,6 +16,7 @@
  * everything published; views are marked clean; the journal is closed.
  */
 #include <dirent.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <stdlib.h>
@@ -150,6 +151,8 @@ static void *command_main(void *arg)
 {
 	cqrs_engine *e = arg;
 	uint32_t max = e->cfg.max_batch_commands;
+	const uint64_t yield_ns = (uint64_t)e->cfg.idle_yield_us * 1000;
+	uint64_t idle_since = 0; /* when the loop last found nothing to decide */
 
 	for (;;) {
 		/* acquire: pairs with cqrs_engine_stop's release store. */
@@ -167,11 +170,25 @@ static void *command_main(void *arg)
 		rc = cqrs_journal_poll(e->journal);
 		if (rc < 0)
 			cqrs__poison(e, rc);
-		if (n)
+		if (n) {
+			idle_since = 0;
 			continue;
+		}
 		/* relaxed: poison is written by this thread. A poisoned journal
 		 * never reports its batches in flight: do not wait for them. */
 		if (!atomic_load_explicit(&e->poison, memory_order_relaxed) && journal_inflight(e)) {
+			/* Batches are being written: for idle_yield_us keep deciding
+			 * what arrives meanwhile (the loop above drains and polls both
+			 * without a syscall), yielding between looks; only then block
+			 * on the journal's completions. */
+			uint64_t now = yield_ns ? cqrs_mono_ns() : 0;
+
+			if (yield_ns && !idle_since)
+				idle_since = now;
+			if (yield_ns && now - idle_since < yield_ns) {
+				sched_yield();
+				continue;
+			}
 			rc = cqrs_journal_wait(e->journal, 200000);
 			if (rc < 0)
 				cqrs__poison(e, rc);

@@ -71,8 +71,10 @@ typedef struct cqrs_config {
 	uint64_t segment_bytes;       /* journal segment size; default 64 MiB */
 	uint32_t shm_mode;            /* view segment permissions; default 0640 */
 	uint32_t idle_yield_us;       /* idle command and projector threads yield this
-					 long before sleeping on a futex: lower latency
-					 for more CPU; default 100, 0 = sleep at once */
+					 long before sleeping on a futex (the command
+					 thread also before blocking on journal writes
+					 in flight): lower latency for more CPU;
+					 default 100, 0 = sleep at once */
 	cqrs_log_fn log;              /* optional; never called on the hot path */
 	void *log_arg;
 } cqrs_config;
