@@ -113,7 +113,7 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	cfg.log_arg = (void *)o;
 	rc = cqrs_engine_open(&cfg, m, out);
 	if (rc == 0)
-		rc = orders_register(*out, 1u << 20, 1u << 16);
+		rc = orders_register(*out, 1u << 21, 1u << 16); /* a 10 s demo here: no growth */
 	if (rc == 0)
 		rc = cqrs_engine_start(*out);
 	if (rc) {
@@ -183,14 +183,16 @@ typedef struct load_state {
 } load_state;
 
 /* Fills b with a mix: 40% new orders, the rest moves a live order on
- * (ship, then complete; sometimes cancel). */
+ * (ship, then complete; sometimes cancel). The live set is bounded: when
+ * it is full, the command moves an order on instead of creating one, so
+ * every order the load creates is eventually finished. */
 static void fill_batch(load *l, load_state *st, load_batch *b)
 {
 	for (uint32_t n = 0; n < BATCH; n++) {
 		uint64_t r = rng_next(&st->seed);
 		cqrs_command *c = &b->cmds[n];
 
-		if (st->norders < 1000 || r % 100 < 40 || st->norders >= st->cap) {
+		if (st->norders < 1000 || (r % 100 < 40 && st->norders < st->cap)) {
 			create_order *co = &b->data[n].create;
 			memset(co, 0, sizeof *co);
 			co->order_id = l->ids.next_order++;
@@ -200,8 +202,7 @@ static void fill_batch(load *l, load_state *st, load_batch *b)
 			snprintf(co->shipping_address, sizeof co->shipping_address, "%u Main St",
 				 (unsigned)(r % 9999));
 			*c = (cqrs_command){ .type = CMD_CREATE_ORDER, .size = sizeof *co, .data = co };
-			if (st->norders < st->cap)
-				st->orders[st->norders++] = (live_order){ co->order_id, ORDER_CREATED };
+			st->orders[st->norders++] = (live_order){ co->order_id, ORDER_CREATED };
 		} else {
 			uint32_t i = (uint32_t)((r >> 16) % st->norders);
 			live_order *lo = &st->orders[i];

@@ -303,7 +303,7 @@ int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t customer_c
 			     .capacity = order_capacity },
 			   { .name = "active_orders", .row = order_summary_schema(),
 			     .key_field = "order_id", .index_fields = { "customer_id" },
-			     .capacity = order_capacity } },
+			     .capacity = order_capacity / 4 < 1024 ? 1024 : order_capacity / 4 } },
 		.nviews = 2,
 		.apply = apply_order_summaries,
 		.thread = 0,
