@@ -104,7 +104,7 @@ struct engine_env {
 		cfg.ring_bytes = 64u << 20;
 		int rc = cqrs_engine_open(&cfg, &m, &e);
 		if (!rc)
-			rc = orders_register(e, 1u << 20, 1u << 15);
+			rc = orders_register(e, 1u << 20, 1u << 20, 1u << 15); /* every order may be open */
 		if (!rc)
 			rc = cqrs_engine_start(e);
 		if (rc) {

@@ -155,7 +155,8 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 			adopted = 0;
 			continue;
 		}
-		pv->def.capacity = pv->cfg.capacity;
+		/* a generation that grew keeps its capacity (the next grow doubles it) */
+		pv->def.capacity = pv->cfg.capacity = cqrs_vw_capacity(pv->w);
 		if (applied == UINT64_MAX)
 			applied = cqrs_vw_applied_seq(pv->w);
 		else if (applied != cqrs_vw_applied_seq(pv->w))

@@ -721,10 +721,13 @@ int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cq
 		rc = cqrs_view_check(w->seg.base, w->seg.size, &w->p, &w->schema, w->seg.imm);
 	if (rc)
 		goto fail;
-	if (w->p.schema_hash != cqrs_schema_hash(cfg->schema) || w->p.capacity != cfg->capacity ||
+	/* A larger capacity is the same view grown (CQRS_EFULL doubles it):
+	 * adopt it as it is. A smaller one cannot hold what is asked. */
+	if (w->p.schema_hash != cqrs_schema_hash(cfg->schema) || w->p.capacity < cfg->capacity ||
 	    memcmp(&w->p.key, &want.key, sizeof want.key) != 0 || w->p.nsec != want.nsec ||
 	    memcmp(w->p.sec, want.sec, sizeof want.sec) != 0) {
-		rc = cqrs_fail(CQRS_EFORMAT, "%s: schema, capacity or indexes differ", name);
+		rc = cqrs_fail(CQRS_EFORMAT, "%s: schema or indexes differ, or capacity below %llu", name,
+			       (unsigned long long)cfg->capacity);
 		goto fail;
 	}
 	if (w->seg.uid != geteuid()) {
@@ -784,6 +787,11 @@ uint64_t cqrs_vw_applied_seq(const cqrs_vw *w)
 uint64_t cqrs_vw_generation(const cqrs_vw *w)
 {
 	return cqrs_seg_header(&w->seg)->generation;
+}
+
+uint64_t cqrs_vw_capacity(const cqrs_vw *w)
+{
+	return w->p.capacity;
 }
 
 const char *cqrs_vw_segment_name(const cqrs_vw *w)

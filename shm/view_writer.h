@@ -52,7 +52,9 @@ typedef int (*cqrs_vw_update_fn)(void *arg, void *row, size_t row_size);
 int cqrs_vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, cqrs_vw **out);
 
 /* Takes over a cleanly shut down segment left by a dead engine (same user,
- * same schema, key and indexes as cfg). The caller then publishes it.
+ * same schema, key and indexes as cfg, capacity at least cfg's: a view
+ * that grew keeps its size; cqrs_vw_capacity says it). The caller then
+ * publishes it.
  * CQRS_ECORRUPT when it was not shut down cleanly (rebuild instead),
  * -EEXIST when its owner lives, CQRS_EFORMAT on a schema or index change. */
 int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,
@@ -100,6 +102,7 @@ void cqrs_vw_close(cqrs_vw *w);
 uint64_t cqrs_vw_rows(const cqrs_vw *w);
 uint64_t cqrs_vw_applied_seq(const cqrs_vw *w);
 uint64_t cqrs_vw_generation(const cqrs_vw *w);
+uint64_t cqrs_vw_capacity(const cqrs_vw *w);
 const char *cqrs_vw_segment_name(const cqrs_vw *w);
 uint64_t cqrs_vw_rebuilds(const cqrs_vw *w); /* primary index rebuilds so far */
 

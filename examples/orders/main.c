@@ -113,7 +113,9 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	cfg.log_arg = (void *)o;
 	rc = cqrs_engine_open(&cfg, m, out);
 	if (rc == 0)
-		rc = orders_register(*out, 1u << 21, 1u << 16); /* a 10 s demo here: no growth */
+		/* a 10 s demo here does not grow them; the load keeps at most
+		 * 64k orders open (plus the probe's) */
+		rc = orders_register(*out, 1u << 21, 1u << 18, 1u << 16);
 	if (rc == 0)
 		rc = cqrs_engine_start(*out);
 	if (rc) {

@@ -112,8 +112,10 @@ void orders_model_free(orders_model *m);
 
 /* Registers the domain's commands, events and projections (views
  * order_summaries and active_orders, customer_stats) on an opened engine.
- * order_capacity and customer_capacity size the views (active_orders gets
- * a quarter of order_capacity); a view that fills up grows. */
-int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t customer_capacity);
+ * The capacities size the three views (rows); a view that fills up grows
+ * (its projection is rebuilt at twice the size), so size them for the
+ * expected data. */
+int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t active_capacity,
+		    uint64_t customer_capacity);
 
 #endif

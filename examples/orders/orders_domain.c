@@ -293,7 +293,8 @@ static int apply_customer_stats(cqrs_proj *p, const cqrs_event *ev, void *arg)
 	return cqrs_proj_upsert(p, VIEW_CUSTOMER_STATS, &row);
 }
 
-int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t customer_capacity)
+int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t active_capacity,
+		    uint64_t customer_capacity)
 {
 	int rc = 0;
 	cqrs_projection_def summaries = {
@@ -303,7 +304,7 @@ int orders_register(cqrs_engine *e, uint64_t order_capacity, uint64_t customer_c
 			     .capacity = order_capacity },
 			   { .name = "active_orders", .row = order_summary_schema(),
 			     .key_field = "order_id", .index_fields = { "customer_id" },
-			     .capacity = order_capacity / 4 < 1024 ? 1024 : order_capacity / 4 } },
+			     .capacity = active_capacity } },
 		.nviews = 2,
 		.apply = apply_order_summaries,
 		.thread = 0,

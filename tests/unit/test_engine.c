@@ -236,7 +236,7 @@ static void test_dead_letters(void **state)
 static void test_growth(void **state)
 {
 	fixture *f = *state;
-	uint64_t seq = 0;
+	uint64_t seq = 0, gen, cap;
 	cqrs_view *v;
 	start(f, CQRS_DURABILITY_NONE, 16, CQRS_ON_ERROR_SKIP);
 
@@ -251,6 +251,30 @@ static void test_growth(void **state)
 		assert_true(row.balance == (int64_t)a);
 	}
 	assert_true(CTR(cqrs_engine_counters(f->e)->proj[0].rebuilds) >= 1);
+	gen = cqrs_view_generation(v);
+	cap = cqrs_view_capacity(v);
+	cqrs_view_close(v);
+
+	/* A clean restart resumes the grown generation as it is (same
+	 * generation, same capacity, no rebuild), though the registered
+	 * capacity is still 16. */
+	restart(f, CQRS_DURABILITY_NONE, 16);
+	assert_int_equal(cqrs_view_open(f->name, "balances", &v), 0);
+	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	assert_int_equal(cqrs_view_generation(v), gen);
+	assert_int_equal(cqrs_view_capacity(v), cap);
+	assert_int_equal(CTR(cqrs_engine_counters(f->e)->proj[0].rebuilds), 0);
+	for (uint64_t a = 1; a <= 200; a++) {
+		bank_row row;
+		assert_int_equal(cqrs_view_get(v, &a, 8, &row, sizeof row), 0);
+		assert_true(row.balance == (int64_t)a);
+	}
+	/* and it keeps growing from there */
+	for (uint64_t a = 201; a <= cap + 1; a++)
+		assert_int_equal(bank_do(f->e, BANK_DEPOSIT, a, 1, 0, 0, &seq), 0);
+	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	assert_int_equal(cqrs_view_refresh(v), 0);
+	assert_true(cqrs_view_capacity(v) >= 2 * cap);
 	cqrs_view_close(v);
 }
 
