@@ -551,6 +551,18 @@ int count_active(void *arg, const void *row, size_t)
 	return 0;
 }
 
+struct checked_sum {
+	active_sum sum;
+	uint64_t rows;
+};
+
+int count_checked(void *arg, const void *row, size_t n)
+{
+	checked_sum *c = (checked_sum *)arg;
+	c->rows++;
+	return count_active(&c->sum, row, n);
+}
+
 /* Both sides must give the same answer: the number of active orders of
  * every customer, from active_orders and from SQLite. */
 bool query_answers_agree()
@@ -564,10 +576,12 @@ bool query_answers_agree()
 	sqlite3_prepare_v2(g_sql.db, "SELECT count(*) FROM orders WHERE customer_id = ? AND status IN (1, 2)",
 			   -1, &q, nullptr);
 	for (uint64_t cust = 1; cust <= kCustomers && ok; cust++) {
-		active_sum a{ 0, 0 };
-		cqrs_view_find(v, "customer_id", &cust, sizeof cust, count_active, &a, 0);
+		checked_sum a{ { 0, 0 }, 0 };
+		/* every row it returns must be active: count them all */
+		ok = cqrs_view_find(v, "customer_id", &cust, sizeof cust, count_checked, &a, 0) >= 0;
 		sqlite3_bind_int64(q, 1, (sqlite3_int64)cust);
-		ok = sqlite3_step(q) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(q, 0) == a.orders;
+		ok = ok && sqlite3_step(q) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(q, 0) == a.sum.orders &&
+		     a.rows == a.sum.orders;
 		sqlite3_reset(q);
 	}
 	sqlite3_finalize(q);

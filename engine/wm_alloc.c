@@ -52,11 +52,19 @@ static void arena_create(void)
 	size_t sz = sizeof arena_index, hsz = sizeof default_hooks;
 	extent_hooks_t *hooks = &huge_hooks;
 
+	/* Before 5.3, jemalloc calls a custom alloc hook during arenas.create
+	 * with no arena yet, and its default alloc crashes on that: plain
+	 * arena there. */
+#if JEMALLOC_VERSION_MAJOR > 5 || (JEMALLOC_VERSION_MAJOR == 5 && JEMALLOC_VERSION_MINOR >= 3)
 	if (mallctl("arena.0.extent_hooks", &default_hooks, &hsz, NULL, 0) == 0 && default_hooks) {
 		huge_hooks = *default_hooks;
 		huge_hooks.alloc = huge_alloc;
 		arena_ok = mallctl("arenas.create", &arena_index, &sz, &hooks, sizeof hooks) == 0;
 	}
+#else
+	(void)hsz;
+	(void)hooks;
+#endif
 	if (!arena_ok) /* no hooks: a plain arena */
 		arena_ok = mallctl("arenas.create", &arena_index, &sz, NULL, 0) == 0;
 }

@@ -113,8 +113,9 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	cfg.log_arg = (void *)o;
 	rc = cqrs_engine_open(&cfg, m, out);
 	if (rc == 0)
-		/* a 10 s demo here does not grow them; the load keeps at most
-		 * 64k orders open (plus the probe's) */
+		/* about 10 s of load on this 2-core box fits without growing
+		 * (faster runs, or many runs over one data directory, grow
+		 * them); the load keeps at most 64k orders open, plus the probe's */
 		rc = orders_register(*out, 1u << 21, 1u << 18, 1u << 16);
 	if (rc == 0)
 		rc = cqrs_engine_start(*out);
