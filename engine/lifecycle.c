@@ -181,13 +181,15 @@ static void *command_main(void *arg)
 			 * what arrives meanwhile (the loop above drains and polls both
 			 * without a syscall), yielding between looks; only then block
 			 * on the journal's completions. */
-			uint64_t now = yield_ns ? cqrs_mono_ns() : 0;
+			if (yield_ns) {
+				uint64_t now = cqrs_mono_ns();
 
-			if (yield_ns && !idle_since)
-				idle_since = now;
-			if (yield_ns && now - idle_since < yield_ns) {
-				sched_yield();
-				continue;
+				if (!idle_since)
+					idle_since = now;
+				if (now - idle_since < yield_ns) {
+					sched_yield();
+					continue;
+				}
 			}
 			rc = cqrs_journal_wait(e->journal, 200000);
 			if (rc < 0)

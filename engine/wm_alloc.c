@@ -26,6 +26,12 @@ static _Thread_local unsigned tcache_index;
 static _Thread_local int tcache_state; /* 0 unknown, 1 ok, -1 unavailable */
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 
+/* Before 5.3, jemalloc calls a custom alloc hook during arenas.create
+ * with no arena yet, and its default alloc crashes on that: plain arena
+ * there. */
+#define HUGE_HOOKS (JEMALLOC_VERSION_MAJOR > 5 || (JEMALLOC_VERSION_MAJOR == 5 && JEMALLOC_VERSION_MINOR >= 3))
+
+#if HUGE_HOOKS
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
 static extent_hooks_t *default_hooks; /* jemalloc's, read from arena 0 */
@@ -46,24 +52,21 @@ static void *huge_alloc(extent_hooks_t *h, void *addr, size_t size, size_t align
 	}
 	return p;
 }
+#endif
 
 static void arena_create(void)
 {
-	size_t sz = sizeof arena_index, hsz = sizeof default_hooks;
+	size_t sz = sizeof arena_index;
+
+#if HUGE_HOOKS
+	size_t hsz = sizeof default_hooks;
 	extent_hooks_t *hooks = &huge_hooks;
 
-	/* Before 5.3, jemalloc calls a custom alloc hook during arenas.create
-	 * with no arena yet, and its default alloc crashes on that: plain
-	 * arena there. */
-#if JEMALLOC_VERSION_MAJOR > 5 || (JEMALLOC_VERSION_MAJOR == 5 && JEMALLOC_VERSION_MINOR >= 3)
 	if (mallctl("arena.0.extent_hooks", &default_hooks, &hsz, NULL, 0) == 0 && default_hooks) {
 		huge_hooks = *default_hooks;
 		huge_hooks.alloc = huge_alloc;
 		arena_ok = mallctl("arenas.create", &arena_index, &sz, &hooks, sizeof hooks) == 0;
 	}
-#else
-	(void)hsz;
-	(void)hooks;
 #endif
 	if (!arena_ok) /* no hooks: a plain arena */
 		arena_ok = mallctl("arenas.create", &arena_index, &sz, NULL, 0) == 0;
