@@ -667,6 +667,7 @@ static int start_interval_thread(cqrs_journal *j)
 		return cqrs_fail(-rc, "journal: cannot start the interval fsync thread");
 	}
 	j->thr_started = true;
+	pthread_setname_np(j->thr, "cqrs-jsync");
 	return 0;
 }
 

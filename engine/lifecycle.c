@@ -278,6 +278,7 @@ static int start(cqrs_engine *e)
 		return -rc;
 	}
 	e->command_started = 1;
+	pthread_setname_np(e->command_thread, "cqrs-command"); /* for top -H, perf */
 	cqrs_ctl_set_state(e->ctl, CQRS_ENGINE_RUNNING);
 	cqrs_ctl_publish(e->ctl);
 	cqrs__log(e, CQRS_LOG_INFO, "engine %s: running at seq %llu", e->name,

@@ -2,12 +2,22 @@
  * engine/recovery.c - rebuilding the write model from the journal on start.
  *
  * The journal has already been opened for append (which cut a torn tail or
- * refused corruption). Every record is then replayed in seq order: its
- * aggregate's version is set, evolve runs, and the idempotency window
- * learns the command's (client id, client seq) from its last event (the
- * CMD_END record), so a duplicate sent after a restart still gets the
- * original answer. Progress goes to the log callback.
+ * refused corruption). Every record is then replayed in seq order, in two
+ * halves that share nothing but the (read-only) journal files, so they run
+ * side by side:
+ *   - the calling thread runs evolve into the user's write model, and logs
+ *     progress;
+ *   - a helper thread keeps the engine's books: each aggregate's version,
+ *     and the idempotency window, which learns the command's (client id,
+ *     client seq) from its last event (the CMD_END record), so a duplicate
+ *     sent after a restart still gets the original answer.
+ * Each half walks the journal with its own iterator (every checksum is
+ * checked on both) and checks seq continuity; the halves are joined before
+ * the command thread starts, and the replay fails if either does. Versions
+ * were half the replay's time on one thread; on two, a 1M-event replay went
+ * from 4.3-4.7M to ~6M events/s (bench_engine, BM_EngineRecovery/0).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,59 +26,34 @@
 #include "error.h"
 #include "recovery.h"
 
-int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st)
+typedef int (*replay_fn)(cqrs_engine *e, const cqrs_jrec *r);
+
+/* Walks seqs 1..next_seq-1, calling fn on each record; *count: records.
+ * progress: log every millionth record. */
+static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress, uint64_t *count)
 {
 	cqrs_journal_iter *it;
 	const cqrs_jrec *r;
-	uint64_t start = cqrs_mono_ns(), n = 0, expect = 1;
-	int rc;
+	uint64_t n = 0, expect = 1;
+	int rc = cqrs_journal_iter_open(&it, e->journal_dir, 1);
 
-	memset(st, 0, sizeof *st);
-	if (next_seq <= 1)
-		return 0;
-	rc = cqrs_journal_iter_open(&it, e->journal_dir, 1);
 	if (rc)
 		return rc;
 	while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
-		const event_type *et = r->type < CQRS_MAX_TYPES ? &e->events[r->type] : NULL;
-		cqrs_event ev;
-
 		if (r->seq != expect) {
 			rc = cqrs_fail(CQRS_ECORRUPT, "replay: seq %llu where %llu was expected",
 				       (unsigned long long)r->seq, (unsigned long long)expect);
 			break;
 		}
 		expect++;
-		if (!et || !et->schema || et->schema->size != r->size) {
-			rc = cqrs_fail(CQRS_EFORMAT,
-				       "replay: seq %llu has event type %u of %u bytes, which this "
-				       "engine does not register with that size",
-				       (unsigned long long)r->seq, r->type, r->size);
+		rc = fn(e, r);
+		if (rc)
 			break;
-		}
-		ev = (cqrs_event){ .seq = r->seq, .timestamp_ns = r->timestamp_ns,
-				   .aggregate_id = r->aggregate_id,
-				   .aggregate_version = r->aggregate_version, .type = r->type,
-				   .size = r->size, .data = cqrs_jrec_payload(r) };
-		if (r->aggregate_id != UINT64_MAX &&
-		    cqrs_versions_set(e->versions, r->aggregate_id, r->aggregate_version)) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (et->evolve)
-			et->evolve(e->model, &ev);
-		if (r->client_id && (r->flags & CQRS_JREC_CMD_END) &&
-		    cqrs_dedup_record(e->dedup, r->client_id, r->client_seq, r->seq)) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (++n % 1000000 == 0)
+		if (++n % 1000000 == 0 && progress)
 			cqrs__log(e, CQRS_LOG_INFO, "recovery: %llu of %llu events replayed",
 				  (unsigned long long)n, (unsigned long long)(next_seq - 1));
-		if (r->seq + 1 >= next_seq) {
-			rc = 0;
+		if (r->seq + 1 >= next_seq)
 			break;
-		}
 	}
 	cqrs_journal_iter_close(it);
 	if (rc < 0)
@@ -76,6 +61,84 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 	if (expect != next_seq)
 		return cqrs_fail(CQRS_ECORRUPT, "replay ended at seq %llu, journal says %llu",
 				 (unsigned long long)(expect - 1), (unsigned long long)(next_seq - 1));
+	*count = n;
+	return 0;
+}
+
+/* The user's half: evolve. */
+static int evolve_one(cqrs_engine *e, const cqrs_jrec *r)
+{
+	const event_type *et = r->type < CQRS_MAX_TYPES ? &e->events[r->type] : NULL;
+	cqrs_event ev;
+
+	if (!et || !et->schema || et->schema->size != r->size)
+		return cqrs_fail(CQRS_EFORMAT,
+				 "replay: seq %llu has event type %u of %u bytes, which this engine "
+				 "does not register with that size",
+				 (unsigned long long)r->seq, r->type, r->size);
+	ev = (cqrs_event){ .seq = r->seq, .timestamp_ns = r->timestamp_ns,
+			   .aggregate_id = r->aggregate_id,
+			   .aggregate_version = r->aggregate_version, .type = r->type,
+			   .size = r->size, .data = cqrs_jrec_payload(r) };
+	if (et->evolve)
+		et->evolve(e->model, &ev);
+	return 0;
+}
+
+/* The engine's half: versions and the idempotency window. */
+static int book_one(cqrs_engine *e, const cqrs_jrec *r)
+{
+	if (r->aggregate_id != UINT64_MAX &&
+	    cqrs_versions_set(e->versions, r->aggregate_id, r->aggregate_version))
+		return -ENOMEM;
+	if (r->client_id && (r->flags & CQRS_JREC_CMD_END) &&
+	    cqrs_dedup_record(e->dedup, r->client_id, r->client_seq, r->seq))
+		return -ENOMEM;
+	return 0;
+}
+
+typedef struct books_job {
+	cqrs_engine *e;
+	uint64_t next_seq;
+	int rc;
+	char why[256]; /* the helper's cqrs_last_error(), for the caller's thread */
+} books_job;
+
+static void *books_main(void *arg)
+{
+	books_job *job = arg;
+	uint64_t n;
+
+	job->rc = walk(job->e, job->next_seq, book_one, 0, &n);
+	if (job->rc)
+		snprintf(job->why, sizeof job->why, "%s", cqrs_last_error());
+	return NULL;
+}
+
+int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st)
+{
+	books_job job = { .e = e, .next_seq = next_seq };
+	uint64_t start = cqrs_mono_ns(), n = 0;
+	pthread_t helper;
+	int rc, threaded;
+
+	memset(st, 0, sizeof *st);
+	if (next_seq <= 1)
+		return 0;
+	/* pthread_create/join order the helper's books before the caller's
+	 * (and the command thread's) use of them. */
+	threaded = pthread_create(&helper, NULL, books_main, &job) == 0;
+	if (threaded)
+		pthread_setname_np(helper, "cqrs-replay");
+	rc = walk(e, next_seq, evolve_one, 1, &n);
+	if (threaded)
+		pthread_join(helper, NULL);
+	else
+		books_main(&job); /* no thread to be had: one after the other */
+	if (rc)
+		return rc;
+	if (job.rc)
+		return cqrs_fail(job.rc, "%s", job.why);
 	st->events = n;
 	st->ns = cqrs_mono_ns() - start;
 	cqrs__log(e, CQRS_LOG_INFO, "recovery: write model rebuilt from %llu events in %.1f ms",

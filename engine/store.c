@@ -20,11 +20,10 @@
 #include <string.h>
 
 #include <ck_ht.h>
-#define XXH_INLINE_ALL /* hot path: hash and checksum inline, no PLT call */
-#include <xxhash.h>
 
 #include "cqrs.h"
 #include "error.h"
+#include "id_hash.h"
 #include "wm_alloc.h"
 
 struct cqrs_store {
@@ -35,9 +34,20 @@ struct cqrs_store {
 	uint64_t count;
 };
 
-static void store_hash(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+static void hash_bytes(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
 {
 	h->value = XXH3_64bits_withSeed(key, len, seed);
+}
+
+/* DIRECT mode: the key is the stored u64 (id + 1); ids in sequence stay
+ * close in the table (id_hash.h). */
+static void hash_direct(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+{
+	uint64_t k;
+
+	(void)len;
+	memcpy(&k, key, sizeof k);
+	h->value = cqrs_id_hash(k, seed);
 }
 
 int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, cqrs_store **out)
@@ -54,7 +64,7 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	s->keylen = keylen;
 	s->value_size = value_size;
 	s->header = mode == CK_HT_MODE_DIRECT ? 0 : (keylen + 15u) & ~15u;
-	if (!ck_ht_init(&s->ht, mode, store_hash, &cqrs_wm_ck_malloc, capacity < 64 ? 64 : capacity,
+	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? hash_direct : hash_bytes, &cqrs_wm_ck_malloc, capacity < 64 ? 64 : capacity,
 			0x9e3779b97f4a7c15ull)) {
 		cqrs_wm_free(s, sizeof *s);
 		return cqrs_fail(-ENOMEM, "store: cannot allocate a table of %llu",

@@ -4,10 +4,11 @@
  */
 #include <errno.h>
 
-#include <ck_ht.h>
-#define XXH_INLINE_ALL /* hot path: hash and checksum inline, no PLT call */
-#include <xxhash.h>
+#include <string.h>
 
+#include <ck_ht.h>
+
+#include "id_hash.h"
 #include "versions.h"
 #include "wm_alloc.h"
 
@@ -15,9 +16,13 @@ struct cqrs_versions {
 	ck_ht_t ht;
 };
 
-static void hash_u64(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+static void hash_id(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
 {
-	h->value = XXH3_64bits_withSeed(key, len, seed);
+	uint64_t k;
+
+	(void)len;
+	memcpy(&k, key, sizeof k);
+	h->value = cqrs_id_hash(k, seed);
 }
 
 int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
@@ -27,7 +32,7 @@ int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
 	*out = NULL;
 	if (!v)
 		return -ENOMEM;
-	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, hash_u64, &cqrs_wm_ck_malloc,
+	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, hash_id, &cqrs_wm_ck_malloc,
 			capacity < 64 ? 64 : capacity, 0x5bd1e9955bd1e995ull)) {
 		cqrs_wm_free(v, sizeof *v);
 		return -ENOMEM;

@@ -20,11 +20,16 @@
 
 static unsigned arena_index;
 static int arena_ok;
-/* One explicit tcache per thread that uses the write model (in practice
- * the command thread): allocations stay lock-free and in this arena. */
+/* One explicit tcache per thread that uses the write model (the command
+ * thread, recovery's helper): allocations stay lock-free and in this
+ * arena. A thread's tcache is destroyed (its cached objects flushed back
+ * to the arena) when the thread exits: engines restarted in one process
+ * start new threads, and jemalloc has a few thousand tcache ids in all. */
 static _Thread_local unsigned tcache_index;
 static _Thread_local int tcache_state; /* 0 unknown, 1 ok, -1 unavailable */
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tcache_key; /* value: tcache index + 1, for the destructor */
+static int tcache_key_ok;
 
 /* Before 5.3, jemalloc calls a custom alloc hook during arenas.create
  * with no arena yet, and its default alloc crashes on that: plain arena
@@ -54,6 +59,15 @@ static void *huge_alloc(extent_hooks_t *h, void *addr, size_t size, size_t align
 }
 #endif
 
+/* The thread-exit destructor of tcache_key (runs on the exiting thread). */
+static void tcache_destroy(void *v)
+{
+	unsigned index = (unsigned)((uintptr_t)v - 1);
+
+	tcache_state = -1; /* a later free on this thread goes without one */
+	(void)mallctl("tcache.destroy", NULL, NULL, &index, sizeof index);
+}
+
 static void arena_create(void)
 {
 	size_t sz = sizeof arena_index;
@@ -70,6 +84,7 @@ static void arena_create(void)
 #endif
 	if (!arena_ok) /* no hooks: a plain arena */
 		arena_ok = mallctl("arenas.create", &arena_index, &sz, NULL, 0) == 0;
+	tcache_key_ok = pthread_key_create(&tcache_key, tcache_destroy) == 0;
 }
 
 static int flags(void)
@@ -79,7 +94,16 @@ static int flags(void)
 		return 0;
 	if (tcache_state == 0) {
 		size_t sz = sizeof tcache_index;
-		tcache_state = mallctl("tcache.create", &tcache_index, &sz, NULL, 0) == 0 ? 1 : -1;
+
+		/* Without a destructor the tcache would outlive the thread:
+		 * use none instead. */
+		tcache_state = tcache_key_ok &&
+			       mallctl("tcache.create", &tcache_index, &sz, NULL, 0) == 0 ? 1 : -1;
+		if (tcache_state > 0 &&
+		    pthread_setspecific(tcache_key, (void *)((uintptr_t)tcache_index + 1)) != 0) {
+			tcache_destroy((void *)((uintptr_t)tcache_index + 1));
+			tcache_state = -1;
+		}
 	}
 	return MALLOCX_ARENA(arena_index) |
 	       (tcache_state > 0 ? MALLOCX_TCACHE(tcache_index) : MALLOCX_TCACHE_NONE);

@@ -12,6 +12,7 @@ CQRS_RECORD_DEFINE(bank_withdrawn, "Withdrawn", BANK_EV_FIELDS)
 CQRS_RECORD_DEFINE(bank_row, "Balance", BANK_ROW_FIELDS)
 
 _Atomic int64_t bank_poison_amount;
+int bank_register_withdrawn = 1;
 
 static int64_t balance_of(bank_model *m, uint64_t account)
 {
@@ -97,7 +98,8 @@ int bank_start(const char *name, const char *dir, int durability, uint64_t capac
 	if (!rc) rc = cqrs_register_command(*out, BANK_DEPOSIT, bank_deposit_schema(), decide_deposit);
 	if (!rc) rc = cqrs_register_command(*out, BANK_WITHDRAW, bank_withdraw_schema(), decide_withdraw);
 	if (!rc) rc = cqrs_register_event(*out, 1, bank_deposited_schema(), evolve);
-	if (!rc) rc = cqrs_register_event(*out, 2, bank_withdrawn_schema(), evolve);
+	if (!rc && bank_register_withdrawn)
+		rc = cqrs_register_event(*out, 2, bank_withdrawn_schema(), evolve);
 	if (!rc) rc = cqrs_register_projection(*out, &pd);
 	if (!rc) rc = cqrs_engine_start(*out);
 	if (rc) {

@@ -171,6 +171,69 @@ static void test_duplicates_across_restart(void **state)
 	assert_true(CTR(cqrs_engine_counters(f->e)->duplicates) == 1);
 }
 
+/* The replay keeps the books (versions, idempotency window) on a thread
+ * of its own beside evolve: at scale, after a restart, every aggregate's
+ * version and every client's last command are as the journal says. */
+static void test_replay_books_at_scale(void **state)
+{
+	enum { ACCOUNTS = 3000, ROUNDS = 4 };
+	fixture *f = *state;
+	uint64_t seq;
+	cqrs_ticket t;
+	start(f, CQRS_DURABILITY_NONE, 4096, CQRS_ON_ERROR_SKIP);
+
+	for (uint64_t r = 1; r <= ROUNDS; r++)
+		for (uint64_t a = 1; a <= ACCOUNTS; a++)
+			if (r <= 1 + a % ROUNDS) /* account a gets 1 + a % ROUNDS deposits */
+				assert_int_equal(bank_do(f->e, BANK_DEPOSIT, a, 1, 1000 + a, r, &seq), 0);
+	restart(f, CQRS_DURABILITY_NONE, 4096);
+	assert_true(CTR(cqrs_engine_counters(f->e)->replayed) == seq);
+	for (uint64_t a = 1; a <= ACCOUNTS; a += 7) {
+		uint64_t n = 1 + a % ROUNDS, s;
+		bank_deposit d = { a, 1 };
+		cqrs_command cmd = { .type = BANK_DEPOSIT, .size = sizeof d, .data = &d,
+				     .aggregate_id = a, .flags = CQRS_CMD_EXPECT_VERSION,
+				     .expected_version = n - 1 };
+		assert_int_equal(cqrs_submit(f->e, &cmd, &t), 0);
+		assert_int_equal(cqrs_ticket_wait(&t, UINT64_MAX), CQRS_ECONFLICT);
+		cmd.expected_version = n;
+		assert_int_equal(cqrs_submit(f->e, &cmd, &t), 0);
+		assert_int_equal(cqrs_ticket_wait(&t, UINT64_MAX), 0);
+		/* the client's last command is a duplicate, the next is new */
+		assert_int_equal(bank_do(f->e, BANK_DEPOSIT, a, 1, 1000 + a, n, &s), CQRS_EDUPLICATE);
+		assert_int_equal(bank_do(f->e, BANK_DEPOSIT, a, 1, 1000 + a, n + 1, &s), 0);
+		assert_true(read_row(f, a, s).balance == (int64_t)n + 2);
+	}
+}
+
+/* A journal holding an event type this engine does not register: start
+ * refuses with a clear error and changes nothing; the engine that knows
+ * the type starts over the same journal with every event. */
+static void test_unknown_event_type_refused(void **state)
+{
+	fixture *f = *state;
+	uint64_t seq;
+	int rc;
+	start(f, CQRS_DURABILITY_BATCH, 1024, CQRS_ON_ERROR_SKIP);
+
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 3, 10, 0, 0, &seq), 0);
+	assert_int_equal(bank_do(f->e, BANK_WITHDRAW, 3, 400, 0, 0, &seq), 0);
+	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 4, 10, 0, 0, &seq), 0);
+	bank_stop(f->e, &f->m);
+	f->e = NULL;
+	bank_register_withdrawn = 0;
+	rc = bank_start(f->name, f->dir, CQRS_DURABILITY_BATCH, 1024, CQRS_ON_ERROR_SKIP, &f->m, &f->e);
+	bank_register_withdrawn = 1;
+	assert_true(rc == CQRS_EFORMAT || rc == CQRS_ECORRUPT);
+	assert_null(f->e);
+	assert_non_null(strstr(cqrs_last_error(), "type 2"));
+	start(f, CQRS_DURABILITY_BATCH, 1024, CQRS_ON_ERROR_SKIP);
+	assert_true(CTR(cqrs_engine_counters(f->e)->replayed) == seq);
+	assert_true(read_row(f, 3, seq).balance == 600);
+	assert_true(read_row(f, 4, seq).balance == 10);
+}
+
 typedef struct dl_seen {
 	uint64_t seqs[8];
 	int n;
@@ -408,6 +471,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_decide_evolve_reject, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_optimistic_concurrency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_across_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_books_at_scale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_event_type_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_while_reading, setup, teardown),

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_store.c - the write model's aggregate store (u64 and byte
- * keys, against a reference model with randomized operations), the
- * idempotency window, and the latency histogram.
+ * keys, against a reference model with randomized operations), the id
+ * hash of its tables and of the version map, the write-model allocator's
+ * per-thread caches, the idempotency window, and the latency histogram.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +13,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jemalloc/jemalloc.h>
+#include <pthread.h>
 
 #include "cqrs.h"
 #include "engine/dedup.h"
+#include "engine/id_hash.h"
+#include "engine/versions.h"
+#include "engine/wm_alloc.h"
 #include "core/hist.h"
 
 typedef struct agg {
@@ -157,11 +163,126 @@ static void test_hist(void **state)
 	assert_true(cqrs_hist_bucket(UINT64_MAX) < CQRS_HIST_BUCKETS);
 }
 
+/* Id patterns real systems hand out: in sequence, strided, with a shard
+ * number in the low bits, in the high bits, scattered. */
+enum { PATTERNS = 6 };
+static uint64_t pattern_id(int p, uint64_t i)
+{
+	switch (p) {
+	case 0: return i;
+	case 1: return i * 64;
+	case 2: return i * 4096;
+	case 3: return i * 16 + 3;
+	case 4: return i << 32;
+	default: return (i * 0x9e3779b97f4a7c15ull) >> 2;
+	}
+}
+
+/* Slots a ck_ht table of 2^17 entries would start probing at, for 2^16
+ * ids (its load limit): about as many distinct ones as a random hash
+ * gives (2^17 * (1 - e^-0.5) = 51,573) for every pattern, and the 64 ids
+ * of one block never share a slot in it. */
+static void test_id_hash_spread(void **state)
+{
+	enum { N = 1 << 16, SLOTS = 1 << 17 };
+	static uint8_t used[SLOTS];
+	(void)state;
+	for (int p = 0; p < PATTERNS; p++) {
+		uint32_t distinct = 0;
+		memset(used, 0, sizeof used);
+		for (uint64_t i = 1; i <= N; i++) {
+			uint64_t slot = cqrs_id_hash(pattern_id(p, i) + 1, 42) & (SLOTS - 1);
+			distinct += !used[slot];
+			used[slot] = 1;
+		}
+		if (distinct < 48000)
+			fail_msg("pattern %d: %u distinct slots of %u ids", p, distinct, N);
+	}
+	for (uint64_t base = 0; base < 64 * 1000; base += 64) {
+		uint64_t seen = 0;
+		for (uint64_t i = 0; i < 64; i++)
+			seen |= UINT64_C(1) << (cqrs_id_hash(base + i, 7) & 63);
+		assert_true(seen == UINT64_MAX);
+		assert_true(cqrs_id_hash(base, 7) >> 6 == cqrs_id_hash(base + 63, 7) >> 6);
+	}
+}
+
+/* Every pattern through the store and the version map: all found with
+ * their values, removals exact, counts right. */
+static void test_id_patterns_store_and_versions(void **state)
+{
+	enum { N = 100000 };
+	(void)state;
+	for (int p = 0; p < PATTERNS; p++) {
+		cqrs_store *s;
+		cqrs_versions *v;
+		assert_int_equal(cqrs_store_create(8, sizeof(agg), 64, &s), 0);
+		assert_int_equal(cqrs_versions_create(64, &v), 0);
+		for (uint64_t i = 1; i <= N; i++) {
+			uint64_t k = pattern_id(p, i);
+			agg *a = cqrs_store_upsert(s, &k, NULL);
+			assert_non_null(a);
+			a->key = k;
+			assert_int_equal(cqrs_versions_set(v, k, i), 0);
+		}
+		assert_true(cqrs_store_count(s) == N);
+		for (uint64_t i = 1; i <= N; i += 2) {
+			uint64_t k = pattern_id(p, i);
+			assert_int_equal(cqrs_store_remove(s, &k), 0);
+		}
+		for (uint64_t i = 1; i <= N; i++) {
+			uint64_t k = pattern_id(p, i);
+			agg *a = cqrs_store_get(s, &k);
+			if (i % 2) {
+				assert_null(a);
+			} else {
+				assert_non_null(a);
+				assert_true(a->key == k);
+			}
+			assert_true(cqrs_versions_get(v, k) == i);
+		}
+		assert_true(cqrs_store_count(s) == N / 2);
+		cqrs_versions_destroy(v);
+		cqrs_store_destroy(s);
+	}
+}
+
+static void *alloc_on_thread(void *arg)
+{
+	void *p = cqrs_wm_calloc(64);
+	(void)arg;
+	if (p)
+		cqrs_wm_free(p, 64);
+	return p;
+}
+
+/* Each thread that allocates from the write model gets a jemalloc tcache,
+ * of which a process has a few thousand: more threads than that come and
+ * go (engines restarted in one process), and tcaches are still to be had. */
+static void test_wm_tcache_released_at_thread_exit(void **state)
+{
+	unsigned index;
+	size_t sz = sizeof index;
+	(void)state;
+	for (int i = 0; i < 4500; i++) {
+		pthread_t t;
+		void *p;
+		assert_int_equal(pthread_create(&t, NULL, alloc_on_thread, NULL), 0);
+		pthread_join(t, &p);
+		assert_non_null(p);
+	}
+	assert_int_equal(mallctl("tcache.create", &index, &sz, NULL, 0), 0);
+	assert_int_equal(mallctl("tcache.destroy", NULL, NULL, &index, sizeof index), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_u64_store_vs_reference),
 		cmocka_unit_test(test_bytes_store),
+		cmocka_unit_test(test_id_hash_spread),
+		cmocka_unit_test(test_id_patterns_store_and_versions),
+		cmocka_unit_test(test_wm_tcache_released_at_thread_exit),
 		cmocka_unit_test(test_dedup),
 		cmocka_unit_test(test_hist),
 	};
