@@ -18,8 +18,8 @@
  * collide with each other, and ids whose low bits are fixed (multiples of
  * 64, a shard number in the low bits) land at a different offset in every
  * block instead of piling onto one. ck_ht's further probes use the hash's
- * high bits, which stay random. Replaying 1M events of sequential ids:
- * write model 2.6M -> 6M events/s (docs/ARCHITECTURE.md, "Recovery").
+ * high bits, which stay random. Replaying 1M events of sequential ids on
+ * one thread: 2.3M -> 4.3-4.7M events/s (docs/ARCHITECTURE.md, "Recovery").
  */
 #ifndef CQRS_ENGINE_ID_HASH_H
 #define CQRS_ENGINE_ID_HASH_H
