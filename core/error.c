@@ -77,6 +77,12 @@ const char *cqrs_last_error(void)
 	return last_error;
 }
 
+int cqrs__set_error_text(int code, const char *text)
+{
+	snprintf(last_error, sizeof last_error, "%s", text);
+	return code;
+}
+
 int cqrs__set_error(int code, const char *func, int line, const char *fmt, ...)
 {
 	va_list ap;

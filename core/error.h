@@ -13,6 +13,10 @@
 int cqrs__set_error(int code, const char *func, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Records text as it is (a message another thread recorded, carried over)
+ * and returns code. */
+int cqrs__set_error_text(int code, const char *text);
+
 /* Formats a message for a log callback (cold paths; no-op when log is NULL). */
 #include <stdarg.h>
 void cqrs__vlog(cqrs_log_fn log, void *arg, int level, const char *fmt, va_list ap);

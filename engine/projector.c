@@ -708,14 +708,14 @@ int cqrs__projectors_start(cqrs_engine *e, uint64_t ring_start)
 		t->projs[t->nprojs++] = e->projs[k];
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		char name[32]; /* at most 15 characters are kept */
+		char name[16];
 
 		rc = pthread_create(&e->projector_threads[i], NULL, projector_main, &ts[i]);
 		if (rc) {
 			e->nprojectors = i;
 			return -rc;
 		}
-		snprintf(name, sizeof name, "cqrs-proj%u", i);
+		snprintf(name, sizeof name, "cqrs-proj%02u", i % 100u); /* 15 characters at most */
 		pthread_setname_np(e->projector_threads[i], name);
 	}
 	e->nprojectors = n;

@@ -3,8 +3,9 @@
  *
  * The journal has already been opened for append (which cut a torn tail or
  * refused corruption). Every record is then replayed in seq order, in two
- * halves that share nothing but the (read-only) journal files, so they run
- * side by side:
+ * halves that run side by side; they share the (read-only) journal files
+ * and the write-model allocator (thread-safe, one tcache per thread), and
+ * nothing else:
  *   - the calling thread runs evolve into the user's write model, and logs
  *     progress;
  *   - a helper thread keeps the engine's books: each aggregate's version,
@@ -12,12 +13,16 @@
  *     client seq) from its last event (the CMD_END record), so a duplicate
  *     sent after a restart still gets the original answer.
  * Each half walks the journal with its own iterator (every checksum is
- * checked on both) and checks seq continuity; the halves are joined before
- * the command thread starts, and the replay fails if either does. Versions
- * were half the replay's time on one thread; on two, a 1M-event replay went
- * from 4.3-4.7M to ~6M events/s (bench_engine, BM_EngineRecovery/0).
+ * checked on both) and checks seq continuity; a half that fails stops the
+ * other, the halves are joined before the command thread starts, and the
+ * start fails with the first failure's message. Versions were half the
+ * replay's time on one thread; on two, a 1M-event replay went from
+ * 4.3-4.7M to 5.4-6.4M events/s (bench_engine, BM_EngineRecovery/0). With
+ * fewer than two CPUs to run on, one pass does both.
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,9 +33,11 @@
 
 typedef int (*replay_fn)(cqrs_engine *e, const cqrs_jrec *r);
 
-/* Walks seqs 1..next_seq-1, calling fn on each record; *count: records.
- * progress: log every millionth record. */
-static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress, uint64_t *count)
+/* Walks seqs 1..next_seq-1, calling fn on each record, until done, an
+ * error, or *stop (the other half failed: 0 is returned, the other half
+ * reports). *count: records. progress: log every millionth record. */
+static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
+		_Atomic int *stop, uint64_t *count)
 {
 	cqrs_journal_iter *it;
 	const cqrs_jrec *r;
@@ -54,6 +61,12 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress, u
 				  (unsigned long long)n, (unsigned long long)(next_seq - 1));
 		if (r->seq + 1 >= next_seq)
 			break;
+		/* relaxed: only a flag; the failing half's error travels through
+		 * pthread_join */
+		if ((n & 1023) == 0 && atomic_load_explicit(stop, memory_order_relaxed)) {
+			cqrs_journal_iter_close(it);
+			return 0;
+		}
 	}
 	cqrs_journal_iter_close(it);
 	if (rc < 0)
@@ -90,18 +103,29 @@ static int book_one(cqrs_engine *e, const cqrs_jrec *r)
 {
 	if (r->aggregate_id != UINT64_MAX &&
 	    cqrs_versions_set(e->versions, r->aggregate_id, r->aggregate_version))
-		return -ENOMEM;
+		return cqrs_fail(-ENOMEM, "replay: no memory for the version of aggregate %llu",
+				 (unsigned long long)r->aggregate_id);
 	if (r->client_id && (r->flags & CQRS_JREC_CMD_END) &&
 	    cqrs_dedup_record(e->dedup, r->client_id, r->client_seq, r->seq))
-		return -ENOMEM;
+		return cqrs_fail(-ENOMEM, "replay: no memory for the idempotency window of client %llu",
+				 (unsigned long long)r->client_id);
 	return 0;
+}
+
+/* Both halves in one pass. */
+static int evolve_and_book(cqrs_engine *e, const cqrs_jrec *r)
+{
+	int rc = evolve_one(e, r);
+
+	return rc ? rc : book_one(e, r);
 }
 
 typedef struct books_job {
 	cqrs_engine *e;
 	uint64_t next_seq;
+	_Atomic int stop; /* set by the half that fails */
 	int rc;
-	char why[256]; /* the helper's cqrs_last_error(), for the caller's thread */
+	char why[512]; /* the helper's cqrs_last_error(), for the caller's thread */
 } books_job;
 
 static void *books_main(void *arg)
@@ -109,10 +133,19 @@ static void *books_main(void *arg)
 	books_job *job = arg;
 	uint64_t n;
 
-	job->rc = walk(job->e, job->next_seq, book_one, 0, &n);
-	if (job->rc)
+	job->rc = walk(job->e, job->next_seq, book_one, 0, &job->stop, &n);
+	if (job->rc) {
 		snprintf(job->why, sizeof job->why, "%s", cqrs_last_error());
+		atomic_store_explicit(&job->stop, 1, memory_order_relaxed); /* a flag, see walk */
+	}
 	return NULL;
+}
+
+static int cpus_to_run_on(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
 int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st)
@@ -120,25 +153,28 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 	books_job job = { .e = e, .next_seq = next_seq };
 	uint64_t start = cqrs_mono_ns(), n = 0;
 	pthread_t helper;
-	int rc, threaded;
+	int rc, threaded = 0;
 
 	memset(st, 0, sizeof *st);
 	if (next_seq <= 1)
 		return 0;
 	/* pthread_create/join order the helper's books before the caller's
 	 * (and the command thread's) use of them. */
-	threaded = pthread_create(&helper, NULL, books_main, &job) == 0;
-	if (threaded)
+	if (cpus_to_run_on() >= 2)
+		threaded = pthread_create(&helper, NULL, books_main, &job) == 0;
+	if (!threaded) {
+		rc = walk(e, next_seq, evolve_and_book, 1, &job.stop, &n);
+	} else {
 		pthread_setname_np(helper, "cqrs-replay");
-	rc = walk(e, next_seq, evolve_one, 1, &n);
-	if (threaded)
+		rc = walk(e, next_seq, evolve_one, 1, &job.stop, &n);
+		if (rc)
+			atomic_store_explicit(&job.stop, 1, memory_order_relaxed); /* a flag */
 		pthread_join(helper, NULL);
-	else
-		books_main(&job); /* no thread to be had: one after the other */
+	}
 	if (rc)
 		return rc;
 	if (job.rc)
-		return cqrs_fail(job.rc, "%s", job.why);
+		return cqrs__set_error_text(job.rc, job.why[0] ? job.why : cqrs_strerror(job.rc));
 	st->events = n;
 	st->ns = cqrs_mono_ns() - start;
 	cqrs__log(e, CQRS_LOG_INFO, "recovery: write model rebuilt from %llu events in %.1f ms",

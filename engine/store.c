@@ -64,8 +64,8 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	s->keylen = keylen;
 	s->value_size = value_size;
 	s->header = mode == CK_HT_MODE_DIRECT ? 0 : (keylen + 15u) & ~15u;
-	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? hash_direct : hash_bytes, &cqrs_wm_ck_malloc, capacity < 64 ? 64 : capacity,
-			0x9e3779b97f4a7c15ull)) {
+	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? hash_direct : hash_bytes,
+			&cqrs_wm_ck_malloc, capacity < 64 ? 64 : capacity, 0x9e3779b97f4a7c15ull)) {
 		cqrs_wm_free(s, sizeof *s);
 		return cqrs_fail(-ENOMEM, "store: cannot allocate a table of %llu",
 				 (unsigned long long)capacity);

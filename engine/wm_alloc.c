@@ -24,7 +24,9 @@ static int arena_ok;
  * thread, recovery's helper): allocations stay lock-free and in this
  * arena. A thread's tcache is destroyed (its cached objects flushed back
  * to the arena) when the thread exits: engines restarted in one process
- * start new threads, and jemalloc has a few thousand tcache ids in all. */
+ * start new threads, and jemalloc has a few thousand tcache ids in all.
+ * The destructor lives in this library: it must stay loaded while threads
+ * that used the write model are alive (the key is never deleted). */
 static _Thread_local unsigned tcache_index;
 static _Thread_local int tcache_state; /* 0 unknown, 1 ok, -1 unavailable */
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;

@@ -276,7 +276,8 @@ CQRS_API int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
 
 /* A hash table from a key (u64 when keylen is 8, else 1..64 bytes) to an
  * aggregate of value_size bytes, zero-initialized on creation, allocated
- * from the write model's jemalloc arena. Command thread only. */
+ * from the write model's jemalloc arena. Not thread-safe: one thread at a
+ * time (recovery, then the command thread; the engine orders the handover). */
 typedef struct cqrs_store cqrs_store;
 CQRS_API int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity,
 			       cqrs_store **out);

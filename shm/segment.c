@@ -175,13 +175,14 @@ static void advise_huge(void *p, size_t size)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-/* The creator maps every page writable now (the pages exist already, from
- * posix_fallocate): the writer's first store to each page is then not a
- * page fault on its hot path (a fresh 1M-row view is 42,000 of them). Older
- * kernels refuse the advice; the pages then fault in on first use. */
-static void prefault(void *p, size_t size)
+void cqrs_seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len)
 {
-	(void)madvise(p, size, MADV_POPULATE_WRITE);
+	uint64_t lo = off & ~UINT64_C(4095), hi;
+
+	if (!s->writable || off >= s->size)
+		return;
+	hi = len > s->size - off ? s->size : off + len;
+	(void)madvise(s->base + lo, hi - lo, MADV_POPULATE_WRITE); /* a hint */
 }
 
 /* Classifies an existing name for cqrs_seg_create (see segment.h). */
@@ -267,7 +268,6 @@ int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
 	}
 	close(fd);
 	advise_huge(p, size);
-	prefault(p, size);
 	s->base = p;
 	s->size = size;
 	s->writable = 1;

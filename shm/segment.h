@@ -152,6 +152,13 @@ int cqrs_seg_check(const void *base, size_t len, uint32_t kind, void *imm_out);
 /* Unmaps (the name stays). Safe on a zeroed or closed handle. */
 void cqrs_seg_close(cqrs_seg *s);
 
+/* Writers: maps the pages of [off, off + len) writable now (they exist
+ * already, from posix_fallocate; a page not yet used is zeroed now), so the
+ * first stores to them are not page faults. The range is clipped to the
+ * segment. A hint: kernels before 5.14 refuse it, and the pages then fault
+ * in on first use. */
+void cqrs_seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len);
+
 /* shm_unlink; 0 or -errno. */
 int cqrs_seg_unlink(const char *name);
 

@@ -712,16 +712,20 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		if (cqrs_view_applied_seq(v) >= seq)
 			return 0;
 		now = cqrs_mono_ns();
+		/* A timeout looks at the owner once more: callers that wait in
+		 * slices shorter than WAIT_SLICE_NS (the bindings, to see
+		 * signals) would otherwise never learn that it died. */
 		if (now >= deadline)
-			return -ETIMEDOUT;
+			return owner_alive(v) ? -ETIMEDOUT : CQRS_EWRITERDEAD;
 		if (now >= next_owner_check) {
-			if (dir_moved(v)) {
-				(void)cqrs_view_refresh(v);
+			next_owner_check = now + WAIT_SLICE_NS;
+			/* A move that cannot be followed (the engine stopped and
+			 * its control segment is gone) leaves this segment's
+			 * owner to decide, as when nothing moved. */
+			if (dir_moved(v) && cqrs_view_refresh(v) == 0)
 				continue; /* re-read the word of the segment we read now */
-			}
 			if (!owner_alive(v))
 				return CQRS_EWRITERDEAD;
-			next_owner_check = now + WAIT_SLICE_NS;
 		}
 		slice = deadline - now;
 		if (slice > (waiters ? WAIT_SLICE_NS : WAIT_SLICE_NOBOARD_NS))

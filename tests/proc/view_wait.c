@@ -6,8 +6,13 @@
  * i.e. really blocked (no timing guess), then publishes a batch with
  * applied_seq 5; both must return 0 and see the batch's row. Then one
  * reader waits for a sequence that never comes with a short timeout and
- * must get -ETIMEDOUT. No timing assertions.
+ * must get -ETIMEDOUT. Last, an engine in a child process stops cleanly
+ * (control segment retired and removed, the view left clean) and exits
+ * while the parent waits: the wait must say CQRS_EWRITERDEAD, not spin on
+ * the vanished directory until its timeout. No timing assertions but that
+ * the last wait returns before its (generous) timeout.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +20,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cqrs.h"
 #include "tests/lib/testutil.h"
 #include "tests/unit/test_view_rows.h"
 
@@ -40,6 +46,67 @@ static int waiter(uint64_t seq, uint64_t timeout_ns, int expect)
 		return 12; /* read-your-writes: the batch is visible after the wait */
 	cqrs_view_close(v);
 	return 0;
+}
+
+/* The engine stops while the parent waits for a seq that never comes. */
+static int engine_goes_away(void)
+{
+	char name[64];
+	int up[2], go[2], status;
+	cqrs_view *v;
+	pid_t pid;
+	uint64_t t0;
+	char c = 0;
+	int rc, fail = 0;
+
+	tu_unique_name(name, sizeof name, "pwgone");
+	if (pipe(up) || pipe(go))
+		return 1;
+	pid = fork();
+	if (pid == 0) {
+		cqrs_ctl *ctl;
+		cqrs_vw *w;
+		trow r;
+
+		if (tview_setup(name, 64, &ctl, &w))
+			_exit(20);
+		cqrs_vw_begin(w);
+		trow_fill(&r, 77, 1, 1);
+		cqrs_vw_upsert(w, &r);
+		cqrs_vw_end(w, 1);
+		if (write(up[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(21);
+		cqrs_vw_close(w); /* a clean stop keeps the view */
+		cqrs_ctl_destroy(ctl);
+		_exit(0);
+	}
+	if (read(up[0], &c, 1) != 1 || cqrs_view_open(name, "orders", &v)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cqrs_engine_remove_segments(name);
+		return 1;
+	}
+	fail |= cqrs_view_wait(v, 1, 10ull * 1000000000) != 0;
+	fail |= write(go[1], &c, 1) != 1;
+	waitpid(pid, &status, 0);
+	fail |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	t0 = cqrs_mono_ns();
+	rc = cqrs_view_wait(v, 2, 30ull * 1000000000);
+	printf("wait after the engine stopped: %s in %.0f ms\n", cqrs_strerror(rc),
+	       (double)(cqrs_mono_ns() - t0) / 1e6);
+	fail |= rc != CQRS_EWRITERDEAD;
+	/* as the bindings wait: in short slices (to see signals), up to 30 s */
+	t0 = cqrs_mono_ns();
+	do
+		rc = cqrs_view_wait(v, 2, 20 * 1000000);
+	while (rc == -ETIMEDOUT && cqrs_mono_ns() - t0 < 30ull * 1000000000);
+	printf("sliced wait after the engine stopped: %s in %.0f ms\n", cqrs_strerror(rc),
+	       (double)(cqrs_mono_ns() - t0) / 1e6);
+	fail |= rc != CQRS_EWRITERDEAD;
+	cqrs_view_close(v);
+	cqrs_engine_remove_segments(name);
+	fail |= tview_shm_count(name) != 0;
+	return fail;
 }
 
 int main(void)
@@ -89,6 +156,7 @@ int main(void)
 	fail |= atomic_load(waiters) != 0;
 	tview_teardown(ctl, w);
 	fail |= tview_shm_count(engine) != 0;
+	fail |= engine_goes_away();
 	printf("%s\n", fail ? "FAIL" : "ok");
 	return fail;
 }
