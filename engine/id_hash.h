@@ -22,14 +22,20 @@
  * block, so when two dense blocks collide the second one's ids re-probe
  * together: a longer worst probe (31 vs 18 probes for 1M sequential ids,
  * simulated), the same average (lookups measured no slower for strided,
- * shard-tagged or scattered ids: tests/unit/test_store.c covers them). Replaying 1M events of sequential ids on
- * one thread: 2.3M -> 4.3-4.7M events/s (docs/ARCHITECTURE.md, "Recovery").
+ * shard-tagged or scattered ids: tests/unit/test_store.c covers them).
+ * Replaying 1M events of sequential ids on one thread: 2.3M -> 4.3-4.7M
+ * events/s (docs/ARCHITECTURE.md, "Recovery").
+ *
+ * cqrs_id_hash_ck is the ck_ht hash callback for a DIRECT-mode table whose
+ * stored key is a u64 (both tables store id + 1).
  */
 #ifndef CQRS_ENGINE_ID_HASH_H
 #define CQRS_ENGINE_ID_HASH_H
 
 #include <stdint.h>
+#include <string.h>
 
+#include <ck_ht.h>
 #define XXH_INLINE_ALL /* hot path: hash inline, no PLT call */
 #include <xxhash.h>
 
@@ -42,6 +48,15 @@ static inline uint64_t cqrs_id_hash(uint64_t id, uint64_t seed)
 	uint64_t x = XXH3_64bits_withSeed(&block, sizeof block, seed);
 
 	return (x << ID_HASH_BITS) | (((x >> (64 - ID_HASH_BITS)) ^ id) & low);
+}
+
+static inline void cqrs_id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+{
+	uint64_t k;
+
+	(void)len; /* DIRECT mode: always the u64 key */
+	memcpy(&k, key, sizeof k);
+	h->value = cqrs_id_hash(k, seed);
 }
 
 #endif

@@ -17,7 +17,7 @@
  * other, the halves are joined before the command thread starts, and the
  * start fails with the first failure's message. Versions were half the
  * replay's time on one thread; on two, a 1M-event replay went from
- * 4.3-4.7M to 5.4-6.4M events/s (bench_engine, BM_EngineRecovery/0). With
+ * 4.3-4.7M to 5.4-6.8M events/s (bench_engine, BM_EngineRecovery/0). With
  * fewer than two CPUs to run on, one pass does both.
  */
 #include <pthread.h>

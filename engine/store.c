@@ -3,11 +3,13 @@
  * key (u64 or fixed bytes up to 64) to an aggregate object allocated from
  * the write-model jemalloc arena.
  *
- * Built on Concurrency Kit's ck_ht: DIRECT mode for u64 keys (the key is
- * the table entry, no key compare through memory) and BYTESTRING mode for
- * byte keys (the key bytes live in the aggregate object's header). Only the
- * command thread touches the store, so none of ck_ht's SPMC guarantees are
- * needed; it is chosen for its open-addressing layout and growth.
+ * Built on Concurrency Kit's ck_ht: DIRECT mode for u64 keys (hashed by
+ * id_hash.h, so ids in sequence stay close in the table; the key is the
+ * table entry, no key compare through memory) and BYTESTRING mode for byte
+ * keys (the key bytes live in the aggregate object's header). One thread at
+ * a time touches a store (recovery, then the command thread), so none of
+ * ck_ht's SPMC guarantees are needed; it is chosen for its open-addressing
+ * layout and growth.
  *
  * Object layout: [ header: key bytes (byte keys only) | padding to 16 ]
  *                [ user value of value_size bytes, zero-initialized ]
@@ -39,17 +41,6 @@ static void hash_bytes(ck_ht_hash_t *h, const void *key, size_t len, uint64_t se
 	h->value = XXH3_64bits_withSeed(key, len, seed);
 }
 
-/* DIRECT mode: the key is the stored u64 (id + 1); ids in sequence stay
- * close in the table (id_hash.h). */
-static void hash_direct(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
-{
-	uint64_t k;
-
-	(void)len;
-	memcpy(&k, key, sizeof k);
-	h->value = cqrs_id_hash(k, seed);
-}
-
 int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, cqrs_store **out)
 {
 	cqrs_store *s;
@@ -64,7 +55,7 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	s->keylen = keylen;
 	s->value_size = value_size;
 	s->header = mode == CK_HT_MODE_DIRECT ? 0 : (keylen + 15u) & ~15u;
-	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? hash_direct : hash_bytes,
+	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? cqrs_id_hash_ck : hash_bytes,
 			&cqrs_wm_ck_malloc, capacity < 64 ? 64 : capacity, 0x9e3779b97f4a7c15ull)) {
 		cqrs_wm_free(s, sizeof *s);
 		return cqrs_fail(-ENOMEM, "store: cannot allocate a table of %llu",

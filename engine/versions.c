@@ -4,8 +4,6 @@
  */
 #include <errno.h>
 
-#include <string.h>
-
 #include <ck_ht.h>
 
 #include "id_hash.h"
@@ -16,15 +14,6 @@ struct cqrs_versions {
 	ck_ht_t ht;
 };
 
-static void hash_id(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
-{
-	uint64_t k;
-
-	(void)len;
-	memcpy(&k, key, sizeof k);
-	h->value = cqrs_id_hash(k, seed);
-}
-
 int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
 {
 	cqrs_versions *v = cqrs_wm_calloc(sizeof *v);
@@ -32,7 +21,7 @@ int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
 	*out = NULL;
 	if (!v)
 		return -ENOMEM;
-	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, hash_id, &cqrs_wm_ck_malloc,
+	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, cqrs_id_hash_ck, &cqrs_wm_ck_malloc,
 			capacity < 64 ? 64 : capacity, 0x5bd1e9955bd1e995ull)) {
 		cqrs_wm_free(v, sizeof *v);
 		return -ENOMEM;
