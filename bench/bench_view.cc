@@ -277,7 +277,8 @@ uint64_t lmdb_reader_loop(const dataset *d, unsigned salt)
 	uint64_t n = 0;
 	size_t ki = salt * 7919u;
 
-	mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+	if (mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn))
+		_exit(1);
 	mdb_txn_reset(txn);
 	while (!vbench_stopped()) {
 		mdb_txn_renew(txn);
@@ -291,6 +292,9 @@ uint64_t lmdb_reader_loop(const dataset *d, unsigned salt)
 		mdb_txn_reset(txn);
 		n += BATCH;
 	}
+	/* give back the reader slot: the table has 64, and runs fork many readers */
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
 	return n;
 }
 
@@ -314,6 +318,7 @@ uint64_t lmdb_writer_loop(const dataset *d, unsigned seed)
 		mdb_txn_commit(txn);
 		n += 64;
 	}
+	mdb_env_close(env);
 	return n;
 }
 
@@ -339,13 +344,18 @@ struct sampler {
 
 void finish(benchmark::State &st, helpers &h, int writer, int readers, uint64_t items)
 {
+	double peers = 0;
+
 	h.stop();
 	st.SetItemsProcessed((int64_t)items);
 	for (int i = 0; i < (int)h.pids.size(); i++) {
 		bool is_writer = writer && i == 0;
 		st.counters[is_writer ? "writer_rows_per_s" : "peer_reader_per_s"] = h.rate(i);
+		if (!is_writer)
+			peers += h.rate(i);
 	}
-	(void)readers;
+	if (readers > 2) /* scaling runs: every reader's rate, added up */
+		st.counters["peer_readers_total_per_s"] = peers;
 }
 
 /* Our point get: args (dataset, writer, readers). */
@@ -524,9 +534,22 @@ int main(int argc, char **argv)
 	if (vbench_shared_init())
 		die("shared block", -ENOMEM);
 
+	/* Reader process counts: 1 and 2 here; a many-core scaling run sets
+	 * CQRS_BENCH_READERS=1,4,8,15 (each count with and without the writer). */
+	std::vector<int> reader_counts;
+	const char *rl = getenv("CQRS_BENCH_READERS");
+	for (const char *p = rl && *rl ? rl : "1,2"; *p;) {
+		int n = atoi(p);
+		if (n > 0 && n <= 64)
+			reader_counts.push_back(n);
+		p = strchr(p, ',');
+		if (!p)
+			break;
+		p++;
+	}
 	for (int which = 0; which < 2; which++)
 		for (int writer = 0; writer < 2; writer++)
-			for (int readers = 1; readers <= 2; readers++) {
+			for (int readers : reader_counts) {
 				std::string ours = get_name("view_get", which, writer, readers);
 				std::string base = get_name("lmdb_get", which, writer, readers);
 				std::string what = "get " + size_label(which) + ", " + std::to_string(readers) +
@@ -540,10 +563,16 @@ int main(int argc, char **argv)
 							   ? (large_rows() == 10000000
 								      ? "10M rows (CQRS_BENCH_LARGE=0: 1M)"
 								      : "1M rows (CQRS_BENCH_LARGE=0)")
-						   : readers + writer > 2 ? "3 processes on this 2-core box" : "";
+						   : readers + writer > 2
+							   ? std::to_string(readers + writer) + " processes on " +
+								     std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs"
+							   : "";
 				rows.push_back({ what + " (lookups/s)", ours, base, "items_per_second", true, note });
 				rows.push_back({ what + " p50 (ns)", ours, base, "p50_ns", false, "" });
 				rows.push_back({ what + " p99 (ns)", ours, base, "p99_ns", false, "" });
+				if (readers > 2)
+					rows.push_back({ what + ": the other readers together (lookups/s)", ours,
+							 base, "peer_readers_total_per_s", true, "" });
 			}
 	std::string fv = "view_find/" + size_label(1), fs = "view_find_snapshot/" + size_label(1),
 		    fq = "sqlite_find/" + size_label(1);

@@ -26,6 +26,7 @@ void cqrs_config_init(cqrs_config *cfg)
 	cfg->segment_bytes = 64ull << 20;
 	cfg->shm_mode = 0640;
 	cfg->idle_yield_us = 100;
+	cfg->aggregates_hint = 1u << 16;
 }
 
 void cqrs__log(cqrs_engine *e, int level, const char *fmt, ...)
@@ -80,6 +81,8 @@ int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
 		return cqrs_fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
 	if (cfg->max_batch_commands == 0 || cfg->max_batch_bytes < 4096)
 		return cqrs_fail(-EINVAL, "batch limits too small");
+	if (cfg->aggregates_hint > (UINT64_C(1) << 32))
+		return cqrs_fail(-EINVAL, "aggregates_hint above 2^32");
 	e = calloc(1, sizeof *e);
 	if (!e)
 		return -ENOMEM;

@@ -10,14 +10,18 @@
  * bits in one block of 2^ID_HASH_BITS slots (2 KiB of ck_ht entries):
  *
  *   x    = XXH3(id >> B)                     one random value per block
- *   hash = (x << B) | (((x >> (64 - B)) ^ id) & (2^B - 1))
+ *   hash = (x << B) | ((id + (x >> (64 - B))) & (2^B - 1))
  *
  * The block sits at a random place (x's low bits), and inside it the low
- * bits are permuted by x's top bits (an XOR, a bijection; bits independent
- * of the block's place, so a lone id's slot is uniform): a block's ids never
- * collide with each other, and ids whose low bits are fixed (multiples of
- * 64, a shard number in the low bits) land at a different offset in every
- * block instead of piling onto one. ck_ht's further probes use the hash's
+ * bits are rotated by x's top bits (a bijection; bits independent of the
+ * block's place, so a lone id's slot is uniform): a block's ids never
+ * collide with each other, ids whose low bits are fixed (multiples of 64,
+ * a shard number in the low bits) land at a different offset in every
+ * block instead of piling onto one, and ids in sequence take slots in
+ * sequence - two to a cache line (ck_ht entries are 32 bytes here), lines
+ * in order, which the hardware prefetcher follows. (An XOR permutation, the
+ * first version, scattered them over the block's 32 lines: a miss per new
+ * id on the command thread.) ck_ht's further probes use the hash's
  * high bits, which stay random - but they are the same for all 64 ids of a
  * block, so when two dense blocks collide the second one's ids re-probe
  * together: a longer worst probe (31 vs 18 probes for 1M sequential ids,
@@ -27,7 +31,8 @@
  * events/s (docs/ARCHITECTURE.md, "Recovery").
  *
  * cqrs_id_hash_ck is the ck_ht hash callback for a DIRECT-mode table whose
- * stored key is a u64 (both tables store id + 1).
+ * stored key is a u64 (both tables store id + 1). cqrs_ck_ht_slots sizes
+ * any write-model ck_ht for a number of entries.
  */
 #ifndef CQRS_ENGINE_ID_HASH_H
 #define CQRS_ENGINE_ID_HASH_H
@@ -47,7 +52,7 @@ static inline uint64_t cqrs_id_hash(uint64_t id, uint64_t seed)
 	uint64_t block = id >> ID_HASH_BITS;
 	uint64_t x = XXH3_64bits_withSeed(&block, sizeof block, seed);
 
-	return (x << ID_HASH_BITS) | (((x >> (64 - ID_HASH_BITS)) ^ id) & low);
+	return (x << ID_HASH_BITS) | ((id + (x >> (64 - ID_HASH_BITS))) & low);
 }
 
 static inline void cqrs_id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
@@ -57,6 +62,16 @@ static inline void cqrs_id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len,
 	(void)len; /* DIRECT mode: always the u64 key */
 	memcpy(&k, key, sizeof k);
 	h->value = cqrs_id_hash(k, seed);
+}
+
+/* Largest entry count a write-model table is sized for up front. */
+#define CQRS_STORE_MAX_CAPACITY (UINT64_C(1) << 32)
+
+/* Slots for a ck_ht that holds entries before it grows: ck_ht keeps its
+ * load factor at or below 0.5 (it doubles when entries * 2 > slots). */
+static inline uint64_t cqrs_ck_ht_slots(uint64_t entries)
+{
+	return entries < 32 ? 64 : entries * 2;
 }
 
 #endif

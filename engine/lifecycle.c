@@ -220,7 +220,7 @@ static int start(cqrs_engine *e)
 	uint64_t cap;
 	int rc;
 
-	rc = cqrs_versions_create(1 << 16, &e->versions);
+	rc = cqrs_versions_create(e->cfg.aggregates_hint, &e->versions);
 	if (!rc)
 		rc = cqrs_dedup_create(e->cfg.dedup_window, &e->dedup);
 	if (rc)

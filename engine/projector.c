@@ -128,6 +128,7 @@ static void fill_cfg(cqrs_engine *e, proj_view *pv, uint64_t capacity, uint64_t 
 	pv->cfg.capacity = capacity;
 	pv->cfg.mode = e->cfg.shm_mode;
 	pv->cfg.generation = generation;
+	pv->cfg.pretouch = e->cfg.pretouch;
 }
 
 /* Opens every view of p: adopts clean segments when all of them agree on
@@ -340,6 +341,8 @@ static int grow_and_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int gro
 		fresh[i] = *pv;
 		fresh[i].def.capacity = cap;
 		fill_cfg(e, &fresh[i], cap, cqrs_vw_generation(pv->w) + 1);
+		/* a rebuild runs beside the live projection: rows in windows */
+		fresh[i].cfg.pretouch = 0;
 		rc = cqrs_vw_create(e->ctl, pv->def.name, &fresh[i].cfg, &fresh[i].w);
 		if (rc) {
 			while (i-- > 0) {

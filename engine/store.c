@@ -49,6 +49,8 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	*out = NULL;
 	if (keylen == 0 || keylen > 64 || value_size == 0)
 		return cqrs_fail(-EINVAL, "store: key length %u (1..64), value size %u", keylen, value_size);
+	if (capacity > CQRS_STORE_MAX_CAPACITY)
+		return cqrs_fail(-EINVAL, "store: capacity %llu above 2^32", (unsigned long long)capacity);
 	s = cqrs_wm_calloc(sizeof *s);
 	if (!s)
 		return cqrs_fail(-ENOMEM, "store: out of memory");
@@ -56,7 +58,7 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	s->value_size = value_size;
 	s->header = mode == CK_HT_MODE_DIRECT ? 0 : (keylen + 15u) & ~15u;
 	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? cqrs_id_hash_ck : hash_bytes,
-			&cqrs_wm_ck_malloc, capacity < 64 ? 64 : capacity, 0x9e3779b97f4a7c15ull)) {
+			&cqrs_wm_ck_malloc, cqrs_ck_ht_slots(capacity), 0x9e3779b97f4a7c15ull)) {
 		cqrs_wm_free(s, sizeof *s);
 		return cqrs_fail(-ENOMEM, "store: cannot allocate a table of %llu",
 				 (unsigned long long)capacity);

@@ -22,7 +22,7 @@ int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
 	if (!v)
 		return -ENOMEM;
 	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, cqrs_id_hash_ck, &cqrs_wm_ck_malloc,
-			capacity < 64 ? 64 : capacity, 0x5bd1e9955bd1e995ull)) {
+			cqrs_ck_ht_slots(capacity), 0x5bd1e9955bd1e995ull)) {
 		cqrs_wm_free(v, sizeof *v);
 		return -ENOMEM;
 	}

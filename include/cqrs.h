@@ -77,6 +77,16 @@ typedef struct cqrs_config {
 					 default 100, 0 = sleep at once */
 	cqrs_log_fn log;              /* optional; never called on the hot path */
 	void *log_arg;
+	uint64_t aggregates_hint;     /* aggregates the engine will track: its version
+					 map is sized for them up front (it still
+					 grows past them, by a rehash on the command
+					 thread); default 65536 */
+	int pretouch;                 /* 1: at start, map every page of each view's
+					 rows (its capacity) instead of a window
+					 ahead of use: a slower start, no page
+					 zeroing on the projector thread (hosts that
+					 back memory lazily, VMs, make first touch
+					 costly); default 0 */
 } cqrs_config;
 
 /* An event as decide sees what it emitted, evolve and apply see it. */
@@ -277,7 +287,10 @@ CQRS_API int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
 /* A hash table from a key (u64 when keylen is 8, else 1..64 bytes) to an
  * aggregate of value_size bytes, zero-initialized on creation, allocated
  * from the write model's jemalloc arena. Not thread-safe: one thread at a
- * time (recovery, then the command thread; the engine orders the handover). */
+ * time (recovery, then the command thread; the engine orders the handover).
+ * capacity: aggregates it holds before it first grows (up to 2^32); growing
+ * rehashes the whole table on the calling thread, a stall of milliseconds
+ * per million aggregates on the command thread, so size it for the data. */
 typedef struct cqrs_store cqrs_store;
 CQRS_API int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity,
 			       cqrs_store **out);

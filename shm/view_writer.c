@@ -269,6 +269,13 @@ static void prefault_rows(cqrs_vw *w, uint64_t from)
 	w->prefaulted = from + rows;
 }
 
+/* cqrs_vw_config.pretouch: every row's page mapped now, none on the hot path. */
+static void pretouch_rows(cqrs_vw *w)
+{
+	cqrs_seg_prefault(&w->seg, w->p.rows_off, w->p.capacity * w->p.slot_size);
+	w->prefaulted = w->p.capacity;
+}
+
 static int64_t row_alloc(cqrs_vw *w)
 {
 	uint64_t fh = GET(w->st->free_head), hwm;
@@ -732,6 +739,8 @@ int cqrs_vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, c
 	cqrs_seg_prefault(&w->seg, p.index_off[0], UINT64_C(8) << p.pri_log2);
 	for (uint32_t i = 0; i < p.nsec; i++)
 		cqrs_seg_prefault(&w->seg, p.heads_off[i], UINT64_C(4) << p.sec_log2);
+	if (cfg->pretouch)
+		pretouch_rows(w);
 	*out = w;
 	return 0;
 }
@@ -796,6 +805,8 @@ int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cq
 	/* release: ownership before any later store of ours */
 	atomic_store_explicit(&w->live->owner, cqrs_seg_self_owner(), memory_order_release);
 	wire(w);
+	if (cfg->pretouch)
+		pretouch_rows(w);
 	*out = w;
 	return 0;
 fail:

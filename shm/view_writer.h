@@ -39,6 +39,8 @@ typedef struct cqrs_vw_config {
 	uint64_t capacity;          /* rows; CQRS_EFULL beyond */
 	unsigned mode;              /* 0: 0640 */
 	uint64_t generation;        /* 0: the directory's generation + 1 */
+	int pretouch;               /* map every row's page now (create, adopt),
+				       not a window ahead of use */
 } cqrs_vw_config;
 
 /* Edits a private copy of a row; return 0 to write it back, anything else

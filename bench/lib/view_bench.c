@@ -29,7 +29,7 @@ _Static_assert(sizeof(vbench_rec) == sizeof(vbench_row) && sizeof(vbench_row) ==
 _Static_assert(offsetof(vbench_rec, shipped_at) == offsetof(vbench_row, shipped_at),
 	       "bench row layout");
 
-#define HELPERS 8
+#define HELPERS 72 /* a writer and up to 64 readers (CQRS_BENCH_READERS) */
 
 struct vb_shared {
 	_Atomic int stop;

@@ -40,6 +40,10 @@
 #include "hist.h"
 #include "orders.h"
 
+/* What the engine and its views are sized for up front (see open_engine). */
+#define DEMO_ORDERS (UINT64_C(1) << 21)
+#define DEMO_CUSTOMERS (UINT64_C(1) << 16)
+
 typedef struct options {
 	const char *dir;
 	const char *name;
@@ -101,7 +105,11 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 		}
 		remove_data(o->dir);
 	}
-	rc = orders_model_init(m);
+	/* about 10 s of load on this 2-core box fits the write model and the
+	 * views without growing them (faster runs, or many runs over one data
+	 * directory, grow them); the load keeps at most 64k orders open, plus
+	 * the probe's */
+	rc = orders_model_init(m, DEMO_ORDERS);
 	if (rc)
 		return rc;
 	cqrs_config_init(&cfg);
@@ -109,14 +117,12 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	cfg.data_dir = o->dir;
 	cfg.durability = o->durability;
 	cfg.projector_threads = 2;
+	cfg.aggregates_hint = DEMO_ORDERS + DEMO_CUSTOMERS;
 	cfg.log = log_cb;
 	cfg.log_arg = (void *)o;
 	rc = cqrs_engine_open(&cfg, m, out);
 	if (rc == 0)
-		/* about 10 s of load on this 2-core box fits without growing
-		 * (faster runs, or many runs over one data directory, grow
-		 * them); the load keeps at most 64k orders open, plus the probe's */
-		rc = orders_register(*out, 1u << 21, 1u << 18, 1u << 16);
+		rc = orders_register(*out, DEMO_ORDERS, 1u << 18, DEMO_CUSTOMERS);
 	if (rc == 0)
 		rc = cqrs_engine_start(*out);
 	if (rc) {

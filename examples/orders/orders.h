@@ -107,7 +107,9 @@ typedef struct orders_model {
 	cqrs_store *orders;    /* order_id -> orders_order */
 } orders_model;
 
-int orders_model_init(orders_model *m);
+/* order_capacity: orders the write model is sized for up front (past it,
+ * the store grows by a rehash on the command thread: a stall). */
+int orders_model_init(orders_model *m, uint64_t order_capacity);
 void orders_model_free(orders_model *m);
 
 /* Registers the domain's commands, events and projections (views

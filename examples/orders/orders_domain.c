@@ -23,12 +23,12 @@ CQRS_RECORD_DEFINE(customer_stats, "CustomerStats", CUSTOMER_STATS_FIELDS)
 
 #define ID_MAX (UINT64_C(1) << 62)
 
-int orders_model_init(orders_model *m)
+int orders_model_init(orders_model *m, uint64_t order_capacity)
 {
 	int rc = cqrs_store_create(8, sizeof(orders_customer), 1 << 16, &m->customers);
 	if (rc)
 		return rc;
-	rc = cqrs_store_create(8, sizeof(orders_order), 1 << 20, &m->orders);
+	rc = cqrs_store_create(8, sizeof(orders_order), order_capacity, &m->orders);
 	if (rc) {
 		cqrs_store_destroy(m->customers);
 		m->customers = NULL;

@@ -35,6 +35,8 @@ typedef struct bank_model {
 extern _Atomic int64_t bank_poison_amount;
 /* 0: bank_start leaves the Withdrawn event type (2) unregistered. */
 extern int bank_register_withdrawn;
+/* cqrs_config.pretouch of the engines bank_start opens (default 0). */
+extern int bank_pretouch;
 
 /* Opens and starts an engine named name in dir with the bank domain.
  * capacity: the balances view's initial rows. on_error: projection policy. */

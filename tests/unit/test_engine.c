@@ -59,6 +59,7 @@ static int teardown(void **state)
 	tu_rmrf(f->dir);
 	cqrs__jfault_disarm();
 	bank_poison_amount = 0;
+	bank_pretouch = 0;
 	return 0;
 }
 
@@ -440,9 +441,8 @@ static void test_rebuild_while_reading(void **state)
 	cqrs_view_close(v);
 }
 
-static void test_clean_stop_resumes(void **state)
+static void clean_stop_resumes(fixture *f)
 {
-	fixture *f = *state;
 	uint64_t seq = 0, gen;
 	cqrs_view *v;
 	start(f, CQRS_DURABILITY_BATCH, 1024, CQRS_ON_ERROR_SKIP);
@@ -462,6 +462,40 @@ static void test_clean_stop_resumes(void **state)
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq), 0);
 	bank_row row = read_row(f, 1, seq);
 	assert_true(row.balance == 8 && row.ops == 2);
+}
+
+static void test_clean_stop_resumes(void **state)
+{
+	clean_stop_resumes(*state);
+}
+
+/* cqrs_config.pretouch: views created and adopted with every row page
+ * mapped up front (tests/unit/test_view.c checks the mapping) serve the
+ * same. */
+static void test_pretouch_resumes(void **state)
+{
+	bank_pretouch = 1;
+	clean_stop_resumes(*state);
+	bank_pretouch = 0;
+}
+
+/* Config limits come back as EINVAL with a message, nothing opened. */
+static void test_config_limits(void **state)
+{
+	fixture *f = *state;
+	cqrs_config cfg;
+
+	cqrs_config_init(&cfg);
+	cfg.name = f->name;
+	cfg.data_dir = f->dir;
+	cfg.aggregates_hint = (UINT64_C(1) << 32) + 1;
+	assert_int_equal(cqrs_engine_open(&cfg, NULL, &f->e), -EINVAL);
+	assert_null(f->e);
+	assert_non_null(strstr(cqrs_last_error(), "aggregates_hint"));
+	cfg.aggregates_hint = UINT64_C(1) << 20; /* sized up front: fine */
+	assert_int_equal(cqrs_engine_open(&cfg, NULL, &f->e), 0);
+	cqrs_engine_close(f->e);
+	f->e = NULL;
 }
 
 static void test_journal_failure_poisons(void **state)
@@ -501,6 +535,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_while_reading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_resumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pretouch_resumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_failure_poisons, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

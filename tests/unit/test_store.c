@@ -118,6 +118,7 @@ static void test_bytes_store(void **state)
 	assert_int_equal(cqrs_store_remove(s, key), 0);
 	assert_null(cqrs_store_get(s, key));
 	assert_int_equal(cqrs_store_create(65, 16, 4, &(cqrs_store *){0}), -EINVAL);
+	assert_int_equal(cqrs_store_create(8, 16, (UINT64_C(1) << 32) + 1, &(cqrs_store *){0}), -EINVAL);
 	cqrs_store_destroy(s);
 }
 
@@ -180,8 +181,9 @@ static uint64_t pattern_id(int p, uint64_t i)
 
 /* Slots a ck_ht table of 2^17 entries would start probing at, for 2^16
  * ids (its load limit): about as many distinct ones as a random hash
- * gives (2^17 * (1 - e^-0.5) = 51,573) for every pattern, and the 64 ids
- * of one block never share a slot in it. */
+ * gives (2^17 * (1 - e^-0.5) = 51,573) for every pattern; the 64 ids of
+ * one block never share a slot in it, and ids in sequence take slots in
+ * sequence (cache lines in order for the hardware prefetcher). */
 static void test_id_hash_spread(void **state)
 {
 	enum { N = 1 << 16, SLOTS = 1 << 17 };
@@ -204,6 +206,8 @@ static void test_id_hash_spread(void **state)
 			seen |= UINT64_C(1) << (cqrs_id_hash(base + i, 7) & 63);
 		assert_true(seen == UINT64_MAX);
 		assert_true(cqrs_id_hash(base, 7) >> 6 == cqrs_id_hash(base + 63, 7) >> 6);
+		for (uint64_t i = 0; i < 63; i++) /* in sequence: the next slot, mod 64 */
+			assert_true(((cqrs_id_hash(base + i + 1, 7) - cqrs_id_hash(base + i, 7)) & 63) == 1);
 	}
 }
 

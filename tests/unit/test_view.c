@@ -2,7 +2,7 @@
  * tests/unit/test_view.c - view tables through the writer API and the public
  * reader API: upsert/update/patch/delete/get/find/scan, forced hash
  * collisions and deletes inside probe chains, a full view, str keys,
- * generations, clean shutdown and adoption, waiting, a stuck row in an
+ * generations, clean shutdown and adoption, pretouch, waiting, a stuck row in an
  * image, and randomized operations checked against a reference model.
  */
 #include <pthread.h>
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <xxhash.h>
@@ -508,6 +509,91 @@ static void test_clean_and_adopt(void **state)
 	fx_free(f);
 }
 
+/* ---- pretouch ---------------------------------------------------------------------- */
+
+/* KiB of segment `name` ("/cqrs...") mapped in this process's page tables
+ * (smaps Rss). */
+static uint64_t mapped_kib(const char *name)
+{
+	char line[512], path[CQRS_SEG_NAME_MAX + 16];
+	uint64_t kib = 0;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	assert_non_null(f);
+	snprintf(path, sizeof path, "/dev/shm%s", name);
+	while (fgets(line, sizeof line, f)) {
+		unsigned long v;
+		if (strchr(line, '-') && strstr(line, " /")) /* a mapping's header line */
+			in = strstr(line, path) != NULL;
+		else if (in && sscanf(line, "Rss: %lu kB", &v) == 1)
+			kib += v;
+	}
+	fclose(f);
+	return kib;
+}
+
+static uint64_t shm_kib(const char *name)
+{
+	char path[CQRS_SEG_NAME_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof path, "/dev/shm%s", name);
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size / 1024;
+}
+
+/* With pretouch every row page is mapped at create and at adopt; without
+ * it only the index, the chain heads and a window of rows ahead of use. */
+static void test_pretouch(void **state)
+{
+	char engine[64], name[CQRS_SEG_NAME_MAX];
+	cqrs_vw_config cfg = { 0 };
+	cqrs_ctl *ctl;
+	cqrs_vw *w;
+	uint64_t rows_kib, seg_kib, base_kib = 0;
+	(void)state;
+
+	tu_unique_name(engine, sizeof engine, "tpre");
+	assert_int_equal(cqrs_ctl_create(engine, NULL, &ctl), 0);
+	cfg.schema = trow_schema();
+	cfg.key_field = "order_id";
+	cfg.secondary[0] = "customer_id";
+	cfg.capacity = 200000; /* rows: about 20 MiB, five prefault windows */
+	rows_kib = cfg.capacity * sizeof(trow) / 1024;
+	for (int pre = 0; pre <= 1; pre++) {
+		cfg.pretouch = pre;
+		cfg.generation = (uint64_t)pre + 1;
+		assert_int_equal(cqrs_vw_create(ctl, "orders", &cfg, &w), 0);
+		cqrs_seg_name_view(name, sizeof name, engine, "orders", cfg.generation);
+		assert_int_equal(cqrs_vw_begin(w), 0);
+		assert_int_equal(put(w, 1, 1, 1), 0);
+		assert_int_equal(cqrs_vw_end(w, 1), 0);
+		/* without: the index, the heads and one window of rows; with:
+		 * the same and every row */
+		seg_kib = shm_kib(name);
+		if (pre) {
+			assert_true(mapped_kib(name) + 4096 + 64 >= base_kib + rows_kib);
+		} else {
+			base_kib = mapped_kib(name);
+			assert_true(base_kib <= seg_kib - rows_kib + 4096 + 64);
+		}
+		assert_int_equal(cqrs_vw_mark_clean(w), 0);
+		cqrs_vw_close(w); /* the segment stays: adopt it */
+		assert_int_equal(mapped_kib(name), 0);
+		assert_int_equal(cqrs_vw_adopt(ctl, "orders", cfg.generation, &cfg, &w), 0);
+		/* adopted: rows only as far as pretouch goes (nothing is allocated) */
+		if (pre)
+			assert_true(mapped_kib(name) >= rows_kib);
+		else
+			assert_true(mapped_kib(name) <= seg_kib - rows_kib);
+		cqrs_vw_close(w);
+		assert_int_equal(cqrs_seg_unlink(name), 0);
+	}
+	cqrs_ctl_destroy(ctl);
+	assert_int_equal(tview_shm_count(engine), 0);
+}
+
 /* ---- waiting ---------------------------------------------------------------------- */
 
 static void test_wait_in_process(void **state)
@@ -743,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_str_key),
 		cmocka_unit_test(test_generation_move),
 		cmocka_unit_test(test_clean_and_adopt),
+		cmocka_unit_test(test_pretouch),
 		cmocka_unit_test(test_wait_in_process),
 		cmocka_unit_test(test_wait_follows_generation),
 		cmocka_unit_test(test_stuck_row_image),
