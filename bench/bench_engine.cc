@@ -108,7 +108,7 @@ struct engine_env {
 		cfg.durability = durability;
 		cfg.projector_threads = 2;
 		cfg.ring_bytes = 64u << 20;
-		cfg.aggregates_hint = orders + kCustomers;
+		cfg.aggregates_hint = orders; /* a power of two (slots round up); the customers fit its slack */
 		cfg.pretouch = pretouch;
 		int rc = cqrs_engine_open(&cfg, &m, &e);
 		if (!rc)

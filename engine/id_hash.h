@@ -65,7 +65,7 @@ static inline void cqrs_id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len,
 }
 
 /* Largest entry count a write-model table is sized for up front. */
-#define CQRS_STORE_MAX_CAPACITY (UINT64_C(1) << 32)
+#define CQRS_STORE_MAX_CAPACITY (UINT64_C(1) << 30) /* ck_ht counts slots in 32 bits */
 
 /* Slots for a ck_ht that holds entries before it grows: ck_ht keeps its
  * load factor at or below 0.5 (it doubles when entries * 2 > slots). */

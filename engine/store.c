@@ -50,7 +50,7 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	if (keylen == 0 || keylen > 64 || value_size == 0)
 		return cqrs_fail(-EINVAL, "store: key length %u (1..64), value size %u", keylen, value_size);
 	if (capacity > CQRS_STORE_MAX_CAPACITY)
-		return cqrs_fail(-EINVAL, "store: capacity %llu above 2^32", (unsigned long long)capacity);
+		return cqrs_fail(-EINVAL, "store: capacity %llu above 2^30", (unsigned long long)capacity);
 	s = cqrs_wm_calloc(sizeof *s);
 	if (!s)
 		return cqrs_fail(-ENOMEM, "store: out of memory");

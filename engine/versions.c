@@ -6,6 +6,7 @@
 
 #include <ck_ht.h>
 
+#include "error.h"
 #include "id_hash.h"
 #include "versions.h"
 #include "wm_alloc.h"
@@ -20,11 +21,12 @@ int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
 
 	*out = NULL;
 	if (!v)
-		return -ENOMEM;
+		return cqrs_fail(-ENOMEM, "version map: out of memory");
 	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, cqrs_id_hash_ck, &cqrs_wm_ck_malloc,
 			cqrs_ck_ht_slots(capacity), 0x5bd1e9955bd1e995ull)) {
 		cqrs_wm_free(v, sizeof *v);
-		return -ENOMEM;
+		return cqrs_fail(-ENOMEM, "version map: cannot allocate a table for %llu aggregates",
+				 (unsigned long long)capacity);
 	}
 	*out = v;
 	return 0;

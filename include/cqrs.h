@@ -80,7 +80,9 @@ typedef struct cqrs_config {
 	uint64_t aggregates_hint;     /* aggregates the engine will track: its version
 					 map is sized for them up front (it still
 					 grows past them, by a rehash on the command
-					 thread); default 65536 */
+					 thread); default 65536, at most 2^30; the
+					 map takes 32-byte slots, twice the hint
+					 rounded up to a power of two */
 	int pretouch;                 /* 1: at start, map every page of each view's
 					 rows (its capacity) instead of a window
 					 ahead of use: a slower start, no page
@@ -288,7 +290,7 @@ CQRS_API int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
  * aggregate of value_size bytes, zero-initialized on creation, allocated
  * from the write model's jemalloc arena. Not thread-safe: one thread at a
  * time (recovery, then the command thread; the engine orders the handover).
- * capacity: aggregates it holds before it first grows (up to 2^32); growing
+ * capacity: aggregates it holds before it first grows (up to 2^30); growing
  * rehashes the whole table on the calling thread, a stall of milliseconds
  * per million aggregates on the command thread, so size it for the data. */
 typedef struct cqrs_store cqrs_store;

@@ -117,7 +117,7 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	cfg.data_dir = o->dir;
 	cfg.durability = o->durability;
 	cfg.projector_threads = 2;
-	cfg.aggregates_hint = DEMO_ORDERS + DEMO_CUSTOMERS;
+	cfg.aggregates_hint = DEMO_ORDERS; /* a power of two: slots are rounded up to one */
 	cfg.log = log_cb;
 	cfg.log_arg = (void *)o;
 	rc = cqrs_engine_open(&cfg, m, out);

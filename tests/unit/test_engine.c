@@ -488,7 +488,7 @@ static void test_config_limits(void **state)
 	cqrs_config_init(&cfg);
 	cfg.name = f->name;
 	cfg.data_dir = f->dir;
-	cfg.aggregates_hint = (UINT64_C(1) << 32) + 1;
+	cfg.aggregates_hint = (UINT64_C(1) << 30) + 1;
 	assert_int_equal(cqrs_engine_open(&cfg, NULL, &f->e), -EINVAL);
 	assert_null(f->e);
 	assert_non_null(strstr(cqrs_last_error(), "aggregates_hint"));

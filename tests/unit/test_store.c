@@ -118,7 +118,7 @@ static void test_bytes_store(void **state)
 	assert_int_equal(cqrs_store_remove(s, key), 0);
 	assert_null(cqrs_store_get(s, key));
 	assert_int_equal(cqrs_store_create(65, 16, 4, &(cqrs_store *){0}), -EINVAL);
-	assert_int_equal(cqrs_store_create(8, 16, (UINT64_C(1) << 32) + 1, &(cqrs_store *){0}), -EINVAL);
+	assert_int_equal(cqrs_store_create(8, 16, (UINT64_C(1) << 30) + 1, &(cqrs_store *){0}), -EINVAL);
 	cqrs_store_destroy(s);
 }
 
