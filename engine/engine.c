@@ -11,6 +11,7 @@
 #include "engine_internal.h"
 #include "error.h"
 #include "schema_internal.h"
+#include "wm_alloc.h"
 
 void cqrs_config_init(cqrs_config *cfg)
 {
@@ -81,7 +82,7 @@ int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
 		return cqrs_fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
 	if (cfg->max_batch_commands == 0 || cfg->max_batch_bytes < 4096)
 		return cqrs_fail(-EINVAL, "batch limits too small");
-	if (cfg->aggregates_hint > (UINT64_C(1) << 30))
+	if (cfg->aggregates_hint > CQRS_WM_MAX_ENTRIES)
 		return cqrs_fail(-EINVAL, "aggregates_hint above 2^30");
 	e = calloc(1, sizeof *e);
 	if (!e)

@@ -31,8 +31,7 @@
  * events/s (docs/ARCHITECTURE.md, "Recovery").
  *
  * cqrs_id_hash_ck is the ck_ht hash callback for a DIRECT-mode table whose
- * stored key is a u64 (both tables store id + 1). cqrs_ck_ht_slots sizes
- * any write-model ck_ht for a number of entries.
+ * stored key is a u64 (both tables store id + 1).
  */
 #ifndef CQRS_ENGINE_ID_HASH_H
 #define CQRS_ENGINE_ID_HASH_H
@@ -62,16 +61,6 @@ static inline void cqrs_id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len,
 	(void)len; /* DIRECT mode: always the u64 key */
 	memcpy(&k, key, sizeof k);
 	h->value = cqrs_id_hash(k, seed);
-}
-
-/* Largest entry count a write-model table is sized for up front. */
-#define CQRS_STORE_MAX_CAPACITY (UINT64_C(1) << 30) /* ck_ht counts slots in 32 bits */
-
-/* Slots for a ck_ht that holds entries before it grows: ck_ht keeps its
- * load factor at or below 0.5 (it doubles when entries * 2 > slots). */
-static inline uint64_t cqrs_ck_ht_slots(uint64_t entries)
-{
-	return entries < 32 ? 64 : entries * 2;
 }
 
 #endif

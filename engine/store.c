@@ -49,7 +49,7 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 	*out = NULL;
 	if (keylen == 0 || keylen > 64 || value_size == 0)
 		return cqrs_fail(-EINVAL, "store: key length %u (1..64), value size %u", keylen, value_size);
-	if (capacity > CQRS_STORE_MAX_CAPACITY)
+	if (capacity > CQRS_WM_MAX_ENTRIES)
 		return cqrs_fail(-EINVAL, "store: capacity %llu above 2^30", (unsigned long long)capacity);
 	s = cqrs_wm_calloc(sizeof *s);
 	if (!s)

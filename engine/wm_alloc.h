@@ -8,6 +8,7 @@
 #define CQRS_ENGINE_WM_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ck_malloc.h>
 
@@ -17,6 +18,18 @@ void cqrs_wm_free(void *p, size_t size);
 
 /* ck_malloc adaptor over the arena, for ck_ht tables of the write model. */
 extern struct ck_malloc cqrs_wm_ck_malloc;
+
+/* Largest entry count a write-model table is sized for up front (stores,
+ * the version map): ck_ht counts its slots in 32 bits. */
+#define CQRS_WM_MAX_ENTRIES (UINT64_C(1) << 30)
+
+/* Slots for a write-model ck_ht that holds entries before it grows: ck_ht
+ * keeps its load factor at or below 0.5 (it doubles when entries * 2 >
+ * slots) and rounds slots up to a power of two. */
+static inline uint64_t cqrs_ck_ht_slots(uint64_t entries)
+{
+	return entries < 32 ? 64 : entries * 2;
+}
 
 /* Arena index (for stats); -1 if the arena could not be created and the
  * default arena is in use. */
