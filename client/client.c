@@ -10,14 +10,13 @@
  * local FIFO (the stash) and handed out by poll/wait first.
  *
  * Waiting: spin on the reply ring's tail a little, then yield the CPU for
- * a while (answers usually come within microseconds; see SPIN_DEFAULT),
- * then sleep on its futex (ringbuf/wait.h) in slices of at most 50 ms; between slices, and every 100 ms of polling
- * that finds nothing, the engine's liveness (its owner word's /proc start
- * time) is checked, so a dead engine is noticed without any message from
- * it. Cheaper signs are checked every time: the gateway state (STOPPED),
+ * a while (answers usually come within microseconds; see core/backoff.h),
+ * then sleep on its futex (ringbuf/wait.h) in slices of at most 50 ms;
+ * between slices, and every 100 ms of polling that finds nothing, the
+ * engine's liveness (its owner word's /proc start time) is checked, so a
+ * dead engine is noticed without any message from it. Cheaper signs are checked every time: the gateway state (STOPPED),
  * the live line (RETIRED), our slot's state and epoch (DROPPED, reset).
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,13 +36,9 @@
 #define FULL_WAIT_NS UINT64_C(1000000000) /* for a dead client's slot to be reaped */
 #define ALIVE_EVERY_NS UINT64_C(100000000)
 #define SLEEP_SLICE_NS UINT64_C(50000000)
-/* How reply_wait passes the time before it sleeps on the futex: a few
- * pause-spins, then sched_yield()s. Yielding matters where cores are
- * scarce: a pause-spinning waiter keeps the CPU from the engine (its
- * journal completion) and the answer comes only once it stops spinning.
- * CQRS_CLIENT_SPIN / CQRS_CLIENT_YIELD override (dedicated cores: spin). */
-#define SPIN_DEFAULT 64
-#define YIELD_DEFAULT 500
+/* reply_wait passes the time before it sleeps on the futex as
+ * core/backoff.h says; CQRS_CLIENT_SPIN / CQRS_CLIENT_YIELD override its
+ * counts (dedicated cores: spin). */
 
 static int env_count(const char *name, int def)
 {
@@ -213,19 +208,13 @@ static bool reply_ready(void *arg)
  * deadline: 0, -ETIMEDOUT, CQRS_ESTOPPED. */
 static int reply_wait(cqrs_client *c, uint64_t deadline)
 {
-	for (int i = 0; i < c->spins; i++) {
+	cqrs_backoff b = cqrs_backoff_make(c->spins, c->yields, deadline);
+
+	while (cqrs_backoff_step(&b)) {
 		if (tail_moved(c))
 			return 0;
-		if (i % 64 == 63 && gone(c, 0))
+		if (b.n % 64 == 0 && gone(c, 0))
 			return c->dead;
-		cqrs__cpu_relax();
-	}
-	for (int i = 0; i < c->yields; i++) {
-		if (tail_moved(c))
-			return 0;
-		if (i % 64 == 63 && gone(c, 0))
-			return c->dead;
-		sched_yield();
 	}
 	for (;;) {
 		uint64_t left;
@@ -443,7 +432,7 @@ static int handshake(cqrs_client *c)
 		if (atomic_load_explicit(&c->lines->state, memory_order_acquire) != CQRS_GW_RUNNING)
 			return cqrs_fail(CQRS_ESTOPPED, "engine %s is stopping", c->engine);
 		if (n < 1000) {
-			cqrs__cpu_relax();
+			cqrs_cpu_relax();
 			continue;
 		}
 		if (cqrs_mono_ns() >= deadline)
@@ -475,8 +464,8 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	if (!c)
 		return -ENOMEM;
 	strcpy(c->engine, engine);
-	c->spins = env_count("CQRS_CLIENT_SPIN", SPIN_DEFAULT);
-	c->yields = env_count("CQRS_CLIENT_YIELD", YIELD_DEFAULT);
+	c->spins = env_count("CQRS_CLIENT_SPIN", CQRS_BACKOFF_SPINS);
+	c->yields = env_count("CQRS_CLIENT_YIELD", CQRS_BACKOFF_YIELDS);
 	rc = cqrs_ctl_open(engine, &ctl);
 	if (rc == -ENOENT)
 		rc = cqrs_fail(CQRS_ENOTFOUND, "no engine named %s", engine);

@@ -28,6 +28,7 @@ void cqrs_config_init(cqrs_config *cfg)
 	cfg->shm_mode = 0640;
 	cfg->idle_yield_us = 100;
 	cfg->aggregates_hint = 1u << 16;
+	cfg->inline_write_bytes = 256u << 10;
 }
 
 void cqrs__log(cqrs_engine *e, int level, const char *fmt, ...)

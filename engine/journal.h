@@ -157,6 +157,12 @@ typedef struct cqrs_journal_config {
 	uint32_t queue_depth;       /* batch buffers (2..64): one fills while the
 				       others are in flight; 0 = 4 */
 	cqrs_journal_io io;
+	uint32_t inline_write_max;  /* none and interval modes: a batch of at most
+				       this many bytes is written by the flushing
+				       thread itself (pwritev) rather than through
+				       io_uring, whose buffered writes most file
+				       systems (ext4) run in a kernel worker - a
+				       thread wake-up per batch; 0 = never */
 	int64_t ctime_ns;           /* creation time put in new headers; 0 = now
 				       (tests set it for reproducible files) */
 } cqrs_journal_config;
@@ -187,6 +193,7 @@ typedef struct cqrs_journal_stats {
 	uint64_t batches;           /* batches submitted */
 	uint64_t bytes;             /* record bytes submitted */
 	uint64_t fsyncs;            /* fdatasyncs completed (all kinds) */
+	uint64_t inline_writes;     /* batches written by the flushing thread */
 	uint64_t short_writes;      /* short write completions resubmitted */
 	uint64_t retries;           /* -EAGAIN/-EINTR resubmissions */
 	uint64_t rolls;             /* segments started by this writer */

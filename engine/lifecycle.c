@@ -52,6 +52,7 @@ static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 		.on_durable = cqrs__on_durable,
 		.durable_arg = e,
 		.batch_bytes = e->cfg.max_batch_bytes,
+		.inline_write_max = e->cfg.inline_write_bytes,
 	};
 	int rc = cqrs_journal_open(&e->journal, &jc, rec);
 

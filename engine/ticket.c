@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "futex.h"
 #include "ticket.h"
@@ -56,18 +57,19 @@ int cqrs_ticket_done(const cqrs_ticket *t)
 int cqrs_ticket_wait(cqrs_ticket *t, uint64_t timeout_ns)
 {
 	ticket_impl *ti = ticket_of(t);
-	uint64_t deadline = timeout_ns == UINT64_MAX ? UINT64_MAX : cqrs_mono_ns() + timeout_ns;
+	uint64_t now = cqrs_mono_ns();
+	uint64_t deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+	cqrs_backoff b = cqrs_backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
 	uint32_t s;
 
-	/* Spin briefly first: acks usually arrive within microseconds. */
-	for (int i = 0; i < 2000; i++) {
+	/* Spin and yield first (core/backoff.h): acks usually arrive within
+	 * microseconds, and a yield leaves the core to the thread that
+	 * answers. */
+	while (cqrs_backoff_step(&b))
 		if (cqrs_ticket_done(t))
 			return ti->status;
-		__builtin_ia32_pause();
-	}
 	for (;;) {
 		uint32_t expected = TICKET_PENDING;
-		uint64_t now;
 
 		/* acquire on success/failure: pairs with the completer's release
 		 * exchange when we observe DONE. */

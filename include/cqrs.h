@@ -89,6 +89,16 @@ typedef struct cqrs_config {
 					 zeroing on the projector thread (hosts that
 					 back memory lazily, VMs, make first touch
 					 costly); default 0 */
+	uint32_t inline_write_bytes;  /* none and interval durability: a batch of at
+					 most this many journal bytes is written by
+					 the command thread itself (pwritev) instead
+					 of through io_uring, whose buffered writes
+					 most file systems (ext4) hand to a kernel
+					 worker thread: a wake-up and a core per
+					 batch; larger batches still overlap their
+					 write with deciding. Default 256 KiB, 0 =
+					 always io_uring; batch durability always
+					 uses io_uring (write + linked fdatasync) */
 } cqrs_config;
 
 /* An event as decide sees what it emitted, evolve and apply see it. */

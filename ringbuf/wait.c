@@ -29,7 +29,7 @@ int cqrs__ring_wait(cqrs_ring_wait kind, uint64_t timeout_ns, uint64_t max_sleep
 
 	for (n = 1;; n++) {
 		if (kind == CQRS_WAIT_SPIN || n < SPIN_CHECKS)
-			cqrs__cpu_relax();
+			cqrs_cpu_relax();
 		else if (kind == CQRS_WAIT_YIELD || n < SPIN_CHECKS + YIELD_CHECKS)
 			sched_yield();
 		else {

@@ -24,18 +24,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "cqrs_ring.h"
 #include "futex.h"
-
-static inline void cqrs__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
 
 /* The waker's half: call right after publishing a cursor with a seq_cst
  * RMW. A syscall only when someone sleeps. */

@@ -34,7 +34,6 @@
 #define EPOCH_TRIES 64                /* index switches a get rides out */
 #define CHAIN_RESTARTS 256            /* slot reuses a find rides out */
 #define MOVE_EVERY_NS 1000000u        /* generation move attempts at most this often */
-#define WAIT_SPIN 2000u               /* cqrs_view_wait: polls before sleeping */
 #define WAIT_SLICE_NS 100000000u      /* ... sleeps at most this long between checks */
 #define WAIT_SLICE_NOBOARD_NS 1000000u /* ... without a board to announce on */
 #define RETRY 2                       /* walk: a snapshot saw a change */
@@ -684,19 +683,21 @@ int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags)
 int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 {
 	uint64_t t0, deadline, next_owner_check;
+	cqrs_backoff b;
 
 	if (!v)
 		return -EINVAL;
 	if (cqrs_view_applied_seq(v) >= seq)
 		return 0;
-	for (unsigned i = 0; i < WAIT_SPIN; i++) {
-		cqrs_cpu_relax();
-		if (cqrs_view_applied_seq(v) >= seq)
-			return 0;
-	}
 	t0 = cqrs_mono_ns();
 	deadline = timeout_ns == UINT64_MAX || timeout_ns > UINT64_MAX - t0 ? UINT64_MAX
 									    : t0 + timeout_ns;
+	/* Spin and yield first (core/backoff.h), then sleep on the view's
+	 * wake word. */
+	b = cqrs_backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
+	while (cqrs_backoff_step(&b))
+		if (cqrs_view_applied_seq(v) >= seq)
+			return 0;
 	/* The owner and directory checks read /proc (syscalls, tens of
 	 * microseconds): only after a first futex slice has passed, so a wait
 	 * that the next batch ends costs no syscall but the futex itself. */

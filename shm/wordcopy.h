@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "backoff.h" /* cqrs_cpu_relax */
+
 /* ThreadSanitizer does not model standalone fences, and GCC says so with
  * -Wtsan at each atomic_thread_fence. Every access those fences order is an
  * atomic itself, so TSan has no data race to miss; the fences stay as they
@@ -74,15 +76,6 @@ static inline void cqrs_words_zero(void *shared, size_t nwords)
 
 	for (size_t i = 0; i < nwords; i++)
 		atomic_store_explicit(&d[i], 0, memory_order_relaxed); /* ordered by the caller's fence */
-}
-
-static inline void cqrs_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
 }
 
 #endif

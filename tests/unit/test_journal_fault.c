@@ -10,7 +10,8 @@
  * Sites: open, write, fdatasync, fallocate, directory fsync, rename (and
  * all of them counted together); errors: EIO, ENOSPC (sticky), EMFILE,
  * EAGAIN/EINTR and short writes (retried: nothing may be lost); both I/O
- * backends; batch, none and interval modes.
+ * backends, and io_uring with small batches written inline; batch, none
+ * and interval modes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@ typedef struct scenario {
 	bool sticky;
 	cqrs_journal_io io;
 	cqrs_durability mode;
+	uint32_t inline_max;  /* inline_write_max: small batches by pwritev */
 } scenario;
 
 typedef struct outcome {
@@ -62,6 +64,7 @@ static void workload(const scenario *sc, outcome *o)
 		c.segment_size = 16u << 10;
 		c.batch_bytes = 4096;
 		c.interval_ms = 1;
+		c.inline_write_max = sc->inline_max;
 		c.on_durable = jt_on_durable;
 		c.durable_arg = &acks;
 		c.log = quiet_log;
@@ -101,8 +104,9 @@ static void check(const scenario *sc, uint64_t n, const outcome *o)
 	got = jt_read_all(g_dir, NULL);
 	if (got < 0 || (uint64_t)got < o->acked || (uint64_t)got > o->submitted || o->reopen_bad ||
 	    o->ack_bad)
-		fail_msg("site %d err %d io %d mode %d N=%llu: acked %llu recovered %lld submitted %llu "
-			 "reopen_bad %d ack_bad %d", sc->site, sc->err, sc->io, sc->mode,
+		fail_msg("site %d err %d io %d mode %d inline %u N=%llu: acked %llu recovered %lld "
+			 "submitted %llu reopen_bad %d ack_bad %d", sc->site, sc->err, sc->io, sc->mode,
+			 sc->inline_max,
 			 (unsigned long long)n, (unsigned long long)o->acked, (long long)got,
 			 (unsigned long long)o->submitted, o->reopen_bad, o->ack_bad);
 }
@@ -131,12 +135,16 @@ static void run_scenario(const scenario *sc)
 			break;
 	}
 	assert_true(n > 1); /* the workload hit the site at least once */
-	printf("site %d err %d%s io %d mode %d: %llu runs\n", sc->site, sc->err,
-	       sc->sticky ? " (sticky)" : "", sc->io, sc->mode, (unsigned long long)n);
+	printf("site %d err %d%s io %d mode %d inline %u: %llu runs\n", sc->site, sc->err,
+	       sc->sticky ? " (sticky)" : "", sc->io, sc->mode, sc->inline_max, (unsigned long long)n);
 }
 
 #define SC(site, err, sticky, io, mode) \
-	{ site, err, sticky, CQRS_JOURNAL_IO_##io, CQRS_DURABLE_##mode }
+	{ site, err, sticky, CQRS_JOURNAL_IO_##io, CQRS_DURABLE_##mode, 0 }
+/* io_uring with batches up to 2 KiB written inline: both paths in one run
+ * (the workload's batches are 64 B to 4 KiB). */
+#define SC_INLINE(site, err, sticky, mode) \
+	{ site, err, sticky, CQRS_JOURNAL_IO_URING, CQRS_DURABLE_##mode, 2048 }
 
 static void test_any_site_eio(void **state)
 {
@@ -144,6 +152,7 @@ static void test_any_site_eio(void **state)
 		SC(JF_ANY, -EIO, false, URING, BATCH),
 		SC(JF_ANY, -EIO, false, PWRITE, BATCH),
 		SC(JF_ANY, -EIO, false, URING, NONE),
+		SC_INLINE(JF_ANY, -EIO, false, NONE),
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
@@ -176,6 +185,9 @@ static void test_enospc_and_short(void **state)
 		SC(JF_WRITE, -EAGAIN, false, URING, BATCH),
 		SC(JF_WRITE, -EINTR, false, PWRITE, BATCH),
 		SC(JF_WRITE, JF_SHORT, true, PWRITE, BATCH),
+		SC_INLINE(JF_WRITE, -ENOSPC, true, NONE),
+		SC_INLINE(JF_WRITE, JF_SHORT, false, INTERVAL),
+		SC_INLINE(JF_WRITE, -EAGAIN, false, NONE),
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
