@@ -157,12 +157,14 @@ typedef struct cqrs_journal_config {
 	uint32_t queue_depth;       /* batch buffers (2..64): one fills while the
 				       others are in flight; 0 = 4 */
 	cqrs_journal_io io;
-	uint32_t inline_write_max;  /* none and interval modes: a batch of at most
-				       this many bytes is written by the flushing
-				       thread itself (pwritev) rather than through
-				       io_uring, whose buffered writes most file
-				       systems (ext4) run in a kernel worker - a
-				       thread wake-up per batch; 0 = never */
+	uint32_t inline_write_max;  /* io_uring backend: a batch of at most this
+				       many bytes is written by the flushing
+				       thread itself (pwritev; in batch mode only
+				       its fdatasync goes through io_uring) rather
+				       than by the kernel worker that io_uring
+				       hands buffered writes to on most file
+				       systems (ext4): a wake-up and a copy
+				       from another core's cache; 0 = never */
 	int64_t ctime_ns;           /* creation time put in new headers; 0 = now
 				       (tests set it for reproducible files) */
 } cqrs_journal_config;

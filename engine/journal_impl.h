@@ -43,13 +43,16 @@ typedef struct jbatch {
 struct cqrs_journal;
 
 /* An I/O backend. submit starts writing b[done, len) (plus the fdatasync in
- * batch mode); reap processes completions, waiting up to wait_ns for one
- * (0: never block), and reports outcomes through cqrs__jw_written /
- * cqrs__jw_synced / cqrs__jw_failed. Both return 0 or a fatal -errno. */
+ * batch mode); sync (optional) starts only the fdatasync of a batch
+ * already written by the flushing thread (journal_writer.c, inline
+ * writes); reap processes completions, waiting up to wait_ns for one (0:
+ * never block), and reports outcomes through cqrs__jw_written /
+ * cqrs__jw_synced / cqrs__jw_failed. All return 0 or a fatal -errno. */
 typedef struct jio_ops {
 	const char *name;
 	int (*set_file)(struct cqrs_journal *j, int fd);
 	int (*submit)(struct cqrs_journal *j, jbatch *b);
+	int (*sync)(struct cqrs_journal *j, jbatch *b);
 	int (*reap)(struct cqrs_journal *j, uint64_t wait_ns);
 	void (*fini)(struct cqrs_journal *j);
 } jio_ops;
@@ -118,6 +121,10 @@ struct cqrs_journal {
 
 extern const jio_ops cqrs__jio_uring;
 extern const jio_ops cqrs__jio_pwrite;
+
+/* journal_pwrite.c: writes all of b with pwritev on this thread and
+ * reports it written, or failed (then false). */
+bool cqrs__jpw_write(struct cqrs_journal *j, jbatch *b);
 
 /* journal_uring.c: sets j->uring and j->io, or returns -errno (then the
  * caller may fall back to pwrite). */

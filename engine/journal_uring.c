@@ -71,6 +71,18 @@ static void fake_cqe(struct juring *u, uint64_t ud, int res)
 
 static int submit_pending(cqrs_journal *j);
 
+/* Makes f the fdatasync of the segment (a NOP when tests fake syncs). */
+static void prep_fsync(struct juring *u, struct io_uring_sqe *f)
+{
+	if (cqrs__jfault_sync_is_fake()) {
+		io_uring_prep_nop(f);
+		return;
+	}
+	io_uring_prep_fsync(f, u->file_registered ? 0 : u->fd, IORING_FSYNC_DATASYNC);
+	if (u->file_registered)
+		f->flags |= IOSQE_FIXED_FILE;
+}
+
 static int ur_submit(cqrs_journal *j, jbatch *b)
 {
 	struct juring *u = j->uring;
@@ -119,16 +131,33 @@ static int ur_submit(cqrs_journal *j, jbatch *b)
 	b->ops++;
 	if (f) {
 		w->flags |= IOSQE_IO_LINK;
-		if (cqrs__jfault_sync_is_fake()) {
-			io_uring_prep_nop(f);
-		} else {
-			io_uring_prep_fsync(f, u->file_registered ? 0 : u->fd, IORING_FSYNC_DATASYNC);
-			if (u->file_registered)
-				f->flags |= IOSQE_FIXED_FILE;
-		}
+		prep_fsync(u, f);
 		io_uring_sqe_set_data64(f, mkud(b->index, OP_FSYNC, b->attempt));
 		b->ops++;
 	}
+	return submit_pending(j);
+}
+
+/* The fdatasync alone, for a batch the flushing thread wrote (complete:
+ * the write returned before this is submitted, so nothing to link). A new
+ * attempt, so a late CQE of the buffer's previous batch is ignored. */
+static int ur_sync(cqrs_journal *j, jbatch *b)
+{
+	struct juring *u = j->uring;
+	struct io_uring_sqe *f;
+
+	b->attempt++;
+	if (io_uring_sq_space_left(&u->ring) < 1u) {
+		int rc = submit_pending(j);
+		if (rc)
+			return rc;
+	}
+	f = io_uring_get_sqe(&u->ring);
+	if (!f)
+		return -EBUSY;
+	prep_fsync(u, f);
+	io_uring_sqe_set_data64(f, mkud(b->index, OP_FSYNC, b->attempt));
+	b->ops++;
 	return submit_pending(j);
 }
 
@@ -286,15 +315,21 @@ static int ur_reap(cqrs_journal *j, uint64_t wait_ns)
 {
 	struct juring *u = j->uring;
 	unsigned n = drain_cq(j);
+	/* Writes flagged by this drain, or by one inside submit_pending's
+	 * retry, go back in before we wait: else the wait is for a CQE that
+	 * only their resubmission can bring. */
+	int rc = resubmit(j);
 
+	if (rc)
+		return rc;
 	if (n == 0 && wait_ns) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = {
 			.tv_sec = (long long)(wait_ns / 1000000000u),
 			.tv_nsec = (long long)(wait_ns % 1000000000u),
 		};
-		int rc = io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
 
+		rc = io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN)
 			return rc;
 		drain_cq(j);
@@ -338,6 +373,7 @@ const jio_ops cqrs__jio_uring = {
 	.name = "io_uring",
 	.set_file = ur_set_file,
 	.submit = ur_submit,
+	.sync = ur_sync,
 	.reap = ur_reap,
 	.fini = ur_fini,
 };

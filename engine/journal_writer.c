@@ -314,15 +314,16 @@ static int start_batch(cqrs_journal *j)
 	return 0;
 }
 
-/* Writes a batch here, with pwritev, rather than through the backend (see
- * inline_write_max): where no fdatasync has to follow the write, copying a
- * small batch into the page cache costs less than waking io_uring's worker
- * for it. Batches in flight meanwhile do not matter: each has its own file
- * range and batches are reported in order whoever finishes first. */
+/* Whether this thread writes the batch itself, with pwritev (see
+ * inline_write_max), and the backend only fdatasyncs it (batch mode):
+ * io_uring hands buffered writes to a kernel worker on ext4, and waking
+ * it costs more than the copy, which this thread makes from its own cache
+ * (docs/ARCHITECTURE.md, Journal, has the figures). Batches in flight
+ * meanwhile do not matter: each has its own file range and batches are
+ * reported in order whoever finishes first. */
 static bool write_inline(const cqrs_journal *j, const jbatch *b)
 {
-	return b->len <= j->cfg.inline_write_max && j->cfg.durability != CQRS_DURABLE_BATCH &&
-	       j->io != &cqrs__jio_pwrite;
+	return b->len <= j->cfg.inline_write_max && j->io->sync;
 }
 
 /* Submits the FILL batch, which holds only complete groups. */
@@ -338,12 +339,14 @@ static void submit_batch(cqrs_journal *j, jbatch *b)
 	j->st.bytes += b->len;
 	if (write_inline(j, b)) {
 		j->st.inline_writes++;
-		rc = cqrs__jio_pwrite.submit(j, b);
+		rc = 0;
+		if (cqrs__jpw_write(j, b) && j->cfg.durability == CQRS_DURABLE_BATCH)
+			rc = j->io->sync(j, b);
 	} else {
 		rc = j->io->submit(j, b);
 	}
 	if (rc)
-		cqrs__jw_failed(j, b, rc, "submitting the write");
+		cqrs__jw_failed(j, b, rc, "submitting the batch");
 	maybe_prealloc(j);
 }
 

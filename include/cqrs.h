@@ -89,16 +89,17 @@ typedef struct cqrs_config {
 					 zeroing on the projector thread (hosts that
 					 back memory lazily, VMs, make first touch
 					 costly); default 0 */
-	uint32_t inline_write_bytes;  /* none and interval durability: a batch of at
-					 most this many journal bytes is written by
-					 the command thread itself (pwritev) instead
-					 of through io_uring, whose buffered writes
-					 most file systems (ext4) hand to a kernel
-					 worker thread: a wake-up and a core per
-					 batch; larger batches still overlap their
-					 write with deciding. Default 256 KiB, 0 =
-					 always io_uring; batch durability always
-					 uses io_uring (write + linked fdatasync) */
+	uint32_t inline_write_bytes;  /* a batch of at most this many journal bytes
+					 is written into the page cache by the
+					 command thread itself (pwritev) instead of
+					 by the kernel worker that io_uring hands
+					 buffered writes to on most file systems
+					 (ext4): no wake-up, and the copy reads the
+					 batch from the command thread's own cache;
+					 the fdatasync of batch durability still
+					 runs through io_uring, beside deciding.
+					 Larger batches overlap their write too.
+					 Default 256 KiB, 0 = always io_uring */
 } cqrs_config;
 
 /* An event as decide sees what it emitted, evolve and apply see it. */

@@ -55,9 +55,10 @@
  *     stay valid until cqrs_client_close.
  *   - Waiting for an answer spins briefly, then yields the CPU, then sleeps
  *     on a futex. The environment variables CQRS_CLIENT_SPIN (pause checks,
- *     default 64) and CQRS_CLIENT_YIELD (sched_yield checks, default 500),
- *     read at connect, tune it: on dedicated cores more spinning lowers
- *     latency; where cores are shared, spinning starves the engine.
+ *     default 64) and CQRS_CLIENT_YIELD (sched_yield checks, default 500;
+ *     the yields stop after 500 us or at the call's deadline, whatever the
+ *     count), read at connect, tune it: on dedicated cores more spinning
+ *     lowers latency; where cores are shared, spinning starves the engine.
  */
 #ifndef CQRS_CLIENT_H
 #define CQRS_CLIENT_H

@@ -491,11 +491,11 @@ static void cap_log(void *arg, int level, const char *msg)
 
 /* Writes the same batches every time: three opens, each with batches of
  * 1..23 events, each batch synced before the next (so the recovery hints
- * in the records match too). *inline_writes / *batches (optional) add up
- * the writer's counts. */
+ * in the records match too). *inline_writes, *batches, *fsyncs (optional)
+ * add up the writer's counts. */
 static void parity_run_mode(const char *dir, cqrs_journal_io io, const char *env, logcap *lc,
 			    cqrs_durability mode, uint32_t inline_max, uint64_t *inline_writes,
-			    uint64_t *batches)
+			    uint64_t *batches, uint64_t *fsyncs)
 {
 	cqrs_journal_config c;
 	cqrs_journal *j;
@@ -523,6 +523,8 @@ static void parity_run_mode(const char *dir, cqrs_journal_io io, const char *env
 			*inline_writes += st.inline_writes;
 		if (batches)
 			*batches += st.batches;
+		if (fsyncs)
+			*fsyncs += st.fsyncs;
 		assert_int_equal(cqrs_journal_close(j), 0);
 	}
 	unsetenv("CQRS_NO_IO_URING");
@@ -530,7 +532,7 @@ static void parity_run_mode(const char *dir, cqrs_journal_io io, const char *env
 
 static void parity_run(const char *dir, cqrs_journal_io io, const char *env, logcap *lc)
 {
-	parity_run_mode(dir, io, env, lc, CQRS_DURABLE_BATCH, 0, NULL, NULL);
+	parity_run_mode(dir, io, env, lc, CQRS_DURABLE_BATCH, 0, NULL, NULL, NULL);
 }
 
 /* Every segment file in a is byte-identical to b's, and there are >= 2. */
@@ -576,11 +578,11 @@ static void test_fallback_parity(void **state)
 	assert_same_segments(a, b);
 }
 
-/* inline_write_max: in none and interval modes the batches up to the limit
- * are written by the flushing thread, the larger ones through io_uring,
- * mixed in one journal; the files are the same bytes as all-io_uring, and
- * every batch is reported durable in order (jt_sync, jt_on_durable). Batch
- * mode never writes inline: its fdatasync is linked to the write. */
+/* inline_write_max: batches up to the limit are written by the flushing
+ * thread (in batch mode then fdatasynced through io_uring), the larger
+ * ones through io_uring, mixed in one journal; the files are the same
+ * bytes as all-io_uring, and every batch is reported durable in order
+ * (jt_sync, jt_on_durable); in batch mode every batch was fdatasynced. */
 static void test_inline_writes(void **state)
 {
 	const cqrs_durability modes[] = { CQRS_DURABLE_NONE, CQRS_DURABLE_INTERVAL, CQRS_DURABLE_BATCH };
@@ -589,25 +591,74 @@ static void test_inline_writes(void **state)
 	for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
 		char a[300], b[300];
 		logcap lc = { 0 };
-		uint64_t inl = 0, batches = 0, inl0 = 0;
+		uint64_t inl = 0, batches = 0, inl0 = 0, fsyncs = 0;
 
 		snprintf(a, sizeof a, "%s/uring%zu", g_dir, m);
 		snprintf(b, sizeof b, "%s/inline%zu", g_dir, m);
-		parity_run_mode(a, CQRS_JOURNAL_IO_URING, NULL, &lc, modes[m], 0, &inl0, NULL);
+		parity_run_mode(a, CQRS_JOURNAL_IO_URING, NULL, &lc, modes[m], 0, &inl0, NULL, NULL);
 		/* Batches of 1..23 events of 64 or 256 bytes: about half fit 2 KiB. */
-		parity_run_mode(b, CQRS_JOURNAL_IO_URING, NULL, &lc, modes[m], 2048, &inl, &batches);
+		parity_run_mode(b, CQRS_JOURNAL_IO_URING, NULL, &lc, modes[m], 2048, &inl, &batches, &fsyncs);
 		assert_int_equal(inl0, 0);
-		if (modes[m] == CQRS_DURABLE_BATCH) {
-			assert_int_equal(inl, 0);
-		} else {
-			assert_true(inl > 0);
-			assert_true(inl < batches);
-		}
+		assert_true(inl > 0);
+		assert_true(inl < batches);
+		if (modes[m] == CQRS_DURABLE_BATCH)
+			assert_true(fsyncs >= batches);
 		/* Interval mode's records carry the background fdatasync's
 		 * progress (synced_seq), a matter of timing: compare contents. */
 		if (modes[m] != CQRS_DURABLE_INTERVAL)
 			assert_same_segments(a, b);
 		assert_int_equal(jt_read_all(b, NULL), jt_read_all(a, NULL));
+	}
+}
+
+/* Inline writes beside io_uring batches still in flight: small and large
+ * batches alternate, each flushed without waiting, so a small one is
+ * written by this thread while the large one before it (and in batch mode
+ * every fdatasync) is still in the kernel. Every batch is reported durable
+ * exactly once and in order, nothing is lost, and in batch mode such an
+ * overlap really happened. */
+static void test_inline_overlap(void **state)
+{
+	const cqrs_durability modes[] = { CQRS_DURABLE_NONE, CQRS_DURABLE_INTERVAL, CQRS_DURABLE_BATCH };
+	(void)state;
+
+	for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+		cqrs_journal_config c;
+		cqrs_journal *j;
+		cqrs_journal_stats st;
+		jt_acks acks = { 0 };
+		uint64_t sub = 0, overlaps = 0;
+
+		tu_rmrf(g_dir);
+		jt_config(&c, g_dir, modes[m]);
+		c.io = CQRS_JOURNAL_IO_URING;
+		c.segment_size = 256u << 10;
+		c.queue_depth = 4;
+		c.inline_write_max = 1024;
+		c.on_durable = jt_on_durable;
+		c.durable_arg = &acks;
+		assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+		for (int round = 0; round < jt_scaled(200); round++) {
+			/* 2 events (< 1 KiB: inline), then 14 (> 1 KiB: io_uring). */
+			assert_int_equal(jt_append(j, 2, 1, 0, &sub), 0);
+			cqrs_journal_stats_get(j, &st);
+			if (st.inflight > 0)
+				overlaps++; /* the flush below writes inline beside it */
+			assert_int_equal(cqrs_journal_flush(j), 0);
+			assert_true(cqrs_journal_poll(j) >= 0);
+			assert_int_equal(jt_append(j, 14, 1, 0, &sub), 0);
+			assert_int_equal(cqrs_journal_flush(j), 0);
+			assert_true(cqrs_journal_poll(j) >= 0);
+		}
+		assert_int_equal(jt_sync(j), 0);
+		cqrs_journal_stats_get(j, &st);
+		assert_true(st.inline_writes > 0 && st.inline_writes < st.batches);
+		if (modes[m] == CQRS_DURABLE_BATCH)
+			assert_true(overlaps > 0);
+		assert_int_equal(cqrs_journal_close(j), 0);
+		assert_int_equal(acks.bad, 0);
+		assert_int_equal(acks.last, sub);
+		assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
 	}
 }
 
@@ -627,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_short_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_parity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inline_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inline_overlap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

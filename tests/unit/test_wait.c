@@ -29,7 +29,9 @@ static void test_backoff_steps(void **state)
 
 	while (cqrs_backoff_step(&b))
 		steps++;
-	assert_int_equal(steps, 8);
+	/* The spins, at least one yield, at most all five (fewer when the
+	 * yields outlast CQRS_BACKOFF_YIELD_NS: a busy machine, TSan). */
+	assert_true(steps >= 4 && steps <= 8);
 	assert_false(cqrs_backoff_step(&b)); /* and stays used up */
 
 	/* A deadline already passed: the spins, then no yield at all. */
