@@ -5,8 +5,11 @@
  * Overview
  *   The journal is the engine's source of truth. Every event gets a global
  *   seq (gapless, from 1) and goes into a batch buffer; a batch is written
- *   with one write (io_uring, registered file and buffers), and, in `batch`
- *   durability mode, followed by an fdatasync linked to it. Several batches
+ *   with one write - pwritev on the flushing thread for a batch of at most
+ *   inline_write_max bytes, else io_uring (registered file and buffers) -
+ *   and, in `batch` durability mode, followed by an fdatasync through
+ *   io_uring (linked to the io_uring write, or submitted after the
+ *   pwritev returned). Several batches
  *   are in flight at once; they are reported durable strictly in seq order
  *   through the on_durable callback, from cqrs_journal_poll/wait only.
  *
@@ -34,7 +37,7 @@
  *   cuts an incomplete group at the tail like a torn record.
  *
  *   Durability modes: NONE reports a batch when its write completed (page
- *   cache); BATCH when its linked fdatasync completed; INTERVAL when its write
+ *   cache); BATCH when its fdatasync completed; INTERVAL when its write
  *   completed, while a background thread runs fdatasync every interval_ms.
  *
  *   The reading side (cqrs_journal_iter) works on a directory, from any seq,

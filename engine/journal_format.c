@@ -57,7 +57,8 @@
  * COMMIT RULE (writer)
  *
  *   Records are appended to a batch buffer; a batch is one write at the end
- *   of the current segment. In `batch` mode a linked fdatasync follows it and
+ *   of the current segment. In `batch` mode an fdatasync follows it (linked
+ *   to the io_uring write, or submitted once an inline pwritev returned) and
  *   the batch is reported durable only when that fdatasync completed, and
  *   only after every earlier batch was reported. A command's events (a
  *   group ending with CMD_END) never span batches or segments. Segment

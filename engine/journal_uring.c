@@ -6,7 +6,9 @@
  * after the batches in flight drained). A batch is one IORING_OP_WRITE_FIXED
  * at its file offset; in batch mode it is IOSQE_IO_LINK'ed to an
  * IORING_OP_FSYNC (DATASYNC), so the fdatasync starts only after the write
- * completed, and several write+fsync pairs are in flight at once.
+ * completed, and several write+fsync pairs are in flight at once. A batch
+ * the flushing thread wrote itself (journal_writer.c, write_inline) gets
+ * only the fsync, unlinked (ur_sync).
  *
  * What io_uring really returns, and what we do:
  *   write res == asked      done; in batch mode its linked fsync follows
@@ -18,6 +20,8 @@
  *   write -EAGAIN/-EINTR    resubmit the same range
  *   write other error       poison
  *   fsync -ECANCELED        its write failed or was short: handled there
+ *                           (an unlinked fsync after an inline write:
+ *                           poison, its write was complete)
  *   fsync other error       poison; never retried (PostgreSQL's lesson:
  *                           after a failed fsync a later one may succeed
  *                           without the lost data)

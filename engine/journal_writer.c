@@ -7,8 +7,10 @@
  * with recovery and the I/O backends in journal_impl.h.
  *
  * Hot path: claim and commit touch only the current batch buffer (a header
- * store, a checksum); flush hands a sealed buffer to the backend (one SQE,
- * two in batch mode); poll reaps CQEs and calls on_durable. The cold paths
+ * store, a checksum); flush writes a sealed buffer itself (pwritev, at most
+ * inline_write_max bytes, plus one fsync SQE in batch mode) or hands it to
+ * the backend (one SQE, two in batch mode); poll reaps CQEs and calls
+ * on_durable. The cold paths
  * (roll, preallocation, open, close) do blocking syscalls on this thread:
  * a roll drains the batches in flight, then costs two fdatasyncs, a
  * rename and a directory fsync, once per segment.

@@ -154,6 +154,7 @@ static void *command_main(void *arg)
 	uint32_t max = e->cfg.max_batch_commands;
 	const uint64_t yield_ns = (uint64_t)e->cfg.idle_yield_us * 1000;
 	uint64_t idle_since = 0; /* when the loop last found nothing to decide */
+	bool gateway_first = false; /* which source a batch drains first */
 
 	for (;;) {
 		/* acquire: pairs with cqrs_engine_stop's release store. */
@@ -162,9 +163,16 @@ static void *command_main(void *arg)
 		int rc;
 
 		cqrs__command_reset_ctx(e);
-		if (!cqrs__acks_full(e))
-			n = cqrs__submit_drain(e, max);
-		if (e->gateway && n < max && !cqrs__acks_full(e))
+		/* In-process submissions and gateway clients take turns at
+		 * filling a batch first, so a backlog on one side (a pipelining
+		 * in-process submitter keeps thousands queued) cannot leave the
+		 * other nothing, batch after batch. */
+		gateway_first = e->gateway && !gateway_first;
+		if (gateway_first && !cqrs__acks_full(e))
+			n = cqrs__gateway_poll(e, max);
+		if (n < max && !cqrs__acks_full(e))
+			n += cqrs__submit_drain(e, max - n);
+		if (e->gateway && !gateway_first && n < max && !cqrs__acks_full(e))
 			n += cqrs__gateway_poll(e, max - n);
 		if (n)
 			cqrs_journal_flush(e->journal);

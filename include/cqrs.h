@@ -214,7 +214,9 @@ CQRS_API int cqrs_engine_rebuild(cqrs_engine *e, const char *projection);
 /* Applies a projection's open dead letters again (after a fix), each from
  * the journal; successes are recorded as resolved in the dead-letter log. A
  * projection halted by a dead letter resumes from that event. Asynchronous:
- * returns 0 once requested, CQRS_ENOTFOUND. */
+ * returns 0 once requested, CQRS_ENOTFOUND. A resumed projection's views
+ * may show events past the halting one a moment before its resolved
+ * record reaches the log (the replay decides whether it resolved). */
 CQRS_API int cqrs_engine_retry_dead_letters(cqrs_engine *e, const char *projection);
 
 /* The engine's live counters (layout: cqrs_counters.h); valid until close.
