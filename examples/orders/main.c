@@ -41,7 +41,7 @@
 #include "orders.h"
 
 /* What the engine and its views are sized for up front (see open_engine). */
-#define DEMO_ORDERS (UINT64_C(1) << 21)
+#define DEMO_ORDERS (UINT64_C(1) << 22)
 #define DEMO_CUSTOMERS (UINT64_C(1) << 16)
 
 typedef struct options {
@@ -105,8 +105,9 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 		}
 		remove_data(o->dir);
 	}
-	/* about 10 s of load on this 2-core box fits the write model and the
-	 * views without growing them (faster runs, or many runs over one data
+	/* about 10 s of load on this 2-core box (2.1M orders at 580k commands/s
+	 * came within a few thousand of 2^21) fits the write model and the views
+	 * without growing them (faster runs, or many runs over one data
 	 * directory, grow them); the load keeps at most 64k orders open, plus
 	 * the probe's */
 	rc = orders_model_init(m, DEMO_ORDERS);
