@@ -160,19 +160,35 @@ uint64_t process_cpu_ns()
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Submits all of cmds (retrying while the queue is full) and waits. */
-void submit_all(cqrs_engine *e, cqrs_command *cmds, cqrs_ticket *t, int n)
+/* Submits cmds[0, n), retrying while the queue is full. Returns 0 or the
+ * submit error; *accepted: how many the engine took (their tickets are
+ * armed, the rest untouched). */
+int submit_retrying(cqrs_engine *e, cqrs_command *cmds, cqrs_ticket *t, int n, int *accepted)
 {
-	for (int done = 0; done < n;) {
-		int rc = cqrs_submit_batch(e, cmds + done, t + done, (uint32_t)(n - done));
+	int done = 0, rc = 0;
+
+	while (done < n) {
+		rc = cqrs_submit_batch(e, cmds + done, t + done, (uint32_t)(n - done));
 		if (rc == -EAGAIN) {
 			std::this_thread::yield();
 			continue;
 		}
 		if (rc < 0)
-			abort();
+			break;
 		done += rc;
+		rc = 0;
 	}
+	*accepted = done;
+	return rc;
+}
+
+/* Submits all of cmds and waits for their answers. */
+void submit_all(cqrs_engine *e, cqrs_command *cmds, cqrs_ticket *t, int n)
+{
+	int accepted;
+
+	if (submit_retrying(e, cmds, t, n, &accepted))
+		abort();
 	for (int i = 0; i < n; i++)
 		cqrs_ticket_wait(&t[i], UINT64_MAX);
 }
@@ -240,18 +256,9 @@ void BM_EngineCommands(benchmark::State &state)
 			fill_create(&s.co[i], next++);
 			s.cmds[i] = cqrs_command{ CMD_CREATE_ORDER, sizeof(create_order), &s.co[i] };
 		}
-		s.n = kBatch;
-		for (int sent = 0; sent < kBatch;) {
-			int rc = cqrs_submit_batch(env.e, s.cmds + sent, s.t + sent, (uint32_t)(kBatch - sent));
-			if (rc == -EAGAIN) {
-				std::this_thread::yield();
-				continue;
-			}
-			if (rc < 0) {
-				state.SkipWithError("submit failed");
-				break;
-			}
-			sent += rc;
+		if (submit_retrying(env.e, s.cmds, s.t, kBatch, &s.n)) {
+			state.SkipWithError("submit failed");
+			break;
 		}
 	}
 	for (auto &s : slots) {
@@ -316,7 +323,8 @@ void BM_EngineVisible(benchmark::State &state)
 	std::atomic<bool> stop{ false };
 	std::atomic<uint64_t> next{ 1 };
 	std::atomic<int> load_failed{ 0 };
-	const int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0); /* restored at the end */
+	/* the load thread inherits the slack; restored at the end */
+	const int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
 	std::thread load([&] {
 		const size_t n = (size_t)burst * 64;
@@ -326,7 +334,6 @@ void BM_EngineVisible(benchmark::State &state)
 		std::vector<bool> armed(n, false);
 		uint64_t period = (uint64_t)burst * 1000000000ull / load_rate, due = cqrs_mono_ns();
 		size_t k = 0;
-		prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
 		while (!stop.load(std::memory_order_relaxed)) {
 			for (int i = 0; i < burst; i++) {
 				if (armed[k + (size_t)i])
@@ -335,23 +342,13 @@ void BM_EngineVisible(benchmark::State &state)
 				fill_create(&co[(size_t)i], next.fetch_add(1));
 				cmds[(size_t)i] = cqrs_command{ CMD_CREATE_ORDER, sizeof(create_order), &co[(size_t)i] };
 			}
-			for (int sent = 0; sent < burst;) {
-				int rc = cqrs_submit_batch(env.e, cmds.data() + sent, &t[k + (size_t)sent],
-							   (uint32_t)(burst - sent));
-				if (rc == -EAGAIN) {
-					std::this_thread::yield();
-					continue;
-				}
-				if (rc < 0) {
-					load_failed = 1;
-					break;
-				}
-				for (int i = sent; i < sent + rc; i++)
-					armed[k + (size_t)i] = true; /* the engine holds it now */
-				sent += rc;
-			}
-			if (load_failed)
+			int accepted, rc = submit_retrying(env.e, cmds.data(), &t[k], burst, &accepted);
+			for (int i = 0; i < accepted; i++)
+				armed[k + (size_t)i] = true; /* the engine holds it now */
+			if (rc) {
+				load_failed = 1;
 				break;
+			}
 			k = (k + (size_t)burst) % n;
 			due += period;
 			sleep_until(due);

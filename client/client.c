@@ -14,8 +14,9 @@
  * then sleep on its futex (ringbuf/wait.h) in slices of at most 50 ms;
  * between slices, and every 100 ms of polling that finds nothing, the
  * engine's liveness (its owner word's /proc start time) is checked, so a
- * dead engine is noticed without any message from it. Cheaper signs are checked every time: the gateway state (STOPPED),
- * the live line (RETIRED), our slot's state and epoch (DROPPED, reset).
+ * dead engine is noticed without any message from it. Cheaper signs are
+ * checked every time: the gateway state (STOPPED), the live line
+ * (RETIRED), our slot's state and epoch (DROPPED, reset).
  */
 #include <stdlib.h>
 #include <string.h>
