@@ -79,6 +79,8 @@ int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
 		return cqrs_fail(-EINVAL, "ring_bytes must be a power of two >= 4096");
 	if (!is_pow2(cfg->submit_queue_bytes) || cfg->submit_queue_bytes < 4096)
 		return cqrs_fail(-EINVAL, "submit_queue_bytes must be a power of two >= 4096");
+	if (cfg->threading != CQRS_THREADING_DEDICATED && cfg->threading != CQRS_THREADING_SHARED)
+		return cqrs_fail(-EINVAL, "unknown threading mode %d", cfg->threading);
 	if (cfg->projector_threads == 0 || cfg->projector_threads > CQRS_MAX_PROJECTORS)
 		return cqrs_fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
 	if (cfg->max_batch_commands == 0 || cfg->max_batch_bytes < 4096)

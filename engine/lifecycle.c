@@ -98,7 +98,8 @@ static void init_counters(cqrs_engine *e, const cqrs_replay_stats *rs)
 	c->nproj = e->nprojs;
 	c->durability = (uint32_t)e->cfg.durability;
 	c->start_ns = cqrs_wall_ns();
-	c->ring_size = e->cfg.ring_bytes;
+	c->threading = (uint32_t)e->cfg.threading;
+	c->ring_size = e->cfg.threading == CQRS_THREADING_SHARED ? 0 : e->cfg.ring_bytes;
 	c->replayed = rs->events;
 	c->replay_ns = rs->ns;
 	for (uint32_t k = 0; k < e->nprojs; k++) {
@@ -179,6 +180,8 @@ static void *command_main(void *arg)
 		rc = cqrs_journal_poll(e->journal);
 		if (rc < 0)
 			cqrs__poison(e, rc);
+		if (e->cfg.threading == CQRS_THREADING_SHARED)
+			cqrs__projectors_poll_shared(e); /* rebuild, dead-letter retry */
 		if (n) {
 			idle_since = 0;
 			continue;
@@ -216,7 +219,8 @@ static void *command_main(void *arg)
 		;
 	/* release: pairs with the projectors' acquire in their stop check. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release);
-	cqrs_bcast_publish(e->bcast); /* wake consumers sleeping in the ring */
+	if (e->bcast) /* DEDICATED threading */
+		cqrs_bcast_publish(e->bcast); /* wake consumers sleeping in the ring */
 	return NULL;
 }
 
@@ -268,7 +272,8 @@ static int start(cqrs_engine *e)
 		atomic_store_explicit(&e->projs[k]->applied_seq, resume, memory_order_relaxed); /* pre-thread */
 		CTR_SET(e->ctr, proj[k].applied_seq, resume);
 	}
-	rc = open_ring(e);
+	/* SHARED threading applies on the command thread: no ring. */
+	rc = e->cfg.threading == CQRS_THREADING_SHARED ? 0 : open_ring(e);
 	if (!rc)
 		rc = cqrs__gateway_open(e); /* may point e->bell into its segment */
 	if (!rc)

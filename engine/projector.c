@@ -394,29 +394,35 @@ typedef struct projector {
 	uint64_t seen_seq;         /* last seq handed to this thread */
 } projector;
 
-static void apply_run(projector *t, const void *recs, size_t nbytes)
+/* Applies the journal records [j, jend) to every projection of t (inside
+ * an open batch); returns the last seq seen, 0 for none. */
+static uint64_t apply_records(projector *t, const uint8_t *j, const uint8_t *jend, uint64_t *events)
 {
-	cqrs_engine *e = t->e;
-	const uint8_t *p = recs, *end = p + nbytes;
-	uint64_t last = 0, events = 0;
+	uint64_t last = 0;
 
+	while (j < jend) {
+		const cqrs_jrec *r = (const cqrs_jrec *)(const void *)j;
+		cqrs_event ev = event_of(r);
+		for (uint32_t k = 0; k < t->nprojs; k++)
+			apply_one(t->e, t->projs[k], &ev);
+		last = r->seq;
+		(*events)++;
+		j += cqrs_jrec_span(r);
+	}
+	return last;
+}
+
+static void begin_batch(projector *t)
+{
 	for (uint32_t k = 0; k < t->nprojs; k++)
 		begin_all(t->projs[k]);
-	while (p < end) {
-		const cqrs_ring_rec *rr = (const cqrs_ring_rec *)(const void *)p;
-		const uint8_t *j = p + sizeof *rr, *jend = j + rr->len;
+}
 
-		while (j < jend) {
-			const cqrs_jrec *r = (const cqrs_jrec *)(const void *)j;
-			cqrs_event ev = event_of(r);
-			for (uint32_t k = 0; k < t->nprojs; k++)
-				apply_one(e, t->projs[k], &ev);
-			last = r->seq;
-			events++;
-			j += cqrs_jrec_span(r);
-		}
-		p += CQRS_BCAST_REC_SIZE(rr->len);
-	}
+/* Publishes applied_seq for the batch just applied (last 0: none). */
+static void end_batch(projector *t, uint64_t last, uint64_t events)
+{
+	cqrs_engine *e = t->e;
+
 	if (last)
 		t->seen_seq = last;
 	for (uint32_t k = 0; k < t->nprojs; k++) {
@@ -425,6 +431,25 @@ static void apply_run(projector *t, const void *recs, size_t nbytes)
 		CTR_ADD(e->ctr, proj[pr->index].events, events);
 		CTR_ADD(e->ctr, proj[pr->index].batches, 1);
 	}
+}
+
+/* A run of ring records, each one journaled batch. */
+static void apply_run(projector *t, const void *recs, size_t nbytes)
+{
+	const uint8_t *p = recs, *end = p + nbytes;
+	uint64_t last = 0, events = 0;
+
+	begin_batch(t);
+	while (p < end) {
+		const cqrs_ring_rec *rr = (const cqrs_ring_rec *)(const void *)p;
+		const uint8_t *j = p + sizeof *rr;
+		uint64_t l = apply_records(t, j, j + rr->len, &events);
+
+		if (l)
+			last = l;
+		p += CQRS_BCAST_REC_SIZE(rr->len);
+	}
+	end_batch(t, last, events);
 }
 
 static int stop_requested(cqrs_engine *e, projector *t)
@@ -448,37 +473,46 @@ static int stop_requested(cqrs_engine *e, projector *t)
 
 static void poll_requests(cqrs_engine *e, projector *t, cqrs_proj *p);
 
-static void *projector_main(void *arg)
+/* Catches t's projections up from the journal to where the ring starts
+ * (they resume from their views' applied_seq). */
+static void catch_up(projector *t)
 {
-	projector *t = arg;
 	cqrs_engine *e = t->e;
 	uint64_t from = UINT64_MAX;
 	int rc;
 
-	/* Catch up from the journal to where the ring starts. */
 	for (uint32_t k = 0; k < t->nprojs; k++) {
 		uint64_t a = atomic_load_explicit(&t->projs[k]->applied_seq, memory_order_relaxed);
 		if (a < from)
 			from = a;
 	}
-	if (t->nprojs && from + 1 < t->ring_start) {
-		rc = replay_into(e, t->projs, t->nprojs, from, t->ring_start - 1);
-		if (rc) {
-			/* Its projections cannot catch up: halt them (readers keep what
-			 * they have, stop does not wait for them, a restart rebuilds). */
-			cqrs__log(e, CQRS_LOG_ERROR, "projector %u: journal replay failed: %s (%s)",
-				  t->index, cqrs_strerror(rc), cqrs_last_error());
-			for (uint32_t k = 0; k < t->nprojs; k++) {
-				cqrs_proj *p = t->projs[k];
-				uint64_t a = atomic_load_explicit(&p->applied_seq, memory_order_relaxed);
-				if (a + 1 < t->ring_start) {
-					p->halted_at = a + 1;
-					atomic_store_explicit(&p->halted, 1, memory_order_relaxed); /* owner */
-					CTR_SET(e->ctr, proj[p->index].halted, 1);
-				}
-			}
+	if (!t->nprojs || from + 1 >= t->ring_start)
+		return;
+	rc = replay_into(e, t->projs, t->nprojs, from, t->ring_start - 1);
+	if (!rc)
+		return;
+	/* Its projections cannot catch up: halt them (readers keep what they
+	 * have, stop does not wait for them, a restart rebuilds). */
+	cqrs__log(e, CQRS_LOG_ERROR, "projector %u: journal replay failed: %s (%s)", t->index,
+		  cqrs_strerror(rc), cqrs_last_error());
+	for (uint32_t k = 0; k < t->nprojs; k++) {
+		cqrs_proj *p = t->projs[k];
+		uint64_t a = atomic_load_explicit(&p->applied_seq, memory_order_relaxed);
+		if (a + 1 < t->ring_start) {
+			p->halted_at = a + 1;
+			atomic_store_explicit(&p->halted, 1, memory_order_relaxed); /* owner */
+			CTR_SET(e->ctr, proj[p->index].halted, 1);
 		}
 	}
+}
+
+static void *projector_main(void *arg)
+{
+	projector *t = arg;
+	cqrs_engine *e = t->e;
+	int rc;
+
+	catch_up(t);
 	for (;;) {
 		const void *recs;
 		size_t nbytes;
@@ -509,6 +543,45 @@ static void *projector_main(void *arg)
 		cqrs_bcast_wait(t->consumer, CQRS_WAIT_BLOCK, 5000000);
 	}
 	return NULL;
+}
+
+/* SHARED threading: the command thread applies a durable batch to every
+ * projection itself. */
+static void apply_shared(cqrs_engine *e, const void *records, size_t bytes)
+{
+	projector *ts = e->projectors;
+
+	for (uint32_t i = 0; i < e->cfg.projector_threads; i++) {
+		projector *t = &ts[i];
+		uint64_t events = 0, last;
+
+		if (!t->nprojs)
+			continue;
+		begin_batch(t);
+		last = apply_records(t, records, (const uint8_t *)records + bytes, &events);
+		end_batch(t, last, events);
+	}
+}
+
+bool cqrs__projectors_requested(cqrs_engine *e)
+{
+	for (uint32_t k = 0; k < e->nprojs; k++)
+		/* seq_cst: pairs with the requester's seq_cst store (see above). */
+		if (atomic_load_explicit(&e->projs[k]->rebuild_requested, memory_order_seq_cst) ||
+		    atomic_load_explicit(&e->projs[k]->retry_requested, memory_order_seq_cst))
+			return true;
+	return false;
+}
+
+void cqrs__projectors_poll_shared(cqrs_engine *e)
+{
+	projector *ts = e->projectors;
+
+	if (!ts)
+		return;
+	for (uint32_t i = 0; i < e->cfg.projector_threads; i++)
+		for (uint32_t k = 0; k < ts[i].nprojs; k++)
+			poll_requests(e, &ts[i], ts[i].projs[k]);
 }
 
 /* ---- requests: rebuild, dead-letter retry --------------------------------------------- */
@@ -622,8 +695,11 @@ int cqrs_engine_rebuild(cqrs_engine *e, const char *projection)
 
 	if (!p)
 		return CQRS_ENOTFOUND;
-	/* release: the projector acts on it with acquire. */
-	atomic_store_explicit(&p->rebuild_requested, 1, memory_order_release);
+	/* seq_cst: the projector acts on it with acquire; in SHARED threading
+	 * it pairs with the sleeping command thread's seq_cst count of
+	 * waiters (cqrs__projectors_requested is its re-check). */
+	atomic_store_explicit(&p->rebuild_requested, 1, memory_order_seq_cst);
+	cqrs__submit_kick(e);
 	return 0;
 }
 
@@ -633,8 +709,11 @@ int cqrs_engine_retry_dead_letters(cqrs_engine *e, const char *projection)
 
 	if (!p)
 		return CQRS_ENOTFOUND;
-	/* release: the projector acts on it with acquire. */
-	atomic_store_explicit(&p->retry_requested, 1, memory_order_release);
+	/* seq_cst: the projector acts on it with acquire; in SHARED threading
+	 * it pairs with the sleeping command thread's seq_cst count of
+	 * waiters (cqrs__projectors_requested is its re-check). */
+	atomic_store_explicit(&p->retry_requested, 1, memory_order_seq_cst);
+	cqrs__submit_kick(e);
 	return 0;
 }
 
@@ -689,6 +768,7 @@ int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def)
 int cqrs__projectors_start(cqrs_engine *e, uint64_t ring_start)
 {
 	uint32_t n = e->cfg.projector_threads;
+	int shared = e->cfg.threading == CQRS_THREADING_SHARED;
 	projector *ts = calloc(n, sizeof *ts);
 	int rc;
 
@@ -700,6 +780,8 @@ int cqrs__projectors_start(cqrs_engine *e, uint64_t ring_start)
 		ts[i].index = i;
 		ts[i].ring_start = ring_start;
 		ts[i].seen_seq = ring_start - 1;
+		if (shared)
+			continue; /* the command thread applies: no ring */
 		rc = cqrs_bcast_consumer_add_at_tail(e->bcast, &ts[i].consumer);
 		if (rc)
 			return rc;
@@ -709,6 +791,12 @@ int cqrs__projectors_start(cqrs_engine *e, uint64_t ring_start)
 	for (uint32_t k = 0; k < e->nprojs; k++) {
 		projector *t = &ts[e->projs[k]->def.thread];
 		t->projs[t->nprojs++] = e->projs[k];
+	}
+	if (shared) {
+		/* Before the command thread starts: it applies from ring_start on. */
+		for (uint32_t i = 0; i < n; i++)
+			catch_up(&ts[i]);
+		return 0;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		char name[16];
@@ -771,7 +859,9 @@ void cqrs__publish(cqrs_engine *e, const void *records, size_t bytes, uint64_t l
 	void *dst;
 	int rc;
 
-	if (e->nprojs) {
+	if (e->cfg.threading == CQRS_THREADING_SHARED) {
+		apply_shared(e, records, bytes);
+	} else if (e->nprojs) {
 		rc = cqrs_bcast_claim(e->bcast, RING_BATCH, (uint32_t)bytes, CQRS_WAIT_BLOCK,
 				      CQRS_RING_FOREVER, &dst);
 		if (rc == 0) {
@@ -785,7 +875,7 @@ void cqrs__publish(cqrs_engine *e, const void *records, size_t bytes, uint64_t l
 	/* release: pairs with the projectors' acquire in stop_requested. */
 	atomic_store_explicit(&e->published_seq, last_seq, memory_order_release);
 	CTR_SET(e->ctr, published_seq, last_seq);
-	if (e->projectors) {
+	if (e->bcast && e->projectors) {
 		projector *ts = e->projectors;
 		uint64_t tail = cqrs_bcast_tail(e->bcast), low = tail;
 		for (uint32_t i = 0; i < e->nprojectors; i++) {

@@ -1,9 +1,11 @@
 /*
- * engine/projector.h - projector threads and projection views (projector.c).
+ * engine/projector.h - projector threads (or, in SHARED threading, the command
+ * thread's projecting) and projection views (projector.c).
  */
 #ifndef CQRS_ENGINE_PROJECTOR_H
 #define CQRS_ENGINE_PROJECTOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct cqrs_engine;
@@ -16,6 +18,13 @@ int cqrs__proj_open_views(struct cqrs_engine *e, struct cqrs_proj *p, uint64_t l
 
 /* Starts the projector threads; the ring carries seqs from ring_start on. */
 int cqrs__projectors_start(struct cqrs_engine *e, uint64_t ring_start);
+
+/* SHARED threading, on the command thread: carries out rebuild and
+ * dead-letter retry requests. */
+void cqrs__projectors_poll_shared(struct cqrs_engine *e);
+
+/* Whether a rebuild or retry request is pending (seq_cst loads). */
+bool cqrs__projectors_requested(struct cqrs_engine *e);
 
 /* After the command thread is done: joins projectors, marks views clean
  * (when clean), closes views. */

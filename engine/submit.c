@@ -19,6 +19,7 @@
 #include "cqrs_ring.h"
 #include "engine_internal.h"
 #include "error.h"
+#include "projector.h"
 #include "ringbuf/wait.h"
 #include "submit.h"
 
@@ -158,6 +159,14 @@ static void ring_bell(cqrs_engine *e)
 	cqrs__ring_wake(&e->bell->seq, &e->bell->waiters);
 }
 
+void cqrs__submit_kick(cqrs_engine *e)
+{
+	/* relaxed: a status word; a kick that misses the start is not needed
+	 * (the command thread looks at requests when it starts). */
+	if (e->bell && atomic_load_explicit(&e->state, memory_order_relaxed) == ENGINE_RUNNING)
+		ring_bell(e);
+}
+
 static int admit(cqrs_engine *e)
 {
 	/* relaxed: status words; the ring's release/acquire orders the data. */
@@ -241,7 +250,8 @@ static bool any_ready(void *arg)
 	cqrs_engine *e = arg;
 	submit_queue *q = e->sub;
 
-	return cqrs_mpsc_ready(q->ring) || (e->gateway && cqrs__gateway_ready(e));
+	return cqrs_mpsc_ready(q->ring) || (e->gateway && cqrs__gateway_ready(e)) ||
+	       (e->cfg.threading == CQRS_THREADING_SHARED && cqrs__projectors_requested(e));
 }
 
 void cqrs__submit_wait(cqrs_engine *e, uint64_t timeout_ns)

@@ -36,6 +36,9 @@ uint32_t cqrs__submit_drain(struct cqrs_engine *e, uint32_t max);
 /* Command thread: sleeps until a submission arrives or timeout_ns. */
 void cqrs__submit_wait(struct cqrs_engine *e, uint64_t timeout_ns);
 
+/* Wakes the command thread if it sleeps (a request for it is pending). */
+void cqrs__submit_kick(struct cqrs_engine *e);
+
 /* ---- command.c ---- */
 void cqrs__process_command(struct cqrs_engine *e, const sub_hdr *h, const void *data);
 void cqrs__command_reset_ctx(struct cqrs_engine *e);
@@ -45,7 +48,8 @@ void cqrs__on_durable(void *arg, uint64_t first, uint64_t last, const void *reco
 
 /* ---- projector.c ---- */
 /* Copies a durable batch's records into the broadcast ring (blocks while
- * the slowest projector is a ring behind). */
+ * the slowest projector is a ring behind); in SHARED threading applies
+ * them to every projection instead. */
 void cqrs__publish(struct cqrs_engine *e, const void *records, size_t bytes, uint64_t last_seq);
 
 /* ---- counters.c ---- */

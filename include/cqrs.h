@@ -57,13 +57,29 @@ enum cqrs_durability_mode {
 	CQRS_DURABILITY_INTERVAL = 2, /* acknowledged on write; fdatasync every interval_ms */
 };
 
+/* Where projections run (after Aeron's threading modes). */
+enum cqrs_threading_mode {
+	CQRS_THREADING_DEDICATED = 0, /* projector_threads threads of their own, fed
+					 by the broadcast ring: projections apply
+					 beside deciding (best with cores to spare) */
+	CQRS_THREADING_SHARED = 1,    /* the command thread applies each durable
+					 batch itself, right after it is journaled:
+					 one thread, no hand-off (best when threads
+					 outnumber cores: a 2-core host); commands
+					 wait while a projection applies, rebuilds
+					 or grows, and dead letters are retried
+					 between batches */
+};
+
 typedef struct cqrs_config {
 	const char *name;             /* engine name: 1..31 of [A-Za-z0-9_] */
 	const char *data_dir;         /* created if missing; journal in DIR/journal */
 	int durability;               /* enum cqrs_durability */
 	uint32_t interval_ms;         /* INTERVAL mode period; default 10 */
 	uint32_t ring_bytes;          /* broadcast ring size, power of two; default 16 MiB */
-	uint32_t projector_threads;   /* default 1 */
+	uint32_t projector_threads;   /* default 1; in SHARED threading, how many
+					 groups projections' `thread` numbers name */
+	int threading;                /* enum cqrs_threading_mode; default DEDICATED */
 	uint32_t max_batch_commands;  /* group commit limit; default 1024: a smaller
 					 batch reaches the journal and the
 					 projectors sooner, so they work beside the

@@ -51,7 +51,9 @@ typedef struct cqrs_counters {
 	uint32_t nproj;
 	uint32_t durability;
 	int64_t start_ns;       /* wall clock at start */
-	uint64_t pad0[4];
+	uint32_t threading;     /* enum cqrs_threading_mode */
+	uint32_t pad1;
+	uint64_t pad0[3];
 	char data_dir[256];     /* the engine's data directory (NUL-terminated) */
 	/* line 1-2: command thread */
 	uint64_t commands;      /* decided (all outcomes) */
@@ -66,7 +68,7 @@ typedef struct cqrs_counters {
 	uint64_t durable_seq;
 	uint64_t published_seq;
 	uint64_t ring_used;     /* broadcast ring bytes not yet consumed by all */
-	uint64_t ring_size;
+	uint64_t ring_size;     /* 0: no ring (SHARED threading) */
 	uint64_t replayed;      /* events replayed at the last start */
 	uint64_t replay_ns;
 	int64_t poison;         /* 0 or the journal error that stopped the engine */

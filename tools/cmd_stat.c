@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "cqrs.h" /* enum cqrs_threading_mode */
 #include "cqrs_counters.h"
 #include "shm/control.h"
 
@@ -44,7 +45,8 @@ static void show(const char *engine, const cqrs_counters *c, const cqrs_counters
 	static cqrs_counters s;
 	memcpy(&s, c, sizeof s);
 #define RATE(f) (prev && dt > 0 ? (double)(s.f - prev->f) / dt : 0.0)
-	printf("engine %s  durability %s  data %s\n", engine, mode_name(s.durability), s.data_dir);
+	printf("engine %s  durability %s  threading %s  data %s\n", engine, mode_name(s.durability),
+	       s.threading == CQRS_THREADING_SHARED ? "shared" : "dedicated", s.data_dir);
 	printf("%-22s %14s %14s\n", "counter", "total", "per second");
 	printf("%-22s %14llu %14.0f\n", "commands", (unsigned long long)s.commands, RATE(commands));
 	printf("%-22s %14llu %14.0f\n", "  accepted", (unsigned long long)s.accepted, RATE(accepted));
@@ -57,8 +59,11 @@ static void show(const char *engine, const cqrs_counters *c, const cqrs_counters
 	printf("%-22s %14llu %14.0f\n", "fdatasyncs", (unsigned long long)s.fdatasyncs, RATE(fdatasyncs));
 	printf("%-22s %14llu\n", "durable seq", (unsigned long long)s.durable_seq);
 	printf("%-22s %14llu\n", "published seq", (unsigned long long)s.published_seq);
-	printf("%-22s %14llu of %llu\n", "ring bytes in use", (unsigned long long)s.ring_used,
-	       (unsigned long long)s.ring_size);
+	if (s.ring_size)
+		printf("%-22s %14llu of %llu\n", "ring bytes in use", (unsigned long long)s.ring_used,
+		       (unsigned long long)s.ring_size);
+	else
+		printf("%-22s %14s\n", "ring bytes in use", "none (projections on the command thread)");
 	printf("%-22s %14llu events in %.1f ms\n", "replayed at start", (unsigned long long)s.replayed,
 	       (double)s.replay_ns / 1e6);
 	printf("%-22s p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n", "command-to-ack",

@@ -2,8 +2,11 @@
  * examples/orders/main.c - cqrs-orders: the reference demo.
  *
  *   cqrs-orders demo  [--dir D] [--fresh] [--duration S] [--durability M]
- *                     [--customers N] [--name ENGINE] [--quiet]
- *   cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE]
+ *                     [--customers N] [--name ENGINE] [--shared] [--quiet]
+ *   cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]
+ *
+ * --shared: CQRS_THREADING_SHARED (projections applied on the command
+ * thread; for hosts with fewer cores than threads).
  *
  * demo: starts the `orders` engine in D (default ./data; an existing one is
  * recovered and continued, --fresh starts over), registers customers, then
@@ -52,6 +55,7 @@ typedef struct options {
 	int durability;
 	uint64_t customers;
 	int quiet;
+	int threading; /* enum cqrs_threading_mode */
 } options;
 
 static volatile sig_atomic_t got_signal;
@@ -118,6 +122,7 @@ static int open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	cfg.data_dir = o->dir;
 	cfg.durability = o->durability;
 	cfg.projector_threads = 2;
+	cfg.threading = o->threading;
 	cfg.aggregates_hint = DEMO_ORDERS; /* a power of two: slots are rounded up to one */
 	cfg.log = log_cb;
 	cfg.log_arg = (void *)o;
@@ -495,8 +500,9 @@ static int run_demo(const options *o)
 	l.ids.first_customer = 1 + cqrs_store_count(m.customers);
 	l.ids.customers = o->customers;
 	l.ids.next_order = 1 + cqrs_store_count(m.orders);
-	printf("cqrs-orders demo: engine '%s' in %s, durability %s, %.0f s; %" PRIu64
-	       " events recovered\n", o->name, o->dir, durability_name(o->durability), o->duration,
+	printf("cqrs-orders demo: engine '%s' in %s, durability %s%s, %.0f s; %" PRIu64
+	       " events recovered\n", o->name, o->dir, durability_name(o->durability),
+	       o->threading == CQRS_THREADING_SHARED ? ", shared threading" : "", o->duration,
 	       CTR(c->replayed));
 	fflush(stdout); /* before the progress lines on stderr */
 	if (register_customers(e, &l.ids)) {
@@ -607,8 +613,9 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: cqrs-orders demo  [--dir D] [--fresh] [--duration S] [--durability none|batch|interval]\n"
-		"                         [--customers N] [--name ENGINE] [--quiet]\n"
-		"       cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE]\n");
+		"                         [--customers N] [--name ENGINE] [--shared] [--quiet]\n"
+		"       cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]\n"
+		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n");
 }
 
 int main(int argc, char **argv)
@@ -618,6 +625,7 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, 0, 't' }, { "durability", required_argument, 0, 'm' },
 		{ "customers", required_argument, 0, 'c' }, { "name", required_argument, 0, 'n' },
 		{ "quiet", no_argument, 0, 'q' },          { "help", no_argument, 0, 'h' },
+		{ "shared", no_argument, 0, 's' },
 		{ 0, 0, 0, 0 }
 	};
 	options o = { .dir = "./data", .name = "orders", .duration = 10, .customers = 10000,
@@ -649,6 +657,7 @@ int main(int argc, char **argv)
 		case 'c': o.customers = strtoull(optarg, NULL, 10); break;
 		case 'n': o.name = optarg; break;
 		case 'q': o.quiet = 1; break;
+		case 's': o.threading = CQRS_THREADING_SHARED; break;
 		default: usage(); return 2;
 		}
 	}

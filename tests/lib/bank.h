@@ -37,6 +37,8 @@ extern _Atomic int64_t bank_poison_amount;
 extern int bank_register_withdrawn;
 /* cqrs_config.pretouch of the engines bank_start opens (default 0). */
 extern int bank_pretouch;
+/* cqrs_config.threading of the engines bank_start opens (default DEDICATED). */
+extern int bank_threading;
 
 /* Opens and starts an engine named name in dir with the bank domain.
  * capacity: the balances view's initial rows. on_error: projection policy. */

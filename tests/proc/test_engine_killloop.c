@@ -11,6 +11,10 @@
  *     journal (the child also resends a few acknowledged ones);
  *   - the view equals a fresh rebuild: balances and op counts recomputed
  *     from the journal match the rows the restarted engine serves.
+ * Cycles alternate the threading mode (the child of an odd cycle applies
+ * on its command thread, CQRS_THREADING_SHARED; the restart uses the
+ * other mode), so views written either way survive a kill and are
+ * adopted by the other.
  * Usage: test_engine_killloop [cycles]   (default 12; 4 under sanitizers)
  */
 #include <errno.h>
@@ -104,6 +108,7 @@ int main(int argc, char **argv)
 
 		if (pipe(p))
 			return fail("pipe");
+		bank_threading = cycle % 2 ? CQRS_THREADING_SHARED : CQRS_THREADING_DEDICATED;
 		pid = fork();
 		if (pid == 0) {
 			close(p[0]);
@@ -131,6 +136,7 @@ int main(int argc, char **argv)
 		/* Restart (recovers the journal, rebuilds dirty views). */
 		bank_model m;
 		cqrs_engine *e;
+		bank_threading = cycle % 2 ? CQRS_THREADING_DEDICATED : CQRS_THREADING_SHARED;
 		if (bank_start(name, dir, CQRS_DURABILITY_BATCH, 256, CQRS_ON_ERROR_SKIP, &m, &e)) {
 			fprintf(stderr, "restart: %s\n", cqrs_last_error());
 			return fail("restart after SIGKILL");

@@ -3,8 +3,10 @@
  * and evolve, rejections, optimistic concurrency, idempotency (also across a
  * restart), dead letters (skip and halt), view growth, blue/green rebuild
  * with a reader reading throughout, clean stop and resume, and a journal
- * failure that poisons the engine. Each test uses its own engine name and
- * data folder and removes both.
+ * failure that poisons the engine. The suite runs twice: projections on
+ * projector threads (DEDICATED threading), then on the command thread
+ * (SHARED); one more test switches modes across restarts. Each test uses
+ * its own engine name and data folder and removes both.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -531,6 +533,51 @@ static void test_journal_failure_poisons(void **state)
 	assert_true(row.balance == 6 || row.balance == 11);
 }
 
+/* Views written in one threading mode are resumed (not rebuilt) by an
+ * engine in the other, and serve the same rows. */
+static void test_threading_switch(void **state)
+{
+	fixture *f = *state;
+	uint64_t seq = 0, gen;
+	cqrs_view *v;
+
+	bank_threading = CQRS_THREADING_DEDICATED;
+	start(f, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP);
+	for (uint64_t a = 1; a <= 40; a++)
+		assert_int_equal(bank_do(f->e, BANK_DEPOSIT, a, 3, 0, 0, &seq), 0);
+	bank_threading = CQRS_THREADING_SHARED;
+	restart(f, CQRS_DURABILITY_NONE, 1024);
+	assert_true(cqrs_engine_counters(f->e)->threading == CQRS_THREADING_SHARED); /* `cqrs stat` */
+	assert_true(cqrs_engine_counters(f->e)->ring_size == 0);
+	assert_int_equal(cqrs_view_open(f->name, "balances", &v), 0);
+	gen = cqrs_view_generation(v);
+	assert_true(cqrs_view_applied_seq(v) == seq);
+	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 7, 4, 0, 0, &seq), 0);
+	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	assert_true(read_row(f, 7, seq).balance == 7);
+	bank_threading = CQRS_THREADING_DEDICATED;
+	restart(f, CQRS_DURABILITY_NONE, 1024);
+	assert_int_equal(cqrs_view_refresh(v), 0);
+	assert_true(cqrs_view_generation(v) == gen); /* resumed both times */
+	assert_true(CTR(cqrs_engine_counters(f->e)->proj[0].rebuilds) == 0);
+	assert_true(read_row(f, 7, seq).balance == 7 && read_row(f, 8, seq).balance == 3);
+	cqrs_view_close(v);
+}
+
+static int use_shared(void **state)
+{
+	(void)state;
+	bank_threading = CQRS_THREADING_SHARED;
+	return 0;
+}
+
+static int use_dedicated(void **state)
+{
+	(void)state;
+	bank_threading = CQRS_THREADING_DEDICATED;
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,5 +594,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_failure_poisons, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest switching[] = {
+		cmocka_unit_test_setup_teardown(test_threading_switch, setup, teardown),
+	};
+	int failed = cmocka_run_group_tests_name("dedicated threading", tests, use_dedicated, NULL);
+
+	failed += cmocka_run_group_tests_name("shared threading", tests, use_shared, use_dedicated);
+	return failed + cmocka_run_group_tests_name("threading switch", switching, NULL, use_dedicated);
 }
