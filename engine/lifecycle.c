@@ -11,6 +11,8 @@
  *      anything is published: ring seqs start at the journal's next seq
  *   6. projector threads (replay the journal gap, then follow the ring)
  *   7. command thread; control state RUNNING
+ * SHARED threading skips 5, and 6 replays the journal gap on the starting
+ * thread: the command thread applies every batch from there on.
  * Stop is the reverse: the command thread drains submissions, flushes and
  * waits until everything is durable and published; projectors apply
  * everything published; views are marked clean; the journal is closed.
@@ -233,6 +235,8 @@ static int start(cqrs_engine *e)
 	uint64_t cap;
 	int rc;
 
+	if (e->cfg.pretouch)
+		cqrs_wm_prefault(); /* the write model's memory, before deciding */
 	rc = cqrs_versions_create(e->cfg.aggregates_hint, &e->versions);
 	if (!rc)
 		rc = cqrs_dedup_create(e->cfg.dedup_window, &e->dedup);

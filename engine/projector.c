@@ -19,14 +19,21 @@
  * consumer was added at the ring's tail before the command thread started,
  * so no event is missed or seen twice.
  *
+ * SHARED threading (cqrs_config.threading): no ring and no threads. The
+ * same per-thread groups exist; their catch-up replay runs at start on the
+ * starting thread, and each durable batch is applied to every group by the
+ * command thread inside cqrs__publish, straight from the journal's bytes.
+ * Rebuild and dead-letter-retry requests ring the command thread's
+ * doorbell; it carries them out between batches.
+ *
  * Failures: an apply that returns an error other than CQRS_EFULL records a
  * dead letter (durably) and the projection skips the event or halts, per
  * its policy. CQRS_EFULL grows the full view: a new generation with twice
  * the capacity of every view of the projection is rebuilt from the journal
  * up to the event before, swapped in (readers follow), and the event is
  * applied again. Rebuild on request (cqrs_engine_rebuild) runs the same
- * rebuild on the projector thread while readers keep reading the old
- * generation, then swaps.
+ * rebuild on the projector thread (SHARED: the command thread) while
+ * readers keep reading the old generation, then swaps.
  */
 #include <dirent.h>
 #include <stdarg.h>
@@ -551,6 +558,8 @@ static void apply_shared(cqrs_engine *e, const void *records, size_t bytes)
 {
 	projector *ts = e->projectors;
 
+	if (!ts) /* stopped: the views are closed */
+		return;
 	for (uint32_t i = 0; i < e->cfg.projector_threads; i++) {
 		projector *t = &ts[i];
 		uint64_t events = 0, last;
@@ -566,7 +575,8 @@ static void apply_shared(cqrs_engine *e, const void *records, size_t bytes)
 bool cqrs__projectors_requested(cqrs_engine *e)
 {
 	for (uint32_t k = 0; k < e->nprojs; k++)
-		/* seq_cst: pairs with the requester's seq_cst store (see above). */
+		/* seq_cst: pairs with the requester's seq_cst exchange in
+		 * cqrs_engine_rebuild / cqrs_engine_retry_dead_letters. */
 		if (atomic_load_explicit(&e->projs[k]->rebuild_requested, memory_order_seq_cst) ||
 		    atomic_load_explicit(&e->projs[k]->retry_requested, memory_order_seq_cst))
 			return true;
@@ -669,12 +679,12 @@ static void retry_dead_letters(cqrs_engine *e, projector *t, cqrs_proj *p)
 
 static void poll_requests(cqrs_engine *e, projector *t, cqrs_proj *p)
 {
-	/* acquire: pairs with the requester's release store. */
+	/* acquire: pairs with the requester's seq_cst exchange. */
 	if (atomic_load_explicit(&p->rebuild_requested, memory_order_acquire)) {
 		atomic_store_explicit(&p->rebuild_requested, 0, memory_order_relaxed); /* owner */
 		grow_and_rebuild(e, p, atomic_load_explicit(&p->applied_seq, memory_order_relaxed), 0);
 	}
-	/* acquire: pairs with the requester's release store. */
+	/* acquire: pairs with the requester's seq_cst exchange. */
 	if (atomic_load_explicit(&p->retry_requested, memory_order_acquire)) {
 		atomic_store_explicit(&p->retry_requested, 0, memory_order_relaxed); /* owner */
 		retry_dead_letters(e, t, p);
@@ -695,10 +705,11 @@ int cqrs_engine_rebuild(cqrs_engine *e, const char *projection)
 
 	if (!p)
 		return CQRS_ENOTFOUND;
-	/* seq_cst: the projector acts on it with acquire; in SHARED threading
-	 * it pairs with the sleeping command thread's seq_cst count of
-	 * waiters (cqrs__projectors_requested is its re-check). */
-	atomic_store_explicit(&p->rebuild_requested, 1, memory_order_seq_cst);
+	/* seq_cst RMW (cqrs__ring_wake's contract): the projector acts on it
+	 * with acquire; in SHARED threading it pairs with the sleeping command
+	 * thread's seq_cst count of waiters and re-check of this flag
+	 * (cqrs__projectors_requested), so the kick below cannot be lost. */
+	(void)atomic_exchange_explicit(&p->rebuild_requested, 1, memory_order_seq_cst);
 	cqrs__submit_kick(e);
 	return 0;
 }
@@ -709,10 +720,11 @@ int cqrs_engine_retry_dead_letters(cqrs_engine *e, const char *projection)
 
 	if (!p)
 		return CQRS_ENOTFOUND;
-	/* seq_cst: the projector acts on it with acquire; in SHARED threading
-	 * it pairs with the sleeping command thread's seq_cst count of
-	 * waiters (cqrs__projectors_requested is its re-check). */
-	atomic_store_explicit(&p->retry_requested, 1, memory_order_seq_cst);
+	/* seq_cst RMW (cqrs__ring_wake's contract): the projector acts on it
+	 * with acquire; in SHARED threading it pairs with the sleeping command
+	 * thread's seq_cst count of waiters and re-check of this flag
+	 * (cqrs__projectors_requested), so the kick below cannot be lost. */
+	(void)atomic_exchange_explicit(&p->retry_requested, 1, memory_order_seq_cst);
 	cqrs__submit_kick(e);
 	return 0;
 }

@@ -161,9 +161,12 @@ static void ring_bell(cqrs_engine *e)
 
 void cqrs__submit_kick(cqrs_engine *e)
 {
-	/* relaxed: a status word; a kick that misses the start is not needed
-	 * (the command thread looks at requests when it starts). */
-	if (e->bell && atomic_load_explicit(&e->state, memory_order_relaxed) == ENGINE_RUNNING)
+	/* Only SHARED threading's command thread acts on requests. acquire:
+	 * pairs with start's release store of RUNNING, which publishes e->bell;
+	 * a kick before the start is not needed (the command thread looks at
+	 * requests as it starts). Like cqrs_submit, not for use racing stop. */
+	if (e->cfg.threading == CQRS_THREADING_SHARED &&
+	    atomic_load_explicit(&e->state, memory_order_acquire) == ENGINE_RUNNING)
 		ring_bell(e);
 }
 

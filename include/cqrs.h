@@ -10,7 +10,9 @@
  *   the events it emits (io_uring, group commit), and once a batch is durable
  *   for the configured mode it acknowledges the batch's commands and
  *   publishes its events on a broadcast ring to projector threads, which
- *   apply them to views that other processes read (cqrs_view.h).
+ *   apply them to views that other processes read (cqrs_view.h). In SHARED
+ *   threading (cqrs_config.threading) the command thread applies them
+ *   itself, before acknowledging.
  *
  *     decide(ctx, cmd, model)  -> cqrs_emit(ctx, ...) zero or more events,
  *                                 or return cqrs_reject(ctx, "reason")
@@ -23,8 +25,12 @@
  *
  * Threads
  *   decide and evolve run on the command thread only; each projection's
- *   apply runs on its projector thread only. cqrs_submit*, cqrs_ticket_* and
- *   cqrs_engine_stop are callable from any thread.
+ *   apply runs on its projector thread only (SHARED threading: on the
+ *   command thread, and its catch-up at start on the thread that calls
+ *   cqrs_engine_start). cqrs_submit*, cqrs_ticket_* and cqrs_engine_stop
+ *   are callable from any thread - but not from apply in SHARED threading,
+ *   where waiting for the engine (a ticket, a view, a stop) would wait for
+ *   the very thread that runs it.
  *
  * Caveats
  *   - decide must be deterministic in (command, model) and must not block;
@@ -79,7 +85,6 @@ typedef struct cqrs_config {
 	uint32_t ring_bytes;          /* broadcast ring size, power of two; default 16 MiB */
 	uint32_t projector_threads;   /* default 1; in SHARED threading, how many
 					 groups projections' `thread` numbers name */
-	int threading;                /* enum cqrs_threading_mode; default DEDICATED */
 	uint32_t max_batch_commands;  /* group commit limit; default 1024: a smaller
 					 batch reaches the journal and the
 					 projectors sooner, so they work beside the
@@ -105,10 +110,14 @@ typedef struct cqrs_config {
 					 rounded up to a power of two */
 	int pretouch;                 /* 1: at start, map every page of each view's
 					 rows (its capacity) instead of a window
-					 ahead of use: a slower start, no page
-					 zeroing on the projector thread (hosts that
+					 ahead of use, and fault in the write-model
+					 memory mapped so far (a thread faults in
+					 what the write model maps later, ahead of
+					 use): a slower start, no page zeroing on the
+					 command or projector threads (hosts that
 					 back memory lazily, VMs, make first touch
-					 costly); default 0 */
+					 costly: 2-9 ms per 2 MiB huge page on the
+					 2-core VM); default 0 */
 	uint32_t inline_write_bytes;  /* a batch of at most this many journal bytes
 					 is written into the page cache by the
 					 command thread itself (pwritev) instead of
@@ -120,6 +129,7 @@ typedef struct cqrs_config {
 					 runs through io_uring, beside deciding.
 					 Larger batches overlap their write too.
 					 Default 256 KiB, 0 = always io_uring */
+	int threading;                /* enum cqrs_threading_mode; default DEDICATED */
 } cqrs_config;
 
 /* An event as decide sees what it emitted, evolve and apply see it. */
@@ -202,7 +212,8 @@ typedef struct cqrs_projection_def {
 	uint32_t nviews;
 	cqrs_apply_fn apply;
 	void *arg;
-	uint32_t thread;              /* projector thread index */
+	uint32_t thread;              /* projector thread index (SHARED threading:
+					 its group; all run on the command thread) */
 	int on_error;                 /* enum cqrs_on_error */
 } cqrs_projection_def;
 
@@ -210,7 +221,9 @@ typedef struct cqrs_projection_def {
 CQRS_API int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def);
 
 /* Recovers (journal, write model, views) and starts the command and
- * projector threads. Returns 0, CQRS_ECORRUPT (journal refused; see
+ * projector threads (SHARED threading: catches stale views up from the
+ * journal on the calling thread, then starts the command thread alone).
+ * Returns 0, CQRS_ECORRUPT (journal refused; see
  * cqrs_last_error), -errno. */
 CQRS_API int cqrs_engine_start(cqrs_engine *e);
 

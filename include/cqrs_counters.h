@@ -4,7 +4,8 @@
  * `cqrs stat` and any reader process can watch a running engine.
  *
  * Writers: the command thread owns the first block and the two latency
- * histograms; projector threads own their projection entries. Every counter
+ * histograms; projector threads (SHARED threading: the command thread) own
+ * their projection entries. Every counter
  * has a single writer, which updates it with a relaxed atomic store (no
  * locked instruction on the hot path); readers load them relaxed and may
  * see values a few microseconds apart from each other, never a torn one.
@@ -17,6 +18,7 @@
 #ifndef CQRS_COUNTERS_H
 #define CQRS_COUNTERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cqrs_common.h"
@@ -75,16 +77,18 @@ typedef struct cqrs_counters {
 	/* histograms (command thread): ns */
 	uint64_t ack_latency[CQRS_COUNTERS_HIST];   /* submit -> ticket complete */
 	uint64_t batch_latency[CQRS_COUNTERS_HIST]; /* batch flush -> durable */
-	/* per projection (its projector thread) */
+	/* per projection (its projector thread, or the command thread) */
 	cqrs_counters_proj proj[CQRS_COUNTERS_MAX_PROJ];
 } cqrs_counters;
 
 #ifdef __cplusplus
 static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
+static_assert(offsetof(cqrs_counters, data_dir) == 64, "identity line is one cache line");
 #else
 _Static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 _Static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
+_Static_assert(offsetof(cqrs_counters, data_dir) == 64, "identity line is one cache line");
 #endif
 
 /* Smallest value counted in histogram bucket b. */

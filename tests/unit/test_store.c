@@ -2,7 +2,8 @@
  * tests/unit/test_store.c - the write model's aggregate store (u64 and byte
  * keys, against a reference model with randomized operations), the id
  * hash of its tables and of the version map, the write-model allocator's
- * per-thread caches, the idempotency window, and the latency histogram.
+ * per-thread caches and its prefaulting, the idempotency window, and the
+ * latency histogram.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,8 @@
 #include <cmocka.h>
 #include <jemalloc/jemalloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cqrs.h"
 #include "engine/dedup.h"
@@ -279,6 +282,51 @@ static void test_wm_tcache_released_at_thread_exit(void **state)
 	assert_int_equal(mallctl("tcache.destroy", NULL, NULL, &index, sizeof index), 0);
 }
 
+/* Share of the pages of [p, p + len) that are resident (mincore). */
+static double resident(const void *p, size_t len)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(page - 1);
+	size_t n = ((uintptr_t)p + len - lo + page - 1) / page, in = 0;
+	unsigned char *vec = malloc(n);
+
+	assert_non_null(vec);
+	assert_int_equal(mincore((void *)lo, n * page, vec), 0);
+	for (size_t i = 0; i < n; i++)
+		in += vec[i] & 1;
+	free(vec);
+	return (double)in / (double)n;
+}
+
+/* cqrs_wm_prefault faults in what the arena has mapped (a large calloc is
+ * left untouched by jemalloc: fresh pages are zero), and its thread what
+ * the arena maps afterwards, without anyone touching it. */
+static void test_wm_prefault(void **state)
+{
+	(void)state;
+#if JEMALLOC_VERSION_MAJOR > 5 || (JEMALLOC_VERSION_MAJOR == 5 && JEMALLOC_VERSION_MINOR >= 3)
+	const size_t len = 48u << 20;
+	uint8_t *a = cqrs_wm_calloc(len), *b;
+	double before = resident(a, len);
+
+	assert_non_null(a);
+	cqrs_wm_prefault();
+	printf("prefault: %.0f%% resident before, %.0f%% after\n", before * 100, resident(a, len) * 100);
+	assert_true(before < 0.5);
+	assert_true(resident(a, len) > 0.99);
+	b = cqrs_wm_calloc(2 * len); /* a new extent: the thread's */
+	assert_non_null(b);
+	for (int i = 0; i < 10000 && resident(b, 2 * len) < 0.99; i++)
+		usleep(1000);
+	assert_true(resident(b, 2 * len) > 0.99);
+	assert_true(a[len - 1] == 0 && b[2 * len - 1] == 0); /* still zero */
+	cqrs_wm_free(a, len);
+	cqrs_wm_free(b, 2 * len);
+#else
+	skip();
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_wm_tcache_released_at_thread_exit),
 		cmocka_unit_test(test_dedup),
 		cmocka_unit_test(test_hist),
+		cmocka_unit_test(test_wm_prefault), /* last: it starts the prefault thread */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
