@@ -235,8 +235,6 @@ static int start(cqrs_engine *e)
 	uint64_t cap;
 	int rc;
 
-	if (e->cfg.pretouch)
-		cqrs_wm_prefault(); /* the write model's memory, before deciding */
 	rc = cqrs_versions_create(e->cfg.aggregates_hint, &e->versions);
 	if (!rc)
 		rc = cqrs_dedup_create(e->cfg.dedup_window, &e->dedup);
@@ -257,6 +255,13 @@ static int start(cqrs_engine *e)
 	rc = cqrs__replay_write_model(e, rec.next_seq, &rs);
 	if (rc)
 		return rc;
+	if (e->cfg.pretouch) {
+		/* The write model is built: its memory, before deciding. */
+		rc = cqrs_wm_prefault();
+		if (rc)
+			cqrs__log(e, CQRS_LOG_WARN, "pretouch: the write model's memory faults in on use (%s)",
+				  strerror(-rc));
+	}
 	e->last_assigned = rec.next_seq - 1;
 	atomic_store_explicit(&e->durable_seq, rec.next_seq - 1, memory_order_relaxed); /* pre-thread */
 	atomic_store_explicit(&e->published_seq, rec.next_seq - 1, memory_order_relaxed);

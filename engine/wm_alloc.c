@@ -9,6 +9,7 @@
  * pages back it where the kernel allows them ("madvise" or "always";
  * "never" leaves it as before).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,41 +60,48 @@ static extent_hooks_t huge_hooks;     /* the same, with huge_alloc */
  * The hook only queues the range (jemalloc maps few, large extents and
  * carves the rest from what it retains: five in a benchmark run, 832 MiB
  * in all). cqrs_wm_prefault faults in what is queued on the calling
- * thread (an engine's start, with cqrs_config.pretouch: 1-3 s for those
- * 832 MiB on the VM) and starts the thread for what comes later. A full
- * queue drops a range (its pages fault in on use, as before). */
+ * thread (an engine's start, with cqrs_config.pretouch, after the write
+ * model is rebuilt: 1-3 s for those 832 MiB on the VM) and starts the
+ * thread for what comes later. That is ahead of use only where the thread
+ * gets there first: a table that grows while the engine runs is touched
+ * at once, at random, by the command thread. A full queue drops a range
+ * (its pages fault in on use, as before). The cost is memory: everything
+ * the arena maps becomes resident, the unused end of its last extent too.
+ * The thread inherits the CPU affinity of the engine's starting thread. */
 #define PREFAULT_QUEUE 64
 static pthread_mutex_t pf_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pf_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pf_cond = PTHREAD_COND_INITIALIZER; /* a range queued */
+static pthread_cond_t pf_idle = PTHREAD_COND_INITIALIZER; /* the thread is done with one */
 static struct { uintptr_t lo, hi; } pf_queue[PREFAULT_QUEUE];
-static unsigned pf_head, pf_tail; /* under pf_lock */
-static pthread_once_t pf_once = PTHREAD_ONCE_INIT;
+static unsigned pf_head, pf_tail; /* under pf_lock, as the two below */
+static int pf_busy;               /* the thread is faulting in a range */
+static int pf_started;            /* the thread runs (in this process) */
 
-/* Takes the oldest queued range; with wait, sleeps until there is one. */
+/* Takes the oldest queued range; with wait, sleeps until there is one.
+ * Called with pf_lock held. */
 static int prefault_take(uintptr_t *lo, uintptr_t *hi, int wait)
 {
-	int got;
-
-	pthread_mutex_lock(&pf_lock);
 	while (wait && pf_head == pf_tail)
 		pthread_cond_wait(&pf_cond, &pf_lock);
-	got = pf_head != pf_tail;
-	if (got) {
-		*lo = pf_queue[pf_head % PREFAULT_QUEUE].lo;
-		*hi = pf_queue[pf_head % PREFAULT_QUEUE].hi;
-		pf_head++;
-	}
-	pthread_mutex_unlock(&pf_lock);
-	return got;
+	if (pf_head == pf_tail)
+		return 0;
+	*lo = pf_queue[pf_head % PREFAULT_QUEUE].lo;
+	*hi = pf_queue[pf_head % PREFAULT_QUEUE].hi;
+	pf_head++;
+	return 1;
 }
 
-/* Pages already present are left as they are; a range unmapped meanwhile
- * fails harmlessly (jemalloc retains what it maps). */
-static void prefault_range(uintptr_t lo, uintptr_t hi)
+/* Faults in [lo, hi) 2 MiB at a time. MADV_POPULATE_WRITE faults pages in
+ * as a write would, without writing: pages present (jemalloc may have
+ * handed them out and the command thread be writing them) keep their
+ * contents. A range unmapped meanwhile fails harmlessly (jemalloc retains
+ * what it maps). Returns 0 or the first error (EINVAL before Linux 5.14). */
+static int prefault_range(uintptr_t lo, uintptr_t hi)
 {
 	for (uintptr_t p = lo; p < hi; p += HUGE_PAGE)
 		if (madvise((void *)p, hi - p < HUGE_PAGE ? hi - p : HUGE_PAGE, MADV_POPULATE_WRITE))
-			break; /* before Linux 5.14, or gone */
+			return errno;
+	return 0;
 }
 
 static void *prefault_main(void *arg)
@@ -101,22 +109,29 @@ static void *prefault_main(void *arg)
 	uintptr_t lo, hi;
 
 	(void)arg;
-	while (prefault_take(&lo, &hi, 1))
-		prefault_range(lo, hi);
+	pthread_setname_np(pthread_self(), "cqrs-prefault");
+	pthread_mutex_lock(&pf_lock);
+	while (prefault_take(&lo, &hi, 1)) {
+		pf_busy = 1;
+		pthread_mutex_unlock(&pf_lock);
+		(void)prefault_range(lo, hi); /* the start reported whether it works */
+		pthread_mutex_lock(&pf_lock);
+		pf_busy = 0;
+		pthread_cond_broadcast(&pf_idle);
+	}
+	pthread_mutex_unlock(&pf_lock);
 	return NULL;
 }
 
-static void prefault_start(void)
+/* A forked child has none of the parent's threads: it starts its own
+ * (and gets a fresh lock, in case the parent's was held at the fork). */
+static void prefault_atfork_child(void)
 {
-	pthread_t t;
-	pthread_attr_t a;
-
-	if (pthread_attr_init(&a))
-		return;
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &a, prefault_main, NULL) == 0)
-		pthread_setname_np(t, "cqrs-prefault");
-	pthread_attr_destroy(&a);
+	pthread_mutex_init(&pf_lock, NULL);
+	pthread_cond_init(&pf_cond, NULL);
+	pthread_cond_init(&pf_idle, NULL);
+	pf_head = pf_tail = 0;
+	pf_busy = pf_started = 0;
 }
 
 static void prefault_queue(uintptr_t lo, uintptr_t hi)
@@ -182,6 +197,7 @@ static void arena_create(void)
 	size_t hsz = sizeof default_hooks;
 	extent_hooks_t *hooks = &huge_hooks;
 
+	(void)pthread_atfork(NULL, NULL, prefault_atfork_child);
 	if (mallctl("arena.0.extent_hooks", &default_hooks, &hsz, NULL, 0) == 0 && default_hooks) {
 		huge_hooks = *default_hooks;
 		huge_hooks.alloc = huge_alloc;
@@ -217,14 +233,45 @@ static int flags(void)
 	       (tcache_state > 0 ? MALLOCX_TCACHE(tcache_index) : MALLOCX_TCACHE_NONE);
 }
 
-void cqrs_wm_prefault(void)
+int cqrs_wm_prefault(void)
 {
 #if HUGE_HOOKS
 	uintptr_t lo, hi;
+	int err = 0, start;
 
-	while (prefault_take(&lo, &hi, 0)) /* what is mapped already: now */
-		prefault_range(lo, hi);
-	pthread_once(&pf_once, prefault_start); /* what is mapped later */
+	/* What is mapped already, now: on this thread, and what the thread
+	 * is in the middle of. */
+	pthread_mutex_lock(&pf_lock);
+	while (prefault_take(&lo, &hi, 0)) {
+		pthread_mutex_unlock(&pf_lock);
+		if (!err)
+			err = prefault_range(lo, hi);
+		pthread_mutex_lock(&pf_lock);
+	}
+	while (pf_busy)
+		pthread_cond_wait(&pf_idle, &pf_lock);
+	start = !pf_started && !err;
+	pf_started |= start;
+	pthread_mutex_unlock(&pf_lock);
+	if (start) { /* what is mapped later: the thread */
+		pthread_t t;
+		pthread_attr_t a;
+
+		if (pthread_attr_init(&a) == 0) {
+			pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+			if (pthread_create(&t, &a, prefault_main, NULL))
+				err = EAGAIN;
+			pthread_attr_destroy(&a);
+		}
+		if (err) {
+			pthread_mutex_lock(&pf_lock);
+			pf_started = 0;
+			pthread_mutex_unlock(&pf_lock);
+		}
+	}
+	return -err;
+#else
+	return -ENOTSUP;
 #endif
 }
 

@@ -31,11 +31,13 @@ static inline uint64_t cqrs_ck_ht_slots(uint64_t entries)
 	return entries < 32 ? 64 : entries * 2;
 }
 
-/* Faults in the memory the arena has mapped so far, on the calling thread,
- * and starts (once per process) a thread that faults in what it maps
- * later, ahead of its use (wm_alloc.c has why); cqrs_config.pretouch asks
- * for it at an engine's start. */
-void cqrs_wm_prefault(void);
+/* Faults in the memory the arena has mapped so far, on the calling thread
+ * (waiting for a range the prefault thread is in the middle of), and
+ * starts (once per process) that thread, which faults in what the arena
+ * maps later (wm_alloc.c has why). cqrs_config.pretouch asks for it at an
+ * engine's start. 0, or -errno: -EINVAL where the kernel lacks
+ * MADV_POPULATE_WRITE (before 5.14), -ENOTSUP without the arena's hooks. */
+int cqrs_wm_prefault(void);
 
 /* Arena index (for stats); -1 if the arena could not be created and the
  * default arena is in use. */
