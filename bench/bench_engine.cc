@@ -20,6 +20,9 @@
  *                           each burst timed until the view shows all of it.
  *                           With the engine's one command thread (T = 1)
  *                           that is two threads for two cores.
+ *   BM_HandoffFloor/R       the same client against a bare echo thread: the
+ *                           floor this machine sets (run first, before any
+ *                           engine has mapped memory).
  *   BM_EngineRecovery/V     restart over a journal of kRecoveryEvents events:
  *                           V = 0 views resumed (write model replay only),
  *                           V = 1 views removed (write model + view rebuild).
@@ -52,6 +55,8 @@
 #include <vector>
 
 #include <ftw.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sqlite3.h>
@@ -239,6 +244,194 @@ void fill_create(create_order *co, uint64_t order_id)
 		 (unsigned)(order_id % 9999));
 }
 
+/* ---- latency: the client and the floor ------------------------------------------ */
+
+/* Sleeps until the monotonic time due_ns. */
+void sleep_until(uint64_t due_ns)
+{
+	struct timespec ts = { (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR)
+		;
+}
+
+/* Latency counters of the BM_EngineVisible* benchmarks (ns). */
+void report_latency(benchmark::State &state, std::vector<uint64_t> &visible,
+		    std::vector<uint64_t> &acks, int burst)
+{
+	auto q = [](const std::vector<uint64_t> &v, double p) {
+		return v.empty() ? 0.0 : (double)v[(size_t)(p * (double)(v.size() - 1))];
+	};
+	std::sort(visible.begin(), visible.end());
+	std::sort(acks.begin(), acks.end());
+	state.counters["p50_ns"] = q(visible, 0.5);
+	state.counters["p99_ns"] = q(visible, 0.99);
+	state.counters["p999_ns"] = q(visible, 0.999);
+	state.counters["ack_p50_ns"] = q(acks, 0.5);
+	state.counters["ack_p99_ns"] = q(acks, 0.99);
+	state.counters["burst"] = burst;
+}
+
+/* Quantile q of a counters-region histogram: its bucket's low end. */
+double hist_quantile(const uint64_t *h, double q)
+{
+	uint64_t total = 0, seen = 0;
+	for (unsigned b = 0; b < CQRS_COUNTERS_HIST; b++)
+		total += h[b];
+	for (unsigned b = 0; b < CQRS_COUNTERS_HIST; b++) {
+		seen += h[b];
+		if (total && seen > (uint64_t)(q * (double)total))
+			return (double)cqrs_counters_bucket_low(b);
+	}
+	return 0;
+}
+
+/* CQRS_BENCH_BURST (1..100), default 10. */
+int bench_burst()
+{
+	const char *bs = getenv("CQRS_BENCH_BURST");
+	return bs && atoi(bs) > 0 && atoi(bs) <= 100 ? atoi(bs) : 10;
+}
+
+/* An open-loop client in one thread: every burst/rate seconds it calls
+ * send(slot) on schedule, whatever is still in flight (at most kSlots
+ * bursts, 100 ms at the default rate), and in between polls the oldest
+ * bursts in order with poll(slot, &acked_ns) (true once complete; acked_ns
+ * set when answered). A burst's sample runs to when the poll saw it
+ * complete, from when it was due if the client was busy polling past that
+ * time (a stall behind it delays the sends: no coordinated omission), else
+ * from its send (a late timer wake-up is the client's, not the engine's).
+ * The thread sleeps only when nothing is in flight, and yields while it
+ * polls (a spin would hold a core the engine may need). Returns the
+ * seconds it sent for. */
+constexpr size_t kSlots = 1024;
+
+template <class Send, class Poll>
+double open_loop(benchmark::State &state, uint64_t rate, size_t burst, Send send, Poll poll_slot,
+		 std::vector<uint64_t> &samples, std::vector<uint64_t> &acks)
+{
+	const uint64_t period = burst * 1000000000ull / rate;
+	const int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	static uint64_t sent_at[kSlots], acked_at[kSlots];
+	uint64_t head = 0, tail = 0; /* bursts [head, tail) in flight */
+	auto poll = [&]() {
+		for (; head != tail; head++) {
+			size_t s = head % kSlots;
+			if (!poll_slot(s, &acked_at[s]))
+				return true;
+			samples.push_back(cqrs_mono_ns() - sent_at[s]);
+			acks.push_back(acked_at[s] - sent_at[s]);
+		}
+		return false;
+	};
+	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
+	samples.reserve(1 << 20);
+	acks.reserve(1 << 20);
+	uint64_t due = cqrs_mono_ns(), begin = due;
+	for (auto _ : state) {
+		bool slept = false;
+		due += period;
+		while (cqrs_mono_ns() < due || tail - head == kSlots) {
+			if (!poll()) {
+				sleep_until(due);
+				slept = true;
+				break;
+			}
+			sched_yield();
+		}
+		size_t s = tail % kSlots;
+		uint64_t now = cqrs_mono_ns();
+		sent_at[s] = slept ? now : std::min(due, now);
+		acked_at[s] = 0;
+		if (!send(s))
+			break;
+		tail++;
+	}
+	double secs = (double)(cqrs_mono_ns() - begin) / 1e9;
+	while (poll())
+		sched_yield();
+	prctl(PR_SET_TIMERSLACK, slack > 0 ? (unsigned long)slack : 50000ul, 0, 0, 0);
+	return secs;
+}
+
+/* The floor this machine sets for BM_EngineVisibleOneClient, same run: the
+ * same open-loop client, but each burst is a counter bumped for an echo
+ * thread that answers at once and idles as the command thread does (yields
+ * for idle_yield_us, 100 us, then sleeps on a futex the client wakes).
+ * What is left is two threads handing a number back and forth on this
+ * machine's cores: scheduling, wake-ups, host noise. (An echo that only
+ * yields is no floor: under EEVDF each yield pushes its deadline a slice
+ * further, and a client yielding beside it on one core waited up to
+ * 25 ms.) */
+void futex_call(std::atomic<uint32_t> *w, int op, uint32_t val, const struct timespec *ts)
+{
+	(void)syscall(SYS_futex, reinterpret_cast<uint32_t *>(w), op, val, ts, nullptr, 0);
+}
+
+void BM_HandoffFloor(benchmark::State &state)
+{
+	static_assert(sizeof(std::atomic<uint32_t>) == 4, "a futex word");
+	std::atomic<uint64_t> asked{ 0 }, answered{ 0 };
+	std::atomic<uint32_t> bell{ 0 }, sleeping{ 0 };
+	std::atomic<bool> stop{ false };
+	std::thread echo([&] {
+		const struct timespec nap = { 0, 10000000 };
+		uint64_t idle_since = 0;
+		while (!stop.load(std::memory_order_relaxed)) {
+			uint64_t a = asked.load(std::memory_order_acquire);
+			if (a != answered.load(std::memory_order_relaxed)) {
+				answered.store(a, std::memory_order_release);
+				idle_since = 0;
+				continue;
+			}
+			uint64_t now = cqrs_mono_ns();
+			if (!idle_since)
+				idle_since = now;
+			if (now - idle_since < 100000) {
+				sched_yield();
+				continue;
+			}
+			uint32_t seen = bell.load(std::memory_order_acquire);
+			/* seq_cst: pairs with the client's seq_cst store of asked and
+			 * load of sleeping (Dekker): one of us sees the other. */
+			sleeping.store(1, std::memory_order_seq_cst);
+			if (asked.load(std::memory_order_seq_cst) == a && !stop.load(std::memory_order_relaxed))
+				futex_call(&bell, FUTEX_WAIT_PRIVATE, seen, &nap);
+			sleeping.store(0, std::memory_order_relaxed);
+			idle_since = 0;
+		}
+	});
+	auto ring = [&] {
+		if (sleeping.load(std::memory_order_seq_cst)) { /* pairs with the echo's store */
+			bell.fetch_add(1, std::memory_order_release);
+			futex_call(&bell, FUTEX_WAKE_PRIVATE, 1, nullptr);
+		}
+	};
+	const size_t burst = (size_t)bench_burst();
+	static uint64_t want[kSlots];
+	uint64_t n = 0;
+	std::vector<uint64_t> samples, acks;
+	auto send = [&](size_t s) {
+		want[s] = ++n;
+		asked.store(n, std::memory_order_seq_cst); /* pairs with the echo's sleeping */
+		ring();
+		return true;
+	};
+	auto poll = [&](size_t s, uint64_t *acked_ns) {
+		if (answered.load(std::memory_order_acquire) < want[s])
+			return false;
+		*acked_ns = cqrs_mono_ns();
+		return true;
+	};
+	double secs = open_loop(state, (uint64_t)state.range(0), burst, send, poll, samples, acks);
+	stop = true;
+	bell.fetch_add(1, std::memory_order_release);
+	futex_call(&bell, FUTEX_WAKE_PRIVATE, 1, nullptr);
+	echo.join();
+	report_latency(state, samples, acks, (int)burst);
+	state.counters["rate"] = secs > 0 ? (double)(n * burst) / secs : 0;
+}
+BENCHMARK(BM_HandoffFloor)->Arg(100000)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(2.0);
+
 /* ---- engine: throughput ------------------------------------------------------- */
 
 void BM_EngineCommands(benchmark::State &state)
@@ -298,52 +491,6 @@ BENCHMARK(BM_EngineCommands)
 	->UseRealTime();
 
 /* ---- engine: command-to-visible ------------------------------------------------- */
-
-/* Sleeps until the monotonic time due_ns. */
-void sleep_until(uint64_t due_ns)
-{
-	struct timespec ts = { (time_t)(due_ns / 1000000000u), (long)(due_ns % 1000000000u) };
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR)
-		;
-}
-
-/* Latency counters of the BM_EngineVisible* benchmarks (ns). */
-void report_latency(benchmark::State &state, std::vector<uint64_t> &visible,
-		    std::vector<uint64_t> &acks, int burst)
-{
-	auto q = [](const std::vector<uint64_t> &v, double p) {
-		return v.empty() ? 0.0 : (double)v[(size_t)(p * (double)(v.size() - 1))];
-	};
-	std::sort(visible.begin(), visible.end());
-	std::sort(acks.begin(), acks.end());
-	state.counters["p50_ns"] = q(visible, 0.5);
-	state.counters["p99_ns"] = q(visible, 0.99);
-	state.counters["p999_ns"] = q(visible, 0.999);
-	state.counters["ack_p50_ns"] = q(acks, 0.5);
-	state.counters["ack_p99_ns"] = q(acks, 0.99);
-	state.counters["burst"] = burst;
-}
-
-/* Quantile q of a counters-region histogram: its bucket's low end. */
-double hist_quantile(const uint64_t *h, double q)
-{
-	uint64_t total = 0, seen = 0;
-	for (unsigned b = 0; b < CQRS_COUNTERS_HIST; b++)
-		total += h[b];
-	for (unsigned b = 0; b < CQRS_COUNTERS_HIST; b++) {
-		seen += h[b];
-		if (total && seen > (uint64_t)(q * (double)total))
-			return (double)cqrs_counters_bucket_low(b);
-	}
-	return 0;
-}
-
-/* CQRS_BENCH_BURST (1..100), default 10. */
-int bench_burst()
-{
-	const char *bs = getenv("CQRS_BENCH_BURST");
-	return bs && atoi(bs) > 0 && atoi(bs) <= 100 ? atoi(bs) : 10;
-}
 
 void BM_EngineVisible(benchmark::State &state)
 {
@@ -451,68 +598,7 @@ BENCHMARK(BM_EngineVisible)
 	->UseRealTime()
 	->MinTime(2.0);
 
-/* An open-loop client in one thread: every burst/rate seconds it calls
- * send(slot) on schedule, whatever is still in flight (at most kSlots
- * bursts, 100 ms at the default rate), and in between polls the oldest
- * bursts in order with poll(slot, &acked_ns) (true once complete; acked_ns
- * set when answered). A burst's sample runs to when the poll saw it
- * complete, from when it was due if the client was busy polling past that
- * time (a stall behind it delays the sends: no coordinated omission), else
- * from its send (a late timer wake-up is the client's, not the engine's).
- * The thread sleeps only when nothing is in flight, and yields while it
- * polls (a spin would hold a core the engine may need). Returns the
- * seconds it sent for. */
-constexpr size_t kSlots = 1024;
-
-template <class Send, class Poll>
-double open_loop(benchmark::State &state, uint64_t rate, size_t burst, Send send, Poll poll_slot,
-		 std::vector<uint64_t> &samples, std::vector<uint64_t> &acks)
-{
-	const uint64_t period = burst * 1000000000ull / rate;
-	const int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-	static uint64_t sent_at[kSlots], acked_at[kSlots];
-	uint64_t head = 0, tail = 0; /* bursts [head, tail) in flight */
-	auto poll = [&]() {
-		for (; head != tail; head++) {
-			size_t s = head % kSlots;
-			if (!poll_slot(s, &acked_at[s]))
-				return true;
-			samples.push_back(cqrs_mono_ns() - sent_at[s]);
-			acks.push_back(acked_at[s] - sent_at[s]);
-		}
-		return false;
-	};
-	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
-	samples.reserve(1 << 20);
-	acks.reserve(1 << 20);
-	uint64_t due = cqrs_mono_ns(), begin = due;
-	for (auto _ : state) {
-		bool slept = false;
-		due += period;
-		while (cqrs_mono_ns() < due || tail - head == kSlots) {
-			if (!poll()) {
-				sleep_until(due);
-				slept = true;
-				break;
-			}
-			sched_yield();
-		}
-		size_t s = tail % kSlots;
-		uint64_t now = cqrs_mono_ns();
-		sent_at[s] = slept ? now : std::min(due, now);
-		acked_at[s] = 0;
-		if (!send(s))
-			break;
-		tail++;
-	}
-	double secs = (double)(cqrs_mono_ns() - begin) / 1e9;
-	while (poll())
-		sched_yield();
-	prctl(PR_SET_TIMERSLACK, slack > 0 ? (unsigned long)slack : 50000ul, 0, 0, 0);
-	return secs;
-}
-
-/* The open-loop client above against the engine (durability none,
+/* The open-loop client (open_loop) against the engine (durability none,
  * threading from the first argument): a burst is one cqrs_submit_batch of
  * CreateOrders, complete when its tickets are answered and order_summaries
  * shows its last event. Also reports the engine's own submit-to-answer
@@ -584,48 +670,6 @@ BENCHMARK(BM_EngineVisibleOneClient)
 	->Unit(benchmark::kMicrosecond)
 	->UseRealTime()
 	->MinTime(2.0);
-
-/* The floor this machine sets for the benchmark above, same run: the same
- * open-loop client, but each burst is a counter bumped for an echo thread
- * that answers at once and yields while idle, never sleeping (the command
- * thread sleeps after idle_yield_us, 100 us, without work: about the gap
- * between bursts here). What is left is two threads handing a number back
- * and forth on this machine's cores: scheduling, host noise. */
-void BM_HandoffFloor(benchmark::State &state)
-{
-	std::atomic<uint64_t> asked{ 0 }, answered{ 0 };
-	std::atomic<bool> stop{ false };
-	std::thread echo([&] {
-		while (!stop.load(std::memory_order_relaxed)) {
-			uint64_t a = asked.load(std::memory_order_acquire);
-			if (a != answered.load(std::memory_order_relaxed))
-				answered.store(a, std::memory_order_release);
-			else
-				sched_yield();
-		}
-	});
-	const size_t burst = (size_t)bench_burst();
-	static uint64_t want[kSlots];
-	uint64_t n = 0;
-	std::vector<uint64_t> samples, acks;
-	auto send = [&](size_t s) {
-		want[s] = ++n;
-		asked.store(n, std::memory_order_release);
-		return true;
-	};
-	auto poll = [&](size_t s, uint64_t *acked_ns) {
-		if (answered.load(std::memory_order_acquire) < want[s])
-			return false;
-		*acked_ns = cqrs_mono_ns();
-		return true;
-	};
-	double secs = open_loop(state, (uint64_t)state.range(0), burst, send, poll, samples, acks);
-	stop = true;
-	echo.join();
-	report_latency(state, samples, acks, (int)burst);
-	state.counters["rate"] = secs > 0 ? (double)(n * burst) / secs : 0;
-}
-BENCHMARK(BM_HandoffFloor)->Arg(100000)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(2.0);
 
 /* ---- engine: recovery ------------------------------------------------------------- */
 
