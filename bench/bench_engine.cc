@@ -2,9 +2,10 @@
  * bench/bench_engine.cc - the engine end to end with the orders domain,
  * beside the traditional single-model design in SQLite, same run.
  *
- *   BM_EngineCommands/M     pipelined CreateOrder submissions from one
+ *   BM_EngineCommands/M/T   pipelined CreateOrder submissions from one
  *                           thread (4 x 1024 in flight), durability M
- *                           (0 none, 1 batch): acknowledged commands/s.
+ *                           (0 none, 1 batch), threading T (0 dedicated,
+ *                           1 shared): acknowledged commands/s.
  *   BM_EngineVisible/M/R/T  command-to-visible latency at R commands/s,
  *                           threading T (0 dedicated, 1 shared): a probe
  *                           submits one CreateOrder every 100 us and waits
@@ -437,6 +438,7 @@ BENCHMARK(BM_HandoffFloor)->Arg(100000)->Unit(benchmark::kMicrosecond)->UseRealT
 void BM_EngineCommands(benchmark::State &state)
 {
 	engine_env env;
+	env.threading = (int)state.range(1);
 	if (env.open((int)state.range(0), true)) {
 		state.SkipWithError("engine start failed");
 		return;
@@ -484,8 +486,10 @@ void BM_EngineCommands(benchmark::State &state)
  * then measures a write-model rehash and a view's growth (as it did in
  * about one run in three at 1.5M commands/s). */
 BENCHMARK(BM_EngineCommands)
-	->Arg(0)
-	->Arg(1)
+	->Args({ 0, CQRS_THREADING_DEDICATED })
+	->Args({ 1, CQRS_THREADING_DEDICATED })
+	->Args({ 0, CQRS_THREADING_SHARED })
+	->Args({ 1, CQRS_THREADING_SHARED })
 	->Iterations(kRunIterations)
 	->Unit(benchmark::kMillisecond)
 	->UseRealTime();
@@ -1019,11 +1023,12 @@ BENCHMARK(BM_QuerySqliteJoin)->UseRealTime()->MinTime(1.0);
 
 } /* namespace */
 
-/* The name google benchmark gives a throughput run with durability m. */
-std::string cmds_key(int m)
+/* The name google benchmark gives a throughput run with durability m and
+ * threading t. */
+std::string cmds_key(int m, int t = CQRS_THREADING_DEDICATED)
 {
-	return "BM_EngineCommands/" + std::to_string(m) + "/iterations:" + std::to_string(kRunIterations) +
-	       "/real_time";
+	return "BM_EngineCommands/" + std::to_string(m) + "/" + std::to_string(t) + "/iterations:" +
+	       std::to_string(kRunIterations) + "/real_time";
 }
 
 /* BM_EngineVisible with durability m and threading t, at 100k/s. */
@@ -1051,6 +1056,11 @@ int main(int argc, char **argv)
 		{ "commands/s, none durability", cmds_key(0),
 		  cmds_key(1), "items_per_second", true,
 		  "vs our own batch mode" },
+		{ "commands/s, batch, shared threading", cmds_key(1, CQRS_THREADING_SHARED),
+		  cmds_key(1), "items_per_second", true,
+		  "projections on the command thread, vs projector threads" },
+		{ "commands/s, none, shared threading", cmds_key(0, CQRS_THREADING_SHARED),
+		  cmds_key(0), "items_per_second", true, "" },
 		{ "cmd-to-visible p50 ns, none @100k/s", vis_key(0, 0), "", "p50_ns", false,
 		  "probe + load threads, projector threads" },
 		{ "cmd-to-visible p99 ns, none @100k/s", vis_key(0, 0), "", "p99_ns", false,
