@@ -1060,7 +1060,7 @@ int main(int argc, char **argv)
 		  cmds_key(1), "items_per_second", true,
 		  "projections on the command thread, vs projector threads" },
 		{ "commands/s, none, shared threading", cmds_key(0, CQRS_THREADING_SHARED),
-		  cmds_key(0), "items_per_second", true, "" },
+		  cmds_key(0), "items_per_second", true, "vs projector threads" },
 		{ "cmd-to-visible p50 ns, none @100k/s", vis_key(0, 0), "", "p50_ns", false,
 		  "probe + load threads, projector threads" },
 		{ "cmd-to-visible p99 ns, none @100k/s", vis_key(0, 0), "", "p99_ns", false,
