@@ -10,7 +10,7 @@
 #
 # Sources are picked up by folder, so adding a file needs no Makefile edit:
 #   core/ ringbuf/ shm/ client/   -> libcqrs_client (no liburing, no jemalloc)
-#   engine/                       -> libcqrs (adds the engine; links both)
+#   engine/ engine/journal/ engine/model/ -> libcqrs (adds the engine; links both)
 #   tools/*.c                     -> build/cqrs
 #   examples/orders/*.c           -> build/cqrs-orders
 #   tests/unit/test_*.c           -> cmocka programs
@@ -27,7 +27,7 @@ SAN ?=
 PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3
 
 WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
-CPPFLAGS_ALL := -D_GNU_SOURCE -Iinclude -Icore -I.
+CPPFLAGS_ALL := -D_GNU_SOURCE -Iinclude -I.
 OPT ?= -O2 -g
 CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fPIC -fvisibility=hidden -pthread $(SAN) $(CFLAGS)
 CXXFLAGS_ALL := -std=c++20 $(OPT) -Wall -Wextra -Werror -Wno-missing-field-initializers -pthread $(SAN) $(CXXFLAGS)
@@ -37,7 +37,7 @@ CLIENT_LIBS := -lxxhash -lck
 ENGINE_LIBS := -luring -ljemalloc $(CLIENT_LIBS)
 
 CLIENT_SRC := $(sort $(wildcard core/*.c ringbuf/*.c shm/*.c client/*.c))
-ENGINE_SRC := $(sort $(wildcard engine/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/*.c engine/journal/*.c engine/model/*.c))
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/obj/%.o)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -137,7 +137,7 @@ tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) OPT="-O1 -g" SAN="-fsanitize=thread" tests-build
 	BUILD=$(TSAN_BUILD) CQRS_SAN=tsan TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" sh tests/run.sh unit stress
 
-FUZZ_FLAGS := -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Icore -I.
+FUZZ_FLAGS := -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -I.
 fuzz: $(DEPS_OK)
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \

@@ -47,7 +47,7 @@
  * Everything lives under a temp folder and unique engine names, removed at
  * the end.
  */
-#include "harness.h"
+#include "bench/harness.h"
 
 #include <algorithm>
 #include <atomic>
@@ -67,7 +67,7 @@
 #include <unistd.h>
 
 extern "C" {
-#include "clock.h"
+#include "core/clock.h"
 #include "cqrs_counters.h"
 #include "cqrs_view.h"
 #include "examples/orders/orders.h"

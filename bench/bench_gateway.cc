@@ -22,7 +22,7 @@
  * removed at exit with the engines' segments; the child engine is stopped
  * with SIGTERM.
  */
-#include "harness.h"
+#include "bench/harness.h"
 
 #include <algorithm>
 #include <string>
@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 extern "C" {
-#include "clock.h"
+#include "core/clock.h"
 #include "cqrs.h"
 #include "cqrs_client.h"
 }

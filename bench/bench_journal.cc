@@ -18,7 +18,7 @@
  *
  * Files live in a temp folder under $TMPDIR (or /tmp), removed at exit.
  */
-#include "harness.h"
+#include "bench/harness.h"
 
 #include <deque>
 #include <vector>
@@ -33,9 +33,9 @@
 #include <unistd.h>
 
 extern "C" {
-#include "clock.h"
-#include "engine/journal.h"
-#include "engine/journal_format.h"
+#include "core/clock.h"
+#include "engine/journal/journal.h"
+#include "engine/journal/format.h"
 }
 
 namespace {

@@ -37,7 +37,7 @@
  * the ping-pong figure on this machine. bcast_rtt measures the ring without
  * clocks.
  */
-#include "harness.h"
+#include "bench/harness.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -22,13 +22,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "client/client_internal.h"
 #include "client/gateway_format.h"
 #include "cqrs_client.h"
-#include "error.h"
+#include "core/errors.h"
 #include "ringbuf/wait.h"
-#include "schema_internal.h"
+#include "core/schema_internal.h"
 #include "shm/control.h"
 #include "shm/segment.h"
 

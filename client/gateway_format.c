@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "client/gateway_format.h"
-#include "error.h"
-#include "schema_internal.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
 
 static int pow2(uint64_t x)
 {

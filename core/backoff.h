@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "clock.h"
+#include "core/clock.h"
 
 #define CQRS_BACKOFF_SPINS 64          /* pause-spins first (about 1-10 us) */
 #define CQRS_BACKOFF_YIELDS 500        /* then at most this many sched_yield()s */

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cqrs_schema.h"
-#include "error.h"
+#include "core/errors.h"
 
 static int field_ok(const cqrs_schema *s, const cqrs_field *f)
 {

@@ -8,8 +8,8 @@
 #include <xxhash.h>
 
 #include "cqrs_schema.h"
-#include "error.h"
-#include "schema_internal.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
 
 static const struct {
 	const char *name;

@@ -32,7 +32,7 @@
 #include <xxhash.h>
 
 #include "cqrs_schema.h"
-#include "error.h"
+#include "core/errors.h"
 
 #define BLOB_MAGIC 0x44535143u
 #define CQRS_SCHEMA_BLOB_VERSION 1

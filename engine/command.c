@@ -24,11 +24,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clock.h"
-#include "engine_internal.h"
-#include "error.h"
-#include "counters.h"
-#include "submit.h"
+#include "core/clock.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "engine/counters.h"
+#include "engine/submit.h"
 
 /* ---- decide's context ------------------------------------------------------ */
 

@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 
 #include "cqrs_counters.h"
-#include "hist.h"
+#include "core/hist.h"
 
 /* relaxed: a statistic with a single writer; orders nothing else. */
 #define CTR_SET(c, field, v)                                                          \

@@ -11,8 +11,8 @@
 #include <xxhash.h>
 
 #include "cqrs_common.h"
-#include "deadletter.h"
-#include "error.h"
+#include "engine/deadletter.h"
+#include "core/errors.h"
 
 #define DL_MAGIC 0x4c445143u
 #define DL_VERSION 1

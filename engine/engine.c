@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine_internal.h"
-#include "error.h"
-#include "schema_internal.h"
-#include "wm_alloc.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
+#include "engine/model/wm_alloc.h"
 
 void cqrs_config_init(cqrs_config *cfg)
 {

@@ -1,7 +1,7 @@
 /*
  * engine/engine_internal.h - the engine object shared by the engine's
  * sources: lifecycle (engine.c), the command thread (command.c), submission
- * (submit.c), recovery (recovery.c), projectors (projector.c) and the
+ * (submit.c), recovery (replay.c), projectors (projector.c) and the
  * projection view API (proj_views.c).
  *
  * Threads and what they own:
@@ -21,11 +21,11 @@
 #include "cqrs.h"
 #include "cqrs_counters.h"
 #include "engine/deadletter.h"
-#include "engine/dedup.h"
+#include "engine/model/dedup.h"
 #include "engine/gateway.h"
-#include "engine/journal.h"
+#include "engine/journal/journal.h"
 #include "engine/ticket.h"
-#include "engine/versions.h"
+#include "engine/model/versions.h"
 
 #define CQRS_MAX_TYPES 256
 #define CQRS_MAX_PROJECTIONS 32

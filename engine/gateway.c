@@ -58,18 +58,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "client/gateway_format.h"
 #include "cqrs_ring.h"
-#include "engine_internal.h"
-#include "error.h"
-#include "futex.h"
-#include "gateway.h"
-#include "gateway_check.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "core/futex.h"
+#include "engine/gateway.h"
+#include "engine/gateway_check.h"
 #include "ringbuf/wait.h"
 #include "shm/control.h"
 #include "shm/segment.h"
-#include "submit.h"
+#include "engine/submit.h"
 
 #define NONE UINT32_MAX
 #define LIVENESS_EVERY_NS UINT64_C(10000000)

@@ -24,17 +24,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "counters.h"
+#include "core/clock.h"
+#include "engine/counters.h"
 #include "cqrs_ring.h"
-#include "engine_internal.h"
-#include "error.h"
-#include "projector.h"
-#include "recovery.h"
-#include "schema_internal.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "engine/projector.h"
+#include "engine/replay.h"
+#include "core/schema_internal.h"
 #include "shm/control.h"
-#include "submit.h"
-#include "wm_alloc.h"
+#include "engine/submit.h"
+#include "engine/model/wm_alloc.h"
 
 static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 {

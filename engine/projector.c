@@ -41,14 +41,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "counters.h"
+#include "core/clock.h"
+#include "engine/counters.h"
 #include "cqrs_ring.h"
-#include "engine_internal.h"
-#include "error.h"
-#include "projector.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "engine/projector.h"
 #include "shm/view_writer.h"
-#include "submit.h"
+#include "engine/submit.h"
 
 #define RING_BATCH 1u
 #define REPLAY_BATCH 4096u /* events per view batch while replaying the journal */

@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "cqrs_ring.h"
-#include "engine_internal.h"
-#include "error.h"
-#include "projector.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "engine/projector.h"
 #include "ringbuf/wait.h"
-#include "submit.h"
+#include "engine/submit.h"
 
 #define SUB_TYPE 1u
 #define TLS_SLOTS 4

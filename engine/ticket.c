@@ -3,10 +3,10 @@
  */
 #include <string.h>
 
-#include "backoff.h"
-#include "clock.h"
-#include "futex.h"
-#include "ticket.h"
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/futex.h"
+#include "engine/ticket.h"
 
 void cqrs_ticket_arm(cqrs_ticket *t)
 {

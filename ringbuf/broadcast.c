@@ -99,7 +99,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/errors.h"
 #include "ringbuf/broadcast.h"
 #include "ringbuf/wait.h"
 

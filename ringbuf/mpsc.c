@@ -125,7 +125,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "core/errors.h"
 #include "ringbuf/mpsc.h"
 #include "ringbuf/wait.h"
 

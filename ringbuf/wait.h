@@ -24,10 +24,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backoff.h"
-#include "clock.h"
+#include "core/backoff.h"
+#include "core/clock.h"
 #include "cqrs_ring.h"
-#include "futex.h"
+#include "core/futex.h"
 
 /* The waker's half: call right after publishing a cursor with a seq_cst
  * RMW. A syscall only when someone sleeps. */

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "control.h"
-#include "error.h"
-#include "schema_internal.h"
-#include "wordcopy.h"
+#include "core/clock.h"
+#include "shm/control.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
+#include "shm/wordcopy.h"
 
 #define PARAMS_OFF 128u
 #define BOARD_LINE 64u

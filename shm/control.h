@@ -45,7 +45,7 @@
 #include <stdint.h>
 
 #include "cqrs_schema.h"
-#include "segment.h"
+#include "shm/segment.h"
 
 #define CQRS_CTL_DEFAULT_VIEWS 64u
 #define CQRS_CTL_MAX_VIEWS 1024u

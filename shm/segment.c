@@ -10,10 +10,10 @@
 
 #include <xxhash.h>
 
-#include "clock.h"
-#include "error.h"
-#include "schema_internal.h"
-#include "segment.h"
+#include "core/clock.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
+#include "shm/segment.h"
 
 #define CSUM_OFF (CQRS_SEG_IMM_SIZE - 8)
 #define PAGE 4096u

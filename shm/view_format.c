@@ -7,8 +7,8 @@
 
 #include <xxhash.h>
 
-#include "error.h"
-#include "view_format.h"
+#include "core/errors.h"
+#include "shm/view_format.h"
 
 #define SCHEMA_MAX 8192u
 

@@ -149,8 +149,8 @@
 #include <string.h>
 
 #include "cqrs_schema.h"
-#include "segment.h"
-#include "wordcopy.h"
+#include "shm/segment.h"
+#include "shm/wordcopy.h"
 
 #define CQRS_VIEW_MAX_SEC 4u
 #define CQRS_VIEW_KEY_MAX 64u

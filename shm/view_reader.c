@@ -18,14 +18,14 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "clock.h"
-#include "control.h"
+#include "core/clock.h"
+#include "shm/control.h"
 #include "cqrs_view.h"
-#include "error.h"
-#include "futex.h"
-#include "schema_internal.h"
-#include "view_format.h"
-#include "view_internal.h"
+#include "core/errors.h"
+#include "core/futex.h"
+#include "core/schema_internal.h"
+#include "shm/view_format.h"
+#include "shm/view_internal.h"
 
 #define SPIN_ROW 4096u                /* seqlock retries before the slow path */
 #define SPIN_IMAGE 16u                /* ... for an image (no owner to ask) */

@@ -11,11 +11,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "error.h"
-#include "futex.h"
-#include "schema_internal.h"
-#include "view_format.h"
-#include "view_writer.h"
+#include "core/errors.h"
+#include "core/futex.h"
+#include "core/schema_internal.h"
+#include "shm/view_format.h"
+#include "shm/view_writer.h"
 
 struct cqrs_vw {
 	cqrs_seg seg;

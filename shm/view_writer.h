@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "control.h"
+#include "shm/control.h"
 #include "cqrs_schema.h"
 
 typedef struct cqrs_vw cqrs_vw;

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "backoff.h" /* cqrs_cpu_relax */
+#include "core/backoff.h" /* cqrs_cpu_relax */
 
 /* ThreadSanitizer does not model standalone fences, and GCC says so with
  * -Wtsan at each atomic_thread_fence. Every access those fences order is an

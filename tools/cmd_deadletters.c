@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "commands.h"
+#include "tools/commands.h"
 #include "cqrs_counters.h"
 #include "engine/deadletter.h"
 #include "shm/control.h"

@@ -19,9 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "commands.h"
-#include "engine/journal.h"
-#include "engine/journal_format.h"
+#include "tools/commands.h"
+#include "engine/journal/journal.h"
+#include "engine/journal/format.h"
 
 enum { EXIT_TORN = 2, EXIT_CORRUPT = 3 };
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "tools/commands.h"
 #include "cqrs_view.h"
 #include "shm/control.h"
 

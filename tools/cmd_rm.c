@@ -5,7 +5,7 @@
  */
 #include <stdio.h>
 
-#include "commands.h"
+#include "tools/commands.h"
 #include "cqrs.h"
 
 int cqrs_cmd_rm(int argc, char **argv)

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commands.h"
+#include "tools/commands.h"
 #include "cqrs.h" /* enum cqrs_threading_mode */
 #include "cqrs_counters.h"
 #include "shm/control.h"

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "tools/commands.h"
 #include "cqrs_client.h"
 
 static int parse_u64(const char *s, uint64_t *out)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "tools/commands.h"
 #include "cqrs_view.h"
 
 #define JSON_MAX (1 << 20)

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cqrs_common.h"
-#include "commands.h"
+#include "tools/commands.h"
 
 static const cqrs_tool_cmd commands[] = {
 	{ "journal", "journal verify|stat DIR | journal dump DIR [--from SEQ] [--limit N] [--json]", cqrs_cmd_journal },

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "shm/control.h"
 #include "shm/view_writer.h"
-#include "view_bench.h"
+#include "bench/lib/view_bench.h"
 
 #define VB_ROW_FIELDS(F)              \
 	F(u64, order_id)              \

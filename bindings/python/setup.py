@@ -79,7 +79,7 @@ def from_tree():
     lib_src = []
     for d in ("core", "ringbuf", "shm", "client"):
         lib_src += sorted(glob.glob(os.path.join(root, d, "*.c")))
-    kw = dict(include_dirs=[os.path.join(root, "include"), os.path.join(root, "core"), root],
+    kw = dict(include_dirs=[os.path.join(root, "include"), root],
               libraries=["xxhash", "ck"], extra_objects=[], library_dirs=[],
               runtime_library_dirs=[], define_macros=[], sources=lib_src)
     if client_implemented(glob.glob(os.path.join(root, "client", "*.c"))):

@@ -37,11 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "cqrs_counters.h"
 #include "cqrs_view.h"
-#include "hist.h"
-#include "orders.h"
+#include "core/hist.h"
+#include "examples/orders/orders.h"
 
 /* What the engine and its views are sized for up front (see open_engine). */
 #define DEMO_ORDERS (UINT64_C(1) << 22)

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "orders.h"
+#include "examples/orders/orders.h"
 
 CQRS_RECORD_DEFINE(register_customer, "RegisterCustomer", REGISTER_CUSTOMER_FIELDS)
 CQRS_RECORD_DEFINE(deactivate_customer, "DeactivateCustomer", CUSTOMER_REF_FIELDS)

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/journal.h"
-#include "engine/journal_format.h"
+#include "engine/journal/journal.h"
+#include "engine/journal/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

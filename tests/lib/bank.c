@@ -3,7 +3,7 @@
  */
 #include <string.h>
 
-#include "bank.h"
+#include "tests/lib/bank.h"
 
 CQRS_RECORD_DEFINE(bank_deposit, "Deposit", BANK_CMD_FIELDS)
 CQRS_RECORD_DEFINE(bank_withdraw, "Withdraw", BANK_CMD_FIELDS)

@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "tests/lib/testutil.h"
 
 void tu_unique_name(char *buf, size_t cap, const char *prefix)
 {

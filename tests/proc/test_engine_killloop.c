@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "cqrs_view.h"
-#include "engine/journal.h"
+#include "engine/journal/journal.h"
 #include "tests/lib/bank.h"
 #include "tests/lib/testutil.h"
 

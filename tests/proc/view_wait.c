@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "cqrs.h"
 #include "tests/lib/testutil.h"
 #include "tests/unit/test_view_rows.h"

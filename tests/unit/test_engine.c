@@ -25,7 +25,7 @@
 #include "cqrs_counters.h"
 #include "cqrs_view.h"
 #include "engine/deadletter.h"
-#include "engine/journal_fault.h"
+#include "engine/journal/fault.h"
 #include "tests/lib/testutil.h"
 
 /* Counters have one writer thread each and are read relaxed (as `cqrs

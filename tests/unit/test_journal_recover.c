@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "test_journal_util.h"
+#include "tests/unit/test_journal_util.h"
 
 static char g_dir[256];
 

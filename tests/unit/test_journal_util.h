@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "cqrs_schema.h"
-#include "engine/journal.h"
-#include "engine/journal_fault.h"
-#include "engine/journal_format.h"
+#include "engine/journal/journal.h"
+#include "engine/journal/fault.h"
+#include "engine/journal/format.h"
 #include "tests/lib/testutil.h"
 
 #define EV64_FIELDS(F)              \

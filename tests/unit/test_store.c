@@ -20,10 +20,10 @@
 #include <unistd.h>
 
 #include "cqrs.h"
-#include "engine/dedup.h"
-#include "engine/id_hash.h"
-#include "engine/versions.h"
-#include "engine/wm_alloc.h"
+#include "engine/model/dedup.h"
+#include "engine/model/id_hash.h"
+#include "engine/model/versions.h"
+#include "engine/model/wm_alloc.h"
 #include "core/hist.h"
 
 typedef struct agg {

@@ -1,5 +1,5 @@
 /*
- * engine/versions.h - the aggregate version map: aggregate id -> version
+ * engine/model/versions.h - the aggregate version map: aggregate id -> version
  * (the number of events the aggregate has). A ck_ht table in DIRECT mode
  * holding the version in the entry itself: no allocation per aggregate,
  * one probe per get or set. Command thread only.

@@ -1,6 +1,6 @@
 /*
- * engine/journal_fault.c - fault sites and the syscall wrappers that carry
- * them (see journal_fault.h).
+ * engine/journal/fault.c - fault sites and the syscall wrappers that carry
+ * them (see fault.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "engine/journal_fault.h"
+#include "engine/journal/fault.h"
 
 /* All relaxed: the fault state is configured by a test while no journal
  * call runs, and the counters only need to be exact, not ordered against

@@ -1,6 +1,6 @@
 /*
- * engine/journal_recover.c - recovery when the writer opens a journal
- * directory (the rules are in the essay at the top of journal_format.c).
+ * engine/journal/recover.c - recovery when the writer opens a journal
+ * directory (the rules are in the essay at the top of format.c).
  *
  *   1. list the segments; none: create the first one (seq 1);
  *   2. check every header (magic, version, checksum, name, engine);
@@ -23,9 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/journal_fault.h"
-#include "engine/journal_impl.h"
-#include "error.h"
+#include "engine/journal/fault.h"
+#include "engine/journal/internal.h"
+#include "core/errors.h"
 
 static int corrupt(const cqrs_journal *j, const char *seg, size_t off, uint64_t seq, const char *why)
 {

@@ -1,5 +1,5 @@
 /*
- * core/error.h - internal helpers for recording the per-thread last error
+ * core/errors.h - internal helpers for recording the per-thread last error
  * (Aeron-style error context: function, line and a formatted message).
  * Use only on cold paths; hot paths just return a code.
  */

@@ -1,5 +1,5 @@
 /*
- * engine/id_hash.h - the hash of u64 aggregate ids for the write model's
+ * engine/model/id_hash.h - the hash of u64 aggregate ids for the write model's
  * ck_ht tables (store in DIRECT mode, versions).
  *
  * ck_ht starts every probe at slot (hash & mask). A plain hash scatters

@@ -1,5 +1,5 @@
 /*
- * engine/dedup.c - see dedup.h.
+ * engine/model/dedup.c - see dedup.h.
  *
  * Each client has a direct-mapped table of `window` slots indexed by
  * cseq % window, plus the highest cseq seen. A cseq that maps to a slot
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "cqrs.h"
-#include "dedup.h"
-#include "wm_alloc.h"
+#include "engine/model/dedup.h"
+#include "engine/model/wm_alloc.h"
 
 typedef struct slot {
 	uint64_t cseq; /* 0: empty (client seqs start at 1) */

@@ -1,5 +1,5 @@
 /*
- * engine/journal_fault.h - numbered fault sites in the journal's I/O paths
+ * engine/journal/fault.h - numbered fault sites in the journal's I/O paths
  * (SQLite-style fault injection). Every open, data write, fdatasync,
  * fallocate, directory fsync and rename the journal does passes through one
  * site. A test arms "fail the Nth hit of site S (or of any site) with error

@@ -1,15 +1,15 @@
 /*
- * engine/versions.c - see versions.h. DIRECT mode reserves two key values
+ * engine/model/versions.c - see versions.h. DIRECT mode reserves two key values
  * (ck_ht's empty and tombstone markers): ids are stored as id + 1.
  */
 #include <errno.h>
 
 #include <ck_ht.h>
 
-#include "error.h"
-#include "id_hash.h"
-#include "versions.h"
-#include "wm_alloc.h"
+#include "core/errors.h"
+#include "engine/model/id_hash.h"
+#include "engine/model/versions.h"
+#include "engine/model/wm_alloc.h"
 
 struct cqrs_versions {
 	ck_ht_t ht;

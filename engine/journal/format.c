@@ -1,5 +1,5 @@
 /*
- * engine/journal_format.c - the journal's on-disk format: segment headers,
+ * engine/journal/format.c - the journal's on-disk format: segment headers,
  * record framing, the scan that tells a torn tail from corruption.
  *
  * THE JOURNAL DIRECTORY
@@ -124,9 +124,9 @@
 #define XXH_INLINE_ALL /* hot path: hash and checksum inline, no PLT call */
 #include <xxhash.h>
 
-#include "engine/journal_format.h"
-#include "error.h"
-#include "schema_internal.h"
+#include "engine/journal/format.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
 
 uint64_t cqrs__jrec_checksum(const cqrs_jrec *r)
 {

@@ -1,5 +1,5 @@
 /*
- * engine/dedup.h - the idempotency window: per client id, the results of
+ * engine/model/dedup.h - the idempotency window: per client id, the results of
  * its last `window` accepted commands, keyed by client seq. Command thread
  * only; rebuilt from the journal on recovery (records carry client id/seq).
  */

@@ -1,5 +1,5 @@
 /*
- * engine/recovery.c - rebuilding the write model from the journal on start.
+ * engine/replay.c - rebuilding the write model from the journal on start.
  *
  * The journal has already been opened for append (which cut a torn tail or
  * refused corruption). Every record is then replayed in seq order, in two
@@ -26,10 +26,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clock.h"
-#include "engine_internal.h"
-#include "error.h"
-#include "recovery.h"
+#include "core/clock.h"
+#include "engine/engine_internal.h"
+#include "core/errors.h"
+#include "engine/replay.h"
 
 typedef int (*replay_fn)(cqrs_engine *e, const cqrs_jrec *r);
 

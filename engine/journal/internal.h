@@ -1,7 +1,7 @@
 /*
- * engine/journal_impl.h - the writer's private state, shared by the writer
- * (journal_writer.c), recovery (journal_recover.c) and the two I/O backends
- * (journal_uring.c, journal_pwrite.c).
+ * engine/journal/internal.h - the writer's private state, shared by the writer
+ * (writer.c), recovery (recover.c) and the two I/O backends
+ * (uring.c, pwrite.c).
  *
  * Batches live in a ring of queue_depth buffers. Indices from `head` (the
  * oldest batch not yet reported) run in seq and file order; at most one
@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine/journal.h"
-#include "engine/journal_format.h"
+#include "engine/journal/journal.h"
+#include "engine/journal/format.h"
 
 enum jb_state { JB_FREE = 0, JB_FILL = 1, JB_WRITE = 2, JB_DONE = 3 };
 
@@ -44,7 +44,7 @@ struct cqrs_journal;
 
 /* An I/O backend. submit starts writing b[done, len) (plus the fdatasync in
  * batch mode); sync (optional) starts only the fdatasync of a batch
- * already written by the flushing thread (journal_writer.c, inline
+ * already written by the flushing thread (writer.c, inline
  * writes); reap processes completions, waiting up to wait_ns for one (0:
  * never block), and reports outcomes through cqrs__jw_written /
  * cqrs__jw_synced / cqrs__jw_failed. All return 0 or a fatal -errno. */
@@ -57,7 +57,7 @@ typedef struct jio_ops {
 	void (*fini)(struct cqrs_journal *j);
 } jio_ops;
 
-struct juring; /* journal_uring.c */
+struct juring; /* uring.c */
 
 struct cqrs_journal {
 	cqrs_journal_config cfg;
@@ -122,11 +122,11 @@ struct cqrs_journal {
 extern const jio_ops cqrs__jio_uring;
 extern const jio_ops cqrs__jio_pwrite;
 
-/* journal_pwrite.c: writes all of b with pwritev on this thread and
+/* pwrite.c: writes all of b with pwritev on this thread and
  * reports it written, or failed (then false). */
 bool cqrs__jpw_write(struct cqrs_journal *j, jbatch *b);
 
-/* journal_uring.c: sets j->uring and j->io, or returns -errno (then the
+/* uring.c: sets j->uring and j->io, or returns -errno (then the
  * caller may fall back to pwrite). */
 int cqrs__juring_init(struct cqrs_journal *j);
 
@@ -139,11 +139,11 @@ void cqrs__jw_failed(struct cqrs_journal *j, jbatch *b, int err, const char *wha
 void cqrs__jlog(const struct cqrs_journal *j, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* journal_writer.c: starts segment first_seq (creating/using the spare).
+/* writer.c: starts segment first_seq (creating/using the spare).
  * Used by open (first segment) and roll. */
 int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
 
-/* journal_recover.c: recovers j->dir and sets the current segment and
+/* recover.c: recovers j->dir and sets the current segment and
  * next_seq (or creates the first segment). */
 int cqrs__jrecover(struct cqrs_journal *j, cqrs_journal_recovery *rec);
 

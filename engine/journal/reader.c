@@ -1,5 +1,5 @@
 /*
- * engine/journal_reader.c - read side: mapping a segment with its header
+ * engine/journal/reader.c - read side: mapping a segment with its header
  * checked, and the iterator used by replay and the CLI.
  *
  * The iterator maps one segment at a time read-only (MAP_SHARED, so it
@@ -7,7 +7,7 @@
  * group ahead: it validates a whole group (checksums, seq chain, CMD_END)
  * before returning the group's records one by one, zero-copy. Where the
  * chain stops it classifies the rest of the segment exactly as recovery
- * does (journal_format.c): clean end, torn tail (only in the last segment),
+ * does (format.c): clean end, torn tail (only in the last segment),
  * or corruption. Moving to the next segment checks that its first seq
  * continues the chain. Cost: one XXH3 pass over the bytes plus, at the end
  * of each segment, one scan of its zero tail.
@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/journal_fault.h"
-#include "engine/journal_impl.h"
-#include "error.h"
+#include "engine/journal/fault.h"
+#include "engine/journal/internal.h"
+#include "core/errors.h"
 
 /* End of the file's last data extent, found with SEEK_DATA/SEEK_HOLE:
  * preallocated space that was never written is a hole to them (ext4, xfs,

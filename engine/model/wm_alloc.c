@@ -1,5 +1,5 @@
 /*
- * engine/wm_alloc.c - see wm_alloc.h.
+ * engine/model/wm_alloc.c - see wm_alloc.h.
  *
  * Huge pages: the write model is a few large hash tables and many small
  * aggregates, read at random by the command thread; with 4 KiB pages
@@ -19,7 +19,7 @@
 
 #include <jemalloc/jemalloc.h>
 
-#include "wm_alloc.h"
+#include "engine/model/wm_alloc.h"
 
 static unsigned arena_index;
 static int arena_ok;

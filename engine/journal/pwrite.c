@@ -1,15 +1,15 @@
 /*
- * engine/journal_pwrite.c - the fallback I/O backend: pwritev + fdatasync
+ * engine/journal/pwrite.c - the fallback I/O backend: pwritev + fdatasync
  * on the command thread, for when io_uring is unavailable (seccomp,
  * kernel.io_uring_disabled) or CQRS_NO_IO_URING=1. It writes the same
  * batches at the same offsets, so the files are byte-identical to the
  * io_uring backend's; only the overlap is lost (flush blocks for the write,
  * and in batch mode for the fdatasync). Its write (cqrs__jpw_write) also
  * writes the batches the io_uring backend leaves to the flushing thread
- * (journal_writer.c, write_inline).
+ * (writer.c, write_inline).
  */
-#include "engine/journal_fault.h"
-#include "engine/journal_impl.h"
+#include "engine/journal/fault.h"
+#include "engine/journal/internal.h"
 
 static int pw_set_file(cqrs_journal *j, int fd)
 {

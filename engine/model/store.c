@@ -1,5 +1,5 @@
 /*
- * engine/store.c - the write model's aggregate store: a hash table from a
+ * engine/model/store.c - the write model's aggregate store: a hash table from a
  * key (u64 or fixed bytes up to 64) to an aggregate object allocated from
  * the write-model jemalloc arena.
  *
@@ -24,9 +24,9 @@
 #include <ck_ht.h>
 
 #include "cqrs.h"
-#include "error.h"
-#include "id_hash.h"
-#include "wm_alloc.h"
+#include "core/errors.h"
+#include "engine/model/id_hash.h"
+#include "engine/model/wm_alloc.h"
 
 struct cqrs_store {
 	ck_ht_t ht;

@@ -1,7 +1,7 @@
 /*
- * engine/journal_format.h - on-disk layout of journal segments (the essay
+ * engine/journal/format.h - on-disk layout of journal segments (the essay
  * with the byte layout, commit rule and recovery algorithm is at the top of
- * journal_format.c), and the validation/scan helpers shared by the writer's
+ * format.c), and the validation/scan helpers shared by the writer's
  * recovery, the iterator, the CLI and the fuzz target.
  */
 #ifndef CQRS_ENGINE_JOURNAL_FORMAT_H
@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/journal.h"
+#include "engine/journal/journal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the journal format is little-endian; big-endian hosts are not supported"
@@ -141,7 +141,7 @@ typedef struct jseg_scan {
 void cqrs__jseg_scan(const uint8_t *img, size_t len, size_t data_off, uint64_t first_seq,
 		     jseg_scan *s);
 
-/* A segment file mapped read-only with its header checked (journal_reader.c). */
+/* A segment file mapped read-only with its header checked (reader.c). */
 typedef struct jseg_map {
 	int fd;
 	const uint8_t *img;

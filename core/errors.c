@@ -1,11 +1,11 @@
 /*
- * core/error.c - cqrs_strerror() and the per-thread last-error buffer.
+ * core/errors.c - cqrs_strerror() and the per-thread last-error buffer.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/errors.h"
 
 static _Thread_local char last_error[512];
 

@@ -1,10 +1,10 @@
 /*
- * engine/journal_writer.c - the journal's writer: open, claim/commit into
+ * engine/journal/writer.c - the journal's writer: open, claim/commit into
  * batch buffers, group commit, in-order durable reporting, segment roll
  * with preallocation, the interval fsync thread, poisoning, close.
  *
- * The layout and the commit rule are in journal_format.c; the state shared
- * with recovery and the I/O backends in journal_impl.h.
+ * The layout and the commit rule are in format.c; the state shared
+ * with recovery and the I/O backends in internal.h.
  *
  * Hot path: claim and commit touch only the current batch buffer (a header
  * store, a checksum); flush writes a sealed buffer itself (pwritev, at most
@@ -27,11 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "engine/journal_fault.h"
-#include "engine/journal_impl.h"
-#include "error.h"
-#include "schema_internal.h"
+#include "core/clock.h"
+#include "engine/journal/fault.h"
+#include "engine/journal/internal.h"
+#include "core/errors.h"
+#include "core/schema_internal.h"
 
 #define DEFAULT_BATCH (1u << 20)
 #define DEFAULT_QD 4u

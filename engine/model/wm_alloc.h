@@ -1,5 +1,5 @@
 /*
- * engine/wm_alloc.h - the write model's allocator: a dedicated jemalloc
+ * engine/model/wm_alloc.h - the write model's allocator: a dedicated jemalloc
  * arena (created once per process, on first use) so aggregates and the
  * write model's hash tables stay together, away from the I/O buffers and
  * the rest of the heap, and can be inspected through jemalloc's arena stats.

@@ -1,5 +1,5 @@
 /*
- * engine/journal_uring.c - the io_uring I/O backend.
+ * engine/journal/uring.c - the io_uring I/O backend.
  *
  * One ring per journal. The batch buffers are registered (write_fixed) and
  * the current segment is registered as fixed file 0 (updated at each roll,
@@ -7,7 +7,7 @@
  * at its file offset; in batch mode it is IOSQE_IO_LINK'ed to an
  * IORING_OP_FSYNC (DATASYNC), so the fdatasync starts only after the write
  * completed, and several write+fsync pairs are in flight at once. A batch
- * the flushing thread wrote itself (journal_writer.c, write_inline) gets
+ * the flushing thread wrote itself (writer.c, write_inline) gets
  * only the fsync, unlinked (ur_sync).
  *
  * What io_uring really returns, and what we do:
@@ -39,8 +39,8 @@
 
 #include <liburing.h>
 
-#include "engine/journal_fault.h"
-#include "engine/journal_impl.h"
+#include "engine/journal/fault.h"
+#include "engine/journal/internal.h"
 
 enum { OP_WRITE = 1, OP_FSYNC = 2 };
 

@@ -1,5 +1,5 @@
 /*
- * engine/recovery.h - replaying the journal into the write model on start.
+ * engine/replay.h - replaying the journal into the write model on start.
  */
 #ifndef CQRS_ENGINE_RECOVERY_H
 #define CQRS_ENGINE_RECOVERY_H

@@ -1,5 +1,5 @@
 /*
- * engine/journal.h - the journal: an append-only, checksummed, segmented
+ * engine/journal/journal.h - the journal: an append-only, checksummed, segmented
  * event log written with io_uring group commit, recovered after any crash.
  *
  * Overview
@@ -24,7 +24,7 @@
  *       cqrs_journal_close()
  *
  *   The byte layout (segment header, record framing) and the recovery rules
- *   are described at the top of engine/journal_format.c.
+ *   are described at the top of engine/journal/format.c.
  *
  *   Records handed to on_durable are the on-disk bytes: a run of records,
  *   each a cqrs_jrec header, then `size` payload bytes, then zero padding to
@@ -87,7 +87,7 @@ extern "C" {
 #define CQRS_JREC_CMD_END 0x0001u /* last event of its command */
 
 /* The 72-byte record header as it lies on disk and in batch buffers; the
- * payload follows it. See journal_format.c for what each field means. */
+ * payload follows it. See format.c for what each field means. */
 typedef struct cqrs_jrec {
 	uint64_t checksum;          /* XXH3-64 of bytes [8, 72 + size) */
 	uint32_t size;              /* payload bytes */
@@ -209,7 +209,7 @@ typedef struct cqrs_journal_stats {
 } cqrs_journal_stats;
 
 /* Opens (creating if needed) the journal in cfg->dir and recovers it (see
- * journal_format.c): a torn tail of the last segment is copied to a .torn
+ * format.c): a torn tail of the last segment is copied to a .torn
  * file and cut; corruption anywhere refuses to open. *rec (optional) says
  * what was found. Returns 0; -EINVAL (bad config); -EBUSY (another writer
  * holds the directory); CQRS_ECORRUPT (message names segment, offset,
