@@ -319,7 +319,7 @@ double open_loop(benchmark::State &state, uint64_t rate, size_t burst, Send send
 			size_t s = head % kSlots;
 			if (!poll_slot(s, &acked_at[s]))
 				return true;
-			samples.push_back(cqrs_mono_ns() - sent_at[s]);
+			samples.push_back(cqrs__mono_ns() - sent_at[s]);
 			acks.push_back(acked_at[s] - sent_at[s]);
 		}
 		return false;
@@ -327,11 +327,11 @@ double open_loop(benchmark::State &state, uint64_t rate, size_t burst, Send send
 	prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
 	samples.reserve(1 << 20);
 	acks.reserve(1 << 20);
-	uint64_t due = cqrs_mono_ns(), begin = due;
+	uint64_t due = cqrs__mono_ns(), begin = due;
 	for (auto _ : state) {
 		bool slept = false;
 		due += period;
-		while (cqrs_mono_ns() < due || tail - head == kSlots) {
+		while (cqrs__mono_ns() < due || tail - head == kSlots) {
 			if (!poll()) {
 				sleep_until(due);
 				slept = true;
@@ -340,14 +340,14 @@ double open_loop(benchmark::State &state, uint64_t rate, size_t burst, Send send
 			sched_yield();
 		}
 		size_t s = tail % kSlots;
-		uint64_t now = cqrs_mono_ns();
+		uint64_t now = cqrs__mono_ns();
 		sent_at[s] = slept ? now : std::min(due, now);
 		acked_at[s] = 0;
 		if (!send(s))
 			break;
 		tail++;
 	}
-	double secs = (double)(cqrs_mono_ns() - begin) / 1e9;
+	double secs = (double)(cqrs__mono_ns() - begin) / 1e9;
 	while (poll())
 		sched_yield();
 	prctl(PR_SET_TIMERSLACK, slack > 0 ? (unsigned long)slack : 50000ul, 0, 0, 0);
@@ -384,7 +384,7 @@ void BM_HandoffFloor(benchmark::State &state)
 				idle_since = 0;
 				continue;
 			}
-			uint64_t now = cqrs_mono_ns();
+			uint64_t now = cqrs__mono_ns();
 			if (!idle_since)
 				idle_since = now;
 			if (now - idle_since < 100000) {
@@ -420,7 +420,7 @@ void BM_HandoffFloor(benchmark::State &state)
 	auto poll = [&](size_t s, uint64_t *acked_ns) {
 		if (answered.load(std::memory_order_acquire) < want[s])
 			return false;
-		*acked_ns = cqrs_mono_ns();
+		*acked_ns = cqrs__mono_ns();
 		return true;
 	};
 	double secs = open_loop(state, (uint64_t)state.range(0), burst, send, poll, samples, acks);
@@ -531,7 +531,7 @@ void BM_EngineVisible(benchmark::State &state)
 		std::vector<cqrs_command> cmds((size_t)burst);
 		std::vector<cqrs_ticket> t(n);
 		std::vector<bool> armed(n, false);
-		uint64_t period = (uint64_t)burst * 1000000000ull / load_rate, due = cqrs_mono_ns();
+		uint64_t period = (uint64_t)burst * 1000000000ull / load_rate, due = cqrs__mono_ns();
 		size_t k = 0;
 		while (!stop.load(std::memory_order_relaxed)) {
 			for (int i = 0; i < burst; i++) {
@@ -561,28 +561,28 @@ void BM_EngineVisible(benchmark::State &state)
 	std::vector<uint64_t> samples, acks; /* submit to visible; submit to ack */
 	samples.reserve(1 << 20);
 	acks.reserve(1 << 20);
-	uint64_t due = cqrs_mono_ns(), begin = due, load_begin = next.load();
+	uint64_t due = cqrs__mono_ns(), begin = due, load_begin = next.load();
 	for (auto _ : state) {
 		/* Next probe one period on, or now if this one ran late. */
-		due = std::max(due + kProbePeriod, cqrs_mono_ns());
+		due = std::max(due + kProbePeriod, cqrs__mono_ns());
 		sleep_until(due);
 		create_order co;
 		fill_create(&co, (UINT64_C(1) << 40) + next.fetch_add(1));
 		cqrs_command c{ CMD_CREATE_ORDER, sizeof co, &co };
 		cqrs_ticket t;
-		uint64_t t0 = cqrs_mono_ns();
+		uint64_t t0 = cqrs__mono_ns();
 		if (cqrs_submit(env.e, &c, &t) || cqrs_ticket_wait(&t, UINT64_MAX)) {
 			state.SkipWithError("probe submit failed");
 			break;
 		}
-		acks.push_back(cqrs_mono_ns() - t0);
+		acks.push_back(cqrs__mono_ns() - t0);
 		if (cqrs_view_wait(v, cqrs_ticket_seq(&t), 5000000000ull)) {
 			state.SkipWithError("view wait failed");
 			break;
 		}
-		samples.push_back(cqrs_mono_ns() - t0);
+		samples.push_back(cqrs__mono_ns() - t0);
 	}
-	uint64_t elapsed = cqrs_mono_ns() - begin, sent = next.load() - load_begin;
+	uint64_t elapsed = cqrs__mono_ns() - begin, sent = next.load() - load_begin;
 	stop = true;
 	load.join();
 	prctl(PR_SET_TIMERSLACK, slack > 0 ? (unsigned long)slack : 50000ul, 0, 0, 0);
@@ -648,7 +648,7 @@ void BM_EngineVisibleOneClient(benchmark::State &state)
 		if (!*acked_ns) {
 			if (!cqrs_ticket_done(last))
 				return false;
-			*acked_ns = cqrs_mono_ns();
+			*acked_ns = cqrs__mono_ns();
 			for (size_t i = 0; i < burst; i++)
 				failed |= cqrs_ticket_wait(&t[s * burst + i], UINT64_MAX) != 0;
 		}
@@ -811,7 +811,7 @@ struct sqlite_env {
 		sqlite3_bind_int64(ins_order, 1, (sqlite3_int64)co.order_id);
 		sqlite3_bind_int64(ins_order, 2, (sqlite3_int64)co.customer_id);
 		sqlite3_bind_int(ins_order, 3, (int)status);
-		sqlite3_bind_int64(ins_order, 4, (sqlite3_int64)cqrs_wall_ns());
+		sqlite3_bind_int64(ins_order, 4, (sqlite3_int64)cqrs__wall_ns());
 		sqlite3_bind_text(ins_order, 5, co.shipping_address, -1, SQLITE_STATIC);
 		sqlite3_step(ins_order);
 		sqlite3_reset(ins_order);

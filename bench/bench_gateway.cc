@@ -225,9 +225,9 @@ void BM_GatewayRoundTrip(benchmark::State &state)
 	ns.reserve(1 << 20);
 	for (auto _ : state) {
 		bench_add c = { ++g.account % 4096 + 1, 1 };
-		uint64_t t0 = cqrs_mono_ns();
+		uint64_t t0 = cqrs__mono_ns();
 		int rc = cqrs_client_submit(g.client, 1, &c, sizeof c, nullptr, &r, 10 * kSec);
-		ns.push_back(cqrs_mono_ns() - t0);
+		ns.push_back(cqrs__mono_ns() - t0);
 		if (rc) {
 			state.SkipWithError(cqrs_strerror(rc));
 			break;
@@ -249,11 +249,11 @@ void BM_InProcRoundTrip(benchmark::State &state)
 	for (auto _ : state) {
 		bench_add c = { ++g.account % 4096 + 1, 1 };
 		cqrs_command cmd = { 1, sizeof c, &c, c.account, 0, 0, 0, 0, 0 };
-		uint64_t t0 = cqrs_mono_ns();
+		uint64_t t0 = cqrs__mono_ns();
 		int rc = cqrs_submit(g.engine, &cmd, &t);
 		if (!rc)
 			rc = cqrs_ticket_wait(&t, 10 * kSec);
-		ns.push_back(cqrs_mono_ns() - t0);
+		ns.push_back(cqrs__mono_ns() - t0);
 		if (rc) {
 			state.SkipWithError(cqrs_strerror(rc));
 			break;

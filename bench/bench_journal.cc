@@ -76,7 +76,7 @@ struct latency {
 void on_durable(void *arg, uint64_t, uint64_t last, const void *, size_t)
 {
 	latency *l = static_cast<latency *>(arg);
-	uint64_t now = cqrs_mono_ns();
+	uint64_t now = cqrs__mono_ns();
 
 	while (!l->pending.empty() && l->pending.front().first <= last) {
 		l->ns.push_back(now - l->pending.front().second);
@@ -117,7 +117,7 @@ void BM_JournalAppend(benchmark::State &state)
 	c.queue_depth = 4;
 	c.on_durable = on_durable;
 	c.durable_arg = &lat;
-	if (cqrs_journal_open(&j, &c, NULL) != 0) {
+	if (cqrs__journal_open(&j, &c, NULL) != 0) {
 		state.SkipWithError(cqrs_last_error());
 		return;
 	}
@@ -128,25 +128,25 @@ void BM_JournalAppend(benchmark::State &state)
 			void *p;
 			int rc;
 			ev.aggregate_id = (uint64_t)i;
-			while ((rc = cqrs_journal_claim(j, &ev, payload, &p)) == -EAGAIN)
-				cqrs_journal_wait(j, 1000000000u);
+			while ((rc = cqrs__journal_claim(j, &ev, payload, &p)) == -EAGAIN)
+				cqrs__journal_wait(j, 1000000000u);
 			if (rc) {
 				state.SkipWithError(cqrs_strerror(rc));
 				break;
 			}
 			memcpy(p, src.data(), payload);
-			cqrs_journal_commit(j);
+			cqrs__journal_commit(j);
 		}
-		lat.pending.emplace_back(cqrs_journal_next_seq(j) - 1, cqrs_mono_ns());
-		cqrs_journal_flush(j);
-		cqrs_journal_poll(j);
+		lat.pending.emplace_back(cqrs__journal_next_seq(j) - 1, cqrs__mono_ns());
+		cqrs__journal_flush(j);
+		cqrs__journal_poll(j);
 	}
-	while (cqrs_journal_durable_seq(j) + 1 < cqrs_journal_next_seq(j))
-		if (cqrs_journal_wait(j, 1000000000u) < 0)
+	while (cqrs__journal_durable_seq(j) + 1 < cqrs__journal_next_seq(j))
+		if (cqrs__journal_wait(j, 1000000000u) < 0)
 			break;
 	cqrs_journal_stats st;
-	cqrs_journal_stats_get(j, &st);
-	cqrs_journal_close(j);
+	cqrs__journal_stats_get(j, &st);
+	cqrs__journal_close(j);
 	rmrf(dir);
 	state.SetItemsProcessed(state.iterations() * batch);
 	state.SetBytesProcessed(state.iterations() * batch * (int64_t)rec);
@@ -175,7 +175,7 @@ void BM_RawWrite(benchmark::State &state)
 	}
 	::sync(); /* as in BM_JournalAppend */
 	for (auto _ : state) {
-		uint64_t t = cqrs_mono_ns();
+		uint64_t t = cqrs__mono_ns();
 		if (off + (off_t)len > file_size)
 			off = 0;
 		if (pwrite(fd, buf.data(), len, off) != (ssize_t)len || (datasync && fdatasync(fd) != 0)) {
@@ -183,7 +183,7 @@ void BM_RawWrite(benchmark::State &state)
 			break;
 		}
 		off += (off_t)len;
-		lat.push_back(cqrs_mono_ns() - t);
+		lat.push_back(cqrs__mono_ns() - t);
 	}
 	close(fd);
 	unlink(path.c_str());
@@ -206,24 +206,24 @@ std::string replay_dir()
 		c.dir = dir.c_str();
 		c.engine = "bench";
 		c.durability = CQRS_DURABLE_NONE;
-		if (cqrs_journal_open(&j, &c, NULL) != 0)
+		if (cqrs__journal_open(&j, &c, NULL) != 0)
 			abort();
 		cqrs_journal_event ev = {};
 		ev.flags = CQRS_JREC_CMD_END;
 		const uint64_t n = (256ull << 20) / jrec_span_for(64);
 		for (uint64_t i = 0; i < n; i++) {
 			ev.aggregate_id = i;
-			while (cqrs_journal_append(j, &ev, src.data(), 64, NULL) == -EAGAIN)
-				cqrs_journal_wait(j, 1000000000u);
+			while (cqrs__journal_append(j, &ev, src.data(), 64, NULL) == -EAGAIN)
+				cqrs__journal_wait(j, 1000000000u);
 		}
-		cqrs_journal_close(j);
+		cqrs__journal_close(j);
 		/* From page cache: one untimed pass reads everything in. */
 		cqrs_journal_iter *it;
 		const cqrs_jrec *r;
-		if (cqrs_journal_iter_open(&it, dir.c_str(), 1) == 0) {
-			while (cqrs_journal_iter_next(it, &r) == 1)
+		if (cqrs__journal_iter_open(&it, dir.c_str(), 1) == 0) {
+			while (cqrs__journal_iter_next(it, &r) == 1)
 				;
-			cqrs_journal_iter_close(it);
+			cqrs__journal_iter_close(it);
 		}
 	}
 	return dir;
@@ -240,16 +240,16 @@ void BM_Replay(benchmark::State &state)
 		uint64_t sum = 0;
 		int rc;
 
-		if (cqrs_journal_iter_open(&it, dir.c_str(), 1) != 0) {
+		if (cqrs__journal_iter_open(&it, dir.c_str(), 1) != 0) {
 			state.SkipWithError(cqrs_last_error());
 			return;
 		}
-		while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
+		while ((rc = cqrs__journal_iter_next(it, &r)) == 1) {
 			sum += r->seq;
 			events++;
-			bytes += cqrs_jrec_span(r);
+			bytes += cqrs__jrec_span(r);
 		}
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 		if (rc != 0) {
 			state.SkipWithError(cqrs_last_error());
 			return;

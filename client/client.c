@@ -52,7 +52,7 @@ static int env_count(const char *name, int def)
 struct cqrs_client {
 	char engine[CQRS_NAME_MAX];
 	cqrs_seg seg;
-	cqrs_gw_params p;
+	cqrs__gw_params p;
 	cqrs_gw_lines *lines;
 	cqrs_gw_slot *slot;
 	cqrs_gw_reply *reply;
@@ -100,7 +100,7 @@ static int gone(cqrs_client *c, int thorough)
 	 * written before it are visible). */
 	if (atomic_load_explicit(&c->lines->state, memory_order_acquire) == CQRS_GW_STOPPED ||
 	    /* acquire: pairs with the release that retired the segment. */
-	    (atomic_load_explicit(&cqrs_seg_live_line(&c->seg)->flags, memory_order_acquire) &
+	    (atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->flags, memory_order_acquire) &
 	     CQRS_SEG_RETIRED) ||
 	    /* acquire: pairs with the engine's release CAS (dropped) or reset. */
 	    atomic_load_explicit(&c->slot->state, memory_order_acquire) != CQRS_GW_ACTIVE ||
@@ -108,10 +108,10 @@ static int gone(cqrs_client *c, int thorough)
 	    atomic_load_explicit(&c->slot->epoch, memory_order_relaxed) != c->epoch)
 		return c->dead = CQRS_ESTOPPED;
 	if (thorough) {
-		now = cqrs_mono_ns();
+		now = cqrs__mono_ns();
 		if (now >= c->next_alive_ns) {
 			c->next_alive_ns = now + ALIVE_EVERY_NS;
-			if (!cqrs_seg_owner_alive(c->engine_owner))
+			if (!cqrs__seg_owner_alive(c->engine_owner))
 				return c->dead = CQRS_ESTOPPED;
 		}
 	}
@@ -209,9 +209,9 @@ static bool reply_ready(void *arg)
  * deadline: 0, -ETIMEDOUT, CQRS_ESTOPPED. */
 static int reply_wait(cqrs_client *c, uint64_t deadline)
 {
-	cqrs_backoff b = cqrs_backoff_make(c->spins, c->yields, deadline);
+	cqrs_backoff b = cqrs__backoff_make(c->spins, c->yields, deadline);
 
-	while (cqrs_backoff_step(&b)) {
+	while (cqrs__backoff_step(&b)) {
 		if (tail_moved(c))
 			return 0;
 		if (b.n % 64 == 0 && gone(c, 0))
@@ -244,12 +244,12 @@ static int load_commands(cqrs_client *c, cqrs_ctl *ctl, const cqrs_gw_dir *d)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < d->ncmds; i++) {
 		uint32_t t = d->cmd_type[i];
-		int rc = cqrs_ctl_command_schema(ctl, i, &c->schemas[i]);
+		int rc = cqrs__ctl_command_schema(ctl, i, &c->schemas[i]);
 		if (rc)
 			return rc;
 		if (t == 0 || t >= CQRS_GW_MAX_TYPES || c->by_type[t] ||
 		    (i > 0 && t <= d->cmd_type[i - 1]) || c->schemas[i].size != d->cmd_size[i])
-			return cqrs_fail(CQRS_EFORMAT, "gateway directory: command %u (type %u) does not "
+			return cqrs__fail(CQRS_EFORMAT, "gateway directory: command %u (type %u) does not "
 					 "match its schema", i, t);
 		c->types[i] = t;
 		c->by_type[t] = &c->schemas[i];
@@ -260,64 +260,64 @@ static int load_commands(cqrs_client *c, cqrs_ctl *ctl, const cqrs_gw_dir *d)
 /* Reads and checks the gateway directory of a running engine. */
 static int read_dir(cqrs_client *c, cqrs_ctl *ctl, cqrs_gw_dir *d)
 {
-	uint64_t size, deadline = cqrs_mono_ns() + CONNECT_TIMEOUT_NS;
+	uint64_t size, deadline = cqrs__mono_ns() + CONNECT_TIMEOUT_NS;
 	const cqrs_gw_dir *sd;
 	char want[CQRS_SEG_NAME_MAX];
 	cqrs_ctl_info info;
 
 	for (;;) {
-		cqrs_ctl_info_get(ctl, &info);
+		cqrs__ctl_info_get(ctl, &info);
 		if (info.retired || !info.owner_alive || info.state == CQRS_ENGINE_STOPPED)
-			return cqrs_fail(CQRS_ESTOPPED, "engine %s is not running", c->engine);
+			return cqrs__fail(CQRS_ESTOPPED, "engine %s is not running", c->engine);
 		if (info.state == CQRS_ENGINE_RUNNING)
 			break;
-		if (cqrs_mono_ns() >= deadline)
-			return cqrs_fail(CQRS_ESTOPPED, "engine %s did not finish starting", c->engine);
+		if (cqrs__mono_ns() >= deadline)
+			return cqrs__fail(CQRS_ESTOPPED, "engine %s did not finish starting", c->engine);
 		nap_ns(1000000);
 	}
-	sd = cqrs_ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
+	sd = cqrs__ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
 	if (!sd || size < sizeof *sd)
-		return cqrs_fail(CQRS_EFORMAT, "engine %s: gateway region too small", c->engine);
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: gateway region too small", c->engine);
 	/* acquire: pairs with the engine's release store of the magic. */
 	if (atomic_load_explicit(&sd->magic, memory_order_acquire) != CQRS_GW_DIR_MAGIC)
-		return cqrs_fail(CQRS_ENOTFOUND, "engine %s has no command gateway", c->engine);
+		return cqrs__fail(CQRS_ENOTFOUND, "engine %s has no command gateway", c->engine);
 	memcpy((uint8_t *)d + sizeof d->magic, (const uint8_t *)sd + sizeof sd->magic,
 	       sizeof *d - sizeof d->magic);
 	if (d->version != CQRS_GW_VERSION || d->dir_size != sizeof *d)
-		return cqrs_fail(CQRS_EFORMAT, "engine %s: gateway format %u (size %u), this library "
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: gateway format %u (size %u), this library "
 				 "speaks %u", c->engine, d->version, d->dir_size, CQRS_GW_VERSION);
 	cqrs__gw_seg_name(want, sizeof want, c->engine);
 	if (d->nslots == 0 || d->nslots > CQRS_GW_MAX_SLOTS || d->ncmds > CQRS_GW_MAX_TYPES - 1 ||
-	    d->ncmds != cqrs_ctl_command_count(ctl) ||
+	    d->ncmds != cqrs__ctl_command_count(ctl) ||
 	    strncmp(d->seg_name, want, sizeof d->seg_name) != 0)
-		return cqrs_fail(CQRS_EFORMAT, "engine %s: inconsistent gateway directory", c->engine);
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: inconsistent gateway directory", c->engine);
 	return load_commands(c, ctl, d);
 }
 
 static int open_segment(cqrs_client *c, const cqrs_gw_dir *d)
 {
 	const cqrs_seg_hdr *h;
-	int rc = cqrs_seg_open(&c->seg, d->seg_name, CQRS_GW_SEG_KIND, 1);
+	int rc = cqrs__seg_open(&c->seg, d->seg_name, CQRS_GW_SEG_KIND, 1);
 
 	if (rc == -ENOENT)
-		return cqrs_fail(CQRS_ESTOPPED, "engine %s: gateway segment gone (restarting?)", c->engine);
+		return cqrs__fail(CQRS_ESTOPPED, "engine %s: gateway segment gone (restarting?)", c->engine);
 	if (rc)
 		return rc;
-	h = cqrs_seg_header(&c->seg);
+	h = cqrs__seg_header(&c->seg);
 	memcpy(&c->p, c->seg.imm + CQRS_GW_PARAMS_OFF, sizeof c->p);
 	if (strncmp(h->engine, c->engine, sizeof h->engine) != 0)
-		return cqrs_fail(CQRS_EFORMAT, "%s names another engine", d->seg_name);
+		return cqrs__fail(CQRS_EFORMAT, "%s names another engine", d->seg_name);
 	if (h->generation != d->generation)
-		return cqrs_fail(CQRS_ESTOPPED, "engine %s restarted while we connected", c->engine);
+		return cqrs__fail(CQRS_ESTOPPED, "engine %s restarted while we connected", c->engine);
 	rc = cqrs__gw_params_check(&c->p, c->seg.size);
 	if (rc)
 		return rc;
 	if (c->p.nslots != d->nslots)
-		return cqrs_fail(CQRS_EFORMAT, "%s: slot count differs from its directory", d->seg_name);
+		return cqrs__fail(CQRS_EFORMAT, "%s: slot count differs from its directory", d->seg_name);
 	c->generation = h->generation;
 	c->lines = cqrs__gw_lines(c->seg.base);
 	/* acquire: pairs with the seal; the owner word is the engine's. */
-	c->engine_owner = atomic_load_explicit(&cqrs_seg_live_line(&c->seg)->owner,
+	c->engine_owner = atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->owner,
 					       memory_order_acquire);
 	return 0;
 }
@@ -358,7 +358,7 @@ static void release_slot(cqrs_client *c)
 /* Claims one free slot (owner 0 -> us). 0, CQRS_EFULL. */
 static int claim_slot(cqrs_client *c)
 {
-	uint64_t me = cqrs_seg_self_owner();
+	uint64_t me = cqrs__seg_self_owner();
 
 	for (uint32_t i = 0; i < c->p.nslots; i++) {
 		cqrs_gw_slot *s = cqrs__gw_slot(c->seg.base, &c->p, i);
@@ -402,7 +402,7 @@ static int attach_slot(cqrs_client *c)
 	head = atomic_load_explicit(&c->reply->head, memory_order_acquire);
 	tail = atomic_load_explicit(&c->reply->tail, memory_order_acquire);
 	if (head != tail)
-		return cqrs_fail(CQRS_EFORMAT, "gateway slot %u: reply ring not reset", c->slot_idx);
+		return cqrs__fail(CQRS_EFORMAT, "gateway slot %u: reply ring not reset", c->slot_idx);
 	c->head = head;
 	return 0;
 }
@@ -410,14 +410,14 @@ static int attach_slot(cqrs_client *c)
 /* CONNECTING, then wait for the engine's ACTIVE. */
 static int handshake(cqrs_client *c)
 {
-	uint64_t deadline = cqrs_mono_ns() + CONNECT_TIMEOUT_NS;
+	uint64_t deadline = cqrs__mono_ns() + CONNECT_TIMEOUT_NS;
 	uint32_t exp = CQRS_GW_FREE, st;
 
 	/* release: our ring attachment before the engine looks; pairs with its
 	 * acquire load of the state. */
 	if (!atomic_compare_exchange_strong_explicit(&c->slot->state, &exp, CQRS_GW_CONNECTING,
 						     memory_order_release, memory_order_relaxed))
-		return cqrs_fail(CQRS_ESTOPPED, "gateway slot %u changed under us", c->slot_idx);
+		return cqrs__fail(CQRS_ESTOPPED, "gateway slot %u changed under us", c->slot_idx);
 	/* seq_cst RMW: the engine's re-check reads it (futex protocol), then the bell. */
 	atomic_fetch_add_explicit(&c->lines->connect_seq, 1, memory_order_seq_cst);
 	ring_bell(c);
@@ -428,18 +428,18 @@ static int handshake(cqrs_client *c)
 		if (st == CQRS_GW_ACTIVE)
 			break;
 		if (st != CQRS_GW_CONNECTING)
-			return cqrs_fail(CQRS_ESTOPPED, "gateway slot %u refused", c->slot_idx);
+			return cqrs__fail(CQRS_ESTOPPED, "gateway slot %u refused", c->slot_idx);
 		/* acquire: pairs with the engine's STOPPING/STOPPED stores. */
 		if (atomic_load_explicit(&c->lines->state, memory_order_acquire) != CQRS_GW_RUNNING)
-			return cqrs_fail(CQRS_ESTOPPED, "engine %s is stopping", c->engine);
+			return cqrs__fail(CQRS_ESTOPPED, "engine %s is stopping", c->engine);
 		if (n < 1000) {
-			cqrs_cpu_relax();
+			cqrs__cpu_relax();
 			continue;
 		}
-		if (cqrs_mono_ns() >= deadline)
-			return cqrs_fail(-ETIMEDOUT, "engine %s did not accept the connection", c->engine);
-		if (n % 256 == 0 && !cqrs_seg_owner_alive(c->engine_owner))
-			return cqrs_fail(CQRS_ESTOPPED, "engine %s died", c->engine);
+		if (cqrs__mono_ns() >= deadline)
+			return cqrs__fail(-ETIMEDOUT, "engine %s did not accept the connection", c->engine);
+		if (n % 256 == 0 && !cqrs__seg_owner_alive(c->engine_owner))
+			return cqrs__fail(CQRS_ESTOPPED, "engine %s died", c->engine);
 		nap_ns(20000);
 	}
 	/* relaxed: ordered by the acquire load of ACTIVE. */
@@ -460,31 +460,31 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 		return -EINVAL;
 	*out = NULL;
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "bad engine name");
+		return cqrs__fail(-EINVAL, "bad engine name");
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	strcpy(c->engine, engine);
 	c->spins = env_count("CQRS_CLIENT_SPIN", CQRS_BACKOFF_SPINS);
 	c->yields = env_count("CQRS_CLIENT_YIELD", CQRS_BACKOFF_YIELDS);
-	rc = cqrs_ctl_open(engine, &ctl);
+	rc = cqrs__ctl_open(engine, &ctl);
 	if (rc == -ENOENT)
-		rc = cqrs_fail(CQRS_ENOTFOUND, "no engine named %s", engine);
+		rc = cqrs__fail(CQRS_ENOTFOUND, "no engine named %s", engine);
 	if (!rc)
 		rc = read_dir(c, ctl, &d);
-	cqrs_ctl_close(ctl);
+	cqrs__ctl_close(ctl);
 	if (!rc)
 		rc = open_segment(c, &d);
 	/* acquire: pairs with the engine's release of STOPPING/STOPPED. */
 	if (!rc && atomic_load_explicit(&c->lines->state, memory_order_acquire) != CQRS_GW_RUNNING)
-		rc = cqrs_fail(CQRS_ESTOPPED, "engine %s is stopping", engine);
-	deadline = cqrs_mono_ns() + FULL_WAIT_NS;
+		rc = cqrs__fail(CQRS_ESTOPPED, "engine %s is stopping", engine);
+	deadline = cqrs__mono_ns() + FULL_WAIT_NS;
 	while (!rc) {
 		rc = claim_slot(c);
 		if (rc != CQRS_EFULL)
 			break;
-		if (cqrs_mono_ns() >= deadline) {
-			rc = cqrs_fail(CQRS_EFULL, "engine %s: all %u gateway slots are taken", engine,
+		if (cqrs__mono_ns() >= deadline) {
+			rc = cqrs__fail(CQRS_EFULL, "engine %s: all %u gateway slots are taken", engine,
 				       c->p.nslots);
 			break;
 		}
@@ -502,7 +502,7 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 		cqrs_client_close(c);
 		return rc;
 	}
-	c->next_alive_ns = cqrs_mono_ns() + ALIVE_EVERY_NS;
+	c->next_alive_ns = cqrs__mono_ns() + ALIVE_EVERY_NS;
 	*out = c;
 	return 0;
 }
@@ -515,7 +515,7 @@ void cqrs_client_close(cqrs_client *c)
 		release_slot(c);
 	cqrs_mpsc_producer_close(c->prod);
 	cqrs_mpsc_close(c->req);
-	cqrs_seg_close(&c->seg);
+	cqrs__seg_close(&c->seg);
 	free(c->schemas);
 	free(c->stash);
 	free(c);
@@ -572,7 +572,7 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 {
 	static const cqrs_submit_opts none = { 0 };
 	const cqrs_schema *s;
-	cqrs_gw_req *h;
+	cqrs__gw_req *h;
 	uint32_t rlen;
 	void *d;
 	int rc, tries = 0;
@@ -595,7 +595,7 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 		rc = cqrs_mpsc_try_claim(c->prod, CQRS_GW_REC_REQUEST, rlen, &d);
 		if (rc == 0) {
 			h = d;
-			*h = (cqrs_gw_req){ .request_id = c->next_id + 1,
+			*h = (cqrs__gw_req){ .request_id = c->next_id + 1,
 					    .aggregate_id = opts->aggregate_id,
 					    .expected_version = opts->expected_version,
 					    .client_seq = opts->client_seq ? opts->client_seq

@@ -13,7 +13,7 @@
 typedef struct cqrs__client_parts {
 	uint8_t *base;            /* the gateway segment, mapped read-write */
 	size_t size;
-	const cqrs_gw_params *p;  /* validated copy */
+	const cqrs__gw_params *p;  /* validated copy */
 	cqrs_gw_lines *lines;
 	uint32_t slot_index;
 	cqrs_gw_slot *slot;

@@ -15,7 +15,7 @@ static int pow2(uint64_t x)
 	return x && !(x & (x - 1));
 }
 
-int cqrs__gw_layout(cqrs_gw_params *p)
+int cqrs__gw_layout(cqrs__gw_params *p)
 {
 	uint64_t req, reply, slot, total;
 
@@ -26,8 +26,8 @@ int cqrs__gw_layout(cqrs_gw_params *p)
 	if (req == 0)
 		return -EINVAL;
 	reply = sizeof(cqrs_gw_reply) + (uint64_t)p->reply_entries * sizeof(cqrs_gw_entry);
-	slot = cqrs_align_up(sizeof(cqrs_gw_slot) + req + reply, 128);
-	total = cqrs_align_up(CQRS_SEG_REGION_OFF + (uint64_t)p->nslots * slot, 4096);
+	slot = cqrs__align_up(sizeof(cqrs_gw_slot) + req + reply, 128);
+	total = cqrs__align_up(CQRS_SEG_REGION_OFF + (uint64_t)p->nslots * slot, 4096);
 	p->version = CQRS_GW_VERSION;
 	p->slots_off = CQRS_SEG_REGION_OFF;
 	p->slot_size = slot;
@@ -44,12 +44,12 @@ int cqrs__gw_layout(cqrs_gw_params *p)
 	return 0;
 }
 
-int cqrs__gw_params_check(const cqrs_gw_params *p, uint64_t seg_size)
+int cqrs__gw_params_check(const cqrs__gw_params *p, uint64_t seg_size)
 {
-	cqrs_gw_params want;
+	cqrs__gw_params want;
 
 	if (p->version != CQRS_GW_VERSION)
-		return cqrs_fail(CQRS_EFORMAT, "gateway format %u, this library speaks %u", p->version,
+		return cqrs__fail(CQRS_EFORMAT, "gateway format %u, this library speaks %u", p->version,
 				 CQRS_GW_VERSION);
 	memset(&want, 0, sizeof want);
 	want.nslots = p->nslots;
@@ -57,7 +57,7 @@ int cqrs__gw_params_check(const cqrs_gw_params *p, uint64_t seg_size)
 	want.reply_entries = p->reply_entries;
 	want.claim_timeout_ns = p->claim_timeout_ns ? p->claim_timeout_ns : 1;
 	if (cqrs__gw_layout(&want) || memcmp(&want, p, sizeof want) != 0 || want.total_size != seg_size)
-		return cqrs_fail(CQRS_EFORMAT, "gateway segment: layout does not match its parameters");
+		return cqrs__fail(CQRS_EFORMAT, "gateway segment: layout does not match its parameters");
 	return 0;
 }
 
@@ -66,7 +66,7 @@ int cqrs__gw_seg_name(char *out, size_t cap, const char *engine)
 	int n;
 
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "bad engine name");
+		return cqrs__fail(-EINVAL, "bad engine name");
 	n = snprintf(out, cap, "/cqrs.%s.gw", engine);
 	return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
 }

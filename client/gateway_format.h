@@ -17,7 +17,7 @@
  *
  *   off    size  what
  *   0      128   cqrs_seg_hdr, kind CQRS_GW_SEG_KIND (4), object ""
- *   128    ...   cqrs_gw_params (immutable, checksummed): version, slot
+ *   128    ...   cqrs__gw_params (immutable, checksummed): version, slot
  *                count and the offsets/sizes of everything below
  *   1024   64    live line: owner = the engine (pid | start time), RETIRED
  *                when the engine stopped or a successor replaced it
@@ -57,7 +57,7 @@
  *              state FREE, then owner 0 (release).
  *
  * Request (one MPSC record of type CQRS_GW_REC_REQUEST)
- *     cqrs_gw_req (48 bytes) then exactly `size` command bytes. The command
+ *     cqrs__gw_req (48 bytes) then exactly `size` command bytes. The command
  *   thread copies the header and payload into its own memory before it
  *   looks at them, then checks (engine/gateway_check.c): record type, record
  *   length >= 48 and == 48 + size, a registered command type, size == its
@@ -145,7 +145,7 @@ _Static_assert(offsetof(cqrs_gw_dir, cmd_type) == 168, "layout");
 _Static_assert(sizeof(cqrs_gw_dir) == 168 + 2 * 4 * CQRS_GW_MAX_TYPES, "layout");
 
 /* Immutable parameters at offset 128 of the gateway segment. */
-typedef struct cqrs_gw_params {
+typedef struct cqrs__gw_params {
 	uint32_t version;          /* CQRS_GW_VERSION */
 	uint32_t nslots;
 	uint64_t slots_off;        /* CQRS_SEG_REGION_OFF */
@@ -161,10 +161,10 @@ typedef struct cqrs_gw_params {
 	uint32_t entry_size;       /* sizeof(cqrs_gw_entry) */
 	uint64_t claim_timeout_ns;
 	uint64_t total_size;
-} cqrs_gw_params;
+} cqrs__gw_params;
 
-_Static_assert(sizeof(cqrs_gw_params) == 96, "layout");
-_Static_assert(CQRS_GW_PARAMS_OFF + sizeof(cqrs_gw_params) <= CQRS_SEG_IMM_SIZE - 8,
+_Static_assert(sizeof(cqrs__gw_params) == 96, "layout");
+_Static_assert(CQRS_GW_PARAMS_OFF + sizeof(cqrs__gw_params) <= CQRS_SEG_IMM_SIZE - 8,
 	       "params fit the immutable block");
 
 typedef struct cqrs_gw_lines {
@@ -237,7 +237,7 @@ typedef struct cqrs_gw_entry {
 
 _Static_assert(sizeof(cqrs_gw_entry) == 128, "one entry, two cache lines");
 
-typedef struct cqrs_gw_req {
+typedef struct cqrs__gw_req {
 	uint64_t request_id;
 	uint64_t aggregate_id;
 	uint64_t expected_version;
@@ -246,20 +246,20 @@ typedef struct cqrs_gw_req {
 	uint32_t size;
 	uint32_t flags;
 	uint32_t reserved;
-} cqrs_gw_req;
+} cqrs__gw_req;
 
-_Static_assert(sizeof(cqrs_gw_req) == 48, "request header");
-_Static_assert(offsetof(cqrs_gw_req, type) == 32, "layout");
+_Static_assert(sizeof(cqrs__gw_req) == 48, "request header");
+_Static_assert(offsetof(cqrs__gw_req, type) == 32, "layout");
 
 #define CQRS_GW_KNOWN_FLAGS 1u /* CQRS_CMD_EXPECT_VERSION */
 
 /* Canonical layout for p->nslots, p->req_capacity, p->reply_entries (the
  * rest filled). 0 or -EINVAL. */
-int cqrs__gw_layout(cqrs_gw_params *p);
+int cqrs__gw_layout(cqrs__gw_params *p);
 
 /* Checks a params block read from a segment of seg_size bytes against the
  * canonical layout for its own sizes. 0 or CQRS_EFORMAT. */
-int cqrs__gw_params_check(const cqrs_gw_params *p, uint64_t seg_size);
+int cqrs__gw_params_check(const cqrs__gw_params *p, uint64_t seg_size);
 
 /* "/cqrs.<engine>.gw". 0, -EINVAL. */
 int cqrs__gw_seg_name(char *out, size_t cap, const char *engine);
@@ -270,22 +270,22 @@ static inline cqrs_gw_lines *cqrs__gw_lines(uint8_t *base)
 	return (cqrs_gw_lines *)(void *)(base + CQRS_GW_LINES_OFF);
 }
 
-static inline cqrs_gw_slot *cqrs__gw_slot(uint8_t *base, const cqrs_gw_params *p, uint32_t i)
+static inline cqrs_gw_slot *cqrs__gw_slot(uint8_t *base, const cqrs__gw_params *p, uint32_t i)
 {
 	return (cqrs_gw_slot *)(void *)(base + p->slots_off + (uint64_t)i * p->slot_size);
 }
 
-static inline void *cqrs__gw_req_mem(cqrs_gw_slot *s, const cqrs_gw_params *p)
+static inline void *cqrs__gw_req_mem(cqrs_gw_slot *s, const cqrs__gw_params *p)
 {
 	return (uint8_t *)(void *)s + p->req_off;
 }
 
-static inline cqrs_gw_reply *cqrs__gw_reply(cqrs_gw_slot *s, const cqrs_gw_params *p)
+static inline cqrs_gw_reply *cqrs__gw_reply(cqrs_gw_slot *s, const cqrs__gw_params *p)
 {
 	return (cqrs_gw_reply *)(void *)((uint8_t *)(void *)s + p->reply_off);
 }
 
-static inline cqrs_gw_entry *cqrs__gw_entry(cqrs_gw_reply *r, const cqrs_gw_params *p, uint64_t i)
+static inline cqrs_gw_entry *cqrs__gw_entry(cqrs_gw_reply *r, const cqrs__gw_params *p, uint64_t i)
 {
 	return (cqrs_gw_entry *)(void *)(r + 1) + (i & (p->reply_entries - 1));
 }

@@ -31,7 +31,7 @@
 					* lasts as long as the threads it lets
 					* run) */
 
-static inline void cqrs_cpu_relax(void)
+static inline void cqrs__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
@@ -46,7 +46,7 @@ typedef struct {
 	uint64_t until;    /* yields stop here; set at the first yield */
 } cqrs_backoff;
 
-static inline cqrs_backoff cqrs_backoff_make(uint32_t spins, uint32_t yields, uint64_t deadline)
+static inline cqrs_backoff cqrs__backoff_make(uint32_t spins, uint32_t yields, uint64_t deadline)
 {
 	return (cqrs_backoff){ 0, spins, yields, deadline, 0 };
 }
@@ -54,12 +54,12 @@ static inline cqrs_backoff cqrs_backoff_make(uint32_t spins, uint32_t yields, ui
 /* Passes one step of the wait. False once the spins and yields are used
  * up, or the yields' time or the caller's deadline has passed: the caller
  * sleeps now (and keeps getting false after). */
-static inline bool cqrs_backoff_step(cqrs_backoff *b)
+static inline bool cqrs__backoff_step(cqrs_backoff *b)
 {
 	if (b->n < b->spins) {
-		cqrs_cpu_relax();
+		cqrs__cpu_relax();
 	} else if (b->n - b->spins < b->yields) {
-		uint64_t now = cqrs_mono_ns();
+		uint64_t now = cqrs__mono_ns();
 
 		if (!b->until)
 			b->until = now + CQRS_BACKOFF_YIELD_NS < b->deadline ? now + CQRS_BACKOFF_YIELD_NS

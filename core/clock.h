@@ -9,14 +9,14 @@
 #include <stdint.h>
 #include <time.h>
 
-static inline uint64_t cqrs_mono_ns(void)
+static inline uint64_t cqrs__mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline int64_t cqrs_wall_ns(void)
+static inline int64_t cqrs__wall_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);

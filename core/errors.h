@@ -9,7 +9,7 @@
 #include "cqrs_common.h"
 
 /* Records "func:line: message" for cqrs_last_error() and returns code, so
- * callers can write: return cqrs_fail(-EINVAL, "bad name '%s'", name); */
+ * callers can write: return cqrs__fail(-EINVAL, "bad name '%s'", name); */
 int cqrs__set_error(int code, const char *func, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -21,6 +21,6 @@ int cqrs__set_error_text(int code, const char *text);
 #include <stdarg.h>
 void cqrs__vlog(cqrs_log_fn log, void *arg, int level, const char *fmt, va_list ap);
 
-#define cqrs_fail(code, ...) cqrs__set_error((code), __func__, __LINE__, __VA_ARGS__)
+#define cqrs__fail(code, ...) cqrs__set_error((code), __func__, __LINE__, __VA_ARGS__)
 
 #endif

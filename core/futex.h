@@ -5,9 +5,9 @@
  *
  * The protocol every user follows (lost-wakeup free):
  *   waiter: announce itself (increment a waiters word, seq_cst), re-check
- *           the condition, then cqrs_futex_wait(word, value_seen).
+ *           the condition, then cqrs__futex_wait(word, value_seen).
  *   waker:  publish the new value (release), then, only if the waiters word
- *           is non-zero (seq_cst load), cqrs_futex_wake(word).
+ *           is non-zero (seq_cst load), cqrs__futex_wake(word).
  * The seq_cst pair (waiter's increment, waker's load) makes it impossible
  * for the waker to miss a waiter that missed the new value.
  */
@@ -26,7 +26,7 @@
 /* Sleeps while *word == expected, at most timeout_ns (UINT64_MAX: forever).
  * Returns 0 when woken (or the value already differed), -ETIMEDOUT, or
  * -EINTR. Spurious wakeups are possible: callers loop on their condition. */
-static inline int cqrs_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+static inline int cqrs__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
 {
 	struct timespec ts, *tp = NULL;
 	long rc;
@@ -43,7 +43,7 @@ static inline int cqrs_futex_wait(_Atomic uint32_t *word, uint32_t expected, uin
 }
 
 /* Wakes every waiter on word. */
-static inline void cqrs_futex_wake(_Atomic uint32_t *word)
+static inline void cqrs__futex_wake(_Atomic uint32_t *word)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }

@@ -24,7 +24,7 @@ typedef struct cqrs_hist {
 	_Atomic uint64_t count[CQRS_HIST_BUCKETS];
 } cqrs_hist;
 
-static inline unsigned cqrs_hist_bucket(uint64_t v)
+static inline unsigned cqrs__hist_bucket(uint64_t v)
 {
 	unsigned m;
 
@@ -36,34 +36,34 @@ static inline unsigned cqrs_hist_bucket(uint64_t v)
 
 /* Smallest value that falls in bucket b (the counters' readers use the
  * same function from the public header). */
-static inline uint64_t cqrs_hist_bucket_low(unsigned b)
+static inline uint64_t cqrs__hist_bucket_low(unsigned b)
 {
 	return cqrs_counters_bucket_low(b);
 }
 
 /* Single writer: relaxed is enough; nothing else is ordered by a count. */
-static inline void cqrs_hist_record(cqrs_hist *h, uint64_t v)
+static inline void cqrs__hist_record(cqrs_hist *h, uint64_t v)
 {
-	_Atomic uint64_t *c = &h->count[cqrs_hist_bucket(v)];
+	_Atomic uint64_t *c = &h->count[cqrs__hist_bucket(v)];
 	/* relaxed load+store, not fetch_add: one writer, and no locked op. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 }
 
 /* Multi-writer variant (threads sharing one histogram). */
-static inline void cqrs_hist_record_mt(cqrs_hist *h, uint64_t v)
+static inline void cqrs__hist_record_mt(cqrs_hist *h, uint64_t v)
 {
 	/* relaxed RMW: counts only, orders nothing else. */
-	atomic_fetch_add_explicit(&h->count[cqrs_hist_bucket(v)], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->count[cqrs__hist_bucket(v)], 1, memory_order_relaxed);
 }
 
-static inline void cqrs_hist_reset(cqrs_hist *h)
+static inline void cqrs__hist_reset(cqrs_hist *h)
 {
 	for (unsigned i = 0; i < CQRS_HIST_BUCKETS; i++)
 		atomic_store_explicit(&h->count[i], 0, memory_order_relaxed); /* counts only */
 }
 
-static inline uint64_t cqrs_hist_total(const cqrs_hist *h)
+static inline uint64_t cqrs__hist_total(const cqrs_hist *h)
 {
 	uint64_t n = 0;
 	for (unsigned i = 0; i < CQRS_HIST_BUCKETS; i++)
@@ -73,9 +73,9 @@ static inline uint64_t cqrs_hist_total(const cqrs_hist *h)
 
 /* Value at quantile q (0..1): the midpoint of the bucket holding it; 0 if
  * empty. */
-static inline uint64_t cqrs_hist_quantile(const cqrs_hist *h, double q)
+static inline uint64_t cqrs__hist_quantile(const cqrs_hist *h, double q)
 {
-	uint64_t total = cqrs_hist_total(h), seen = 0, rank;
+	uint64_t total = cqrs__hist_total(h), seen = 0, rank;
 
 	if (total == 0)
 		return 0;
@@ -85,8 +85,8 @@ static inline uint64_t cqrs_hist_quantile(const cqrs_hist *h, double q)
 	for (unsigned i = 0; i < CQRS_HIST_BUCKETS; i++) {
 		seen += atomic_load_explicit(&h->count[i], memory_order_relaxed); /* counts only */
 		if (seen > rank) {
-			uint64_t lo = cqrs_hist_bucket_low(i);
-			uint64_t hi = i + 1 < CQRS_HIST_BUCKETS ? cqrs_hist_bucket_low(i + 1) : lo;
+			uint64_t lo = cqrs__hist_bucket_low(i);
+			uint64_t hi = i + 1 < CQRS_HIST_BUCKETS ? cqrs__hist_bucket_low(i + 1) : lo;
 			return lo + (hi - lo) / 2;
 		}
 	}

@@ -136,7 +136,7 @@ int cqrs_record_set_text(const cqrs_schema *s, void *rec, const char *name, cons
 	char *end;
 
 	if (!f)
-		return cqrs_fail(CQRS_ENOTFOUND, "record %.31s has no field '%s'", s->name, name);
+		return cqrs__fail(CQRS_ENOTFOUND, "record %.31s has no field '%s'", s->name, name);
 	if (!text)
 		return -EINVAL;
 	errno = 0;
@@ -150,29 +150,29 @@ int cqrs_record_set_text(const cqrs_schema *s, void *rec, const char *name, cons
 		size_t n = strlen(text);
 		uint8_t tmp[CQRS_RECORD_MAX];
 		if (n % 2 || n / 2 > f->size)
-			return cqrs_fail(CQRS_ETYPE, "field %.31s: want up to %u bytes as hex", f->name, f->size);
+			return cqrs__fail(CQRS_ETYPE, "field %.31s: want up to %u bytes as hex", f->name, f->size);
 		for (size_t i = 0; i < n / 2; i++) {
 			int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
 			if (hi < 0 || lo < 0)
-				return cqrs_fail(CQRS_ETYPE, "field %.31s: bad hex", f->name);
+				return cqrs__fail(CQRS_ETYPE, "field %.31s: bad hex", f->name);
 			tmp[i] = (uint8_t)(hi << 4 | lo);
 		}
 		v.type = CQRS_FT_BYTES;
 		v.v.b.ptr = tmp;
 		v.v.b.len = n / 2;
-		return cqrs_record_set(s, rec, f, &v) ? cqrs_fail(CQRS_ETYPE, "field %.31s: too long", f->name) : 0;
+		return cqrs_record_set(s, rec, f, &v) ? cqrs__fail(CQRS_ETYPE, "field %.31s: too long", f->name) : 0;
 	}
 	case CQRS_FT_F64:
 		v.type = CQRS_FT_F64;
 		v.v.f = strtod(text, &end);
 		if (end == text || *end || errno)
-			return cqrs_fail(CQRS_ETYPE, "field %.31s: '%s' is not a number", f->name, text);
+			return cqrs__fail(CQRS_ETYPE, "field %.31s: '%s' is not a number", f->name, text);
 		break;
 	case CQRS_FT_BOOL:
 		v.type = CQRS_FT_U64;
 		if (!strcmp(text, "true") || !strcmp(text, "1")) v.v.u = 1;
 		else if (!strcmp(text, "false") || !strcmp(text, "0")) v.v.u = 0;
-		else return cqrs_fail(CQRS_ETYPE, "field %.31s: '%s' is not a bool", f->name, text);
+		else return cqrs__fail(CQRS_ETYPE, "field %.31s: '%s' is not a bool", f->name, text);
 		break;
 	default:
 		if (text[0] == '-') {
@@ -183,11 +183,11 @@ int cqrs_record_set_text(const cqrs_schema *s, void *rec, const char *name, cons
 			v.v.u = strtoull(text, &end, 0);
 		}
 		if (end == text || *end || errno)
-			return cqrs_fail(CQRS_ETYPE, "field %.31s: '%s' is not an integer", f->name, text);
+			return cqrs__fail(CQRS_ETYPE, "field %.31s: '%s' is not an integer", f->name, text);
 		break;
 	}
 	if (cqrs_record_set(s, rec, f, &v))
-		return cqrs_fail(CQRS_ETYPE, "field %.31s (%s): '%s' does not fit", f->name,
+		return cqrs__fail(CQRS_ETYPE, "field %.31s (%s): '%s' does not fit", f->name,
 				 cqrs_ftype_name(f->type), text);
 	return 0;
 }

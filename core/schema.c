@@ -47,36 +47,36 @@ int cqrs__name_valid(const char *name, size_t cap)
 int cqrs_schema_validate(const cqrs_schema *s)
 {
 	if (!s)
-		return cqrs_fail(-EINVAL, "schema is NULL");
+		return cqrs__fail(-EINVAL, "schema is NULL");
 	if (!cqrs__name_valid(s->name, sizeof s->name))
-		return cqrs_fail(CQRS_EFORMAT, "bad record name");
+		return cqrs__fail(CQRS_EFORMAT, "bad record name");
 	if (s->size == 0 || s->size > CQRS_RECORD_MAX)
-		return cqrs_fail(CQRS_EFORMAT, "record %.31s: bad size %u", s->name, s->size);
+		return cqrs__fail(CQRS_EFORMAT, "record %.31s: bad size %u", s->name, s->size);
 	if (s->nfields == 0 || s->nfields > CQRS_SCHEMA_MAX_FIELDS)
-		return cqrs_fail(CQRS_EFORMAT, "record %.31s: bad field count %u", s->name,
+		return cqrs__fail(CQRS_EFORMAT, "record %.31s: bad field count %u", s->name,
 				 s->nfields);
 	for (uint32_t i = 0; i < s->nfields; i++) {
 		const cqrs_field *f = &s->fields[i];
 
 		if (!cqrs__name_valid(f->name, sizeof f->name))
-			return cqrs_fail(CQRS_EFORMAT, "record %.31s: field %u: bad name", s->name, i);
+			return cqrs__fail(CQRS_EFORMAT, "record %.31s: field %u: bad name", s->name, i);
 		if (f->type < 1 || f->type > CQRS_FT_MAX)
-			return cqrs_fail(CQRS_EFORMAT, "record %.31s: field %.31s: unknown type %u",
+			return cqrs__fail(CQRS_EFORMAT, "record %.31s: field %.31s: unknown type %u",
 					 s->name, f->name, f->type);
 		if (ftypes[f->type].size ? f->size != ftypes[f->type].size : f->size == 0)
-			return cqrs_fail(CQRS_EFORMAT, "record %.31s: field %.31s: bad size %u for %s",
+			return cqrs__fail(CQRS_EFORMAT, "record %.31s: field %.31s: bad size %u for %s",
 					 s->name, f->name, f->size, ftypes[f->type].name);
 		if (f->offset > s->size || f->size > s->size - f->offset)
-			return cqrs_fail(CQRS_EFORMAT, "record %.31s: field %.31s: out of bounds",
+			return cqrs__fail(CQRS_EFORMAT, "record %.31s: field %.31s: out of bounds",
 					 s->name, f->name);
 		/* O(n^2) over at most 64 fields: cold path, and it needs no memory. */
 		for (uint32_t j = 0; j < i; j++) {
 			const cqrs_field *g = &s->fields[j];
 			if (f->offset < g->offset + g->size && g->offset < f->offset + f->size)
-				return cqrs_fail(CQRS_EFORMAT, "record %.31s: fields %.31s and %.31s overlap",
+				return cqrs__fail(CQRS_EFORMAT, "record %.31s: fields %.31s and %.31s overlap",
 						 s->name, g->name, f->name);
 			if (strncmp(f->name, g->name, CQRS_NAME_MAX) == 0)
-				return cqrs_fail(CQRS_EFORMAT, "record %.31s: duplicate field %.31s",
+				return cqrs__fail(CQRS_EFORMAT, "record %.31s: duplicate field %.31s",
 						 s->name, f->name);
 		}
 	}

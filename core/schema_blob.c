@@ -67,7 +67,7 @@ int cqrs_schema_encode(const cqrs_schema *s, void *buf, size_t cap)
 		return rc;
 	need = cqrs_schema_blob_size(s);
 	if (need > cap)
-		return cqrs_fail(-ENOSPC, "schema blob needs %zu bytes, have %zu", need, cap);
+		return cqrs__fail(-ENOSPC, "schema blob needs %zu bytes, have %zu", need, cap);
 	nl = strlen(s->name);
 	wr32(b, BLOB_MAGIC);
 	wr16(b + 4, CQRS_SCHEMA_BLOB_VERSION);
@@ -100,27 +100,27 @@ int cqrs_schema_decode(const void *blob, size_t len, cqrs_schema *out)
 	size_t pos, nl, end;
 
 	if (!blob || !out)
-		return cqrs_fail(-EINVAL, "NULL argument");
+		return cqrs__fail(-EINVAL, "NULL argument");
 	if (len < HDR_SIZE + 1 + SUM_SIZE)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob truncated (%zu bytes)", len);
+		return cqrs__fail(CQRS_EFORMAT, "schema blob truncated (%zu bytes)", len);
 	if (rd32(b) != BLOB_MAGIC)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: bad magic 0x%08x", rd32(b));
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: bad magic 0x%08x", rd32(b));
 	if (rd16(b + 4) != CQRS_SCHEMA_BLOB_VERSION)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: unsupported version %u", rd16(b + 4));
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: unsupported version %u", rd16(b + 4));
 	total = rd32(b + 8);
 	if (total > len || total < HDR_SIZE + 1 + SUM_SIZE)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: length %u outside 1..%zu", total, len);
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: length %u outside 1..%zu", total, len);
 	end = total - SUM_SIZE;
 	if (XXH3_64bits(b, end) != rd64(b + end))
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: checksum mismatch");
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: checksum mismatch");
 
 	memset(out, 0, sizeof *out);
 	nl = b[6];
 	nf = rd32(b + 16);
 	if (nl == 0 || nl >= CQRS_NAME_MAX || HDR_SIZE + nl > end)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: bad name length %zu", nl);
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: bad name length %zu", nl);
 	if (nf == 0 || nf > CQRS_SCHEMA_MAX_FIELDS)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: bad field count %u", nf);
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: bad field count %u", nf);
 	memcpy(out->name, b + HDR_SIZE, nl);
 	out->size = rd32(b + 12);
 	out->nfields = nf;
@@ -130,10 +130,10 @@ int cqrs_schema_decode(const void *blob, size_t len, cqrs_schema *out)
 		size_t fl;
 
 		if (pos + ENTRY_FIXED > end)
-			return cqrs_fail(CQRS_EFORMAT, "schema blob: field %u truncated", i);
+			return cqrs__fail(CQRS_EFORMAT, "schema blob: field %u truncated", i);
 		fl = b[pos + 1];
 		if (fl == 0 || fl >= CQRS_NAME_MAX || pos + ENTRY_FIXED + fl > end)
-			return cqrs_fail(CQRS_EFORMAT, "schema blob: field %u: bad name length", i);
+			return cqrs__fail(CQRS_EFORMAT, "schema blob: field %u: bad name length", i);
 		f->type = b[pos];
 		f->offset = rd32(b + pos + 2);
 		f->size = rd32(b + pos + 6);
@@ -141,7 +141,7 @@ int cqrs_schema_decode(const void *blob, size_t len, cqrs_schema *out)
 		pos += ENTRY_FIXED + fl;
 	}
 	if (pos != end)
-		return cqrs_fail(CQRS_EFORMAT, "schema blob: %zu trailing bytes", end - pos);
+		return cqrs__fail(CQRS_EFORMAT, "schema blob: %zu trailing bytes", end - pos);
 	if (cqrs_schema_validate(out))
 		return CQRS_EFORMAT; /* validate already recorded the reason */
 	return (int)total;

@@ -66,7 +66,7 @@ int cqrs_reject(cqrs_ctx *ctx, const char *fmt, ...)
 
 uint64_t cqrs_ctx_version(const cqrs_ctx *ctx, uint64_t aggregate_id)
 {
-	return cqrs_versions_get(ctx->e->versions, aggregate_id);
+	return cqrs__versions_get(ctx->e->versions, aggregate_id);
 }
 
 int64_t cqrs_ctx_now(const cqrs_ctx *ctx)
@@ -89,9 +89,9 @@ static void release_acks(cqrs_engine *e, uint64_t durable)
 		if (a->target > durable)
 			break;
 		if (!now)
-			now = cqrs_mono_ns(); /* one clock read per released batch */
-		cqrs_hist_record(ctr_hist(e->ctr->ack_latency), now - a->submit_ns);
-		cqrs_ticket_release(a->ticket);
+			now = cqrs__mono_ns(); /* one clock read per released batch */
+		cqrs__hist_record(ctr_hist(e->ctr->ack_latency), now - a->submit_ns);
+		cqrs__ticket_release(a->ticket);
 		e->ack_head++;
 	}
 }
@@ -102,13 +102,13 @@ static void fail_acks(cqrs_engine *e, int code)
 	while (e->ack_head != e->ack_tail) {
 		pending_ack *a = &e->acks[e->ack_head & (e->ack_cap - 1)];
 		if (a->target <= atomic_load_explicit(&e->durable_seq, memory_order_relaxed)) {
-			cqrs_ticket_release(a->ticket); /* its answer was durable */
+			cqrs__ticket_release(a->ticket); /* its answer was durable */
 		} else {
 			a->ticket->status = code;
 			a->ticket->seq = 0;
 			snprintf(a->ticket->reason, sizeof a->ticket->reason, "journal failed: %s",
 				 cqrs_strerror(code));
-			cqrs_ticket_release(a->ticket);
+			cqrs__ticket_release(a->ticket);
 		}
 		e->ack_head++;
 	}
@@ -122,8 +122,8 @@ static void queue_ack(cqrs_engine *e, const sub_hdr *h, uint64_t target)
 	/* relaxed: durable_seq is written by this thread only. */
 	if (target <= atomic_load_explicit(&e->durable_seq, memory_order_relaxed) &&
 	    e->ack_head == e->ack_tail) {
-		cqrs_hist_record(ctr_hist(e->ctr->ack_latency), cqrs_mono_ns() - h->submit_ns);
-		cqrs_ticket_release(h->ticket);
+		cqrs__hist_record(ctr_hist(e->ctr->ack_latency), cqrs__mono_ns() - h->submit_ns);
+		cqrs__ticket_release(h->ticket);
 		return;
 	}
 	e->acks[e->ack_tail & (e->ack_cap - 1)] = (pending_ack){ h->ticket, target, h->submit_ns };
@@ -196,17 +196,17 @@ static int journal_group(cqrs_engine *e, const sub_hdr *h, uint64_t *last_seq)
 			.client_seq = h->client_seq,
 		};
 		for (;;) {
-			rc = cqrs_journal_append(e->journal, &je, ctx->scratch + ev->offset, ev->size,
+			rc = cqrs__journal_append(e->journal, &je, ctx->scratch + ev->offset, ev->size,
 						 last_seq);
 			if (rc != -EAGAIN)
 				break;
 			/* Every batch buffer is in flight: let one complete. */
-			rc = cqrs_journal_wait(e->journal, 1000000);
+			rc = cqrs__journal_wait(e->journal, 1000000);
 			if (rc < 0)
 				break;
 		}
 		if (rc) {
-			cqrs_journal_abandon(e->journal);
+			cqrs__journal_abandon(e->journal);
 			return rc;
 		}
 	}
@@ -222,7 +222,7 @@ static int journal_group(cqrs_engine *e, const sub_hdr *h, uint64_t *last_seq)
 			.size = ev->size,
 			.data = ctx->scratch + ev->offset,
 		};
-		cqrs_versions_set(e->versions, ev->aggregate_id, versions[i]);
+		cqrs__versions_set(e->versions, ev->aggregate_id, versions[i]);
 		if (e->events[ev->type].evolve)
 			e->events[ev->type].evolve(e->model, &view);
 	}
@@ -238,12 +238,12 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 	int rc = atomic_load_explicit(&e->poison, memory_order_relaxed);
 
 	if (rc) {
-		cqrs_ticket_complete(h->ticket, rc, 0, "journal failed earlier: engine stopped accepting");
+		cqrs__ticket_complete(h->ticket, rc, 0, "journal failed earlier: engine stopped accepting");
 		return;
 	}
 
 	if (h->client_id) {
-		rc = cqrs_dedup_check(e->dedup, h->client_id, h->client_seq, &seq);
+		rc = cqrs__dedup_check(e->dedup, h->client_id, h->client_seq, &seq);
 		if (rc == 1) {
 			answer(e, h, CQRS_EDUPLICATE, seq, "duplicate of an earlier command", target);
 			cqrs__count_command(e, CQRS_EDUPLICATE);
@@ -281,7 +281,7 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 	if (ctx->nemitted) {
 		rc = journal_group(e, h, &seq);
 		if (rc) {
-			int poisoned = cqrs_journal_poisoned(e->journal);
+			int poisoned = cqrs__journal_poisoned(e->journal);
 			answer(e, h, rc, 0, poisoned ? "journal failed" : "journal refused the events",
 			       target);
 			if (poisoned)
@@ -291,7 +291,7 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 		e->last_assigned = seq;
 		target = seq;
 		if (h->client_id)
-			cqrs_dedup_record(e->dedup, h->client_id, h->client_seq, seq);
+			cqrs__dedup_record(e->dedup, h->client_id, h->client_seq, seq);
 	}
 	answer(e, h, 0, seq ? seq : target, NULL, target);
 	cqrs__count_command(e, 0);
@@ -316,7 +316,7 @@ void cqrs__poison(cqrs_engine *e, int code)
 void cqrs__command_reset_ctx(cqrs_engine *e)
 {
 	e->ctx->e = e;
-	e->ctx->now_ns = cqrs_wall_ns();
+	e->ctx->now_ns = cqrs__wall_ns();
 }
 
 /* ---- counters ---------------------------------------------------------------------- */

@@ -26,7 +26,7 @@ static void path_of(char *buf, size_t cap, const char *dir)
 	snprintf(buf, cap, "%s/deadletters.log", dir);
 }
 
-int cqrs_dl_open(const char *dir, cqrs_dl_log **out)
+int cqrs__dl_open(const char *dir, cqrs_dl_log **out)
 {
 	char path[4096];
 	cqrs_dl_log *l;
@@ -36,7 +36,7 @@ int cqrs_dl_open(const char *dir, cqrs_dl_log **out)
 	path_of(path, sizeof path, dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (fd < 0)
-		return cqrs_fail(-errno, "open %s: %s", path, strerror(errno));
+		return cqrs__fail(-errno, "open %s: %s", path, strerror(errno));
 	/* A crash mid-append leaves a partial record that was never reported
 	 * durable; cut it so appends stay aligned to whole records. */
 	{
@@ -45,7 +45,7 @@ int cqrs_dl_open(const char *dir, cqrs_dl_log **out)
 		    ftruncate(fd, st.st_size - st.st_size % CQRS_DL_RECORD)) {
 			int err = errno;
 			close(fd);
-			return cqrs_fail(-err, "truncate torn tail of %s: %s", path, strerror(err));
+			return cqrs__fail(-err, "truncate torn tail of %s: %s", path, strerror(err));
 		}
 	}
 	l = calloc(1, sizeof *l);
@@ -98,7 +98,7 @@ static int decode(const uint8_t *b, cqrs_deadletter *d)
 	return 0;
 }
 
-int cqrs_dl_append(cqrs_dl_log *l, const cqrs_deadletter *d)
+int cqrs__dl_append(cqrs_dl_log *l, const cqrs_deadletter *d)
 {
 	uint8_t b[CQRS_DL_RECORD];
 	size_t off = 0;
@@ -115,7 +115,7 @@ int cqrs_dl_append(cqrs_dl_log *l, const cqrs_deadletter *d)
 	return fdatasync(l->fd) ? -errno : 0;
 }
 
-void cqrs_dl_close(cqrs_dl_log *l)
+void cqrs__dl_close(cqrs_dl_log *l)
 {
 	if (!l)
 		return;
@@ -123,7 +123,7 @@ void cqrs_dl_close(cqrs_dl_log *l)
 	free(l);
 }
 
-int cqrs_dl_read(const char *dir, void (*fn)(void *arg, const cqrs_deadletter *d), void *arg,
+int cqrs__dl_read(const char *dir, void (*fn)(void *arg, const cqrs_deadletter *d), void *arg,
 		 uint64_t *torn_bytes)
 {
 	char path[4096];
@@ -137,7 +137,7 @@ int cqrs_dl_read(const char *dir, void (*fn)(void *arg, const cqrs_deadletter *d
 	path_of(path, sizeof path, dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : cqrs_fail(-errno, "open %s: %s", path, strerror(errno));
+		return errno == ENOENT ? 0 : cqrs__fail(-errno, "open %s: %s", path, strerror(errno));
 	if (fstat(fd, &st)) {
 		close(fd);
 		return -errno;
@@ -151,7 +151,7 @@ int cqrs_dl_read(const char *dir, void (*fn)(void *arg, const cqrs_deadletter *d
 		if (decode(b, &d)) {
 			close(fd);
 			if (off + CQRS_DL_RECORD < st.st_size)
-				return cqrs_fail(CQRS_ECORRUPT, "%s: bad record at offset %lld", path,
+				return cqrs__fail(CQRS_ECORRUPT, "%s: bad record at offset %lld", path,
 						 (long long)off);
 			if (torn_bytes)
 				*torn_bytes = (uint64_t)(st.st_size - off);

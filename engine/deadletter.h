@@ -42,16 +42,16 @@ typedef struct cqrs_deadletter {
 typedef struct cqrs_dl_log cqrs_dl_log;
 
 /* Opens (creating) DIR/deadletters.log for appending. */
-int cqrs_dl_open(const char *dir, cqrs_dl_log **out);
+int cqrs__dl_open(const char *dir, cqrs_dl_log **out);
 /* Appends one record and fdatasyncs it. 0 or -errno. */
-int cqrs_dl_append(cqrs_dl_log *l, const cqrs_deadletter *d);
-void cqrs_dl_close(cqrs_dl_log *l);
+int cqrs__dl_append(cqrs_dl_log *l, const cqrs_deadletter *d);
+void cqrs__dl_close(cqrs_dl_log *l);
 
 /* Calls fn for every valid record of DIR/deadletters.log in order.
  * Returns the number of records, -errno, or CQRS_ECORRUPT when a record
  * before the last fails its checks. *torn_bytes (may be NULL) receives the
  * size of an incomplete tail. */
-int cqrs_dl_read(const char *dir, void (*fn)(void *arg, const cqrs_deadletter *d), void *arg,
+int cqrs__dl_read(const char *dir, void (*fn)(void *arg, const cqrs_deadletter *d), void *arg,
 		 uint64_t *torn_bytes);
 
 #endif

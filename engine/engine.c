@@ -70,23 +70,23 @@ int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
 
 	*out = NULL;
 	if (!cfg || !cfg->name || !cqrs__name_valid(cfg->name, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "engine name must be 1..31 of [A-Za-z0-9_]");
+		return cqrs__fail(-EINVAL, "engine name must be 1..31 of [A-Za-z0-9_]");
 	if (!cfg->data_dir || !cfg->data_dir[0] || strlen(cfg->data_dir) >= 3000)
-		return cqrs_fail(-EINVAL, "data_dir missing or too long");
+		return cqrs__fail(-EINVAL, "data_dir missing or too long");
 	if (cfg->durability < CQRS_DURABILITY_NONE || cfg->durability > CQRS_DURABILITY_INTERVAL)
-		return cqrs_fail(-EINVAL, "unknown durability mode %d", cfg->durability);
+		return cqrs__fail(-EINVAL, "unknown durability mode %d", cfg->durability);
 	if (!is_pow2(cfg->ring_bytes) || cfg->ring_bytes < 4096)
-		return cqrs_fail(-EINVAL, "ring_bytes must be a power of two >= 4096");
+		return cqrs__fail(-EINVAL, "ring_bytes must be a power of two >= 4096");
 	if (!is_pow2(cfg->submit_queue_bytes) || cfg->submit_queue_bytes < 4096)
-		return cqrs_fail(-EINVAL, "submit_queue_bytes must be a power of two >= 4096");
+		return cqrs__fail(-EINVAL, "submit_queue_bytes must be a power of two >= 4096");
 	if (cfg->threading != CQRS_THREADING_DEDICATED && cfg->threading != CQRS_THREADING_SHARED)
-		return cqrs_fail(-EINVAL, "unknown threading mode %d", cfg->threading);
+		return cqrs__fail(-EINVAL, "unknown threading mode %d", cfg->threading);
 	if (cfg->projector_threads == 0 || cfg->projector_threads > CQRS_MAX_PROJECTORS)
-		return cqrs_fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
+		return cqrs__fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
 	if (cfg->max_batch_commands == 0 || cfg->max_batch_bytes < 4096)
-		return cqrs_fail(-EINVAL, "batch limits too small");
+		return cqrs__fail(-EINVAL, "batch limits too small");
 	if (cfg->aggregates_hint > CQRS_WM_MAX_ENTRIES)
-		return cqrs_fail(-EINVAL, "aggregates_hint above 2^30");
+		return cqrs__fail(-EINVAL, "aggregates_hint above 2^30");
 	e = calloc(1, sizeof *e);
 	if (!e)
 		return -ENOMEM;
@@ -101,7 +101,7 @@ int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
 	rc = mkdir_p(e->data_dir);
 	if (rc) {
 		free(e);
-		return cqrs_fail(rc, "cannot create data dir %s: %s", cfg->data_dir, strerror(-rc));
+		return cqrs__fail(rc, "cannot create data dir %s: %s", cfg->data_dir, strerror(-rc));
 	}
 	*out = e;
 	return 0;
@@ -110,11 +110,11 @@ int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
 static int check_registration(cqrs_engine *e, uint32_t type, const cqrs_schema *s)
 {
 	if (atomic_load_explicit(&e->state, memory_order_relaxed) != ENGINE_OPEN) /* owner thread */
-		return cqrs_fail(-EINVAL, "register before cqrs_engine_start");
+		return cqrs__fail(-EINVAL, "register before cqrs_engine_start");
 	if (type == 0 || type >= CQRS_MAX_TYPES)
-		return cqrs_fail(-EINVAL, "type id %u outside 1..%d", type, CQRS_MAX_TYPES - 1);
+		return cqrs__fail(-EINVAL, "type id %u outside 1..%d", type, CQRS_MAX_TYPES - 1);
 	if (!s)
-		return cqrs_fail(-EINVAL, "type %u: schema is NULL", type);
+		return cqrs__fail(-EINVAL, "type %u: schema is NULL", type);
 	return cqrs_schema_validate(s);
 }
 
@@ -125,9 +125,9 @@ int cqrs_register_command(cqrs_engine *e, uint32_t type, const cqrs_schema *s, c
 	if (rc)
 		return rc;
 	if (!decide)
-		return cqrs_fail(-EINVAL, "command %s: decide is NULL", s->name);
+		return cqrs__fail(-EINVAL, "command %s: decide is NULL", s->name);
 	if (e->cmds[type].schema)
-		return cqrs_fail(-EEXIST, "command type %u registered twice", type);
+		return cqrs__fail(-EEXIST, "command type %u registered twice", type);
 	e->cmds[type].schema = s;
 	e->cmds[type].decide = decide;
 	return 0;
@@ -140,9 +140,9 @@ int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *s, cqr
 	if (rc)
 		return rc;
 	if (s->size > sizeof(((cqrs_ctx *)0)->scratch) / 4)
-		return cqrs_fail(-EINVAL, "event %s: %u bytes is too large", s->name, s->size);
+		return cqrs__fail(-EINVAL, "event %s: %u bytes is too large", s->name, s->size);
 	if (e->events[type].schema)
-		return cqrs_fail(-EEXIST, "event type %u registered twice", type);
+		return cqrs__fail(-EEXIST, "event type %u registered twice", type);
 	e->events[type].schema = s;
 	e->events[type].evolve = evolve;
 	e->event_schemas[type] = s;

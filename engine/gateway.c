@@ -113,7 +113,7 @@ typedef struct gw_slot {
 typedef struct gateway {
 	cqrs_engine *e;
 	cqrs_seg seg;
-	cqrs_gw_params p;
+	cqrs__gw_params p;
 	cqrs_gw_lines *lines;
 	gw_slot *slots;
 	uint32_t *active;
@@ -193,7 +193,7 @@ static void wake_client(gw_slot *sp)
 	/* release: a woken client that reads the new seq sees what we stored
 	 * before (state words); pairs with its acquire load of seq. */
 	atomic_fetch_add_explicit(&sp->reply->seq, 1, memory_order_release);
-	cqrs_futex_wake(&sp->reply->seq);
+	cqrs__futex_wake(&sp->reply->seq);
 }
 
 static void free_overflow(gateway *g, gw_slot *sp)
@@ -332,7 +332,7 @@ static int check_slot(gateway *g, uint32_t i, int liveness)
 		reset_slot(g, i, 0);
 		return 1;
 	}
-	if (liveness && !cqrs_seg_owner_alive(owner))
+	if (liveness && !cqrs__seg_owner_alive(owner))
 		reset_slot(g, i, 1);
 	return 1;
 }
@@ -451,7 +451,7 @@ static int on_request(void *arg, uint32_t type, const void *data, uint32_t len)
 	gateway *g = c->g;
 	gw_slot *sp = c->sp;
 	char why[CQRS_GW_REASON];
-	cqrs_gw_req req;
+	cqrs__gw_req req;
 	gw_ticket *t;
 	sub_hdr h;
 	int rc;
@@ -479,13 +479,13 @@ static int on_request(void *arg, uint32_t type, const void *data, uint32_t len)
 		atomic_store_explicit(&sp->s->malformed,
 				      atomic_load_explicit(&sp->s->malformed, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
-		cqrs_ticket_complete(&t->t, CQRS_EFORMAT, 0, why);
+		cqrs__ticket_complete(&t->t, CQRS_EFORMAT, 0, why);
 		return 0;
 	}
 	h = (sub_hdr){ .ticket = &t->t, .type = req.type, .size = req.size,
 		       .aggregate_id = req.aggregate_id, .expected_version = req.expected_version,
 		       .client_id = sp->client_id, .client_seq = req.client_seq, .flags = req.flags,
-		       .submit_ns = cqrs_mono_ns() };
+		       .submit_ns = cqrs__mono_ns() };
 	cqrs__process_command(g->e, &h, g->cmdbuf);
 	return cqrs__acks_full(g->e);
 }
@@ -516,7 +516,7 @@ uint32_t cqrs__gateway_poll(struct cqrs_engine *e, uint32_t max)
 		g->reap_seen = v;
 		g->reap_pending = 1;
 	}
-	now = cqrs_mono_ns();
+	now = cqrs__mono_ns();
 	/* A full reap reads /proc for every occupied slot: at most one per
 	 * REAP_EVERY_NS, however often clients ask. */
 	if (g->reap_pending && now >= g->next_reap_ns) {
@@ -594,16 +594,16 @@ static int retire_stale(const char *name)
 {
 	cqrs_seg old;
 
-	if (cqrs_seg_open(&old, name, CQRS_GW_SEG_KIND, 1) == 0) {
+	if (cqrs__seg_open(&old, name, CQRS_GW_SEG_KIND, 1) == 0) {
 		/* release: pairs with the clients' acquire loads of flags/state. */
-		atomic_fetch_or_explicit(&cqrs_seg_live_line(&old)->flags, CQRS_SEG_RETIRED,
+		atomic_fetch_or_explicit(&cqrs__seg_live_line(&old)->flags, CQRS_SEG_RETIRED,
 					 memory_order_release);
 		/* release: pairs with the clients' acquire load of the state. */
 		atomic_store_explicit(&cqrs__gw_lines(old.base)->state, CQRS_GW_STOPPED,
 				      memory_order_release);
-		cqrs_seg_close(&old);
+		cqrs__seg_close(&old);
 	}
-	return cqrs_seg_remove_stale(name);
+	return cqrs__seg_remove_stale(name);
 }
 
 static uint32_t slots_from_env(void)
@@ -632,11 +632,11 @@ static int publish_dir(gateway *g, cqrs_engine *e)
 {
 	cqrs_ctl *ctl = e->ctl;
 	uint64_t size;
-	cqrs_gw_dir *d = cqrs_ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
+	cqrs_gw_dir *d = cqrs__ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
 	uint32_t n = 0;
 
 	if (!d || size < sizeof *d)
-		return cqrs_fail(-EINVAL, "control segment gateway region too small");
+		return cqrs__fail(-EINVAL, "control segment gateway region too small");
 	memset((uint8_t *)d + sizeof d->magic, 0, sizeof *d - sizeof d->magic);
 	d->version = CQRS_GW_VERSION;
 	d->dir_size = sizeof *d;
@@ -652,9 +652,9 @@ static int publish_dir(gateway *g, cqrs_engine *e)
 			n++;
 		}
 	d->ncmds = n;
-	if (n != cqrs_ctl_command_count(ctl))
-		return cqrs_fail(-EINVAL, "gateway: %u command types but %u schemas published", n,
-				 cqrs_ctl_command_count(ctl));
+	if (n != cqrs__ctl_command_count(ctl))
+		return cqrs__fail(-EINVAL, "gateway: %u command types but %u schemas published", n,
+				 cqrs__ctl_command_count(ctl));
 	/* release: the directory before its magic; pairs with the clients'
 	 * acquire load of the magic. */
 	atomic_store_explicit(&d->magic, CQRS_GW_DIR_MAGIC, memory_order_release);
@@ -686,13 +686,13 @@ int cqrs__gateway_open(struct cqrs_engine *e)
 	g->p.nslots = slots_from_env();
 	g->p.reply_entries = CQRS_GW_REPLY_ENTRIES;
 	g->p.req_capacity = CQRS_GW_REQ_MIN_CAPACITY;
-	need = 4 * (CQRS_MPSC_REC_HDR + sizeof(cqrs_gw_req) + maxcmd);
+	need = 4 * (CQRS_MPSC_REC_HDR + sizeof(cqrs__gw_req) + maxcmd);
 	while (g->p.req_capacity < need && g->p.req_capacity < CQRS_MPSC_MAX_CAPACITY)
 		g->p.req_capacity <<= 1;
 	g->p.claim_timeout_ns = CQRS_GW_CLAIM_TIMEOUT_NS;
 	if (cqrs__gw_layout(&g->p)) {
 		free(g);
-		return cqrs_fail(-EINVAL, "gateway layout out of range");
+		return cqrs__fail(-EINVAL, "gateway layout out of range");
 	}
 	g->cmdbuf_cap = maxcmd;
 	g->cmdbuf = malloc(maxcmd);
@@ -709,19 +709,19 @@ int cqrs__gateway_open(struct cqrs_engine *e)
 		pool_put(g, &g->pool[k]);
 
 	/* readers of the views may write here: same rule as the waiter board */
-	rc = cqrs_seg_create(&g->seg, name, g->p.total_size, mode | ((mode & 0444) >> 1));
+	rc = cqrs__seg_create(&g->seg, name, g->p.total_size, mode | ((mode & 0444) >> 1));
 	if (rc == CQRS_ESTALE) {
 		cqrs__log(e, CQRS_LOG_INFO, "engine %s: replacing the gateway of a dead engine", e->name);
 		rc = retire_stale(name);
 		if (rc == 0 || rc == -ENOENT)
-			rc = cqrs_seg_create(&g->seg, name, g->p.total_size, mode | ((mode & 0444) >> 1));
+			rc = cqrs__seg_create(&g->seg, name, g->p.total_size, mode | ((mode & 0444) >> 1));
 	}
 	if (rc) {
 		gateway_free(g);
 		return rc;
 	}
-	g->generation = mix64((uint64_t)cqrs_wall_ns() ^ (uint64_t)getpid() << 40) | 1;
-	cqrs_seg_init_header(&g->seg, CQRS_GW_SEG_KIND, e->name, NULL, g->generation);
+	g->generation = mix64((uint64_t)cqrs__wall_ns() ^ (uint64_t)getpid() << 40) | 1;
+	cqrs__seg_init_header(&g->seg, CQRS_GW_SEG_KIND, e->name, NULL, g->generation);
 	memcpy(g->seg.base + CQRS_GW_PARAMS_OFF, &g->p, sizeof g->p);
 	g->lines = cqrs__gw_lines(g->seg.base);
 	/* relaxed: published by the seal's release of the magic. */
@@ -740,12 +740,12 @@ int cqrs__gateway_open(struct cqrs_engine *e)
 		(void)cqrs_mpsc_ready(sp->req); /* latch the consumer on head 0 */
 	}
 	if (!rc) {
-		cqrs_seg_seal(&g->seg);
+		cqrs__seg_seal(&g->seg);
 		rc = publish_dir(g, e);
 	}
 	if (rc) {
-		cqrs_seg_unlink(g->seg.name);
-		cqrs_seg_close(&g->seg);
+		cqrs__seg_unlink(g->seg.name);
+		cqrs__seg_close(&g->seg);
 		gateway_free(g);
 		return rc;
 	}
@@ -764,7 +764,7 @@ void cqrs__gateway_close(struct cqrs_engine *e)
 	 * STOPPED (pairs with its acquire load). */
 	atomic_store_explicit(&g->lines->state, CQRS_GW_STOPPED, memory_order_release);
 	/* release: as above, for clients that check the live line. */
-	atomic_fetch_or_explicit(&cqrs_seg_live_line(&g->seg)->flags, CQRS_SEG_RETIRED,
+	atomic_fetch_or_explicit(&cqrs__seg_live_line(&g->seg)->flags, CQRS_SEG_RETIRED,
 				 memory_order_release);
 	for (uint32_t i = 0; i < g->p.nslots; i++)
 		/* relaxed: only decides whom to wake. */
@@ -772,7 +772,7 @@ void cqrs__gateway_close(struct cqrs_engine *e)
 			wake_client(&g->slots[i]);
 	e->bell = &e->own_bell;
 	e->gateway = NULL;
-	cqrs_seg_unlink(g->seg.name);
-	cqrs_seg_close(&g->seg);
+	cqrs__seg_unlink(g->seg.name);
+	cqrs__seg_close(&g->seg);
 	gateway_free(g);
 }

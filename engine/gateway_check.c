@@ -24,7 +24,7 @@ static int bad(char *why, const char *fmt, ...)
 #define ULL(x) ((unsigned long long)(x))
 
 int cqrs__gw_check_request(const cqrs_gw_cmdtab *tab, uint32_t rtype, const void *data,
-			   uint32_t len, cqrs_gw_req *req, void *payload, size_t payload_cap,
+			   uint32_t len, cqrs__gw_req *req, void *payload, size_t payload_cap,
 			   char *why)
 {
 	uint32_t want;

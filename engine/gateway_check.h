@@ -24,7 +24,7 @@ typedef struct cqrs_gw_cmdtab {
  * NUL-terminated reason in why (CQRS_GW_REASON bytes). Reads exactly
  * [data, data + len); O(len). */
 int cqrs__gw_check_request(const cqrs_gw_cmdtab *tab, uint32_t rtype, const void *data,
-			   uint32_t len, cqrs_gw_req *req, void *payload, size_t payload_cap,
+			   uint32_t len, cqrs__gw_req *req, void *payload, size_t payload_cap,
 			   char *why);
 
 #endif

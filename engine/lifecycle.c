@@ -56,7 +56,7 @@ static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 		.batch_bytes = e->cfg.max_batch_bytes,
 		.inline_write_max = e->cfg.inline_write_bytes,
 	};
-	int rc = cqrs_journal_open(&e->journal, &jc, rec);
+	int rc = cqrs__journal_open(&e->journal, &jc, rec);
 
 	if (rc == 0 && rec->torn_bytes)
 		cqrs__log(e, CQRS_LOG_WARN, "journal: cut a torn tail of %llu bytes from seq %llu (kept in %s)",
@@ -70,23 +70,23 @@ static int open_control(cqrs_engine *e)
 	cqrs_ctl_config cc = { .mode = e->cfg.shm_mode };
 	cqrs_ctl *ctl;
 	uint64_t size;
-	int rc = cqrs_ctl_create(e->name, &cc, &ctl);
+	int rc = cqrs__ctl_create(e->name, &cc, &ctl);
 
 	if (rc == CQRS_ESTALE) {
 		cqrs__log(e, CQRS_LOG_INFO, "engine %s: replacing the control segment of a dead engine",
 			  e->name);
-		rc = cqrs_ctl_remove_stale(e->name);
+		rc = cqrs__ctl_remove_stale(e->name);
 		if (rc == 0)
-			rc = cqrs_ctl_create(e->name, &cc, &ctl);
+			rc = cqrs__ctl_create(e->name, &cc, &ctl);
 	}
 	if (rc)
 		return rc;
 	e->ctl = ctl;
-	e->ctr = cqrs_ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
+	e->ctr = cqrs__ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
 	if (!e->ctr || size < sizeof(cqrs_counters))
-		return cqrs_fail(-EINVAL, "control segment counters region too small");
+		return cqrs__fail(-EINVAL, "control segment counters region too small");
 	for (uint32_t t = 1; t < CQRS_MAX_TYPES; t++)
-		if (e->cmds[t].schema && (rc = cqrs_ctl_add_command_schema(ctl, e->cmds[t].schema)))
+		if (e->cmds[t].schema && (rc = cqrs__ctl_add_command_schema(ctl, e->cmds[t].schema)))
 			return rc;
 	return 0;
 }
@@ -99,7 +99,7 @@ static void init_counters(cqrs_engine *e, const cqrs_replay_stats *rs)
 	c->size = sizeof *c;
 	c->nproj = e->nprojs;
 	c->durability = (uint32_t)e->cfg.durability;
-	c->start_ns = cqrs_wall_ns();
+	c->start_ns = cqrs__wall_ns();
 	c->threading = (uint32_t)e->cfg.threading;
 	c->ring_size = e->cfg.threading == CQRS_THREADING_SHARED ? 0 : e->cfg.ring_bytes;
 	c->replayed = rs->events;
@@ -125,7 +125,7 @@ static int open_ring(cqrs_engine *e)
 	int rc;
 
 	if (!size || e->cfg.max_batch_bytes + 64 > e->cfg.ring_bytes / 2)
-		return cqrs_fail(-EINVAL, "ring_bytes must exceed twice max_batch_bytes");
+		return cqrs__fail(-EINVAL, "ring_bytes must exceed twice max_batch_bytes");
 	if (posix_memalign(&mem, 64, size))
 		return -ENOMEM;
 	rc = cqrs_bcast_init(mem, size, e->cfg.ring_bytes, CQRS_MAX_PROJECTORS,
@@ -142,7 +142,7 @@ static uint32_t journal_inflight(cqrs_engine *e)
 {
 	cqrs_journal_stats st;
 
-	cqrs_journal_stats_get(e->journal, &st);
+	cqrs__journal_stats_get(e->journal, &st);
 	CTR_SET(e->ctr, batches, st.batches);
 	CTR_SET(e->ctr, journal_bytes, st.bytes);
 	CTR_SET(e->ctr, fdatasyncs, st.fsyncs);
@@ -178,8 +178,8 @@ static void *command_main(void *arg)
 		if (e->gateway && !gateway_first && n < max && !cqrs__acks_full(e))
 			n += cqrs__gateway_poll(e, max - n);
 		if (n)
-			cqrs_journal_flush(e->journal);
-		rc = cqrs_journal_poll(e->journal);
+			cqrs__journal_flush(e->journal);
+		rc = cqrs__journal_poll(e->journal);
 		if (rc < 0)
 			cqrs__poison(e, rc);
 		if (e->cfg.threading == CQRS_THREADING_SHARED)
@@ -196,7 +196,7 @@ static void *command_main(void *arg)
 			 * without a syscall), yielding between looks; only then block
 			 * on the journal's completions. */
 			if (yield_ns) {
-				uint64_t now = cqrs_mono_ns();
+				uint64_t now = cqrs__mono_ns();
 
 				if (!idle_since)
 					idle_since = now;
@@ -205,7 +205,7 @@ static void *command_main(void *arg)
 					continue;
 				}
 			}
-			rc = cqrs_journal_wait(e->journal, 200000);
+			rc = cqrs__journal_wait(e->journal, 200000);
 			if (rc < 0)
 				cqrs__poison(e, rc);
 			continue;
@@ -215,9 +215,9 @@ static void *command_main(void *arg)
 		cqrs__submit_wait(e, 10000000);
 	}
 	/* Drained: every submission before the stop is answered (durable). */
-	cqrs_journal_flush(e->journal);
+	cqrs__journal_flush(e->journal);
 	while (!atomic_load_explicit(&e->poison, memory_order_relaxed) && journal_inflight(e) &&
-	       cqrs_journal_wait(e->journal, 100000000) >= 0)
+	       cqrs__journal_wait(e->journal, 100000000) >= 0)
 		;
 	/* release: pairs with the projectors' acquire in their stop check. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release);
@@ -235,12 +235,12 @@ static int start(cqrs_engine *e)
 	uint64_t cap;
 	int rc;
 
-	rc = cqrs_versions_create(e->cfg.aggregates_hint, &e->versions);
+	rc = cqrs__versions_create(e->cfg.aggregates_hint, &e->versions);
 	if (!rc)
-		rc = cqrs_dedup_create(e->cfg.dedup_window, &e->dedup);
+		rc = cqrs__dedup_create(e->cfg.dedup_window, &e->dedup);
 	if (rc)
 		return rc;
-	e->ctx = cqrs_wm_calloc(sizeof *e->ctx);
+	e->ctx = cqrs__wm_calloc(sizeof *e->ctx);
 	cap = 1;
 	while (cap < (uint64_t)e->cfg.max_batch_commands * 8)
 		cap <<= 1;
@@ -257,7 +257,7 @@ static int start(cqrs_engine *e)
 		return rc;
 	if (e->cfg.pretouch) {
 		/* The write model is built: its memory, before deciding. */
-		rc = cqrs_wm_prefault();
+		rc = cqrs__wm_prefault();
 		if (rc)
 			cqrs__log(e, CQRS_LOG_WARN, "pretouch: the write model's memory faults in on use (%s)",
 				  strerror(-rc));
@@ -265,7 +265,7 @@ static int start(cqrs_engine *e)
 	e->last_assigned = rec.next_seq - 1;
 	atomic_store_explicit(&e->durable_seq, rec.next_seq - 1, memory_order_relaxed); /* pre-thread */
 	atomic_store_explicit(&e->published_seq, rec.next_seq - 1, memory_order_relaxed);
-	rc = cqrs_dl_open(e->data_dir, &e->dead_letters);
+	rc = cqrs__dl_open(e->data_dir, &e->dead_letters);
 	if (rc)
 		return rc;
 	rc = open_control(e);
@@ -302,8 +302,8 @@ static int start(cqrs_engine *e)
 	}
 	e->command_started = 1;
 	pthread_setname_np(e->command_thread, "cqrs-command"); /* for top -H, perf */
-	cqrs_ctl_set_state(e->ctl, CQRS_ENGINE_RUNNING);
-	cqrs_ctl_publish(e->ctl);
+	cqrs__ctl_set_state(e->ctl, CQRS_ENGINE_RUNNING);
+	cqrs__ctl_publish(e->ctl);
 	cqrs__log(e, CQRS_LOG_INFO, "engine %s: running at seq %llu", e->name,
 		  (unsigned long long)(rec.next_seq - 1));
 	return 0;
@@ -321,7 +321,7 @@ static void teardown(cqrs_engine *e, int clean)
 		cqrs_bcast_publish(e->bcast);
 	cqrs__projectors_join(e, clean && !atomic_load_explicit(&e->poison, memory_order_relaxed));
 	if (e->journal) {
-		int rc = cqrs_journal_close(e->journal);
+		int rc = cqrs__journal_close(e->journal);
 		if (rc)
 			cqrs__log(e, CQRS_LOG_ERROR, "journal close: %s", cqrs_strerror(rc));
 		e->journal = NULL;
@@ -334,11 +334,11 @@ static void teardown(cqrs_engine *e, int clean)
 		e->bcast = NULL;
 	}
 	if (e->ctl) {
-		cqrs_ctl_destroy(e->ctl);
+		cqrs__ctl_destroy(e->ctl);
 		e->ctl = NULL;
 		e->ctr = &e->private_ctr;
 	}
-	cqrs_dl_close(e->dead_letters);
+	cqrs__dl_close(e->dead_letters);
 	e->dead_letters = NULL;
 	atomic_store_explicit(&e->state, ENGINE_STOPPED, memory_order_release); /* status word */
 }
@@ -348,7 +348,7 @@ int cqrs_engine_start(cqrs_engine *e)
 	int rc;
 
 	if (atomic_load_explicit(&e->state, memory_order_relaxed) != ENGINE_OPEN)
-		return cqrs_fail(-EINVAL, "engine already started");
+		return cqrs__fail(-EINVAL, "engine already started");
 	e->ctr = &e->private_ctr;
 	rc = start(e);
 	if (rc) {
@@ -356,7 +356,7 @@ int cqrs_engine_start(cqrs_engine *e)
 		snprintf(why, sizeof why, "%s", cqrs_last_error());
 		atomic_store_explicit(&e->state, ENGINE_STOPPING, memory_order_release);
 		teardown(e, 0);
-		return cqrs_fail(rc, "engine %s: start failed: %s", e->name, why);
+		return cqrs__fail(rc, "engine %s: start failed: %s", e->name, why);
 	}
 	return 0;
 }
@@ -368,7 +368,7 @@ int cqrs_engine_stop(cqrs_engine *e)
 	/* release: pairs with the command thread's acquire of state. */
 	if (!atomic_compare_exchange_strong_explicit(&e->state, &expected, ENGINE_STOPPING,
 						     memory_order_acq_rel, memory_order_acquire))
-		return expected == ENGINE_STOPPED ? 0 : cqrs_fail(-EINVAL, "engine not running");
+		return expected == ENGINE_STOPPED ? 0 : cqrs__fail(-EINVAL, "engine not running");
 	teardown(e, 1);
 	return atomic_load_explicit(&e->poison, memory_order_relaxed);
 }
@@ -380,9 +380,9 @@ void cqrs_engine_close(cqrs_engine *e)
 	if (atomic_load_explicit(&e->state, memory_order_relaxed) == ENGINE_RUNNING)
 		cqrs_engine_stop(e);
 	cqrs__projections_free(e);
-	cqrs_dedup_destroy(e->dedup);
-	cqrs_versions_destroy(e->versions);
-	cqrs_wm_free(e->ctx, sizeof *e->ctx);
+	cqrs__dedup_destroy(e->dedup);
+	cqrs__versions_destroy(e->versions);
+	cqrs__wm_free(e->ctx, sizeof *e->ctx);
 	free(e->acks);
 	pthread_mutex_destroy(&e->dl_lock);
 	free(e);
@@ -404,14 +404,14 @@ int cqrs_engine_remove_segments(const char *engine)
 
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
 		return -EINVAL;
-	if (cqrs_ctl_open(engine, &ctl) == 0) {
+	if (cqrs__ctl_open(engine, &ctl) == 0) {
 		cqrs_ctl_info info;
-		int alive = cqrs_ctl_info_get(ctl, &info) == 0 && info.owner_alive && !info.retired;
-		cqrs_ctl_close(ctl);
+		int alive = cqrs__ctl_info_get(ctl, &info) == 0 && info.owner_alive && !info.retired;
+		cqrs__ctl_close(ctl);
 		if (alive)
-			return cqrs_fail(-EBUSY, "engine %s is running", engine);
+			return cqrs__fail(-EBUSY, "engine %s is running", engine);
 	}
-	if (cqrs_ctl_remove_stale(engine) == 0)
+	if (cqrs__ctl_remove_stale(engine) == 0)
 		removed++;
 	d = opendir("/dev/shm");
 	if (!d)

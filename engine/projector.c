@@ -69,19 +69,19 @@ static cqrs_vw *writer_of(cqrs_proj *p, uint32_t view)
 int cqrs_proj_upsert(cqrs_proj *p, uint32_t view, const void *row)
 {
 	cqrs_vw *w = writer_of(p, view);
-	return w ? cqrs_vw_upsert(w, row) : -EINVAL;
+	return w ? cqrs__vw_upsert(w, row) : -EINVAL;
 }
 
 int cqrs_proj_get(cqrs_proj *p, uint32_t view, const void *key, size_t keylen, void *row_out)
 {
 	cqrs_vw *w = writer_of(p, view);
-	return w ? cqrs_vw_get(w, key, keylen, row_out) : -EINVAL;
+	return w ? cqrs__vw_get(w, key, keylen, row_out) : -EINVAL;
 }
 
 int cqrs_proj_delete(cqrs_proj *p, uint32_t view, const void *key, size_t keylen)
 {
 	cqrs_vw *w = writer_of(p, view);
-	return w ? cqrs_vw_delete(w, key, keylen) : -EINVAL;
+	return w ? cqrs__vw_delete(w, key, keylen) : -EINVAL;
 }
 
 int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
@@ -156,7 +156,7 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 			continue;
 		}
 		fill_cfg(e, pv, pv->def.capacity, gen);
-		rc = cqrs_vw_adopt(e->ctl, pv->def.name, gen, &pv->cfg, &pv->w);
+		rc = cqrs__vw_adopt(e->ctl, pv->def.name, gen, &pv->cfg, &pv->w);
 		if (rc) {
 			cqrs__log(e, CQRS_LOG_INFO, "view %s: generation %llu not resumable (%s): rebuilding",
 				  pv->def.name, (unsigned long long)gen, cqrs_strerror(rc));
@@ -164,10 +164,10 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 			continue;
 		}
 		/* a generation that grew keeps its capacity (the next grow doubles it) */
-		pv->def.capacity = pv->cfg.capacity = cqrs_vw_capacity(pv->w);
+		pv->def.capacity = pv->cfg.capacity = cqrs__vw_capacity(pv->w);
 		if (applied == UINT64_MAX)
-			applied = cqrs_vw_applied_seq(pv->w);
-		else if (applied != cqrs_vw_applied_seq(pv->w))
+			applied = cqrs__vw_applied_seq(pv->w);
+		else if (applied != cqrs__vw_applied_seq(pv->w))
 			adopted = 0;
 	}
 	if (adopted && applied != UINT64_MAX && applied > last_seq) {
@@ -183,19 +183,19 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 		if (!adopted) {
 			uint64_t gen = last_generation(e->name, pv->def.name);
 			if (pv->w) {
-				cqrs_vw_retire(pv->w);
-				cqrs_vw_close(pv->w);
+				cqrs__vw_retire(pv->w);
+				cqrs__vw_close(pv->w);
 				pv->w = NULL;
 			}
 			fill_cfg(e, pv, pv->def.capacity, gen + 1);
-			rc = cqrs_vw_create(e->ctl, pv->def.name, &pv->cfg, &pv->w);
+			rc = cqrs__vw_create(e->ctl, pv->def.name, &pv->cfg, &pv->w);
 			if (rc)
-				return cqrs_fail(rc, "view %s: cannot create its segment: %s", pv->def.name,
+				return cqrs__fail(rc, "view %s: cannot create its segment: %s", pv->def.name,
 						 cqrs_last_error());
 		}
-		rc = cqrs_vw_publish(pv->w);
+		rc = cqrs__vw_publish(pv->w);
 		if (!rc)
-			rc = cqrs_vw_mark_dirty(pv->w);
+			rc = cqrs__vw_mark_dirty(pv->w);
 		if (rc)
 			return rc;
 	}
@@ -210,14 +210,14 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 
 static void record_dead_letter(cqrs_engine *e, cqrs_proj *p, const cqrs_event *ev, int code)
 {
-	cqrs_deadletter d = { .seq = ev->seq, .time_ns = cqrs_wall_ns(), .code = code,
+	cqrs_deadletter d = { .seq = ev->seq, .time_ns = cqrs__wall_ns(), .code = code,
 			      .kind = CQRS_DL_DEAD };
 	int rc;
 
 	snprintf(d.projection, sizeof d.projection, "%s", p->def.name);
 	snprintf(d.reason, sizeof d.reason, "%s", p->fail_reason[0] ? p->fail_reason : cqrs_strerror(code));
 	pthread_mutex_lock(&e->dl_lock);
-	rc = e->dead_letters ? cqrs_dl_append(e->dead_letters, &d) : -EBADF;
+	rc = e->dead_letters ? cqrs__dl_append(e->dead_letters, &d) : -EBADF;
 	pthread_mutex_unlock(&e->dl_lock);
 	p->dead_letters++;
 	CTR_SET(e->ctr, proj[p->index].dead_letters, p->dead_letters);
@@ -235,7 +235,7 @@ static void record_dead_letter(cqrs_engine *e, cqrs_proj *p, const cqrs_event *e
 static void begin_all(cqrs_proj *p)
 {
 	for (uint32_t i = 0; i < p->def.nviews; i++)
-		cqrs_vw_begin(p->views[i]->w);
+		cqrs__vw_begin(p->views[i]->w);
 }
 
 static void end_all(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
@@ -247,7 +247,7 @@ static void end_all(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 	if (seq < atomic_load_explicit(&p->applied_seq, memory_order_relaxed))
 		seq = atomic_load_explicit(&p->applied_seq, memory_order_relaxed);
 	for (uint32_t i = 0; i < p->def.nviews; i++)
-		cqrs_vw_end(p->views[i]->w, seq);
+		cqrs__vw_end(p->views[i]->w, seq);
 	/* release: pairs with stop's acquire load; the views themselves publish
 	 * applied_seq to readers with their own release store. */
 	atomic_store_explicit(&p->applied_seq, seq, memory_order_release);
@@ -289,7 +289,7 @@ static cqrs_event event_of(const cqrs_jrec *r)
 	return (cqrs_event){ .seq = r->seq, .timestamp_ns = r->timestamp_ns,
 			     .aggregate_id = r->aggregate_id,
 			     .aggregate_version = r->aggregate_version, .type = r->type,
-			     .size = r->size, .data = cqrs_jrec_payload(r) };
+			     .size = r->size, .data = cqrs__jrec_payload(r) };
 }
 
 /* Replays journal seqs (from, upto] into p's current views (or, with
@@ -303,12 +303,12 @@ static int replay_into(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t f
 
 	if (upto <= from)
 		return 0;
-	rc = cqrs_journal_iter_open(&it, e->journal_dir, from + 1);
+	rc = cqrs__journal_iter_open(&it, e->journal_dir, from + 1);
 	if (rc)
 		return rc;
 	for (uint32_t k = 0; k < n; k++)
 		begin_all(projs[k]);
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1 && r->seq <= upto) {
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1 && r->seq <= upto) {
 		cqrs_event ev = event_of(r);
 		for (uint32_t k = 0; k < n; k++)
 			apply_one(e, projs[k], &ev);
@@ -324,11 +324,11 @@ static int replay_into(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t f
 	for (uint32_t k = 0; k < n; k++)
 		end_all(e, projs[k], last > atomic_load_explicit(&projs[k]->applied_seq, memory_order_relaxed)
 					     ? last : atomic_load_explicit(&projs[k]->applied_seq, memory_order_relaxed));
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 	if (rc < 0)
 		return rc;
 	if (last < upto)
-		return cqrs_fail(CQRS_ECORRUPT, "journal ended at seq %llu, needed %llu",
+		return cqrs__fail(CQRS_ECORRUPT, "journal ended at seq %llu, needed %llu",
 				 (unsigned long long)last, (unsigned long long)upto);
 	return 0;
 }
@@ -347,16 +347,16 @@ static int grow_and_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int gro
 		uint64_t cap = grow ? pv->def.capacity * 2 : pv->def.capacity;
 		fresh[i] = *pv;
 		fresh[i].def.capacity = cap;
-		fill_cfg(e, &fresh[i], cap, cqrs_vw_generation(pv->w) + 1);
+		fill_cfg(e, &fresh[i], cap, cqrs__vw_generation(pv->w) + 1);
 		/* a rebuild runs beside the live projection: rows in windows */
 		fresh[i].cfg.pretouch = 0;
-		rc = cqrs_vw_create(e->ctl, pv->def.name, &fresh[i].cfg, &fresh[i].w);
+		rc = cqrs__vw_create(e->ctl, pv->def.name, &fresh[i].cfg, &fresh[i].w);
 		if (rc) {
 			while (i-- > 0) {
-				cqrs_vw_retire(fresh[i].w);
-				cqrs_vw_close(fresh[i].w);
+				cqrs__vw_retire(fresh[i].w);
+				cqrs__vw_close(fresh[i].w);
 			}
-			return cqrs_fail(rc, "view %s: cannot create generation for rebuild", pv->def.name);
+			return cqrs__fail(rc, "view %s: cannot create generation for rebuild", pv->def.name);
 		}
 		old[i] = pv;
 		shadow.views[i] = &fresh[i];
@@ -369,16 +369,16 @@ static int grow_and_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int gro
 	}
 	if (rc) {
 		for (uint32_t i = 0; i < p->def.nviews; i++) {
-			cqrs_vw_retire(fresh[i].w);
-			cqrs_vw_close(fresh[i].w);
+			cqrs__vw_retire(fresh[i].w);
+			cqrs__vw_close(fresh[i].w);
 		}
 		return rc;
 	}
 	for (uint32_t i = 0; i < p->def.nviews; i++) {
-		cqrs_vw_mark_dirty(fresh[i].w);
-		cqrs_vw_publish(fresh[i].w);
-		cqrs_vw_retire(old[i]->w);
-		cqrs_vw_close(old[i]->w);
+		cqrs__vw_mark_dirty(fresh[i].w);
+		cqrs__vw_publish(fresh[i].w);
+		cqrs__vw_retire(old[i]->w);
+		cqrs__vw_close(old[i]->w);
 		*old[i] = fresh[i];
 	}
 	p->dead_letters = shadow.dead_letters;
@@ -414,7 +414,7 @@ static uint64_t apply_records(projector *t, const uint8_t *j, const uint8_t *jen
 			apply_one(t->e, t->projs[k], &ev);
 		last = r->seq;
 		(*events)++;
-		j += cqrs_jrec_span(r);
+		j += cqrs__jrec_span(r);
 	}
 	return last;
 }
@@ -619,13 +619,13 @@ static void collect_open(void *arg, const cqrs_deadletter *d)
 
 static void mark_resolved(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 {
-	cqrs_deadletter d = { .seq = seq, .time_ns = cqrs_wall_ns(), .kind = CQRS_DL_RESOLVED };
+	cqrs_deadletter d = { .seq = seq, .time_ns = cqrs__wall_ns(), .kind = CQRS_DL_RESOLVED };
 
 	snprintf(d.projection, sizeof d.projection, "%s", p->def.name);
 	snprintf(d.reason, sizeof d.reason, "retry succeeded");
 	pthread_mutex_lock(&e->dl_lock);
 	if (e->dead_letters)
-		cqrs_dl_append(e->dead_letters, &d);
+		cqrs__dl_append(e->dead_letters, &d);
 	pthread_mutex_unlock(&e->dl_lock);
 }
 
@@ -642,7 +642,7 @@ static void retry_dead_letters(cqrs_engine *e, projector *t, cqrs_proj *p)
 	pthread_mutex_lock(&lock);
 	memset(&o, 0, sizeof o);
 	o.projection = p->def.name;
-	cqrs_dl_read(e->data_dir, collect_open, &o, NULL);
+	cqrs__dl_read(e->data_dir, collect_open, &o, NULL);
 	for (uint32_t i = 0; i < o.n; i++) {
 		cqrs_journal_iter *it;
 		const cqrs_jrec *r;
@@ -651,9 +651,9 @@ static void retry_dead_letters(cqrs_engine *e, projector *t, cqrs_proj *p)
 
 		if (halted && o.seqs[i] >= p->halted_at)
 			continue; /* replayed below */
-		if (cqrs_journal_iter_open(&it, e->journal_dir, o.seqs[i]))
+		if (cqrs__journal_iter_open(&it, e->journal_dir, o.seqs[i]))
 			continue;
-		if (cqrs_journal_iter_next(it, &r) == 1 && r->seq == o.seqs[i]) {
+		if (cqrs__journal_iter_next(it, &r) == 1 && r->seq == o.seqs[i]) {
 			ev = event_of(r);
 			begin_all(p);
 			p->fail_code = 0;
@@ -663,7 +663,7 @@ static void retry_dead_letters(cqrs_engine *e, projector *t, cqrs_proj *p)
 			if (rc == 0)
 				mark_resolved(e, p, ev.seq);
 		}
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 	}
 	if (halted) {
 		uint64_t at = p->halted_at;
@@ -736,23 +736,23 @@ int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def)
 	cqrs_proj *p;
 
 	if (atomic_load_explicit(&e->state, memory_order_relaxed) != ENGINE_OPEN)
-		return cqrs_fail(-EINVAL, "register before cqrs_engine_start");
+		return cqrs__fail(-EINVAL, "register before cqrs_engine_start");
 	if (!def || !def->name || !def->apply || def->nviews == 0 ||
 	    def->nviews > CQRS_MAX_VIEWS_PER_PROJECTION)
-		return cqrs_fail(-EINVAL, "projection needs a name, an apply and 1..%d views",
+		return cqrs__fail(-EINVAL, "projection needs a name, an apply and 1..%d views",
 				 CQRS_MAX_VIEWS_PER_PROJECTION);
 	if (def->thread >= e->cfg.projector_threads)
-		return cqrs_fail(-EINVAL, "projection %s: thread %u but only %u projector threads",
+		return cqrs__fail(-EINVAL, "projection %s: thread %u but only %u projector threads",
 				 def->name, def->thread, e->cfg.projector_threads);
 	if (e->nprojs == CQRS_MAX_PROJECTIONS || e->nprojs == CQRS_COUNTERS_MAX_PROJ)
-		return cqrs_fail(CQRS_EFULL, "too many projections");
+		return cqrs__fail(CQRS_EFULL, "too many projections");
 	for (uint32_t i = 0; i < e->nprojs; i++)
 		if (!strcmp(e->projs[i]->def.name, def->name))
-			return cqrs_fail(-EEXIST, "projection %s registered twice", def->name);
+			return cqrs__fail(-EEXIST, "projection %s registered twice", def->name);
 	for (uint32_t i = 0; i < def->nviews; i++) {
 		const cqrs_view_def *v = &def->views[i];
 		if (!v->name || !v->row || !v->key_field || v->capacity == 0)
-			return cqrs_fail(-EINVAL, "projection %s: view %u needs name, row schema, key, capacity",
+			return cqrs__fail(-EINVAL, "projection %s: view %u needs name, row schema, key, capacity",
 					 def->name, i);
 		if (cqrs_schema_validate(v->row))
 			return CQRS_EFORMAT;
@@ -840,8 +840,8 @@ void cqrs__projectors_join(cqrs_engine *e, int clean)
 			if (!p->views[i]->w)
 				continue;
 			if (clean)
-				cqrs_vw_mark_clean(p->views[i]->w);
-			cqrs_vw_close(p->views[i]->w);
+				cqrs__vw_mark_clean(p->views[i]->w);
+			cqrs__vw_close(p->views[i]->w);
 			p->views[i]->w = NULL;
 		}
 	}

@@ -42,13 +42,13 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
 	cqrs_journal_iter *it;
 	const cqrs_jrec *r;
 	uint64_t n = 0, expect = 1;
-	int rc = cqrs_journal_iter_open(&it, e->journal_dir, 1);
+	int rc = cqrs__journal_iter_open(&it, e->journal_dir, 1);
 
 	if (rc)
 		return rc;
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1) {
 		if (r->seq != expect) {
-			rc = cqrs_fail(CQRS_ECORRUPT, "replay: seq %llu where %llu was expected",
+			rc = cqrs__fail(CQRS_ECORRUPT, "replay: seq %llu where %llu was expected",
 				       (unsigned long long)r->seq, (unsigned long long)expect);
 			break;
 		}
@@ -64,15 +64,15 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
 		/* relaxed: only a flag; the failing half's error travels through
 		 * pthread_join */
 		if ((n & 1023) == 0 && atomic_load_explicit(stop, memory_order_relaxed)) {
-			cqrs_journal_iter_close(it);
+			cqrs__journal_iter_close(it);
 			return 0;
 		}
 	}
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 	if (rc < 0)
 		return rc;
 	if (expect != next_seq)
-		return cqrs_fail(CQRS_ECORRUPT, "replay ended at seq %llu, journal says %llu",
+		return cqrs__fail(CQRS_ECORRUPT, "replay ended at seq %llu, journal says %llu",
 				 (unsigned long long)(expect - 1), (unsigned long long)(next_seq - 1));
 	*count = n;
 	return 0;
@@ -85,14 +85,14 @@ static int evolve_one(cqrs_engine *e, const cqrs_jrec *r)
 	cqrs_event ev;
 
 	if (!et || !et->schema || et->schema->size != r->size)
-		return cqrs_fail(CQRS_EFORMAT,
+		return cqrs__fail(CQRS_EFORMAT,
 				 "replay: seq %llu has event type %u of %u bytes, which this engine "
 				 "does not register with that size",
 				 (unsigned long long)r->seq, r->type, r->size);
 	ev = (cqrs_event){ .seq = r->seq, .timestamp_ns = r->timestamp_ns,
 			   .aggregate_id = r->aggregate_id,
 			   .aggregate_version = r->aggregate_version, .type = r->type,
-			   .size = r->size, .data = cqrs_jrec_payload(r) };
+			   .size = r->size, .data = cqrs__jrec_payload(r) };
 	if (et->evolve)
 		et->evolve(e->model, &ev);
 	return 0;
@@ -102,12 +102,12 @@ static int evolve_one(cqrs_engine *e, const cqrs_jrec *r)
 static int book_one(cqrs_engine *e, const cqrs_jrec *r)
 {
 	if (r->aggregate_id != UINT64_MAX &&
-	    cqrs_versions_set(e->versions, r->aggregate_id, r->aggregate_version))
-		return cqrs_fail(-ENOMEM, "replay: no memory for the version of aggregate %llu",
+	    cqrs__versions_set(e->versions, r->aggregate_id, r->aggregate_version))
+		return cqrs__fail(-ENOMEM, "replay: no memory for the version of aggregate %llu",
 				 (unsigned long long)r->aggregate_id);
 	if (r->client_id && (r->flags & CQRS_JREC_CMD_END) &&
-	    cqrs_dedup_record(e->dedup, r->client_id, r->client_seq, r->seq))
-		return cqrs_fail(-ENOMEM, "replay: no memory for the idempotency window of client %llu",
+	    cqrs__dedup_record(e->dedup, r->client_id, r->client_seq, r->seq))
+		return cqrs__fail(-ENOMEM, "replay: no memory for the idempotency window of client %llu",
 				 (unsigned long long)r->client_id);
 	return 0;
 }
@@ -151,7 +151,7 @@ static int cpus_to_run_on(void)
 int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st)
 {
 	books_job job = { .e = e, .next_seq = next_seq };
-	uint64_t start = cqrs_mono_ns(), n = 0;
+	uint64_t start = cqrs__mono_ns(), n = 0;
 	pthread_t helper;
 	int rc, threaded = 0;
 
@@ -176,7 +176,7 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 	if (job.rc)
 		return cqrs__set_error_text(job.rc, job.why[0] ? job.why : cqrs_strerror(job.rc));
 	st->events = n;
-	st->ns = cqrs_mono_ns() - start;
+	st->ns = cqrs__mono_ns() - start;
 	cqrs__log(e, CQRS_LOG_INFO, "recovery: write model rebuilt from %llu events in %.1f ms",
 		  (unsigned long long)n, (double)st->ns / 1e6);
 	return 0;

@@ -52,7 +52,7 @@ int cqrs__submit_init(cqrs_engine *e)
 	size = cqrs_mpsc_footprint(e->cfg.submit_queue_bytes, CQRS_MPSC_MAX_PRODUCERS);
 	if (!size || posix_memalign(&q->mem, 64, size)) {
 		free(q);
-		return cqrs_fail(-ENOMEM, "submission ring of %u bytes", e->cfg.submit_queue_bytes);
+		return cqrs__fail(-ENOMEM, "submission ring of %u bytes", e->cfg.submit_queue_bytes);
 	}
 	/* In-process producers never die alone: no claim timeout. */
 	rc = cqrs_mpsc_init(q->mem, size, e->cfg.submit_queue_bytes, CQRS_MPSC_MAX_PRODUCERS,
@@ -143,12 +143,12 @@ static int enqueue(cqrs_mpsc_producer *p, const cqrs_command *c, cqrs_ticket *t)
 	rc = cqrs_mpsc_try_claim(p, SUB_TYPE, (uint32_t)sizeof(sub_hdr) + c->size, &d);
 	if (rc)
 		return rc;
-	cqrs_ticket_arm(t);
+	cqrs__ticket_arm(t);
 	h = d;
 	*h = (sub_hdr){ .ticket = ticket_of(t), .type = c->type, .size = c->size,
 			.aggregate_id = c->aggregate_id, .expected_version = c->expected_version,
 			.client_id = c->client_id, .client_seq = c->client_seq, .flags = c->flags,
-			.submit_ns = cqrs_mono_ns() };
+			.submit_ns = cqrs__mono_ns() };
 	memcpy(h + 1, c->data, c->size);
 	return cqrs_mpsc_commit(p, (uint32_t)sizeof(sub_hdr) + c->size);
 }

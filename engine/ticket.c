@@ -8,7 +8,7 @@
 #include "core/futex.h"
 #include "engine/ticket.h"
 
-void cqrs_ticket_arm(cqrs_ticket *t)
+void cqrs__ticket_arm(cqrs_ticket *t)
 {
 	ticket_impl *ti = ticket_of(t);
 
@@ -22,7 +22,7 @@ void cqrs_ticket_arm(cqrs_ticket *t)
 	atomic_store_explicit(&ti->state, TICKET_PENDING, memory_order_relaxed);
 }
 
-void cqrs_ticket_release(ticket_impl *t)
+void cqrs__ticket_release(ticket_impl *t)
 {
 	if (t->on_done) {
 		t->on_done(t);
@@ -31,10 +31,10 @@ void cqrs_ticket_release(ticket_impl *t)
 	/* release: status/seq/reason written before are visible to whoever
 	 * acquires DONE (cqrs_ticket_done / cqrs_ticket_wait). */
 	if (atomic_exchange_explicit(&t->state, TICKET_DONE, memory_order_acq_rel) == TICKET_WAITING)
-		cqrs_futex_wake(&t->state);
+		cqrs__futex_wake(&t->state);
 }
 
-void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason)
+void cqrs__ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason)
 {
 	t->status = status;
 	t->seq = seq;
@@ -44,12 +44,12 @@ void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *
 	} else {
 		t->reason[0] = 0;
 	}
-	cqrs_ticket_release(t);
+	cqrs__ticket_release(t);
 }
 
 int cqrs_ticket_done(const cqrs_ticket *t)
 {
-	/* acquire: pairs with the release exchange in cqrs_ticket_complete. */
+	/* acquire: pairs with the release exchange in cqrs__ticket_complete. */
 	return atomic_load_explicit(&((const ticket_impl *)(const void *)t)->state,
 				    memory_order_acquire) == TICKET_DONE;
 }
@@ -57,15 +57,15 @@ int cqrs_ticket_done(const cqrs_ticket *t)
 int cqrs_ticket_wait(cqrs_ticket *t, uint64_t timeout_ns)
 {
 	ticket_impl *ti = ticket_of(t);
-	uint64_t now = cqrs_mono_ns();
+	uint64_t now = cqrs__mono_ns();
 	uint64_t deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
-	cqrs_backoff b = cqrs_backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
+	cqrs_backoff b = cqrs__backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
 	uint32_t s;
 
 	/* Spin and yield first (core/backoff.h): acks usually arrive within
 	 * microseconds, and a yield leaves the core to the thread that
 	 * answers. */
-	while (cqrs_backoff_step(&b))
+	while (cqrs__backoff_step(&b))
 		if (cqrs_ticket_done(t))
 			return ti->status;
 	for (;;) {
@@ -77,10 +77,10 @@ int cqrs_ticket_wait(cqrs_ticket *t, uint64_t timeout_ns)
 							     memory_order_acquire, memory_order_acquire) &&
 		    expected == TICKET_DONE)
 			return ti->status;
-		now = cqrs_mono_ns();
+		now = cqrs__mono_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		cqrs_futex_wait(&ti->state, TICKET_WAITING,
+		cqrs__futex_wait(&ti->state, TICKET_WAITING,
 				deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
 		/* acquire: pairs with the completer's release exchange. */
 		s = atomic_load_explicit(&ti->state, memory_order_acquire);

@@ -34,12 +34,12 @@ _Static_assert(sizeof(ticket_impl) <= sizeof(cqrs_ticket), "ticket layout exceed
 static inline ticket_impl *ticket_of(cqrs_ticket *t) { return (ticket_impl *)(void *)t; }
 
 /* Resets a caller's ticket to PENDING before it is queued (no on_done). */
-void cqrs_ticket_arm(cqrs_ticket *t);
+void cqrs__ticket_arm(cqrs_ticket *t);
 
 /* Completes a ticket whose status/seq/reason are already filled in. */
-void cqrs_ticket_release(ticket_impl *t);
+void cqrs__ticket_release(ticket_impl *t);
 
 /* Fills in and completes a ticket (command thread): reason may be NULL. */
-void cqrs_ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason);
+void cqrs__ticket_complete(ticket_impl *t, int status, uint64_t seq, const char *reason);
 
 #endif

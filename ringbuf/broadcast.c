@@ -154,7 +154,7 @@ static int handle_new(struct bc_hdr *h, uint32_t hdr_size, uint64_t cap, uint32_
 	cqrs_bcast *r = aligned_alloc(64, (sizeof(*r) + 63) & ~(size_t)63);
 
 	if (!r)
-		return cqrs_fail(-ENOMEM, "out of memory");
+		return cqrs__fail(-ENOMEM, "out of memory");
 	memset(r, 0, sizeof(*r));
 	r->h = h;
 	r->slots = bc_slots(h);
@@ -178,14 +178,14 @@ int cqrs_bcast_init(void *mem, size_t size, uint64_t capacity, uint32_t max_cons
 	struct bc_hdr *h = mem;
 
 	if (!mem || !out)
-		return cqrs_fail(-EINVAL, "null argument");
+		return cqrs__fail(-EINVAL, "null argument");
 	if (need == 0)
-		return cqrs_fail(-EINVAL, "capacity %llu / max_consumers %u out of range",
+		return cqrs__fail(-EINVAL, "capacity %llu / max_consumers %u out of range",
 				 (unsigned long long)capacity, max_consumers);
 	if ((uintptr_t)mem % 64)
-		return cqrs_fail(-EINVAL, "ring memory must be 64-byte aligned");
+		return cqrs__fail(-EINVAL, "ring memory must be 64-byte aligned");
 	if (size < need)
-		return cqrs_fail(-EINVAL, "ring needs %zu bytes, got %zu", need, size);
+		return cqrs__fail(-EINVAL, "ring needs %zu bytes, got %zu", need, size);
 
 	memset(mem, 0, (size_t)bc_hdr_size(max_consumers));
 	h->version = BC_VERSION;
@@ -211,14 +211,14 @@ int cqrs_bcast_attach(void *mem, size_t size, cqrs_bcast **out)
 	uint32_t i, version, hdr_size, maxc, max_record, block, rec_hdr;
 
 	if (!mem || !out)
-		return cqrs_fail(-EINVAL, "null argument");
+		return cqrs__fail(-EINVAL, "null argument");
 	if ((uintptr_t)mem % 64)
-		return cqrs_fail(-EINVAL, "ring memory must be 64-byte aligned");
+		return cqrs__fail(-EINVAL, "ring memory must be 64-byte aligned");
 	if (size < sizeof(struct bc_hdr))
-		return cqrs_fail(CQRS_EFORMAT, "%zu bytes is too small for a broadcast ring", size);
+		return cqrs__fail(CQRS_EFORMAT, "%zu bytes is too small for a broadcast ring", size);
 	/* acquire: pairs with init's release store of the magic. */
 	if (atomic_load_explicit(&h->magic, memory_order_acquire) != BC_MAGIC)
-		return cqrs_fail(CQRS_EFORMAT, "not a broadcast ring (bad magic)");
+		return cqrs__fail(CQRS_EFORMAT, "not a broadcast ring (bad magic)");
 	/* Each field is read once, validated, and only the local copy is used. */
 	version = h->version;
 	hdr_size = h->hdr_size;
@@ -229,27 +229,27 @@ int cqrs_bcast_attach(void *mem, size_t size, cqrs_bcast **out)
 	block = h->block;
 	rec_hdr = h->rec_hdr;
 	if (version != BC_VERSION)
-		return cqrs_fail(CQRS_EFORMAT, "broadcast ring format %u, expected %u", version, BC_VERSION);
+		return cqrs__fail(CQRS_EFORMAT, "broadcast ring format %u, expected %u", version, BC_VERSION);
 	if (block != BC_BLOCK || rec_hdr != sizeof(cqrs_ring_rec))
-		return cqrs_fail(CQRS_EFORMAT, "broadcast ring block %u / record header %u", block, rec_hdr);
+		return cqrs__fail(CQRS_EFORMAT, "broadcast ring block %u / record header %u", block, rec_hdr);
 	if (cqrs_bcast_footprint(cap, maxc) == 0 || hdr_size != bc_hdr_size(maxc) || total != hdr_size + cap ||
 	    max_record != max_record_of(cap))
-		return cqrs_fail(CQRS_EFORMAT, "inconsistent broadcast ring sizes");
+		return cqrs__fail(CQRS_EFORMAT, "inconsistent broadcast ring sizes");
 	if (total > size)
-		return cqrs_fail(CQRS_EFORMAT, "ring of %llu bytes in %zu bytes of memory", (unsigned long long)total,
+		return cqrs__fail(CQRS_EFORMAT, "ring of %llu bytes in %zu bytes of memory", (unsigned long long)total,
 				 size);
 	/* acquire: pairs with the producer's publish. */
 	tail = atomic_load_explicit(&h->tail, memory_order_acquire);
 	/* seq_cst: as any read of adv (join handshake). */
 	adv = atomic_load_explicit(&h->adv, memory_order_seq_cst);
 	if (tail % CQRS_RING_ALIGN || adv < cap || tail > adv)
-		return cqrs_fail(CQRS_EFORMAT, "broadcast ring cursors out of range (tail %llu, adv %llu)",
+		return cqrs__fail(CQRS_EFORMAT, "broadcast ring cursors out of range (tail %llu, adv %llu)",
 				 (unsigned long long)tail, (unsigned long long)adv);
 	for (i = 0; i < maxc; i++) {
 		/* relaxed: a sanity check only. */
 		uint32_t st = atomic_load_explicit(&bc_slots(h)[i].state, memory_order_relaxed);
 		if (st > BC_SLOT_ACTIVE)
-			return cqrs_fail(CQRS_EFORMAT, "consumer slot %u in state %u", i, st);
+			return cqrs__fail(CQRS_EFORMAT, "consumer slot %u in state %u", i, st);
 	}
 	return handle_new(h, hdr_size, cap, maxc, out);
 }

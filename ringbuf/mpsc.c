@@ -182,7 +182,7 @@ static int handle_new(struct mp_hdr *h, uint32_t hdr_size, uint64_t cap, uint32_
 	cqrs_mpsc *r = aligned_alloc(64, (sizeof(*r) + 63) & ~(size_t)63);
 
 	if (!r)
-		return cqrs_fail(-ENOMEM, "out of memory");
+		return cqrs__fail(-ENOMEM, "out of memory");
 	memset(r, 0, sizeof(*r));
 	r->h = h;
 	r->slots = mp_slots(h);
@@ -203,14 +203,14 @@ int cqrs_mpsc_init(void *mem, size_t size, uint64_t capacity, uint32_t max_produ
 	struct mp_hdr *h = mem;
 
 	if (!mem || !out)
-		return cqrs_fail(-EINVAL, "null argument");
+		return cqrs__fail(-EINVAL, "null argument");
 	if (need == 0)
-		return cqrs_fail(-EINVAL, "capacity %llu / max_producers %u out of range",
+		return cqrs__fail(-EINVAL, "capacity %llu / max_producers %u out of range",
 				 (unsigned long long)capacity, max_producers);
 	if ((uintptr_t)mem % 64)
-		return cqrs_fail(-EINVAL, "ring memory must be 64-byte aligned");
+		return cqrs__fail(-EINVAL, "ring memory must be 64-byte aligned");
 	if (size < need)
-		return cqrs_fail(-EINVAL, "ring needs %zu bytes, got %zu", need, size);
+		return cqrs__fail(-EINVAL, "ring needs %zu bytes, got %zu", need, size);
 
 	/* The whole ring, data included: no word left by an earlier ring in
 	 * this memory may pass for a header of the new one (positions restart
@@ -238,14 +238,14 @@ int cqrs_mpsc_attach(void *mem, size_t size, cqrs_mpsc **out)
 	uint32_t version, hdr_size, maxp, max_payload, block, rec_hdr;
 
 	if (!mem || !out)
-		return cqrs_fail(-EINVAL, "null argument");
+		return cqrs__fail(-EINVAL, "null argument");
 	if ((uintptr_t)mem % 64)
-		return cqrs_fail(-EINVAL, "ring memory must be 64-byte aligned");
+		return cqrs__fail(-EINVAL, "ring memory must be 64-byte aligned");
 	if (size < sizeof(struct mp_hdr))
-		return cqrs_fail(CQRS_EFORMAT, "%zu bytes is too small for an MPSC ring", size);
+		return cqrs__fail(CQRS_EFORMAT, "%zu bytes is too small for an MPSC ring", size);
 	/* acquire: pairs with init's release store of the magic. */
 	if (atomic_load_explicit(&h->magic, memory_order_acquire) != MP_MAGIC)
-		return cqrs_fail(CQRS_EFORMAT, "not an MPSC ring (bad magic)");
+		return cqrs__fail(CQRS_EFORMAT, "not an MPSC ring (bad magic)");
 	/* Each field is read once, validated, and only the local copy is used. */
 	version = h->version;
 	hdr_size = h->hdr_size;
@@ -257,21 +257,21 @@ int cqrs_mpsc_attach(void *mem, size_t size, cqrs_mpsc **out)
 	block = h->block;
 	rec_hdr = h->rec_hdr;
 	if (version != MP_VERSION)
-		return cqrs_fail(CQRS_EFORMAT, "MPSC ring format %u, expected %u", version, MP_VERSION);
+		return cqrs__fail(CQRS_EFORMAT, "MPSC ring format %u, expected %u", version, MP_VERSION);
 	if (block != MP_BLOCK || rec_hdr != CQRS_MPSC_REC_HDR)
-		return cqrs_fail(CQRS_EFORMAT, "MPSC ring block %u / record header %u", block, rec_hdr);
+		return cqrs__fail(CQRS_EFORMAT, "MPSC ring block %u / record header %u", block, rec_hdr);
 	if (cqrs_mpsc_footprint(cap, maxp) == 0 || hdr_size != mp_hdr_size(maxp) || total != hdr_size + cap ||
 	    max_payload != cap / 2 - CQRS_MPSC_REC_HDR)
-		return cqrs_fail(CQRS_EFORMAT, "inconsistent MPSC ring sizes");
+		return cqrs__fail(CQRS_EFORMAT, "inconsistent MPSC ring sizes");
 	if (total > size)
-		return cqrs_fail(CQRS_EFORMAT, "ring of %llu bytes in %zu bytes of memory", (unsigned long long)total,
+		return cqrs__fail(CQRS_EFORMAT, "ring of %llu bytes in %zu bytes of memory", (unsigned long long)total,
 				 size);
 	/* acquire: pairs with the consumer's release of head. */
 	head = atomic_load_explicit(&h->head, memory_order_acquire);
 	/* acquire: pairs with the producers' release CAS of tail. */
 	tail = atomic_load_explicit(&h->tail, memory_order_acquire);
 	if (head % 8 || tail % 8 || tail - head > cap)
-		return cqrs_fail(CQRS_EFORMAT, "MPSC ring cursors out of range (head %llu, tail %llu)",
+		return cqrs__fail(CQRS_EFORMAT, "MPSC ring cursors out of range (head %llu, tail %llu)",
 				 (unsigned long long)head, (unsigned long long)tail);
 	return handle_new(h, hdr_size, cap, maxp, timeout, out);
 }
@@ -569,12 +569,12 @@ static bool stall_expired(cqrs_mpsc *r, uint64_t head, uint64_t ctl)
 		r->stalled = true;
 		r->stall_pos = head;
 		r->stall_ctl = ctl;
-		r->stall_since = cqrs_mono_ns();
+		r->stall_since = cqrs__mono_ns();
 		return r->timeout_ns == 0;
 	}
 	if (r->timeout_ns == CQRS_RING_FOREVER)
 		return false;
-	return cqrs_mono_ns() - r->stall_since >= r->timeout_ns;
+	return cqrs__mono_ns() - r->stall_since >= r->timeout_ns;
 }
 
 /* A header at pos that is valid for pos and fits below tail. */

@@ -29,7 +29,7 @@ int cqrs__ring_wait(cqrs_ring_wait kind, uint64_t timeout_ns, uint64_t max_sleep
 
 	for (n = 1;; n++) {
 		if (kind == CQRS_WAIT_SPIN || n < SPIN_CHECKS)
-			cqrs_cpu_relax();
+			cqrs__cpu_relax();
 		else if (kind == CQRS_WAIT_YIELD || n < SPIN_CHECKS + YIELD_CHECKS)
 			sched_yield();
 		else {
@@ -46,7 +46,7 @@ int cqrs__ring_wait(cqrs_ring_wait kind, uint64_t timeout_ns, uint64_t max_sleep
 				atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
 				return 0;
 			}
-			now = cqrs_mono_ns();
+			now = cqrs__mono_ns();
 			if (now >= deadline) {
 				atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
 				return -ETIMEDOUT;
@@ -54,7 +54,7 @@ int cqrs__ring_wait(cqrs_ring_wait kind, uint64_t timeout_ns, uint64_t max_sleep
 			sleep_ns = deadline - now;
 			if (sleep_ns > max_sleep_ns)
 				sleep_ns = max_sleep_ns;
-			(void)cqrs_futex_wait(seq, seen, sleep_ns);
+			(void)cqrs__futex_wait(seq, seen, sleep_ns);
 			/* relaxed: as above. */
 			atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
 			if (ready(arg))
@@ -64,7 +64,7 @@ int cqrs__ring_wait(cqrs_ring_wait kind, uint64_t timeout_ns, uint64_t max_sleep
 		if (ready(arg))
 			return 0;
 		if (kind == CQRS_WAIT_SPIN || n < SPIN_CHECKS ? n % CLOCK_EVERY == 0 : true) {
-			if (deadline != UINT64_MAX && cqrs_mono_ns() >= deadline)
+			if (deadline != UINT64_MAX && cqrs__mono_ns() >= deadline)
 				return ready(arg) ? 0 : -ETIMEDOUT;
 		}
 	}

@@ -37,7 +37,7 @@ static inline void cqrs__ring_wake(_Atomic uint32_t *seq, _Atomic uint32_t *wait
 	if (atomic_load_explicit(waiters, memory_order_seq_cst) != 0) {
 		/* release: a waiter that reads the new seq also sees the cursor. */
 		atomic_fetch_add_explicit(seq, 1, memory_order_release);
-		cqrs_futex_wake(seq);
+		cqrs__futex_wake(seq);
 	}
 }
 
@@ -48,7 +48,7 @@ static inline uint64_t cqrs__deadline_after(uint64_t timeout_ns)
 
 	if (timeout_ns == CQRS_RING_FOREVER)
 		return UINT64_MAX;
-	now = cqrs_mono_ns();
+	now = cqrs__mono_ns();
 	return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 }
 
@@ -59,7 +59,7 @@ static inline uint64_t cqrs__remaining(uint64_t deadline)
 
 	if (deadline == UINT64_MAX)
 		return CQRS_RING_FOREVER;
-	now = cqrs_mono_ns();
+	now = cqrs__mono_ns();
 	return now >= deadline ? 0 : deadline - now;
 }
 

@@ -28,7 +28,7 @@ static _Atomic uint64_t *dirent(const cqrs_ctl *c, uint32_t slot)
 					   (uint64_t)slot * CQRS_CTL_DIRENT_SIZE);
 }
 
-int cqrs_ctl_layout(cqrs_ctl_params *p, uint64_t *total)
+int cqrs__ctl_layout(cqrs_ctl_params *p, uint64_t *total)
 {
 	uint64_t off = CQRS_SEG_REGION_OFF;
 
@@ -49,16 +49,16 @@ int cqrs_ctl_layout(cqrs_ctl_params *p, uint64_t *total)
 	p->gateway_off = off;
 	off += p->gateway_size;
 	p->board_slots = p->max_views;
-	*total = cqrs_align_up(off, 4096);
+	*total = cqrs__align_up(off, 4096);
 	return 0;
 }
 
-int cqrs_ctl_check(const void *base, size_t len, cqrs_ctl_params *out)
+int cqrs__ctl_check(const void *base, size_t len, cqrs_ctl_params *out)
 {
 	_Alignas(8) uint8_t imm[CQRS_SEG_IMM_SIZE];
 	cqrs_ctl_params want;
 	uint64_t total;
-	int rc = cqrs_seg_check(base, len, CQRS_SEG_CONTROL, imm);
+	int rc = cqrs__seg_check(base, len, CQRS_SEG_CONTROL, imm);
 
 	if (rc)
 		return rc;
@@ -68,8 +68,8 @@ int cqrs_ctl_check(const void *base, size_t len, cqrs_ctl_params *out)
 	want.cmd_size = out->cmd_size;
 	want.counters_size = out->counters_size;
 	want.gateway_size = out->gateway_size;
-	if (cqrs_ctl_layout(&want, &total) || memcmp(&want, out, sizeof want) != 0 || total != len)
-		return cqrs_fail(CQRS_ECORRUPT, "control segment: regions do not match its parameters");
+	if (cqrs__ctl_layout(&want, &total) || memcmp(&want, out, sizeof want) != 0 || total != len)
+		return cqrs__fail(CQRS_ECORRUPT, "control segment: regions do not match its parameters");
 	return 0;
 }
 
@@ -83,22 +83,22 @@ static int board_create(cqrs_ctl *c, unsigned mode)
 	unsigned bmode = mode | ((mode & 0444) >> 1);
 	int rc;
 
-	cqrs_seg_name_board(name, sizeof name, c->engine);
-	rc = cqrs_seg_create(&c->board, name, size, bmode);
+	cqrs__seg_name_board(name, sizeof name, c->engine);
+	rc = cqrs__seg_create(&c->board, name, size, bmode);
 	if (rc == CQRS_ESTALE) { /* left by a dead engine whose control was removed */
-		rc = cqrs_seg_remove_stale(name);
+		rc = cqrs__seg_remove_stale(name);
 		if (!rc)
-			rc = cqrs_seg_create(&c->board, name, size, bmode);
+			rc = cqrs__seg_create(&c->board, name, size, bmode);
 	}
 	if (rc)
 		return rc;
-	cqrs_seg_init_header(&c->board, CQRS_SEG_BOARD, c->engine, NULL, 0);
+	cqrs__seg_init_header(&c->board, CQRS_SEG_BOARD, c->engine, NULL, 0);
 	memcpy(c->board.base + PARAMS_OFF, &c->p.max_views, sizeof c->p.max_views);
-	cqrs_seg_seal(&c->board);
+	cqrs__seg_seal(&c->board);
 	return 0;
 }
 
-int cqrs_ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out)
+int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out)
 {
 	static const cqrs_ctl_config defaults = { 0 };
 	char name[CQRS_SEG_NAME_MAX];
@@ -109,7 +109,7 @@ int cqrs_ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **o
 	*out = NULL;
 	if (!cfg)
 		cfg = &defaults;
-	rc = cqrs_seg_name_ctl(name, sizeof name, engine);
+	rc = cqrs__seg_name_ctl(name, sizeof name, engine);
 	if (rc)
 		return rc;
 	c = calloc(1, sizeof *c);
@@ -118,64 +118,64 @@ int cqrs_ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **o
 	strcpy(c->engine, engine);
 	c->writer = 1;
 	c->p.max_views = cfg->max_views ? cfg->max_views : CQRS_CTL_DEFAULT_VIEWS;
-	c->p.cmd_size = cqrs_align_up(cfg->cmd_size ? cfg->cmd_size : CQRS_CTL_DEFAULT_CMD, 64);
-	c->p.counters_size = cqrs_align_up(cfg->counters_size ? cfg->counters_size
+	c->p.cmd_size = cqrs__align_up(cfg->cmd_size ? cfg->cmd_size : CQRS_CTL_DEFAULT_CMD, 64);
+	c->p.counters_size = cqrs__align_up(cfg->counters_size ? cfg->counters_size
 							      : CQRS_CTL_DEFAULT_COUNTERS, 64);
-	c->p.gateway_size = cqrs_align_up(cfg->gateway_size ? cfg->gateway_size
+	c->p.gateway_size = cqrs__align_up(cfg->gateway_size ? cfg->gateway_size
 							    : CQRS_CTL_DEFAULT_GATEWAY, 64);
-	if (cqrs_ctl_layout(&c->p, &total)) {
+	if (cqrs__ctl_layout(&c->p, &total)) {
 		free(c);
-		return cqrs_fail(-EINVAL, "control segment: parameters out of range");
+		return cqrs__fail(-EINVAL, "control segment: parameters out of range");
 	}
-	rc = cqrs_seg_create(&c->seg, name, total, cfg->mode);
+	rc = cqrs__seg_create(&c->seg, name, total, cfg->mode);
 	if (rc) {
 		free(c);
 		return rc;
 	}
 	rc = board_create(c, cfg->mode ? cfg->mode : CQRS_SEG_DEFAULT_MODE);
 	if (rc) {
-		cqrs_seg_close(&c->seg);
-		cqrs_seg_unlink(name);
+		cqrs__seg_close(&c->seg);
+		cqrs__seg_unlink(name);
 		free(c);
 		return rc;
 	}
-	cqrs_seg_init_header(&c->seg, CQRS_SEG_CONTROL, engine, NULL, 0);
+	cqrs__seg_init_header(&c->seg, CQRS_SEG_CONTROL, engine, NULL, 0);
 	memcpy(c->seg.base + PARAMS_OFF, &c->p, sizeof c->p);
 	/* relaxed: published by the seal's release store of the magic */
 	atomic_store_explicit(&state_line(c)->state, CQRS_ENGINE_STARTING, memory_order_relaxed);
-	cqrs_seg_seal(&c->seg);
+	cqrs__seg_seal(&c->seg);
 	*out = c;
 	return 0;
 }
 
-int cqrs_ctl_remove_stale(const char *engine)
+int cqrs__ctl_remove_stale(const char *engine)
 {
 	char ctl[CQRS_SEG_NAME_MAX], board[CQRS_SEG_NAME_MAX];
-	int rc = cqrs_seg_name_ctl(ctl, sizeof ctl, engine), rb;
+	int rc = cqrs__seg_name_ctl(ctl, sizeof ctl, engine), rb;
 
 	if (rc)
 		return rc;
-	cqrs_seg_name_board(board, sizeof board, engine);
-	rc = cqrs_seg_remove_stale(ctl);
-	rb = cqrs_seg_remove_stale(board);
+	cqrs__seg_name_board(board, sizeof board, engine);
+	rc = cqrs__seg_remove_stale(ctl);
+	rb = cqrs__seg_remove_stale(board);
 	if (rc == -ENOENT)
 		rc = rb == -ENOENT ? -ENOENT : rb;
 	return rc;
 }
 
-int cqrs_ctl_set_state(cqrs_ctl *c, uint32_t state)
+int cqrs__ctl_set_state(cqrs_ctl *c, uint32_t state)
 {
 	if (!c || !c->writer || state < CQRS_ENGINE_STARTING || state > CQRS_ENGINE_STOPPED)
 		return -EINVAL;
 	/* release: everything the engine published before is visible to a
-	 * reader that sees the new state; pairs with cqrs_ctl_info_get's acquire */
+	 * reader that sees the new state; pairs with cqrs__ctl_info_get's acquire */
 	atomic_store_explicit(&state_line(c)->state, state, memory_order_release);
 	return 0;
 }
 
-int cqrs_ctl_publish(cqrs_ctl *c)
+int cqrs__ctl_publish(cqrs_ctl *c)
 {
-	return cqrs_ctl_set_state(c, CQRS_ENGINE_RUNNING);
+	return cqrs__ctl_set_state(c, CQRS_ENGINE_RUNNING);
 }
 
 /* The entry seqlock, writer side (shm/view_format.h has the protocol). */
@@ -188,7 +188,7 @@ static void dirent_write(cqrs_ctl *c, uint32_t slot, const cqrs_ctl_view *e)
 	/* release: orders the odd version before the payload stores; pairs with
 	 * the reader's acquire fence before its re-check */
 	atomic_thread_fence(memory_order_release);
-	cqrs_words_store(&w[1], e, sizeof *e);
+	cqrs__words_store(&w[1], e, sizeof *e);
 	/* release: orders the payload before the even version; pairs with the
 	 * reader's acquire load of the version */
 	atomic_store_explicit(&w[0], s + 2, memory_order_release);
@@ -196,30 +196,30 @@ static void dirent_write(cqrs_ctl *c, uint32_t slot, const cqrs_ctl_view *e)
 	atomic_fetch_add_explicit(&state_line(c)->dir_version, 1, memory_order_release);
 }
 
-int cqrs_ctl_add_view(cqrs_ctl *c, const cqrs_ctl_view *e, uint32_t *slot)
+int cqrs__ctl_add_view(cqrs_ctl *c, const cqrs_ctl_view *e, uint32_t *slot)
 {
 	cqrs_ctl_view copy;
 	uint32_t n;
 
 	if (!c || !c->writer || !e || !cqrs__name_valid(e->name, sizeof e->name))
-		return cqrs_fail(-EINVAL, "bad view entry");
-	if (cqrs_ctl_find_view(c, e->name, NULL, NULL) == 0)
-		return cqrs_fail(-EEXIST, "view %s is already in the directory", e->name);
+		return cqrs__fail(-EINVAL, "bad view entry");
+	if (cqrs__ctl_find_view(c, e->name, NULL, NULL) == 0)
+		return cqrs__fail(-EEXIST, "view %s is already in the directory", e->name);
 	n = atomic_load_explicit(&state_line(c)->nviews, memory_order_relaxed); /* single writer */
 	if (n >= c->p.max_views)
-		return cqrs_fail(CQRS_EFULL, "view directory full (%u views)", c->p.max_views);
+		return cqrs__fail(CQRS_EFULL, "view directory full (%u views)", c->p.max_views);
 	copy = *e;
 	memset(copy.name + strlen(copy.name), 0, sizeof copy.name - strlen(copy.name));
 	dirent_write(c, n, &copy);
 	/* release: the entry is complete before readers count it; pairs with
-	 * cqrs_ctl_view_count's acquire */
+	 * cqrs__ctl_view_count's acquire */
 	atomic_store_explicit(&state_line(c)->nviews, n + 1, memory_order_release);
 	if (slot)
 		*slot = n;
 	return 0;
 }
 
-int cqrs_ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
+int cqrs__ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
 			    uint64_t schema_hash, uint64_t capacity, uint32_t row_size)
 {
 	cqrs_ctl_view e;
@@ -227,7 +227,7 @@ int cqrs_ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
 
 	if (!c || !c->writer)
 		return -EINVAL;
-	rc = cqrs_ctl_view_at(c, slot, &e);
+	rc = cqrs__ctl_view_at(c, slot, &e);
 	if (rc)
 		return rc;
 	e.generation = generation;
@@ -238,7 +238,7 @@ int cqrs_ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
 	return 0;
 }
 
-int cqrs_ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s)
+int cqrs__ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s)
 {
 	cqrs_ctl_state *st;
 	uint32_t used, n;
@@ -255,19 +255,19 @@ int cqrs_ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s)
 	used = atomic_load_explicit(&st->cmd_used, memory_order_relaxed); /* single writer */
 	for (uint32_t i = 0; i < n; i++) {
 		cqrs_schema have;
-		if (cqrs_ctl_command_schema(c, i, &have) == 0 &&
+		if (cqrs__ctl_command_schema(c, i, &have) == 0 &&
 		    strncmp(have.name, s->name, CQRS_NAME_MAX) == 0)
-			return cqrs_fail(-EEXIST, "command schema %s already published", s->name);
+			return cqrs__fail(-EEXIST, "command schema %s already published", s->name);
 	}
 	need = cqrs_schema_blob_size(s);
-	if (used + cqrs_align_up(need, 8) > c->p.cmd_size)
-		return cqrs_fail(CQRS_EFULL, "command schema region full (%llu bytes)",
+	if (used + cqrs__align_up(need, 8) > c->p.cmd_size)
+		return cqrs__fail(CQRS_EFULL, "command schema region full (%llu bytes)",
 				 (unsigned long long)c->p.cmd_size);
 	/* Plain stores into bytes no reader looks at until ncmds covers them. */
 	rc = cqrs_schema_encode(s, c->seg.base + c->p.cmd_off + used, need);
 	if (rc < 0)
 		return rc;
-	atomic_store_explicit(&st->cmd_used, used + (uint32_t)cqrs_align_up(need, 8),
+	atomic_store_explicit(&st->cmd_used, used + (uint32_t)cqrs__align_up(need, 8),
 			      memory_order_relaxed); /* published by the release below */
 	/* release: the blob bytes before the count; pairs with the reader's
 	 * acquire load of ncmds */
@@ -275,7 +275,7 @@ int cqrs_ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s)
 	return 0;
 }
 
-_Atomic uint32_t *cqrs_ctl_waiters(const cqrs_ctl *c, uint32_t slot)
+_Atomic uint32_t *cqrs__ctl_waiters(const cqrs_ctl *c, uint32_t slot)
 {
 	if (!c || !c->board.base || slot >= c->p.max_views)
 		return NULL;
@@ -283,110 +283,110 @@ _Atomic uint32_t *cqrs_ctl_waiters(const cqrs_ctl *c, uint32_t slot)
 					   (uint64_t)slot * BOARD_LINE);
 }
 
-void cqrs_ctl_destroy(cqrs_ctl *c)
+void cqrs__ctl_destroy(cqrs_ctl *c)
 {
 	if (!c)
 		return;
 	if (c->writer) {
-		cqrs_ctl_set_state(c, CQRS_ENGINE_STOPPED);
-		cqrs_seg_unlink(c->seg.name);
+		cqrs__ctl_set_state(c, CQRS_ENGINE_STOPPED);
+		cqrs__seg_unlink(c->seg.name);
 		if (c->board.base)
-			cqrs_seg_unlink(c->board.name);
+			cqrs__seg_unlink(c->board.name);
 	}
-	cqrs_ctl_close(c);
+	cqrs__ctl_close(c);
 }
 
 /* ---- both sides --------------------------------------------------------- */
 
-int cqrs_ctl_open(const char *engine, cqrs_ctl **out)
+int cqrs__ctl_open(const char *engine, cqrs_ctl **out)
 {
 	char name[CQRS_SEG_NAME_MAX];
 	cqrs_ctl *c;
 	int rc;
 
 	*out = NULL;
-	rc = cqrs_seg_name_ctl(name, sizeof name, engine);
+	rc = cqrs__seg_name_ctl(name, sizeof name, engine);
 	if (rc)
 		return rc;
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	strcpy(c->engine, engine);
-	rc = cqrs_seg_open(&c->seg, name, CQRS_SEG_CONTROL, 0);
+	rc = cqrs__seg_open(&c->seg, name, CQRS_SEG_CONTROL, 0);
 	if (rc == -ENOENT)
-		rc = cqrs_fail(-ENOENT, "no engine named %s (%s)", engine, name);
+		rc = cqrs__fail(-ENOENT, "no engine named %s (%s)", engine, name);
 	if (!rc)
-		rc = cqrs_ctl_check(c->seg.base, c->seg.size, &c->p);
-	if (!rc && strncmp(cqrs_seg_header(&c->seg)->engine, engine, CQRS_NAME_MAX) != 0)
-		rc = cqrs_fail(CQRS_ECORRUPT, "%s names another engine", name);
+		rc = cqrs__ctl_check(c->seg.base, c->seg.size, &c->p);
+	if (!rc && strncmp(cqrs__seg_header(&c->seg)->engine, engine, CQRS_NAME_MAX) != 0)
+		rc = cqrs__fail(CQRS_ECORRUPT, "%s names another engine", name);
 	if (rc) {
-		cqrs_ctl_close(c);
+		cqrs__ctl_close(c);
 		return rc;
 	}
 	/* The board is optional for readers: without write access they wait
 	 * with bounded sleeps instead of announcing themselves. */
-	cqrs_seg_name_board(name, sizeof name, engine);
-	if (cqrs_seg_open(&c->board, name, CQRS_SEG_BOARD, 1) == 0) {
+	cqrs__seg_name_board(name, sizeof name, engine);
+	if (cqrs__seg_open(&c->board, name, CQRS_SEG_BOARD, 1) == 0) {
 		uint32_t slots;
 		memcpy(&slots, c->board.imm + PARAMS_OFF, sizeof slots);
 		if (slots != c->p.max_views || c->board.uid != c->seg.uid ||
 		    c->board.size < CQRS_SEG_REGION_OFF + (uint64_t)slots * BOARD_LINE)
-			cqrs_seg_close(&c->board);
+			cqrs__seg_close(&c->board);
 	}
 	*out = c;
 	return 0;
 }
 
-void cqrs_ctl_close(cqrs_ctl *c)
+void cqrs__ctl_close(cqrs_ctl *c)
 {
 	if (!c)
 		return;
-	cqrs_seg_close(&c->board);
-	cqrs_seg_close(&c->seg);
+	cqrs__seg_close(&c->board);
+	cqrs__seg_close(&c->seg);
 	free(c);
 }
 
-int cqrs_ctl_info_get(const cqrs_ctl *c, cqrs_ctl_info *out)
+int cqrs__ctl_info_get(const cqrs_ctl *c, cqrs_ctl_info *out)
 {
 	cqrs_ctl_state *st = state_line(c);
-	uint64_t owner = atomic_load_explicit(&cqrs_seg_live_line(&c->seg)->owner,
+	uint64_t owner = atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->owner,
 					      memory_order_relaxed); /* informational */
 
 	memset(out, 0, sizeof *out);
 	strcpy(out->engine, c->engine);
-	/* acquire: pairs with cqrs_ctl_set_state's release */
+	/* acquire: pairs with cqrs__ctl_set_state's release */
 	out->state = atomic_load_explicit(&st->state, memory_order_acquire);
-	out->owner_pid = cqrs_seg_owner_pid(owner);
-	out->owner_alive = cqrs_seg_owner_alive(owner);
-	out->retired = !!(atomic_load_explicit(&cqrs_seg_live_line(&c->seg)->flags,
+	out->owner_pid = cqrs__seg_owner_pid(owner);
+	out->owner_alive = cqrs__seg_owner_alive(owner);
+	out->retired = !!(atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->flags,
 					       memory_order_relaxed) & CQRS_SEG_RETIRED); /* informational */
-	out->nviews = cqrs_ctl_view_count(c);
-	out->ncmds = cqrs_ctl_command_count(c);
+	out->nviews = cqrs__ctl_view_count(c);
+	out->ncmds = cqrs__ctl_command_count(c);
 	out->max_views = c->p.max_views;
 	out->size = c->seg.size;
 	out->dir_version = atomic_load_explicit(&st->dir_version, memory_order_acquire); /* pairs with dirent_write */
 	return 0;
 }
 
-uint32_t cqrs_ctl_view_count(const cqrs_ctl *c)
+uint32_t cqrs__ctl_view_count(const cqrs_ctl *c)
 {
-	/* acquire: pairs with cqrs_ctl_add_view's release of nviews */
+	/* acquire: pairs with cqrs__ctl_add_view's release of nviews */
 	uint32_t n = atomic_load_explicit(&state_line(c)->nviews, memory_order_acquire);
 	return n > c->p.max_views ? c->p.max_views : n;
 }
 
-uint32_t cqrs_ctl_command_count(const cqrs_ctl *c)
+uint32_t cqrs__ctl_command_count(const cqrs_ctl *c)
 {
-	/* acquire: pairs with cqrs_ctl_add_command_schema's release */
+	/* acquire: pairs with cqrs__ctl_add_command_schema's release */
 	return atomic_load_explicit(&state_line(c)->ncmds, memory_order_acquire);
 }
 
-int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out)
+int cqrs__ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out)
 {
 	const _Atomic uint64_t *w;
 	uint64_t t0 = 0, checked = 0;
 
-	if (slot >= cqrs_ctl_view_count(c))
+	if (slot >= cqrs__ctl_view_count(c))
 		return CQRS_ENOTFOUND;
 	w = dirent(c, slot);
 	for (unsigned tries = 0;; tries++) {
@@ -400,16 +400,16 @@ int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out)
 			 * holds it for a time slice: spin, then yield while its owner
 			 * lives (checked every millisecond), then give up. */
 			if (tries < READ_SPIN) {
-				cqrs_cpu_relax();
+				cqrs__cpu_relax();
 				continue;
 			}
-			uint64_t now = cqrs_mono_ns();
+			uint64_t now = cqrs__mono_ns();
 			if (!t0 || now - checked > 1000000) {
 				/* relaxed: a hint for the liveness check */
-				uint64_t owner = atomic_load_explicit(&cqrs_seg_live_line(&c->seg)->owner,
+				uint64_t owner = atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->owner,
 								      memory_order_relaxed);
-				if (!cqrs_seg_owner_alive(owner))
-					return cqrs_fail(CQRS_EWRITERDEAD, "directory slot %u: writer died mid-update",
+				if (!cqrs__seg_owner_alive(owner))
+					return cqrs__fail(CQRS_EWRITERDEAD, "directory slot %u: writer died mid-update",
 							 slot);
 				checked = now;
 				if (!t0)
@@ -420,7 +420,7 @@ int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out)
 			sched_yield();
 			continue;
 		}
-		cqrs_words_load(out, &w[1], sizeof *out);
+		cqrs__words_load(out, &w[1], sizeof *out);
 		/* acquire: orders the payload loads before the re-check; pairs with
 		 * dirent_write's release fence after the odd version */
 		atomic_thread_fence(memory_order_acquire);
@@ -428,18 +428,18 @@ int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out)
 		if (s1 != s2)
 			continue;
 		if (!cqrs__name_valid(out->name, sizeof out->name))
-			return cqrs_fail(CQRS_ECORRUPT, "directory slot %u: bad view name", slot);
+			return cqrs__fail(CQRS_ECORRUPT, "directory slot %u: bad view name", slot);
 		return 0;
 	}
 }
 
-int cqrs_ctl_find_view(const cqrs_ctl *c, const char *name, cqrs_ctl_view *out, uint32_t *slot)
+int cqrs__ctl_find_view(const cqrs_ctl *c, const char *name, cqrs_ctl_view *out, uint32_t *slot)
 {
-	uint32_t n = cqrs_ctl_view_count(c);
+	uint32_t n = cqrs__ctl_view_count(c);
 	cqrs_ctl_view e;
 
 	for (uint32_t i = 0; i < n; i++)
-		if (cqrs_ctl_view_at(c, i, &e) == 0 && strncmp(e.name, name, CQRS_NAME_MAX) == 0) {
+		if (cqrs__ctl_view_at(c, i, &e) == 0 && strncmp(e.name, name, CQRS_NAME_MAX) == 0) {
 			if (out)
 				*out = e;
 			if (slot)
@@ -449,9 +449,9 @@ int cqrs_ctl_find_view(const cqrs_ctl *c, const char *name, cqrs_ctl_view *out, 
 	return CQRS_ENOTFOUND;
 }
 
-int cqrs_ctl_command_schema(const cqrs_ctl *c, uint32_t i, cqrs_schema *out)
+int cqrs__ctl_command_schema(const cqrs_ctl *c, uint32_t i, cqrs_schema *out)
 {
-	uint32_t n = cqrs_ctl_command_count(c);
+	uint32_t n = cqrs__ctl_command_count(c);
 	const uint8_t *r = c->seg.base + c->p.cmd_off;
 	uint64_t pos = 0;
 
@@ -462,14 +462,14 @@ int cqrs_ctl_command_schema(const cqrs_ctl *c, uint32_t i, cqrs_schema *out)
 				  ? cqrs_schema_decode(r + pos, (size_t)(c->p.cmd_size - pos), out)
 				  : CQRS_EFORMAT;
 		if (len < 0)
-			return cqrs_fail(CQRS_EFORMAT, "command schema %u: bad blob", k);
+			return cqrs__fail(CQRS_EFORMAT, "command schema %u: bad blob", k);
 		if (k == i)
 			return 0;
-		pos += cqrs_align_up((uint64_t)len, 8);
+		pos += cqrs__align_up((uint64_t)len, 8);
 	}
 }
 
-void *cqrs_ctl_region(const cqrs_ctl *c, int region, uint64_t *size)
+void *cqrs__ctl_region(const cqrs_ctl *c, int region, uint64_t *size)
 {
 	switch (region) {
 	case CQRS_CTL_COUNTERS:

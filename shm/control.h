@@ -22,7 +22,7 @@
  *   ...      gateway region (default 64 KiB, zero): reserved for the gateway
  *            directory (gateway issue); same rule
  * Every region is 64-byte aligned; their offsets are a pure function of the
- * sizes (cqrs_ctl_layout), and readers recompute and compare them.
+ * sizes (cqrs__ctl_layout), and readers recompute and compare them.
  *
  * Directory entries are written under the entry's seqlock (odd while being
  * written; shm/view_format.h describes the protocol); a slot once used keeps
@@ -61,7 +61,7 @@ enum cqrs_engine_state {
 	CQRS_ENGINE_STOPPED = 3,
 };
 
-enum cqrs_ctl_region { CQRS_CTL_COUNTERS = 1, CQRS_CTL_GATEWAY = 2 };
+enum cqrs__ctl_region { CQRS_CTL_COUNTERS = 1, CQRS_CTL_GATEWAY = 2 };
 
 /* Immutable parameters at offset 128 of the control segment. */
 typedef struct cqrs_ctl_params {
@@ -128,74 +128,74 @@ typedef struct cqrs_ctl_info {
 
 /* Canonical region layout for the given parameters (max_views and the
  * three sizes set; the rest filled). 0 or -EINVAL. */
-int cqrs_ctl_layout(cqrs_ctl_params *p, uint64_t *total);
+int cqrs__ctl_layout(cqrs_ctl_params *p, uint64_t *total);
 
 /* ---- engine side ------------------------------------------------------ */
 
 /* Creates the control segment and the board for engine, state STARTING.
  * An existing live engine's name gives -EEXIST, another user's -EACCES, a
- * dead engine's CQRS_ESTALE (cqrs_ctl_remove_stale clears it). */
-int cqrs_ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out);
+ * dead engine's CQRS_ESTALE (cqrs__ctl_remove_stale clears it). */
+int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out);
 
 /* Removes a dead engine's control segment and board (marking them retired
  * first). View segments are not touched: adopt or remove them by name. */
-int cqrs_ctl_remove_stale(const char *engine);
+int cqrs__ctl_remove_stale(const char *engine);
 
-int cqrs_ctl_set_state(cqrs_ctl *c, uint32_t state);
+int cqrs__ctl_set_state(cqrs_ctl *c, uint32_t state);
 
 /* Marks the engine running: everything added so far is visible already
  * (each addition is published on its own); this is the "open" sign. */
-int cqrs_ctl_publish(cqrs_ctl *c);
+int cqrs__ctl_publish(cqrs_ctl *c);
 
 /* Adds a directory entry for e->name (generation may be 0: reserved). The
  * slot index goes to *slot. -EEXIST if the name is there, CQRS_EFULL. */
-int cqrs_ctl_add_view(cqrs_ctl *c, const cqrs_ctl_view *e, uint32_t *slot);
+int cqrs__ctl_add_view(cqrs_ctl *c, const cqrs_ctl_view *e, uint32_t *slot);
 
 /* Points a view's entry at a new generation (and schema, size): readers of
  * the old one move when they see its segment retired. */
-int cqrs_ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
+int cqrs__ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
 			    uint64_t schema_hash, uint64_t capacity, uint32_t row_size);
 
 /* Appends a command schema blob: CQRS_EFULL when the region is full,
  * CQRS_EFORMAT for an invalid schema, -EEXIST for a second one by that name. */
-int cqrs_ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s);
+int cqrs__ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s);
 
 /* The board word counting waiters of slot (NULL if no board is mapped). */
-_Atomic uint32_t *cqrs_ctl_waiters(const cqrs_ctl *c, uint32_t slot);
+_Atomic uint32_t *cqrs__ctl_waiters(const cqrs_ctl *c, uint32_t slot);
 
 /* Engine shutdown: state STOPPED, unlinks control and board, frees c. */
-void cqrs_ctl_destroy(cqrs_ctl *c);
+void cqrs__ctl_destroy(cqrs_ctl *c);
 
 /* ---- both sides --------------------------------------------------------- */
 
 /* Opens an engine's control segment read-only (and its board read-write
  * when permitted). 0, -ENOENT (no such engine), CQRS_EFORMAT, CQRS_ECORRUPT. */
-int cqrs_ctl_open(const char *engine, cqrs_ctl **out);
+int cqrs__ctl_open(const char *engine, cqrs_ctl **out);
 
 /* Unmaps and frees (segments stay). */
-void cqrs_ctl_close(cqrs_ctl *c);
+void cqrs__ctl_close(cqrs_ctl *c);
 
-int cqrs_ctl_info_get(const cqrs_ctl *c, cqrs_ctl_info *out);
+int cqrs__ctl_info_get(const cqrs_ctl *c, cqrs_ctl_info *out);
 
 /* Directory entry at slot (consistent copy; its name validated). Spins,
  * then yields, while the engine rewrites the entry. 0, CQRS_ENOTFOUND
  * (unused slot), CQRS_EWRITERDEAD (the engine died mid-update), -EAGAIN (a
  * live engine kept it busy for 2 s), CQRS_ECORRUPT. */
-int cqrs_ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out);
+int cqrs__ctl_view_at(const cqrs_ctl *c, uint32_t slot, cqrs_ctl_view *out);
 
 /* Entry named name: 0 and *slot, or CQRS_ENOTFOUND. */
-int cqrs_ctl_find_view(const cqrs_ctl *c, const char *name, cqrs_ctl_view *out, uint32_t *slot);
+int cqrs__ctl_find_view(const cqrs_ctl *c, const char *name, cqrs_ctl_view *out, uint32_t *slot);
 
-uint32_t cqrs_ctl_view_count(const cqrs_ctl *c);
-uint32_t cqrs_ctl_command_count(const cqrs_ctl *c);
+uint32_t cqrs__ctl_view_count(const cqrs_ctl *c);
+uint32_t cqrs__ctl_command_count(const cqrs_ctl *c);
 
 /* Decodes command schema i. 0, CQRS_ENOTFOUND, CQRS_EFORMAT. */
-int cqrs_ctl_command_schema(const cqrs_ctl *c, uint32_t i, cqrs_schema *out);
+int cqrs__ctl_command_schema(const cqrs_ctl *c, uint32_t i, cqrs_schema *out);
 
 /* A reserved region (read-only for readers): pointer and size. */
-void *cqrs_ctl_region(const cqrs_ctl *c, int region, uint64_t *size);
+void *cqrs__ctl_region(const cqrs_ctl *c, int region, uint64_t *size);
 
-/* Validates a control image (fuzz target, cqrs_ctl_open). */
-int cqrs_ctl_check(const void *base, size_t len, cqrs_ctl_params *out);
+/* Validates a control image (fuzz target, cqrs__ctl_open). */
+int cqrs__ctl_check(const void *base, size_t len, cqrs_ctl_params *out);
 
 #endif

@@ -23,7 +23,7 @@
 static int name_ok(const char *what, const char *n)
 {
 	if (!n || !cqrs__name_valid(n, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "bad %s name '%.40s' (1..%d of [A-Za-z0-9_])", what,
+		return cqrs__fail(-EINVAL, "bad %s name '%.40s' (1..%d of [A-Za-z0-9_])", what,
 				 n ? n : "(null)", CQRS_NAME_MAX - 1);
 	return 0;
 }
@@ -31,23 +31,23 @@ static int name_ok(const char *what, const char *n)
 static int name_fmt(size_t cap, int n)
 {
 	if (n < 0 || (size_t)n >= cap)
-		return cqrs_fail(-EINVAL, "segment name does not fit %zu bytes", cap);
+		return cqrs__fail(-EINVAL, "segment name does not fit %zu bytes", cap);
 	return 0;
 }
 
-int cqrs_seg_name_ctl(char *out, size_t cap, const char *engine)
+int cqrs__seg_name_ctl(char *out, size_t cap, const char *engine)
 {
 	int rc = name_ok("engine", engine);
 	return rc ? rc : name_fmt(cap, snprintf(out, cap, "/cqrs.%s.ctl", engine));
 }
 
-int cqrs_seg_name_board(char *out, size_t cap, const char *engine)
+int cqrs__seg_name_board(char *out, size_t cap, const char *engine)
 {
 	int rc = name_ok("engine", engine);
 	return rc ? rc : name_fmt(cap, snprintf(out, cap, "/cqrs.%s.wait", engine));
 }
 
-int cqrs_seg_name_view(char *out, size_t cap, const char *engine, const char *view, uint64_t gen)
+int cqrs__seg_name_view(char *out, size_t cap, const char *engine, const char *view, uint64_t gen)
 {
 	int rc = name_ok("engine", engine);
 
@@ -61,7 +61,7 @@ int cqrs_seg_name_view(char *out, size_t cap, const char *engine, const char *vi
 
 /* ---- owners --------------------------------------------------------------- */
 
-int cqrs_seg_proc_start(uint32_t pid, uint64_t *ticks, int *zombie)
+int cqrs__seg_proc_start(uint32_t pid, uint64_t *ticks, int *zombie)
 {
 	char path[64], buf[1024];
 	const char *p;
@@ -94,7 +94,7 @@ int cqrs_seg_proc_start(uint32_t pid, uint64_t *ticks, int *zombie)
 	return 0;
 }
 
-uint64_t cqrs_seg_self_owner(void)
+uint64_t cqrs__seg_self_owner(void)
 {
 	static _Atomic uint64_t cached; /* per process; a fork gets a new pid */
 	static _Atomic uint32_t cached_pid;
@@ -105,7 +105,7 @@ uint64_t cqrs_seg_self_owner(void)
 	/* relaxed: a racy recompute is harmless (same value) */
 	if (atomic_load_explicit(&cached_pid, memory_order_relaxed) == pid)
 		return atomic_load_explicit(&cached, memory_order_relaxed);
-	if (cqrs_seg_proc_start(pid, &ticks, &zombie))
+	if (cqrs__seg_proc_start(pid, &ticks, &zombie))
 		ticks = 0;
 	uint64_t w = (uint64_t)pid | ticks << 22;
 	atomic_store_explicit(&cached, w, memory_order_relaxed); /* before the pid: see above */
@@ -113,50 +113,50 @@ uint64_t cqrs_seg_self_owner(void)
 	return w;
 }
 
-int cqrs_seg_owner_alive(uint64_t owner)
+int cqrs__seg_owner_alive(uint64_t owner)
 {
-	uint32_t pid = cqrs_seg_owner_pid(owner);
+	uint32_t pid = cqrs__seg_owner_pid(owner);
 	uint64_t ticks;
 	int zombie;
 
 	if (!owner || !pid)
 		return 0;
-	if (cqrs_seg_proc_start(pid, &ticks, &zombie))
+	if (cqrs__seg_proc_start(pid, &ticks, &zombie))
 		return 0;
 	return !zombie && ticks == owner >> 22;
 }
 
 /* ---- validation ----------------------------------------------------------- */
 
-int cqrs_seg_check(const void *base, size_t len, uint32_t kind, void *imm_out)
+int cqrs__seg_check(const void *base, size_t len, uint32_t kind, void *imm_out)
 {
 	const cqrs_seg_hdr *h = imm_out;
 	uint64_t sum;
 
 	if (len < CQRS_SEG_REGION_OFF)
-		return cqrs_fail(CQRS_EFORMAT, "segment of %zu bytes is smaller than a header", len);
+		return cqrs__fail(CQRS_EFORMAT, "segment of %zu bytes is smaller than a header", len);
 	memcpy(imm_out, base, CQRS_SEG_IMM_SIZE);
 	if (h->magic != CQRS_SHM_MAGIC)
-		return cqrs_fail(CQRS_EFORMAT, "not a cqrs segment (magic 0x%016llx)",
+		return cqrs__fail(CQRS_EFORMAT, "not a cqrs segment (magic 0x%016llx)",
 				 (unsigned long long)h->magic);
 	if (h->format != CQRS_SHM_FORMAT)
-		return cqrs_fail(CQRS_EFORMAT, "segment format %u, this library reads %u", h->format,
+		return cqrs__fail(CQRS_EFORMAT, "segment format %u, this library reads %u", h->format,
 				 CQRS_SHM_FORMAT);
 	if (h->kind != kind)
-		return cqrs_fail(CQRS_EFORMAT, "segment kind %u, expected %u", h->kind, kind);
+		return cqrs__fail(CQRS_EFORMAT, "segment kind %u, expected %u", h->kind, kind);
 	memcpy(&sum, (const uint8_t *)imm_out + CSUM_OFF, 8);
 	if (XXH3_64bits(imm_out, CSUM_OFF) != sum)
-		return cqrs_fail(CQRS_ECORRUPT, "segment header checksum mismatch");
+		return cqrs__fail(CQRS_ECORRUPT, "segment header checksum mismatch");
 	if (h->imm_size != CQRS_SEG_IMM_SIZE)
-		return cqrs_fail(CQRS_ECORRUPT, "bad header size %u", h->imm_size);
+		return cqrs__fail(CQRS_ECORRUPT, "bad header size %u", h->imm_size);
 	if (h->total_size != len || h->total_size % PAGE)
-		return cqrs_fail(CQRS_ECORRUPT, "segment is %zu bytes, its header says %llu (truncated?)",
+		return cqrs__fail(CQRS_ECORRUPT, "segment is %zu bytes, its header says %llu (truncated?)",
 				 len, (unsigned long long)h->total_size);
 	if (!cqrs__name_valid(h->engine, sizeof h->engine))
-		return cqrs_fail(CQRS_ECORRUPT, "bad engine name in header");
+		return cqrs__fail(CQRS_ECORRUPT, "bad engine name in header");
 	if (kind == CQRS_SEG_VIEW ? !cqrs__name_valid(h->object, sizeof h->object)
 				  : h->object[0] != 0)
-		return cqrs_fail(CQRS_ECORRUPT, "bad object name in header");
+		return cqrs__fail(CQRS_ECORRUPT, "bad object name in header");
 	return 0;
 }
 
@@ -175,7 +175,7 @@ static void advise_huge(void *p, size_t size)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-void cqrs_seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len)
+void cqrs__seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len)
 {
 	uint64_t lo = off & ~UINT64_C(4095), hi;
 
@@ -185,7 +185,7 @@ void cqrs_seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len)
 	(void)madvise(s->base + lo, hi - lo, MADV_POPULATE_WRITE); /* a hint */
 }
 
-/* Classifies an existing name for cqrs_seg_create (see segment.h). */
+/* Classifies an existing name for cqrs__seg_create (see segment.h). */
 static int probe_existing(const char *name)
 {
 	struct stat st;
@@ -194,44 +194,44 @@ static int probe_existing(const char *name)
 	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
 
 	if (fd < 0)
-		return cqrs_fail(errno == ENOENT ? -ENOENT : -EEXIST, "%s exists but cannot be opened: %s",
+		return cqrs__fail(errno == ENOENT ? -ENOENT : -EEXIST, "%s exists but cannot be opened: %s",
 				 name, strerror(errno));
 	if (fstat(fd, &st)) {
 		int e = errno;
 		close(fd);
-		return cqrs_fail(-e, "fstat %s", name);
+		return cqrs__fail(-e, "fstat %s", name);
 	}
 	if (st.st_uid != geteuid()) {
 		close(fd);
-		return cqrs_fail(-EACCES, "%s exists and belongs to uid %u", name, (unsigned)st.st_uid);
+		return cqrs__fail(-EACCES, "%s exists and belongs to uid %u", name, (unsigned)st.st_uid);
 	}
 	if (st.st_size < (off_t)CQRS_SEG_REGION_OFF ||
 	    pread(fd, &magic, 8, 0) != 8 ||
 	    pread(fd, &live, sizeof live, CQRS_SEG_LIVE_OFF) != (ssize_t)sizeof live) {
 		close(fd);
-		return cqrs_fail(CQRS_EFORMAT, "%s exists and is not a cqrs segment", name);
+		return cqrs__fail(CQRS_EFORMAT, "%s exists and is not a cqrs segment", name);
 	}
 	close(fd);
 	/* pread copied the word: a plain read of the copy is fine. */
 	memcpy(&owner, &live.owner, 8);
 	if (magic != CQRS_SHM_MAGIC && owner == 0)
-		return cqrs_fail(CQRS_EFORMAT, "%s exists and is not a cqrs segment", name);
-	if (cqrs_seg_owner_alive(owner))
-		return cqrs_fail(-EEXIST, "%s is in use by live pid %u", name, cqrs_seg_owner_pid(owner));
-	return cqrs_fail(CQRS_ESTALE, "%s was left by dead pid %u", name, cqrs_seg_owner_pid(owner));
+		return cqrs__fail(CQRS_EFORMAT, "%s exists and is not a cqrs segment", name);
+	if (cqrs__seg_owner_alive(owner))
+		return cqrs__fail(-EEXIST, "%s is in use by live pid %u", name, cqrs__seg_owner_pid(owner));
+	return cqrs__fail(CQRS_ESTALE, "%s was left by dead pid %u", name, cqrs__seg_owner_pid(owner));
 }
 
-int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
+int cqrs__seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
 {
 	void *p;
 	int fd, rc;
 
 	memset(s, 0, sizeof *s);
 	if (!name || strlen(name) >= sizeof s->name || name[0] != '/')
-		return cqrs_fail(-EINVAL, "bad segment name");
-	size = cqrs_align_up(size, PAGE);
+		return cqrs__fail(-EINVAL, "bad segment name");
+	size = cqrs__align_up(size, PAGE);
 	if (size < CQRS_SEG_REGION_OFF || size > CQRS_SEG_MAX_SIZE)
-		return cqrs_fail(-EINVAL, "segment size %llu out of range", (unsigned long long)size);
+		return cqrs__fail(-EINVAL, "segment size %llu out of range", (unsigned long long)size);
 	if (mode == 0)
 		mode = CQRS_SEG_DEFAULT_MODE;
 	for (int tries = 0;; tries++) {
@@ -239,31 +239,31 @@ int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST)
-			return cqrs_fail(-errno, "shm_open %s: %s", name, strerror(errno));
+			return cqrs__fail(-errno, "shm_open %s: %s", name, strerror(errno));
 		rc = probe_existing(name);
 		if (rc != -ENOENT || tries > 0) /* -ENOENT: removed meanwhile, try once more */
 			return rc;
 	}
 	/* fchmod, not the open mode: the umask must not change what readers get. */
 	if (fchmod(fd, mode & 07777)) {
-		rc = cqrs_fail(-errno, "fchmod %s", name);
+		rc = cqrs__fail(-errno, "fchmod %s", name);
 		goto fail;
 	}
 	if (ftruncate(fd, (off_t)size)) {
-		rc = cqrs_fail(-errno, "ftruncate %s to %llu", name, (unsigned long long)size);
+		rc = cqrs__fail(-errno, "ftruncate %s to %llu", name, (unsigned long long)size);
 		goto fail;
 	}
 	/* Reserve the memory now: a full /dev/shm is ENOSPC here, never a
 	 * SIGBUS on a later store. */
 	rc = posix_fallocate(fd, 0, (off_t)size);
 	if (rc) {
-		rc = cqrs_fail(-rc, "posix_fallocate %s (%llu bytes): %s", name,
+		rc = cqrs__fail(-rc, "posix_fallocate %s (%llu bytes): %s", name,
 			       (unsigned long long)size, strerror(rc));
 		goto fail;
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
-		rc = cqrs_fail(-errno, "mmap %s", name);
+		rc = cqrs__fail(-errno, "mmap %s", name);
 		goto fail;
 	}
 	close(fd);
@@ -273,8 +273,8 @@ int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
 	s->writable = 1;
 	s->uid = geteuid();
 	strcpy(s->name, name);
-	/* relaxed: nobody can read this segment before cqrs_seg_seal's release */
-	atomic_store_explicit(&cqrs_seg_live_line(s)->owner, cqrs_seg_self_owner(),
+	/* relaxed: nobody can read this segment before cqrs__seg_seal's release */
+	atomic_store_explicit(&cqrs__seg_live_line(s)->owner, cqrs__seg_self_owner(),
 			      memory_order_relaxed);
 	return 0;
 fail:
@@ -283,20 +283,20 @@ fail:
 	return rc;
 }
 
-void cqrs_seg_init_header(cqrs_seg *s, uint32_t kind, const char *engine, const char *object,
+void cqrs__seg_init_header(cqrs_seg *s, uint32_t kind, const char *engine, const char *object,
 			  uint64_t generation)
 {
 	cqrs_seg_hdr *h = (cqrs_seg_hdr *)(void *)s->base;
-	uint64_t owner = cqrs_seg_self_owner();
+	uint64_t owner = cqrs__seg_self_owner();
 
 	h->format = CQRS_SHM_FORMAT;
 	h->kind = kind;
 	h->total_size = s->size;
 	h->imm_size = CQRS_SEG_IMM_SIZE;
 	h->creator_uid = (uint32_t)geteuid();
-	h->creator_pid = cqrs_seg_owner_pid(owner);
+	h->creator_pid = cqrs__seg_owner_pid(owner);
 	h->creator_start = owner >> 22;
-	h->created_ns = cqrs_wall_ns();
+	h->created_ns = cqrs__wall_ns();
 	strncpy(h->engine, engine, sizeof h->engine - 1);
 	if (object)
 		strncpy(h->object, object, sizeof h->object - 1);
@@ -313,25 +313,25 @@ static void write_checksum(cqrs_seg *s)
 	memcpy(s->imm, s->base, CQRS_SEG_IMM_SIZE);
 }
 
-void cqrs_seg_seal(cqrs_seg *s)
+void cqrs__seg_seal(cqrs_seg *s)
 {
 	/* The checksum covers the magic, so compute it with the magic in
 	 * place, then take the magic out and publish it last. */
 	write_checksum(s);
 	memset(s->base, 0, 8);
 	/* release: orders every header, parameter and region store before the
-	 * magic; pairs with the fence in cqrs_seg_check's caller (the reader's
+	 * magic; pairs with the fence in cqrs__seg_check's caller (the reader's
 	 * mmap after shm_open happens later, so this is belt and braces). */
 	atomic_store_explicit((_Atomic uint64_t *)(void *)s->base, CQRS_SHM_MAGIC,
 			      memory_order_release);
 }
 
-void cqrs_seg_reseal(cqrs_seg *s)
+void cqrs__seg_reseal(cqrs_seg *s)
 {
 	write_checksum(s);
 }
 
-int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
+int cqrs__seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
 {
 	struct stat st;
 	void *p;
@@ -339,12 +339,12 @@ int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
 
 	memset(s, 0, sizeof *s);
 	if (!name || strlen(name) >= sizeof s->name || name[0] != '/')
-		return cqrs_fail(-EINVAL, "bad segment name");
+		return cqrs__fail(-EINVAL, "bad segment name");
 	fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
 	if (fd < 0)
-		return cqrs_fail(-errno, "shm_open %s: %s", name, strerror(errno));
+		return cqrs__fail(-errno, "shm_open %s: %s", name, strerror(errno));
 	if (fstat(fd, &st)) {
-		rc = cqrs_fail(-errno, "fstat %s", name);
+		rc = cqrs__fail(-errno, "fstat %s", name);
 		close(fd);
 		return rc;
 	}
@@ -353,13 +353,13 @@ int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
 		uint64_t magic = 0;
 		int ours = pread(fd, &magic, 8, 0) == 8 && magic == CQRS_SHM_MAGIC;
 		close(fd);
-		return cqrs_fail(ours ? CQRS_ECORRUPT : CQRS_EFORMAT, "%s: %lld bytes is %s", name,
+		return cqrs__fail(ours ? CQRS_ECORRUPT : CQRS_EFORMAT, "%s: %lld bytes is %s", name,
 				 (long long)st.st_size,
 				 ours ? "a truncated cqrs segment" : "not a cqrs segment");
 	}
 	p = mmap(NULL, (size_t)st.st_size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
 		 MAP_SHARED, fd, 0);
-	rc = p == MAP_FAILED ? cqrs_fail(-errno, "mmap %s", name) : 0;
+	rc = p == MAP_FAILED ? cqrs__fail(-errno, "mmap %s", name) : 0;
 	close(fd);
 	if (rc)
 		return rc;
@@ -369,20 +369,20 @@ int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
 	s->writable = writable;
 	s->uid = st.st_uid;
 	strcpy(s->name, name);
-	/* acquire: pairs with the release store of the magic in cqrs_seg_seal */
+	/* acquire: pairs with the release store of the magic in cqrs__seg_seal */
 	(void)atomic_load_explicit((_Atomic uint64_t *)(void *)s->base, memory_order_acquire);
-	rc = cqrs_seg_check(s->base, s->size, kind, s->imm);
+	rc = cqrs__seg_check(s->base, s->size, kind, s->imm);
 	if (rc) {
-		cqrs_seg_close(s);
-		/* keep the reason recorded by cqrs_seg_check, prefixed with the name */
+		cqrs__seg_close(s);
+		/* keep the reason recorded by cqrs__seg_check, prefixed with the name */
 		char why[400];
 		snprintf(why, sizeof why, "%s", cqrs_last_error());
-		return cqrs_fail(rc, "%s: %s", name, why);
+		return cqrs__fail(rc, "%s: %s", name, why);
 	}
 	return 0;
 }
 
-void cqrs_seg_close(cqrs_seg *s)
+void cqrs__seg_close(cqrs_seg *s)
 {
 	if (s && s->base) {
 		munmap(s->base, s->size);
@@ -391,12 +391,12 @@ void cqrs_seg_close(cqrs_seg *s)
 	}
 }
 
-int cqrs_seg_unlink(const char *name)
+int cqrs__seg_unlink(const char *name)
 {
 	return shm_unlink(name) ? -errno : 0;
 }
 
-int cqrs_seg_remove_stale(const char *name)
+int cqrs__seg_remove_stale(const char *name)
 {
 	cqrs_seg s;
 	uint32_t kind;
@@ -407,12 +407,12 @@ int cqrs_seg_remove_stale(const char *name)
 		return rc;
 	/* Mark it retired so readers that still map it move on, then unlink. */
 	for (kind = CQRS_SEG_CONTROL; kind <= CQRS_SEG_VIEW; kind++)
-		if (cqrs_seg_open(&s, name, kind, 1) == 0) {
+		if (cqrs__seg_open(&s, name, kind, 1) == 0) {
 			/* release: pairs with readers' loads of the flags */
-			atomic_fetch_or_explicit(&cqrs_seg_live_line(&s)->flags, CQRS_SEG_RETIRED,
+			atomic_fetch_or_explicit(&cqrs__seg_live_line(&s)->flags, CQRS_SEG_RETIRED,
 						 memory_order_release);
-			cqrs_seg_close(&s);
+			cqrs__seg_close(&s);
 			break;
 		}
-	return cqrs_seg_unlink(name);
+	return cqrs__seg_unlink(name);
 }

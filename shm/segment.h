@@ -19,7 +19,7 @@
  *
  * Creation: shm_open(O_CREAT|O_EXCL), fchmod(mode) (so the umask never
  * matters), posix_fallocate (no SIGBUS later on a full /dev/shm), mmap,
- * owner word, parameters, then cqrs_seg_seal(): checksum, and the magic
+ * owner word, parameters, then cqrs__seg_seal(): checksum, and the magic
  * last with release order. A segment without its magic is unfinished and
  * opens as CQRS_EFORMAT.
  *
@@ -98,12 +98,12 @@ typedef struct cqrs_seg {
 	_Alignas(8) uint8_t imm[CQRS_SEG_IMM_SIZE];
 } cqrs_seg;
 
-static inline const cqrs_seg_hdr *cqrs_seg_header(const cqrs_seg *s)
+static inline const cqrs_seg_hdr *cqrs__seg_header(const cqrs_seg *s)
 {
 	return (const cqrs_seg_hdr *)(const void *)s->imm;
 }
 
-static inline cqrs_seg_live *cqrs_seg_live_line(const cqrs_seg *s)
+static inline cqrs_seg_live *cqrs__seg_live_line(const cqrs_seg *s)
 {
 	return (cqrs_seg_live *)(void *)(s->base + CQRS_SEG_LIVE_OFF);
 }
@@ -112,9 +112,9 @@ static inline cqrs_seg_live *cqrs_seg_live_line(const cqrs_seg *s)
 
 /* "/cqrs.<engine>.ctl", "/cqrs.<engine>.wait", "/cqrs.<engine>.v.<view>.<gen>".
  * Names are validated (1..31 bytes of [A-Za-z0-9_]). 0, -EINVAL. */
-int cqrs_seg_name_ctl(char *out, size_t cap, const char *engine);
-int cqrs_seg_name_board(char *out, size_t cap, const char *engine);
-int cqrs_seg_name_view(char *out, size_t cap, const char *engine, const char *view, uint64_t gen);
+int cqrs__seg_name_ctl(char *out, size_t cap, const char *engine);
+int cqrs__seg_name_board(char *out, size_t cap, const char *engine);
+int cqrs__seg_name_view(char *out, size_t cap, const char *engine, const char *view, uint64_t gen);
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
@@ -123,69 +123,69 @@ int cqrs_seg_name_view(char *out, size_t cap, const char *engine, const char *vi
  * owner word to this process. When the name exists, nothing is changed and
  * the result says why: -EACCES (another user's), -EEXIST (a live process
  * owns it, or it is being created), CQRS_ESTALE (its owner is dead: see
- * cqrs_seg_remove_stale), CQRS_EFORMAT (not a cqrs segment). Else 0 or -errno. */
-int cqrs_seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode);
+ * cqrs__seg_remove_stale), CQRS_EFORMAT (not a cqrs segment). Else 0 or -errno. */
+int cqrs__seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode);
 
 /* Fills the common header of a created segment (before the kind writes its
  * parameters into base + 128). */
-void cqrs_seg_init_header(cqrs_seg *s, uint32_t kind, const char *engine, const char *object,
+void cqrs__seg_init_header(cqrs_seg *s, uint32_t kind, const char *engine, const char *object,
 			  uint64_t generation);
 
 /* Computes the checksum and publishes the magic (release); copies the
  * immutable block into s->imm. */
-void cqrs_seg_seal(cqrs_seg *s);
+void cqrs__seg_seal(cqrs_seg *s);
 
 /* Recomputes the checksum after the owner rewrote a parameter (adoption). */
-void cqrs_seg_reseal(cqrs_seg *s);
+void cqrs__seg_reseal(cqrs_seg *s);
 
 /* Opens name and validates its common header for `kind` (see the overview).
  * writable: O_RDWR + PROT_WRITE (the owner adopting a segment, or a waiter
  * board); else O_RDONLY + PROT_READ. 0, -errno (-ENOENT: no such segment),
  * CQRS_EFORMAT or CQRS_ECORRUPT. */
-int cqrs_seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable);
+int cqrs__seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable);
 
 /* Validates the common header of an image of len bytes for kind and copies
  * its immutable block to imm_out (1024 bytes). Reads nothing outside
- * [base, base+len). Used by cqrs_seg_open and the fuzz target. */
-int cqrs_seg_check(const void *base, size_t len, uint32_t kind, void *imm_out);
+ * [base, base+len). Used by cqrs__seg_open and the fuzz target. */
+int cqrs__seg_check(const void *base, size_t len, uint32_t kind, void *imm_out);
 
 /* Unmaps (the name stays). Safe on a zeroed or closed handle. */
-void cqrs_seg_close(cqrs_seg *s);
+void cqrs__seg_close(cqrs_seg *s);
 
 /* Writers: maps the pages of [off, off + len) writable now (they exist
  * already, from posix_fallocate; a page not yet used is zeroed now), so the
  * first stores to them are not page faults. The range is clipped to the
  * segment. A hint: kernels before 5.14 refuse it, and the pages then fault
  * in on first use. */
-void cqrs_seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len);
+void cqrs__seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len);
 
 /* shm_unlink; 0 or -errno. */
-int cqrs_seg_unlink(const char *name);
+int cqrs__seg_unlink(const char *name);
 
 /* Removes a segment whose owner is dead, after marking it RETIRED so that
  * readers still mapping it move on. 0, -ENOENT, -EEXIST (owner alive),
  * -EACCES (another user's), CQRS_EFORMAT. */
-int cqrs_seg_remove_stale(const char *name);
+int cqrs__seg_remove_stale(const char *name);
 
 /* ---- owners --------------------------------------------------------------- */
 
 /* This process's owner word. */
-uint64_t cqrs_seg_self_owner(void);
+uint64_t cqrs__seg_self_owner(void);
 
 /* 1 when the process named by an owner word is alive, 0 when not (or when
  * the word is 0). Reads /proc: cold paths only. */
-int cqrs_seg_owner_alive(uint64_t owner);
+int cqrs__seg_owner_alive(uint64_t owner);
 
-static inline uint32_t cqrs_seg_owner_pid(uint64_t owner)
+static inline uint32_t cqrs__seg_owner_pid(uint64_t owner)
 {
 	return (uint32_t)(owner & ((UINT64_C(1) << 22) - 1));
 }
 
 /* Start time of pid from /proc/<pid>/stat (field 22); *zombie set when the
  * state is Z or X. 0 or -errno. */
-int cqrs_seg_proc_start(uint32_t pid, uint64_t *ticks, int *zombie);
+int cqrs__seg_proc_start(uint32_t pid, uint64_t *ticks, int *zombie);
 
-static inline uint64_t cqrs_align_up(uint64_t v, uint64_t a)
+static inline uint64_t cqrs__align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
 }

@@ -21,7 +21,7 @@ static uint32_t log2_at_least(uint64_t n, uint32_t min)
 	return l;
 }
 
-int cqrs_vparams_layout(cqrs_vparams *p, uint64_t *total)
+int cqrs__vparams_layout(cqrs_vparams *p, uint64_t *total)
 {
 	uint64_t off = CQRS_SEG_REGION_OFF;
 
@@ -30,12 +30,12 @@ int cqrs_vparams_layout(cqrs_vparams *p, uint64_t *total)
 	    p->schema_len > SCHEMA_MAX)
 		return -EINVAL;
 	p->data_off = VROW_HDR + VROW_LINK * p->nsec;
-	p->slot_size = (uint32_t)cqrs_align_up(p->data_off + cqrs_align_up(p->row_size, 8), 64);
+	p->slot_size = (uint32_t)cqrs__align_up(p->data_off + cqrs__align_up(p->row_size, 8), 64);
 	/* >= 2 buckets per row: live entries stay under half (view_format.h) */
 	p->pri_log2 = log2_at_least(2 * p->capacity, 4);
 	p->sec_log2 = p->nsec ? log2_at_least(p->capacity, 4) : 0;
 	p->schema_off = off;
-	off += cqrs_align_up(p->schema_len, 64);
+	off += cqrs__align_up(p->schema_len, 64);
 	for (int i = 0; i < 2; i++) {
 		p->index_off[i] = off;
 		off += UINT64_C(8) << p->pri_log2;
@@ -43,11 +43,11 @@ int cqrs_vparams_layout(cqrs_vparams *p, uint64_t *total)
 	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SEC; i++) {
 		p->heads_off[i] = i < p->nsec ? off : 0;
 		if (i < p->nsec)
-			off += cqrs_align_up(UINT64_C(4) << p->sec_log2, 64);
+			off += cqrs__align_up(UINT64_C(4) << p->sec_log2, 64);
 	}
 	p->rows_off = off;
 	off += p->capacity * p->slot_size;
-	off = cqrs_align_up(off, 4096);
+	off = cqrs__align_up(off, 4096);
 	if (off > CQRS_SEG_MAX_SIZE)
 		return -EINVAL;
 	*total = off;
@@ -59,15 +59,15 @@ static int type_ok(uint32_t t)
 	return t != CQRS_FT_F64 && t >= 1 && t <= CQRS_FT_MAX;
 }
 
-int cqrs_vfield_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out)
+int cqrs__vfield_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out)
 {
 	const cqrs_field *f = name ? cqrs_schema_field(s, name) : NULL;
 
 	if (!f)
-		return cqrs_fail(CQRS_ENOTFOUND, "record %.31s has no field '%s'", s->name,
+		return cqrs__fail(CQRS_ENOTFOUND, "record %.31s has no field '%s'", s->name,
 				 name ? name : "(null)");
 	if (!type_ok(f->type) || f->size > CQRS_VIEW_KEY_MAX)
-		return cqrs_fail(-EINVAL, "field %.31s (%s, %u bytes) cannot be an index key "
+		return cqrs__fail(-EINVAL, "field %.31s (%s, %u bytes) cannot be an index key "
 				 "(integers, str or bytes up to %u bytes)", f->name,
 				 cqrs_ftype_name(f->type), f->size, CQRS_VIEW_KEY_MAX);
 	out->field = (uint32_t)(f - s->fields);
@@ -90,12 +90,12 @@ static int vfield_check(const cqrs_schema *s, const cqrs_vfield *k)
 		       : -1;
 }
 
-int cqrs_view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema *schema,
+int cqrs__view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema *schema,
 		    void *imm_out)
 {
 	cqrs_vparams want;
 	uint64_t total;
-	int rc = cqrs_seg_check(base, len, CQRS_SEG_VIEW, imm_out), n;
+	int rc = cqrs__seg_check(base, len, CQRS_SEG_VIEW, imm_out), n;
 
 	if (rc)
 		return rc;
@@ -109,26 +109,26 @@ int cqrs_view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema *
 	want.key = p->key;
 	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SEC && i < p->nsec; i++)
 		want.sec[i] = p->sec[i];
-	if (cqrs_vparams_layout(&want, &total) || memcmp(&want, p, sizeof want) != 0)
-		return cqrs_fail(CQRS_ECORRUPT, "view segment: layout does not match its parameters");
+	if (cqrs__vparams_layout(&want, &total) || memcmp(&want, p, sizeof want) != 0)
+		return cqrs__fail(CQRS_ECORRUPT, "view segment: layout does not match its parameters");
 	if (total != len)
-		return cqrs_fail(CQRS_ECORRUPT, "view segment: %zu bytes, layout needs %llu", len,
+		return cqrs__fail(CQRS_ECORRUPT, "view segment: %zu bytes, layout needs %llu", len,
 				 (unsigned long long)total);
 	/* The schema blob lies inside the segment: the layout said so. */
 	n = cqrs_schema_decode((const uint8_t *)base + p->schema_off, p->schema_len, schema);
 	if (n < 0 || (uint32_t)n != p->schema_len)
-		return cqrs_fail(CQRS_ECORRUPT, "view segment: bad row schema");
+		return cqrs__fail(CQRS_ECORRUPT, "view segment: bad row schema");
 	if (cqrs_schema_hash(schema) != p->schema_hash || schema->size != p->row_size)
-		return cqrs_fail(CQRS_ECORRUPT, "view segment: schema does not match the header");
+		return cqrs__fail(CQRS_ECORRUPT, "view segment: schema does not match the header");
 	if (vfield_check(schema, &p->key))
-		return cqrs_fail(CQRS_ECORRUPT, "view segment: bad key field");
+		return cqrs__fail(CQRS_ECORRUPT, "view segment: bad key field");
 	for (uint32_t i = 0; i < p->nsec; i++)
 		if (vfield_check(schema, &p->sec[i]))
-			return cqrs_fail(CQRS_ECORRUPT, "view segment: bad secondary field %u", i);
+			return cqrs__fail(CQRS_ECORRUPT, "view segment: bad secondary field %u", i);
 	return 0;
 }
 
-uint64_t cqrs_vkey_hash(const void *key, size_t len)
+uint64_t cqrs__vkey_hash(const void *key, size_t len)
 {
 	return XXH3_64bits(key, len);
 }

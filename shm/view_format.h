@@ -241,24 +241,24 @@ _Static_assert(sizeof(cqrs_vrow) == VROW_HDR && sizeof(cqrs_vlink) == VROW_LINK,
 /* Fills the layout part of p (slot size, offsets, log2 sizes) from
  * capacity, row_size, nsec and schema_len. 0 or -EINVAL. *total gets the
  * segment size. */
-int cqrs_vparams_layout(cqrs_vparams *p, uint64_t *total);
+int cqrs__vparams_layout(cqrs_vparams *p, uint64_t *total);
 
 /* Checks that field f of schema s may be an index key. */
-int cqrs_vfield_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out);
+int cqrs__vfield_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out);
 
 /* Validates a view image: common header, parameters against the canonical
  * layout, schema blob (decoded into *schema), key and secondary fields
  * against the schema. Reads nothing outside [base, base+len). */
-int cqrs_view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema *schema,
+int cqrs__view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema *schema,
 		    void *imm_out);
 
 /* Hash of a (padded) key. */
-uint64_t cqrs_vkey_hash(const void *key, size_t len);
+uint64_t cqrs__vkey_hash(const void *key, size_t len);
 
 /* The key argument of an API call as the field's bytes: scalars must have
  * the field's size; str and bytes may be shorter and are zero padded into
  * buf (CQRS_VIEW_KEY_MAX bytes). NULL when it cannot be. */
-static inline const uint8_t *cqrs_vkey_arg(const cqrs_vfield *f, const void *key, size_t keylen,
+static inline const uint8_t *cqrs__vkey_arg(const cqrs_vfield *f, const void *key, size_t keylen,
 					   uint8_t *buf)
 {
 	if (!key)
@@ -273,7 +273,7 @@ static inline const uint8_t *cqrs_vkey_arg(const cqrs_vfield *f, const void *key
 	return NULL;
 }
 
-static inline cqrs_vrow *cqrs_vrow_at(uint8_t *rows, uint32_t slot_size, uint64_t r)
+static inline cqrs_vrow *cqrs__vrow_at(uint8_t *rows, uint32_t slot_size, uint64_t r)
 {
 	return (cqrs_vrow *)(void *)(rows + r * slot_size);
 }

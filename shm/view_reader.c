@@ -102,30 +102,30 @@ static void map_wire(struct vmap *m)
 	m->nsec = p->nsec;
 	m->key = p->key;
 	memcpy(m->sec, p->sec, sizeof m->sec);
-	m->generation = cqrs_seg_header(&m->seg)->generation;
+	m->generation = cqrs__seg_header(&m->seg)->generation;
 }
 
 static int map_open(struct vmap *m, const char *engine, const char *view, uint64_t gen, uid_t uid)
 {
 	char name[CQRS_SEG_NAME_MAX];
 	const cqrs_seg_hdr *h;
-	int rc = cqrs_seg_name_view(name, sizeof name, engine, view, gen);
+	int rc = cqrs__seg_name_view(name, sizeof name, engine, view, gen);
 
 	memset(m, 0, sizeof *m);
 	if (!rc)
-		rc = cqrs_seg_open(&m->seg, name, CQRS_SEG_VIEW, 0);
+		rc = cqrs__seg_open(&m->seg, name, CQRS_SEG_VIEW, 0);
 	if (rc)
 		return rc;
-	rc = cqrs_view_check(m->seg.base, m->seg.size, &m->p, &m->schema, m->seg.imm);
-	h = cqrs_seg_header(&m->seg);
+	rc = cqrs__view_check(m->seg.base, m->seg.size, &m->p, &m->schema, m->seg.imm);
+	h = cqrs__seg_header(&m->seg);
 	if (!rc && (strncmp(h->engine, engine, CQRS_NAME_MAX) || strncmp(h->object, view, CQRS_NAME_MAX) ||
 		    h->generation != gen))
-		rc = cqrs_fail(CQRS_ECORRUPT, "%s: header names another view", name);
+		rc = cqrs__fail(CQRS_ECORRUPT, "%s: header names another view", name);
 	if (!rc && m->seg.uid != uid)
-		rc = cqrs_fail(-EACCES, "%s belongs to uid %u, the engine to uid %u", name,
+		rc = cqrs__fail(-EACCES, "%s belongs to uid %u, the engine to uid %u", name,
 			       (unsigned)m->seg.uid, (unsigned)uid);
 	if (rc) {
-		cqrs_seg_close(&m->seg);
+		cqrs__seg_close(&m->seg);
 		return rc;
 	}
 	map_wire(m);
@@ -134,7 +134,7 @@ static int map_open(struct vmap *m, const char *engine, const char *view, uint64
 
 static int bufs_fit(cqrs_view *v, uint32_t row_size)
 {
-	size_t need = cqrs_align_up(row_size, 8);
+	size_t need = cqrs__align_up(row_size, 8);
 
 	if (v->rowbuf_cap >= need)
 		return 0;
@@ -158,12 +158,12 @@ static int owner_alive(const cqrs_view *v)
 	if (v->image)
 		return 0;
 	/* relaxed: a hint; a stale owner only delays the verdict by one check */
-	return cqrs_seg_owner_alive(atomic_load_explicit(&v->m.live->owner, memory_order_relaxed));
+	return cqrs__seg_owner_alive(atomic_load_explicit(&v->m.live->owner, memory_order_relaxed));
 }
 
 static __attribute__((noinline, cold)) int stall_slow(cqrs_view *v, struct stall *s)
 {
-	uint64_t now = cqrs_mono_ns();
+	uint64_t now = cqrs__mono_ns();
 
 	if (!s->t0) {
 		s->t0 = now;
@@ -185,7 +185,7 @@ static __attribute__((noinline, cold)) int stall_slow(cqrs_view *v, struct stall
 static inline int stall(cqrs_view *v, struct stall *s)
 {
 	if (++s->fails < v->spin) {
-		cqrs_cpu_relax();
+		cqrs__cpu_relax();
 		return 0;
 	}
 	return stall_slow(v, s);
@@ -199,7 +199,7 @@ static inline int stall(cqrs_view *v, struct stall *s)
 static inline int row_read(cqrs_view *v, uint64_t r, void *dst, int sec, uint32_t *flags,
 			   uint64_t *stamp, uint32_t *next)
 {
-	cqrs_vrow *rw = cqrs_vrow_at((uint8_t *)v->m.rows, v->m.slot_size, r);
+	cqrs_vrow *rw = cqrs__vrow_at((uint8_t *)v->m.rows, v->m.slot_size, r);
 	struct stall s = { 0, 0, 0 };
 	int rc;
 
@@ -215,7 +215,7 @@ static inline int row_read(cqrs_view *v, uint64_t r, void *dst, int sec, uint32_
 				*next = atomic_load_explicit(&rw->link[sec].next,
 							     memory_order_relaxed); /* fence below */
 			}
-			cqrs_words_load(dst, (const uint8_t *)rw + v->m.data_off, v->m.row_size);
+			cqrs__words_load(dst, (const uint8_t *)rw + v->m.data_off, v->m.row_size);
 			/* acquire: orders the copy's loads before the re-check (and the
 			 * next row's loads after next); pairs with the writer's release
 			 * fence after its odd store */
@@ -243,28 +243,28 @@ int cqrs_view_refresh(cqrs_view *v)
 		return -EINVAL;
 	if (v->image)
 		return 0;
-	rc = cqrs_ctl_open(v->engine, &c);
+	rc = cqrs__ctl_open(v->engine, &c);
 	if (rc)
 		return rc;
-	rc = cqrs_ctl_find_view(c, v->name, &e, &slot);
+	rc = cqrs__ctl_find_view(c, v->name, &e, &slot);
 	if (!rc && e.generation != 0 && e.generation != v->m.generation) {
 		rc = map_open(&nm, v->engine, v->name, e.generation, c->seg.uid);
 		if (!rc && (rc = bufs_fit(v, nm.row_size)) != 0)
-			cqrs_seg_close(&nm.seg);
+			cqrs__seg_close(&nm.seg);
 		if (!rc) {
-			cqrs_seg_close(&v->m.seg);
+			cqrs__seg_close(&v->m.seg);
 			v->m = nm;
 		}
 	}
 	if (rc) {
-		cqrs_ctl_close(c);
+		cqrs__ctl_close(c);
 		return rc;
 	}
 	/* The control segment may be a new engine's (restart): follow it. */
-	cqrs_ctl_close(v->ctl);
+	cqrs__ctl_close(v->ctl);
 	v->ctl = c;
 	v->slot = slot;
-	v->waiters = cqrs_ctl_waiters(c, slot);
+	v->waiters = cqrs__ctl_waiters(c, slot);
 	return 0;
 }
 
@@ -276,7 +276,7 @@ static __attribute__((noinline, cold)) void maybe_move(cqrs_view *v)
 
 	if (v->image)
 		return;
-	now = cqrs_mono_ns();
+	now = cqrs__mono_ns();
 	if (now < v->next_move_ns)
 		return;
 	v->next_move_ns = now + MOVE_EVERY_NS;
@@ -293,10 +293,10 @@ static int dir_moved(cqrs_view *v)
 	if (v->image || !v->ctl)
 		return 0;
 	/* relaxed: a hint, cqrs_view_refresh reads the directory properly */
-	if (atomic_load_explicit(&cqrs_seg_live_line(&v->ctl->seg)->flags, memory_order_relaxed) &
+	if (atomic_load_explicit(&cqrs__seg_live_line(&v->ctl->seg)->flags, memory_order_relaxed) &
 	    CQRS_SEG_RETIRED)
 		return 1;
-	return cqrs_ctl_view_at(v->ctl, v->slot, &e) == 0 && e.generation != 0 &&
+	return cqrs__ctl_view_at(v->ctl, v->slot, &e) == 0 && e.generation != 0 &&
 	       e.generation != v->m.generation;
 }
 
@@ -332,17 +332,17 @@ int cqrs_view_open(const char *engine, const char *view, cqrs_view **out)
 	*out = NULL;
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX) || !view ||
 	    !cqrs__name_valid(view, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "bad engine or view name");
+		return cqrs__fail(-EINVAL, "bad engine or view name");
 	rc = view_alloc(&v);
 	if (rc)
 		return rc;
 	strcpy(v->engine, engine);
 	strcpy(v->name, view);
-	rc = cqrs_ctl_open(engine, &v->ctl);
+	rc = cqrs__ctl_open(engine, &v->ctl);
 	for (int tries = 0; !rc && tries < 5; tries++) {
-		rc = cqrs_ctl_find_view(v->ctl, view, &e, &v->slot);
+		rc = cqrs__ctl_find_view(v->ctl, view, &e, &v->slot);
 		if (rc == CQRS_ENOTFOUND || (!rc && e.generation == 0)) {
-			rc = cqrs_fail(CQRS_ENOTFOUND, "engine %s has no published view %s", engine, view);
+			rc = cqrs__fail(CQRS_ENOTFOUND, "engine %s has no published view %s", engine, view);
 			break;
 		}
 		if (rc)
@@ -357,7 +357,7 @@ int cqrs_view_open(const char *engine, const char *view, cqrs_view **out)
 		cqrs_view_close(v);
 		return rc;
 	}
-	v->waiters = cqrs_ctl_waiters(v->ctl, v->slot);
+	v->waiters = cqrs__ctl_waiters(v->ctl, v->slot);
 	*out = v;
 	return 0;
 }
@@ -371,7 +371,7 @@ int cqrs__view_attach_image(const void *img, size_t len, cqrs_view **out)
 		return rc;
 	v->image = 1;
 	v->spin = SPIN_IMAGE;
-	rc = cqrs_view_check(img, len, &v->m.p, &v->m.schema, v->m.seg.imm);
+	rc = cqrs__view_check(img, len, &v->m.p, &v->m.schema, v->m.seg.imm);
 	if (!rc) {
 		v->m.seg.base = (uint8_t *)img;
 		v->m.seg.size = len;
@@ -402,8 +402,8 @@ void cqrs_view_close(cqrs_view *v)
 	if (!v)
 		return;
 	if (!v->image)
-		cqrs_seg_close(&v->m.seg);
-	cqrs_ctl_close(v->ctl);
+		cqrs__seg_close(&v->m.seg);
+	cqrs__ctl_close(v->ctl);
 	free(v->rowbuf);
 	free(v->snap);
 	free(v);
@@ -423,7 +423,7 @@ int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out, s
 	check_retired(v);
 	if (__builtin_expect(row_size < v->m.row_size, 0))
 		return -ENOSPC;
-	k = cqrs_vkey_arg(&v->m.key, key, keylen, kb);
+	k = cqrs__vkey_arg(&v->m.key, key, keylen, kb);
 	if (__builtin_expect(!k, 0))
 		return -EINVAL;
 	h = XXH3_64bits(k, v->m.key.size);
@@ -469,7 +469,7 @@ int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out, s
 uint64_t cqrs_view_applied_seq(cqrs_view *v)
 {
 	check_retired(v);
-	/* acquire: pairs with cqrs_vw_end's store; the batch's rows are visible after */
+	/* acquire: pairs with cqrs__vw_end's store; the batch's rows are visible after */
 	return atomic_load_explicit(&v->m.ap->applied_seq, memory_order_acquire);
 }
 
@@ -604,7 +604,7 @@ static int snapshot(cqrs_view *v, uint32_t si, uint64_t b, const uint8_t *k,
 	int rc;
 
 	for (;;) {
-		/* acquire: pairs with cqrs_vw_end's release store of the even
+		/* acquire: pairs with cqrs__vw_end's release store of the even
 		 * view sequence: the batch's rows are visible */
 		uint64_t s1 = atomic_load_explicit(&v->m.vs->view_seq, memory_order_acquire);
 
@@ -654,7 +654,7 @@ int cqrs_view_find(cqrs_view *v, const char *field, const void *key, size_t keyl
 	si = sec_index(v, field);
 	if (si < 0)
 		return CQRS_ENOTFOUND;
-	k = cqrs_vkey_arg(&v->m.sec[si], key, keylen, kb);
+	k = cqrs__vkey_arg(&v->m.sec[si], key, keylen, kb);
 	if (!k)
 		return -EINVAL;
 	b = XXH3_64bits(k, v->m.sec[si].size) & v->m.smask;
@@ -689,13 +689,13 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		return -EINVAL;
 	if (cqrs_view_applied_seq(v) >= seq)
 		return 0;
-	t0 = cqrs_mono_ns();
+	t0 = cqrs__mono_ns();
 	deadline = timeout_ns == UINT64_MAX || timeout_ns > UINT64_MAX - t0 ? UINT64_MAX
 									    : t0 + timeout_ns;
 	/* Spin and yield first (core/backoff.h), then sleep on the view's
 	 * wake word. */
-	b = cqrs_backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
-	while (cqrs_backoff_step(&b))
+	b = cqrs__backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
+	while (cqrs__backoff_step(&b))
 		if (cqrs_view_applied_seq(v) >= seq)
 			return 0;
 	/* The owner and directory checks read /proc (syscalls, tens of
@@ -705,14 +705,14 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 	for (;;) {
 		_Atomic uint32_t *word = (_Atomic uint32_t *)&v->m.ap->wake;
 		_Atomic uint32_t *waiters = v->waiters;
-		/* acquire: pairs with cqrs_vw_end's seq_cst increment; read before
+		/* acquire: pairs with cqrs__vw_end's seq_cst increment; read before
 		 * the condition so a later increment makes futex_wait return */
 		uint32_t w = atomic_load_explicit(word, memory_order_acquire);
 		uint64_t now, slice;
 
 		if (cqrs_view_applied_seq(v) >= seq)
 			return 0;
-		now = cqrs_mono_ns();
+		now = cqrs__mono_ns();
 		/* A timeout looks at the owner once more: callers that wait in
 		 * slices shorter than WAIT_SLICE_NS (the bindings, to see
 		 * signals) would otherwise never learn that it died. */
@@ -732,11 +732,11 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		if (slice > (waiters ? WAIT_SLICE_NS : WAIT_SLICE_NOBOARD_NS))
 			slice = waiters ? WAIT_SLICE_NS : WAIT_SLICE_NOBOARD_NS;
 		/* seq_cst: the waiter half of core/futex.h's protocol; pairs with
-		 * cqrs_vw_end's seq_cst store of applied_seq and load of the count */
+		 * cqrs__vw_end's seq_cst store of applied_seq and load of the count */
 		if (waiters)
 			atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
 		if (atomic_load_explicit(&v->m.ap->applied_seq, memory_order_seq_cst) < seq) /* as above */
-			(void)cqrs_futex_wait(word, w, slice);
+			(void)cqrs__futex_wait(word, w, slice);
 		if (waiters)
 			atomic_fetch_sub_explicit(waiters, 1, memory_order_seq_cst); /* as above */
 		check_retired(v);
@@ -780,7 +780,7 @@ int cqrs_view_stat(cqrs_view *v, cqrs_view_info *out)
 	if (!v || !out)
 		return -EINVAL;
 	check_retired(v);
-	h = cqrs_seg_header(&v->m.seg);
+	h = cqrs__seg_header(&v->m.seg);
 	memset(out, 0, sizeof *out);
 	memcpy(out->engine, h->engine, sizeof out->engine);
 	memcpy(out->name, h->object, sizeof out->name);
@@ -807,15 +807,15 @@ int cqrs_view_list(const char *engine, cqrs_view_entry *out, size_t cap)
 {
 	cqrs_ctl *c;
 	uint32_t n;
-	int rc = cqrs_ctl_open(engine, &c);
+	int rc = cqrs__ctl_open(engine, &c);
 
 	if (rc)
 		return rc;
-	n = cqrs_ctl_view_count(c);
+	n = cqrs__ctl_view_count(c);
 	for (uint32_t i = 0; i < n && i < cap; i++) {
 		cqrs_ctl_view e;
 		memset(&out[i], 0, sizeof out[i]);
-		if (cqrs_ctl_view_at(c, i, &e) == 0) {
+		if (cqrs__ctl_view_at(c, i, &e) == 0) {
 			memcpy(out[i].name, e.name, sizeof out[i].name);
 			out[i].generation = e.generation;
 			out[i].schema_hash = e.schema_hash;
@@ -823,6 +823,6 @@ int cqrs_view_list(const char *engine, cqrs_view_entry *out, size_t cap)
 			out[i].row_size = e.row_size;
 		}
 	}
-	cqrs_ctl_close(c);
+	cqrs__ctl_close(c);
 	return (int)n;
 }

@@ -45,7 +45,7 @@ struct cqrs_vw {
 
 static cqrs_vrow *row_at(cqrs_vw *w, uint64_t r)
 {
-	return cqrs_vrow_at(w->rows, w->p.slot_size, r);
+	return cqrs__vrow_at(w->rows, w->p.slot_size, r);
 }
 
 static uint8_t *row_data(cqrs_vw *w, uint64_t r)
@@ -61,7 +61,7 @@ static _Atomic uint64_t *active(cqrs_vw *w)
 static int poison(cqrs_vw *w, const char *what)
 {
 	w->poisoned = 1;
-	return cqrs_fail(CQRS_ECORRUPT, "view %s: %s; writer poisoned", w->view, what);
+	return cqrs__fail(CQRS_ECORRUPT, "view %s: %s; writer poisoned", w->view, what);
 }
 
 #define CHECK(w)                                                                         \
@@ -160,7 +160,7 @@ static void rebuild(cqrs_vw *w)
 	 * the clearing stores; pairs with the reader's acquire bucket load, so a
 	 * reader that sees a cleared bucket sees that epoch on its re-check */
 	atomic_thread_fence(memory_order_release);
-	cqrs_words_zero(spare, w->pmask + 1);
+	cqrs__words_zero(spare, w->pmask + 1);
 	for (uint64_t r = 0; r < hwm; r++) {
 		const uint8_t *d;
 		uint64_t h, i;
@@ -265,14 +265,14 @@ static void prefault_rows(cqrs_vw *w, uint64_t from)
 
 	if (rows > w->p.capacity - from)
 		rows = w->p.capacity - from;
-	cqrs_seg_prefault(&w->seg, w->p.rows_off + from * w->p.slot_size, rows * w->p.slot_size);
+	cqrs__seg_prefault(&w->seg, w->p.rows_off + from * w->p.slot_size, rows * w->p.slot_size);
 	w->prefaulted = from + rows;
 }
 
 /* cqrs_vw_config.pretouch: every row's page mapped now, none on the hot path. */
 static void pretouch_rows(cqrs_vw *w)
 {
-	cqrs_seg_prefault(&w->seg, w->p.rows_off, w->p.capacity * w->p.slot_size);
+	cqrs__seg_prefault(&w->seg, w->p.rows_off, w->p.capacity * w->p.slot_size);
 	w->prefaulted = w->p.capacity;
 }
 
@@ -322,7 +322,7 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	for (uint32_t i = 0; i < w->p.nsec && !rc; i++)
 		if (changed[i])
 			rc = chain_unlink(w, i, r, ob[i]);
-	cqrs_words_store(old, row, w->p.row_size);
+	cqrs__words_store(old, row, w->p.row_size);
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		if (changed[i])
 			chain_prepare(w, i, r, nb[i]);
@@ -364,7 +364,7 @@ static int insert(cqrs_vw *w, const uint8_t *row, const uint8_t *k, uint64_t h, 
 	touch(w);
 	rw = row_at(w, (uint64_t)r);
 	s = row_begin(rw);
-	cqrs_words_store(row_data(w, (uint64_t)r), row, w->p.row_size);
+	cqrs__words_store(row_data(w, (uint64_t)r), row, w->p.row_size);
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		chain_prepare(w, i, (uint64_t)r, b[i]);
 	SET(rw->flags, VROW_LIVE);
@@ -385,7 +385,7 @@ static int insert(cqrs_vw *w, const uint8_t *row, const uint8_t *k, uint64_t h, 
 	return 0;
 }
 
-int cqrs_vw_upsert(cqrs_vw *w, const void *row)
+int cqrs__vw_upsert(cqrs_vw *w, const void *row)
 {
 	const uint8_t *k;
 	uint64_t h, pos, ins, b[CQRS_VIEW_MAX_SEC];
@@ -396,7 +396,7 @@ int cqrs_vw_upsert(cqrs_vw *w, const void *row)
 	if (!row)
 		return -EINVAL;
 	if (!w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
+		return cqrs__fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
 	k = (const uint8_t *)row + w->p.key.offset;
 	h = XXH3_64bits(k, w->p.key.size);
 	/* The chain heads an insert links into are cache misses of their own
@@ -414,7 +414,7 @@ int cqrs_vw_upsert(cqrs_vw *w, const void *row)
 static int lookup(cqrs_vw *w, const void *key, size_t keylen, uint64_t *pos, uint32_t *r)
 {
 	uint8_t kb[CQRS_VIEW_KEY_MAX];
-	const uint8_t *k = cqrs_vkey_arg(&w->p.key, key, keylen, kb);
+	const uint8_t *k = cqrs__vkey_arg(&w->p.key, key, keylen, kb);
 	uint64_t ins;
 	int ins_tomb;
 
@@ -424,7 +424,7 @@ static int lookup(cqrs_vw *w, const void *key, size_t keylen, uint64_t *pos, uin
 										    : CQRS_ENOTFOUND;
 }
 
-int cqrs_vw_update(cqrs_vw *w, const void *key, size_t keylen, cqrs_vw_update_fn fn, void *arg)
+int cqrs__vw_update(cqrs_vw *w, const void *key, size_t keylen, cqrs_vw_update_fn fn, void *arg)
 {
 	const cqrs_vfield *kf;
 	uint64_t pos;
@@ -435,7 +435,7 @@ int cqrs_vw_update(cqrs_vw *w, const void *key, size_t keylen, cqrs_vw_update_fn
 	if (!fn)
 		return -EINVAL;
 	if (!w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
+		return cqrs__fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
 	rc = lookup(w, key, keylen, &pos, &r);
 	if (rc)
 		return rc;
@@ -446,11 +446,11 @@ int cqrs_vw_update(cqrs_vw *w, const void *key, size_t keylen, cqrs_vw_update_fn
 		return rc;
 	kf = &w->p.key;
 	if (memcmp(w->scratch + kf->offset, row_data(w, r) + kf->offset, kf->size) != 0)
-		return cqrs_fail(-EINVAL, "view %s: an update may not change the key", w->view);
+		return cqrs__fail(-EINVAL, "view %s: an update may not change the key", w->view);
 	return overwrite(w, r, w->scratch, NULL);
 }
 
-int cqrs_vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, const void *src,
+int cqrs__vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, const void *src,
 		  size_t len)
 {
 	const cqrs_vfield *kf;
@@ -462,10 +462,10 @@ int cqrs_vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, con
 	if (!src || offset > w->p.row_size || len > w->p.row_size - offset)
 		return -EINVAL;
 	if (!w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
+		return cqrs__fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
 	kf = &w->p.key;
 	if (offset < kf->offset + kf->size && kf->offset < offset + len)
-		return cqrs_fail(-EINVAL, "view %s: a patch may not change the key", w->view);
+		return cqrs__fail(-EINVAL, "view %s: a patch may not change the key", w->view);
 	rc = lookup(w, key, keylen, &pos, &r);
 	if (rc)
 		return rc;
@@ -474,7 +474,7 @@ int cqrs_vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, con
 	return overwrite(w, r, w->scratch, NULL);
 }
 
-int cqrs_vw_delete(cqrs_vw *w, const void *key, size_t keylen)
+int cqrs__vw_delete(cqrs_vw *w, const void *key, size_t keylen)
 {
 	_Atomic uint64_t *idx;
 	cqrs_vrow *rw;
@@ -484,7 +484,7 @@ int cqrs_vw_delete(cqrs_vw *w, const void *key, size_t keylen)
 
 	CHECK(w);
 	if (!w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
+		return cqrs__fail(-EINVAL, "view %s: rows change only inside a batch", w->view);
 	rc = lookup(w, key, keylen, &pos, &r);
 	if (rc)
 		return rc;
@@ -505,7 +505,7 @@ int cqrs_vw_delete(cqrs_vw *w, const void *key, size_t keylen)
 	return rc;
 }
 
-int cqrs_vw_get(cqrs_vw *w, const void *key, size_t keylen, void *row_out)
+int cqrs__vw_get(cqrs_vw *w, const void *key, size_t keylen, void *row_out)
 {
 	uint64_t pos;
 	uint32_t r;
@@ -522,11 +522,11 @@ int cqrs_vw_get(cqrs_vw *w, const void *key, size_t keylen, void *row_out)
 
 /* ---- batches ------------------------------------------------------------------ */
 
-int cqrs_vw_begin(cqrs_vw *w)
+int cqrs__vw_begin(cqrs_vw *w)
 {
 	CHECK(w);
 	if (w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: batch already open", w->view);
+		return cqrs__fail(-EINVAL, "view %s: batch already open", w->view);
 	w->in_batch = 1;
 	if (GET(w->live->flags) & CQRS_SEG_CLEAN)
 		/* release: a crash from here on finds the view dirty */
@@ -534,13 +534,13 @@ int cqrs_vw_begin(cqrs_vw *w)
 	return 0;
 }
 
-int cqrs_vw_end(cqrs_vw *w, uint64_t applied_seq)
+int cqrs__vw_end(cqrs_vw *w, uint64_t applied_seq)
 {
 	uint64_t prev;
 
 	CHECK(w);
 	if (!w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: no batch open", w->view);
+		return cqrs__fail(-EINVAL, "view %s: no batch open", w->view);
 	w->in_batch = 0;
 	if (w->vseq_odd) {
 		/* release: the batch's stores before the even view sequence; pairs
@@ -551,7 +551,7 @@ int cqrs_vw_end(cqrs_vw *w, uint64_t applied_seq)
 	}
 	prev = GET(w->ap->applied_seq);
 	if (applied_seq < prev)
-		return cqrs_fail(-EINVAL, "view %s: applied_seq %llu < %llu", w->view,
+		return cqrs__fail(-EINVAL, "view %s: applied_seq %llu < %llu", w->view,
 				 (unsigned long long)applied_seq, (unsigned long long)prev);
 	if (applied_seq == prev)
 		return 0;
@@ -562,21 +562,21 @@ int cqrs_vw_end(cqrs_vw *w, uint64_t applied_seq)
 	atomic_store_explicit(&w->ap->applied_seq, applied_seq, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&w->ap->wake, 1, memory_order_seq_cst); /* as above */
 	if (w->waiters && atomic_load_explicit(w->waiters, memory_order_seq_cst) != 0) /* as above */
-		cqrs_futex_wake(&w->ap->wake);
+		cqrs__futex_wake(&w->ap->wake);
 	return 0;
 }
 
-int cqrs_vw_mark_clean(cqrs_vw *w)
+int cqrs__vw_mark_clean(cqrs_vw *w)
 {
 	CHECK(w);
 	if (w->in_batch)
-		return cqrs_fail(-EINVAL, "view %s: mark clean inside a batch", w->view);
+		return cqrs__fail(-EINVAL, "view %s: mark clean inside a batch", w->view);
 	/* release: every row store before the flag that says they are complete */
 	atomic_fetch_or_explicit(&w->live->flags, CQRS_SEG_CLEAN, memory_order_release);
 	return 0;
 }
 
-int cqrs_vw_mark_dirty(cqrs_vw *w)
+int cqrs__vw_mark_dirty(cqrs_vw *w)
 {
 	CHECK(w);
 	/* relaxed: only this process and a later adopter (after our exit) read it */
@@ -584,19 +584,19 @@ int cqrs_vw_mark_dirty(cqrs_vw *w)
 	return 0;
 }
 
-int cqrs_vw_is_clean(const cqrs_vw *w)
+int cqrs__vw_is_clean(const cqrs_vw *w)
 {
 	return !!(GET(w->live->flags) & CQRS_SEG_CLEAN);
 }
 
-int cqrs_vw_retire(cqrs_vw *w)
+int cqrs__vw_retire(cqrs_vw *w)
 {
 	if (!w)
 		return -EINVAL;
 	/* release: a reader that sees RETIRED finds the directory already
-	 * updated (cqrs_vw_publish of the successor came first) */
+	 * updated (cqrs__vw_publish of the successor came first) */
 	atomic_fetch_or_explicit(&w->live->flags, CQRS_SEG_RETIRED, memory_order_release);
-	return cqrs_seg_unlink(w->seg.name);
+	return cqrs__seg_unlink(w->seg.name);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
@@ -610,20 +610,20 @@ static void wire(cqrs_vw *w)
 	w->index[1] = (_Atomic uint64_t *)(void *)(b + w->p.index_off[1]);
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		w->heads[i] = (_Atomic uint32_t *)(void *)(b + w->p.heads_off[i]);
-	w->live = cqrs_seg_live_line(&w->seg);
+	w->live = cqrs__seg_live_line(&w->seg);
 	w->ap = (cqrs_vapplied *)(void *)(b + CQRS_VAPPLIED_OFF);
 	w->vs = (cqrs_vseq *)(void *)(b + CQRS_VSEQ_OFF);
 	w->st = (cqrs_vstats *)(void *)(b + CQRS_VSTATS_OFF);
 	w->pmask = (UINT64_C(1) << w->p.pri_log2) - 1;
 	w->smask = w->p.nsec ? (UINT64_C(1) << w->p.sec_log2) - 1 : 0;
-	w->waiters = cqrs_ctl_waiters(w->ctl, w->slot);
+	w->waiters = cqrs__ctl_waiters(w->ctl, w->slot);
 }
 
 /* Fills p's key and index fields from cfg. */
 static int config_fields(const cqrs_vw_config *cfg, cqrs_vparams *p)
 {
 	uint32_t n = cfg->nsecondary;
-	int rc = cqrs_vfield_ok(cfg->schema, cfg->key_field, &p->key);
+	int rc = cqrs__vfield_ok(cfg->schema, cfg->key_field, &p->key);
 
 	if (rc)
 		return rc;
@@ -631,15 +631,15 @@ static int config_fields(const cqrs_vw_config *cfg, cqrs_vparams *p)
 		while (n < CQRS_VIEW_MAX_SEC && cfg->secondary[n])
 			n++;
 	if (n > CQRS_VIEW_MAX_SEC)
-		return cqrs_fail(-EINVAL, "at most %u secondary indexes", CQRS_VIEW_MAX_SEC);
+		return cqrs__fail(-EINVAL, "at most %u secondary indexes", CQRS_VIEW_MAX_SEC);
 	p->nsec = n;
 	for (uint32_t i = 0; i < n; i++) {
-		rc = cqrs_vfield_ok(cfg->schema, cfg->secondary[i], &p->sec[i]);
+		rc = cqrs__vfield_ok(cfg->schema, cfg->secondary[i], &p->sec[i]);
 		if (rc)
 			return rc;
 		for (uint32_t j = 0; j < i; j++)
 			if (p->sec[j].field == p->sec[i].field)
-				return cqrs_fail(-EINVAL, "field %s indexed twice", cfg->secondary[i]);
+				return cqrs__fail(-EINVAL, "field %s indexed twice", cfg->secondary[i]);
 	}
 	return 0;
 }
@@ -650,7 +650,7 @@ static cqrs_vw *vw_alloc(cqrs_ctl *ctl, const char *view, const cqrs_schema *s)
 
 	if (!w)
 		return NULL;
-	w->scratch = malloc(cqrs_align_up(s->size, 8));
+	w->scratch = malloc(cqrs__align_up(s->size, 8));
 	if (!w->scratch) {
 		free(w);
 		return NULL;
@@ -665,17 +665,17 @@ static int dir_slot(cqrs_ctl *ctl, const char *view, uint32_t *slot, uint64_t *g
 {
 	cqrs_ctl_view e;
 
-	if (cqrs_ctl_find_view(ctl, view, &e, slot) == 0) {
+	if (cqrs__ctl_find_view(ctl, view, &e, slot) == 0) {
 		*gen = e.generation;
 		return 0;
 	}
 	memset(&e, 0, sizeof e);
 	strcpy(e.name, view);
 	*gen = 0;
-	return cqrs_ctl_add_view(ctl, &e, slot);
+	return cqrs__ctl_add_view(ctl, &e, slot);
 }
 
-int cqrs_vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, cqrs_vw **out)
+int cqrs__vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, cqrs_vw **out)
 {
 	char name[CQRS_SEG_NAME_MAX];
 	cqrs_vparams p;
@@ -686,9 +686,9 @@ int cqrs_vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, c
 
 	*out = NULL;
 	if (!ctl || !ctl->writer || !cfg || !cfg->schema)
-		return cqrs_fail(-EINVAL, "view create: NULL or read-only argument");
+		return cqrs__fail(-EINVAL, "view create: NULL or read-only argument");
 	if (!view || !cqrs__name_valid(view, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "bad view name");
+		return cqrs__fail(-EINVAL, "bad view name");
 	rc = cqrs_schema_validate(cfg->schema);
 	if (rc)
 		return rc;
@@ -700,52 +700,52 @@ int cqrs_vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, c
 	p.row_size = cfg->schema->size;
 	p.schema_len = (uint32_t)cqrs_schema_blob_size(cfg->schema);
 	p.schema_hash = cqrs_schema_hash(cfg->schema);
-	if (cqrs_vparams_layout(&p, &total))
-		return cqrs_fail(-EINVAL, "view %s: capacity %llu or row size %u out of range", view,
+	if (cqrs__vparams_layout(&p, &total))
+		return cqrs__fail(-EINVAL, "view %s: capacity %llu or row size %u out of range", view,
 				 (unsigned long long)cfg->capacity, p.row_size);
 	rc = dir_slot(ctl, view, &slot, &gen);
 	if (rc)
 		return rc;
 	if (cfg->generation && cfg->generation <= gen)
-		return cqrs_fail(-EINVAL, "view %s: generation %llu is not above %llu", view,
+		return cqrs__fail(-EINVAL, "view %s: generation %llu is not above %llu", view,
 				 (unsigned long long)cfg->generation, (unsigned long long)gen);
 	gen = cfg->generation ? cfg->generation : gen + 1;
-	rc = cqrs_seg_name_view(name, sizeof name, ctl->engine, view, gen);
+	rc = cqrs__seg_name_view(name, sizeof name, ctl->engine, view, gen);
 	if (rc)
 		return rc;
 	w = vw_alloc(ctl, view, cfg->schema);
 	if (!w)
 		return -ENOMEM;
-	rc = cqrs_seg_create(&w->seg, name, total, cfg->mode);
+	rc = cqrs__seg_create(&w->seg, name, total, cfg->mode);
 	if (rc == CQRS_ESTALE) { /* our engine's name, left by a dead run */
-		rc = cqrs_seg_remove_stale(name);
+		rc = cqrs__seg_remove_stale(name);
 		if (!rc)
-			rc = cqrs_seg_create(&w->seg, name, total, cfg->mode);
+			rc = cqrs__seg_create(&w->seg, name, total, cfg->mode);
 	}
 	if (rc) {
-		cqrs_vw_close(w);
+		cqrs__vw_close(w);
 		return rc;
 	}
-	cqrs_seg_init_header(&w->seg, CQRS_SEG_VIEW, ctl->engine, view, gen);
+	cqrs__seg_init_header(&w->seg, CQRS_SEG_VIEW, ctl->engine, view, gen);
 	memcpy(w->seg.base + CQRS_VPARAMS_OFF, &p, sizeof p);
 	cqrs_schema_encode(cfg->schema, w->seg.base + p.schema_off, p.schema_len);
-	cqrs_seg_seal(&w->seg);
+	cqrs__seg_seal(&w->seg);
 	w->p = p;
 	w->schema = *cfg->schema;
 	w->slot = slot;
 	wire(w);
 	/* The active index and the chain heads take random stores from the
 	 * first row on: map them now (rows follow in windows, row_alloc). */
-	cqrs_seg_prefault(&w->seg, p.index_off[0], UINT64_C(8) << p.pri_log2);
+	cqrs__seg_prefault(&w->seg, p.index_off[0], UINT64_C(8) << p.pri_log2);
 	for (uint32_t i = 0; i < p.nsec; i++)
-		cqrs_seg_prefault(&w->seg, p.heads_off[i], UINT64_C(4) << p.sec_log2);
+		cqrs__seg_prefault(&w->seg, p.heads_off[i], UINT64_C(4) << p.sec_log2);
 	if (cfg->pretouch)
 		pretouch_rows(w);
 	*out = w;
 	return 0;
 }
 
-int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,
+int cqrs__vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,
 		  cqrs_vw **out)
 {
 	char name[CQRS_SEG_NAME_MAX];
@@ -758,7 +758,7 @@ int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cq
 	*out = NULL;
 	if (!ctl || !ctl->writer || !cfg || !cfg->schema)
 		return -EINVAL;
-	rc = cqrs_seg_name_view(name, sizeof name, ctl->engine, view, generation);
+	rc = cqrs__seg_name_view(name, sizeof name, ctl->engine, view, generation);
 	if (rc)
 		return rc;
 	memset(&want, 0, sizeof want);
@@ -770,9 +770,9 @@ int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cq
 	w = vw_alloc(ctl, view, cfg->schema);
 	if (!w)
 		return -ENOMEM;
-	rc = cqrs_seg_open(&w->seg, name, CQRS_SEG_VIEW, 1);
+	rc = cqrs__seg_open(&w->seg, name, CQRS_SEG_VIEW, 1);
 	if (!rc)
-		rc = cqrs_view_check(w->seg.base, w->seg.size, &w->p, &w->schema, w->seg.imm);
+		rc = cqrs__view_check(w->seg.base, w->seg.size, &w->p, &w->schema, w->seg.imm);
 	if (rc)
 		goto fail;
 	/* A larger capacity is the same view grown (CQRS_EFULL doubles it):
@@ -780,82 +780,82 @@ int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cq
 	if (w->p.schema_hash != cqrs_schema_hash(cfg->schema) || w->p.capacity < cfg->capacity ||
 	    memcmp(&w->p.key, &want.key, sizeof want.key) != 0 || w->p.nsec != want.nsec ||
 	    memcmp(w->p.sec, want.sec, sizeof want.sec) != 0) {
-		rc = cqrs_fail(CQRS_EFORMAT, "%s: schema or indexes differ, or capacity below %llu", name,
+		rc = cqrs__fail(CQRS_EFORMAT, "%s: schema or indexes differ, or capacity below %llu", name,
 			       (unsigned long long)cfg->capacity);
 		goto fail;
 	}
 	if (w->seg.uid != geteuid()) {
-		rc = cqrs_fail(-EACCES, "%s belongs to uid %u", name, (unsigned)w->seg.uid);
+		rc = cqrs__fail(-EACCES, "%s belongs to uid %u", name, (unsigned)w->seg.uid);
 		goto fail;
 	}
-	w->live = cqrs_seg_live_line(&w->seg);
+	w->live = cqrs__seg_live_line(&w->seg);
 	owner = atomic_load_explicit(&w->live->owner, memory_order_acquire); /* pairs with the owner's store */
-	if (owner != cqrs_seg_self_owner() && cqrs_seg_owner_alive(owner)) {
-		rc = cqrs_fail(-EEXIST, "%s: owner pid %u is alive", name, cqrs_seg_owner_pid(owner));
+	if (owner != cqrs__seg_self_owner() && cqrs__seg_owner_alive(owner)) {
+		rc = cqrs__fail(-EEXIST, "%s: owner pid %u is alive", name, cqrs__seg_owner_pid(owner));
 		goto fail;
 	}
 	flags = atomic_load_explicit(&w->live->flags, memory_order_acquire); /* pairs with mark_clean */
 	if (!(flags & CQRS_SEG_CLEAN) || (flags & CQRS_SEG_RETIRED)) {
-		rc = cqrs_fail(CQRS_ECORRUPT, "%s was not shut down cleanly: rebuild it", name);
+		rc = cqrs__fail(CQRS_ECORRUPT, "%s was not shut down cleanly: rebuild it", name);
 		goto fail;
 	}
 	rc = dir_slot(ctl, view, &w->slot, &gen);
 	if (rc)
 		goto fail;
 	/* release: ownership before any later store of ours */
-	atomic_store_explicit(&w->live->owner, cqrs_seg_self_owner(), memory_order_release);
+	atomic_store_explicit(&w->live->owner, cqrs__seg_self_owner(), memory_order_release);
 	wire(w);
 	if (cfg->pretouch)
 		pretouch_rows(w);
 	*out = w;
 	return 0;
 fail:
-	cqrs_vw_close(w);
+	cqrs__vw_close(w);
 	return rc;
 }
 
-int cqrs_vw_publish(cqrs_vw *w)
+int cqrs__vw_publish(cqrs_vw *w)
 {
 	CHECK(w);
-	return cqrs_ctl_set_generation(w->ctl, w->slot, cqrs_seg_header(&w->seg)->generation,
+	return cqrs__ctl_set_generation(w->ctl, w->slot, cqrs__seg_header(&w->seg)->generation,
 				       w->p.schema_hash, w->p.capacity, w->p.row_size);
 }
 
-void cqrs_vw_close(cqrs_vw *w)
+void cqrs__vw_close(cqrs_vw *w)
 {
 	if (!w)
 		return;
-	cqrs_seg_close(&w->seg);
+	cqrs__seg_close(&w->seg);
 	free(w->scratch);
 	free(w);
 }
 
-uint64_t cqrs_vw_rows(const cqrs_vw *w)
+uint64_t cqrs__vw_rows(const cqrs_vw *w)
 {
 	return GET(w->st->rows);
 }
 
-uint64_t cqrs_vw_applied_seq(const cqrs_vw *w)
+uint64_t cqrs__vw_applied_seq(const cqrs_vw *w)
 {
 	return GET(w->ap->applied_seq);
 }
 
-uint64_t cqrs_vw_generation(const cqrs_vw *w)
+uint64_t cqrs__vw_generation(const cqrs_vw *w)
 {
-	return cqrs_seg_header(&w->seg)->generation;
+	return cqrs__seg_header(&w->seg)->generation;
 }
 
-uint64_t cqrs_vw_capacity(const cqrs_vw *w)
+uint64_t cqrs__vw_capacity(const cqrs_vw *w)
 {
 	return w->p.capacity;
 }
 
-const char *cqrs_vw_segment_name(const cqrs_vw *w)
+const char *cqrs__vw_segment_name(const cqrs_vw *w)
 {
 	return w->seg.name;
 }
 
-uint64_t cqrs_vw_rebuilds(const cqrs_vw *w)
+uint64_t cqrs__vw_rebuilds(const cqrs_vw *w)
 {
 	return GET(w->st->rebuilds);
 }

@@ -6,19 +6,19 @@
  *
  * Contract: single writer. Every function here is called by one thread at a
  * time (the owning projector); no internal locking. Rows change only inside
- * a batch: cqrs_vw_begin ... cqrs_vw_end(applied_seq). A failed operation
+ * a batch: cqrs__vw_begin ... cqrs__vw_end(applied_seq). A failed operation
  * (CQRS_EFULL, CQRS_ENOTFOUND, -EINVAL) changes nothing and leaves the batch
  * open. A writer that finds its own segment inconsistent is poisoned: every
  * later call returns CQRS_EPOISONED.
  *
  * Lifecycle:
- *   cqrs_vw_create(ctl, "orders", &cfg, &w)   segment for the next generation
- *   cqrs_vw_begin / upsert / update / delete / cqrs_vw_end(w, seq) ...
- *   cqrs_vw_publish(w)                        the directory points at it
- *   ... a rebuild: cqrs_vw_create again (generation + 1), fill, publish it,
- *       then cqrs_vw_retire(old) (readers move), cqrs_vw_close(old)
- *   shutdown: cqrs_vw_mark_clean(w), cqrs_vw_close(w) (segment stays; a
- *       restarted engine may cqrs_vw_adopt it), or cqrs_vw_retire + close.
+ *   cqrs__vw_create(ctl, "orders", &cfg, &w)   segment for the next generation
+ *   cqrs__vw_begin / upsert / update / delete / cqrs__vw_end(w, seq) ...
+ *   cqrs__vw_publish(w)                        the directory points at it
+ *   ... a rebuild: cqrs__vw_create again (generation + 1), fill, publish it,
+ *       then cqrs__vw_retire(old) (readers move), cqrs__vw_close(old)
+ *   shutdown: cqrs__vw_mark_clean(w), cqrs__vw_close(w) (segment stays; a
+ *       restarted engine may cqrs__vw_adopt it), or cqrs__vw_retire + close.
  */
 #ifndef CQRS_SHM_VIEW_WRITER_H
 #define CQRS_SHM_VIEW_WRITER_H
@@ -44,69 +44,69 @@ typedef struct cqrs_vw_config {
 } cqrs_vw_config;
 
 /* Edits a private copy of a row; return 0 to write it back, anything else
- * to leave the row unchanged (the value is returned by cqrs_vw_update). */
+ * to leave the row unchanged (the value is returned by cqrs__vw_update). */
 typedef int (*cqrs_vw_update_fn)(void *arg, void *row, size_t row_size);
 
 /* Creates the segment of a new generation of view (not yet in the
- * directory: see cqrs_vw_publish). Reserves the view's directory slot on
+ * directory: see cqrs__vw_publish). Reserves the view's directory slot on
  * first use. A stale segment of this engine under the same name is
  * removed. 0, -EINVAL, -EEXIST, CQRS_EFULL (directory), -errno. */
-int cqrs_vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, cqrs_vw **out);
+int cqrs__vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, cqrs_vw **out);
 
 /* Takes over a cleanly shut down segment left by a dead engine (same user,
  * same schema, key and indexes as cfg, capacity at least cfg's: a view
- * that grew keeps its size; cqrs_vw_capacity says it). The caller then
+ * that grew keeps its size; cqrs__vw_capacity says it). The caller then
  * publishes it.
  * CQRS_ECORRUPT when it was not shut down cleanly (rebuild instead),
  * -EEXIST when its owner lives, CQRS_EFORMAT on a schema or index change. */
-int cqrs_vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,
+int cqrs__vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,
 		  cqrs_vw **out);
 
 /* Points the control directory's entry at this generation. */
-int cqrs_vw_publish(cqrs_vw *w);
+int cqrs__vw_publish(cqrs_vw *w);
 
-int cqrs_vw_begin(cqrs_vw *w);
+int cqrs__vw_begin(cqrs_vw *w);
 
 /* Inserts or overwrites the row with row's key (a whole row of row_size
  * bytes). Secondary indexes follow changed fields. O(1) expected; a rare
  * insert pays an O(capacity) index rebuild (amortized O(1)). */
-int cqrs_vw_upsert(cqrs_vw *w, const void *row);
+int cqrs__vw_upsert(cqrs_vw *w, const void *row);
 
 /* Read-modify-write of one row under its seqlock (fn edits a copy; the key
  * must not change: -EINVAL). 0, CQRS_ENOTFOUND, or fn's non-zero value. */
-int cqrs_vw_update(cqrs_vw *w, const void *key, size_t keylen, cqrs_vw_update_fn fn, void *arg);
+int cqrs__vw_update(cqrs_vw *w, const void *key, size_t keylen, cqrs_vw_update_fn fn, void *arg);
 
 /* Writes len bytes at offset into one row (field writes). */
-int cqrs_vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, const void *src,
+int cqrs__vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, const void *src,
 		  size_t len);
 
 /* Removes a row. 0 or CQRS_ENOTFOUND. */
-int cqrs_vw_delete(cqrs_vw *w, const void *key, size_t keylen);
+int cqrs__vw_delete(cqrs_vw *w, const void *key, size_t keylen);
 
 /* Ends the batch: the view sequence goes even, applied_seq (>= the last
  * one) is published with release order, waiters are woken if any wait. */
-int cqrs_vw_end(cqrs_vw *w, uint64_t applied_seq);
+int cqrs__vw_end(cqrs_vw *w, uint64_t applied_seq);
 
 /* The writer's own read (no seqlock needed). 0 or CQRS_ENOTFOUND. */
-int cqrs_vw_get(cqrs_vw *w, const void *key, size_t keylen, void *row_out);
+int cqrs__vw_get(cqrs_vw *w, const void *key, size_t keylen, void *row_out);
 
-int cqrs_vw_mark_clean(cqrs_vw *w); /* outside a batch */
-int cqrs_vw_mark_dirty(cqrs_vw *w);
-int cqrs_vw_is_clean(const cqrs_vw *w);
+int cqrs__vw_mark_clean(cqrs_vw *w); /* outside a batch */
+int cqrs__vw_mark_dirty(cqrs_vw *w);
+int cqrs__vw_is_clean(const cqrs_vw *w);
 
 /* Sets RETIRED (readers move to the directory's generation) and unlinks the
- * segment's name; the mapping stays until cqrs_vw_close. */
-int cqrs_vw_retire(cqrs_vw *w);
+ * segment's name; the mapping stays until cqrs__vw_close. */
+int cqrs__vw_retire(cqrs_vw *w);
 
 /* Unmaps and frees (the segment stays unless retired). */
-void cqrs_vw_close(cqrs_vw *w);
+void cqrs__vw_close(cqrs_vw *w);
 
-uint64_t cqrs_vw_rows(const cqrs_vw *w);
-uint64_t cqrs_vw_applied_seq(const cqrs_vw *w);
-uint64_t cqrs_vw_generation(const cqrs_vw *w);
-uint64_t cqrs_vw_capacity(const cqrs_vw *w);
-const char *cqrs_vw_segment_name(const cqrs_vw *w);
-uint64_t cqrs_vw_rebuilds(const cqrs_vw *w); /* primary index rebuilds so far */
+uint64_t cqrs__vw_rows(const cqrs_vw *w);
+uint64_t cqrs__vw_applied_seq(const cqrs_vw *w);
+uint64_t cqrs__vw_generation(const cqrs_vw *w);
+uint64_t cqrs__vw_capacity(const cqrs_vw *w);
+const char *cqrs__vw_segment_name(const cqrs_vw *w);
+uint64_t cqrs__vw_rebuilds(const cqrs_vw *w); /* primary index rebuilds so far */
 
 /* Test hook: makes the row's seqlock odd and leaves it so, as a writer
  * killed mid-update would. The view is unusable for that row afterwards. */

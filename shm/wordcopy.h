@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/backoff.h" /* cqrs_cpu_relax */
+#include "core/backoff.h" /* cqrs__cpu_relax */
 
 /* ThreadSanitizer does not model standalone fences, and GCC says so with
  * -Wtsan at each atomic_thread_fence. Every access those fences order is an
@@ -34,7 +34,7 @@
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "_Atomic uint64_t has the plain layout");
 
 /* shared -> private, len bytes */
-static inline void cqrs_words_load(void *dst, const void *shared, size_t len)
+static inline void cqrs__words_load(void *dst, const void *shared, size_t len)
 {
 	const _Atomic uint64_t *s = shared;
 	unsigned char *d = dst;
@@ -51,7 +51,7 @@ static inline void cqrs_words_load(void *dst, const void *shared, size_t len)
 }
 
 /* private -> shared, len bytes (the tail word's extra bytes are zeroed) */
-static inline void cqrs_words_store(void *shared, const void *src, size_t len)
+static inline void cqrs__words_store(void *shared, const void *src, size_t len)
 {
 	_Atomic uint64_t *d = shared;
 	const unsigned char *s = src;
@@ -70,7 +70,7 @@ static inline void cqrs_words_store(void *shared, const void *src, size_t len)
 }
 
 /* shared words = 0 */
-static inline void cqrs_words_zero(void *shared, size_t nwords)
+static inline void cqrs__words_zero(void *shared, size_t nwords)
 {
 	_Atomic uint64_t *d = shared;
 

@@ -47,28 +47,28 @@ int cqrs_cmd_deadletters(int argc, char **argv)
 		cqrs_ctl *ctl;
 		const cqrs_counters *c;
 		uint64_t size;
-		rc = cqrs_ctl_open(argv[1], &ctl);
+		rc = cqrs__ctl_open(argv[1], &ctl);
 		if (rc)
 			return tool_fail(argv[1], rc);
-		c = cqrs_ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
+		c = cqrs__ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
 		/* acquire: pairs with the engine's release store of the magic. */
 		if (!c || size < sizeof *c ||
 		    atomic_load_explicit((const _Atomic uint64_t *)&c->magic, memory_order_acquire) !=
 			    CQRS_COUNTERS_MAGIC) {
-			cqrs_ctl_close(ctl);
+			cqrs__ctl_close(ctl);
 			fprintf(stderr, "cqrs: %s: no counters; use --dir DATA_DIR\n", argv[1]);
 			return 1;
 		}
 		memcpy(dir, c->data_dir, sizeof dir);
 		dir[sizeof dir - 1] = 0;
-		cqrs_ctl_close(ctl);
+		cqrs__ctl_close(ctl);
 	} else {
 		fprintf(stderr, "usage: cqrs deadletters ENGINE | cqrs deadletters --dir DATA_DIR\n");
 		return 2;
 	}
 	l.n = 0;
 	memset(l.resolved, 0, sizeof l.resolved);
-	rc = cqrs_dl_read(dir, collect, &l, &torn);
+	rc = cqrs__dl_read(dir, collect, &l, &torn);
 	if (rc < 0)
 		return tool_fail(dir, rc);
 	printf("%-12s %-24s %-24s %-10s %s\n", "SEQ", "PROJECTION", "ERROR", "STATE", "REASON");

@@ -43,7 +43,7 @@ static int iter_error(const char *dir, int rc)
  * checksum cannot see (a writer bug); verify and dump report it. */
 static int size_mismatch(const cqrs_journal_iter *it, const cqrs_jrec *r)
 {
-	const cqrs_schema *s = cqrs_journal_iter_schema(it, r->type);
+	const cqrs_schema *s = cqrs__journal_iter_schema(it, r->type);
 	return s && s->size != r->size;
 }
 
@@ -52,7 +52,7 @@ static void where_msg(const cqrs_journal_iter *it, char *buf, size_t cap)
 	cqrs_journal_segment_info seg;
 	uint64_t off;
 
-	cqrs_journal_iter_where(it, &seg, &off);
+	cqrs__journal_iter_where(it, &seg, &off);
 	snprintf(buf, cap, "segment %s, offset %" PRIu64, seg.name, off);
 }
 
@@ -64,7 +64,7 @@ static int cmd_verify(const char *dir)
 	cqrs_journal_segment_info seg;
 	uint64_t n = 0, first = 0, last = 0, bytes = 0, nseg = 0;
 	char cur[40] = "", where[128];
-	int rc = cqrs_journal_iter_open(&it, dir, 0);
+	int rc = cqrs__journal_iter_open(&it, dir, 0);
 
 	if (rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT) {
 		printf("corrupt: %s\n", cqrs_last_error());
@@ -72,15 +72,15 @@ static int cmd_verify(const char *dir)
 	}
 	if (rc)
 		return iter_error(dir, rc);
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1) {
 		if (size_mismatch(it, r)) {
 			where_msg(it, where, sizeof where);
 			printf("corrupt: %s, seq %" PRIu64 ": payload of %u bytes, its schema says %u\n",
-			       where, r->seq, r->size, cqrs_journal_iter_schema(it, r->type)->size);
-			cqrs_journal_iter_close(it);
+			       where, r->seq, r->size, cqrs__journal_iter_schema(it, r->type)->size);
+			cqrs__journal_iter_close(it);
 			return EXIT_CORRUPT;
 		}
-		cqrs_journal_iter_where(it, &seg, NULL);
+		cqrs__journal_iter_where(it, &seg, NULL);
 		if (strcmp(seg.name, cur) != 0) {
 			snprintf(cur, sizeof cur, "%s", seg.name);
 			nseg++;
@@ -88,16 +88,16 @@ static int cmd_verify(const char *dir)
 		if (!n)
 			first = r->seq;
 		last = r->seq;
-		bytes += cqrs_jrec_span(r);
+		bytes += cqrs__jrec_span(r);
 		n++;
 	}
 	if (rc < 0) {
 		printf("corrupt: %s\n", cqrs_last_error());
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 		return rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT ? EXIT_CORRUPT : 1;
 	}
-	cqrs_journal_iter_tail(it, &tail);
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_tail(it, &tail);
+	cqrs__journal_iter_close(it);
 	if (tail.end == CQRS_JOURNAL_END_TORN) {
 		printf("torn tail: segment %s, offset %" PRIu64 ", seq %" PRIu64 ": %" PRIu64
 		       " bytes after the last complete event (recovery will cut them)\n",
@@ -129,14 +129,14 @@ static int cmd_dump(const char *dir, uint64_t from, uint64_t limit, int json)
 
 	if (!buf)
 		return tool_fail("dump", -ENOMEM);
-	rc = cqrs_journal_iter_open(&it, dir, from);
+	rc = cqrs__journal_iter_open(&it, dir, from);
 	if (rc) {
 		free(buf);
 		return iter_error(dir, rc);
 	}
-	while (n < limit && (rc = cqrs_journal_iter_next(it, &r)) == 1) {
-		const cqrs_schema *s = cqrs_journal_iter_schema(it, r->type);
-		const uint8_t *p = cqrs_jrec_payload(r);
+	while (n < limit && (rc = cqrs__journal_iter_next(it, &r)) == 1) {
+		const cqrs_schema *s = cqrs__journal_iter_schema(it, r->type);
+		const uint8_t *p = cqrs__jrec_payload(r);
 		int decoded = s && s->size == r->size && cqrs_record_to_json(s, p, buf, cap) >= 0;
 
 		if (json) {
@@ -173,7 +173,7 @@ static int cmd_dump(const char *dir, uint64_t from, uint64_t limit, int json)
 		n++;
 	}
 	free(buf);
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 	if (rc < 0)
 		return iter_error(dir, rc);
 	return 0;
@@ -207,16 +207,16 @@ static int cmd_stat(const char *dir)
 		free(segs);
 		return tool_fail(dir, -ENOMEM);
 	}
-	rc = cqrs_journal_iter_open(&it, dir, 0);
+	rc = cqrs__journal_iter_open(&it, dir, 0);
 	if (rc) {
 		free(rows);
 		free(segs);
 		return iter_error(dir, rc);
 	}
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
-		const cqrs_schema *s = cqrs_journal_iter_schema(it, r->type);
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1) {
+		const cqrs_schema *s = cqrs__journal_iter_schema(it, r->type);
 
-		cqrs_journal_iter_where(it, &seg, NULL);
+		cqrs__journal_iter_where(it, &seg, NULL);
 		while (si + 1 < nseg && segs[si + 1] <= seg.first_seq)
 			si++;
 		if (si >= 0) {
@@ -224,7 +224,7 @@ static int cmd_stat(const char *dir)
 				rows[si].first_seq = r->seq;
 			rows[si].last_seq = r->seq;
 			rows[si].records++;
-			rows[si].bytes += cqrs_jrec_span(r);
+			rows[si].bytes += cqrs__jrec_span(r);
 			rows[si].file_size = seg.file_size;
 		}
 		if (r->type < JSEG_MAX_TYPES) {
@@ -237,11 +237,11 @@ static int cmd_stat(const char *dir)
 		if (!total)
 			first = r->seq;
 		total++;
-		bytes += cqrs_jrec_span(r);
+		bytes += cqrs__jrec_span(r);
 	}
 	if (rc == 0)
-		cqrs_journal_iter_tail(it, &tail);
-	cqrs_journal_iter_close(it);
+		cqrs__journal_iter_tail(it, &tail);
+	cqrs__journal_iter_close(it);
 	if (rc < 0) {
 		free(rows);
 		free(segs);

@@ -27,13 +27,13 @@ static int list_engine(const char *engine)
 {
 	cqrs_ctl *c;
 	cqrs_ctl_info ci;
-	int rc = cqrs_ctl_open(engine, &c);
+	int rc = cqrs__ctl_open(engine, &c);
 
 	if (rc) {
 		printf("%-24s (unreadable: %s)\n", engine, cqrs_strerror(rc));
 		return 1;
 	}
-	cqrs_ctl_info_get(c, &ci);
+	cqrs__ctl_info_get(c, &ci);
 	printf("%-24s %-9s pid %-8u %s\n", engine, state_name(ci.state), ci.owner_pid,
 	       ci.owner_alive ? "alive" : ci.state == CQRS_ENGINE_STOPPED ? "exited" : "stale (dead)");
 	if (ci.nviews)
@@ -44,7 +44,7 @@ static int list_engine(const char *engine)
 		cqrs_view *v;
 		cqrs_view_info vi;
 
-		if (cqrs_ctl_view_at(c, i, &e))
+		if (cqrs__ctl_view_at(c, i, &e))
 			continue;
 		if (e.generation == 0) {
 			printf("  %-24s %5s (not published)\n", e.name, "-");
@@ -64,7 +64,7 @@ static int list_engine(const char *engine)
 		       vi.retired ? ",retired" : "", vi.writer_alive ? ",writer alive" : ",writer stale");
 		cqrs_view_close(v);
 	}
-	cqrs_ctl_close(c);
+	cqrs__ctl_close(c);
 	return 0;
 }
 

@@ -96,16 +96,16 @@ int cqrs_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "usage: cqrs stat ENGINE [--watch]\n");
 		return 2;
 	}
-	rc = cqrs_ctl_open(argv[1], &ctl);
+	rc = cqrs__ctl_open(argv[1], &ctl);
 	if (rc)
 		return tool_fail(argv[1], rc);
-	c = cqrs_ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
+	c = cqrs__ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
 	/* acquire: pairs with the engine's release store of the magic, after
 	 * it filled the identity fields. */
 	if (!c || size < sizeof *c ||
 	    atomic_load_explicit((const _Atomic uint64_t *)&c->magic, memory_order_acquire) != CQRS_COUNTERS_MAGIC ||
 	    c->version != CQRS_COUNTERS_VERSION || c->size != sizeof *c) {
-		cqrs_ctl_close(ctl);
+		cqrs__ctl_close(ctl);
 		fprintf(stderr, "cqrs: %s: no counters (engine starting, or another version)\n", argv[1]);
 		return 1;
 	}
@@ -120,6 +120,6 @@ int cqrs_cmd_stat(int argc, char **argv)
 		have_prev = 1;
 		sleep(1);
 	}
-	cqrs_ctl_close(ctl);
+	cqrs__ctl_close(ctl);
 	return 0;
 }

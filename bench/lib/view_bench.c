@@ -64,28 +64,28 @@ int vbench_view_create(int slot, const char *engine, uint64_t rows, uint64_t cus
 	vbench_row r;
 	int rc;
 
-	rc = cqrs_ctl_create(engine, NULL, &ds[slot].ctl);
+	rc = cqrs__ctl_create(engine, NULL, &ds[slot].ctl);
 	if (rc)
 		return rc;
 	cfg.schema = vbench_rec_schema();
 	cfg.key_field = "order_id";
 	cfg.secondary[0] = "customer_id";
 	cfg.capacity = rows;
-	rc = cqrs_vw_create(ds[slot].ctl, "orders", &cfg, &ds[slot].w);
+	rc = cqrs__vw_create(ds[slot].ctl, "orders", &cfg, &ds[slot].w);
 	if (rc)
 		return rc;
-	cqrs_vw_begin(ds[slot].w);
+	cqrs__vw_begin(ds[slot].w);
 	for (uint64_t i = 1; i <= rows; i++) {
 		vbench_row_fill(&r, i, i % customers, 0);
-		rc = cqrs_vw_upsert(ds[slot].w, &r);
+		rc = cqrs__vw_upsert(ds[slot].w, &r);
 		if (rc)
 			return rc;
 	}
-	cqrs_vw_end(ds[slot].w, rows);
+	cqrs__vw_end(ds[slot].w, rows);
 	ds[slot].rows = rows;
 	ds[slot].customers = customers;
-	rc = cqrs_vw_publish(ds[slot].w);
-	return rc ? rc : cqrs_ctl_publish(ds[slot].ctl);
+	rc = cqrs__vw_publish(ds[slot].w);
+	return rc ? rc : cqrs__ctl_publish(ds[slot].ctl);
 }
 
 uint64_t vbench_view_writer_loop(int slot, unsigned seed)
@@ -94,13 +94,13 @@ uint64_t vbench_view_writer_loop(int slot, unsigned seed)
 	vbench_row r;
 
 	while (!vbench_stopped()) {
-		cqrs_vw_begin(ds[slot].w);
+		cqrs__vw_begin(ds[slot].w);
 		for (int i = 0; i < 64; i++) {
 			uint64_t id = 1 + (uint64_t)rand_r(&seed) % ds[slot].rows;
 			vbench_row_fill(&r, id, id % ds[slot].customers, ++ver);
-			cqrs_vw_upsert(ds[slot].w, &r);
+			cqrs__vw_upsert(ds[slot].w, &r);
 		}
-		cqrs_vw_end(ds[slot].w, ++seq);
+		cqrs__vw_end(ds[slot].w, ++seq);
 		n += 64;
 	}
 	return n;
@@ -109,11 +109,11 @@ uint64_t vbench_view_writer_loop(int slot, unsigned seed)
 void vbench_view_destroy(int slot)
 {
 	if (ds[slot].w) {
-		cqrs_vw_retire(ds[slot].w);
-		cqrs_vw_close(ds[slot].w);
+		cqrs__vw_retire(ds[slot].w);
+		cqrs__vw_close(ds[slot].w);
 	}
 	if (ds[slot].ctl)
-		cqrs_ctl_destroy(ds[slot].ctl);
+		cqrs__ctl_destroy(ds[slot].ctl);
 	memset(&ds[slot], 0, sizeof ds[slot]);
 }
 
@@ -174,5 +174,5 @@ void vbench_reset(void)
 
 uint64_t vbench_now_ns(void)
 {
-	return cqrs_mono_ns();
+	return cqrs__mono_ns();
 }

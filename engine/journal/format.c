@@ -199,7 +199,7 @@ int cqrs__jseg_header_encode(void *buf, size_t cap, const char *engine, uint64_t
 	jseg_header h;
 
 	if (hsize == 0)
-		return cqrs_fail(CQRS_EFORMAT, "event schemas invalid or too large for a header");
+		return cqrs__fail(CQRS_EFORMAT, "event schemas invalid or too large for a header");
 	if (cap < hsize)
 		return -ENOSPC;
 	for (uint32_t t = 0; t < ntypes; t++) {
@@ -242,22 +242,22 @@ int cqrs__jseg_header_check(const void *img, size_t len, jseg_header *out)
 	size_t pos, end;
 
 	if (len < JSEG_FIXED)
-		return cqrs_fail(CQRS_EFORMAT, "%zu bytes: too short for a segment header", len);
+		return cqrs__fail(CQRS_EFORMAT, "%zu bytes: too short for a segment header", len);
 	memcpy(&h, b, sizeof h);
 	if (h.magic != JSEG_MAGIC)
-		return cqrs_fail(CQRS_EFORMAT, "not a journal segment (bad magic)");
+		return cqrs__fail(CQRS_EFORMAT, "not a journal segment (bad magic)");
 	if (h.version != JSEG_VERSION)
-		return cqrs_fail(CQRS_EFORMAT, "segment format version %u, this build reads %u",
+		return cqrs__fail(CQRS_EFORMAT, "segment format version %u, this build reads %u",
 					 h.version, JSEG_VERSION);
 	if (h.header_size < JSEG_ALIGN || h.header_size % JSEG_ALIGN || h.header_size > JSEG_MAX_HEADER ||
 	    h.header_size > len || h.ntypes > JSEG_MAX_TYPES ||
 	    h.schema_bytes > h.header_size - JSEG_FIXED || h.record_header != CQRS_JREC_HEADER ||
 	    h.first_seq == 0)
-		return cqrs_fail(CQRS_ECORRUPT, "segment header has impossible sizes");
+		return cqrs__fail(CQRS_ECORRUPT, "segment header has impossible sizes");
 	if (header_checksum(b, h.schema_bytes) != h.checksum)
-		return cqrs_fail(CQRS_ECORRUPT, "segment header checksum mismatch");
+		return cqrs__fail(CQRS_ECORRUPT, "segment header checksum mismatch");
 	if (!cqrs__name_valid(h.engine, sizeof h.engine))
-		return cqrs_fail(CQRS_ECORRUPT, "segment header has a bad engine name");
+		return cqrs__fail(CQRS_ECORRUPT, "segment header has a bad engine name");
 	/* Walk the schema area: every entry must lie inside it, exactly. */
 	pos = JSEG_FIXED;
 	end = JSEG_FIXED + h.schema_bytes;
@@ -265,14 +265,14 @@ int cqrs__jseg_header_check(const void *img, size_t len, jseg_header *out)
 		uint32_t l;
 
 		if (end - pos < 8)
-			return cqrs_fail(CQRS_ECORRUPT, "schema area too short for type %u", t);
+			return cqrs__fail(CQRS_ECORRUPT, "schema area too short for type %u", t);
 		memcpy(&l, b + pos, 4);
 		if (l > end - pos - 8 || jalign8(l) > end - pos - 8)
-			return cqrs_fail(CQRS_ECORRUPT, "schema of type %u overruns the header", t);
+			return cqrs__fail(CQRS_ECORRUPT, "schema of type %u overruns the header", t);
 		pos += 8 + jalign8(l);
 	}
 	if (pos != end)
-		return cqrs_fail(CQRS_ECORRUPT, "schema area has trailing bytes");
+		return cqrs__fail(CQRS_ECORRUPT, "schema area has trailing bytes");
 	if (out)
 		*out = h;
 	return 0;
@@ -321,7 +321,7 @@ int cqrs__jscan_group(const uint8_t *base, size_t len, size_t off, uint64_t seq,
 			g->stale = true;
 			return 0;
 		}
-		pos += cqrs_jrec_span(r);
+		pos += cqrs__jrec_span(r);
 		n++;
 		if (r->flags & CQRS_JREC_CMD_END) {
 			g->end = pos;
@@ -408,7 +408,7 @@ void cqrs__jscan_tail(const uint8_t *base, size_t len, size_t off, uint64_t expe
 				 "on stable storage", r->seq, y);
 			return;
 		}
-		y += cqrs_jrec_span(r);
+		y += cqrs__jrec_span(r);
 	}
 	t->kind = JTAIL_TORN;
 }
@@ -431,7 +431,7 @@ void cqrs__jseg_scan(const uint8_t *img, size_t len, size_t data_off, uint64_t f
 	if (g.stale) {
 		uint64_t want = seq;
 		/* the chain broke inside the group that starts at off */
-		for (size_t p = off; p < g.bad_off; p += cqrs_jrec_span((const cqrs_jrec *)(img + p)))
+		for (size_t p = off; p < g.bad_off; p += cqrs__jrec_span((const cqrs_jrec *)(img + p)))
 			want++;
 		memset(&s->tail, 0, sizeof s->tail);
 		s->tail.kind = JTAIL_CORRUPT;

@@ -11,24 +11,24 @@
  *   io_uring (linked to the io_uring write, or submitted after the
  *   pwritev returned). Several batches
  *   are in flight at once; they are reported durable strictly in seq order
- *   through the on_durable callback, from cqrs_journal_poll/wait only.
+ *   through the on_durable callback, from cqrs__journal_poll/wait only.
  *
- *       cqrs_journal_open()          recover the directory, learn next seq
+ *       cqrs__journal_open()          recover the directory, learn next seq
  *       loop (command thread only):
- *         cqrs_journal_claim()       space for one record in the batch buffer
+ *         cqrs__journal_claim()       space for one record in the batch buffer
  *         ...fill the payload...
- *         cqrs_journal_commit()      checksum it; seq assigned
- *         cqrs_journal_flush()       hand the batch to the kernel (group commit)
- *         cqrs_journal_poll()/wait() reap completions -> on_durable(first, last,
+ *         cqrs__journal_commit()      checksum it; seq assigned
+ *         cqrs__journal_flush()       hand the batch to the kernel (group commit)
+ *         cqrs__journal_poll()/wait() reap completions -> on_durable(first, last,
  *                                    records, bytes), in seq order
- *       cqrs_journal_close()
+ *       cqrs__journal_close()
  *
  *   The byte layout (segment header, record framing) and the recovery rules
  *   are described at the top of engine/journal/format.c.
  *
  *   Records handed to on_durable are the on-disk bytes: a run of records,
  *   each a cqrs_jrec header, then `size` payload bytes, then zero padding to
- *   8 bytes (cqrs_jrec_span()); walk them with cqrs_jrec_next(). They stay
+ *   8 bytes (cqrs__jrec_span()); walk them with cqrs__jrec_next(). They stay
  *   valid only during the callback (the buffer is reused right after).
  *
  *   Command groups: the events one command emits are appended back to back;
@@ -64,7 +64,7 @@
  *   - Opening scans the last two segments only; the iterator validates the
  *     others when the engine replays them.
  *   - Iterator records point into read-only mappings: valid until the next
- *     cqrs_journal_iter_next() or cqrs_journal_iter_close().
+ *     cqrs__journal_iter_next() or cqrs__journal_iter_close().
  *   - Records are host-endian (little-endian only, like schema records).
  */
 #ifndef CQRS_ENGINE_JOURNAL_H
@@ -105,21 +105,21 @@ typedef struct cqrs_jrec {
 
 #define CQRS_JREC_HEADER 72u
 
-static inline const void *cqrs_jrec_payload(const cqrs_jrec *r)
+static inline const void *cqrs__jrec_payload(const cqrs_jrec *r)
 {
 	return (const uint8_t *)r + CQRS_JREC_HEADER;
 }
 
 /* Bytes the record occupies: header + payload rounded up to 8. */
-static inline size_t cqrs_jrec_span(const cqrs_jrec *r)
+static inline size_t cqrs__jrec_span(const cqrs_jrec *r)
 {
 	return ((size_t)CQRS_JREC_HEADER + r->size + 7u) & ~(size_t)7u;
 }
 
 /* The record after r in a run handed to on_durable. */
-static inline const cqrs_jrec *cqrs_jrec_next(const cqrs_jrec *r)
+static inline const cqrs_jrec *cqrs__jrec_next(const cqrs_jrec *r)
 {
-	return (const cqrs_jrec *)((const uint8_t *)r + cqrs_jrec_span(r));
+	return (const cqrs_jrec *)((const uint8_t *)r + cqrs__jrec_span(r));
 }
 
 /* ---- writer --------------------------------------------------------------- */
@@ -214,70 +214,70 @@ typedef struct cqrs_journal_stats {
  * what was found. Returns 0; -EINVAL (bad config); -EBUSY (another writer
  * holds the directory); CQRS_ECORRUPT (message names segment, offset,
  * seq); CQRS_EFORMAT (foreign file, other version or engine); -errno. */
-int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
+int cqrs__journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 		      cqrs_journal_recovery *rec);
 
 /* Reserves space for one record with a payload of `size` bytes in the
  * current batch buffer and returns where to write the payload in *payload
- * (8-byte aligned, valid until cqrs_journal_commit/abandon). When a schema
+ * (8-byte aligned, valid until cqrs__journal_commit/abandon). When a schema
  * is configured for ev->type, size must equal its record size.
  * Returns 0; -EINVAL (bad type/size, or a claim already pending);
  * -EMSGSIZE (record or its command group cannot fit a batch or segment);
- * -EAGAIN (every batch buffer is in flight: call cqrs_journal_wait, retry);
+ * -EAGAIN (every batch buffer is in flight: call cqrs__journal_wait, retry);
  * -ENOSPC / -errno (could not start the next segment; not poisoned);
  * the poisoning error. O(1) except at a segment roll, which drains the
  * batches in flight and creates the next file (a few syscalls). */
-int cqrs_journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t size,
+int cqrs__journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t size,
 		       void **payload);
 
 /* Seals the pending claim: fills the recovery hint and the checksum.
  * Returns the record's seq. */
-uint64_t cqrs_journal_commit(cqrs_journal *j);
+uint64_t cqrs__journal_commit(cqrs_journal *j);
 
 /* claim + memcpy + commit. *seq (optional) gets the record's seq. */
-int cqrs_journal_append(cqrs_journal *j, const cqrs_journal_event *ev, const void *payload,
+int cqrs__journal_append(cqrs_journal *j, const cqrs_journal_event *ev, const void *payload,
 			uint32_t size, uint64_t *seq);
 
 /* Drops the open command group: the records committed since the last
  * CMD_END record and a pending claim. Their seqs are reused. Returns the
  * number of records dropped. */
-int cqrs_journal_abandon(cqrs_journal *j);
+int cqrs__journal_abandon(cqrs_journal *j);
 
 /* Submits the current batch (its complete command groups) for writing.
  * Returns 0, or the poisoning error. */
-int cqrs_journal_flush(cqrs_journal *j);
+int cqrs__journal_flush(cqrs_journal *j);
 
 /* Reaps completions without blocking and reports durable batches through
  * on_durable. Returns the number of batches reported (>= 0), or the
  * poisoning error (after reporting what was durable before the failure). */
-int cqrs_journal_poll(cqrs_journal *j);
+int cqrs__journal_poll(cqrs_journal *j);
 
 /* Flushes, then blocks until at least one batch is reported or timeout_ns
  * passes (0: do not block; UINT64_MAX: no limit). Returns as poll(); 0 on
  * timeout or when nothing is in flight. */
-int cqrs_journal_wait(cqrs_journal *j, uint64_t timeout_ns);
+int cqrs__journal_wait(cqrs_journal *j, uint64_t timeout_ns);
 
 /* Highest seq reported durable so far (0 = none). */
-uint64_t cqrs_journal_durable_seq(const cqrs_journal *j);
+uint64_t cqrs__journal_durable_seq(const cqrs_journal *j);
 
 /* The seq the next committed record will get. */
-uint64_t cqrs_journal_next_seq(const cqrs_journal *j);
+uint64_t cqrs__journal_next_seq(const cqrs_journal *j);
 
 /* 0, or the error that poisoned the journal. */
-int cqrs_journal_poisoned(const cqrs_journal *j);
+int cqrs__journal_poisoned(const cqrs_journal *j);
 
-void cqrs_journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out);
+void cqrs__journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out);
 
 /* Flushes, waits for every batch (reporting them), fdatasyncs the segment,
  * stops the interval thread, releases the directory. Always frees j.
  * Returns 0 or the poisoning / last I/O error. */
-int cqrs_journal_close(cqrs_journal *j);
+int cqrs__journal_close(cqrs_journal *j);
 
 /* ---- reader ----------------------------------------------------------------- */
 
 typedef struct cqrs_journal_iter cqrs_journal_iter;
 
-/* How the log ended, once cqrs_journal_iter_next returned 0. */
+/* How the log ended, once cqrs__journal_iter_next returned 0. */
 typedef enum cqrs_journal_end {
 	CQRS_JOURNAL_END_CLEAN = 0, /* last record followed by zeros / end of file */
 	CQRS_JOURNAL_END_TORN = 1   /* a torn tail (recovery would cut it) */
@@ -305,28 +305,28 @@ typedef struct cqrs_journal_tail {
  * from_seq (the first record if from_seq is below the journal's start).
  * Read-only: never modifies the directory. Returns 0; CQRS_ENOTFOUND (no
  * segments); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment header); -errno. */
-int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq);
+int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq);
 
 /* Next record in *rec (zero-copy, into a read-only mapping; valid until the
  * next call). Validates every checksum, the seq chain within and across
  * segments, and the end of each segment. Returns 1 (record), 0 (end: see
- * cqrs_journal_iter_tail), CQRS_ECORRUPT with cqrs_last_error() naming
+ * cqrs__journal_iter_tail), CQRS_ECORRUPT with cqrs_last_error() naming
  * segment, byte offset and seq, or -errno. */
-int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec);
+int cqrs__journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec);
 
 /* Schema of `type` embedded in the current record's segment header, or
  * NULL. Valid until the iterator moves to another segment (or closes). */
-const cqrs_schema *cqrs_journal_iter_schema(const cqrs_journal_iter *it, uint32_t type);
+const cqrs_schema *cqrs__journal_iter_schema(const cqrs_journal_iter *it, uint32_t type);
 
 /* The current segment (after iter_next returned 1) and the last record's
  * byte offset in it. */
-void cqrs_journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_info *seg,
+void cqrs__journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_info *seg,
 			     uint64_t *offset);
 
 /* After iter_next returned 0: how the journal ends. */
-void cqrs_journal_iter_tail(const cqrs_journal_iter *it, cqrs_journal_tail *out);
+void cqrs__journal_iter_tail(const cqrs_journal_iter *it, cqrs_journal_tail *out);
 
-void cqrs_journal_iter_close(cqrs_journal_iter *it);
+void cqrs__journal_iter_close(cqrs_journal_iter *it);
 
 #ifdef __cplusplus
 }

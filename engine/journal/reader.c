@@ -64,16 +64,16 @@ int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *eng
 	if (m->fd < 0) {
 		rc = writable ? m->fd : -errno;
 		m->fd = -1;
-		return cqrs_fail(rc, "segment %s: cannot open: %s", m->name, cqrs_strerror(rc));
+		return cqrs__fail(rc, "segment %s: cannot open: %s", m->name, cqrs_strerror(rc));
 	}
 	if (fstat(m->fd, &st) != 0) {
 		rc = -errno;
 		cqrs__jseg_unmap(m);
-		return cqrs_fail(rc, "segment %s: fstat: %s", m->name, cqrs_strerror(rc));
+		return cqrs__fail(rc, "segment %s: fstat: %s", m->name, cqrs_strerror(rc));
 	}
 	if (st.st_size < (off_t)JSEG_FIXED) {
 		cqrs__jseg_unmap(m);
-		return cqrs_fail(CQRS_ECORRUPT, "segment %s, offset 0: file of %lld bytes has no header",
+		return cqrs__fail(CQRS_ECORRUPT, "segment %s, offset 0: file of %lld bytes has no header",
 				 m->name, (long long)st.st_size);
 	}
 	m->len = (size_t)st.st_size;
@@ -82,7 +82,7 @@ int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *eng
 		rc = -errno;
 		m->len = 0;
 		cqrs__jseg_unmap(m);
-		return cqrs_fail(rc, "segment %s: mmap: %s", m->name, cqrs_strerror(rc));
+		return cqrs__fail(rc, "segment %s: mmap: %s", m->name, cqrs_strerror(rc));
 	}
 	m->img = p;
 	madvise(p, m->len, MADV_SEQUENTIAL);
@@ -92,11 +92,11 @@ int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *eng
 		/* drop the inner "func:line: " prefix */
 		snprintf(why, sizeof why, "%s", c && !memchr(e, ' ', (size_t)(c - e)) ? c + 2 : e);
 		cqrs__jseg_unmap(m);
-		return cqrs_fail(rc, "segment %s, offset 0: %s", m->name, why);
+		return cqrs__fail(rc, "segment %s, offset 0: %s", m->name, why);
 	}
 	if (m->h.first_seq != first_seq) {
 		cqrs__jseg_unmap(m);
-		return cqrs_fail(CQRS_ECORRUPT, "segment %s, offset 16: header says first seq %" PRIu64,
+		return cqrs__fail(CQRS_ECORRUPT, "segment %s, offset 16: header says first seq %" PRIu64,
 				 m->name, m->h.first_seq);
 	}
 	m->scan_len = data_end(m->fd, m->len);
@@ -105,7 +105,7 @@ int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *eng
 	if (engine && strncmp(m->h.engine, engine, CQRS_NAME_MAX) != 0) {
 		snprintf(why, sizeof why, "%.31s", m->h.engine);
 		cqrs__jseg_unmap(m);
-		return cqrs_fail(CQRS_EFORMAT, "segment %s belongs to engine '%s', not '%s'", m->name,
+		return cqrs__fail(CQRS_EFORMAT, "segment %s belongs to engine '%s', not '%s'", m->name,
 				 why, engine);
 	}
 	return 0;
@@ -174,7 +174,7 @@ static int enter_segment(cqrs_journal_iter *it, int si)
 	if (first)
 		memcpy(it->engine, it->m.h.engine, CQRS_NAME_MAX);
 	else if (it->m.h.first_seq != it->expect)
-		return iter_fail(it, cqrs_fail(CQRS_ECORRUPT,
+		return iter_fail(it, cqrs__fail(CQRS_ECORRUPT,
 			"segment %s, offset %zu, seq %" PRIu64 ": seq gap: the next segment %s "
 			"starts at seq %" PRIu64, prev, prev_end, it->expect, it->m.name,
 			it->m.h.first_seq));
@@ -186,7 +186,7 @@ static int enter_segment(cqrs_journal_iter *it, int si)
 		cqrs_schema s;
 		rc = cqrs__jseg_schema(it->m.img, it->m.len, &it->m.h, t, &s);
 		if (rc < 0)
-			return iter_fail(it, cqrs_fail(CQRS_ECORRUPT, "segment %s: schema of event type %u "
+			return iter_fail(it, cqrs__fail(CQRS_ECORRUPT, "segment %s: schema of event type %u "
 						       "does not decode", it->m.name, t));
 		if (rc == 1) {
 			it->schemas[t] = malloc(sizeof s);
@@ -200,7 +200,7 @@ static int enter_segment(cqrs_journal_iter *it, int si)
 	return 0;
 }
 
-int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq)
+int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq)
 {
 	cqrs_journal_iter *it = calloc(1, sizeof *it);
 	int rc, start = 0;
@@ -215,12 +215,12 @@ int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t fr
 	if (it->dirfd < 0) {
 		rc = -errno;
 		free(it);
-		return cqrs_fail(rc, "journal %s: %s", dir, cqrs_strerror(rc));
+		return cqrs__fail(rc, "journal %s: %s", dir, cqrs_strerror(rc));
 	}
 	rc = cqrs__jseg_list(it->dirfd, &it->segs);
 	if (rc <= 0) {
-		cqrs_journal_iter_close(it);
-		return rc < 0 ? rc : cqrs_fail(CQRS_ENOTFOUND, "journal %s: no segments", dir);
+		cqrs__journal_iter_close(it);
+		return rc < 0 ? rc : cqrs__fail(CQRS_ENOTFOUND, "journal %s: no segments", dir);
 	}
 	it->nseg = rc;
 	/* The last segment whose first seq is <= from_seq. */
@@ -229,14 +229,14 @@ int cqrs_journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t fr
 			start = i;
 	rc = enter_segment(it, start);
 	if (rc) {
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 		return rc;
 	}
 	*out = it;
 	return 0;
 }
 
-int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
+int cqrs__journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
 {
 	if (it->err)
 		return it->err;
@@ -250,7 +250,7 @@ int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
 			const cqrs_jrec *r = (const cqrs_jrec *)(it->m.img + it->off);
 
 			it->last_off = it->off;
-			it->off += cqrs_jrec_span(r);
+			it->off += cqrs__jrec_span(r);
 			if (r->seq >= it->from) {
 				*rec = r;
 				return 1;
@@ -265,18 +265,18 @@ int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
 			jseg_scan s;
 			/* Same message as recovery. */
 			cqrs__jseg_scan(it->m.img, it->m.scan_len, it->off, it->expect, &s);
-			return iter_fail(it, cqrs_fail(CQRS_ECORRUPT, "segment %s, offset %zu, seq %" PRIu64
+			return iter_fail(it, cqrs__fail(CQRS_ECORRUPT, "segment %s, offset %zu, seq %" PRIu64
 						       ": %s", it->m.name, s.tail.bad_off,
 						       s.tail.bad_seq, s.tail.why));
 		}
 		cqrs__jscan_tail(it->m.img, it->m.scan_len, it->off, it->expect, &t);
 		if (t.kind == JTAIL_CORRUPT)
-			return iter_fail(it, cqrs_fail(CQRS_ECORRUPT, "segment %s, offset %zu, seq %" PRIu64
+			return iter_fail(it, cqrs__fail(CQRS_ECORRUPT, "segment %s, offset %zu, seq %" PRIu64
 						       ": %s", it->m.name, t.bad_off, t.bad_seq, t.why));
 		if (it->si + 1 < it->nseg) {
 			int rc;
 			if (t.kind == JTAIL_TORN)
-				return iter_fail(it, cqrs_fail(CQRS_ECORRUPT,
+				return iter_fail(it, cqrs__fail(CQRS_ECORRUPT,
 					"segment %s, offset %zu, seq %" PRIu64 ": invalid record in a "
 					"segment that is not the last", it->m.name, it->off, it->expect));
 			rc = enter_segment(it, it->si + 1);
@@ -295,12 +295,12 @@ int cqrs_journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
 	}
 }
 
-const cqrs_schema *cqrs_journal_iter_schema(const cqrs_journal_iter *it, uint32_t type)
+const cqrs_schema *cqrs__journal_iter_schema(const cqrs_journal_iter *it, uint32_t type)
 {
 	return type < it->nschemas ? it->schemas[type] : NULL;
 }
 
-void cqrs_journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_info *seg,
+void cqrs__journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_info *seg,
 			     uint64_t *offset)
 {
 	if (seg) {
@@ -318,12 +318,12 @@ void cqrs_journal_iter_where(const cqrs_journal_iter *it, cqrs_journal_segment_i
 		*offset = it->last_off;
 }
 
-void cqrs_journal_iter_tail(const cqrs_journal_iter *it, cqrs_journal_tail *out)
+void cqrs__journal_iter_tail(const cqrs_journal_iter *it, cqrs_journal_tail *out)
 {
 	*out = it->tail;
 }
 
-void cqrs_journal_iter_close(cqrs_journal_iter *it)
+void cqrs__journal_iter_close(cqrs_journal_iter *it)
 {
 	if (!it)
 		return;

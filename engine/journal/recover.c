@@ -31,7 +31,7 @@ static int corrupt(const cqrs_journal *j, const char *seg, size_t off, uint64_t 
 {
 	cqrs__jlog(j, CQRS_LOG_ERROR, "journal %s: segment %s, offset %zu, seq %" PRIu64 ": %s",
 		   j->dir, seg, off, seq, why);
-	return cqrs_fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %zu, seq %" PRIu64 ": %s",
+	return cqrs__fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %zu, seq %" PRIu64 ": %s",
 			 j->dir, seg, off, seq, why);
 }
 
@@ -50,11 +50,11 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 			snprintf(name, sizeof name, "%s.%zu.%d.torn", m->name, off, k);
 		fd = cqrs__jf_openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
 		if (fd < 0 && fd != -EEXIST)
-			return cqrs_fail(fd, "journal %s: cannot create %s: %s", j->dir, name,
+			return cqrs__fail(fd, "journal %s: cannot create %s: %s", j->dir, name,
 					 cqrs_strerror(fd));
 	}
 	if (fd < 0)
-		return cqrs_fail(-EEXIST, "journal %s: too many .torn files for %s", j->dir, m->name);
+		return cqrs__fail(-EEXIST, "journal %s: too many .torn files for %s", j->dir, m->name);
 	rc = cqrs__jf_pwrite_all(fd, m->img + off, end - off, 0, NULL);
 	if (rc == 0)
 		rc = cqrs__jf_fdatasync(fd);
@@ -62,7 +62,7 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 	if (rc == 0)
 		rc = cqrs__jf_dirsync(j->dirfd);
 	if (rc)
-		return cqrs_fail(rc, "journal %s: saving the torn tail to %s: %s", j->dir, name,
+		return cqrs__fail(rc, "journal %s: saving the torn tail to %s: %s", j->dir, name,
 				 cqrs_strerror(rc));
 	for (size_t p = off; p < end && rc == 0;) {
 		size_t n = end - p < sizeof zeros ? end - p : sizeof zeros;
@@ -72,7 +72,7 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 	if (rc == 0)
 		rc = cqrs__jf_fdatasync(m->fd);
 	if (rc)
-		return cqrs_fail(rc, "journal %s: zeroing the torn tail of %s: %s", j->dir, m->name,
+		return cqrs__fail(rc, "journal %s: zeroing the torn tail of %s: %s", j->dir, m->name,
 				 cqrs_strerror(rc));
 	rec->torn_bytes = end - off;
 	snprintf(rec->torn_file, sizeof rec->torn_file, "%s", name);
@@ -92,7 +92,7 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 	memset(rec, 0, sizeof *rec);
 	n = cqrs__jseg_list(j->dirfd, &segs);
 	if (n < 0)
-		return cqrs_fail(n, "journal %s: cannot list: %s", j->dir, cqrs_strerror(n));
+		return cqrs__fail(n, "journal %s: cannot list: %s", j->dir, cqrs_strerror(n));
 	if (n == 0) {
 		free(segs);
 		j->next_seq = 1;
@@ -158,7 +158,7 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 	}
 	rc = cqrs__jf_fdatasync(m.fd);
 	if (rc) {
-		rc = cqrs_fail(rc, "journal %s: fdatasync of %s: %s", j->dir, m.name, cqrs_strerror(rc));
+		rc = cqrs__fail(rc, "journal %s: fdatasync of %s: %s", j->dir, m.name, cqrs_strerror(rc));
 		goto out;
 	}
 	j->seg_fd = m.fd;

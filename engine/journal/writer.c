@@ -177,12 +177,12 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 	if (!ahead) {
 		rc = make_spare(j);
 		if (rc)
-			return cqrs_fail(rc, "journal %s: cannot create the next segment: %s", j->dir,
+			return cqrs__fail(rc, "journal %s: cannot create the next segment: %s", j->dir,
 					 cqrs_strerror(rc));
 	}
 	memset(j->hdrbuf, 0, j->hsize);
 	n = cqrs__jseg_header_encode(j->hdrbuf, j->hsize, j->engine, first_seq,
-				     j->cfg.ctime_ns ? j->cfg.ctime_ns : cqrs_wall_ns(), j->seg_size_cfg,
+				     j->cfg.ctime_ns ? j->cfg.ctime_ns : cqrs__wall_ns(), j->seg_size_cfg,
 				     j->schemas, j->ntypes);
 	if (n < 0) {
 		discard_spare(j);
@@ -199,7 +199,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 		rc = cqrs__jf_renameat(j->dirfd, JSEG_SPARE, name);
 	if (rc) {
 		discard_spare(j);
-		return cqrs_fail(rc, "journal %s: cannot start segment %s: %s", j->dir, name,
+		return cqrs__fail(rc, "journal %s: cannot start segment %s: %s", j->dir, name,
 				 cqrs_strerror(rc));
 	}
 	rc = cqrs__jf_dirsync(j->dirfd);
@@ -208,7 +208,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 		close(j->spare_fd);
 		j->spare_fd = -1;
 		poison(j, rc, "directory fsync after creating a segment");
-		return cqrs_fail(rc, "journal %s: fsync of the directory after creating %s failed",
+		return cqrs__fail(rc, "journal %s: fsync of the directory after creating %s failed",
 				 j->dir, name);
 	}
 	if (j->thr_started) {
@@ -334,7 +334,7 @@ static void submit_batch(cqrs_journal *j, jbatch *b)
 	int rc;
 
 	b->state = JB_WRITE;
-	b->submit_ns = cqrs_mono_ns();
+	b->submit_ns = cqrs__mono_ns();
 	j->cur = -1;
 	j->write_off = b->file_off + b->len;
 	j->st.batches++;
@@ -414,7 +414,7 @@ static int make_room(cqrs_journal *j, uint64_t span)
 	return 0;
 }
 
-int cqrs_journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t size, void **payload)
+int cqrs__journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t size, void **payload)
 {
 	const cqrs_schema *s;
 	uint64_t span;
@@ -477,7 +477,7 @@ static uint64_t synced_hint(const cqrs_journal *j)
 	return h;
 }
 
-uint64_t cqrs_journal_commit(cqrs_journal *j)
+uint64_t cqrs__journal_commit(cqrs_journal *j)
 {
 	jbatch *b;
 	cqrs_jrec *r;
@@ -489,7 +489,7 @@ uint64_t cqrs_journal_commit(cqrs_journal *j)
 	r = (cqrs_jrec *)(b->buf + j->claim_off);
 	r->synced_seq = synced_hint(j);
 	r->checksum = cqrs__jrec_checksum(r);
-	b->len += (uint32_t)cqrs_jrec_span(r);
+	b->len += (uint32_t)cqrs__jrec_span(r);
 	seq = j->next_seq++;
 	if (r->flags & CQRS_JREC_CMD_END) {
 		b->group_start = b->len;
@@ -499,24 +499,24 @@ uint64_t cqrs_journal_commit(cqrs_journal *j)
 	return seq;
 }
 
-int cqrs_journal_append(cqrs_journal *j, const cqrs_journal_event *ev, const void *payload,
+int cqrs__journal_append(cqrs_journal *j, const cqrs_journal_event *ev, const void *payload,
 			uint32_t size, uint64_t *seq)
 {
 	void *p;
 	uint64_t s;
-	int rc = cqrs_journal_claim(j, ev, size, &p);
+	int rc = cqrs__journal_claim(j, ev, size, &p);
 
 	if (rc)
 		return rc;
 	if (size)
 		memcpy(p, payload, size);
-	s = cqrs_journal_commit(j);
+	s = cqrs__journal_commit(j);
 	if (seq)
 		*seq = s;
 	return 0;
 }
 
-int cqrs_journal_abandon(cqrs_journal *j)
+int cqrs__journal_abandon(cqrs_journal *j)
 {
 	jbatch *b;
 	int n = 0;
@@ -526,7 +526,7 @@ int cqrs_journal_abandon(cqrs_journal *j)
 		return 0;
 	b = &j->b[j->cur];
 	for (uint32_t off = b->group_start; off < b->len; n++)
-		off += (uint32_t)cqrs_jrec_span((const cqrs_jrec *)(b->buf + off));
+		off += (uint32_t)cqrs__jrec_span((const cqrs_jrec *)(b->buf + off));
 	b->len = b->group_start;
 	j->next_seq -= (uint64_t)n;
 	if (b->len == 0)
@@ -534,7 +534,7 @@ int cqrs_journal_abandon(cqrs_journal *j)
 	return n;
 }
 
-int cqrs_journal_flush(cqrs_journal *j)
+int cqrs__journal_flush(cqrs_journal *j)
 {
 	if (j->poison)
 		return j->poison;
@@ -569,7 +569,7 @@ static bool in_flight(const cqrs_journal *j)
 	return j->used && j->b[j->head].state != JB_FILL;
 }
 
-int cqrs_journal_poll(cqrs_journal *j)
+int cqrs__journal_poll(cqrs_journal *j)
 {
 	int n, rc;
 
@@ -583,43 +583,43 @@ int cqrs_journal_poll(cqrs_journal *j)
 	return j->poison ? j->poison : n;
 }
 
-int cqrs_journal_wait(cqrs_journal *j, uint64_t timeout_ns)
+int cqrs__journal_wait(cqrs_journal *j, uint64_t timeout_ns)
 {
-	uint64_t start = cqrs_mono_ns();
+	uint64_t start = cqrs__mono_ns();
 	int n, rc;
 
 	if (!j->poison)
-		cqrs_journal_flush(j);
-	n = cqrs_journal_poll(j);
+		cqrs__journal_flush(j);
+	n = cqrs__journal_poll(j);
 	while (n == 0 && in_flight(j)) {
-		uint64_t spent = cqrs_mono_ns() - start;
+		uint64_t spent = cqrs__mono_ns() - start;
 
 		if (spent >= timeout_ns)
 			break;
 		rc = j->io->reap(j, timeout_ns - spent);
 		if (rc)
 			poison(j, rc, "waiting for completions");
-		n = cqrs_journal_poll(j);
+		n = cqrs__journal_poll(j);
 	}
 	return n;
 }
 
-uint64_t cqrs_journal_durable_seq(const cqrs_journal *j)
+uint64_t cqrs__journal_durable_seq(const cqrs_journal *j)
 {
 	return j->durable_seq;
 }
 
-uint64_t cqrs_journal_next_seq(const cqrs_journal *j)
+uint64_t cqrs__journal_next_seq(const cqrs_journal *j)
 {
 	return j->next_seq;
 }
 
-int cqrs_journal_poisoned(const cqrs_journal *j)
+int cqrs__journal_poisoned(const cqrs_journal *j)
 {
 	return j->poison;
 }
 
-void cqrs_journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out)
+void cqrs__journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out)
 {
 	*out = j->st;
 	/* relaxed: a statistic (pairs with the thread's relaxed increment). */
@@ -685,7 +685,7 @@ static int start_interval_thread(cqrs_journal *j)
 	rc = pthread_create(&j->thr, NULL, interval_main, j);
 	if (rc) {
 		pthread_cond_destroy(&j->cv);
-		return cqrs_fail(-rc, "journal: cannot start the interval fsync thread");
+		return cqrs__fail(-rc, "journal: cannot start the interval fsync thread");
 	}
 	j->thr_started = true;
 	pthread_setname_np(j->thr, "cqrs-jsync");
@@ -733,20 +733,20 @@ static void destroy(cqrs_journal *j)
 static int check_config(const cqrs_journal_config *c)
 {
 	if (!c || !c->dir || !c->dir[0] || strlen(c->dir) >= PATH_MAX - 64)
-		return cqrs_fail(-EINVAL, "journal: no directory");
+		return cqrs__fail(-EINVAL, "journal: no directory");
 	if (!c->engine || !cqrs__name_valid(c->engine, CQRS_NAME_MAX))
-		return cqrs_fail(-EINVAL, "journal: bad engine name");
+		return cqrs__fail(-EINVAL, "journal: bad engine name");
 	if (c->durability > CQRS_DURABLE_INTERVAL || c->io > CQRS_JOURNAL_IO_PWRITE)
-		return cqrs_fail(-EINVAL, "journal: bad durability or io mode");
+		return cqrs__fail(-EINVAL, "journal: bad durability or io mode");
 	if (c->nschemas > JSEG_MAX_TYPES || (c->nschemas && !c->schemas))
-		return cqrs_fail(-EINVAL, "journal: bad schema table");
+		return cqrs__fail(-EINVAL, "journal: bad schema table");
 	if (c->segment_size && (c->segment_size < JSEG_MIN_SIZE || c->segment_size % JSEG_ALIGN))
-		return cqrs_fail(-EINVAL, "journal: segment size must be >= %u and a multiple of %u",
+		return cqrs__fail(-EINVAL, "journal: segment size must be >= %u and a multiple of %u",
 				 JSEG_MIN_SIZE, JSEG_ALIGN);
 	if (c->queue_depth == 1 || c->queue_depth > MAX_QD)
-		return cqrs_fail(-EINVAL, "journal: queue depth must be 2..%u", MAX_QD);
+		return cqrs__fail(-EINVAL, "journal: queue depth must be 2..%u", MAX_QD);
 	if (c->batch_bytes && (c->batch_bytes < 4096 || c->batch_bytes > (256u << 20)))
-		return cqrs_fail(-EINVAL, "journal: batch buffer must be 4 KiB..256 MiB");
+		return cqrs__fail(-EINVAL, "journal: batch buffer must be 4 KiB..256 MiB");
 	return 0;
 }
 
@@ -767,14 +767,14 @@ static int open_io(cqrs_journal *j)
 	if (rc == 0)
 		return 0;
 	if (j->cfg.io == CQRS_JOURNAL_IO_URING)
-		return cqrs_fail(rc, "journal: io_uring setup failed: %s", cqrs_strerror(rc));
+		return cqrs__fail(rc, "journal: io_uring setup failed: %s", cqrs_strerror(rc));
 	cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: io_uring unavailable (%s): falling back to "
 		   "pwritev + fdatasync", j->dir, cqrs_strerror(rc));
 	j->io = &cqrs__jio_pwrite;
 	return 0;
 }
 
-int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
+int cqrs__journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 		      cqrs_journal_recovery *rec)
 {
 	cqrs_journal_recovery local;
@@ -813,7 +813,7 @@ int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 		j->cfg.interval_ms = DEFAULT_INTERVAL_MS;
 	if (j->hsize == 0 || j->seg_size_cfg < 2ull * j->hsize) {
 		destroy(j);
-		return cqrs_fail(-EINVAL, "journal: schemas invalid, or the header does not fit the "
+		return cqrs__fail(-EINVAL, "journal: schemas invalid, or the header does not fit the "
 				 "segment size");
 	}
 	j->hdrbuf = calloc(1, j->hsize);
@@ -826,26 +826,26 @@ int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 	if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) {
 		rc = -errno;
 		destroy(j);
-		return cqrs_fail(rc, "journal: cannot create %s: %s", cfg->dir, cqrs_strerror(rc));
+		return cqrs__fail(rc, "journal: cannot create %s: %s", cfg->dir, cqrs_strerror(rc));
 	}
 	j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0) {
 		rc = -errno;
 		destroy(j);
-		return cqrs_fail(rc, "journal: cannot open %s: %s", cfg->dir, cqrs_strerror(rc));
+		return cqrs__fail(rc, "journal: cannot open %s: %s", cfg->dir, cqrs_strerror(rc));
 	}
 	j->lockfd = cqrs__jf_openat(j->dirfd, JSEG_LOCK, O_RDWR | O_CREAT, 0644);
 	if (j->lockfd < 0) {
 		rc = j->lockfd;
 		j->lockfd = -1;
 		destroy(j);
-		return cqrs_fail(rc, "journal: cannot create %s/" JSEG_LOCK ": %s", cfg->dir,
+		return cqrs__fail(rc, "journal: cannot create %s/" JSEG_LOCK ": %s", cfg->dir,
 				 cqrs_strerror(rc));
 	}
 	if (flock(j->lockfd, LOCK_EX | LOCK_NB) != 0) {
 		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		destroy(j);
-		return cqrs_fail(rc, "journal: %s is in use by another writer", cfg->dir);
+		return cqrs__fail(rc, "journal: %s is in use by another writer", cfg->dir);
 	}
 	unlinkat(j->dirfd, JSEG_SPARE, 0); /* a spare never holds records */
 
@@ -885,20 +885,20 @@ int cqrs_journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 	return 0;
 }
 
-int cqrs_journal_close(cqrs_journal *j)
+int cqrs__journal_close(cqrs_journal *j)
 {
 	int rc = 0;
 
 	if (!j)
 		return 0;
-	cqrs_journal_abandon(j); /* an unfinished command was never acknowledged */
+	cqrs__journal_abandon(j); /* an unfinished command was never acknowledged */
 	if (j->cur >= 0 && j->b[j->cur].len == 0) {
 		j->b[j->cur].state = JB_FREE; /* cur is always the last used batch */
 		j->used--;
 		j->cur = -1;
 	}
 	while (!j->poison && j->used) {
-		if (cqrs_journal_wait(j, 1000000000u) < 0)
+		if (cqrs__journal_wait(j, 1000000000u) < 0)
 			break;
 	}
 	if (j->io)

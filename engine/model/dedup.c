@@ -29,9 +29,9 @@ struct cqrs_dedup {
 	uint32_t window;
 };
 
-int cqrs_dedup_create(uint32_t window, cqrs_dedup **out)
+int cqrs__dedup_create(uint32_t window, cqrs_dedup **out)
 {
-	cqrs_dedup *d = cqrs_wm_calloc(sizeof *d);
+	cqrs_dedup *d = cqrs__wm_calloc(sizeof *d);
 	int rc;
 
 	*out = NULL;
@@ -41,22 +41,22 @@ int cqrs_dedup_create(uint32_t window, cqrs_dedup **out)
 	rc = cqrs_store_create(8, (uint32_t)(sizeof(client) + d->window * sizeof(slot)), 1024,
 			       &d->clients);
 	if (rc) {
-		cqrs_wm_free(d, sizeof *d);
+		cqrs__wm_free(d, sizeof *d);
 		return rc;
 	}
 	*out = d;
 	return 0;
 }
 
-void cqrs_dedup_destroy(cqrs_dedup *d)
+void cqrs__dedup_destroy(cqrs_dedup *d)
 {
 	if (!d)
 		return;
 	cqrs_store_destroy(d->clients);
-	cqrs_wm_free(d, sizeof *d);
+	cqrs__wm_free(d, sizeof *d);
 }
 
-int cqrs_dedup_check(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t *seq)
+int cqrs__dedup_check(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t *seq)
 {
 	client *c = cqrs_store_get(d->clients, &id);
 	const slot *s;
@@ -74,7 +74,7 @@ int cqrs_dedup_check(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t *seq)
 	return 0;
 }
 
-int cqrs_dedup_record(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t seq)
+int cqrs__dedup_record(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t seq)
 {
 	client *c = cqrs_store_upsert(d->clients, &id, NULL);
 	slot *s;

@@ -10,15 +10,15 @@
 
 typedef struct cqrs_dedup cqrs_dedup;
 
-int cqrs_dedup_create(uint32_t window, cqrs_dedup **out);
-void cqrs_dedup_destroy(cqrs_dedup *d);
+int cqrs__dedup_create(uint32_t window, cqrs_dedup **out);
+void cqrs__dedup_destroy(cqrs_dedup *d);
 
 /* 0: not seen; 1: duplicate, *seq = the original's last event seq (0 if
  * the original is older than the window and its result is gone: still a
  * duplicate, never applied twice); -ENOMEM. */
-int cqrs_dedup_check(cqrs_dedup *d, uint64_t client, uint64_t cseq, uint64_t *seq);
+int cqrs__dedup_check(cqrs_dedup *d, uint64_t client, uint64_t cseq, uint64_t *seq);
 
 /* Remembers the result of an accepted command. 0 or -ENOMEM. */
-int cqrs_dedup_record(cqrs_dedup *d, uint64_t client, uint64_t cseq, uint64_t seq);
+int cqrs__dedup_record(cqrs_dedup *d, uint64_t client, uint64_t cseq, uint64_t seq);
 
 #endif

@@ -30,7 +30,7 @@
  * Replaying 1M events of sequential ids on one thread: 2.3M -> 4.3-4.7M
  * events/s (docs/ARCHITECTURE.md, "Recovery").
  *
- * cqrs_id_hash_ck is the ck_ht hash callback for a DIRECT-mode table whose
+ * cqrs__id_hash_ck is the ck_ht hash callback for a DIRECT-mode table whose
  * stored key is a u64 (both tables store id + 1).
  */
 #ifndef CQRS_ENGINE_ID_HASH_H
@@ -45,7 +45,7 @@
 
 #define ID_HASH_BITS 6
 
-static inline uint64_t cqrs_id_hash(uint64_t id, uint64_t seed)
+static inline uint64_t cqrs__id_hash(uint64_t id, uint64_t seed)
 {
 	const uint64_t low = (UINT64_C(1) << ID_HASH_BITS) - 1;
 	uint64_t block = id >> ID_HASH_BITS;
@@ -54,13 +54,13 @@ static inline uint64_t cqrs_id_hash(uint64_t id, uint64_t seed)
 	return (x << ID_HASH_BITS) | ((id + (x >> (64 - ID_HASH_BITS))) & low);
 }
 
-static inline void cqrs_id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+static inline void cqrs__id_hash_ck(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
 {
 	uint64_t k;
 
 	(void)len; /* DIRECT mode: always the u64 key */
 	memcpy(&k, key, sizeof k);
-	h->value = cqrs_id_hash(k, seed);
+	h->value = cqrs__id_hash(k, seed);
 }
 
 #endif

@@ -48,19 +48,19 @@ int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity, c
 
 	*out = NULL;
 	if (keylen == 0 || keylen > 64 || value_size == 0)
-		return cqrs_fail(-EINVAL, "store: key length %u (1..64), value size %u", keylen, value_size);
+		return cqrs__fail(-EINVAL, "store: key length %u (1..64), value size %u", keylen, value_size);
 	if (capacity > CQRS_WM_MAX_ENTRIES)
-		return cqrs_fail(-EINVAL, "store: capacity %llu above 2^30", (unsigned long long)capacity);
-	s = cqrs_wm_calloc(sizeof *s);
+		return cqrs__fail(-EINVAL, "store: capacity %llu above 2^30", (unsigned long long)capacity);
+	s = cqrs__wm_calloc(sizeof *s);
 	if (!s)
-		return cqrs_fail(-ENOMEM, "store: out of memory");
+		return cqrs__fail(-ENOMEM, "store: out of memory");
 	s->keylen = keylen;
 	s->value_size = value_size;
 	s->header = mode == CK_HT_MODE_DIRECT ? 0 : (keylen + 15u) & ~15u;
-	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? cqrs_id_hash_ck : hash_bytes,
-			&cqrs_wm_ck_malloc, cqrs_ck_ht_slots(capacity), 0x9e3779b97f4a7c15ull)) {
-		cqrs_wm_free(s, sizeof *s);
-		return cqrs_fail(-ENOMEM, "store: cannot allocate a table of %llu",
+	if (!ck_ht_init(&s->ht, mode, mode == CK_HT_MODE_DIRECT ? cqrs__id_hash_ck : hash_bytes,
+			&cqrs_wm_ck_malloc, cqrs__ck_ht_slots(capacity), 0x9e3779b97f4a7c15ull)) {
+		cqrs__wm_free(s, sizeof *s);
+		return cqrs__fail(-ENOMEM, "store: cannot allocate a table of %llu",
 				 (unsigned long long)capacity);
 	}
 	*out = s;
@@ -115,7 +115,7 @@ void *cqrs_store_upsert(cqrs_store *s, const void *key, int *created)
 		return NULL;
 	if (rc == 1)
 		return value_of(s, &e);
-	obj = cqrs_wm_calloc(s->header + s->value_size);
+	obj = cqrs__wm_calloc(s->header + s->value_size);
 	if (!obj)
 		return NULL;
 	if (s->header == 0) {
@@ -127,7 +127,7 @@ void *cqrs_store_upsert(cqrs_store *s, const void *key, int *created)
 		ck_ht_entry_set(&e, h, obj, (uint16_t)s->keylen, obj + s->header);
 	}
 	if (!ck_ht_put_spmc(&s->ht, h, &e)) {
-		cqrs_wm_free(obj, s->header + s->value_size);
+		cqrs__wm_free(obj, s->header + s->value_size);
 		return NULL;
 	}
 	s->count++;
@@ -150,7 +150,7 @@ int cqrs_store_remove(cqrs_store *s, const void *key)
 	val = value_of(s, &e);
 	if (!ck_ht_remove_spmc(&s->ht, h, &e))
 		return CQRS_ENOTFOUND;
-	cqrs_wm_free((uint8_t *)val - s->header, s->header + s->value_size);
+	cqrs__wm_free((uint8_t *)val - s->header, s->header + s->value_size);
 	s->count--;
 	return 0;
 }
@@ -192,7 +192,7 @@ void cqrs_store_destroy(cqrs_store *s)
 	if (!s)
 		return;
 	while (ck_ht_next(&s->ht, &it, &e))
-		cqrs_wm_free((uint8_t *)value_of(s, e) - s->header, s->header + s->value_size);
+		cqrs__wm_free((uint8_t *)value_of(s, e) - s->header, s->header + s->value_size);
 	ck_ht_destroy(&s->ht);
-	cqrs_wm_free(s, sizeof *s);
+	cqrs__wm_free(s, sizeof *s);
 }

@@ -15,32 +15,32 @@ struct cqrs_versions {
 	ck_ht_t ht;
 };
 
-int cqrs_versions_create(uint64_t capacity, cqrs_versions **out)
+int cqrs__versions_create(uint64_t capacity, cqrs_versions **out)
 {
-	cqrs_versions *v = cqrs_wm_calloc(sizeof *v);
+	cqrs_versions *v = cqrs__wm_calloc(sizeof *v);
 
 	*out = NULL;
 	if (!v)
-		return cqrs_fail(-ENOMEM, "version map: out of memory");
-	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, cqrs_id_hash_ck, &cqrs_wm_ck_malloc,
-			cqrs_ck_ht_slots(capacity), 0x5bd1e9955bd1e995ull)) {
-		cqrs_wm_free(v, sizeof *v);
-		return cqrs_fail(-ENOMEM, "version map: cannot allocate a table for %llu aggregates",
+		return cqrs__fail(-ENOMEM, "version map: out of memory");
+	if (!ck_ht_init(&v->ht, CK_HT_MODE_DIRECT, cqrs__id_hash_ck, &cqrs_wm_ck_malloc,
+			cqrs__ck_ht_slots(capacity), 0x5bd1e9955bd1e995ull)) {
+		cqrs__wm_free(v, sizeof *v);
+		return cqrs__fail(-ENOMEM, "version map: cannot allocate a table for %llu aggregates",
 				 (unsigned long long)capacity);
 	}
 	*out = v;
 	return 0;
 }
 
-void cqrs_versions_destroy(cqrs_versions *v)
+void cqrs__versions_destroy(cqrs_versions *v)
 {
 	if (!v)
 		return;
 	ck_ht_destroy(&v->ht);
-	cqrs_wm_free(v, sizeof *v);
+	cqrs__wm_free(v, sizeof *v);
 }
 
-uint64_t cqrs_versions_get(cqrs_versions *v, uint64_t id)
+uint64_t cqrs__versions_get(cqrs_versions *v, uint64_t id)
 {
 	ck_ht_entry_t e;
 	ck_ht_hash_t h;
@@ -52,7 +52,7 @@ uint64_t cqrs_versions_get(cqrs_versions *v, uint64_t id)
 	return ck_ht_get_spmc(&v->ht, h, &e) ? (uint64_t)ck_ht_entry_value_direct(&e) : 0;
 }
 
-int cqrs_versions_set(cqrs_versions *v, uint64_t id, uint64_t version)
+int cqrs__versions_set(cqrs_versions *v, uint64_t id, uint64_t version)
 {
 	ck_ht_entry_t e;
 	ck_ht_hash_t h;

@@ -11,11 +11,11 @@
 
 typedef struct cqrs_versions cqrs_versions;
 
-int cqrs_versions_create(uint64_t capacity, cqrs_versions **out);
-void cqrs_versions_destroy(cqrs_versions *v);
+int cqrs__versions_create(uint64_t capacity, cqrs_versions **out);
+void cqrs__versions_destroy(cqrs_versions *v);
 /* 0 for an aggregate never seen. Aggregate ids are 0..UINT64_MAX-1. */
-uint64_t cqrs_versions_get(cqrs_versions *v, uint64_t aggregate_id);
+uint64_t cqrs__versions_get(cqrs_versions *v, uint64_t aggregate_id);
 /* 0 or -ENOMEM / -EINVAL (aggregate id UINT64_MAX). */
-int cqrs_versions_set(cqrs_versions *v, uint64_t aggregate_id, uint64_t version);
+int cqrs__versions_set(cqrs_versions *v, uint64_t aggregate_id, uint64_t version);
 
 #endif

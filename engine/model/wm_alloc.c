@@ -51,7 +51,7 @@ static extent_hooks_t huge_hooks;     /* the same, with huge_alloc */
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-/* The prefaulter (cqrs_wm_prefault): a thread that faults in the extents
+/* The prefaulter (cqrs__wm_prefault): a thread that faults in the extents
  * the arena maps, 2 MiB at a time from the low end (jemalloc carves
  * allocations from an extent's low addresses first), so that the command
  * thread finds its next aggregates' pages present instead of zeroing each
@@ -59,7 +59,7 @@ static extent_hooks_t huge_hooks;     /* the same, with huge_alloc */
  * memory lazily, and every command queued behind the fault waits it out.
  * The hook only queues the range (jemalloc maps few, large extents and
  * carves the rest from what it retains: five in a benchmark run, 832 MiB
- * in all). cqrs_wm_prefault faults in what is queued on the calling
+ * in all). cqrs__wm_prefault faults in what is queued on the calling
  * thread (an engine's start, with cqrs_config.pretouch, after the write
  * model is rebuilt: 1-3 s for those 832 MiB on the VM) and starts the
  * thread for what comes later. That is ahead of use only where the thread
@@ -233,7 +233,7 @@ static int flags(void)
 	       (tcache_state > 0 ? MALLOCX_TCACHE(tcache_index) : MALLOCX_TCACHE_NONE);
 }
 
-int cqrs_wm_prefault(void)
+int cqrs__wm_prefault(void)
 {
 #if HUGE_HOOKS
 	uintptr_t lo, hi;
@@ -275,18 +275,18 @@ int cqrs_wm_prefault(void)
 #endif
 }
 
-int cqrs_wm_arena(void)
+int cqrs__wm_arena(void)
 {
 	flags();
 	return arena_ok ? (int)arena_index : -1;
 }
 
-void *cqrs_wm_calloc(size_t size)
+void *cqrs__wm_calloc(size_t size)
 {
 	return mallocx(size ? size : 1, flags() | MALLOCX_ZERO);
 }
 
-void cqrs_wm_free(void *p, size_t size)
+void cqrs__wm_free(void *p, size_t size)
 {
 	(void)size;
 	if (p)

@@ -13,8 +13,8 @@
 #include <ck_malloc.h>
 
 /* Zeroed allocation from the write-model arena; NULL on failure. */
-void *cqrs_wm_calloc(size_t size);
-void cqrs_wm_free(void *p, size_t size);
+void *cqrs__wm_calloc(size_t size);
+void cqrs__wm_free(void *p, size_t size);
 
 /* ck_malloc adaptor over the arena, for ck_ht tables of the write model. */
 extern struct ck_malloc cqrs_wm_ck_malloc;
@@ -26,7 +26,7 @@ extern struct ck_malloc cqrs_wm_ck_malloc;
 /* Slots for a write-model ck_ht that holds entries before it grows: ck_ht
  * keeps its load factor at or below 0.5 (it doubles when entries * 2 >
  * slots) and rounds slots up to a power of two. */
-static inline uint64_t cqrs_ck_ht_slots(uint64_t entries)
+static inline uint64_t cqrs__ck_ht_slots(uint64_t entries)
 {
 	return entries < 32 ? 64 : entries * 2;
 }
@@ -37,10 +37,10 @@ static inline uint64_t cqrs_ck_ht_slots(uint64_t entries)
  * maps later (wm_alloc.c has why). cqrs_config.pretouch asks for it at an
  * engine's start. 0, or -errno: -EINVAL where the kernel lacks
  * MADV_POPULATE_WRITE (before 5.14), -ENOTSUP without the arena's hooks. */
-int cqrs_wm_prefault(void);
+int cqrs__wm_prefault(void);
 
 /* Arena index (for stats); -1 if the arena could not be created and the
  * default arena is in use. */
-int cqrs_wm_arena(void);
+int cqrs__wm_arena(void);
 
 #endif

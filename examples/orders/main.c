@@ -267,7 +267,7 @@ static void *load_main(void *arg)
 	load *l = arg;
 	load_batch *batches = calloc(DEPTH, sizeof *batches);
 	load_state st = { .cap = 1 << 16,
-			  .seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)cqrs_mono_ns() };
+			  .seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)cqrs__mono_ns() };
 
 	st.orders = calloc(st.cap, sizeof *st.orders);
 	if (!batches || !st.orders) {
@@ -310,7 +310,7 @@ static void *probe_main(void *arg)
 				    .item_count = 1, .total = 999 };
 		cqrs_command c = { .type = CMD_CREATE_ORDER, .size = sizeof co, .data = &co };
 		cqrs_ticket t;
-		uint64_t t0 = cqrs_mono_ns(), seq;
+		uint64_t t0 = cqrs__mono_ns(), seq;
 		struct timespec pause = { 0, 200000 };
 
 		strcpy(co.shipping_address, "probe");
@@ -321,7 +321,7 @@ static void *probe_main(void *arg)
 			break;
 		seq = cqrs_ticket_seq(&t);
 		if (cqrs_view_wait(v, seq, 5000000000ull) == 0) {
-			cqrs_hist_record_mt(&l->visible, cqrs_mono_ns() - t0);
+			cqrs__hist_record_mt(&l->visible, cqrs__mono_ns() - t0);
 			atomic_fetch_add_explicit(&l->probes, 1, memory_order_relaxed);
 		}
 		if (l->probe_fd >= 0) {
@@ -516,11 +516,11 @@ static int run_demo(const options *o)
 	seq0 = cqrs_engine_durable_seq(e);
 	bytes0 = CTR(c->journal_bytes);
 	syncs0 = CTR(c->fdatasyncs);
-	t0 = cqrs_mono_ns();
+	t0 = cqrs__mono_ns();
 	t_end = t0 + (uint64_t)(o->duration * 1e9);
 	pthread_create(&load_thread, NULL, load_main, &l);
 	pthread_create(&probe_thread, NULL, probe_main, &l);
-	for (uint64_t now = cqrs_mono_ns(); now < t_end && !got_signal; now = cqrs_mono_ns()) {
+	for (uint64_t now = cqrs__mono_ns(); now < t_end && !got_signal; now = cqrs__mono_ns()) {
 		struct timespec tick = { 0, 250000000 };
 		uint64_t d, lag, applied;
 		double secs = (double)(now - t0) / 1e9;
@@ -536,7 +536,7 @@ static int run_demo(const options *o)
 				"  probe p50 %6.1f us  lag %6" PRIu64 " ev%s",
 				isatty_err ? "\r" : "", secs, atomic_load(&l.submitted),
 				secs > 0 ? (double)atomic_load(&l.submitted) / secs : 0.0, d - seq0,
-				(double)cqrs_hist_quantile(&l.visible, 0.5) / 1e3, lag,
+				(double)cqrs__hist_quantile(&l.visible, 0.5) / 1e3, lag,
 				isatty_err ? "" : "\n");
 	}
 	atomic_store(&l.stop, 1);
@@ -545,7 +545,7 @@ static int run_demo(const options *o)
 	if (!o->quiet && isatty_err)
 		fputc('\n', stderr);
 	{
-		uint64_t t1 = cqrs_mono_ns();
+		uint64_t t1 = cqrs__mono_ns();
 		double secs = (double)(t1 - t0) / 1e9;
 		uint64_t submitted = atomic_load(&l.submitted);
 		uint64_t mb = CTR(c->journal_bytes) - bytes0;
@@ -563,9 +563,9 @@ static int run_demo(const options *o)
 		printf("%-34s %" PRIu64 " accepted, %" PRIu64 " rejected\n", "commands",
 		       atomic_load(&l.accepted), atomic_load(&l.rejected));
 		printf("%-34s %.1f / %.1f / %.1f us (%" PRIu64 " probes)\n",
-		       "command-to-visible p50/p99/p99.9", (double)cqrs_hist_quantile(&l.visible, 0.5) / 1e3,
-		       (double)cqrs_hist_quantile(&l.visible, 0.99) / 1e3,
-		       (double)cqrs_hist_quantile(&l.visible, 0.999) / 1e3, atomic_load(&l.probes));
+		       "command-to-visible p50/p99/p99.9", (double)cqrs__hist_quantile(&l.visible, 0.5) / 1e3,
+		       (double)cqrs__hist_quantile(&l.visible, 0.99) / 1e3,
+		       (double)cqrs__hist_quantile(&l.visible, 0.999) / 1e3, atomic_load(&l.probes));
 		printf("%-34s %.0f (%" PRIu64 " rows seen, %" PRIu64 " errors)\n",
 		       "reader queries/s (other process)", (double)rr.queries / secs, rr.rows, rr.errors);
 		printf("%-34s %" PRIu64 " ok, %" PRIu64 " failed\n", "read-your-writes checks",

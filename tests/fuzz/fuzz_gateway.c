@@ -113,7 +113,7 @@ static void check_pure(uint32_t rtype, const uint8_t *p, size_t n)
 	static const cqrs_gw_cmdtab tab = { .size = { [1] = 16, [7] = 3, [255] = 200 } };
 	uint8_t payload[256];
 	char why[CQRS_GW_REASON];
-	cqrs_gw_req req;
+	cqrs__gw_req req;
 	uint32_t len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	int rc = cqrs__gw_check_request(&tab, rtype, p, len, &req, payload, sizeof payload, why);
 

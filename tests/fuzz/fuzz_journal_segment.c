@@ -70,7 +70,7 @@ static void fix_records(uint8_t *img, size_t len, size_t off)
 		if (r->size > JREC_MAX_PAYLOAD || r->size > len - off - CQRS_JREC_HEADER)
 			return;
 		r->checksum = cqrs__jrec_checksum(r);
-		off += cqrs_jrec_span(r);
+		off += cqrs__jrec_span(r);
 	}
 }
 
@@ -111,16 +111,16 @@ static void iterate_file(const uint8_t *img, size_t len, uint64_t first_seq)
 		return;
 	}
 	close(fd);
-	if (cqrs_journal_iter_open(&it, tmpdir, 0) == 0) {
-		while (n++ < 100000 && cqrs_journal_iter_next(it, &r) == 1) {
+	if (cqrs__journal_iter_open(&it, tmpdir, 0) == 0) {
+		while (n++ < 100000 && cqrs__journal_iter_next(it, &r) == 1) {
 			cqrs_journal_segment_info si;
 			uint64_t off;
-			cqrs_journal_iter_where(it, &si, &off);
-			if (off + cqrs_jrec_span(r) > si.file_size || cqrs__jrec_checksum(r) != r->checksum)
+			cqrs__journal_iter_where(it, &si, &off);
+			if (off + cqrs__jrec_span(r) > si.file_size || cqrs__jrec_checksum(r) != r->checksum)
 				abort();
-			(void)cqrs_journal_iter_schema(it, r->type);
+			(void)cqrs__journal_iter_schema(it, r->type);
 		}
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 	}
 	unlink(path);
 }

@@ -74,15 +74,15 @@ static void read_control(const uint8_t *img, size_t len)
 	uint32_t slot;
 
 	memset(&c, 0, sizeof c);
-	if (cqrs_ctl_check(img, len, &c.p))
+	if (cqrs__ctl_check(img, len, &c.p))
 		return;
 	c.seg.base = (uint8_t *)img;
 	c.seg.size = len;
-	for (uint32_t i = 0; i < cqrs_ctl_view_count(&c) && i < 4; i++)
-		cqrs_ctl_view_at(&c, i, &e);
-	cqrs_ctl_find_view(&c, "orders", &e, &slot);
-	for (uint32_t i = 0; i < cqrs_ctl_command_count(&c) && i < 8; i++)
-		cqrs_ctl_command_schema(&c, i, &s);
+	for (uint32_t i = 0; i < cqrs__ctl_view_count(&c) && i < 4; i++)
+		cqrs__ctl_view_at(&c, i, &e);
+	cqrs__ctl_find_view(&c, "orders", &e, &slot);
+	for (uint32_t i = 0; i < cqrs__ctl_command_count(&c) && i < 8; i++)
+		cqrs__ctl_command_schema(&c, i, &s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -61,7 +61,7 @@ static cqrs_client *hostile_connect(cqrs__client_parts *pp)
 static void garbage_record(cqrs__client_parts *pp)
 {
 	uint8_t buf[1024];
-	cqrs_gw_req *h = (cqrs_gw_req *)(void *)buf;
+	cqrs__gw_req *h = (cqrs__gw_req *)(void *)buf;
 	uint32_t max = (uint32_t)(pp->p->req_capacity / 2 - CQRS_MPSC_REC_HDR);
 	uint32_t rtype = rnd() % 4 == 0 ? (uint32_t)rnd() : CQRS_GW_REC_REQUEST, len;
 	void *d;
@@ -73,7 +73,7 @@ static void garbage_record(cqrs__client_parts *pp)
 	case 1: len = max - (uint32_t)(rnd() % 64); break;          /* huge */
 	case 2: len = (uint32_t)(rnd() % sizeof buf); break;        /* random bytes */
 	default:                                                    /* plausible header */
-		*h = (cqrs_gw_req){ .request_id = rnd(), .client_seq = rnd() % 3,
+		*h = (cqrs__gw_req){ .request_id = rnd(), .client_seq = rnd() % 3,
 				    .type = (uint32_t)(rnd() % 10), .size = (uint32_t)(rnd() % 120),
 				    .flags = (uint32_t)(rnd() % 3), .reserved = (uint32_t)(rnd() % 5 == 0) };
 		if (rnd() % 4 == 0)

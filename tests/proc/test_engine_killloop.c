@@ -150,10 +150,10 @@ int main(int argc, char **argv)
 		cqrs_journal_iter *it;
 		const cqrs_jrec *r;
 		memset(seen_at, 0, sizeof seen_at);
-		if (cqrs_journal_iter_open(&it, jdir, 1))
+		if (cqrs__journal_iter_open(&it, jdir, 1))
 			return fail("journal iterator");
-		while (cqrs_journal_iter_next(it, &r) == 1) {
-			const bank_deposited *ev = cqrs_jrec_payload(r);
+		while (cqrs__journal_iter_next(it, &r) == 1) {
+			const bank_deposited *ev = cqrs__jrec_payload(r);
 			if (r->seq != expect++)
 				return fail("journal has a gap");
 			if (r->client_seq >= MAX_CSEQ || seen_at[r->client_seq])
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 			balance[ev->account] += ev->amount;
 			ops[ev->account]++;
 		}
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 		if (expect - 1 != durable)
 			return fail("journal end differs from the engine's durable seq");
 		for (uint64_t cs = 1; cs < MAX_CSEQ && cs <= max_cseq + 64; cs++)

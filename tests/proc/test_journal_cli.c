@@ -57,9 +57,9 @@ int main(void)
 		return 1;
 	jt_config(&c, dir, CQRS_DURABLE_BATCH);
 	c.segment_size = 32u << 10;
-	CHECK(cqrs_journal_open(&j, &c, NULL) == 0, "open: %s", cqrs_last_error());
+	CHECK(cqrs__journal_open(&j, &c, NULL) == 0, "open: %s", cqrs_last_error());
 	CHECK(jt_append(j, 500, 3, 1, &sub) == 0, "append");
-	CHECK(cqrs_journal_close(j) == 0, "close");
+	CHECK(cqrs__journal_close(j) == 0, "close");
 
 	snprintf(args, sizeof args, "verify %s", dir);
 	rc = run(args, out, sizeof out);
@@ -89,11 +89,11 @@ int main(void)
 		uint8_t junk[100];
 		int fd;
 
-		CHECK(cqrs_journal_iter_open(&it, dir, 1) == 0, "iter");
-		while (cqrs_journal_iter_next(it, &r) == 1)
+		CHECK(cqrs__journal_iter_open(&it, dir, 1) == 0, "iter");
+		while (cqrs__journal_iter_next(it, &r) == 1)
 			;
-		cqrs_journal_iter_tail(it, &t);
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_tail(it, &t);
+		cqrs__journal_iter_close(it);
 		jt_path(seg, sizeof seg, dir, t.segment);
 		memset(junk, 0x5a, sizeof junk);
 		fd = open(seg, O_RDWR);
@@ -105,7 +105,7 @@ int main(void)
 		CHECK(rc == 2 && strstr(out, "torn tail: segment ") && strstr(out, t.segment) &&
 		      strstr(out, "seq 501"), "verify torn: rc %d: %s", rc, out);
 		/* Recovery cuts it; then clean again. */
-		CHECK(cqrs_journal_open(&j, &c, NULL) == 0 && cqrs_journal_close(j) == 0, "recover");
+		CHECK(cqrs__journal_open(&j, &c, NULL) == 0 && cqrs__journal_close(j) == 0, "recover");
 		rc = run(args, out, sizeof out);
 		CHECK(rc == 0, "verify after recovery: rc %d: %s", rc, out);
 	}

@@ -38,12 +38,12 @@ static void child(const char *dir, int fd)
 	c.segment_size = 64u << 10;
 	c.batch_bytes = 8192;
 	c.on_durable = child_on_durable;
-	if (cqrs_journal_open(&j, &c, NULL) != 0) {
+	if (cqrs__journal_open(&j, &c, NULL) != 0) {
 		fprintf(stderr, "child: open: %s\n", cqrs_last_error());
 		_exit(3);
 	}
 	for (;;) {
-		int rc = jt_append(j, 1 + (int)(cqrs_journal_next_seq(j) % 5), 3, 1, NULL);
+		int rc = jt_append(j, 1 + (int)(cqrs__journal_next_seq(j) % 5), 3, 1, NULL);
 		if (rc) {
 			fprintf(stderr, "child: append: %s\n", cqrs_strerror(rc));
 			_exit(5);
@@ -97,12 +97,12 @@ int main(void)
 			cqrs_journal *j;
 			jt_config(&c, dir, CQRS_DURABLE_BATCH);
 			c.segment_size = 64u << 10;
-			if (cqrs_journal_open(&j, &c, &rec) != 0) {
+			if (cqrs__journal_open(&j, &c, &rec) != 0) {
 				fprintf(stderr, "cycle %d: reopen: %s\n", done, cqrs_last_error());
 				return 1;
 			}
 			torn += rec.torn_bytes > 0;
-			cqrs_journal_close(j);
+			cqrs__journal_close(j);
 		}
 		got = jt_read_all(dir, NULL);
 		if (got < 0 || (uint64_t)got < acked) {
@@ -118,11 +118,11 @@ int main(void)
 		cqrs_journal *j;
 		jt_config(&c, dir, CQRS_DURABLE_BATCH);
 		c.segment_size = 64u << 10;
-		if (cqrs_journal_open(&j, &c, &rec) != 0 || rec.next_seq - 1 < acked) {
+		if (cqrs__journal_open(&j, &c, &rec) != 0 || rec.next_seq - 1 < acked) {
 			fprintf(stderr, "final open: %s\n", cqrs_last_error());
 			return 1;
 		}
-		cqrs_journal_close(j);
+		cqrs__journal_close(j);
 		if (jt_read_all(dir, NULL) != (int64_t)rec.next_seq - 1)
 			return 1;
 		printf("%d cycles, %llu events acknowledged, %llu recovered, %d torn tails cut\n",

@@ -61,12 +61,12 @@ int main(void)
 	tu_unique_name(engine, sizeof engine, "pcli");
 	if (tview_setup(engine, 64, &ctl, &w))
 		return 1;
-	cqrs_vw_begin(w);
+	cqrs__vw_begin(w);
 	for (uint64_t i = 1; i <= 3; i++) {
 		trow_fill(&r, i, i == 3 ? 2 : 1, i);
-		cqrs_vw_upsert(w, &r);
+		cqrs__vw_upsert(w, &r);
 	}
-	cqrs_vw_end(w, 42);
+	cqrs__vw_end(w, 42);
 
 	snprintf(args, sizeof args, "ls %s", engine);
 	EXPECT(run(args) == 0);

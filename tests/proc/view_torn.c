@@ -44,22 +44,22 @@ static int writer(cqrs_vw *w, struct shared *sh)
 
 	/* relaxed: stop is a plain flag; nothing else is published through it */
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
-		if (cqrs_vw_begin(w))
+		if (cqrs__vw_begin(w))
 			return 1;
 		for (int i = 0; i < 16; i++) {
 			uint64_t k = (uint64_t)(rand_r(&seed) % KEYS);
 			int rc;
 			if (rand_r(&seed) % 8 == 0) {
-				rc = cqrs_vw_delete(w, &k, 8);
+				rc = cqrs__vw_delete(w, &k, 8);
 				if (rc && rc != CQRS_ENOTFOUND)
 					return 1;
 				continue;
 			}
 			trow_fill(&r, k, (uint64_t)(rand_r(&seed) % CUSTS), ++ver);
-			if (cqrs_vw_upsert(w, &r))
+			if (cqrs__vw_upsert(w, &r))
 				return 1;
 		}
-		if (cqrs_vw_end(w, ++seq))
+		if (cqrs__vw_end(w, ++seq))
 			return 1;
 		atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed); /* statistic */
 	}
@@ -150,12 +150,12 @@ int main(void)
 		return 1;
 	}
 	/* start full-ish so most gets find a row */
-	cqrs_vw_begin(w);
+	cqrs__vw_begin(w);
 	for (uint64_t k = 0; k < KEYS; k++) {
 		trow_fill(&r, k, k % CUSTS, 1);
-		cqrs_vw_upsert(w, &r);
+		cqrs__vw_upsert(w, &r);
 	}
-	cqrs_vw_end(w, 1);
+	cqrs__vw_end(w, 1);
 
 	wpid = fork();
 	if (wpid == 0)

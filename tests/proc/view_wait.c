@@ -70,14 +70,14 @@ static int engine_goes_away(void)
 
 		if (tview_setup(name, 64, &ctl, &w))
 			_exit(20);
-		cqrs_vw_begin(w);
+		cqrs__vw_begin(w);
 		trow_fill(&r, 77, 1, 1);
-		cqrs_vw_upsert(w, &r);
-		cqrs_vw_end(w, 1);
+		cqrs__vw_upsert(w, &r);
+		cqrs__vw_end(w, 1);
 		if (write(up[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
 			_exit(21);
-		cqrs_vw_close(w); /* a clean stop keeps the view */
-		cqrs_ctl_destroy(ctl);
+		cqrs__vw_close(w); /* a clean stop keeps the view */
+		cqrs__ctl_destroy(ctl);
 		_exit(0);
 	}
 	if (read(up[0], &c, 1) != 1 || cqrs_view_open(name, "orders", &v)) {
@@ -90,18 +90,18 @@ static int engine_goes_away(void)
 	fail |= write(go[1], &c, 1) != 1;
 	waitpid(pid, &status, 0);
 	fail |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-	t0 = cqrs_mono_ns();
+	t0 = cqrs__mono_ns();
 	rc = cqrs_view_wait(v, 2, 30ull * 1000000000);
 	printf("wait after the engine stopped: %s in %.0f ms\n", cqrs_strerror(rc),
-	       (double)(cqrs_mono_ns() - t0) / 1e6);
+	       (double)(cqrs__mono_ns() - t0) / 1e6);
 	fail |= rc != CQRS_EWRITERDEAD;
 	/* as the bindings wait: in short slices (to see signals), up to 30 s */
-	t0 = cqrs_mono_ns();
+	t0 = cqrs__mono_ns();
 	do
 		rc = cqrs_view_wait(v, 2, 20 * 1000000);
-	while (rc == -ETIMEDOUT && cqrs_mono_ns() - t0 < 30ull * 1000000000);
+	while (rc == -ETIMEDOUT && cqrs__mono_ns() - t0 < 30ull * 1000000000);
 	printf("sliced wait after the engine stopped: %s in %.0f ms\n", cqrs_strerror(rc),
-	       (double)(cqrs_mono_ns() - t0) / 1e6);
+	       (double)(cqrs__mono_ns() - t0) / 1e6);
 	fail |= rc != CQRS_EWRITERDEAD;
 	cqrs_view_close(v);
 	cqrs_engine_remove_segments(name);
@@ -124,7 +124,7 @@ int main(void)
 		fprintf(stderr, "setup: %s\n", cqrs_last_error());
 		return 1;
 	}
-	waiters = cqrs_ctl_waiters(ctl, 0);
+	waiters = cqrs__ctl_waiters(ctl, 0);
 	for (int i = 0; i < 2; i++) {
 		pid[i] = fork();
 		if (pid[i] == 0)
@@ -132,14 +132,14 @@ int main(void)
 	}
 	/* Both children blocked in the futex (they count themselves on the
 	 * board before sleeping); give up after 60 s of nothing. */
-	t0 = cqrs_mono_ns();
-	while (atomic_load(waiters) < 2 && cqrs_mono_ns() - t0 < 60ull * 1000000000)
+	t0 = cqrs__mono_ns();
+	while (atomic_load(waiters) < 2 && cqrs__mono_ns() - t0 < 60ull * 1000000000)
 		usleep(1000);
 	printf("waiters announced: %u\n", atomic_load(waiters));
-	cqrs_vw_begin(w);
+	cqrs__vw_begin(w);
 	trow_fill(&r, 77, 1, 1);
-	cqrs_vw_upsert(w, &r);
-	cqrs_vw_end(w, 5);
+	cqrs__vw_upsert(w, &r);
+	cqrs__vw_end(w, 5);
 	for (int i = 0; i < 2; i++) {
 		waitpid(pid[i], &status, 0);
 		printf("waiter %d: exit %d\n", i, WIFEXITED(status) ? WEXITSTATUS(status) : -1);

@@ -40,13 +40,13 @@ static int engine_child(int fd)
 
 	if (tview_setup(engine, 256, &ctl, &w))
 		return 1;
-	cqrs_vw_begin(w);
+	cqrs__vw_begin(w);
 	for (uint64_t i = 1; i <= 100; i++) {
 		trow_fill(&r, i, i % 5, 1);
-		cqrs_vw_upsert(w, &r);
+		cqrs__vw_upsert(w, &r);
 	}
-	cqrs_vw_end(w, 100);
-	cqrs_vw_begin(w);
+	cqrs__vw_end(w, 100);
+	cqrs__vw_begin(w);
 	if (cqrs__vw_test_leave_odd(w, &k, sizeof k))
 		return 1;
 	if (write(fd, "x", 1) != 1)
@@ -117,10 +117,10 @@ int main(void)
 	cqrs_view_close(v);
 
 	/* the names are stale now */
-	CHECK(cqrs_ctl_create(engine, NULL, &ctl) == CQRS_ESTALE);
-	CHECK(cqrs_ctl_remove_stale(engine) == 0);
-	cqrs_seg_name_view(name, sizeof name, engine, "orders", 1);
-	CHECK(cqrs_seg_remove_stale(name) == 0);
+	CHECK(cqrs__ctl_create(engine, NULL, &ctl) == CQRS_ESTALE);
+	CHECK(cqrs__ctl_remove_stale(engine) == 0);
+	cqrs__seg_name_view(name, sizeof name, engine, "orders", 1);
+	CHECK(cqrs__seg_remove_stale(name) == 0);
 	CHECK(tview_shm_count(engine) == 0);
 	printf("%s\n", fail ? "FAIL" : "ok");
 	return fail;

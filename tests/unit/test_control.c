@@ -46,12 +46,12 @@ static void test_directory_and_state(void **state)
 
 	tu_unique_name(engine, sizeof engine, "tctl");
 	cfg.max_views = 3;
-	assert_int_equal(cqrs_ctl_create(engine, &cfg, &c), 0);
-	assert_int_equal(cqrs_ctl_create(engine, &cfg, &r), -EEXIST); /* live engine */
-	assert_int_equal(cqrs_ctl_remove_stale(engine), -EEXIST);
-	assert_int_equal(cqrs_ctl_open(engine, &r), 0);
+	assert_int_equal(cqrs__ctl_create(engine, &cfg, &c), 0);
+	assert_int_equal(cqrs__ctl_create(engine, &cfg, &r), -EEXIST); /* live engine */
+	assert_int_equal(cqrs__ctl_remove_stale(engine), -EEXIST);
+	assert_int_equal(cqrs__ctl_open(engine, &r), 0);
 
-	assert_int_equal(cqrs_ctl_info_get(r, &info), 0);
+	assert_int_equal(cqrs__ctl_info_get(r, &info), 0);
 	assert_int_equal(info.state, CQRS_ENGINE_STARTING);
 	assert_int_equal(info.owner_pid, (uint32_t)getpid());
 	assert_true(info.owner_alive);
@@ -59,51 +59,51 @@ static void test_directory_and_state(void **state)
 	assert_int_equal(info.max_views, 3);
 
 	e = entry("a", 1);
-	assert_int_equal(cqrs_ctl_add_view(c, &e, &slot), 0);
+	assert_int_equal(cqrs__ctl_add_view(c, &e, &slot), 0);
 	assert_int_equal(slot, 0);
-	assert_int_equal(cqrs_ctl_add_view(c, &e, &slot), -EEXIST);
+	assert_int_equal(cqrs__ctl_add_view(c, &e, &slot), -EEXIST);
 	e = entry("b", 0);
-	assert_int_equal(cqrs_ctl_add_view(c, &e, &slot), 0);
+	assert_int_equal(cqrs__ctl_add_view(c, &e, &slot), 0);
 	e = entry("c", 4);
-	assert_int_equal(cqrs_ctl_add_view(c, &e, &slot), 0);
+	assert_int_equal(cqrs__ctl_add_view(c, &e, &slot), 0);
 	e = entry("d", 1);
-	assert_int_equal(cqrs_ctl_add_view(c, &e, &slot), CQRS_EFULL);
+	assert_int_equal(cqrs__ctl_add_view(c, &e, &slot), CQRS_EFULL);
 	e = entry("bad-name", 1);
-	assert_int_equal(cqrs_ctl_add_view(c, &e, &slot), -EINVAL);
-	assert_int_equal(cqrs_ctl_add_view(r, &e, &slot), -EINVAL); /* readers cannot */
+	assert_int_equal(cqrs__ctl_add_view(c, &e, &slot), -EINVAL);
+	assert_int_equal(cqrs__ctl_add_view(r, &e, &slot), -EINVAL); /* readers cannot */
 
-	assert_int_equal(cqrs_ctl_view_count(r), 3);
-	assert_int_equal(cqrs_ctl_find_view(r, "b", &e, &slot), 0);
+	assert_int_equal(cqrs__ctl_view_count(r), 3);
+	assert_int_equal(cqrs__ctl_find_view(r, "b", &e, &slot), 0);
 	assert_int_equal(slot, 1);
 	assert_int_equal(e.generation, 0);
-	assert_int_equal(cqrs_ctl_set_generation(c, 1, 2, 0xabc, 100, 64), 0);
-	assert_int_equal(cqrs_ctl_view_at(r, 1, &e), 0);
+	assert_int_equal(cqrs__ctl_set_generation(c, 1, 2, 0xabc, 100, 64), 0);
+	assert_int_equal(cqrs__ctl_view_at(r, 1, &e), 0);
 	assert_string_equal(e.name, "b");
 	assert_int_equal(e.generation, 2);
 	assert_int_equal(e.schema_hash, 0xabc);
 	assert_int_equal(e.capacity, 100);
-	assert_int_equal(cqrs_ctl_find_view(r, "zz", &e, &slot), CQRS_ENOTFOUND);
-	assert_int_equal(cqrs_ctl_view_at(r, 3, &e), CQRS_ENOTFOUND);
+	assert_int_equal(cqrs__ctl_find_view(r, "zz", &e, &slot), CQRS_ENOTFOUND);
+	assert_int_equal(cqrs__ctl_view_at(r, 3, &e), CQRS_ENOTFOUND);
 
-	assert_int_equal(cqrs_ctl_publish(c), 0);
-	cqrs_ctl_info_get(r, &info);
+	assert_int_equal(cqrs__ctl_publish(c), 0);
+	cqrs__ctl_info_get(r, &info);
 	assert_int_equal(info.state, CQRS_ENGINE_RUNNING);
 	assert_true(info.dir_version >= 4);
-	assert_int_equal(cqrs_ctl_set_state(c, 9), -EINVAL);
-	assert_int_equal(cqrs_ctl_set_state(r, CQRS_ENGINE_STOPPED), -EINVAL);
+	assert_int_equal(cqrs__ctl_set_state(c, 9), -EINVAL);
+	assert_int_equal(cqrs__ctl_set_state(r, CQRS_ENGINE_STOPPED), -EINVAL);
 
 	/* the board: one counter per slot, writable for readers that may */
-	assert_non_null(cqrs_ctl_waiters(c, 0));
-	assert_non_null(cqrs_ctl_waiters(r, 2));
-	assert_null(cqrs_ctl_waiters(r, 3));
-	atomic_fetch_add(cqrs_ctl_waiters(r, 2), 1);
-	assert_int_equal(atomic_load(cqrs_ctl_waiters(c, 2)), 1);
+	assert_non_null(cqrs__ctl_waiters(c, 0));
+	assert_non_null(cqrs__ctl_waiters(r, 2));
+	assert_null(cqrs__ctl_waiters(r, 3));
+	atomic_fetch_add(cqrs__ctl_waiters(r, 2), 1);
+	assert_int_equal(atomic_load(cqrs__ctl_waiters(c, 2)), 1);
 
-	cqrs_ctl_close(r);
+	cqrs__ctl_close(r);
 	assert_int_equal(tview_shm_count(engine), 2); /* ctl + board */
-	cqrs_ctl_destroy(c);
+	cqrs__ctl_destroy(c);
 	assert_int_equal(tview_shm_count(engine), 0);
-	assert_int_equal(cqrs_ctl_open(engine, &r), -ENOENT);
+	assert_int_equal(cqrs__ctl_open(engine, &r), -ENOENT);
 	assert_null(r);
 }
 
@@ -117,21 +117,21 @@ static void test_command_schemas(void **state)
 
 	tu_unique_name(engine, sizeof engine, "tcmd");
 	cfg.cmd_size = 256;
-	assert_int_equal(cqrs_ctl_create(engine, &cfg, &c), 0);
-	assert_int_equal(cqrs_ctl_open(engine, &r), 0);
-	assert_int_equal(cqrs_ctl_command_count(r), 0);
-	assert_int_equal(cqrs_ctl_add_command_schema(c, cmd_a_schema()), 0);
-	assert_int_equal(cqrs_ctl_add_command_schema(c, cmd_a_schema()), -EEXIST);
-	assert_int_equal(cqrs_ctl_add_command_schema(c, cmd_b_schema()), 0);
-	assert_int_equal(cqrs_ctl_add_command_schema(c, trow_schema()), CQRS_EFULL); /* 256 bytes */
-	assert_int_equal(cqrs_ctl_command_count(r), 2);
-	assert_int_equal(cqrs_ctl_command_schema(r, 0, &s), 0);
+	assert_int_equal(cqrs__ctl_create(engine, &cfg, &c), 0);
+	assert_int_equal(cqrs__ctl_open(engine, &r), 0);
+	assert_int_equal(cqrs__ctl_command_count(r), 0);
+	assert_int_equal(cqrs__ctl_add_command_schema(c, cmd_a_schema()), 0);
+	assert_int_equal(cqrs__ctl_add_command_schema(c, cmd_a_schema()), -EEXIST);
+	assert_int_equal(cqrs__ctl_add_command_schema(c, cmd_b_schema()), 0);
+	assert_int_equal(cqrs__ctl_add_command_schema(c, trow_schema()), CQRS_EFULL); /* 256 bytes */
+	assert_int_equal(cqrs__ctl_command_count(r), 2);
+	assert_int_equal(cqrs__ctl_command_schema(r, 0, &s), 0);
 	assert_true(cqrs_schema_hash(&s) == cqrs_schema_hash(cmd_a_schema()));
-	assert_int_equal(cqrs_ctl_command_schema(r, 1, &s), 0);
+	assert_int_equal(cqrs__ctl_command_schema(r, 1, &s), 0);
 	assert_string_equal(s.name, "ShipOrder");
-	assert_int_equal(cqrs_ctl_command_schema(r, 2, &s), CQRS_ENOTFOUND);
-	cqrs_ctl_close(r);
-	cqrs_ctl_destroy(c);
+	assert_int_equal(cqrs__ctl_command_schema(r, 2, &s), CQRS_ENOTFOUND);
+	cqrs__ctl_close(r);
+	cqrs__ctl_destroy(c);
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
@@ -166,23 +166,23 @@ static void test_regions_read_only(void **state)
 	(void)state;
 
 	tu_unique_name(engine, sizeof engine, "treg");
-	assert_int_equal(cqrs_ctl_create(engine, NULL, &c), 0);
-	assert_int_equal(cqrs_ctl_open(engine, &r), 0);
-	p = cqrs_ctl_region(c, CQRS_CTL_COUNTERS, &size);
+	assert_int_equal(cqrs__ctl_create(engine, NULL, &c), 0);
+	assert_int_equal(cqrs__ctl_open(engine, &r), 0);
+	p = cqrs__ctl_region(c, CQRS_CTL_COUNTERS, &size);
 	assert_int_equal(size, CQRS_CTL_DEFAULT_COUNTERS);
-	q = cqrs_ctl_region(r, CQRS_CTL_COUNTERS, &size);
+	q = cqrs__ctl_region(r, CQRS_CTL_COUNTERS, &size);
 	p[10] = 7; /* the engine's mapping is writable ... */
 	assert_int_equal(q[10], 7);
-	p = cqrs_ctl_region(c, CQRS_CTL_GATEWAY, &size);
+	p = cqrs__ctl_region(c, CQRS_CTL_GATEWAY, &size);
 	assert_int_equal(size, CQRS_CTL_DEFAULT_GATEWAY);
 	assert_int_equal(p[size - 1], 0);
-	assert_null(cqrs_ctl_region(c, 99, &size));
+	assert_null(cqrs__ctl_region(c, 99, &size));
 	/* ... a reader's is not: its mapping has no write permission (checked
 	 * in /proc/self/maps rather than by faulting, which sanitizers trap) */
 	assert_string_equal(map_perms(q), "r--s");
 	assert_string_equal(map_perms(p), "rw-s");
-	cqrs_ctl_close(r);
-	cqrs_ctl_destroy(c);
+	cqrs__ctl_close(r);
+	cqrs__ctl_destroy(c);
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
@@ -199,21 +199,21 @@ static void test_stale_engine(void **state)
 	pid = fork();
 	if (pid == 0) { /* an engine that dies without cleaning up */
 		cqrs_ctl *x;
-		_exit(cqrs_ctl_create(engine, NULL, &x) == 0 && cqrs_ctl_publish(x) == 0 ? 0 : 1);
+		_exit(cqrs__ctl_create(engine, NULL, &x) == 0 && cqrs__ctl_publish(x) == 0 ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	assert_int_equal(cqrs_ctl_open(engine, &r), 0);
-	cqrs_ctl_info_get(r, &info);
+	assert_int_equal(cqrs__ctl_open(engine, &r), 0);
+	cqrs__ctl_info_get(r, &info);
 	assert_false(info.owner_alive);
 	assert_int_equal(info.state, CQRS_ENGINE_RUNNING);
-	assert_int_equal(cqrs_ctl_create(engine, NULL, &c), CQRS_ESTALE);
-	assert_int_equal(cqrs_ctl_remove_stale(engine), 0);
-	cqrs_ctl_info_get(r, &info);
+	assert_int_equal(cqrs__ctl_create(engine, NULL, &c), CQRS_ESTALE);
+	assert_int_equal(cqrs__ctl_remove_stale(engine), 0);
+	cqrs__ctl_info_get(r, &info);
 	assert_true(info.retired); /* the old mapping says it was replaced */
-	cqrs_ctl_close(r);
-	assert_int_equal(cqrs_ctl_create(engine, NULL, &c), 0);
-	cqrs_ctl_destroy(c);
+	cqrs__ctl_close(r);
+	assert_int_equal(cqrs__ctl_create(engine, NULL, &c), 0);
+	cqrs__ctl_destroy(c);
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 

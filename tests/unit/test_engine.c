@@ -286,7 +286,7 @@ static void test_dead_letters(void **state)
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 1, 5, 0, 0, &s3), 0);
 	bank_row row = read_row(f, 1, s3);
 	assert_true(row.balance == 28 && row.ops == 2); /* skipped one, applied the next */
-	assert_int_equal(cqrs_dl_read(f->dir, on_dl, &seen, NULL), 1);
+	assert_int_equal(cqrs__dl_read(f->dir, on_dl, &seen, NULL), 1);
 	assert_int_equal(seen.n, 1);
 	assert_true(seen.seqs[0] == s2);
 	assert_true(CTR(cqrs_engine_counters(f->e)->proj[0].dead_letters) == 1);
@@ -323,7 +323,7 @@ static void test_dead_letters(void **state)
 		int records = 0;
 		for (int i = 0; i < 1000 && records < 4; i++) {
 			memset(&seen, 0, sizeof seen);
-			records = cqrs_dl_read(f->dir, on_dl, &seen, NULL);
+			records = cqrs__dl_read(f->dir, on_dl, &seen, NULL);
 			if (records < 4)
 				usleep(1000);
 		}

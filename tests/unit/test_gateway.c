@@ -203,13 +203,13 @@ static void test_check_request_pure(void **state)
 {
 	cqrs_gw_cmdtab tab = { { 0 } };
 	uint8_t buf[256], payload[64];
-	cqrs_gw_req *h = (cqrs_gw_req *)(void *)buf, req;
+	cqrs__gw_req *h = (cqrs__gw_req *)(void *)buf, req;
 	char why[CQRS_GW_REASON];
 	(void)state;
 
 	tab.size[3] = 16;
 	memset(buf, 0, sizeof buf);
-	*h = (cqrs_gw_req){ .request_id = 42, .client_seq = 1, .type = 3, .size = 16 };
+	*h = (cqrs__gw_req){ .request_id = 42, .client_seq = 1, .type = 3, .size = 16 };
 	memset(buf + sizeof *h, 0xab, 16);
 	assert_int_equal(cqrs__gw_check_request(&tab, 1, buf, 64, &req, payload, sizeof payload, why), 0);
 	assert_int_equal(req.request_id, 42);
@@ -288,7 +288,7 @@ static void test_malformed_through_ring(void **state)
 	cqrs__client_parts pp;
 	cqrs_result r;
 	uint8_t buf[256];
-	cqrs_gw_req *h = (cqrs_gw_req *)(void *)buf;
+	cqrs__gw_req *h = (cqrs__gw_req *)(void *)buf;
 	struct { uint32_t rtype, len; uint64_t id; const char *why; } cases[] = {
 		{ 7, 64, 900, "record type 7" },
 		{ 1, 4, 0, "4 bytes" },
@@ -302,7 +302,7 @@ static void test_malformed_through_ring(void **state)
 	assert_int_equal(cqrs__client_parts_get(c, &pp), 0);
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		memset(buf, 0, sizeof buf);
-		*h = (cqrs_gw_req){ .request_id = cases[k].id, .client_seq = 1, .type = BANK_DEPOSIT,
+		*h = (cqrs__gw_req){ .request_id = cases[k].id, .client_seq = 1, .type = BANK_DEPOSIT,
 				    .size = 16 };
 		if (k == 2)
 			h->type = 77;

@@ -85,7 +85,7 @@ static void test_record_checksum(void **state)
 	r->flags = CQRS_JREC_CMD_END;
 	memset(r + 1, 0xab, 20);
 	r->checksum = cqrs__jrec_checksum(r);
-	assert_int_equal(cqrs_jrec_span(r), 96);
+	assert_int_equal(cqrs__jrec_span(r), 96);
 	assert_true(cqrs__jrec_valid((uint8_t *)buf, sizeof buf, 0));
 	assert_false(cqrs__jrec_valid((uint8_t *)buf, 91, 0)); /* payload cut */
 	for (size_t bit = 8 * 8; bit < (72 + 20) * 8; bit += 5) {
@@ -114,24 +114,24 @@ static void test_append_reopen(void **state)
 	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
-	assert_int_equal(cqrs_journal_open(&j, &c, &rec), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, &rec), 0);
 	assert_int_equal(rec.next_seq, 1);
-	assert_int_equal(cqrs_journal_next_seq(j), 1);
+	assert_int_equal(cqrs__journal_next_seq(j), 1);
 	assert_int_equal(jt_append(j, n, 3, 4, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
 	assert_int_equal(acks.last, sub);
 	assert_int_equal(acks.bad, 0);
 	assert_true(acks.batches > 1);
-	assert_int_equal(cqrs_journal_durable_seq(j), sub);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_durable_seq(j), sub);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
 
 	/* Reopen: the seq continues, nothing is cut. */
-	assert_int_equal(cqrs_journal_open(&j, &c, &rec), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, &rec), 0);
 	assert_int_equal(rec.next_seq, sub + 1);
 	assert_int_equal(rec.torn_bytes, 0);
 	assert_int_equal(jt_append(j, 100, 2, 1, &sub), 0);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	assert_int_equal(acks.last, sub);
 	assert_int_equal(acks.bad, 0);
 	assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
@@ -152,19 +152,19 @@ static void test_roll_and_iterate_from(void **state)
 	c.batch_bytes = 8192;
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, 4000, 4, 0, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
 	assert_int_equal(acks.bad, 0);
 	{
 		cqrs_journal_stats st;
-		cqrs_journal_stats_get(j, &st);
+		cqrs__journal_stats_get(j, &st);
 		assert_true(st.rolls >= 3);
 		/* The next segment was preallocated ahead of every roll (the
 		 * first segment, made at open, was not a roll ahead). */
 		assert_int_equal(st.rolls_prealloc, st.rolls - 1);
 	}
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	nseg = jt_segment(g_dir, 0, p, sizeof p);
 	assert_true(nseg >= 3);
 	assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
@@ -176,18 +176,18 @@ static void test_roll_and_iterate_from(void **state)
 		uint64_t want = from;
 		int rc;
 
-		assert_int_equal(cqrs_journal_iter_open(&it, g_dir, from), 0);
-		rc = cqrs_journal_iter_next(it, &r);
+		assert_int_equal(cqrs__journal_iter_open(&it, g_dir, from), 0);
+		rc = cqrs__journal_iter_next(it, &r);
 		if (from <= sub) {
 			assert_int_equal(rc, 1);
 			assert_int_equal(r->seq, from);
 			/* a few more, across a segment boundary now and then */
-			for (int k = 0; k < 3 && (rc = cqrs_journal_iter_next(it, &r)) == 1; k++)
+			for (int k = 0; k < 3 && (rc = cqrs__journal_iter_next(it, &r)) == 1; k++)
 				assert_int_equal(r->seq, ++want);
 		} else {
 			assert_int_equal(rc, 0);
 		}
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 	}
 	/* Segment names are their first seqs; every header is the same engine. */
 	for (int i = 0; i < nseg; i++) {
@@ -200,16 +200,16 @@ static void test_roll_and_iterate_from(void **state)
 		jt_segment(g_dir, i, p, sizeof p);
 		base = strrchr(p, '/') + 1;
 		assert_int_equal(cqrs__jseg_parse_name(base, &fs), 1);
-		assert_int_equal(cqrs_journal_iter_open(&it, g_dir, fs), 0);
-		if (cqrs_journal_iter_next(it, &r) == 1) {
-			cqrs_journal_iter_where(it, &si, NULL);
+		assert_int_equal(cqrs__journal_iter_open(&it, g_dir, fs), 0);
+		if (cqrs__journal_iter_next(it, &r) == 1) {
+			cqrs__journal_iter_where(it, &si, NULL);
 			assert_string_equal(si.name, base);
 			assert_string_equal(si.engine, "jtest");
 			assert_int_equal(r->seq, fs);
-			assert_non_null(cqrs_journal_iter_schema(it, JT_EV64));
-			assert_null(cqrs_journal_iter_schema(it, JT_RAW));
+			assert_non_null(cqrs__journal_iter_schema(it, JT_EV64));
+			assert_null(cqrs__journal_iter_schema(it, JT_RAW));
 		}
-		cqrs_journal_iter_close(it);
+		cqrs__journal_iter_close(it);
 	}
 }
 
@@ -225,7 +225,7 @@ static void run_mode(cqrs_durability mode)
 	jt_config(&c, g_dir, mode);
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, jt_scaled(2000), 2, 8, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
 	if (mode == CQRS_DURABLE_INTERVAL) {
@@ -239,20 +239,20 @@ static void run_mode(cqrs_durability mode)
 			usleep(1000);
 			assert_int_equal(jt_append(j, 1, 1, 1, &sub), 0);
 			assert_int_equal(jt_sync(j), 0);
-			assert_int_equal(cqrs_journal_iter_open(&it, g_dir, sub), 0);
-			assert_int_equal(cqrs_journal_iter_next(it, &r), 1);
+			assert_int_equal(cqrs__journal_iter_open(&it, g_dir, sub), 0);
+			assert_int_equal(cqrs__journal_iter_next(it, &r), 1);
 			hint = r->synced_seq;
-			cqrs_journal_iter_close(it);
+			cqrs__journal_iter_close(it);
 		}
 		assert_true(hint >= sub0);
 	}
-	cqrs_journal_stats_get(j, &st);
+	cqrs__journal_stats_get(j, &st);
 	if (mode == CQRS_DURABLE_BATCH)
 		assert_true(st.fsyncs >= st.batches);
 	if (mode == CQRS_DURABLE_NONE)
 		assert_int_equal(st.fsyncs, 0);
 	assert_int_equal(st.poisoned, 0);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	assert_int_equal(acks.bad, 0);
 	assert_int_equal(acks.last, sub);
 	assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
@@ -281,7 +281,7 @@ static void test_groups(void **state)
 	c.segment_size = 32u << 10;
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, jt_scaled(1500), 9, 0, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
 	assert_int_equal(acks.bad, 0);
@@ -290,39 +290,39 @@ static void test_groups(void **state)
 	/* Abandon drops the open group and its seqs are reused. */
 	assert_int_equal(jt_append_one(j, 0), 0);
 	assert_int_equal(jt_append_one(j, 0), 0);
-	assert_int_equal(cqrs_journal_next_seq(j), sub + 3);
-	assert_int_equal(cqrs_journal_abandon(j), 2);
-	assert_int_equal(cqrs_journal_next_seq(j), sub + 1);
+	assert_int_equal(cqrs__journal_next_seq(j), sub + 3);
+	assert_int_equal(cqrs__journal_abandon(j), 2);
+	assert_int_equal(cqrs__journal_next_seq(j), sub + 1);
 	/* A group that can never fit one batch is refused, then abandoned. */
 	int rc = 0, k;
 	for (k = 0; k < 100 && rc == 0; k++)
 		rc = jt_append_one(j, 0);
 	assert_int_equal(rc, -EMSGSIZE);
-	assert_true(cqrs_journal_abandon(j) > 10);
-	assert_int_equal(cqrs_journal_next_seq(j), sub + 1);
+	assert_true(cqrs__journal_abandon(j) > 10);
+	assert_int_equal(cqrs__journal_next_seq(j), sub + 1);
 	/* Oversized single record, wrong size for the schema, bad type. */
 	void *p;
 	cqrs_journal_event ev = { .type = JT_RAW };
-	assert_int_equal(cqrs_journal_claim(j, &ev, 5000, &p), -EMSGSIZE);
+	assert_int_equal(cqrs__journal_claim(j, &ev, 5000, &p), -EMSGSIZE);
 	ev.type = JT_EV64;
-	assert_int_equal(cqrs_journal_claim(j, &ev, 65, &p), -EINVAL);
+	assert_int_equal(cqrs__journal_claim(j, &ev, 65, &p), -EINVAL);
 	ev.type = JT_NTYPES;
-	assert_int_equal(cqrs_journal_claim(j, &ev, 8, &p), -EINVAL);
+	assert_int_equal(cqrs__journal_claim(j, &ev, 8, &p), -EINVAL);
 	/* A raw (schema-less) event is fine. */
 	ev.type = JT_RAW;
 	ev.flags = CQRS_JREC_CMD_END;
-	assert_int_equal(cqrs_journal_append(j, &ev, "hello", 5, NULL), 0);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_append(j, &ev, "hello", 5, NULL), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	assert_int_equal(acks.last, sub + 1);
 	/* The raw event does not fit jt_payload_ok: read up to it. */
 	cqrs_journal_iter *it;
 	const cqrs_jrec *r;
-	assert_int_equal(cqrs_journal_iter_open(&it, g_dir, sub + 1), 0);
-	assert_int_equal(cqrs_journal_iter_next(it, &r), 1);
+	assert_int_equal(cqrs__journal_iter_open(&it, g_dir, sub + 1), 0);
+	assert_int_equal(cqrs__journal_iter_next(it, &r), 1);
 	assert_int_equal(r->size, 5);
-	assert_memory_equal(cqrs_jrec_payload(r), "hello", 5);
-	assert_int_equal(cqrs_journal_iter_next(it, &r), 0);
-	cqrs_journal_iter_close(it);
+	assert_memory_equal(cqrs__jrec_payload(r), "hello", 5);
+	assert_int_equal(cqrs__journal_iter_next(it, &r), 0);
+	cqrs__journal_iter_close(it);
 }
 
 /* A command group left open at close is dropped, never written. */
@@ -334,10 +334,10 @@ static void test_open_group_at_close(void **state)
 	(void)state;
 
 	jt_config(&c, g_dir, CQRS_DURABLE_NONE);
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, 10, 1, 0, &sub), 0);
 	assert_int_equal(jt_append_one(j, 0), 0);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
 }
 
@@ -348,21 +348,21 @@ static void test_lock_and_config(void **state)
 	(void)state;
 
 	jt_config(&c, g_dir, CQRS_DURABLE_NONE);
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
-	assert_int_equal(cqrs_journal_open(&j2, &c, NULL), -EBUSY);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j2, &c, NULL), -EBUSY);
 	assert_null(j2);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	c.engine = "bad name";
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), -EINVAL);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), -EINVAL);
 	c.engine = "other";
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), CQRS_EFORMAT);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), CQRS_EFORMAT);
 	assert_non_null(strstr(cqrs_last_error(), "jtest"));
 	c.engine = "jtest";
 	c.segment_size = 1000;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), -EINVAL);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), -EINVAL);
 	c.segment_size = 0;
 	c.queue_depth = 1;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), -EINVAL);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), -EINVAL);
 }
 
 /* ---- failures --------------------------------------------------------------------------- */
@@ -379,7 +379,7 @@ static void test_poison_on_fsync_error(void **state)
 	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, 50, 1, 10, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
 	before = acks.last;
@@ -392,19 +392,19 @@ static void test_poison_on_fsync_error(void **state)
 	/* That batch and everything after are never reported; every call
 	 * returns the error. */
 	assert_int_equal(acks.last, before);
-	assert_int_equal(cqrs_journal_poisoned(j), -EIO);
+	assert_int_equal(cqrs__journal_poisoned(j), -EIO);
 	assert_int_equal(jt_append_one(j, 1), -EIO);
-	assert_int_equal(cqrs_journal_flush(j), -EIO);
-	assert_int_equal(cqrs_journal_poll(j), -EIO);
-	assert_int_equal(cqrs_journal_wait(j, 1000), -EIO);
-	assert_int_equal(cqrs_journal_close(j), -EIO);
+	assert_int_equal(cqrs__journal_flush(j), -EIO);
+	assert_int_equal(cqrs__journal_poll(j), -EIO);
+	assert_int_equal(cqrs__journal_wait(j, 1000), -EIO);
+	assert_int_equal(cqrs__journal_close(j), -EIO);
 	assert_int_equal(acks.last, before);
 	assert_int_equal(acks.bad, 0);
 	/* Recovery: acknowledged <= recovered <= submitted. */
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	int64_t got = jt_read_all(g_dir, NULL);
 	assert_true(got >= (int64_t)before && got <= (int64_t)before + 10);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 }
 
 static void test_enospc_at_prealloc(void **state)
@@ -420,21 +420,21 @@ static void test_enospc_at_prealloc(void **state)
 	c.batch_bytes = 4096;
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	cqrs__jfault_arm(JF_FALLOCATE, 1, -ENOSPC, true);
 	for (i = 0; i < 2000 && rc == 0; i++)
 		rc = jt_append_one(j, 1);
 	assert_int_equal(rc, -ENOSPC);
 	/* Rejected cleanly: not poisoned, everything before is durable. */
-	assert_int_equal(cqrs_journal_poisoned(j), 0);
+	assert_int_equal(cqrs__journal_poisoned(j), 0);
 	assert_int_equal(jt_sync(j), 0);
-	assert_int_equal(acks.last, cqrs_journal_next_seq(j) - 1);
+	assert_int_equal(acks.last, cqrs__journal_next_seq(j) - 1);
 	assert_int_equal(jt_append_one(j, 1), -ENOSPC);
 	cqrs__jfault_disarm();
 	/* Space is back: appends go on in a new segment. */
 	uint64_t sub = 0;
 	assert_int_equal(jt_append(j, 300, 2, 5, &sub), 0);
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	assert_int_equal(acks.last, sub);
 	assert_int_equal(acks.bad, 0);
 	assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
@@ -458,14 +458,14 @@ static void test_short_writes(void **state)
 			c.segment_size = 64u << 10;
 			c.on_durable = jt_on_durable;
 			c.durable_arg = &acks;
-			assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+			assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 			cqrs__jfault_arm(JF_WRITE, 1, JF_SHORT, true);
 			assert_int_equal(jt_append(j, jt_scaled(1500), 3, 6, &sub), 0);
 			assert_int_equal(jt_sync(j), 0);
-			cqrs_journal_stats_get(j, &st);
+			cqrs__journal_stats_get(j, &st);
 			cqrs__jfault_disarm();
 			assert_true(st.short_writes > 0);
-			assert_int_equal(cqrs_journal_close(j), 0);
+			assert_int_equal(cqrs__journal_close(j), 0);
 			assert_int_equal(acks.bad, 0);
 			assert_int_equal(acks.last, sub);
 			assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
@@ -512,20 +512,20 @@ static void parity_run_mode(const char *dir, cqrs_journal_io io, const char *env
 	c.log_arg = lc;
 	c.inline_write_max = inline_max;
 	for (int round = 0; round < 3; round++) {
-		assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+		assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 		/* Every batch size from 1 to 23 events, also when scaled down. */
 		for (int b = 0; b < (jt_scaled(60) > 23 ? jt_scaled(60) : 23); b++) {
 			assert_int_equal(jt_append(j, 1 + b % 23, 3, 0, &sub), 0);
 			assert_int_equal(jt_sync(j), 0);
 		}
-		cqrs_journal_stats_get(j, &st);
+		cqrs__journal_stats_get(j, &st);
 		if (inline_writes)
 			*inline_writes += st.inline_writes;
 		if (batches)
 			*batches += st.batches;
 		if (fsyncs)
 			*fsyncs += st.fsyncs;
-		assert_int_equal(cqrs_journal_close(j), 0);
+		assert_int_equal(cqrs__journal_close(j), 0);
 	}
 	unsetenv("CQRS_NO_IO_URING");
 }
@@ -637,25 +637,25 @@ static void test_inline_overlap(void **state)
 		c.inline_write_max = 1024;
 		c.on_durable = jt_on_durable;
 		c.durable_arg = &acks;
-		assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+		assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 		for (int round = 0; round < jt_scaled(200); round++) {
 			/* 2 events (< 1 KiB: inline), then 14 (> 1 KiB: io_uring). */
 			assert_int_equal(jt_append(j, 2, 1, 0, &sub), 0);
-			cqrs_journal_stats_get(j, &st);
+			cqrs__journal_stats_get(j, &st);
 			if (st.inflight > 0)
 				overlaps++; /* the flush below writes inline beside it */
-			assert_int_equal(cqrs_journal_flush(j), 0);
-			assert_true(cqrs_journal_poll(j) >= 0);
+			assert_int_equal(cqrs__journal_flush(j), 0);
+			assert_true(cqrs__journal_poll(j) >= 0);
 			assert_int_equal(jt_append(j, 14, 1, 0, &sub), 0);
-			assert_int_equal(cqrs_journal_flush(j), 0);
-			assert_true(cqrs_journal_poll(j) >= 0);
+			assert_int_equal(cqrs__journal_flush(j), 0);
+			assert_true(cqrs__journal_poll(j) >= 0);
 		}
 		assert_int_equal(jt_sync(j), 0);
-		cqrs_journal_stats_get(j, &st);
+		cqrs__journal_stats_get(j, &st);
 		assert_true(st.inline_writes > 0 && st.inline_writes < st.batches);
 		if (modes[m] == CQRS_DURABLE_BATCH)
 			assert_true(overlaps > 0);
-		assert_int_equal(cqrs_journal_close(j), 0);
+		assert_int_equal(cqrs__journal_close(j), 0);
 		assert_int_equal(acks.bad, 0);
 		assert_int_equal(acks.last, sub);
 		assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);

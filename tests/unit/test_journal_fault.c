@@ -71,18 +71,18 @@ static void workload(const scenario *sc, outcome *o)
 		c.on_durable = jt_on_durable;
 		c.durable_arg = &acks;
 		c.log = quiet_log;
-		if (cqrs_journal_open(&j, &c, NULL) != 0)
+		if (cqrs__journal_open(&j, &c, NULL) != 0)
 			continue; /* an injected failure while opening */
 		/* acknowledged <= recovered, at every reopen */
-		if (cqrs_journal_next_seq(j) - 1 < o->acked)
+		if (cqrs__journal_next_seq(j) - 1 < o->acked)
 			o->reopen_bad++;
-		acks.last = cqrs_journal_next_seq(j) - 1;
+		acks.last = cqrs__journal_next_seq(j) - 1;
 		(void)jt_append(j, per_round, 3, 2, &sub);
 		(void)jt_sync(j);
-		cqrs_journal_stats_get(j, &st);
+		cqrs__journal_stats_get(j, &st);
 		o->batches += st.batches;
 		o->inline_writes += st.inline_writes;
-		(void)cqrs_journal_close(j);
+		(void)cqrs__journal_close(j);
 		if (sub > o->submitted)
 			o->submitted = sub;
 		if (acks.batches && acks.last > o->acked)
@@ -102,11 +102,11 @@ static void check(const scenario *sc, uint64_t n, const outcome *o)
 	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
 	c.segment_size = 16u << 10;
 	c.log = quiet_log;
-	rc = cqrs_journal_open(&j, &c, NULL);
+	rc = cqrs__journal_open(&j, &c, NULL);
 	if (rc)
 		fail_msg("site %d err %d N=%llu: reopen failed: %s (%s)", sc->site, sc->err,
 			 (unsigned long long)n, cqrs_strerror(rc), cqrs_last_error());
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	got = jt_read_all(g_dir, NULL);
 	if (got < 0 || (uint64_t)got < o->acked || (uint64_t)got > o->submitted || o->reopen_bad ||
 	    o->ack_bad)

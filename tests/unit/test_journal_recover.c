@@ -48,16 +48,16 @@ static int positions(const char *dir, recpos *out, int cap)
 	cqrs_journal_segment_info si;
 	int n = 0;
 
-	assert_int_equal(cqrs_journal_iter_open(&it, dir, 1), 0);
-	while (n < cap && cqrs_journal_iter_next(it, &r) == 1) {
-		cqrs_journal_iter_where(it, &si, &out[n].off);
+	assert_int_equal(cqrs__journal_iter_open(&it, dir, 1), 0);
+	while (n < cap && cqrs__journal_iter_next(it, &r) == 1) {
+		cqrs__journal_iter_where(it, &si, &out[n].off);
 		snprintf(out[n].seg, sizeof out[n].seg, "%s", si.name);
 		out[n].seq = r->seq;
-		out[n].span = (uint32_t)cqrs_jrec_span(r);
+		out[n].span = (uint32_t)cqrs__jrec_span(r);
 		out[n].flags = r->flags;
 		n++;
 	}
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 	return n;
 }
 
@@ -68,9 +68,9 @@ static int open_close(const char *dir, cqrs_journal_recovery *rec)
 	int rc;
 
 	jt_config(&c, dir, CQRS_DURABLE_BATCH);
-	rc = cqrs_journal_open(&j, &c, rec);
+	rc = cqrs__journal_open(&j, &c, rec);
 	if (rc == 0)
-		assert_int_equal(cqrs_journal_close(j), 0);
+		assert_int_equal(cqrs__journal_close(j), 0);
 	return rc;
 }
 
@@ -100,13 +100,13 @@ static uint64_t build_groups(const char *dir, int n, int group, uint64_t segsize
 	jt_config(&c, dir, CQRS_DURABLE_BATCH);
 	if (segsize)
 		c.segment_size = segsize;
-	assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
+	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	for (int i = 0; i < n; i += group) {
 		for (int k = 0; k < group; k++)
 			assert_int_equal(jt_append_one(j, k == group - 1), 0);
 		assert_int_equal(jt_sync(j), 0);
 	}
-	assert_int_equal(cqrs_journal_close(j), 0);
+	assert_int_equal(cqrs__journal_close(j), 0);
 	return (uint64_t)n;
 }
 
@@ -189,10 +189,10 @@ static void truncate_every_offset(int group, int last)
 				cqrs_journal *j;
 				uint64_t sub;
 				jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
-				assert_int_equal(cqrs_journal_open(&j, &c, NULL), 0);
-				assert_int_equal(cqrs_journal_next_seq(j), want_next);
+				assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
+				assert_int_equal(cqrs__journal_next_seq(j), want_next);
 				assert_int_equal(jt_append(j, 4, 2, 1, &sub), 0);
-				assert_int_equal(cqrs_journal_close(j), 0);
+				assert_int_equal(cqrs__journal_close(j), 0);
 				assert_int_equal(jt_read_all(g_dir, NULL), (int64_t)sub);
 			}
 		}
@@ -264,12 +264,12 @@ static void expect_corrupt(const char *dir, const char *seg, uint64_t off, uint6
 	if (!strstr(cqrs_last_error(), want) || (what && !strstr(cqrs_last_error(), what)))
 		fail_msg("message '%s' lacks '%s' / '%s'", cqrs_last_error(), want, what ? what : "");
 	/* The reader refuses the same way. */
-	assert_int_equal(cqrs_journal_iter_open(&it, dir, 1), 0);
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1)
+	assert_int_equal(cqrs__journal_iter_open(&it, dir, 1), 0);
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1)
 		;
 	assert_int_equal(rc, CQRS_ECORRUPT);
 	assert_non_null(strstr(cqrs_last_error(), want));
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 	assert_int_equal(jt_count_suffix(dir, ".torn"), 0); /* nothing was cut */
 }
 
@@ -459,21 +459,21 @@ static void test_nonlast_segments(void **state)
 	cqrs_journal_iter *it;
 	const cqrs_jrec *r;
 	int rc;
-	assert_int_equal(cqrs_journal_iter_open(&it, g_dir, 1), 0);
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1)
+	assert_int_equal(cqrs__journal_iter_open(&it, g_dir, 1), 0);
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1)
 		;
 	assert_int_equal(rc, CQRS_ECORRUPT);
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 	flip(p2, pos[3].off + 72, 0x01);
 	/* A missing middle segment: a gap between segments. */
 	jt_segment(g_dir, 1, p2, sizeof p2);
 	unlink(p2);
-	assert_int_equal(cqrs_journal_iter_open(&it, g_dir, 1), 0);
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1)
+	assert_int_equal(cqrs__journal_iter_open(&it, g_dir, 1), 0);
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1)
 		;
 	assert_int_equal(rc, CQRS_ECORRUPT);
 	assert_non_null(strstr(cqrs_last_error(), "seq gap"));
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_close(it);
 }
 
 static void test_header_damage(void **state)

@@ -79,7 +79,7 @@ static inline int jt_payload_ok(const cqrs_jrec *r)
 	if (r->type != jt_type_of(r->seq) || r->size != jt_size_of(r->type))
 		return 0;
 	jt_fill(r->seq, want, r->size);
-	return memcmp(want, cqrs_jrec_payload(r), r->size) == 0 && r->aggregate_id == r->seq % 7 &&
+	return memcmp(want, cqrs__jrec_payload(r), r->size) == 0 && r->aggregate_id == r->seq % 7 &&
 	       r->client_seq == r->seq;
 }
 
@@ -119,7 +119,7 @@ static inline void jt_on_durable(void *arg, uint64_t first, uint64_t last, const
 
 	if (first != a->last + 1 || last < first)
 		a->bad++;
-	for (; r < end; r = cqrs_jrec_next(r), s++)
+	for (; r < end; r = cqrs__jrec_next(r), s++)
 		if (r->seq != s || cqrs__jrec_checksum(r) != r->checksum || !jt_payload_ok(r))
 			a->bad++;
 	if (s != last + 1 || r != end)
@@ -134,7 +134,7 @@ static inline void jt_on_durable(void *arg, uint64_t first, uint64_t last, const
  * Waits while every buffer is in flight. Returns 0 or the error. */
 static inline int jt_append_one(cqrs_journal *j, int end)
 {
-	uint64_t seq = cqrs_journal_next_seq(j);
+	uint64_t seq = cqrs__journal_next_seq(j);
 	cqrs_journal_event ev = {
 		.type = jt_type_of(seq),
 		.flags = end ? CQRS_JREC_CMD_END : 0,
@@ -148,17 +148,17 @@ static inline int jt_append_one(cqrs_journal *j, int end)
 	int rc;
 
 	for (;;) {
-		rc = cqrs_journal_claim(j, &ev, jt_size_of(ev.type), &p);
+		rc = cqrs__journal_claim(j, &ev, jt_size_of(ev.type), &p);
 		if (rc != -EAGAIN)
 			break;
-		rc = cqrs_journal_wait(j, 1000000000u);
+		rc = cqrs__journal_wait(j, 1000000000u);
 		if (rc < 0)
 			return rc;
 	}
 	if (rc)
 		return rc;
 	jt_fill(seq, p, jt_size_of(ev.type));
-	return cqrs_journal_commit(j) == seq ? 0 : -EPROTO;
+	return cqrs__journal_commit(j) == seq ? 0 : -EPROTO;
 }
 
 /* Appends n events in command groups of 1..maxgroup events, flushing every
@@ -170,24 +170,24 @@ static inline int jt_append(cqrs_journal *j, int n, int maxgroup, int flush_ever
 	int groups = 0;
 
 	for (int i = 0; i < n;) {
-		int g = 1 + (int)((cqrs_journal_next_seq(j) * 7) % (uint64_t)maxgroup);
+		int g = 1 + (int)((cqrs__journal_next_seq(j) * 7) % (uint64_t)maxgroup);
 		if (g > n - i)
 			g = n - i;
 		for (int k = 0; k < g; k++) {
 			int rc = jt_append_one(j, k == g - 1);
 			if (rc) {
-				cqrs_journal_abandon(j);
+				cqrs__journal_abandon(j);
 				return rc;
 			}
 		}
 		i += g;
 		if (submitted)
-			*submitted = cqrs_journal_next_seq(j) - 1;
+			*submitted = cqrs__journal_next_seq(j) - 1;
 		if (flush_every && ++groups % flush_every == 0) {
-			int rc = cqrs_journal_flush(j);
+			int rc = cqrs__journal_flush(j);
 			if (rc)
 				return rc;
-			rc = cqrs_journal_poll(j);
+			rc = cqrs__journal_poll(j);
 			if (rc < 0)
 				return rc;
 		}
@@ -198,8 +198,8 @@ static inline int jt_append(cqrs_journal *j, int n, int maxgroup, int flush_ever
 /* Waits until everything appended is reported (or an error). */
 static inline int jt_sync(cqrs_journal *j)
 {
-	while (cqrs_journal_durable_seq(j) + 1 < cqrs_journal_next_seq(j)) {
-		int rc = cqrs_journal_wait(j, 2000000000u);
+	while (cqrs__journal_durable_seq(j) + 1 < cqrs__journal_next_seq(j)) {
+		int rc = cqrs__journal_wait(j, 2000000000u);
 		if (rc < 0)
 			return rc;
 	}
@@ -217,19 +217,19 @@ static inline int64_t jt_read_all(const char *dir, int *torn)
 	const cqrs_jrec *r;
 	cqrs_journal_tail t;
 	uint64_t expect = 1;
-	int rc = cqrs_journal_iter_open(&it, dir, 1);
+	int rc = cqrs__journal_iter_open(&it, dir, 1);
 
 	if (rc)
 		return rc;
-	while ((rc = cqrs_journal_iter_next(it, &r)) == 1) {
+	while ((rc = cqrs__journal_iter_next(it, &r)) == 1) {
 		if (r->seq != expect || !jt_payload_ok(r)) {
-			cqrs_journal_iter_close(it);
+			cqrs__journal_iter_close(it);
 			return -EPROTO;
 		}
 		expect++;
 	}
-	cqrs_journal_iter_tail(it, &t);
-	cqrs_journal_iter_close(it);
+	cqrs__journal_iter_tail(it, &t);
+	cqrs__journal_iter_close(it);
 	if (rc < 0)
 		return rc;
 	if (torn)

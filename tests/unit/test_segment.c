@@ -30,53 +30,53 @@ static void test_names(void **state)
 	char out[CQRS_SEG_NAME_MAX];
 	(void)state;
 
-	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "orders"), 0);
+	assert_int_equal(cqrs__seg_name_ctl(out, sizeof out, "orders"), 0);
 	assert_string_equal(out, "/cqrs.orders.ctl");
-	assert_int_equal(cqrs_seg_name_board(out, sizeof out, "orders"), 0);
+	assert_int_equal(cqrs__seg_name_board(out, sizeof out, "orders"), 0);
 	assert_string_equal(out, "/cqrs.orders.wait");
-	assert_int_equal(cqrs_seg_name_view(out, sizeof out, "orders", "order_summaries", 3), 0);
+	assert_int_equal(cqrs__seg_name_view(out, sizeof out, "orders", "order_summaries", 3), 0);
 	assert_string_equal(out, "/cqrs.orders.v.order_summaries.3");
-	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "a/b"), -EINVAL);
-	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "a.b"), -EINVAL);
-	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, ""), -EINVAL);
-	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, NULL), -EINVAL);
-	assert_int_equal(cqrs_seg_name_ctl(out, sizeof out, "0123456789012345678901234567890123"),
+	assert_int_equal(cqrs__seg_name_ctl(out, sizeof out, "a/b"), -EINVAL);
+	assert_int_equal(cqrs__seg_name_ctl(out, sizeof out, "a.b"), -EINVAL);
+	assert_int_equal(cqrs__seg_name_ctl(out, sizeof out, ""), -EINVAL);
+	assert_int_equal(cqrs__seg_name_ctl(out, sizeof out, NULL), -EINVAL);
+	assert_int_equal(cqrs__seg_name_ctl(out, sizeof out, "0123456789012345678901234567890123"),
 			 -EINVAL);
-	assert_int_equal(cqrs_seg_name_view(out, sizeof out, "e", "v-1", 1), -EINVAL);
-	assert_int_equal(cqrs_seg_name_view(out, 10, "engine", "view", 1), -EINVAL);
+	assert_int_equal(cqrs__seg_name_view(out, sizeof out, "e", "v-1", 1), -EINVAL);
+	assert_int_equal(cqrs__seg_name_view(out, 10, "engine", "view", 1), -EINVAL);
 }
 
 static void test_owner_liveness(void **state)
 {
-	uint64_t self = cqrs_seg_self_owner(), ticks;
+	uint64_t self = cqrs__seg_self_owner(), ticks;
 	int zombie;
 	pid_t pid;
 	(void)state;
 
-	assert_int_equal(cqrs_seg_owner_pid(self), (uint32_t)getpid());
-	assert_true(cqrs_seg_owner_alive(self));
-	assert_false(cqrs_seg_owner_alive(0));
+	assert_int_equal(cqrs__seg_owner_pid(self), (uint32_t)getpid());
+	assert_true(cqrs__seg_owner_alive(self));
+	assert_false(cqrs__seg_owner_alive(0));
 	/* same pid, other start time: a reused pid is not our owner */
-	assert_false(cqrs_seg_owner_alive(self + (UINT64_C(1) << 22)));
-	assert_int_equal(cqrs_seg_proc_start((uint32_t)getpid(), &ticks, &zombie), 0);
+	assert_false(cqrs__seg_owner_alive(self + (UINT64_C(1) << 22)));
+	assert_int_equal(cqrs__seg_proc_start((uint32_t)getpid(), &ticks, &zombie), 0);
 	assert_true(ticks == self >> 22 && !zombie);
 	/* a child that exited: zombie first, then gone */
 	pid = fork();
 	if (pid == 0)
 		_exit(0);
 	assert_true(pid > 0);
-	while (cqrs_seg_proc_start((uint32_t)pid, &ticks, &zombie) == 0 && !zombie)
+	while (cqrs__seg_proc_start((uint32_t)pid, &ticks, &zombie) == 0 && !zombie)
 		usleep(1000);
-	assert_false(cqrs_seg_owner_alive((uint64_t)pid | ticks << 22));
+	assert_false(cqrs__seg_owner_alive((uint64_t)pid | ticks << 22));
 	waitpid(pid, NULL, 0);
-	assert_false(cqrs_seg_owner_alive((uint64_t)pid | ticks << 22));
+	assert_false(cqrs__seg_owner_alive((uint64_t)pid | ticks << 22));
 }
 
 static void make_sealed(cqrs_seg *s, const char *name, unsigned mode)
 {
-	assert_int_equal(cqrs_seg_create(s, name, 8192, mode), 0);
-	cqrs_seg_init_header(s, CQRS_SEG_CONTROL, "tseg", NULL, 0);
-	cqrs_seg_seal(s);
+	assert_int_equal(cqrs__seg_create(s, name, 8192, mode), 0);
+	cqrs__seg_init_header(s, CQRS_SEG_CONTROL, "tseg", NULL, 0);
+	cqrs__seg_seal(s);
 }
 
 static void test_create_mode_umask(void **state)
@@ -95,16 +95,16 @@ static void test_create_mode_umask(void **state)
 	assert_int_equal(st.st_mode & 07777, 0640);
 	close(fd);
 	/* open read-only validates the header; a wrong kind is refused */
-	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), 0);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), 0);
 	assert_int_equal(r.size, 8192);
 	assert_false(r.writable);
-	cqrs_seg_close(&r);
-	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_VIEW, 0), CQRS_EFORMAT);
+	cqrs__seg_close(&r);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_VIEW, 0), CQRS_EFORMAT);
 	/* a live owner's name is refused */
-	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), -EEXIST);
-	assert_int_equal(cqrs_seg_remove_stale(name), -EEXIST);
-	cqrs_seg_close(&s);
-	assert_int_equal(cqrs_seg_unlink(name), 0);
+	assert_int_equal(cqrs__seg_create(&r, name, 8192, 0), -EEXIST);
+	assert_int_equal(cqrs__seg_remove_stale(name), -EEXIST);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
 
 	/* an explicit mode, and a restrictive umask does not narrow it */
 	umask(077);
@@ -113,10 +113,10 @@ static void test_create_mode_umask(void **state)
 	assert_true(fd >= 0 && fstat(fd, &st) == 0);
 	assert_int_equal(st.st_mode & 07777, 0604);
 	close(fd);
-	cqrs_seg_close(&s);
-	assert_int_equal(cqrs_seg_unlink(name), 0);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
 	umask(old);
-	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), -ENOENT);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), -ENOENT);
 }
 
 static void test_stale_and_foreign(void **state)
@@ -134,29 +134,29 @@ static void test_stale_and_foreign(void **state)
 		_exit(0);
 	waitpid(pid, NULL, 0);
 	/* as if a dead process owned it */
-	atomic_store(&cqrs_seg_live_line(&s)->owner, (uint64_t)pid | UINT64_C(12345) << 22);
-	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), CQRS_ESTALE);
-	assert_int_equal(cqrs_seg_remove_stale(name), 0);
+	atomic_store(&cqrs__seg_live_line(&s)->owner, (uint64_t)pid | UINT64_C(12345) << 22);
+	assert_int_equal(cqrs__seg_create(&r, name, 8192, 0), CQRS_ESTALE);
+	assert_int_equal(cqrs__seg_remove_stale(name), 0);
 	/* readers still mapping it see it retired */
-	assert_true(atomic_load(&cqrs_seg_live_line(&s)->flags) & CQRS_SEG_RETIRED);
-	cqrs_seg_close(&s);
-	assert_int_equal(cqrs_seg_remove_stale(name), -ENOENT);
+	assert_true(atomic_load(&cqrs__seg_live_line(&s)->flags) & CQRS_SEG_RETIRED);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_remove_stale(name), -ENOENT);
 	make_sealed(&s, name, 0);
-	cqrs_seg_close(&s);
-	assert_int_equal(cqrs_seg_unlink(name), 0);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
 
 	/* a foreign file under our name */
 	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "hello, not a segment", 20), 20);
-	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), CQRS_EFORMAT);
-	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs__seg_create(&r, name, 8192, 0), CQRS_EFORMAT);
 	assert_int_equal(ftruncate(fd, 65536), 0);
-	assert_int_equal(cqrs_seg_open(&r, name, CQRS_SEG_CONTROL, 0), CQRS_EFORMAT);
-	assert_int_equal(cqrs_seg_create(&r, name, 8192, 0), CQRS_EFORMAT);
-	assert_int_equal(cqrs_seg_remove_stale(name), CQRS_EFORMAT);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs__seg_create(&r, name, 8192, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs__seg_remove_stale(name), CQRS_EFORMAT);
 	close(fd);
-	assert_int_equal(cqrs_seg_unlink(name), 0);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
 }
 
 /* A small real view segment copied into an aligned buffer. */
@@ -169,20 +169,20 @@ static void *view_image(const char *engine, size_t *len, char *segname)
 	trow r;
 
 	assert_int_equal(tview_setup(engine, 8, &ctl, &w), 0);
-	assert_int_equal(cqrs_vw_begin(w), 0);
+	assert_int_equal(cqrs__vw_begin(w), 0);
 	for (uint64_t i = 1; i <= 5; i++) {
 		trow_fill(&r, i, i % 2, 1);
-		assert_int_equal(cqrs_vw_upsert(w, &r), 0);
+		assert_int_equal(cqrs__vw_upsert(w, &r), 0);
 	}
-	assert_int_equal(cqrs_vw_end(w, 1), 0);
-	strcpy(segname, cqrs_vw_segment_name(w));
-	assert_int_equal(cqrs_seg_open(&s, segname, CQRS_SEG_VIEW, 0), 0);
+	assert_int_equal(cqrs__vw_end(w, 1), 0);
+	strcpy(segname, cqrs__vw_segment_name(w));
+	assert_int_equal(cqrs__seg_open(&s, segname, CQRS_SEG_VIEW, 0), 0);
 	img = aligned_alloc(64, s.size);
 	memcpy(img, s.base, s.size);
 	*len = s.size;
-	cqrs_seg_close(&s);
-	cqrs_vw_close(w); /* segment stays for the truncation test */
-	cqrs_ctl_close(ctl);
+	cqrs__seg_close(&s);
+	cqrs__vw_close(w); /* segment stays for the truncation test */
+	cqrs__ctl_close(ctl);
 	return img;
 }
 
@@ -197,7 +197,7 @@ static int check_img(const uint8_t *img, size_t len)
 	cqrs_vparams p;
 	cqrs_schema s;
 	uint8_t imm[CQRS_SEG_IMM_SIZE];
-	return cqrs_view_check(img, len, &p, &s, imm);
+	return cqrs__view_check(img, len, &p, &s, imm);
 }
 
 static void test_bad_headers(void **state)
@@ -271,11 +271,11 @@ static void test_bad_headers(void **state)
 		print_message("%s\n", cqrs_last_error());
 		assert_null(v);
 	}
-	assert_int_equal(cqrs_seg_unlink(segname), 0);
-	cqrs_seg_name_ctl(ctlname, sizeof ctlname, engine);
-	assert_int_equal(cqrs_seg_unlink(ctlname), 0);
-	cqrs_seg_name_board(ctlname, sizeof ctlname, engine);
-	assert_int_equal(cqrs_seg_unlink(ctlname), 0);
+	assert_int_equal(cqrs__seg_unlink(segname), 0);
+	cqrs__seg_name_ctl(ctlname, sizeof ctlname, engine);
+	assert_int_equal(cqrs__seg_unlink(ctlname), 0);
+	cqrs__seg_name_board(ctlname, sizeof ctlname, engine);
+	assert_int_equal(cqrs__seg_unlink(ctlname), 0);
 	assert_int_equal(tview_shm_count(engine), 0);
 	free(bad);
 	free(img);

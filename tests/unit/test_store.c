@@ -130,41 +130,41 @@ static void test_dedup(void **state)
 	cqrs_dedup *d;
 	uint64_t seq;
 	(void)state;
-	assert_int_equal(cqrs_dedup_create(8, &d), 0);
-	assert_int_equal(cqrs_dedup_check(d, 1, 1, &seq), 0);
-	assert_int_equal(cqrs_dedup_record(d, 1, 1, 100), 0);
-	assert_int_equal(cqrs_dedup_check(d, 1, 1, &seq), 1);
+	assert_int_equal(cqrs__dedup_create(8, &d), 0);
+	assert_int_equal(cqrs__dedup_check(d, 1, 1, &seq), 0);
+	assert_int_equal(cqrs__dedup_record(d, 1, 1, 100), 0);
+	assert_int_equal(cqrs__dedup_check(d, 1, 1, &seq), 1);
 	assert_true(seq == 100);
-	assert_int_equal(cqrs_dedup_check(d, 2, 1, &seq), 0); /* other client */
+	assert_int_equal(cqrs__dedup_check(d, 2, 1, &seq), 0); /* other client */
 	for (uint64_t c = 2; c <= 20; c++)
-		assert_int_equal(cqrs_dedup_record(d, 1, c, 100 + c), 0);
-	assert_int_equal(cqrs_dedup_check(d, 1, 20, &seq), 1);
+		assert_int_equal(cqrs__dedup_record(d, 1, c, 100 + c), 0);
+	assert_int_equal(cqrs__dedup_check(d, 1, 20, &seq), 1);
 	assert_true(seq == 120);
-	assert_int_equal(cqrs_dedup_check(d, 1, 13, &seq), 1);
+	assert_int_equal(cqrs__dedup_check(d, 1, 13, &seq), 1);
 	assert_true(seq == 113);
 	/* older than the window: still a duplicate, result unknown */
-	assert_int_equal(cqrs_dedup_check(d, 1, 3, &seq), 1);
+	assert_int_equal(cqrs__dedup_check(d, 1, 3, &seq), 1);
 	assert_true(seq == 0);
-	assert_int_equal(cqrs_dedup_check(d, 1, 21, &seq), 0);
-	cqrs_dedup_destroy(d);
+	assert_int_equal(cqrs__dedup_check(d, 1, 21, &seq), 0);
+	cqrs__dedup_destroy(d);
 }
 
 static void test_hist(void **state)
 {
 	static cqrs_hist h;
 	(void)state;
-	cqrs_hist_reset(&h);
+	cqrs__hist_reset(&h);
 	for (uint64_t v = 0; v < 100000; v++)
-		assert_true(cqrs_hist_bucket_low(cqrs_hist_bucket(v)) <= v);
+		assert_true(cqrs__hist_bucket_low(cqrs__hist_bucket(v)) <= v);
 	for (unsigned b = 16; b + 1 < 970; b++)
-		assert_true(cqrs_hist_bucket(cqrs_hist_bucket_low(b)) == b);
+		assert_true(cqrs__hist_bucket(cqrs__hist_bucket_low(b)) == b);
 	for (uint64_t v = 1; v <= 1000; v++)
-		cqrs_hist_record(&h, v * 1000);
-	assert_true(cqrs_hist_total(&h) == 1000);
-	uint64_t p50 = cqrs_hist_quantile(&h, 0.5), p99 = cqrs_hist_quantile(&h, 0.99);
+		cqrs__hist_record(&h, v * 1000);
+	assert_true(cqrs__hist_total(&h) == 1000);
+	uint64_t p50 = cqrs__hist_quantile(&h, 0.5), p99 = cqrs__hist_quantile(&h, 0.99);
 	assert_true(p50 > 470000 && p50 < 530000);
 	assert_true(p99 > 930000 && p99 < 1060000);
-	assert_true(cqrs_hist_bucket(UINT64_MAX) < CQRS_HIST_BUCKETS);
+	assert_true(cqrs__hist_bucket(UINT64_MAX) < CQRS_HIST_BUCKETS);
 }
 
 /* Id patterns real systems hand out: in sequence, strided, with a shard
@@ -196,7 +196,7 @@ static void test_id_hash_spread(void **state)
 		uint32_t distinct = 0;
 		memset(used, 0, sizeof used);
 		for (uint64_t i = 1; i <= N; i++) {
-			uint64_t slot = cqrs_id_hash(pattern_id(p, i) + 1, 42) & (SLOTS - 1);
+			uint64_t slot = cqrs__id_hash(pattern_id(p, i) + 1, 42) & (SLOTS - 1);
 			distinct += !used[slot];
 			used[slot] = 1;
 		}
@@ -206,11 +206,11 @@ static void test_id_hash_spread(void **state)
 	for (uint64_t base = 0; base < 64 * 1000; base += 64) {
 		uint64_t seen = 0;
 		for (uint64_t i = 0; i < 64; i++)
-			seen |= UINT64_C(1) << (cqrs_id_hash(base + i, 7) & 63);
+			seen |= UINT64_C(1) << (cqrs__id_hash(base + i, 7) & 63);
 		assert_true(seen == UINT64_MAX);
-		assert_true(cqrs_id_hash(base, 7) >> 6 == cqrs_id_hash(base + 63, 7) >> 6);
+		assert_true(cqrs__id_hash(base, 7) >> 6 == cqrs__id_hash(base + 63, 7) >> 6);
 		for (uint64_t i = 0; i < 63; i++) /* in sequence: the next slot, mod 64 */
-			assert_true(((cqrs_id_hash(base + i + 1, 7) - cqrs_id_hash(base + i, 7)) & 63) == 1);
+			assert_true(((cqrs__id_hash(base + i + 1, 7) - cqrs__id_hash(base + i, 7)) & 63) == 1);
 	}
 }
 
@@ -224,13 +224,13 @@ static void test_id_patterns_store_and_versions(void **state)
 		cqrs_store *s;
 		cqrs_versions *v;
 		assert_int_equal(cqrs_store_create(8, sizeof(agg), 64, &s), 0);
-		assert_int_equal(cqrs_versions_create(64, &v), 0);
+		assert_int_equal(cqrs__versions_create(64, &v), 0);
 		for (uint64_t i = 1; i <= N; i++) {
 			uint64_t k = pattern_id(p, i);
 			agg *a = cqrs_store_upsert(s, &k, NULL);
 			assert_non_null(a);
 			a->key = k;
-			assert_int_equal(cqrs_versions_set(v, k, i), 0);
+			assert_int_equal(cqrs__versions_set(v, k, i), 0);
 		}
 		assert_true(cqrs_store_count(s) == N);
 		for (uint64_t i = 1; i <= N; i += 2) {
@@ -246,20 +246,20 @@ static void test_id_patterns_store_and_versions(void **state)
 				assert_non_null(a);
 				assert_true(a->key == k);
 			}
-			assert_true(cqrs_versions_get(v, k) == i);
+			assert_true(cqrs__versions_get(v, k) == i);
 		}
 		assert_true(cqrs_store_count(s) == N / 2);
-		cqrs_versions_destroy(v);
+		cqrs__versions_destroy(v);
 		cqrs_store_destroy(s);
 	}
 }
 
 static void *alloc_on_thread(void *arg)
 {
-	void *p = cqrs_wm_calloc(64);
+	void *p = cqrs__wm_calloc(64);
 	(void)arg;
 	if (p)
-		cqrs_wm_free(p, 64);
+		cqrs__wm_free(p, 64);
 	return p;
 }
 
@@ -298,7 +298,7 @@ static double resident(const void *p, size_t len)
 	return (double)in / (double)n;
 }
 
-/* cqrs_wm_prefault faults in what the arena has mapped (a large calloc is
+/* cqrs__wm_prefault faults in what the arena has mapped (a large calloc is
  * left untouched by jemalloc: fresh pages are zero), and its thread what
  * the arena maps afterwards, without anyone touching it. Sized above what
  * the tests before it free, so jemalloc cannot hand back touched memory. */
@@ -317,21 +317,21 @@ static void test_wm_prefault(void **state)
 	munmap(probe, 4096);
 	if (rc) /* a kernel before 5.14 */
 		skip();
-	a = cqrs_wm_calloc(len);
+	a = cqrs__wm_calloc(len);
 	assert_non_null(a);
 	before = resident(a, len);
-	assert_int_equal(cqrs_wm_prefault(), 0);
+	assert_int_equal(cqrs__wm_prefault(), 0);
 	printf("prefault: %.0f%% resident before, %.0f%% after\n", before * 100, resident(a, len) * 100);
 	assert_true(before < 0.5);
 	assert_true(resident(a, len) > 0.99);
-	b = cqrs_wm_calloc(2 * len); /* a new extent: the thread's */
+	b = cqrs__wm_calloc(2 * len); /* a new extent: the thread's */
 	assert_non_null(b);
 	for (int i = 0; i < 10000 && resident(b, 2 * len) < 0.99; i++)
 		usleep(1000);
 	assert_true(resident(b, 2 * len) > 0.99);
 	assert_true(a[len - 1] == 0 && b[2 * len - 1] == 0); /* still zero */
-	cqrs_wm_free(a, len);
-	cqrs_wm_free(b, 2 * len);
+	cqrs__wm_free(a, len);
+	cqrs__wm_free(b, 2 * len);
 #else
 	skip();
 #endif

@@ -52,7 +52,7 @@ static int put(cqrs_vw *w, uint64_t id, uint64_t cust, uint64_t ver)
 {
 	trow r;
 	trow_fill(&r, id, cust, ver);
-	return cqrs_vw_upsert(w, &r);
+	return cqrs__vw_upsert(w, &r);
 }
 
 /* Reads id through the reader API; returns the code, fills *out. */
@@ -133,11 +133,11 @@ static void test_basic_ops(void **state)
 	assert_int_equal(get(f->v, 7, &r), CQRS_ENOTFOUND);
 	assert_int_equal(put(f->w, 1, 1, 1), -EINVAL); /* outside a batch */
 
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
-	assert_int_equal(cqrs_vw_begin(f->w), -EINVAL);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), -EINVAL);
 	for (uint64_t i = 1; i <= 10; i++)
 		assert_int_equal(put(f->w, i, i % 3, 1), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 10), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 10), 0);
 	assert_int_equal(cqrs_view_applied_seq(f->v), 10);
 	assert_int_equal(cqrs_view_rows(f->v), 10);
 
@@ -147,25 +147,25 @@ static void test_basic_ops(void **state)
 	assert_int_equal(cqrs_view_get(f->v, &id, sizeof id, &r, sizeof r - 1), -ENOSPC);
 
 	/* upsert of an existing key overwrites in place */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	assert_int_equal(put(f->w, 7, 1, 2), 0);
-	assert_int_equal(cqrs_vw_update(f->w, &id, sizeof id, bump_items, &step), 0);
-	assert_int_equal(cqrs_vw_update(f->w, &id, sizeof id, refuse, NULL), 42);
-	assert_int_equal(cqrs_vw_update(f->w, &id, sizeof id, change_key, NULL), -EINVAL);
-	assert_int_equal(cqrs_vw_update(f->w, &missing, sizeof missing, bump_items, &step),
+	assert_int_equal(cqrs__vw_update(f->w, &id, sizeof id, bump_items, &step), 0);
+	assert_int_equal(cqrs__vw_update(f->w, &id, sizeof id, refuse, NULL), 42);
+	assert_int_equal(cqrs__vw_update(f->w, &id, sizeof id, change_key, NULL), -EINVAL);
+	assert_int_equal(cqrs__vw_update(f->w, &missing, sizeof missing, bump_items, &step),
 			 CQRS_ENOTFOUND);
-	assert_int_equal(cqrs_vw_end(f->w, 11), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 11), 0);
 	assert_int_equal(get(f->v, 7, &r), 0);
 	assert_true(trow_ok(&r) && r.version == 7);
-	assert_int_equal(cqrs_vw_get(f->w, &id, sizeof id, &r), 0);
+	assert_int_equal(cqrs__vw_get(f->w, &id, sizeof id, &r), 0);
 	assert_true(r.version == 7);
 
 	/* patch writes bytes (here: the note) without touching the key */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
-	assert_int_equal(cqrs_vw_patch(f->w, &id, sizeof id, offsetof(trow, note), "patched", 8), 0);
-	assert_int_equal(cqrs_vw_patch(f->w, &id, sizeof id, offsetof(trow, order_id), "x", 1),
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_patch(f->w, &id, sizeof id, offsetof(trow, note), "patched", 8), 0);
+	assert_int_equal(cqrs__vw_patch(f->w, &id, sizeof id, offsetof(trow, order_id), "x", 1),
 			 -EINVAL);
-	assert_int_equal(cqrs_vw_end(f->w, 12), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 12), 0);
 	assert_int_equal(get(f->v, 7, &r), 0);
 	assert_string_equal(r.note, "patched");
 
@@ -178,12 +178,12 @@ static void test_basic_ops(void **state)
 	assert_int_equal(cqrs_view_find(f->v, "total", &id, 8, collect_fn, &c, 0), CQRS_ENOTFOUND);
 
 	/* move 7 to customer 2, delete 4 */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	assert_int_equal(put(f->w, 7, 2, 8), 0);
 	id = 4;
-	assert_int_equal(cqrs_vw_delete(f->w, &id, sizeof id), 0);
-	assert_int_equal(cqrs_vw_delete(f->w, &id, sizeof id), CQRS_ENOTFOUND);
-	assert_int_equal(cqrs_vw_end(f->w, 13), 0);
+	assert_int_equal(cqrs__vw_delete(f->w, &id, sizeof id), 0);
+	assert_int_equal(cqrs__vw_delete(f->w, &id, sizeof id), CQRS_ENOTFOUND);
+	assert_int_equal(cqrs__vw_end(f->w, 13), 0);
 	assert_int_equal(get(f->v, 4, &r), CQRS_ENOTFOUND);
 	assert_int_equal(find_ids(f->v, 1, 0, &c), 2);
 	assert_true(c.ids[0] == 1 && c.ids[1] == 10 && !c.bad);
@@ -200,8 +200,8 @@ static void test_basic_ops(void **state)
 	assert_int_equal(c.bad, 0); /* row 7's patched note was rewritten by the upsert */
 
 	/* applied_seq must not go back */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 5), -EINVAL);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 5), -EINVAL);
 	assert_int_equal(cqrs_view_applied_seq(f->v), 13);
 	fx_free(f);
 }
@@ -220,10 +220,10 @@ static void test_callback_stops(void **state)
 	int calls = 0;
 	(void)state;
 
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (uint64_t i = 1; i <= 20; i++)
 		assert_int_equal(put(f->w, i, 5, 1), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 1), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
 	assert_int_equal(cqrs_view_find(f->v, "customer_id", &cust, 8, stop_after_one, &calls, 0), 1);
 	assert_int_equal(calls, 1);
 	assert_int_equal(cqrs_view_find(f->v, "customer_id", &cust, 8, stop_after_one, &calls,
@@ -254,33 +254,33 @@ static void test_collisions_and_probe_deletes(void **state)
 
 	/* 12 keys in one bucket of 32: one probe chain 12 long */
 	assert_int_equal(colliding_keys(keys, 12, 31, 30), 12);
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (int i = 0; i < 12; i++)
 		assert_int_equal(put(f->w, keys[i], 1, 1), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 1), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
 	for (int i = 0; i < 12; i++) {
 		assert_int_equal(get(f->v, keys[i], &r), 0);
 		assert_true(r.order_id == keys[i]);
 	}
 	/* delete inside the chain: the keys after it stay reachable */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (int i = 1; i < 12; i += 3)
-		assert_int_equal(cqrs_vw_delete(f->w, &keys[i], 8), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 2), 0);
+		assert_int_equal(cqrs__vw_delete(f->w, &keys[i], 8), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 2), 0);
 	for (int i = 0; i < 12; i++)
 		assert_int_equal(get(f->v, keys[i], &r), (i % 3 == 1) ? CQRS_ENOTFOUND : 0);
 	/* the last one: its tombstone run ends in an empty bucket and is cleared */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
-	assert_int_equal(cqrs_vw_delete(f->w, &keys[11], 8), 0);
-	assert_int_equal(cqrs_vw_delete(f->w, &keys[9], 8), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 3), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_delete(f->w, &keys[11], 8), 0);
+	assert_int_equal(cqrs__vw_delete(f->w, &keys[9], 8), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 3), 0);
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(get(f->v, keys[i], &r), (i % 3 == 1) ? CQRS_ENOTFOUND : 0);
 	/* reinsert: tombstones are reused, nothing is duplicated */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (int i = 0; i < 12; i++)
 		assert_int_equal(put(f->w, keys[i], 2, 2), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 4), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 4), 0);
 	assert_int_equal(cqrs_view_rows(f->v), 12);
 	for (int i = 0; i < 12; i++) {
 		assert_int_equal(get(f->v, keys[i], &r), 0);
@@ -297,20 +297,20 @@ static void test_secondary_collisions(void **state)
 	(void)state;
 
 	assert_int_equal(colliding_keys(custs, 3, 15, 3), 3);
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (uint64_t i = 0; i < 15; i++)
 		assert_int_equal(put(f->w, 100 + i, custs[i % 3], 1), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 1), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
 	for (int k = 0; k < 3; k++) {
 		assert_int_equal(find_ids(f->v, custs[k], 0, &c), 5);
 		assert_int_equal(c.bad, 0);
 		assert_int_equal(find_ids(f->v, custs[k], CQRS_FIND_SNAPSHOT, &c), 5);
 	}
 	/* unlink the chain's head, middle and tail */
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (uint64_t id = 114; id >= 100; id -= 7)
-		assert_int_equal(cqrs_vw_delete(f->w, &id, 8), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 2), 0);
+		assert_int_equal(cqrs__vw_delete(f->w, &id, 8), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 2), 0);
 	assert_int_equal(find_ids(f->v, custs[0], 0, &c) + find_ids(f->v, custs[1], 0, &c) +
 				 find_ids(f->v, custs[2], 0, &c),
 			 12);
@@ -326,20 +326,20 @@ static void test_full_view(void **state)
 	uint64_t id = 3;
 	(void)state;
 
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (uint64_t i = 1; i <= 8; i++)
 		assert_int_equal(put(f->w, i, 1, 1), 0);
 	assert_int_equal(put(f->w, 9, 1, 1), CQRS_EFULL);
 	assert_int_equal(put(f->w, 8, 2, 2), 0); /* overwrite still fine when full */
-	assert_int_equal(cqrs_vw_end(f->w, 1), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
 	assert_int_equal(cqrs_view_rows(f->v), 8);
 	for (uint64_t i = 1; i <= 9; i++)
 		assert_int_equal(get(f->v, i, &r), i <= 8 ? 0 : CQRS_ENOTFOUND);
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
-	assert_int_equal(cqrs_vw_delete(f->w, &id, 8), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_delete(f->w, &id, 8), 0);
 	assert_int_equal(put(f->w, 9, 1, 1), 0);
 	assert_int_equal(put(f->w, 10, 1, 1), CQRS_EFULL);
-	assert_int_equal(cqrs_vw_end(f->w, 2), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 2), 0);
 	assert_int_equal(get(f->v, 9, &r), 0);
 	assert_int_equal(get(f->v, 3, &r), CQRS_ENOTFOUND);
 	fx_free(f);
@@ -361,20 +361,20 @@ static void test_str_key(void **state)
 	(void)state;
 
 	tu_unique_name(engine, sizeof engine, "tsku");
-	assert_int_equal(cqrs_ctl_create(engine, NULL, &ctl), 0);
+	assert_int_equal(cqrs__ctl_create(engine, NULL, &ctl), 0);
 	cfg.schema = sku_row_schema();
 	cfg.key_field = "sku";
 	cfg.secondary[0] = "tag";
 	cfg.capacity = 32;
-	assert_int_equal(cqrs_vw_create(ctl, "skus", &cfg, &w), 0);
-	assert_int_equal(cqrs_vw_publish(w), 0);
-	assert_int_equal(cqrs_vw_begin(w), 0);
+	assert_int_equal(cqrs__vw_create(ctl, "skus", &cfg, &w), 0);
+	assert_int_equal(cqrs__vw_publish(w), 0);
+	assert_int_equal(cqrs__vw_begin(w), 0);
 	memset(&r, 0, sizeof r);
 	strcpy(r.sku, "ABC-1");
 	memcpy(r.tag, "\x01\x02\x00\x00", 4);
 	r.qty = 3;
-	assert_int_equal(cqrs_vw_upsert(w, &r), 0);
-	assert_int_equal(cqrs_vw_end(w, 1), 0);
+	assert_int_equal(cqrs__vw_upsert(w, &r), 0);
+	assert_int_equal(cqrs__vw_end(w, 1), 0);
 	assert_int_equal(cqrs_view_open(engine, "skus", &v), 0);
 	assert_int_equal(cqrs_view_get(v, "ABC-1", 5, &out, sizeof out), 0);
 	assert_int_equal(out.qty, 3);
@@ -390,7 +390,7 @@ static void test_str_key(void **state)
 	{
 		cqrs_vw *bad;
 		cfg.secondary[0] = "nope";
-		assert_int_equal(cqrs_vw_create(ctl, "skus2", &cfg, &bad), CQRS_ENOTFOUND);
+		assert_int_equal(cqrs__vw_create(ctl, "skus2", &cfg, &bad), CQRS_ENOTFOUND);
 		assert_null(bad);
 	}
 	cqrs_view_close(v);
@@ -399,14 +399,14 @@ static void test_str_key(void **state)
 		cfg.key_field = "sku";
 		cfg.secondary[0] = "tag";
 		/* same name again: next generation */
-		assert_int_equal(cqrs_vw_create(ctl, "skus", &cfg, &w2), 0);
-		assert_int_equal(cqrs_vw_generation(w2), 2);
-		cqrs_vw_retire(w2);
-		cqrs_vw_close(w2);
+		assert_int_equal(cqrs__vw_create(ctl, "skus", &cfg, &w2), 0);
+		assert_int_equal(cqrs__vw_generation(w2), 2);
+		cqrs__vw_retire(w2);
+		cqrs__vw_close(w2);
 	}
-	cqrs_vw_retire(w);
-	cqrs_vw_close(w);
-	cqrs_ctl_destroy(ctl);
+	cqrs__vw_retire(w);
+	cqrs__vw_close(w);
+	cqrs__ctl_destroy(ctl);
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
@@ -420,9 +420,9 @@ static void test_generation_move(void **state)
 	trow r;
 	(void)state;
 
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	assert_int_equal(put(f->w, 1, 1, 1), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 1), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
 	assert_int_equal(get(f->v, 1, &r), 0);
 	assert_int_equal(cqrs_view_generation(f->v), 1);
 
@@ -431,17 +431,17 @@ static void test_generation_move(void **state)
 	cfg.key_field = "order_id";
 	cfg.secondary[0] = "customer_id";
 	cfg.capacity = 64;
-	assert_int_equal(cqrs_vw_create(f->ctl, "orders", &cfg, &w2), 0);
-	assert_int_equal(cqrs_vw_generation(w2), 2);
-	assert_int_equal(cqrs_vw_begin(w2), 0);
+	assert_int_equal(cqrs__vw_create(f->ctl, "orders", &cfg, &w2), 0);
+	assert_int_equal(cqrs__vw_generation(w2), 2);
+	assert_int_equal(cqrs__vw_begin(w2), 0);
 	assert_int_equal(put(w2, 1, 1, 5), 0);
 	assert_int_equal(put(w2, 2, 1, 5), 0);
-	assert_int_equal(cqrs_vw_end(w2, 2), 0);
+	assert_int_equal(cqrs__vw_end(w2, 2), 0);
 	/* not yet published: the reader still reads generation 1 */
 	assert_int_equal(get(f->v, 2, &r), CQRS_ENOTFOUND);
-	assert_int_equal(cqrs_vw_publish(w2), 0);
-	assert_int_equal(cqrs_vw_retire(f->w), 0);
-	cqrs_vw_close(f->w);
+	assert_int_equal(cqrs__vw_publish(w2), 0);
+	assert_int_equal(cqrs__vw_retire(f->w), 0);
+	cqrs__vw_close(f->w);
 	f->w = w2;
 	/* the reader notices by itself at its next call */
 	assert_int_equal(get(f->v, 2, &r), 0);
@@ -477,34 +477,34 @@ static void test_clean_and_adopt(void **state)
 	cfg.key_field = "order_id";
 	cfg.secondary[0] = "customer_id";
 	cfg.capacity = 32;
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	assert_int_equal(put(f->w, 1, 1, 1), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 7), 0);
-	assert_false(cqrs_vw_is_clean(f->w));
-	assert_int_equal(cqrs_vw_mark_clean(f->w), 0);
-	cqrs_vw_close(f->w); /* the segment stays */
+	assert_int_equal(cqrs__vw_end(f->w, 7), 0);
+	assert_false(cqrs__vw_is_clean(f->w));
+	assert_int_equal(cqrs__vw_mark_clean(f->w), 0);
+	cqrs__vw_close(f->w); /* the segment stays */
 	f->w = NULL;
 	/* other indexes: refused */
 	cfg.secondary[0] = "total";
-	assert_int_equal(cqrs_vw_adopt(f->ctl, "orders", 1, &cfg, &w2), CQRS_EFORMAT);
+	assert_int_equal(cqrs__vw_adopt(f->ctl, "orders", 1, &cfg, &w2), CQRS_EFORMAT);
 	cfg.secondary[0] = "customer_id";
-	assert_int_equal(cqrs_vw_adopt(f->ctl, "orders", 1, &cfg, &w2), 0);
-	assert_true(cqrs_vw_is_clean(w2));
-	assert_int_equal(cqrs_vw_applied_seq(w2), 7);
-	assert_int_equal(cqrs_vw_rows(w2), 1);
-	assert_int_equal(cqrs_vw_begin(w2), 0); /* dirty from here */
-	assert_false(cqrs_vw_is_clean(w2));
+	assert_int_equal(cqrs__vw_adopt(f->ctl, "orders", 1, &cfg, &w2), 0);
+	assert_true(cqrs__vw_is_clean(w2));
+	assert_int_equal(cqrs__vw_applied_seq(w2), 7);
+	assert_int_equal(cqrs__vw_rows(w2), 1);
+	assert_int_equal(cqrs__vw_begin(w2), 0); /* dirty from here */
+	assert_false(cqrs__vw_is_clean(w2));
 	assert_int_equal(put(w2, 2, 1, 1), 0);
-	assert_int_equal(cqrs_vw_end(w2, 8), 0);
+	assert_int_equal(cqrs__vw_end(w2, 8), 0);
 	assert_int_equal(get(f->v, 2, &r), 0); /* same segment: the reader sees it */
-	cqrs_vw_close(w2);
+	cqrs__vw_close(w2);
 	/* not clean: adoption refused */
-	assert_int_equal(cqrs_vw_adopt(f->ctl, "orders", 1, &cfg, &w2), CQRS_ECORRUPT);
-	assert_int_equal(cqrs_vw_adopt(f->ctl, "orders", 9, &cfg, &w2), -ENOENT);
+	assert_int_equal(cqrs__vw_adopt(f->ctl, "orders", 1, &cfg, &w2), CQRS_ECORRUPT);
+	assert_int_equal(cqrs__vw_adopt(f->ctl, "orders", 9, &cfg, &w2), -ENOENT);
 	{
 		char name[CQRS_SEG_NAME_MAX];
-		cqrs_seg_name_view(name, sizeof name, f->engine, "orders", 1);
-		assert_int_equal(cqrs_seg_unlink(name), 0);
+		cqrs__seg_name_view(name, sizeof name, f->engine, "orders", 1);
+		assert_int_equal(cqrs__seg_unlink(name), 0);
 	}
 	fx_free(f);
 }
@@ -563,7 +563,7 @@ static void test_pretouch(void **state)
 			skip();
 	}
 	tu_unique_name(engine, sizeof engine, "tpre");
-	assert_int_equal(cqrs_ctl_create(engine, NULL, &ctl), 0);
+	assert_int_equal(cqrs__ctl_create(engine, NULL, &ctl), 0);
 	cfg.schema = trow_schema();
 	cfg.key_field = "order_id";
 	cfg.secondary[0] = "customer_id";
@@ -572,11 +572,11 @@ static void test_pretouch(void **state)
 	for (int pre = 0; pre <= 1; pre++) {
 		cfg.pretouch = pre;
 		cfg.generation = (uint64_t)pre + 1;
-		assert_int_equal(cqrs_vw_create(ctl, "orders", &cfg, &w), 0);
-		cqrs_seg_name_view(name, sizeof name, engine, "orders", cfg.generation);
-		assert_int_equal(cqrs_vw_begin(w), 0);
+		assert_int_equal(cqrs__vw_create(ctl, "orders", &cfg, &w), 0);
+		cqrs__seg_name_view(name, sizeof name, engine, "orders", cfg.generation);
+		assert_int_equal(cqrs__vw_begin(w), 0);
 		assert_int_equal(put(w, 1, 1, 1), 0);
-		assert_int_equal(cqrs_vw_end(w, 1), 0);
+		assert_int_equal(cqrs__vw_end(w, 1), 0);
 		/* without: the index, the heads and one window of rows; with:
 		 * the same and every row */
 		seg_kib = shm_kib(name);
@@ -586,19 +586,19 @@ static void test_pretouch(void **state)
 			base_kib = mapped_kib(name);
 			assert_true(base_kib <= seg_kib - rows_kib + 4096 + 64);
 		}
-		assert_int_equal(cqrs_vw_mark_clean(w), 0);
-		cqrs_vw_close(w); /* the segment stays: adopt it */
+		assert_int_equal(cqrs__vw_mark_clean(w), 0);
+		cqrs__vw_close(w); /* the segment stays: adopt it */
 		assert_int_equal(mapped_kib(name), 0);
-		assert_int_equal(cqrs_vw_adopt(ctl, "orders", cfg.generation, &cfg, &w), 0);
+		assert_int_equal(cqrs__vw_adopt(ctl, "orders", cfg.generation, &cfg, &w), 0);
 		/* adopted: rows only as far as pretouch goes (nothing is allocated) */
 		if (pre)
 			assert_true(mapped_kib(name) >= rows_kib);
 		else
 			assert_true(mapped_kib(name) <= seg_kib - rows_kib);
-		cqrs_vw_close(w);
-		assert_int_equal(cqrs_seg_unlink(name), 0);
+		cqrs__vw_close(w);
+		assert_int_equal(cqrs__seg_unlink(name), 0);
 	}
-	cqrs_ctl_destroy(ctl);
+	cqrs__ctl_destroy(ctl);
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
@@ -611,8 +611,8 @@ static void test_wait_in_process(void **state)
 
 	assert_int_equal(cqrs_view_wait(f->v, 0, 0), 0);
 	assert_int_equal(cqrs_view_wait(f->v, 1, 1000000), -ETIMEDOUT);
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
-	assert_int_equal(cqrs_vw_end(f->w, 3), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 3), 0);
 	assert_int_equal(cqrs_view_wait(f->v, 3, 0), 0);
 	assert_int_equal(cqrs_view_wait(f->v, 2, UINT64_MAX), 0);
 	fx_free(f);
@@ -640,16 +640,16 @@ static void test_wait_follows_generation(void **state)
 	cfg.key_field = "order_id";
 	cfg.secondary[0] = "customer_id";
 	cfg.capacity = 8;
-	assert_int_equal(cqrs_vw_create(f->ctl, "orders", &cfg, &w2), 0);
-	assert_int_equal(cqrs_vw_begin(w2), 0);
+	assert_int_equal(cqrs__vw_create(f->ctl, "orders", &cfg, &w2), 0);
+	assert_int_equal(cqrs__vw_begin(w2), 0);
 	assert_int_equal(put(w2, 1, 1, 1), 0);
-	assert_int_equal(cqrs_vw_end(w2, 10), 0);
-	assert_int_equal(cqrs_vw_publish(w2), 0); /* generation 1 is not retired */
+	assert_int_equal(cqrs__vw_end(w2, 10), 0);
+	assert_int_equal(cqrs__vw_publish(w2), 0); /* generation 1 is not retired */
 	assert_int_equal(pthread_join(t, &ret), 0);
 	assert_int_equal((intptr_t)ret, 0);
 	assert_int_equal(cqrs_view_generation(f->v), 2);
-	cqrs_vw_retire(f->w);
-	cqrs_vw_close(f->w);
+	cqrs__vw_retire(f->w);
+	cqrs__vw_close(f->w);
 	f->w = w2;
 	fx_free(f);
 }
@@ -668,13 +668,13 @@ static void test_stuck_row_image(void **state)
 	collect c;
 	(void)state;
 
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	assert_int_equal(put(f->w, 1, 1, 1), 0);
 	assert_int_equal(put(f->w, 2, 1, 1), 0);
 	assert_int_equal(cqrs__vw_test_leave_odd(f->w, &id, 8), 0);
 	/* copy the segment as it is now into an image */
-	cqrs_seg_name_view(name, sizeof name, f->engine, "orders", 1);
-	assert_int_equal(cqrs_seg_open(&s, name, CQRS_SEG_VIEW, 0), 0);
+	cqrs__seg_name_view(name, sizeof name, f->engine, "orders", 1);
+	assert_int_equal(cqrs__seg_open(&s, name, CQRS_SEG_VIEW, 0), 0);
 	img = aligned_alloc(64, s.size);
 	assert_non_null(img);
 	memcpy(img, s.base, s.size);
@@ -685,7 +685,7 @@ static void test_stuck_row_image(void **state)
 	assert_int_equal(find_ids(iv, cust, CQRS_FIND_SNAPSHOT, &c), CQRS_EWRITERDEAD);
 	cqrs_view_close(iv);
 	free(img);
-	cqrs_seg_close(&s);
+	cqrs__seg_close(&s);
 	fx_free(f);
 }
 
@@ -698,7 +698,7 @@ static void test_index_rebuild(void **state)
 	trow r;
 	(void)state;
 
-	assert_int_equal(cqrs_vw_begin(f->w), 0);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
 	for (int i = 0; i < 16; i++) {
 		live[i] = next++;
 		assert_int_equal(put(f->w, live[i], 1, 1), 0);
@@ -706,12 +706,12 @@ static void test_index_rebuild(void **state)
 	/* replace every row by a fresh key, many times over */
 	for (int round = 0; round < 40; round++)
 		for (int i = 0; i < 16; i++) {
-			assert_int_equal(cqrs_vw_delete(f->w, &live[i], 8), 0);
+			assert_int_equal(cqrs__vw_delete(f->w, &live[i], 8), 0);
 			live[i] = next++;
 			assert_int_equal(put(f->w, live[i], 1, (uint64_t)round), 0);
 		}
-	assert_int_equal(cqrs_vw_end(f->w, 1), 0);
-	assert_true(cqrs_vw_rebuilds(f->w) >= 2); /* both copies served as the active one */
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
+	assert_true(cqrs__vw_rebuilds(f->w) >= 2); /* both copies served as the active one */
 	for (int i = 0; i < 16; i++) {
 		assert_int_equal(get(f->v, live[i], &r), 0);
 		assert_true(r.order_id == live[i]);
@@ -786,7 +786,7 @@ static void test_random_vs_model(void **state)
 	assert_non_null(m);
 	for (int b = 0; b < batches; b++) {
 		int ops = 1 + rand_r(&seed) % 24;
-		assert_int_equal(cqrs_vw_begin(f->w), 0);
+		assert_int_equal(cqrs__vw_begin(f->w), 0);
 		for (int o = 0; o < ops; o++) {
 			uint64_t k = (uint64_t)(rand_r(&seed) % MKEYS);
 			uint64_t cu = (uint64_t)(rand_r(&seed) % MCUST);
@@ -804,12 +804,12 @@ static void test_random_vs_model(void **state)
 				m->cust[k] = cu;
 				m->ver[k]++;
 			} else if (op < 80) {
-				rc = cqrs_vw_delete(f->w, &k, 8);
+				rc = cqrs__vw_delete(f->w, &k, 8);
 				assert_int_equal(rc, m->present[k] ? 0 : CQRS_ENOTFOUND);
 				m->rows -= m->present[k];
 				m->present[k] = 0;
 			} else {
-				rc = cqrs_vw_update(f->w, &k, 8, set_cust, &cu);
+				rc = cqrs__vw_update(f->w, &k, 8, set_cust, &cu);
 				assert_int_equal(rc, m->present[k] ? 0 : CQRS_ENOTFOUND);
 				if (m->present[k]) {
 					m->cust[k] = cu;
@@ -817,11 +817,11 @@ static void test_random_vs_model(void **state)
 				}
 			}
 		}
-		assert_int_equal(cqrs_vw_end(f->w, ++seq), 0);
+		assert_int_equal(cqrs__vw_end(f->w, ++seq), 0);
 		if (b % 10 == 0 || b == batches - 1)
 			check_model(f, m);
 	}
-	print_message("index rebuilds: %llu\n", (unsigned long long)cqrs_vw_rebuilds(f->w));
+	print_message("index rebuilds: %llu\n", (unsigned long long)cqrs__vw_rebuilds(f->w));
 	free(m);
 	fx_free(f);
 }

@@ -87,7 +87,7 @@ static void *writer_main(void *arg)
 	for (b = 0; b < min_batches ||
 			atomic_load_explicit(&reader_loops, memory_order_relaxed) < min_loops; b++) {
 		int ops = 1 + rand_r(&seed) % 16;
-		if (cqrs_vw_begin(w))
+		if (cqrs__vw_begin(w))
 			abort();
 		for (int o = 0; o < ops; o++) {
 			uint64_t k = (uint64_t)(rand_r(&seed) % KEYS);
@@ -95,24 +95,24 @@ static void *writer_main(void *arg)
 			uint64_t c = rand_r(&seed) % 3 == 0 ? STABLE : (uint64_t)(rand_r(&seed) % CUSTS);
 			int rc;
 			if (rand_r(&seed) % 3 == 0) {
-				rc = cqrs_vw_delete(w, &k, 8);
+				rc = cqrs__vw_delete(w, &k, 8);
 				if (rc && rc != CQRS_ENOTFOUND)
 					abort();
 			} else {
 				trow_fill(&r, k, c, (uint64_t)b);
-				rc = cqrs_vw_upsert(w, &r);
+				rc = cqrs__vw_upsert(w, &r);
 				if (rc && rc != CQRS_EFULL)
 					abort();
 			}
 		}
 		pairver++;
 		trow_fill(&r, PAIR_A, PAIR, pairver);
-		if (cqrs_vw_upsert(w, &r))
+		if (cqrs__vw_upsert(w, &r))
 			abort();
 		trow_fill(&r, PAIR_B, PAIR, pairver);
-		if (cqrs_vw_upsert(w, &r))
+		if (cqrs__vw_upsert(w, &r))
 			abort();
-		if (cqrs_vw_end(w, ++seq))
+		if (cqrs__vw_end(w, ++seq))
 			abort();
 	}
 	print_message("writer: %llu batches\n", (unsigned long long)b);
@@ -264,16 +264,16 @@ static void test_concurrent_readers(void **state)
 
 	tu_unique_name(engine, sizeof engine, "tconc");
 	assert_int_equal(tview_setup(engine, CAPACITY, &ctl, &w), 0);
-	assert_int_equal(cqrs_vw_begin(w), 0);
+	assert_int_equal(cqrs__vw_begin(w), 0);
 	for (uint64_t i = 0; i < NSTABLE; i++) {
 		trow_fill(&r, STABLE_BASE + i, STABLE, 1);
-		assert_int_equal(cqrs_vw_upsert(w, &r), 0);
+		assert_int_equal(cqrs__vw_upsert(w, &r), 0);
 	}
 	trow_fill(&r, PAIR_A, PAIR, 1);
-	assert_int_equal(cqrs_vw_upsert(w, &r), 0);
+	assert_int_equal(cqrs__vw_upsert(w, &r), 0);
 	trow_fill(&r, PAIR_B, PAIR, 1);
-	assert_int_equal(cqrs_vw_upsert(w, &r), 0);
-	assert_int_equal(cqrs_vw_end(w, 1), 0);
+	assert_int_equal(cqrs__vw_upsert(w, &r), 0);
+	assert_int_equal(cqrs__vw_end(w, 1), 0);
 	memset(st, 0, sizeof st);
 	for (int i = 0; i < READERS; i++) {
 		st[i].id = i;
@@ -296,7 +296,7 @@ static void test_concurrent_readers(void **state)
 		assert_int_equal(st[i].snap_bad, 0);
 		assert_int_equal(st[i].errors, 0);
 	}
-	print_message("index rebuilds: %llu\n", (unsigned long long)cqrs_vw_rebuilds(w));
+	print_message("index rebuilds: %llu\n", (unsigned long long)cqrs__vw_rebuilds(w));
 	tview_teardown(ctl, w);
 	assert_int_equal(tview_shm_count(engine), 0);
 }
@@ -313,7 +313,7 @@ static void writer_put(cqrs_vw *w, uint64_t id, uint64_t cust)
 	trow r;
 
 	trow_fill(&r, id, cust, 2);
-	if (cqrs_vw_upsert(w, &r))
+	if (cqrs__vw_upsert(w, &r))
 		abort();
 }
 
@@ -326,16 +326,16 @@ static void head_hook(void *arg)
 
 	if (++f->heads != f->move_at)
 		return;
-	if (cqrs_vw_begin(f->w))
+	if (cqrs__vw_begin(f->w))
 		abort();
 	if (f->reuse_slot) {
-		if (cqrs_vw_delete(f->w, &k, 8))
+		if (cqrs__vw_delete(f->w, &k, 8))
 			abort();
 		writer_put(f->w, REUSE_ROW, OTHER); /* the free list hands out HEAD_ROW's slot */
 	} else {
 		writer_put(f->w, HEAD_ROW, OTHER);
 	}
-	if (cqrs_vw_end(f->w, ++f->seq))
+	if (cqrs__vw_end(f->w, ++f->seq))
 		abort();
 }
 
@@ -349,10 +349,10 @@ static int restart_cb(void *arg, const void *row, size_t size)
 
 	if (f->mid_reuse && r->order_id == STABLE_BASE + NSTABLE - 1) {
 		f->mid_reuse = 0;
-		if (cqrs_vw_begin(f->w) || cqrs_vw_delete(f->w, &k, 8))
+		if (cqrs__vw_begin(f->w) || cqrs__vw_delete(f->w, &k, 8))
 			abort();
 		writer_put(f->w, REUSE_ROW + 1, OTHER);
-		if (cqrs_vw_end(f->w, ++f->seq))
+		if (cqrs__vw_end(f->w, ++f->seq))
 			abort();
 	}
 	return find_cb(arg, row, size);
@@ -374,13 +374,13 @@ static void head_case(int move_at, int reuse_slot, int mid_reuse)
 
 	tu_unique_name(engine, sizeof engine, "thead");
 	assert_int_equal(tview_setup(engine, 64, &ctl, &w), 0);
-	assert_int_equal(cqrs_vw_begin(w), 0);
+	assert_int_equal(cqrs__vw_begin(w), 0);
 	for (uint64_t i = 0; i < OTHER_ROWS; i++)
 		writer_put(w, 300 + i, OTHER);
 	for (uint64_t i = 0; i < NSTABLE; i++)
 		writer_put(w, STABLE_BASE + i, STABLE);
 	writer_put(w, HEAD_ROW, STABLE);
-	assert_int_equal(cqrs_vw_end(w, 1), 0);
+	assert_int_equal(cqrs__vw_end(w, 1), 0);
 	assert_int_equal(cqrs_view_open(engine, "orders", &v), 0);
 
 	memset(&s, 0, sizeof s);

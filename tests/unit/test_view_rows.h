@@ -65,7 +65,7 @@ static inline int trow_ok(const trow *r)
 static inline int tview_setup(const char *engine, uint64_t capacity, cqrs_ctl **ctl, cqrs_vw **w)
 {
 	cqrs_vw_config cfg = { 0 };
-	int rc = cqrs_ctl_create(engine, NULL, ctl);
+	int rc = cqrs__ctl_create(engine, NULL, ctl);
 
 	if (rc)
 		return rc;
@@ -73,11 +73,11 @@ static inline int tview_setup(const char *engine, uint64_t capacity, cqrs_ctl **
 	cfg.key_field = "order_id";
 	cfg.secondary[0] = "customer_id";
 	cfg.capacity = capacity;
-	rc = cqrs_vw_create(*ctl, "orders", &cfg, w);
+	rc = cqrs__vw_create(*ctl, "orders", &cfg, w);
 	if (!rc)
-		rc = cqrs_vw_publish(*w);
+		rc = cqrs__vw_publish(*w);
 	if (!rc)
-		rc = cqrs_ctl_publish(*ctl);
+		rc = cqrs__ctl_publish(*ctl);
 	return rc;
 }
 
@@ -85,10 +85,10 @@ static inline int tview_setup(const char *engine, uint64_t capacity, cqrs_ctl **
 static inline void tview_teardown(cqrs_ctl *ctl, cqrs_vw *w)
 {
 	if (w) {
-		cqrs_vw_retire(w);
-		cqrs_vw_close(w);
+		cqrs__vw_retire(w);
+		cqrs__vw_close(w);
 	}
-	cqrs_ctl_destroy(ctl);
+	cqrs__ctl_destroy(ctl);
 }
 
 /* Number of /dev/shm entries whose name starts with "cqrs.<engine>.". */

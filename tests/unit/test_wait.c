@@ -23,20 +23,20 @@
 
 static void test_backoff_steps(void **state)
 {
-	cqrs_backoff b = cqrs_backoff_make(3, 5, UINT64_MAX);
+	cqrs_backoff b = cqrs__backoff_make(3, 5, UINT64_MAX);
 	int steps = 0;
 	(void)state;
 
-	while (cqrs_backoff_step(&b))
+	while (cqrs__backoff_step(&b))
 		steps++;
 	/* The spins, at least one yield, at most all five (fewer when the
 	 * yields outlast CQRS_BACKOFF_YIELD_NS: a busy machine, TSan). */
 	assert_true(steps >= 4 && steps <= 8);
-	assert_false(cqrs_backoff_step(&b)); /* and stays used up */
+	assert_false(cqrs__backoff_step(&b)); /* and stays used up */
 
 	/* A deadline already passed: the spins, then no yield at all. */
-	b = cqrs_backoff_make(3, 5, cqrs_mono_ns());
-	for (steps = 0; cqrs_backoff_step(&b);)
+	b = cqrs__backoff_make(3, 5, cqrs__mono_ns());
+	for (steps = 0; cqrs__backoff_step(&b);)
 		steps++;
 	assert_int_equal(steps, 3);
 }
@@ -49,11 +49,11 @@ typedef struct answerer {
 static void *answer(void *arg)
 {
 	answerer *a = arg;
-	uint64_t until = cqrs_mono_ns() + a->delay_ns;
+	uint64_t until = cqrs__mono_ns() + a->delay_ns;
 
-	while (cqrs_mono_ns() < until)
+	while (cqrs__mono_ns() < until)
 		;
-	cqrs_ticket_complete(ticket_of(a->t), CQRS_EREJECTED, 42, "no");
+	cqrs__ticket_complete(ticket_of(a->t), CQRS_EREJECTED, 42, "no");
 	return NULL;
 }
 
@@ -68,7 +68,7 @@ static void test_ticket_answered(void **state)
 		answerer a = { &t, delays[i] };
 		pthread_t th;
 
-		cqrs_ticket_arm(&t);
+		cqrs__ticket_arm(&t);
 		assert_int_equal(pthread_create(&th, NULL, answer, &a), 0);
 		assert_int_equal(cqrs_ticket_wait(&t, UINT64_MAX), CQRS_EREJECTED);
 		assert_int_equal(cqrs_ticket_seq(&t), 42);
@@ -102,10 +102,10 @@ static void test_ticket_timeout_under_hogs(void **state)
 		cqrs_ticket t;
 		uint64_t t0, took;
 
-		cqrs_ticket_arm(&t);
-		t0 = cqrs_mono_ns();
+		cqrs__ticket_arm(&t);
+		t0 = cqrs__mono_ns();
 		assert_int_equal(cqrs_ticket_wait(&t, 2000000), -ETIMEDOUT);
-		took = cqrs_mono_ns() - t0;
+		took = cqrs__mono_ns() - t0;
 		/* 2 ms asked; a few scheduler ticks of slack for a busy
 		 * machine (the sleeper wakes behind a hog). */
 		if (took > 200000000)
