@@ -153,7 +153,10 @@ fuzz: $(DEPS_OK)
 ORDERS_DOMAIN_OBJ := $(BUILD)/obj/examples/orders/orders_domain.o
 $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a bench/harness.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -o $@ $< $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a $(ENGINE_LIBS) -lbenchmark -llmdb -lsqlite3 -lm -lrt
+	$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a $(ENGINE_LIBS) -lbenchmark -llmdb -lsqlite3 -lm -lrt
+
+# bench_engine's benchmarks live in bench/engine/ (compiled with it).
+$(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
 
 bench: all $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
