@@ -21,7 +21,6 @@
 
 #include "tools/commands.h"
 #include "engine/journal/journal.h"
-#include "engine/journal/format.h"
 
 enum { EXIT_TORN = 2, EXIT_CORRUPT = 3 };
 
@@ -189,9 +188,9 @@ static int cmd_stat(const char *dir)
 	const cqrs_jrec *r;
 	cqrs_journal_tail tail;
 	cqrs_journal_segment_info seg;
-	uint64_t *segs = NULL, counts[JSEG_MAX_TYPES] = { 0 }, other = 0, total = 0, bytes = 0;
+	uint64_t *segs = NULL, counts[CQRS_JOURNAL_MAX_TYPES] = { 0 }, other = 0, total = 0, bytes = 0;
 	uint64_t first = 0;
-	char names[JSEG_MAX_TYPES > 64 ? 64 : JSEG_MAX_TYPES][CQRS_NAME_MAX] = { { 0 } };
+	char names[CQRS_JOURNAL_MAX_TYPES > 64 ? 64 : CQRS_JOURNAL_MAX_TYPES][CQRS_NAME_MAX] = { { 0 } };
 	seg_row *rows;
 	int nseg, dirfd, rc, si = -1;
 
@@ -227,7 +226,7 @@ static int cmd_stat(const char *dir)
 			rows[si].bytes += cqrs__jrec_span(r);
 			rows[si].file_size = seg.file_size;
 		}
-		if (r->type < JSEG_MAX_TYPES) {
+		if (r->type < CQRS_JOURNAL_MAX_TYPES) {
 			counts[r->type]++;
 			if (s && r->type < 64)
 				snprintf(names[r->type], sizeof names[r->type], "%s", s->name);
@@ -268,12 +267,12 @@ static int cmd_stat(const char *dir)
 		printf("torn tail: %" PRIu64 " bytes at %s offset %" PRIu64 "\n", tail.bytes,
 		       tail.segment, tail.offset);
 	printf("events per type:\n");
-	for (uint32_t t = 0; t < JSEG_MAX_TYPES; t++)
+	for (uint32_t t = 0; t < CQRS_JOURNAL_MAX_TYPES; t++)
 		if (counts[t])
 			printf("  %4u %-32s %" PRIu64 "\n", t, t < 64 && names[t][0] ? names[t] : "?",
 			       counts[t]);
 	if (other)
-		printf("  (types >= %u) %" PRIu64 "\n", JSEG_MAX_TYPES, other);
+		printf("  (types >= %u) %" PRIu64 "\n", CQRS_JOURNAL_MAX_TYPES, other);
 	free(rows);
 	free(segs);
 	return 0;
