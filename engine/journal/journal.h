@@ -126,6 +126,12 @@ static inline size_t cqrs__jrec_span(const cqrs_jrec *r)
 /* Event type ids a segment can describe (0 .. CQRS_JOURNAL_MAX_TYPES - 1). */
 #define CQRS_JOURNAL_MAX_TYPES 4096u
 
+/* The record after r in a run handed to on_durable. */
+static inline const cqrs_jrec *cqrs__jrec_next(const cqrs_jrec *r)
+{
+	return (const cqrs_jrec *)((const uint8_t *)r + cqrs__jrec_span(r));
+}
+
 /* ---- the directory's segment files ----------------------------------------- */
 
 /* Segment file name for a first seq: "%020llu.seg" (buf >= 32 bytes). */
@@ -134,12 +140,6 @@ void cqrs__jseg_name(char *buf, size_t cap, uint64_t first_seq);
 /* Sorted list of the first seqs of the segments in dirfd. *out is
  * malloc'ed (free it); returns the count or -errno. */
 int cqrs__jseg_list(int dirfd, uint64_t **out);
-
-/* The record after r in a run handed to on_durable. */
-static inline const cqrs_jrec *cqrs__jrec_next(const cqrs_jrec *r)
-{
-	return (const cqrs_jrec *)((const uint8_t *)r + cqrs__jrec_span(r));
-}
 
 /* ---- writer --------------------------------------------------------------- */
 
