@@ -10,6 +10,12 @@
  * Options: --aggregate ID, --expect-version V (sets CQRS_CMD_EXPECT_VERSION),
  * --client-seq N, --timeout-ms MS (default 10000), --list (the engine's
  * commands and their fields).
+ *
+ * Values are parsed as cqrs_record_set_text does: integers in decimal only
+ * ("0x1", "+1", " 1" are refused, not read as 1), out-of-range numbers
+ * refused with the field's bounds, option values decimal too. A str value
+ * cannot hold a NUL here (argv strings end at it). A refused value exits 1
+ * with the reason on stderr and submits nothing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,13 +25,17 @@
 #include "tools/commands.h"
 #include "cqrs_client.h"
 
+/* An option's value: decimal digits only, as field values (no sign, no
+ * spaces, no 0x hex or octal), at most 2^64 - 1. */
 static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 
+	if (!*s || s[strspn(s, "0123456789")])
+		return -1;
 	errno = 0;
-	*out = strtoull(s, &end, 0);
-	return errno || end == s || *end || s[0] == '-' ? -1 : 0;
+	*out = strtoull(s, &end, 10);
+	return errno ? -1 : 0;
 }
 
 static void list_commands(cqrs_client *c)
@@ -131,7 +141,7 @@ int cqrs_cmd_submit(int argc, char **argv)
 		rc = cqrs_record_set_text(s, rec, field, eq + 1);
 		if (rc) {
 			fprintf(stderr, "cqrs: %s.%s = '%s': %s\n", cmd, field, eq + 1,
-				rc == CQRS_ENOTFOUND ? "no such field" : cqrs_strerror(rc));
+				rc == CQRS_ENOTFOUND ? "no such field" : cqrs_last_error());
 			rc = 1;
 			goto out;
 		}

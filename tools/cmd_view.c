@@ -2,8 +2,8 @@
  * tools/cmd_view.c - `cqrs view get|find|dump`: reads a view through the
  * public reader API and decodes rows through the schema stored in the
  * view's segment (no application headers needed). Keys and values are
- * parsed as the field's type (cqrs_record_set_text): integers, bool, str,
- * bytes as hex.
+ * parsed as the field's type (cqrs_record_set_text): integers in decimal
+ * only, f64, bool, str, bytes as hex.
  */
 #include <inttypes.h>
 #include <math.h>

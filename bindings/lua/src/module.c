@@ -124,9 +124,8 @@ void lcqrs_set_field(lua_State *L, const cqrs_schema *s, uint8_t *rec, const cqr
 		return;
 	}
 	if (cqrs_record_set(s, rec, f, &v)) {
-		if (v.type == CQRS_FT_BYTES)
-			luaL_error(L, "%d bytes do not fit field %s (%s, %d bytes)", (int)v.v.b.len,
-				   f->name, cqrs_ftype_name(f->type), (int)f->size);
+		if (v.type == CQRS_FT_BYTES) /* too long, or a NUL in a str: the library says which */
+			luaL_error(L, "%s", cqrs_last_error());
 		else
 			luaL_error(L, "%s is out of range for field %s (%s)", lua_tostring(L, idx),
 				   f->name, cqrs_ftype_name(f->type));
