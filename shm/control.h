@@ -5,7 +5,8 @@
  * The control segment is how every other process finds an engine's views:
  * the engine's state, a directory of its views (name, current generation,
  * schema hash), the command schemas clients encode commands with, and two
- * reserved regions that later layers fill (counters, gateway directory).
+ * regions the engine fills: its counters (include/cqrs_counters.h) and the
+ * gateway directory (cqrs_gw_dir, client/gateway_format.h).
  * Readers map it read-only.
  *
  * Layout (after the common 1024-byte block and live line, shm/segment.h):
@@ -17,10 +18,12 @@
  *   ...      command schemas: blobs (core/schema_blob.c) back to back, each
  *            padded to 8 bytes; ncmds and cmd_used say how many are
  *            published (default region 64 KiB)
- *   ...      counters region (default 64 KiB, zero): reserved for the engine's
- *            counters (engine issue); its layout will carry its own magic
- *   ...      gateway region (default 64 KiB, zero): reserved for the gateway
- *            directory (gateway issue); same rule
+ *   ...      counters region (default 64 KiB, zeroed at creation): the
+ *            engine's cqrs_counters (include/cqrs_counters.h), which carry
+ *            their own magic and version
+ *   ...      gateway region (default 64 KiB, zeroed at creation): the
+ *            gateway directory, cqrs_gw_dir (client/gateway_format.h); same
+ *            rule
  * Every region is 64-byte aligned; their offsets are a pure function of the
  * sizes (cqrs__ctl_layout), and readers recompute and compare them.
  *

@@ -68,8 +68,8 @@ void register_engine_commands()
 {
 	/* A fixed count (2.6M commands, one engine per run): a time-based run lets
 	 * a faster engine take more orders than it was sized for, and the run
-	 * then measures a write-model rehash and a view's growth (as it did in
-	 * about one run in three at 1.5M commands/s). */
+	 * then measures a write-model rehash and a view's growth (about one run
+	 * in three at 1.5M commands/s). */
 	benchmark::RegisterBenchmark("BM_EngineCommands", BM_EngineCommands)
 		->Args({ 0, CQRS_THREADING_DEDICATED })
 		->Args({ 1, CQRS_THREADING_DEDICATED })
