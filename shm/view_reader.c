@@ -10,6 +10,11 @@
  * probe loops are bounded by the index size and chain walks by capacity
  * (stamps strictly decrease), so a corrupt or hostile segment gives
  * CQRS_ECORRUPT, never an out-of-bounds read or an endless loop.
+ *
+ * One file for the reader side of one structure (past 800 lines): get,
+ * find, scan and the generation follow share the handle's private state
+ * and the inlined row seqlock loop (row_read), which the hot paths need
+ * inlined rather than called across files.
  */
 #include <sched.h>
 #include <stdlib.h>

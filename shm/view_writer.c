@@ -3,6 +3,11 @@
  * primary index, secondary chains, batches. The format, the seqlock and the
  * index protocols are described in view_format.h; every store below follows
  * them.
+ *
+ * One file for the writer side of one structure (past 800 lines): the row,
+ * primary-index and chain updates of a batch share the writer's private
+ * state and inlined store helpers, and each must follow the protocol of
+ * the others (a row complete before a bucket or head names it).
  */
 #include <stdlib.h>
 #include <string.h>
