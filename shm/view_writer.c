@@ -6,8 +6,9 @@
  *
  * One file for the writer side of one structure (past 800 lines): the row,
  * primary-index and chain updates of a batch share the writer's private
- * state and inlined store helpers, and each must follow the protocol of
- * the others (a row complete before a bucket or head names it).
+ * state and static helpers (row_begin/row_end, chain_push, find), and each
+ * must follow the protocol of the others (a row complete before a bucket or
+ * head names it).
  */
 #include <stdlib.h>
 #include <string.h>
