@@ -1,6 +1,7 @@
 /*
- * core/record.c - field access by name through a schema descriptor, text
- * parsing for the CLI and bindings, and JSON decoding for tools.
+ * core/record.c - field access through a schema descriptor (get, set with
+ * range and NUL checks), text parsing for the CLI, and a record's JSON form
+ * for tools.
  *
  * All access goes through memcpy: records in journals and shm rows need not
  * be aligned for the field's type.
