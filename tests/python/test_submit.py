@@ -198,6 +198,9 @@ class Encoding(unittest.TestCase):
         with self.assertRaises(TypeError):
             E.submit("CreateOrder", order_id=fresh_id(), customer_id=1, item_count=False,
                      total=1)
+        with self.assertRaises(TypeError):
+            E.submit_with("RegisterCustomer", {"customer_id": fresh_id(), "name": "x"},
+                          client_seq=True)
         # numbers that do not fit the field
         with self.assertRaises(OverflowError) as cm:
             E.submit("CreateOrder", order_id=2**64, customer_id=1, item_count=1, total=1)

@@ -370,8 +370,8 @@ static int get_u64(PyObject *o, const char *what, uint64_t *out)
 
 	if (!o || o == Py_None)
 		return 0;
-	if (!PyLong_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int", what);
+	if (!PyLong_Check(o) || PyBool_Check(o)) { /* True is an int subclass, not a number here */
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.64s", what, Py_TYPE(o)->tp_name);
 		return -1;
 	}
 	x = PyLong_AsUnsignedLongLong(o);
