@@ -71,9 +71,9 @@ endif
 $(PY_MOD): $(PY_OBJ) $(BUILD)/libcqrs_client.a bindings/python/cqrs.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/python/cqrs.map \
-		-o $@ $(PY_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS)
+		-o $@ $(PY_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS) -lm
 
 $(LUA_MOD): $(LUA_OBJ) $(BUILD)/libcqrs_client.a bindings/lua/cqrs.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/lua/cqrs.map \
-		-o $@ $(LUA_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS)
+		-o $@ $(LUA_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS) -lm

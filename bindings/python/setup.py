@@ -35,14 +35,16 @@ LDFLAGS = ["-Wl,--exclude-libs,ALL",
 
 
 def dep_libraries():
-    """libxxhash and ck, the libraries libcqrs_client needs, as pkg-config
-    names them (Debian ships both .pc files); plain names if it cannot."""
+    """The libraries libcqrs_client needs: libxxhash and ck as pkg-config
+    names them (Debian ships both .pc files; plain names if it cannot),
+    and libm."""
     try:
         out = subprocess.run(["pkg-config", "--libs-only-l", "libxxhash", "ck"], check=True,
                              capture_output=True, text=True).stdout
+        libs = [f[2:] for f in shlex.split(out) if f.startswith("-l")]
     except (OSError, subprocess.CalledProcessError):
-        return ["xxhash", "ck"]
-    return [f[2:] for f in shlex.split(out) if f.startswith("-l")]
+        libs = ["xxhash", "ck"]
+    return libs + ["m"]
 
 
 def from_prefix():
