@@ -203,23 +203,23 @@ test: tests-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TESTS)
 
 # Sub-builds in their own folders, every object with CQRS_DEBUG (DEBUG=1).
-SUBMAKE = $(MAKE) --no-print-directory DEPS_OK=$(DEPS_OK) DEBUG=1
+SUBMAKE_ARGS = --no-print-directory DEPS_OK=$(DEPS_OK) DEBUG=1
 
 ASAN_BUILD ?= $(BUILD)/asan
 TSAN_BUILD ?= $(BUILD)/tsan
 asan:
-	$(SUBMAKE) BUILD=$(ASAN_BUILD) OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests-build
+	$(MAKE) $(SUBMAKE_ARGS) BUILD=$(ASAN_BUILD) OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests-build
 	BUILD=$(ASAN_BUILD) CQRS_SAN=asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 sh tests/run.sh unit stress fuzz
 
 tsan:
-	$(SUBMAKE) BUILD=$(TSAN_BUILD) OPT="-O1 -g" SAN="-fsanitize=thread" tests-build
+	$(MAKE) $(SUBMAKE_ARGS) BUILD=$(TSAN_BUILD) OPT="-O1 -g" SAN="-fsanitize=thread" tests-build
 	BUILD=$(TSAN_BUILD) CQRS_SAN=tsan TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" sh tests/run.sh unit stress
 
 # Coverage: counters from an earlier run are removed first; the tests'
 # result is the target's exit status, the report is printed either way.
 COV_BUILD ?= $(BUILD)/coverage
 coverage:
-	$(SUBMAKE) BUILD=$(COV_BUILD) OPT="-O0 -g" SAN="--coverage" tests-build
+	$(MAKE) $(SUBMAKE_ARGS) BUILD=$(COV_BUILD) OPT="-O0 -g" SAN="--coverage" tests-build
 	@find $(COV_BUILD) -name '*.gcda' -delete
 	@BUILD=$(COV_BUILD) sh tests/run.sh $(TESTS); rc=$$?; \
 	  sh mk/coverage.sh $(COV_BUILD); exit $$rc
