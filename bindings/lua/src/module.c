@@ -194,11 +194,9 @@ int luaopen_cqrs(lua_State *L)
 	luaL_newlib(L, fns);
 	lua_pushliteral(L, "0.1.0");
 	lua_setfield(L, -2, "_VERSION");
-#ifdef CQRS_HAVE_CLIENT
+	/* Always true: the gateway client is part of libcqrs_client. Kept
+	 * for scripts written when it could be absent. */
 	lua_pushboolean(L, 1);
-#else
-	lua_pushboolean(L, 0);
-#endif
 	lua_setfield(L, -2, "HAVE_CLIENT");
 	return 1;
 }
