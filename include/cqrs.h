@@ -77,7 +77,24 @@ enum cqrs_threading_mode {
 					 between batches */
 };
 
+/* The engine's settings. Set one up with cqrs_config_init, then change the
+ * fields you need; cqrs_engine_open copies it.
+ *
+ * ABI: the struct grows by appending fields, and carries the size it had
+ * where the program was compiled (the Linux kernel's extensible structs,
+ * clone3/openat2, with the library's init behind a header inline). A
+ * program built against an older, smaller cqrs_config gets the defaults
+ * of every field it did not know; one built against a newer cqrs.h runs
+ * on this library as long as it leaves the fields this library does not
+ * know at zero (otherwise -EINVAL). This over io_uring's reserved words,
+ * because several defaults are not zero (a reserved word must read as its
+ * field's default when zero), and over LMDB's per-field setters, because a
+ * struct keeps every setting visible in one place and in one call. */
+#define CQRS_CONFIG_MAGIC 0x31474643u /* "CFG1": set by cqrs_config_init */
 typedef struct cqrs_config {
+	uint32_t size;                /* sizeof(cqrs_config) where the program was
+					 compiled; set by cqrs_config_init */
+	uint32_t magic;               /* CQRS_CONFIG_MAGIC; set by cqrs_config_init */
 	const char *name;             /* engine name: 1..31 of [A-Za-z0-9_] */
 	const char *data_dir;         /* created if missing; journal in DIR/journal */
 	int durability;               /* enum cqrs_durability */
@@ -172,13 +189,29 @@ typedef int (*cqrs_apply_fn)(cqrs_proj *proj, const cqrs_event *ev, void *arg);
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* Fills cfg with defaults (name and data_dir left NULL). */
-CQRS_API void cqrs_config_init(cqrs_config *cfg);
+/* Fills the first size bytes of cfg with defaults (name and data_dir left
+ * NULL) and sets cfg->size and cfg->magic. size is sizeof(cqrs_config) as
+ * the caller was compiled: call it through cqrs_config_init. Bytes past
+ * this library's cqrs_config (a caller built against a newer cqrs.h) are
+ * zeroed. Returns 0, or -EINVAL (cfg NULL, size smaller than
+ * CQRS_CONFIG_MIN_SIZE or larger than CQRS_CONFIG_MAX_SIZE; cfg is then
+ * untouched). */
+#define CQRS_CONFIG_MIN_SIZE (offsetof(cqrs_config, data_dir) + sizeof(const char *))
+#define CQRS_CONFIG_MAX_SIZE 4096u
+CQRS_API int cqrs_config_init_size(cqrs_config *cfg, size_t size);
+
+/* Fills cfg with defaults: cqrs_config_init_size with this header's size. */
+static inline void cqrs_config_init(cqrs_config *cfg)
+{
+	(void)cqrs_config_init_size(cfg, sizeof *cfg);
+}
 
 /* Opens an engine: validates the config and creates the data directory.
  * model is the write model passed to decide and evolve (owned by the
  * caller). Recovery happens in cqrs_engine_start, after registration.
- * Returns 0, -EINVAL (cqrs_last_error says which setting), -errno. */
+ * Fields past cfg->size take their defaults. Returns 0, -EINVAL
+ * (cqrs_last_error says which setting; also a cfg that cqrs_config_init did
+ * not set up: wrong magic or size), -errno. */
 CQRS_API int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out);
 
 /* Registers a command type (id 1..255) with its schema and decide handler.
@@ -191,6 +224,12 @@ CQRS_API int cqrs_register_command(cqrs_engine *e, uint32_t type, const cqrs_sch
 CQRS_API int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *schema,
 				 cqrs_evolve_fn evolve);
 
+/* ABI of the two definitions below: callers fill them with designated
+ * initializers, and views are an array inside a projection, so they keep
+ * their size and carry reserved words instead (io_uring's resv): a field
+ * added later takes reserved space and reads as its default when zero.
+ * cqrs_register_projection refuses non-zero reserved words (a program
+ * built against a newer cqrs.h asking for something this library lacks). */
 #define CQRS_MAX_INDEXES 4
 typedef struct cqrs_view_def {
 	const char *name;             /* view name: 1..31 of [A-Za-z0-9_] */
@@ -198,6 +237,7 @@ typedef struct cqrs_view_def {
 	const char *key_field;        /* primary key: a u64 or bytes field */
 	const char *index_fields[CQRS_MAX_INDEXES]; /* secondary indexes (NULL-terminated) */
 	uint64_t capacity;            /* initial rows; the view grows by rebuild when full */
+	uint64_t reserved[4];         /* must be zero */
 } cqrs_view_def;
 
 enum cqrs_on_error {
@@ -215,9 +255,12 @@ typedef struct cqrs_projection_def {
 	uint32_t thread;              /* projector thread index (SHARED threading:
 					 its group; all run on the command thread) */
 	int on_error;                 /* enum cqrs_on_error */
+	uint64_t reserved[4];         /* must be zero */
 } cqrs_projection_def;
 
-/* Registers a projection and its views. Before start. */
+/* Registers a projection and its views. Before start. Returns 0, -EINVAL
+ * (a missing or bad setting, non-zero reserved words), -EEXIST, CQRS_EFULL
+ * (too many projections), CQRS_EFORMAT (bad row schema), -ENOMEM. */
 CQRS_API int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def);
 
 /* Recovers (journal, write model, views) and starts the command and
