@@ -105,8 +105,9 @@ typedef struct cqrs_config {
 	uint32_t max_batch_commands;  /* group commit limit; default 1024: a smaller
 					 batch reaches the journal and the
 					 projectors sooner, so they work beside the
-					 command thread instead of after it (4096:
-					 15-20% fewer commands/s on 2 cores) */
+					 command thread instead of after it (larger
+					 batches measured slower:
+					 docs/PERFORMANCE.md) */
 	uint32_t max_batch_bytes;     /* journal bytes per batch; default 1 MiB */
 	uint32_t submit_queue_bytes;  /* in-process submission ring; default 8 MiB */
 	uint32_t dedup_window;        /* results remembered per client; default 1024 */
@@ -133,8 +134,8 @@ typedef struct cqrs_config {
 					 use): a slower start, no page zeroing on the
 					 command or projector threads (hosts that
 					 back memory lazily, VMs, make first touch
-					 costly: 2-9 ms per 2 MiB huge page on the
-					 2-core VM); default 0 */
+					 of a huge page a stall of milliseconds:
+					 docs/PERFORMANCE.md); default 0 */
 	uint32_t inline_write_bytes;  /* a batch of at most this many journal bytes
 					 is written into the page cache by the
 					 command thread itself (pwritev) instead of
@@ -380,8 +381,9 @@ CQRS_API int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
  * from the write model's jemalloc arena. Not thread-safe: one thread at a
  * time (recovery, then the command thread; the engine orders the handover).
  * capacity: aggregates it holds before it first grows (up to 2^30); growing
- * rehashes the whole table on the calling thread, a stall of milliseconds
- * per million aggregates on the command thread, so size it for the data. */
+ * rehashes the whole table on the calling thread, a stall on the command
+ * thread that grows with the table (O(aggregates)), so size it for the
+ * data. */
 typedef struct cqrs_store cqrs_store;
 CQRS_API int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity,
 			       cqrs_store **out);
