@@ -13,6 +13,10 @@
 #include "core/schema_internal.h"
 #include "engine/model/wm_alloc.h"
 
+_Static_assert(offsetof(cqrs_config, size) == 0 && offsetof(cqrs_config, magic) == 4,
+	       "size and magic open every cqrs_config layout");
+_Static_assert(sizeof(cqrs_config) <= CQRS_CONFIG_MAX_SIZE, "CQRS_CONFIG_MAX_SIZE holds the config");
+
 /* This library's defaults, for cqrs_config_init_size and for the fields
  * past a caller's cfg->size in cqrs_engine_open. */
 static const cqrs_config config_defaults = {

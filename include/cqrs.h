@@ -39,6 +39,9 @@
  *   - After a journal failure the engine is poisoned: every pending and
  *     later submission completes with the journal's error.
  *   - Aggregate ids are u64 in 0..UINT64_MAX-1; 0 means "no aggregate".
+ *   - A cqrs_config must come from cqrs_config_init (it records the
+ *     struct's size for the library); the definitions' reserved words
+ *     must be zero (designated initializers leave them so).
  */
 #ifndef CQRS_H
 #define CQRS_H
