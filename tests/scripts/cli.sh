@@ -7,8 +7,8 @@
 # `stat --watch` writes no control codes into a pipe and honours
 # --interval/--count, messages name what is wrong (indexed fields, the
 # journal under a data directory, a missing --dir, out-of-range numbers)
-# and carry no internal function:line text, and a killed engine shows as
-# dead.
+# and carry no internal function:line text, a killed engine shows as
+# dead, and the man pages cqrs(1) and cqrs-orders(1) render cleanly.
 set -eu
 BUILD=${BUILD:-build}
 CQRS="$BUILD/cqrs"
@@ -53,6 +53,22 @@ json_ok() { python3 -m json.tool "$dir/out" >/dev/null || fail "not one JSON doc
 no_where() {
 	if grep -Eq '[A-Za-z_]+:[0-9]+: ' "$dir/err" "$dir/out"; then fail "function:line text: $*"; fi
 }
+
+# --- the manual pages render without a warning ----------------------------------
+if command -v groff >/dev/null 2>&1; then
+	for page in man/cqrs.1 man/cqrs-orders.1; do
+		if ! groff -mdoc -Tutf8 -ww -z "$page" 2>"$dir/err" || [ -s "$dir/err" ]; then
+			fail "$page does not render cleanly: $(cat "$dir/err")"
+		fi
+		groff -mdoc -Tutf8 -P-cbu "$page" 2>/dev/null | grep -q "^SYNOPSIS" || fail "$page: no SYNOPSIS"
+	done
+	# every subcommand has its section in cqrs(1)
+	for sub in ls stat view submit journal deadletters rm; do
+		grep -q "^\.It Cm $sub" man/cqrs.1 || fail "cqrs(1) lacks $sub"
+	done
+else
+	echo "note: groff not installed (Debian groff-base); man pages not rendered"
+fi
 
 serve_populate 50
 serve_start batch
