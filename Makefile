@@ -284,6 +284,8 @@ install: all
 	ln -sf libcqrs.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs.so
 	ln -sf libcqrs_client.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so
 	install -m 0755 $(BUILD)/cqrs $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 man/cqrs.1 man/cqrs-orders.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	sed 's|@PREFIX@|$(PREFIX)|g' mk/cqrs.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs.pc
 	sed 's|@PREFIX@|$(PREFIX)|g' mk/cqrs_client.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs_client.pc
 
