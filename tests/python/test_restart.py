@@ -22,6 +22,19 @@ def shm_usage(name):
     return len(names), sum(os.stat(os.path.join("/dev/shm", n)).st_size for n in names), names
 
 
+def open_view(engine, name, timeout=10):
+    """engine.view(name), once the engine has published it (the fixture
+    waits for the directory's entries, which come just before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return engine.view(name)
+        except cqrs.NotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def connect_when_up(eng, timeout=60):
     """A gateway connection to the restarted engine (the dead one's control
     segment may still be there until the new one replaces it)."""
@@ -52,8 +65,8 @@ class RestartWithReadersOpen(unittest.TestCase):
 
     def _cycles(self, eng):
         ro = cqrs.connect(eng.name, readonly=True)
-        os_view = ro.view("order_summaries")
-        cs_view = ro.view("customer_stats")
+        os_view = open_view(ro, "order_summaries")
+        cs_view = open_view(ro, "customer_stats")
         os_view.wait(1 << 62, timeout=0.01)  # gives the View a waiting handle too
         c = cqrs.connect(eng.name)
         cid = (1 << 40) + os.getpid()
@@ -81,7 +94,7 @@ class RestartWithReadersOpen(unittest.TestCase):
                 self.assertIsNotNone(os_view.get(o))
             self.assertIsNotNone(cs_view.get(cid))
             fresh = cqrs.connect(eng.name, readonly=True)
-            self.assertEqual(os_view.generation, fresh.view("order_summaries").generation)
+            self.assertEqual(os_view.generation, open_view(fresh, "order_summaries").generation)
             self.assertGreater(os_view.generation, gen)
             fresh.close()
             usage = shm_usage(eng.name)
