@@ -10,6 +10,10 @@
  * probe loops are bounded by the index size and chain walks by capacity
  * (stamps strictly decrease), so a corrupt or hostile segment gives
  * CQRS_ECORRUPT, never an out-of-bounds read or an endless loop.
+ *
+ * Longer than most files (about 900 lines): the hot paths and the cold
+ * paths they branch to (stalls, generation moves, waiting) share the
+ * handle's private layout, which stays in this one file.
  */
 #include <sched.h>
 #include <stdlib.h>
