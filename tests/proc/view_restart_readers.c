@@ -27,8 +27,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "cqrs_view.h"
 #include "tests/lib/bank.h"
 #include "tests/lib/testutil.h"
@@ -92,6 +94,30 @@ static int engine_spawn(engine_proc *p)
 	return read(p->from, &p->start_seq, 8) == 8 ? 0 : -1;
 }
 
+/* An engine killed after delay_ns, wherever its start has got to. */
+static void engine_spawn_killed(uint64_t delay_ns)
+{
+	struct timespec d = { (time_t)(delay_ns / 1000000000u), (long)(delay_ns % 1000000000u) };
+	int a[2], b[2];
+	pid_t pid;
+
+	if (pipe(a) || pipe(b))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		engine_child(a[0], b[1]);
+	}
+	close(a[0]);
+	close(b[1]);
+	nanosleep(&d, NULL);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(a[1]);
+	close(b[0]);
+}
+
 static int deposit(engine_proc *p, uint64_t account, uint64_t *seq)
 {
 	return write(p->to, &account, 8) == 8 && read(p->from, seq, 8) == 8 ? 0 : -1;
@@ -147,14 +173,18 @@ int main(int argc, char **argv)
 	int cycles = argc > 1 ? atoi(argv[1]) : (getenv("CQRS_SAN") ? 3 : 8);
 	cqrs_view *v = NULL, *w = NULL, *fresh;
 	engine_proc p;
-	uint64_t seq, next_account = 1, first_bytes = 0;
+	uint64_t seq, next_account = 1, first_bytes = 0, start_ns, t0;
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 	int first_count = 0;
 
 	tu_unique_name(name, sizeof name, "vrr");
 	if (tu_mkdtemp(dir, sizeof dir, "cqrs-vrr"))
 		return 1;
+	t0 = cqrs__mono_ns();
 	if (engine_spawn(&p))
 		return fail("first start");
+	start_ns = cqrs__mono_ns() - t0;
+	printf("start takes %.2f ms, seed %u\n", start_ns / 1e6, seed);
 	if (deposit(&p, next_account++, &seq))
 		return fail("first deposit");
 	if (cqrs_view_open(name, "balances", &v) || cqrs_view_open(name, "balances", &w))
@@ -173,6 +203,11 @@ int main(int argc, char **argv)
 		if (rc == 0)
 			return fail("wait for a seq past a dead engine succeeded");
 
+		/* every other cycle an engine is killed in the middle of its start
+		 * first (it may have retired what the readers map, and published
+		 * a generation it never finished) */
+		if (cycle % 2 == 0)
+			engine_spawn_killed((uint64_t)(rand_r(&seed) % 1000) * start_ns / 1000);
 		if (engine_spawn(&p))
 			return fail("restart");
 		/* the old handles move by themselves to what a fresh open finds */
