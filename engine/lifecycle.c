@@ -425,7 +425,7 @@ int cqrs_engine_remove_segments(const char *engine)
 		if (strncmp(ent->d_name, prefix, n))
 			continue;
 		snprintf(name, sizeof name, "/%s", ent->d_name);
-		if (shm_unlink(name) == 0)
+		if (cqrs__seg_retire_unlink(name) == 0) /* readers mapping it move on */
 			removed++;
 	}
 	closedir(d);

@@ -543,6 +543,12 @@ int cqrs__seg_remove_stale(const char *name)
 	return cqrs__seg_unlink(name);
 }
 
+int cqrs__seg_retire_unlink(const char *name)
+{
+	mark_orphaned(name);
+	return cqrs__seg_unlink(name);
+}
+
 int cqrs__seg_remove_unused(const char *name)
 {
 	uint64_t owner = 0;

@@ -192,6 +192,10 @@ int cqrs__seg_remove_stale(const char *name);
  * have left). */
 int cqrs__seg_remove_unused(const char *name);
 
+/* Marks name RETIRED | ORPHANED (when it holds a cqrs segment) and unlinks
+ * it, whoever owns it: for `cqrs rm`, once it knows the engine is down. */
+int cqrs__seg_retire_unlink(const char *name);
+
 /* Removes the private names of engine's segments whose creator died
  * before sealing them (see the overview). Returns how many. Cold. */
 int cqrs__seg_sweep_unfinished(const char *engine);

@@ -253,7 +253,12 @@ int cqrs_view_refresh(cqrs_view *v)
 	if (rc)
 		return rc;
 	rc = cqrs__ctl_find_view(c, v->name, &e, &slot);
-	if (!rc && e.generation != 0 && e.generation != v->m.generation) {
+	/* A retired mapping is left even for the same number: the engine's
+	 * segments were removed and a new engine started again from 1. */
+	if (!rc && e.generation != 0 &&
+	    (e.generation != v->m.generation ||
+	     /* relaxed: a hint; remapping the same segment is harmless */
+	     (atomic_load_explicit(&v->m.live->flags, memory_order_relaxed) & CQRS_SEG_RETIRED))) {
 		rc = map_open(&nm, v->engine, v->name, e.generation, c->seg.uid);
 		if (!rc && (rc = bufs_fit(v, nm.row_size)) != 0)
 			cqrs__seg_close(&nm.seg);

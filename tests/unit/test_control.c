@@ -308,6 +308,41 @@ static void test_create_sweeps_unfinished(void **state)
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
+/* `cqrs rm` then a new engine of the same name, which numbers its
+ * generations from 1 again: a reader on the removed generation 1 moves to
+ * the new generation 1 (a retired mapping is left even for the same
+ * number). */
+static void test_removed_then_same_number(void **state)
+{
+	char engine[64], g1[CQRS_SEG_NAME_MAX];
+	cqrs_ctl *c;
+	cqrs_vw *w, *w2;
+	cqrs_view *v;
+	uint64_t id = 9;
+	trow row;
+	(void)state;
+
+	tu_unique_name(engine, sizeof engine, "tsame");
+	assert_int_equal(tview_setup(engine, 16, &c, &w), 0);
+	assert_int_equal(cqrs_view_open(engine, "orders", &v), 0);
+	strcpy(g1, cqrs__vw_segment_name(w));
+	cqrs__vw_close(w);
+	cqrs__ctl_destroy(c);
+	assert_int_equal(cqrs__seg_retire_unlink(g1), 0); /* what `cqrs rm` does */
+	assert_int_equal(tview_setup(engine, 16, &c, &w2), 0);
+	assert_int_equal(cqrs__vw_generation(w2), 1);
+	trow_fill(&row, 9, 1, 1);
+	assert_int_equal(cqrs__vw_begin(w2), 0);
+	assert_int_equal(cqrs__vw_upsert(w2, &row), 0);
+	assert_int_equal(cqrs__vw_end(w2, 1), 0);
+	assert_int_equal(cqrs_view_wait(v, 1, 1000000000), 0);
+	assert_int_equal(cqrs_view_get(v, &id, 8, &row, sizeof row), 0);
+	assert_true(trow_ok(&row));
+	cqrs_view_close(v);
+	tview_teardown(c, w2);
+	assert_int_equal(tview_shm_count(engine), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_stale_engine),
 		cmocka_unit_test(test_orphaned_generation),
 		cmocka_unit_test(test_create_sweeps_unfinished),
+		cmocka_unit_test(test_removed_then_same_number),
 	};
 	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);
 }
