@@ -94,8 +94,10 @@ static int board_create(cqrs_ctl *c, unsigned mode)
 		return rc;
 	cqrs__seg_init_header(&c->board, CQRS_SEG_BOARD, c->engine, NULL, 0);
 	memcpy(c->board.base + PARAMS_OFF, &c->p.max_views, sizeof c->p.max_views);
-	cqrs__seg_seal(&c->board);
-	return 0;
+	rc = cqrs__seg_seal(&c->board);
+	if (rc)
+		cqrs__seg_close(&c->board);
+	return rc;
 }
 
 int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out)
@@ -134,8 +136,7 @@ int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **
 	}
 	rc = board_create(c, cfg->mode ? cfg->mode : CQRS_SEG_DEFAULT_MODE);
 	if (rc) {
-		cqrs__seg_close(&c->seg);
-		cqrs__seg_unlink(name);
+		cqrs__seg_close(&c->seg); /* never sealed: removes its private name */
 		free(c);
 		return rc;
 	}
@@ -143,7 +144,15 @@ int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **
 	memcpy(c->seg.base + PARAMS_OFF, &c->p, sizeof c->p);
 	/* relaxed: published by the seal's release store of the magic */
 	atomic_store_explicit(&state_line(c)->state, CQRS_ENGINE_STARTING, memory_order_relaxed);
-	cqrs__seg_seal(&c->seg);
+	rc = cqrs__seg_seal(&c->seg);
+	if (rc) { /* another process took the engine's name meanwhile */
+		cqrs__seg_unlink(c->board.name);
+		cqrs__ctl_close(c);
+		return rc;
+	}
+	/* The name is ours now: what earlier runs of it were creating when
+	 * they died goes. */
+	(void)cqrs__seg_sweep_unfinished(engine);
 	*out = c;
 	return 0;
 }

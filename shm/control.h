@@ -137,11 +137,14 @@ int cqrs__ctl_layout(cqrs_ctl_params *p, uint64_t *total);
 
 /* Creates the control segment and the board for engine, state STARTING.
  * An existing live engine's name gives -EEXIST, another user's -EACCES, a
- * dead engine's CQRS_ESTALE (cqrs__ctl_remove_stale clears it). */
+ * dead engine's CQRS_ESTALE (cqrs__ctl_remove_stale clears it). Once the
+ * name is ours, the private names of segments that earlier runs were
+ * creating when they died are removed (cqrs__seg_sweep_unfinished). */
 int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out);
 
 /* Removes a dead engine's control segment and board (marking them retired
- * first). View segments are not touched: adopt or remove them by name. */
+ * and orphaned first, so that readers re-open the directory). View
+ * segments are not touched: adopt or remove them by name. */
 int cqrs__ctl_remove_stale(const char *engine);
 
 int cqrs__ctl_set_state(cqrs_ctl *c, uint32_t state);
