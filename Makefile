@@ -5,6 +5,7 @@
 #   make test       builds the test programs and runs every test
 #                   (tests/run.sh); ends with "N passed, N failed, N skipped"
 #   make tests-build  the test programs only (run them with tests/run.sh)
+#   make soak       the kill -9 loops for SOAK_CYCLES (200) cycles each
 #   make run        the reference demo (cqrs-orders demo $(ARGS))
 #   make bench      benchmark suite; tables on stdout, raw JSON in build/bench/
 #   make asan/tsan  unit + stress (+ fuzz replay) tests under AddressSanitizer
@@ -130,7 +131,7 @@ BENCHLIB_OBJ := $(BENCHLIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_FILES := $(BUILD)/libcqrs_client.a $(BUILD)/libcqrs_client.so $(BUILD)/libcqrs.a $(BUILD)/libcqrs.so
 PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders)
 
-.PHONY: all deps test run bench asan tsan fuzz coverage install clean tests-build bindings
+.PHONY: all deps test soak run bench asan tsan fuzz coverage install clean tests-build bindings
 .DEFAULT_GOAL := all
 # Keep object files of test and bench programs between runs.
 .SECONDARY:
@@ -201,6 +202,15 @@ tests-build: all $(TEST_BIN)
 
 test: tests-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+
+# The crash loops run long (outside make test): SOAK_CYCLES kill -9 cycles
+# each, with a gateway client killed at random, a reader open across every
+# restart, kills during start, /dev/shm usage checked every cycle.
+SOAK_CYCLES ?= 200
+soak: tests-build
+	$(BUILD)/tests/proc/test_engine_killloop $(SOAK_CYCLES)
+	$(BUILD)/tests/proc/view_restart_readers $(SOAK_CYCLES)
+	$(BUILD)/tests/proc/engine_start_kill $(SOAK_CYCLES)
 
 # Sub-builds in their own folders, every object with CQRS_DEBUG (DEBUG=1).
 SUBMAKE_ARGS = --no-print-directory DEPS_OK=$(DEPS_OK) DEBUG=1

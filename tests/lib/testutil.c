@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/lib/testutil.h"
@@ -55,4 +56,27 @@ int tu_shm_unlink_prefix(const char *prefix)
 		}
 	closedir(d);
 	return removed;
+}
+
+int tu_shm_usage(const char *prefix, unsigned long long *bytes)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+	size_t n = strlen(prefix);
+	int count = 0;
+
+	if (bytes)
+		*bytes = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (strncmp(de->d_name, prefix, n) || fstatat(dirfd(d), de->d_name, &st, 0))
+			continue;
+		count++;
+		if (bytes)
+			*bytes += (unsigned long long)st.st_size;
+	}
+	closedir(d);
+	return count;
 }

@@ -22,4 +22,8 @@ int tu_rmrf(const char *path);
  * number removed. */
 int tu_shm_unlink_prefix(const char *prefix);
 
+/* Counts the /dev/shm entries whose name starts with prefix and adds up
+ * their sizes (*bytes may be NULL). Returns the count. */
+int tu_shm_usage(const char *prefix, unsigned long long *bytes);
+
 #endif
