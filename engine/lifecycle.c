@@ -38,14 +38,11 @@
 
 static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 {
-	static const int modes[] = { [CQRS_DURABILITY_NONE] = CQRS_DURABLE_NONE,
-				     [CQRS_DURABILITY_BATCH] = CQRS_DURABLE_BATCH,
-				     [CQRS_DURABILITY_INTERVAL] = CQRS_DURABLE_INTERVAL };
 	cqrs_journal_config jc = {
 		.dir = e->journal_dir,
 		.engine = e->name,
 		.segment_size = e->cfg.segment_bytes,
-		.durability = (cqrs_durability)modes[e->cfg.durability],
+		.durability = (enum cqrs_durability_mode)e->cfg.durability,
 		.interval_ms = e->cfg.interval_ms,
 		.schemas = e->event_schemas,
 		.nschemas = CQRS_MAX_TYPES,

@@ -129,7 +129,7 @@ static void fill_cfg(cqrs_engine *e, proj_view *pv, uint64_t capacity, uint64_t 
 	memset(&pv->cfg, 0, sizeof pv->cfg);
 	pv->cfg.schema = pv->def.row;
 	pv->cfg.key_field = pv->def.key_field;
-	for (; n < CQRS_MAX_INDEXES && pv->def.index_fields[n]; n++)
+	for (; n < CQRS_VIEW_MAX_SECONDARY && pv->def.index_fields[n]; n++)
 		pv->cfg.secondary[n] = pv->def.index_fields[n];
 	pv->cfg.nsecondary = n;
 	pv->cfg.capacity = capacity;
