@@ -17,10 +17,8 @@
  * waits until everything is durable and published; projectors apply
  * everything published; views are marked clean; the journal is closed.
  */
-#include <dirent.h>
 #include <sched.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -388,40 +386,4 @@ void cqrs_engine_close(cqrs_engine *e)
 const struct cqrs_counters *cqrs_engine_counters(const cqrs_engine *e)
 {
 	return e->ctr ? e->ctr : &e->private_ctr;
-}
-
-int cqrs_engine_remove_segments(const char *engine)
-{
-	char prefix[64];
-	cqrs_ctl *ctl;
-	DIR *d;
-	struct dirent *ent;
-	size_t n;
-	int removed = 0;
-
-	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
-		return -EINVAL;
-	if (cqrs__ctl_open(engine, &ctl) == 0) {
-		cqrs_ctl_info info;
-		int alive = cqrs__ctl_info_get(ctl, &info) == 0 && info.owner_alive && !info.retired;
-		cqrs__ctl_close(ctl);
-		if (alive)
-			return cqrs__fail(-EBUSY, "engine %s is running", engine);
-	}
-	if (cqrs__ctl_remove_stale(engine) == 0)
-		removed++;
-	d = opendir("/dev/shm");
-	if (!d)
-		return removed;
-	n = (size_t)snprintf(prefix, sizeof prefix, "cqrs.%s.", engine);
-	while ((ent = readdir(d))) {
-		char name[300];
-		if (strncmp(ent->d_name, prefix, n))
-			continue;
-		snprintf(name, sizeof name, "/%s", ent->d_name);
-		if (shm_unlink(name) == 0)
-			removed++;
-	}
-	closedir(d);
-	return removed;
 }
