@@ -1,6 +1,7 @@
 /*
  * engine/engine.c - engine lifecycle: config, registration, open, the log
- * callback. Start/stop live in lifecycle.c; the command thread in command.c.
+ * callback. Start/stop live in lifecycle.c; the command thread in
+ * command_thread.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
