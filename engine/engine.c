@@ -1,6 +1,7 @@
 /*
- * engine/engine.c - engine lifecycle: config, registration, open, the log
- * callback. Start/stop live in lifecycle.c; the command thread in
+ * engine/engine.c - the engine object: config defaults, open, registration
+ * of command and event types, durable_seq and error, the log callback.
+ * Start and stop live in lifecycle.c, the command thread in
  * command_thread.c.
  */
 #include <stdarg.h>

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/errors.h"
 #include "cqrs_ring.h"
 #include "engine/counters.h"
@@ -28,6 +29,8 @@
 
 static void published(cqrs_engine *e, uint64_t last_seq)
 {
+	/* relaxed: published_seq is written by this thread only. */
+	CQRS_ASSERT(last_seq > atomic_load_explicit(&e->published_seq, memory_order_relaxed));
 	/* release: pairs with the projectors' acquire in their stop check. */
 	atomic_store_explicit(&e->published_seq, last_seq, memory_order_release);
 	CTR_SET(e->ctr, published_seq, last_seq);
@@ -39,6 +42,7 @@ static void ring_batch(cqrs_engine *e, const void *records, size_t bytes, uint64
 	void *dst;
 	int rc;
 
+	CQRS_ASSERT(bytes <= e->cfg.max_batch_bytes); /* one journal batch: fits the ring (open) */
 	if (e->nprojs) {
 		rc = cqrs_bcast_claim(e->bcast, RING_BATCH, (uint32_t)bytes, CQRS_WAIT_BLOCK,
 				      CQRS_RING_FOREVER, &dst);
