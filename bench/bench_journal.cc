@@ -97,7 +97,7 @@ void percentiles(benchmark::State &state, std::vector<uint64_t> &v)
 void BM_JournalAppend(benchmark::State &state)
 {
 	const uint32_t payload = (uint32_t)state.range(0);
-	const cqrs_durability mode = state.range(1) ? CQRS_DURABLE_BATCH : CQRS_DURABLE_NONE;
+	const enum cqrs_durability_mode mode = state.range(1) ? CQRS_DURABILITY_BATCH : CQRS_DURABILITY_NONE;
 	const int batch = (int)state.range(2);
 	const uint64_t rec = cqrs__jrec_span_for(payload);
 	std::string dir = root() + "/append";
@@ -204,7 +204,7 @@ std::string replay_dir()
 		memset(&c, 0, sizeof c);
 		c.dir = dir.c_str();
 		c.engine = "bench";
-		c.durability = CQRS_DURABLE_NONE;
+		c.durability = CQRS_DURABILITY_NONE;
 		if (cqrs__journal_open(&j, &c, NULL) != 0)
 			abort();
 		cqrs_journal_event ev = {};

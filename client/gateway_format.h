@@ -26,7 +26,7 @@
  *   1152   64    line 1, client-written: connect_seq (bumped after a slot
  *                changes hands), reap_seq (bumped when a client found no
  *                free slot: "look for dead owners now")
- *   1216   64    line 2: the command thread's doorbell (engine/gateway.h)
+ *   1216   64    line 2: the command thread's doorbell (engine/doorbell.h)
  *   2048   ...   nslots client slots of slot_size bytes each (128-aligned):
  *     +0        128  cqrs_gw_slot: owner, state (client line); client id,
  *                    epoch, counters (engine line)
@@ -182,7 +182,7 @@ typedef struct cqrs_gw_lines {
 	_Atomic uint64_t connect_seq;
 	_Atomic uint64_t reap_seq;
 	uint8_t pad1[48];
-	/* line 2: the doorbell (engine/gateway.h's cqrs_bell layout) */
+	/* line 2: the doorbell (engine/doorbell.h's cqrs_bell layout) */
 	_Atomic uint32_t bell_seq;
 	_Atomic uint32_t bell_waiters;
 	uint8_t pad2[56];

@@ -1,17 +1,14 @@
 /*
- * engine/command.c - the command thread: the single writer.
+ * engine/command.c - one command on the command thread (the single
+ * writer; its loop is engine/command_thread.c), and its acknowledgement.
  *
- * One loop, no locks:
- *   1. drain up to max_batch_commands submissions; for each: idempotency
- *      check, optimistic-concurrency check, decide (events go to a scratch
- *      buffer), then journal the events (claim/commit into the journal's
- *      batch buffer), bump aggregate versions, evolve the write model,
- *      remember the result for dedup, and queue the ticket's ack behind
- *      the seq it depends on;
- *   2. flush: the journal writes the batch (group commit) while we go on;
- *   3. poll the journal: for each batch now durable, publish its records to
- *      the projectors (one copy into the broadcast ring) and complete every
- *      ticket whose seq is durable.
+ * A command: idempotency check, optimistic-concurrency check, decide
+ * (events go to a scratch buffer), then journal the events (claim/commit
+ * into the journal's batch buffer), bump aggregate versions, evolve the
+ * write model, remember the result for dedup, and queue the ticket's ack
+ * behind the seq it depends on. When the journal reports a batch durable
+ * (cqrs__on_durable) its records are published to the projections
+ * (engine/publish.c) and every ticket whose seq is durable completes.
  *
  * Every ticket waits for durability, rejections included: a rejection (or a
  * command that emitted nothing) was decided against state that includes
@@ -24,11 +21,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
-#include "engine/engine_internal.h"
 #include "core/errors.h"
+#include "engine/command.h"
 #include "engine/counters.h"
-#include "engine/submit.h"
+#include "engine/engine_internal.h"
+#include "engine/journal/journal.h"
+#include "engine/model/dedup.h"
+#include "engine/model/versions.h"
+#include "engine/publish.h"
+#include "engine/ticket.h"
 
 /* ---- decide's context ------------------------------------------------------ */
 
@@ -77,13 +80,15 @@ int64_t cqrs_ctx_now(const cqrs_ctx *ctx)
 /* ---- acks -------------------------------------------------------------------- */
 
 /* Completes every queued ack whose target is durable. Acks are queued in
- * decide order; targets are non-decreasing except for duplicates (which
- * point at an older seq), so stopping at the first undurable target only
- * ever delays, never reorders, an answer. */
+ * decide order and their targets never decrease (a target is the last seq
+ * handed out when the command was decided, duplicates and rejections
+ * included), so stopping at the first undurable target never holds back
+ * an answer whose target is durable. */
 static void release_acks(cqrs_engine *e, uint64_t durable)
 {
 	uint64_t now = 0;
 
+	CQRS_ASSERT(e->ack_tail - e->ack_head <= e->ack_cap);
 	while (e->ack_head != e->ack_tail) {
 		pending_ack *a = &e->acks[e->ack_head & (e->ack_cap - 1)];
 		if (a->target > durable)
@@ -119,6 +124,10 @@ static void fail_acks(cqrs_engine *e, int code)
  * stops draining submissions when it is full, so this cannot overflow. */
 static void queue_ack(cqrs_engine *e, const sub_hdr *h, uint64_t target)
 {
+	CQRS_ASSERT(e->ack_tail - e->ack_head < e->ack_cap); /* the drain stops when full */
+	CQRS_ASSERT(target <= e->last_assigned);
+	CQRS_ASSERT(e->ack_head == e->ack_tail ||
+		    e->acks[(e->ack_tail - 1) & (e->ack_cap - 1)].target <= target);
 	/* relaxed: durable_seq is written by this thread only. */
 	if (target <= atomic_load_explicit(&e->durable_seq, memory_order_relaxed) &&
 	    e->ack_head == e->ack_tail) {
@@ -142,14 +151,39 @@ int cqrs__acks_full(const cqrs_engine *e)
 void cqrs__on_durable(void *arg, uint64_t first, uint64_t last, const void *records, size_t bytes)
 {
 	cqrs_engine *e = arg;
-	(void)first;
 
+	CQRS_ASSERT(cqrs__on_command_thread(e));
+	/* relaxed: durable_seq is written by this thread only. */
+	CQRS_ASSERT(first <= last && last > atomic_load_explicit(&e->durable_seq, memory_order_relaxed));
+	CQRS_ASSERT(last <= e->last_assigned);
+	(void)first;
 	cqrs__publish(e, records, bytes, last);
 	/* release: readers of durable_seq (cqrs_engine_durable_seq) see a value
 	 * whose events are already published. */
 	atomic_store_explicit(&e->durable_seq, last, memory_order_release);
 	CTR_SET(e->ctr, durable_seq, last);
 	release_acks(e, last);
+}
+
+/* ---- counters ---------------------------------------------------------------------- */
+
+static void count_command(cqrs_engine *e, int status)
+{
+	cqrs_counters *c = e->ctr;
+
+	CTR_ADD(c, commands, 1);
+	switch (status) {
+	case 0: CTR_ADD(c, accepted, 1); break;
+	case CQRS_ECONFLICT: CTR_ADD(c, conflicts, 1); break;
+	case CQRS_EDUPLICATE: CTR_ADD(c, duplicates, 1); break;
+	default: CTR_ADD(c, rejected, 1); break;
+	}
+}
+
+static void count_events(cqrs_engine *e, uint32_t n)
+{
+	if (n)
+		CTR_ADD(e->ctr, events, n);
 }
 
 /* ---- one command ----------------------------------------------------------------- */
@@ -237,6 +271,7 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 	/* relaxed: poison is written by this thread only. */
 	int rc = atomic_load_explicit(&e->poison, memory_order_relaxed);
 
+	CQRS_ASSERT(cqrs__on_command_thread(e));
 	if (rc) {
 		cqrs__ticket_complete(h->ticket, rc, 0, "journal failed earlier: engine stopped accepting");
 		return;
@@ -246,14 +281,14 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 		rc = cqrs__dedup_check(e->dedup, h->client_id, h->client_seq, &seq);
 		if (rc == 1) {
 			answer(e, h, CQRS_EDUPLICATE, seq, "duplicate of an earlier command", target);
-			cqrs__count_command(e, CQRS_EDUPLICATE);
+			count_command(e, CQRS_EDUPLICATE);
 			return;
 		}
 	}
 	ct = h->type < CQRS_MAX_TYPES ? &e->cmds[h->type] : NULL;
 	if (!ct || !ct->schema || h->size != ct->schema->size) {
 		answer(e, h, -EINVAL, 0, "unknown command type or wrong size", target);
-		cqrs__count_command(e, -EINVAL);
+		count_command(e, -EINVAL);
 		return;
 	}
 	if (h->flags & CQRS_CMD_EXPECT_VERSION) {
@@ -264,7 +299,7 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 				 (unsigned long long)h->aggregate_id, (unsigned long long)v,
 				 (unsigned long long)h->expected_version);
 			answer(e, h, CQRS_ECONFLICT, 0, why, target);
-			cqrs__count_command(e, CQRS_ECONFLICT);
+			count_command(e, CQRS_ECONFLICT);
 			return;
 		}
 	}
@@ -275,7 +310,7 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 	if (rc) {
 		answer(e, h, rc < 0 ? rc : CQRS_EREJECTED, 0, ctx->reason[0] ? ctx->reason : cqrs_strerror(rc),
 		       target);
-		cqrs__count_command(e, CQRS_EREJECTED);
+		count_command(e, CQRS_EREJECTED);
 		return;
 	}
 	if (ctx->nemitted) {
@@ -294,8 +329,8 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 			cqrs__dedup_record(e->dedup, h->client_id, h->client_seq, seq);
 	}
 	answer(e, h, 0, seq ? seq : target, NULL, target);
-	cqrs__count_command(e, 0);
-	cqrs__count_events(e, ctx->nemitted);
+	count_command(e, 0);
+	count_events(e, ctx->nemitted);
 }
 
 /* Called when the journal reports a failure: nothing after the failure will
@@ -317,25 +352,4 @@ void cqrs__command_reset_ctx(cqrs_engine *e)
 {
 	e->ctx->e = e;
 	e->ctx->now_ns = cqrs__wall_ns();
-}
-
-/* ---- counters ---------------------------------------------------------------------- */
-
-void cqrs__count_command(cqrs_engine *e, int status)
-{
-	cqrs_counters *c = e->ctr;
-
-	CTR_ADD(c, commands, 1);
-	switch (status) {
-	case 0: CTR_ADD(c, accepted, 1); break;
-	case CQRS_ECONFLICT: CTR_ADD(c, conflicts, 1); break;
-	case CQRS_EDUPLICATE: CTR_ADD(c, duplicates, 1); break;
-	default: CTR_ADD(c, rejected, 1); break;
-	}
-}
-
-void cqrs__count_events(cqrs_engine *e, uint32_t n)
-{
-	if (n)
-		CTR_ADD(e->ctr, events, n);
 }

@@ -1,5 +1,8 @@
 /*
- * engine/deadletter.c - see deadletter.h for the file format.
+ * engine/deadletter.c - the dead-letter log DATA_DIR/deadletters.log: open
+ * (cutting a torn tail), append with fdatasync, read back. The format is
+ * in deadletter.h; what a projection records and retries is
+ * proj_deadletter.c.
  */
 #include <fcntl.h>
 #include <stdio.h>

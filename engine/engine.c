@@ -1,6 +1,8 @@
 /*
- * engine/engine.c - engine lifecycle: config, registration, open, the log
- * callback. Start/stop live in lifecycle.c; the command thread in command.c.
+ * engine/engine.c - the engine object: config defaults, open, registration
+ * of command and event types, durable_seq and error, the log callback.
+ * Start and stop live in lifecycle.c, the command thread in
+ * command_thread.c.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,36 +1,65 @@
 /*
- * engine/engine_internal.h - the engine object shared by the engine's
- * sources: lifecycle (engine.c), the command thread (command.c), submission
- * (submit.c), recovery (replay.c), projectors (projector.c) and the
- * projection view API (proj_views.c).
+ * engine/engine_internal.h - the engine object, shared by the engine's
+ * files:
+ *   engine.c            config defaults, open, registration of types, log
+ *   lifecycle.c         start, stop, close
+ *   command_thread.c    the command thread's step and loop
+ *   command.c           deciding one command, its journal group, its ack
+ *   submit.c            cqrs_submit*: the in-process submission queue
+ *   gateway.c           requests from other processes (gateway_check.c
+ *                       validates them)
+ *   publish.c           durable batches to the projections
+ *   projection.c, proj_views.c, proj_apply.c, proj_rebuild.c,
+ *   proj_deadletter.c, projector_thread.c   the projector side
+ *                       (engine/projector.h)
+ *   replay.c            the write model from the journal at start
+ *   deadletter.c        the dead-letter log's format
+ *   ticket.c            ticket completion and waiting
+ *   journal/            the journal (engine/journal/journal.h)
+ *   model/              write-model helpers: versions, dedup, store
  *
  * Threads and what they own:
  *   command thread    write model, version map, dedup window, journal writer,
- *                     pending-ack queue, broadcast ring producer side
+ *                     pending-ack queue, broadcast ring producer side (or, in
+ *                     SHARED threading, every projector)
  *   projector i       its projections' views (single writer each), its ring
  *                     consumer cursor
- *   any thread        cqrs_submit* (MPSC submission ring), cqrs_engine_stop
+ *   any thread        cqrs_submit* (MPSC submission ring), cqrs_engine_stop,
+ *                     rebuild and retry requests
+ * Before the command thread starts, and after it ended, its state belongs
+ * to the thread that starts or stops the engine (command_owner).
  */
 #ifndef CQRS_ENGINE_INTERNAL_H
 #define CQRS_ENGINE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cqrs.h"
 #include "cqrs_counters.h"
-#include "engine/deadletter.h"
-#include "engine/model/dedup.h"
-#include "engine/gateway.h"
-#include "engine/journal/journal.h"
-#include "engine/ticket.h"
-#include "engine/model/versions.h"
+#include "engine/doorbell.h"
 
 #define CQRS_MAX_TYPES 256
-#define CQRS_MAX_PROJECTIONS 32
+#define CQRS_MAX_PROJECTIONS CQRS_COUNTERS_MAX_PROJ /* each has its counters block */
 #define CQRS_MAX_PROJECTORS 16
 #define CQRS_MAX_EVENTS_PER_COMMAND 64
+
+/* The engine's parts, each defined by the file that owns it. */
+struct cqrs_bcast;          /* cqrs_ring.h: the broadcast ring (DEDICATED threading) */
+struct cqrs_ctl;            /* shm/control.h: the control segment */
+struct cqrs_dedup;          /* engine/model/dedup.h */
+struct cqrs_dl_log;         /* engine/deadletter.h */
+struct cqrs_journal;        /* engine/journal/journal.h */
+struct cqrs_versions;       /* engine/model/versions.h */
+struct gateway;             /* engine/gateway.c */
+struct submit_queue;        /* engine/submit.c */
+struct ticket_impl;         /* engine/ticket.h */
+typedef struct cqrs_command_loop cqrs_command_loop; /* engine/command_thread.c */
+typedef struct cqrs_publish_ops cqrs_publish_ops;   /* engine/publish.h */
+typedef struct proj_view proj_view;                 /* engine/projector.h */
+typedef struct projector projector;                 /* engine/projector.h */
 
 typedef struct cmd_type {
 	const cqrs_schema *schema;
@@ -63,12 +92,10 @@ struct cqrs_ctx {
 
 /* A ticket whose completion waits for the journal to reach `target`. */
 typedef struct pending_ack {
-	ticket_impl *ticket;
+	struct ticket_impl *ticket;
 	uint64_t target;
 	uint64_t submit_ns;
 } pending_ack;
-
-typedef struct proj_view proj_view; /* projector.c */
 
 struct cqrs_proj {
 	cqrs_engine *e;
@@ -90,7 +117,7 @@ struct cqrs_engine {
 	char name[CQRS_NAME_MAX];
 	char data_dir[3072];
 	char journal_dir[3200];
-	void *model;
+	void *model; /* the application's write model, opaque to the engine */
 
 	cmd_type cmds[CQRS_MAX_TYPES];
 	event_type events[CQRS_MAX_TYPES];
@@ -99,13 +126,17 @@ struct cqrs_engine {
 	uint32_t nprojs;
 
 	/* command thread state */
-	cqrs_journal *journal;
-	cqrs_versions *versions; /* aggregate id -> version */
-	cqrs_dedup *dedup;
+	struct cqrs_journal *journal;
+	struct cqrs_versions *versions; /* aggregate id -> version */
+	struct cqrs_dedup *dedup;
 	cqrs_ctx *ctx;
 	pending_ack *acks; /* ring of ack_cap entries */
 	uint64_t ack_head, ack_tail, ack_cap;
 	uint64_t last_assigned; /* highest seq handed out */
+	const cqrs_command_loop *loop;    /* its step for the threading, set at start */
+	const cqrs_publish_ops *publish;  /* how durable batches reach projections */
+	bool gateway_first;               /* which source the next batch drains first */
+	pthread_t command_owner;          /* the thread that owns the state above */
 
 	pthread_t command_thread;
 	pthread_t projector_threads[CQRS_MAX_PROJECTORS];
@@ -116,21 +147,21 @@ struct cqrs_engine {
 	_Atomic uint64_t durable_seq;
 	_Atomic uint64_t published_seq;
 	_Atomic int command_done;  /* the command thread published its last batch */
-	void *projectors;          /* projector.c's per-thread state */
+	projector *projectors;     /* cfg.projector_threads of them */
 
-	cqrs_dl_log *dead_letters;
+	struct cqrs_dl_log *dead_letters;
 	pthread_mutex_t dl_lock; /* projectors append dead letters (cold path) */
 
 	uint64_t uid; /* unique per engine in this process (submit.c) */
 	cqrs_bell own_bell;
-	cqrs_bell *bell; /* the command thread's doorbell (gateway.h) */
-	void *gateway;   /* gateway state (gateway.c), NULL when none */
-	void *sub;    /* submission ring (submit.c) */
-	void *bcast;  /* broadcast ring (projector.c) */
-	void *ctl;    /* control segment (views.c) */
-	cqrs_counters *ctr; /* in the control segment's counters region */
-	cqrs_counters private_ctr; /* used while there is no control segment */
-	void *bcast_mem;
+	cqrs_bell *bell;              /* the command thread's doorbell: own_bell or the gateway's */
+	struct gateway *gateway;      /* NULL when none */
+	struct submit_queue *sub;
+	struct cqrs_bcast *bcast;     /* NULL in SHARED threading */
+	void *bcast_mem;              /* the broadcast ring's memory block (untyped bytes) */
+	struct cqrs_ctl *ctl;
+	cqrs_counters *ctr;           /* in the control segment's counters region */
+	cqrs_counters private_ctr;    /* used while there is no control segment */
 	int command_started;
 };
 
@@ -142,5 +173,21 @@ enum engine_state {
 };
 
 void cqrs__log(cqrs_engine *e, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Whether the caller owns the command thread's state (for CQRS_ASSERT). */
+static inline bool cqrs__on_command_thread(const cqrs_engine *e)
+{
+	return pthread_equal(pthread_self(), e->command_owner) != 0;
+}
+
+/* After publishing a request for the command thread (a seq_cst RMW):
+ * rings its doorbell. acquire: pairs with start's release store of
+ * RUNNING, which publishes e->bell; a request made before the start needs
+ * no kick (the command thread looks at requests as it starts). */
+static inline void cqrs__command_kick(cqrs_engine *e)
+{
+	if (atomic_load_explicit(&e->state, memory_order_acquire) == ENGINE_RUNNING)
+		cqrs__bell_ring(e->bell);
+}
 
 #endif

@@ -1,27 +1,13 @@
 /*
  * engine/gateway.h - the engine's side of the command gateway (requests
- * from other processes through shared memory), as the command thread sees
- * it. The gateway issue implements engine/gateway.c; until a gateway is
- * open these are never called (e->gateway == NULL).
- *
- * The doorbell: the command thread sleeps on ONE futex pair whatever the
- * number of request rings, following ringbuf/wait.h's protocol: every
- * producer (in-process submitters and gateway clients) commits its record
- * (a seq_cst RMW) and then calls cqrs__ring_wake(&bell->seq,
- * &bell->waiters); the command thread's re-check looks at every ring. The
- * bell lives in the engine's heap unless the gateway moves it into its
- * shared segment (set e->bell before the command thread starts).
+ * from other processes through shared memory, engine/gateway.c), as the
+ * command thread sees it. Until a gateway is open these are never called
+ * (e->gateway == NULL). The doorbell clients ring: engine/doorbell.h.
  */
 #ifndef CQRS_ENGINE_GATEWAY_H
 #define CQRS_ENGINE_GATEWAY_H
 
-#include <stdatomic.h>
 #include <stdint.h>
-
-typedef struct cqrs_bell {
-	_Atomic uint32_t seq;
-	_Atomic uint32_t waiters;
-} cqrs_bell;
 
 struct cqrs_engine;
 

@@ -1,6 +1,6 @@
 /*
- * engine/lifecycle.c - start (recover, open views, start threads), the
- * command thread's loop, stop (drain, flush, mark views clean) and close.
+ * engine/lifecycle.c - start (recover, open views, start threads), stop
+ * (drain, flush, mark views clean) and close.
  *
  * Start order matters:
  *   1. journal open (recovers the tail or refuses corruption)
@@ -18,36 +18,36 @@
  * waits until everything is durable and published; projectors apply
  * everything published; views are marked clean; the journal is closed.
  */
-#include <dirent.h>
-#include <sched.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
-#include "engine/counters.h"
-#include "cqrs_ring.h"
-#include "engine/engine_internal.h"
-#include "engine/generations.h"
 #include "core/errors.h"
-#include "engine/projector.h"
-#include "engine/replay.h"
-#include "core/schema_internal.h"
-#include "shm/control.h"
-#include "engine/submit.h"
+#include "engine/command.h"
+#include "engine/command_thread.h"
+#include "engine/counters.h"
+#include "engine/deadletter.h"
+#include "engine/engine_internal.h"
+#include "engine/gateway.h"
+#include "engine/generations.h"
+#include "engine/journal/journal.h"
+#include "engine/model/dedup.h"
+#include "engine/model/versions.h"
 #include "engine/model/wm_alloc.h"
+#include "engine/projector.h"
+#include "engine/publish.h"
+#include "engine/replay.h"
+#include "engine/submit.h"
+#include "shm/control.h"
 
 static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 {
-	static const int modes[] = { [CQRS_DURABILITY_NONE] = CQRS_DURABLE_NONE,
-				     [CQRS_DURABILITY_BATCH] = CQRS_DURABLE_BATCH,
-				     [CQRS_DURABILITY_INTERVAL] = CQRS_DURABLE_INTERVAL };
 	cqrs_journal_config jc = {
 		.dir = e->journal_dir,
 		.engine = e->name,
 		.segment_size = e->cfg.segment_bytes,
-		.durability = (cqrs_durability)modes[e->cfg.durability],
+		.durability = (enum cqrs_durability_mode)e->cfg.durability,
 		.interval_ms = e->cfg.interval_ms,
 		.schemas = e->event_schemas,
 		.nschemas = CQRS_MAX_TYPES,
@@ -120,114 +120,6 @@ static void init_counters(cqrs_engine *e, const cqrs_replay_stats *rs)
 	atomic_store_explicit((_Atomic uint64_t *)&c->magic, CQRS_COUNTERS_MAGIC, memory_order_release);
 }
 
-static int open_ring(cqrs_engine *e)
-{
-	size_t size = cqrs_bcast_footprint(e->cfg.ring_bytes, CQRS_MAX_PROJECTORS);
-	void *mem;
-	int rc;
-
-	if (!size || e->cfg.max_batch_bytes + 64 > e->cfg.ring_bytes / 2)
-		return cqrs__fail(-EINVAL, "ring_bytes must exceed twice max_batch_bytes");
-	if (posix_memalign(&mem, 64, size))
-		return -ENOMEM;
-	rc = cqrs_bcast_init(mem, size, e->cfg.ring_bytes, CQRS_MAX_PROJECTORS,
-			     (cqrs_bcast **)&e->bcast);
-	if (rc) {
-		free(mem);
-		return rc;
-	}
-	e->bcast_mem = mem;
-	return 0;
-}
-
-static uint32_t journal_inflight(cqrs_engine *e)
-{
-	cqrs_journal_stats st;
-
-	cqrs__journal_stats_get(e->journal, &st);
-	CTR_SET(e->ctr, batches, st.batches);
-	CTR_SET(e->ctr, journal_bytes, st.bytes);
-	CTR_SET(e->ctr, fdatasyncs, st.fsyncs);
-	return st.inflight;
-}
-
-/* ---- the command thread ---------------------------------------------------------- */
-
-static void *command_main(void *arg)
-{
-	cqrs_engine *e = arg;
-	uint32_t max = e->cfg.max_batch_commands;
-	const uint64_t yield_ns = (uint64_t)e->cfg.idle_yield_us * 1000;
-	uint64_t idle_since = 0; /* when the loop last found nothing to decide */
-	bool gateway_first = false; /* which source a batch drains first */
-
-	for (;;) {
-		/* acquire: pairs with cqrs_engine_stop's release store. */
-		int stopping = atomic_load_explicit(&e->state, memory_order_acquire) >= ENGINE_STOPPING;
-		uint32_t n = 0;
-		int rc;
-
-		cqrs__command_reset_ctx(e);
-		/* In-process submissions and gateway clients take turns at
-		 * filling a batch first, so a backlog on one side (a pipelining
-		 * in-process submitter keeps thousands queued) cannot leave the
-		 * other nothing, batch after batch. */
-		gateway_first = e->gateway && !gateway_first;
-		if (gateway_first && !cqrs__acks_full(e))
-			n = cqrs__gateway_poll(e, max);
-		if (n < max && !cqrs__acks_full(e))
-			n += cqrs__submit_drain(e, max - n);
-		if (e->gateway && !gateway_first && n < max && !cqrs__acks_full(e))
-			n += cqrs__gateway_poll(e, max - n);
-		if (n)
-			cqrs__journal_flush(e->journal);
-		rc = cqrs__journal_poll(e->journal);
-		if (rc < 0)
-			cqrs__poison(e, rc);
-		if (e->cfg.threading == CQRS_THREADING_SHARED)
-			cqrs__projectors_poll_shared(e); /* rebuild, dead-letter retry */
-		if (n) {
-			idle_since = 0;
-			continue;
-		}
-		/* relaxed: poison is written by this thread. A poisoned journal
-		 * never reports its batches in flight: do not wait for them. */
-		if (!atomic_load_explicit(&e->poison, memory_order_relaxed) && journal_inflight(e)) {
-			/* Batches are being written: for idle_yield_us keep deciding
-			 * what arrives meanwhile (the loop above drains and polls both
-			 * without a syscall), yielding between looks; only then block
-			 * on the journal's completions. */
-			if (yield_ns) {
-				uint64_t now = cqrs__mono_ns();
-
-				if (!idle_since)
-					idle_since = now;
-				if (now - idle_since < yield_ns) {
-					sched_yield();
-					continue;
-				}
-			}
-			rc = cqrs__journal_wait(e->journal, 200000);
-			if (rc < 0)
-				cqrs__poison(e, rc);
-			continue;
-		}
-		if (stopping)
-			break;
-		cqrs__submit_wait(e, 10000000);
-	}
-	/* Drained: every submission before the stop is answered (durable). */
-	cqrs__journal_flush(e->journal);
-	while (!atomic_load_explicit(&e->poison, memory_order_relaxed) && journal_inflight(e) &&
-	       cqrs__journal_wait(e->journal, 100000000) >= 0)
-		;
-	/* release: pairs with the projectors' acquire in their stop check. */
-	atomic_store_explicit(&e->command_done, 1, memory_order_release);
-	if (e->bcast) /* DEDICATED threading */
-		cqrs_bcast_publish(e->bcast); /* wake consumers sleeping in the ring */
-	return NULL;
-}
-
 /* ---- start / stop / close --------------------------------------------------------- */
 
 static int start(cqrs_engine *e)
@@ -237,6 +129,7 @@ static int start(cqrs_engine *e)
 	uint64_t cap;
 	int rc;
 
+	e->command_owner = pthread_self(); /* until the command thread starts */
 	rc = cqrs__versions_create(e->cfg.aggregates_hint, &e->versions);
 	if (!rc)
 		rc = cqrs__dedup_create(e->cfg.dedup_window, &e->dedup);
@@ -284,8 +177,7 @@ static int start(cqrs_engine *e)
 		CTR_SET(e->ctr, proj[k].applied_seq, resume);
 	}
 	(void)cqrs__generations_retire_old(e); /* before any seq is handed out */
-	/* SHARED threading applies on the command thread: no ring. */
-	rc = e->cfg.threading == CQRS_THREADING_SHARED ? 0 : open_ring(e);
+	rc = cqrs__publish_open(e); /* the broadcast ring, in DEDICATED threading */
 	if (!rc)
 		rc = cqrs__gateway_open(e); /* may point e->bell into its segment */
 	if (!rc)
@@ -298,13 +190,11 @@ static int start(cqrs_engine *e)
 	/* release: everything set up above is visible to submitters that see
 	 * RUNNING (they load state before touching the queue). */
 	atomic_store_explicit(&e->state, ENGINE_RUNNING, memory_order_release);
-	rc = pthread_create(&e->command_thread, NULL, command_main, e);
+	rc = cqrs__command_thread_start(e);
 	if (rc) {
 		atomic_store_explicit(&e->state, ENGINE_STOPPING, memory_order_release);
-		return -rc;
+		return rc;
 	}
-	e->command_started = 1;
-	pthread_setname_np(e->command_thread, "cqrs-command"); /* for top -H, perf */
 	cqrs__ctl_set_state(e->ctl, CQRS_ENGINE_RUNNING);
 	cqrs__ctl_publish(e->ctl);
 	cqrs__log(e, CQRS_LOG_INFO, "engine %s: running at seq %llu", e->name,
@@ -314,14 +204,10 @@ static int start(cqrs_engine *e)
 
 static void teardown(cqrs_engine *e, int clean)
 {
-	if (e->command_started) {
-		pthread_join(e->command_thread, NULL);
-		e->command_started = 0;
-	}
+	cqrs__command_thread_join(e);
 	/* Without a command thread the projectors still need to be told. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
-	if (e->bcast)
-		cqrs_bcast_publish(e->bcast);
+	cqrs__publish_done(e);
 	cqrs__projectors_join(e, clean && !atomic_load_explicit(&e->poison, memory_order_relaxed));
 	if (e->journal) {
 		int rc = cqrs__journal_close(e->journal);
@@ -331,11 +217,7 @@ static void teardown(cqrs_engine *e, int clean)
 	}
 	cqrs__gateway_close(e);
 	cqrs__submit_free(e);
-	if (e->bcast) {
-		cqrs_bcast_close(e->bcast);
-		free(e->bcast_mem);
-		e->bcast = NULL;
-	}
+	cqrs__publish_close(e);
 	if (e->ctl) {
 		cqrs__ctl_destroy(e->ctl);
 		e->ctl = NULL;
@@ -394,40 +276,4 @@ void cqrs_engine_close(cqrs_engine *e)
 const struct cqrs_counters *cqrs_engine_counters(const cqrs_engine *e)
 {
 	return e->ctr ? e->ctr : &e->private_ctr;
-}
-
-int cqrs_engine_remove_segments(const char *engine)
-{
-	char prefix[64];
-	cqrs_ctl *ctl;
-	DIR *d;
-	struct dirent *ent;
-	size_t n;
-	int removed = 0;
-
-	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
-		return -EINVAL;
-	if (cqrs__ctl_open(engine, &ctl) == 0) {
-		cqrs_ctl_info info;
-		int alive = cqrs__ctl_info_get(ctl, &info) == 0 && info.owner_alive && !info.retired;
-		cqrs__ctl_close(ctl);
-		if (alive)
-			return cqrs__fail(-EBUSY, "engine %s is running", engine);
-	}
-	if (cqrs__ctl_remove_stale(engine) == 0)
-		removed++;
-	d = opendir("/dev/shm");
-	if (!d)
-		return removed;
-	n = (size_t)snprintf(prefix, sizeof prefix, "cqrs.%s.", engine);
-	while ((ent = readdir(d))) {
-		char name[300];
-		if (strncmp(ent->d_name, prefix, n))
-			continue;
-		snprintf(name, sizeof name, "/%s", ent->d_name);
-		if (cqrs__seg_retire_unlink(name) == 0) /* readers mapping it move on */
-			removed++;
-	}
-	closedir(d);
-	return removed;
 }

@@ -29,6 +29,9 @@
 #include "core/clock.h"
 #include "engine/engine_internal.h"
 #include "core/errors.h"
+#include "engine/journal/journal.h"
+#include "engine/model/dedup.h"
+#include "engine/model/versions.h"
 #include "engine/replay.h"
 
 typedef int (*replay_fn)(cqrs_engine *e, const cqrs_jrec *r);

@@ -1,8 +1,8 @@
 /*
  * engine/replay.h - replaying the journal into the write model on start.
  */
-#ifndef CQRS_ENGINE_RECOVERY_H
-#define CQRS_ENGINE_RECOVERY_H
+#ifndef CQRS_ENGINE_REPLAY_H
+#define CQRS_ENGINE_REPLAY_H
 
 #include <stdint.h>
 

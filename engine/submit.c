@@ -9,30 +9,33 @@
  * so a cached handle is never touched after its engine is gone: the cache
  * compares ids only. A submission is one ring record: a sub_hdr and the
  * command's bytes, claimed, written and committed in place (one CAS, one
- * release store). A batch submit claims each record but wakes the command
- * thread once.
+ * release store). A batch submit claims each record but rings the command
+ * thread's doorbell once. The command thread drains the ring in its step
+ * (engine/command_thread.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
-#include "cqrs_ring.h"
-#include "engine/engine_internal.h"
 #include "core/errors.h"
-#include "engine/projector.h"
-#include "ringbuf/wait.h"
+#include "cqrs_ring.h"
+#include "engine/command.h"
+#include "engine/doorbell.h"
+#include "engine/engine_internal.h"
 #include "engine/submit.h"
+#include "engine/ticket.h"
 
 #define SUB_TYPE 1u
 #define TLS_SLOTS 4
 
-typedef struct submit_queue {
+struct submit_queue {
 	cqrs_mpsc *ring;
 	void *mem;
 	pthread_mutex_t lock; /* guards the producer list (cold: first submit per thread) */
 	cqrs_mpsc_producer **producers;
 	uint32_t nproducers, cap;
-} submit_queue;
+};
+typedef struct submit_queue submit_queue;
 
 static _Atomic uint64_t next_engine_uid = 1;
 
@@ -156,18 +159,7 @@ static int enqueue(cqrs_mpsc_producer *p, const cqrs_command *c, cqrs_ticket *t)
 /* After commits (each a seq_cst RMW): wake the command thread if it sleeps. */
 static void ring_bell(cqrs_engine *e)
 {
-	cqrs__ring_wake(&e->bell->seq, &e->bell->waiters);
-}
-
-void cqrs__submit_kick(cqrs_engine *e)
-{
-	/* Only SHARED threading's command thread acts on requests. acquire:
-	 * pairs with start's release store of RUNNING, which publishes e->bell;
-	 * a kick before the start is not needed (the command thread looks at
-	 * requests as it starts). Like cqrs_submit, not for use racing stop. */
-	if (e->cfg.threading == CQRS_THREADING_SHARED &&
-	    atomic_load_explicit(&e->state, memory_order_acquire) == ENGINE_RUNNING)
-		ring_bell(e);
+	cqrs__bell_ring(e->bell);
 }
 
 static int admit(cqrs_engine *e)
@@ -246,24 +238,7 @@ uint32_t cqrs__submit_drain(cqrs_engine *e, uint32_t max)
 	return n > 0 ? (uint32_t)n : 0;
 }
 
-/* The command thread's re-check (seq_cst loads inside): any request on
- * any ring. */
-static bool any_ready(void *arg)
+bool cqrs__submit_ready(cqrs_engine *e)
 {
-	cqrs_engine *e = arg;
-	submit_queue *q = e->sub;
-
-	return cqrs_mpsc_ready(q->ring) || (e->gateway && cqrs__gateway_ready(e)) ||
-	       (e->cfg.threading == CQRS_THREADING_SHARED && cqrs__projectors_requested(e));
-}
-
-void cqrs__submit_wait(cqrs_engine *e, uint64_t timeout_ns)
-{
-	/* Yield for a while first (see cqrs_config.idle_yield_us), then sleep. */
-	if (e->cfg.idle_yield_us &&
-	    cqrs__ring_wait(CQRS_WAIT_YIELD, (uint64_t)e->cfg.idle_yield_us * 1000, 0, &e->bell->seq,
-			    &e->bell->waiters, any_ready, e) == 0)
-		return;
-	cqrs__ring_wait(CQRS_WAIT_BLOCK, timeout_ns, timeout_ns, &e->bell->seq, &e->bell->waiters,
-			any_ready, e);
+	return cqrs_mpsc_ready(e->sub->ring);
 }

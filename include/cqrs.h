@@ -234,12 +234,11 @@ CQRS_API int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schem
  * added later takes reserved space and reads as its default when zero.
  * cqrs_register_projection refuses non-zero reserved words (a program
  * built against a newer cqrs.h asking for something this library lacks). */
-#define CQRS_MAX_INDEXES 4
 typedef struct cqrs_view_def {
 	const char *name;             /* view name: 1..31 of [A-Za-z0-9_] */
 	const cqrs_schema *row;       /* row schema */
 	const char *key_field;        /* primary key: a u64 or bytes field */
-	const char *index_fields[CQRS_MAX_INDEXES]; /* secondary indexes (NULL-terminated) */
+	const char *index_fields[CQRS_VIEW_MAX_SECONDARY]; /* secondary indexes (NULL-terminated) */
 	uint64_t capacity;            /* initial rows; the view grows by rebuild when full */
 	uint64_t reserved[4];         /* must be zero */
 } cqrs_view_def;

@@ -44,6 +44,10 @@ extern "C" {
 #define CQRS_VERSION_PATCH 0
 #define CQRS_VERSION_STRING "0.1.0"
 
+/* Secondary indexes per view (cqrs_view_def.index_fields, the view
+ * segment's index heads, cqrs_view_info.secondary). */
+#define CQRS_VIEW_MAX_SECONDARY 4u
+
 /* Project error codes: a reserved range far below every errno value. */
 enum cqrs_error {
 	CQRS_EBASE = -10000,

@@ -69,8 +69,6 @@ typedef struct cqrs_view cqrs_view;
 /* Flags for cqrs_view_find and cqrs_view_scan. */
 #define CQRS_FIND_SNAPSHOT 1u /* all rows from one batch boundary (retried, buffered) */
 
-#define CQRS_VIEW_MAX_SECONDARY 4
-
 /* Receives one row (a private copy, valid during the call). Return 0 to go
  * on, anything else to stop. */
 typedef int (*cqrs_view_row_fn)(void *arg, const void *row, size_t row_size);

@@ -26,7 +26,7 @@ int cqrs__vparams_layout(cqrs_vparams *p, uint64_t *total)
 	uint64_t off = CQRS_SEG_REGION_OFF;
 
 	if (p->capacity == 0 || p->capacity > CQRS_VIEW_MAX_ROWS || p->row_size == 0 ||
-	    p->row_size > CQRS_RECORD_MAX || p->nsec > CQRS_VIEW_MAX_SEC || p->schema_len == 0 ||
+	    p->row_size > CQRS_RECORD_MAX || p->nsec > CQRS_VIEW_MAX_SECONDARY || p->schema_len == 0 ||
 	    p->schema_len > SCHEMA_MAX)
 		return -EINVAL;
 	p->data_off = VROW_HDR + VROW_LINK * p->nsec;
@@ -40,7 +40,7 @@ int cqrs__vparams_layout(cqrs_vparams *p, uint64_t *total)
 		p->index_off[i] = off;
 		off += UINT64_C(8) << p->pri_log2;
 	}
-	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SEC; i++) {
+	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SECONDARY; i++) {
 		p->heads_off[i] = i < p->nsec ? off : 0;
 		if (i < p->nsec)
 			off += cqrs__align_up(UINT64_C(4) << p->sec_log2, 64);
@@ -107,7 +107,7 @@ int cqrs__view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema 
 	want.schema_len = p->schema_len;
 	want.schema_hash = p->schema_hash;
 	want.key = p->key;
-	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SEC && i < p->nsec; i++)
+	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SECONDARY && i < p->nsec; i++)
 		want.sec[i] = p->sec[i];
 	if (cqrs__vparams_layout(&want, &total) || memcmp(&want, p, sizeof want) != 0)
 		return cqrs__fail(CQRS_ECORRUPT, "view segment: layout does not match its parameters");

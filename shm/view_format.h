@@ -152,7 +152,6 @@
 #include "shm/segment.h"
 #include "shm/wordcopy.h"
 
-#define CQRS_VIEW_MAX_SEC 4u
 #define CQRS_VIEW_KEY_MAX 64u
 #define CQRS_VIEW_MAX_ROWS (UINT64_C(1) << 31)
 
@@ -185,10 +184,10 @@ typedef struct cqrs_vparams {
 	uint64_t schema_hash;
 	uint64_t schema_off;
 	uint64_t index_off[2];
-	uint64_t heads_off[CQRS_VIEW_MAX_SEC];
+	uint64_t heads_off[CQRS_VIEW_MAX_SECONDARY];
 	uint64_t rows_off;
 	cqrs_vfield key;
-	cqrs_vfield sec[CQRS_VIEW_MAX_SEC];
+	cqrs_vfield sec[CQRS_VIEW_MAX_SECONDARY];
 } cqrs_vparams;
 
 typedef struct cqrs_vapplied {

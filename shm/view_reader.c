@@ -49,7 +49,7 @@
 struct vmap {
 	const uint8_t *rows;
 	const _Atomic uint64_t *index[2];
-	const _Atomic uint32_t *heads[CQRS_VIEW_MAX_SEC];
+	const _Atomic uint32_t *heads[CQRS_VIEW_MAX_SECONDARY];
 	const cqrs_seg_live *live;
 	const cqrs_vapplied *ap;
 	const cqrs_vseq *vs;
@@ -57,7 +57,7 @@ struct vmap {
 	uint64_t pmask, smask, capacity;
 	uint32_t slot_size, data_off, row_size, nsec;
 	cqrs_vfield key;
-	cqrs_vfield sec[CQRS_VIEW_MAX_SEC];
+	cqrs_vfield sec[CQRS_VIEW_MAX_SECONDARY];
 	uint64_t generation;
 	cqrs_vparams p;
 	cqrs_seg seg;
@@ -92,7 +92,7 @@ static void map_wire(struct vmap *m)
 	m->rows = b + p->rows_off;
 	m->index[0] = (const _Atomic uint64_t *)(const void *)(b + p->index_off[0]);
 	m->index[1] = (const _Atomic uint64_t *)(const void *)(b + p->index_off[1]);
-	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SEC; i++)
+	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SECONDARY; i++)
 		m->heads[i] = i < p->nsec ? (const _Atomic uint32_t *)(const void *)(b + p->heads_off[i])
 					  : NULL;
 	m->live = (const cqrs_seg_live *)(const void *)(b + CQRS_SEG_LIVE_OFF);

@@ -33,7 +33,7 @@ struct cqrs_vw {
 	uint32_t slot;
 	uint8_t *rows;
 	_Atomic uint64_t *index[2];
-	_Atomic uint32_t *heads[CQRS_VIEW_MAX_SEC];
+	_Atomic uint32_t *heads[CQRS_VIEW_MAX_SECONDARY];
 	cqrs_seg_live *live;
 	cqrs_vapplied *ap;
 	cqrs_vseq *vs;
@@ -329,8 +329,8 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 {
 	cqrs_vrow *rw = row_at(w, r);
 	uint8_t *old = row_data(w, r);
-	uint64_t ob[CQRS_VIEW_MAX_SEC], nb[CQRS_VIEW_MAX_SEC];
-	int changed[CQRS_VIEW_MAX_SEC];
+	uint64_t ob[CQRS_VIEW_MAX_SECONDARY], nb[CQRS_VIEW_MAX_SECONDARY];
+	int changed[CQRS_VIEW_MAX_SECONDARY];
 	uint32_t s;
 	int rc = 0;
 
@@ -413,7 +413,7 @@ static int insert(cqrs_vw *w, const uint8_t *row, const uint8_t *k, uint64_t h, 
 int cqrs__vw_upsert(cqrs_vw *w, const void *row)
 {
 	const uint8_t *k;
-	uint64_t h, pos, ins, b[CQRS_VIEW_MAX_SEC];
+	uint64_t h, pos, ins, b[CQRS_VIEW_MAX_SECONDARY];
 	uint32_t r;
 	int ins_tomb;
 
@@ -655,10 +655,10 @@ static int config_fields(const cqrs_vw_config *cfg, cqrs_vparams *p)
 	if (rc)
 		return rc;
 	if (n == 0)
-		while (n < CQRS_VIEW_MAX_SEC && cfg->secondary[n])
+		while (n < CQRS_VIEW_MAX_SECONDARY && cfg->secondary[n])
 			n++;
-	if (n > CQRS_VIEW_MAX_SEC)
-		return cqrs__fail(-EINVAL, "at most %u secondary indexes", CQRS_VIEW_MAX_SEC);
+	if (n > CQRS_VIEW_MAX_SECONDARY)
+		return cqrs__fail(-EINVAL, "at most %u secondary indexes", CQRS_VIEW_MAX_SECONDARY);
 	p->nsec = n;
 	for (uint32_t i = 0; i < n; i++) {
 		rc = cqrs__vfield_ok(cfg->schema, cfg->secondary[i], &p->sec[i]);

@@ -34,7 +34,7 @@ typedef struct cqrs_vw cqrs_vw;
 typedef struct cqrs_vw_config {
 	const cqrs_schema *schema;  /* row schema (copied) */
 	const char *key_field;      /* unique key: an integer, str or bytes field <= 64 bytes */
-	const char *secondary[4];   /* non-unique indexes (NULL-terminated or nsecondary) */
+	const char *secondary[CQRS_VIEW_MAX_SECONDARY]; /* non-unique indexes (NULL-terminated or nsecondary) */
 	uint32_t nsecondary;        /* 0: count the non-NULL entries */
 	uint64_t capacity;          /* rows; CQRS_EFULL beyond */
 	unsigned mode;              /* 0: 0640 */

@@ -74,6 +74,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cqrs.h"
 #include "cqrs_common.h"
 #include "cqrs_schema.h"
 
@@ -145,12 +146,6 @@ int cqrs__jseg_list(int dirfd, uint64_t **out);
 
 typedef struct cqrs_journal cqrs_journal;
 
-typedef enum cqrs_durability {
-	CQRS_DURABLE_NONE = 0,     /* write only; the OS flushes when it likes */
-	CQRS_DURABLE_BATCH = 1,    /* fdatasync per batch before reporting it */
-	CQRS_DURABLE_INTERVAL = 2  /* report on write; fdatasync every interval_ms */
-} cqrs_durability;
-
 typedef enum cqrs_journal_io {
 	CQRS_JOURNAL_IO_AUTO = 0,   /* io_uring unless unavailable or CQRS_NO_IO_URING=1 */
 	CQRS_JOURNAL_IO_URING = 1,  /* io_uring or fail */
@@ -167,7 +162,7 @@ typedef struct cqrs_journal_config {
 	const char *dir;            /* created if missing (one level) */
 	const char *engine;         /* engine name, stored in every segment header */
 	uint64_t segment_size;      /* bytes per segment file; 0 = 64 MiB */
-	cqrs_durability durability;
+	enum cqrs_durability_mode durability; /* cqrs.h: NONE, BATCH, INTERVAL */
 	uint32_t interval_ms;       /* INTERVAL mode period; 0 = 10 */
 	const cqrs_schema *const *schemas; /* by event type id; NULL entries allowed */
 	uint32_t nschemas;          /* number of event type ids (0..nschemas-1) */

@@ -37,7 +37,7 @@ static int pw_submit(cqrs_journal *j, jbatch *b)
 
 	if (!cqrs__jpw_write(j, b))
 		return 0;
-	if (j->cfg.durability == CQRS_DURABLE_BATCH) {
+	if (j->cfg.durability == CQRS_DURABILITY_BATCH) {
 		rc = cqrs__jf_fdatasync(j->seg_fd);
 		if (rc) {
 			cqrs__jw_failed(j, b, rc, "fdatasync");

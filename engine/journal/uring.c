@@ -90,7 +90,7 @@ static void prep_fsync(struct juring *u, struct io_uring_sqe *f)
 static int ur_submit(cqrs_journal *j, jbatch *b)
 {
 	struct juring *u = j->uring;
-	bool batch_mode = j->cfg.durability == CQRS_DURABLE_BATCH;
+	bool batch_mode = j->cfg.durability == CQRS_DURABILITY_BATCH;
 	uint32_t len = b->len - b->done;
 	struct io_uring_sqe *w, *f = NULL;
 	int inj;

@@ -49,7 +49,7 @@ void cqrs__jlog(const cqrs_journal *j, int level, const char *fmt, ...)
 
 static bool durable_for_mode(const cqrs_journal *j, const jbatch *b)
 {
-	return b->write_done && (j->cfg.durability != CQRS_DURABLE_BATCH || b->sync_done);
+	return b->write_done && (j->cfg.durability != CQRS_DURABILITY_BATCH || b->sync_done);
 }
 
 /* Recomputes the in-order frontiers after a completion: batches become
@@ -281,7 +281,7 @@ static int roll(cqrs_journal *j, uint64_t first_seq)
 
 	if (rc)
 		return rc;
-	if (j->cfg.durability != CQRS_DURABLE_NONE) {
+	if (j->cfg.durability != CQRS_DURABILITY_NONE) {
 		rc = cqrs__jf_fdatasync(j->seg_fd);
 		if (rc) {
 			poison(j, rc, "fdatasync of the full segment");
@@ -342,7 +342,7 @@ static void submit_batch(cqrs_journal *j, jbatch *b)
 	if (write_inline(j, b)) {
 		j->st.inline_writes++;
 		rc = 0;
-		if (cqrs__jpw_write(j, b) && j->cfg.durability == CQRS_DURABLE_BATCH)
+		if (cqrs__jpw_write(j, b) && j->cfg.durability == CQRS_DURABILITY_BATCH)
 			rc = j->io->sync(j, b);
 	} else {
 		rc = j->io->submit(j, b);
@@ -465,9 +465,9 @@ static uint64_t synced_hint(const cqrs_journal *j)
 {
 	uint64_t h = j->sealed_seq, t;
 
-	if (j->cfg.durability == CQRS_DURABLE_BATCH && j->done_seq > h)
+	if (j->cfg.durability == CQRS_DURABILITY_BATCH && j->done_seq > h)
 		h = j->done_seq;
-	if (j->cfg.durability == CQRS_DURABLE_INTERVAL) {
+	if (j->cfg.durability == CQRS_DURABILITY_INTERVAL) {
 		/* acquire: pairs with the thread's release store after its
 		 * fdatasync returned. */
 		t = atomic_load_explicit(&((cqrs_journal *)j)->synced_seq, memory_order_acquire);
@@ -736,7 +736,7 @@ static int check_config(const cqrs_journal_config *c)
 		return cqrs__fail(-EINVAL, "journal: no directory");
 	if (!c->engine || !cqrs__name_valid(c->engine, CQRS_NAME_MAX))
 		return cqrs__fail(-EINVAL, "journal: bad engine name");
-	if (c->durability > CQRS_DURABLE_INTERVAL || c->io > CQRS_JOURNAL_IO_PWRITE)
+	if (c->durability > CQRS_DURABILITY_INTERVAL || c->io > CQRS_JOURNAL_IO_PWRITE)
 		return cqrs__fail(-EINVAL, "journal: bad durability or io mode");
 	if (c->nschemas > JSEG_MAX_TYPES || (c->nschemas && !c->schemas))
 		return cqrs__fail(-EINVAL, "journal: bad schema table");
@@ -875,7 +875,7 @@ int cqrs__journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 	rc = open_io(j);
 	if (rc == 0)
 		rc = j->io->set_file(j, j->seg_fd);
-	if (rc == 0 && j->cfg.durability == CQRS_DURABLE_INTERVAL)
+	if (rc == 0 && j->cfg.durability == CQRS_DURABILITY_INTERVAL)
 		rc = start_interval_thread(j);
 	if (rc) {
 		destroy(j);

@@ -55,7 +55,7 @@ int main(void)
 	}
 	if (tu_mkdtemp(dir, sizeof dir, "cqrs_jcli") != 0)
 		return 1;
-	jt_config(&c, dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, dir, CQRS_DURABILITY_BATCH);
 	c.segment_size = 32u << 10;
 	CHECK(cqrs__journal_open(&j, &c, NULL) == 0, "open: %s", cqrs_last_error());
 	CHECK(jt_append(j, 500, 3, 1, &sub) == 0, "append");

@@ -34,7 +34,7 @@ static void child(const char *dir, int fd)
 	cqrs_journal *j;
 
 	g_ackfd = fd;
-	jt_config(&c, dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, dir, CQRS_DURABILITY_BATCH);
 	c.segment_size = 64u << 10;
 	c.batch_bytes = 8192;
 	c.on_durable = child_on_durable;
@@ -95,7 +95,7 @@ int main(void)
 			cqrs_journal_config c;
 			cqrs_journal_recovery rec;
 			cqrs_journal *j;
-			jt_config(&c, dir, CQRS_DURABLE_BATCH);
+			jt_config(&c, dir, CQRS_DURABILITY_BATCH);
 			c.segment_size = 64u << 10;
 			if (cqrs__journal_open(&j, &c, &rec) != 0) {
 				fprintf(stderr, "cycle %d: reopen: %s\n", done, cqrs_last_error());
@@ -116,7 +116,7 @@ int main(void)
 		cqrs_journal_config c;
 		cqrs_journal_recovery rec;
 		cqrs_journal *j;
-		jt_config(&c, dir, CQRS_DURABLE_BATCH);
+		jt_config(&c, dir, CQRS_DURABILITY_BATCH);
 		c.segment_size = 64u << 10;
 		if (cqrs__journal_open(&j, &c, &rec) != 0 || rec.next_seq - 1 < acked) {
 			fprintf(stderr, "final open: %s\n", cqrs_last_error());

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_engine.c - the engine end to end, in one process: decide
  * and evolve, rejections, optimistic concurrency, idempotency (also across a
- * restart), dead letters (skip and halt), view growth, blue/green rebuild
+ * restart), dead letters (skip and halt, and a retry of more than a
+ * thousand), view growth, blue/green rebuild
  * with a reader reading throughout, clean stop and resume, and a journal
  * failure that poisons the engine. The suite runs twice: projections on
  * projector threads (DEDICATED threading), then on the command thread
@@ -331,6 +332,53 @@ static void test_dead_letters(void **state)
 	}
 }
 
+static void count_resolved(void *arg, const cqrs_deadletter *d)
+{
+	int *n = arg;
+	if (d->kind == CQRS_DL_RESOLVED && !strcmp(d->projection, "balances"))
+		(*n)++;
+}
+
+/* More open dead letters than a retry could hold in a fixed buffer of a
+ * round size: a retry applies every one of them. */
+static void test_many_dead_letters(void **state)
+{
+	enum { N = 1100 };
+	fixture *f = *state;
+	const cqrs_counters *c;
+	uint64_t acct = 7, seq = 0;
+	bank_row row;
+	cqrs_view *v;
+	int resolved = 0;
+
+	bank_poison_amount = 13;
+	start(f, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP);
+	c = cqrs_engine_counters(f->e);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(bank_do(f->e, BANK_DEPOSIT, acct, 13, 0, 0, &seq), 0);
+	for (int i = 0; i < 60000 && CTR(c->proj[0].dead_letters) < N; i++)
+		usleep(1000);
+	assert_true(CTR(c->proj[0].dead_letters) == N);
+	bank_poison_amount = 0;
+	assert_int_equal(cqrs_engine_retry_dead_letters(f->e, "balances"), 0);
+	assert_int_equal(cqrs_view_open(f->name, "balances", &v), 0);
+	memset(&row, 0, sizeof row);
+	for (int i = 0; i < 60000; i++) {
+		if (cqrs_view_get(v, &acct, 8, &row, sizeof row) == 0 && row.ops == N)
+			break;
+		usleep(1000);
+	}
+	cqrs_view_close(v);
+	assert_true(row.ops == N);
+	for (int i = 0; i < 60000 && resolved < N; i++) {
+		resolved = 0;
+		assert_true(cqrs__dl_read(f->dir, count_resolved, &resolved, NULL) >= N);
+		if (resolved < N)
+			usleep(1000);
+	}
+	assert_int_equal(resolved, N);
+}
+
 static void test_growth(void **state)
 {
 	fixture *f = *state;
@@ -587,6 +635,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_books_at_scale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_event_type_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_while_reading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_resumes, setup, teardown),

@@ -111,7 +111,7 @@ static void test_append_reopen(void **state)
 	int n = jt_scaled(3000);
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
 	assert_int_equal(cqrs__journal_open(&j, &c, &rec), 0);
@@ -147,7 +147,7 @@ static void test_roll_and_iterate_from(void **state)
 	int nseg;
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_NONE);
+	jt_config(&c, g_dir, CQRS_DURABILITY_NONE);
 	c.segment_size = 64u << 10;
 	c.batch_bytes = 8192;
 	c.on_durable = jt_on_durable;
@@ -213,7 +213,7 @@ static void test_roll_and_iterate_from(void **state)
 	}
 }
 
-static void run_mode(cqrs_durability mode)
+static void run_mode(enum cqrs_durability_mode mode)
 {
 	cqrs_journal_config c;
 	cqrs_journal *j;
@@ -228,7 +228,7 @@ static void run_mode(cqrs_durability mode)
 	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, jt_scaled(2000), 2, 8, &sub), 0);
 	assert_int_equal(jt_sync(j), 0);
-	if (mode == CQRS_DURABLE_INTERVAL) {
+	if (mode == CQRS_DURABILITY_INTERVAL) {
 		/* The background thread fdatasyncs within a few intervals;
 		 * later records carry its synced frontier as their hint. */
 		uint64_t sub0 = sub, hint = 0;
@@ -247,9 +247,9 @@ static void run_mode(cqrs_durability mode)
 		assert_true(hint >= sub0);
 	}
 	cqrs__journal_stats_get(j, &st);
-	if (mode == CQRS_DURABLE_BATCH)
+	if (mode == CQRS_DURABILITY_BATCH)
 		assert_true(st.fsyncs >= st.batches);
-	if (mode == CQRS_DURABLE_NONE)
+	if (mode == CQRS_DURABILITY_NONE)
 		assert_int_equal(st.fsyncs, 0);
 	assert_int_equal(st.poisoned, 0);
 	assert_int_equal(cqrs__journal_close(j), 0);
@@ -261,9 +261,9 @@ static void run_mode(cqrs_durability mode)
 static void test_modes(void **state)
 {
 	(void)state;
-	run_mode(CQRS_DURABLE_NONE);
-	run_mode(CQRS_DURABLE_BATCH);
-	run_mode(CQRS_DURABLE_INTERVAL);
+	run_mode(CQRS_DURABILITY_NONE);
+	run_mode(CQRS_DURABILITY_BATCH);
+	run_mode(CQRS_DURABILITY_INTERVAL);
 }
 
 /* ---- command groups ------------------------------------------------------------------ */
@@ -276,7 +276,7 @@ static void test_groups(void **state)
 	uint64_t sub = 0;
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
 	c.batch_bytes = 4096; /* ~25 small records: groups keep moving buffers */
 	c.segment_size = 32u << 10;
 	c.on_durable = jt_on_durable;
@@ -333,7 +333,7 @@ static void test_open_group_at_close(void **state)
 	uint64_t sub = 0;
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_NONE);
+	jt_config(&c, g_dir, CQRS_DURABILITY_NONE);
 	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(jt_append(j, 10, 1, 0, &sub), 0);
 	assert_int_equal(jt_append_one(j, 0), 0);
@@ -347,7 +347,7 @@ static void test_lock_and_config(void **state)
 	cqrs_journal *j, *j2;
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_NONE);
+	jt_config(&c, g_dir, CQRS_DURABILITY_NONE);
 	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 	assert_int_equal(cqrs__journal_open(&j2, &c, NULL), -EBUSY);
 	assert_null(j2);
@@ -376,7 +376,7 @@ static void test_poison_on_fsync_error(void **state)
 	int rc;
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
 	c.on_durable = jt_on_durable;
 	c.durable_arg = &acks;
 	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
@@ -415,7 +415,7 @@ static void test_enospc_at_prealloc(void **state)
 	int rc = 0, i;
 	(void)state;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
 	c.segment_size = 32u << 10;
 	c.batch_bytes = 4096;
 	c.on_durable = jt_on_durable;
@@ -450,10 +450,10 @@ static void test_short_writes(void **state)
 	(void)state;
 
 	for (int io = CQRS_JOURNAL_IO_URING; io <= CQRS_JOURNAL_IO_PWRITE; io++) {
-		for (int mode = CQRS_DURABLE_NONE; mode <= CQRS_DURABLE_BATCH; mode++) {
+		for (int mode = CQRS_DURABILITY_NONE; mode <= CQRS_DURABILITY_BATCH; mode++) {
 			tu_rmrf(g_dir);
 			memset(&acks, 0, sizeof acks);
-			jt_config(&c, g_dir, (cqrs_durability)mode);
+			jt_config(&c, g_dir, (enum cqrs_durability_mode)mode);
 			c.io = (cqrs_journal_io)io;
 			c.segment_size = 64u << 10;
 			c.on_durable = jt_on_durable;
@@ -494,7 +494,7 @@ static void cap_log(void *arg, int level, const char *msg)
  * in the records match too). *inline_writes, *batches, *fsyncs (optional)
  * add up the writer's counts. */
 static void parity_run_mode(const char *dir, cqrs_journal_io io, const char *env, logcap *lc,
-			    cqrs_durability mode, uint32_t inline_max, uint64_t *inline_writes,
+			    enum cqrs_durability_mode mode, uint32_t inline_max, uint64_t *inline_writes,
 			    uint64_t *batches, uint64_t *fsyncs)
 {
 	cqrs_journal_config c;
@@ -532,7 +532,7 @@ static void parity_run_mode(const char *dir, cqrs_journal_io io, const char *env
 
 static void parity_run(const char *dir, cqrs_journal_io io, const char *env, logcap *lc)
 {
-	parity_run_mode(dir, io, env, lc, CQRS_DURABLE_BATCH, 0, NULL, NULL, NULL);
+	parity_run_mode(dir, io, env, lc, CQRS_DURABILITY_BATCH, 0, NULL, NULL, NULL);
 }
 
 /* Every segment file in a is byte-identical to b's, and there are >= 2. */
@@ -585,7 +585,7 @@ static void test_fallback_parity(void **state)
  * (jt_sync, jt_on_durable); in batch mode every batch was fdatasynced. */
 static void test_inline_writes(void **state)
 {
-	const cqrs_durability modes[] = { CQRS_DURABLE_NONE, CQRS_DURABLE_INTERVAL, CQRS_DURABLE_BATCH };
+	const enum cqrs_durability_mode modes[] = { CQRS_DURABILITY_NONE, CQRS_DURABILITY_INTERVAL, CQRS_DURABILITY_BATCH };
 	(void)state;
 
 	for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
@@ -601,11 +601,11 @@ static void test_inline_writes(void **state)
 		assert_int_equal(inl0, 0);
 		assert_true(inl > 0);
 		assert_true(inl < batches);
-		if (modes[m] == CQRS_DURABLE_BATCH)
+		if (modes[m] == CQRS_DURABILITY_BATCH)
 			assert_true(fsyncs >= batches);
 		/* Interval mode's records carry the background fdatasync's
 		 * progress (synced_seq), a matter of timing: compare contents. */
-		if (modes[m] != CQRS_DURABLE_INTERVAL)
+		if (modes[m] != CQRS_DURABILITY_INTERVAL)
 			assert_same_segments(a, b);
 		assert_int_equal(jt_read_all(b, NULL), jt_read_all(a, NULL));
 	}
@@ -619,7 +619,7 @@ static void test_inline_writes(void **state)
  * overlap really happened. */
 static void test_inline_overlap(void **state)
 {
-	const cqrs_durability modes[] = { CQRS_DURABLE_NONE, CQRS_DURABLE_INTERVAL, CQRS_DURABLE_BATCH };
+	const enum cqrs_durability_mode modes[] = { CQRS_DURABILITY_NONE, CQRS_DURABILITY_INTERVAL, CQRS_DURABILITY_BATCH };
 	(void)state;
 
 	for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
@@ -653,7 +653,7 @@ static void test_inline_overlap(void **state)
 		assert_int_equal(jt_sync(j), 0);
 		cqrs__journal_stats_get(j, &st);
 		assert_true(st.inline_writes > 0 && st.inline_writes < st.batches);
-		if (modes[m] == CQRS_DURABLE_BATCH)
+		if (modes[m] == CQRS_DURABILITY_BATCH)
 			assert_true(overlaps > 0);
 		assert_int_equal(cqrs__journal_close(j), 0);
 		assert_int_equal(acks.bad, 0);

@@ -30,7 +30,7 @@ typedef struct scenario {
 	int err;
 	bool sticky;
 	cqrs_journal_io io;
-	cqrs_durability mode;
+	enum cqrs_durability_mode mode;
 	uint32_t inline_max;  /* inline_write_max: small batches by pwritev */
 } scenario;
 
@@ -99,7 +99,7 @@ static void check(const scenario *sc, uint64_t n, const outcome *o)
 	int64_t got;
 	int rc;
 
-	jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
 	c.segment_size = 16u << 10;
 	c.log = quiet_log;
 	rc = cqrs__journal_open(&j, &c, NULL);
@@ -151,12 +151,12 @@ static void run_scenario(const scenario *sc)
 }
 
 #define SC(site, err, sticky, io, mode) \
-	{ site, err, sticky, CQRS_JOURNAL_IO_##io, CQRS_DURABLE_##mode, 0 }
+	{ site, err, sticky, CQRS_JOURNAL_IO_##io, CQRS_DURABILITY_##mode, 0 }
 /* io_uring with batches up to 512 B written inline: both paths in one run
  * (the workload flushes every 2 groups of 1..3 events of 64 or 256 bytes:
  * batches of about 140 B to 2 KiB; checked on the clean run). */
 #define SC_INLINE(site, err, sticky, mode) \
-	{ site, err, sticky, CQRS_JOURNAL_IO_URING, CQRS_DURABLE_##mode, 512 }
+	{ site, err, sticky, CQRS_JOURNAL_IO_URING, CQRS_DURABILITY_##mode, 512 }
 
 static void test_any_site_eio(void **state)
 {

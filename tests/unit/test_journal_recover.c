@@ -67,7 +67,7 @@ static int open_close(const char *dir, cqrs_journal_recovery *rec)
 	cqrs_journal *j;
 	int rc;
 
-	jt_config(&c, dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, dir, CQRS_DURABILITY_BATCH);
 	rc = cqrs__journal_open(&j, &c, rec);
 	if (rc == 0)
 		assert_int_equal(cqrs__journal_close(j), 0);
@@ -97,7 +97,7 @@ static uint64_t build_groups(const char *dir, int n, int group, uint64_t segsize
 	cqrs_journal_config c;
 	cqrs_journal *j;
 
-	jt_config(&c, dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, dir, CQRS_DURABILITY_BATCH);
 	if (segsize)
 		c.segment_size = segsize;
 	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
@@ -188,7 +188,7 @@ static void truncate_every_offset(int group, int last)
 				cqrs_journal_config c;
 				cqrs_journal *j;
 				uint64_t sub;
-				jt_config(&c, g_dir, CQRS_DURABLE_BATCH);
+				jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
 				assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
 				assert_int_equal(cqrs__journal_next_seq(j), want_next);
 				assert_int_equal(jt_append(j, 4, 2, 1, &sub), 0);

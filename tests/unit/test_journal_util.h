@@ -85,7 +85,7 @@ static inline int jt_payload_ok(const cqrs_jrec *r)
 
 static const cqrs_schema *jt_schemas[JT_NTYPES];
 
-static inline void jt_config(cqrs_journal_config *c, const char *dir, cqrs_durability mode)
+static inline void jt_config(cqrs_journal_config *c, const char *dir, enum cqrs_durability_mode mode)
 {
 	jt_schemas[JT_EV64] = jt_ev64_schema();
 	jt_schemas[JT_EV256] = jt_ev256_schema();

@@ -1,0 +1,140 @@
+/*
+ * engine/proj_views.c - a projection's view segments: at start adopt the
+ * clean ones (all views of a projection must agree on one applied_seq the
+ * journal reaches), create fresh generations for the rest; at stop mark
+ * them clean and close them. Segment names: "cqrs.<engine>.v.<view>.<gen>"
+ * in /dev/shm (shm/segment.h).
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "engine/engine_internal.h"
+#include "engine/projector.h"
+
+/* Highest generation of engine.view found in /dev/shm (0: none). */
+static uint64_t last_generation(const char *engine, const char *view)
+{
+	char prefix[128];
+	DIR *d = opendir("/dev/shm");
+	struct dirent *ent;
+	uint64_t best = 0;
+	size_t n;
+
+	if (!d)
+		return 0;
+	n = (size_t)snprintf(prefix, sizeof prefix, "cqrs.%s.v.%s.", engine, view);
+	while ((ent = readdir(d))) {
+		char *end;
+		unsigned long long g;
+		if (strncmp(ent->d_name, prefix, n))
+			continue;
+		g = strtoull(ent->d_name + n, &end, 10);
+		if (*end == 0 && g > best)
+			best = g;
+	}
+	closedir(d);
+	return best;
+}
+
+void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capacity,
+			    uint64_t generation)
+{
+	uint32_t n = 0;
+
+	memset(&pv->cfg, 0, sizeof pv->cfg);
+	pv->cfg.schema = pv->def.row;
+	pv->cfg.key_field = pv->def.key_field;
+	for (; n < CQRS_VIEW_MAX_SECONDARY && pv->def.index_fields[n]; n++)
+		pv->cfg.secondary[n] = pv->def.index_fields[n];
+	pv->cfg.nsecondary = n;
+	pv->cfg.capacity = capacity;
+	pv->cfg.mode = e->cfg.shm_mode;
+	pv->cfg.generation = generation;
+	pv->cfg.pretouch = e->cfg.pretouch;
+}
+
+/* Opens every view of p: adopts clean segments when all of them agree on
+ * one applied_seq <= last_seq, else creates fresh ones. *resume gets the
+ * seq the projection has applied (0 when rebuilt). */
+int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint64_t *resume)
+{
+	uint64_t applied = UINT64_MAX;
+	int adopted = 1, rc;
+
+	for (uint32_t i = 0; i < p->def.nviews; i++) {
+		proj_view *pv = p->views[i];
+		uint64_t gen = last_generation(e->name, pv->def.name);
+
+		pv->w = NULL;
+		if (!gen) {
+			adopted = 0;
+			continue;
+		}
+		cqrs__proj_view_config(e, pv, pv->def.capacity, gen);
+		rc = cqrs__vw_adopt(e->ctl, pv->def.name, gen, &pv->cfg, &pv->w);
+		if (rc) {
+			cqrs__log(e, CQRS_LOG_INFO, "view %s: generation %llu not resumable (%s): rebuilding",
+				  pv->def.name, (unsigned long long)gen, cqrs_strerror(rc));
+			adopted = 0;
+			continue;
+		}
+		/* a generation that grew keeps its capacity (the next grow doubles it) */
+		pv->def.capacity = pv->cfg.capacity = cqrs__vw_capacity(pv->w);
+		if (applied == UINT64_MAX)
+			applied = cqrs__vw_applied_seq(pv->w);
+		else if (applied != cqrs__vw_applied_seq(pv->w))
+			adopted = 0;
+	}
+	if (adopted && applied != UINT64_MAX && applied > last_seq) {
+		cqrs__log(e, CQRS_LOG_WARN,
+			  "projection %s: views applied seq %llu but the journal ends at %llu: rebuilding",
+			  p->def.name, (unsigned long long)applied, (unsigned long long)last_seq);
+		adopted = 0;
+	}
+	if (!adopted)
+		applied = 0;
+	for (uint32_t i = 0; i < p->def.nviews; i++) {
+		proj_view *pv = p->views[i];
+		if (!adopted) {
+			uint64_t gen = last_generation(e->name, pv->def.name);
+			if (pv->w) {
+				cqrs__vw_retire(pv->w);
+				cqrs__vw_close(pv->w);
+				pv->w = NULL;
+			}
+			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
+			rc = cqrs__vw_create(e->ctl, pv->def.name, &pv->cfg, &pv->w);
+			if (rc)
+				return cqrs__fail(rc, "view %s: cannot create its segment: %s", pv->def.name,
+						 cqrs_last_error());
+		}
+		rc = cqrs__vw_publish(pv->w);
+		if (!rc)
+			rc = cqrs__vw_mark_dirty(pv->w);
+		if (rc)
+			return rc;
+	}
+	if (adopted)
+		cqrs__log(e, CQRS_LOG_INFO, "projection %s: resumed at seq %llu", p->def.name,
+			  (unsigned long long)applied);
+	*resume = applied;
+	return 0;
+}
+
+void cqrs__proj_close_views(cqrs_engine *e, int clean)
+{
+	for (uint32_t k = 0; k < e->nprojs; k++) {
+		cqrs_proj *p = e->projs[k];
+		for (uint32_t i = 0; i < p->def.nviews; i++) {
+			if (!p->views[i]->w)
+				continue;
+			if (clean)
+				cqrs__vw_mark_clean(p->views[i]->w);
+			cqrs__vw_close(p->views[i]->w);
+			p->views[i]->w = NULL;
+		}
+	}
+}
