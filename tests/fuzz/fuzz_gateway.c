@@ -171,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size - 5;
 	check_pure(word, p, n);
 
-	max = (uint32_t)(parts.p->req_capacity / 2 - CQRS_MPSC_REC_HDR);
+	max = (uint32_t)(parts.hello->req_capacity / 2 - CQRS_MPSC_REC_HDR);
 	switch (data[0] % 4) {
 	case 0:
 	case 1:
@@ -181,17 +181,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc == 0) {
 			memcpy(d, p, n);
 			rc = cqrs_mpsc_commit(parts.producer, (uint32_t)n);
-			cqrs__ring_wake(&parts.lines->bell_seq, &parts.lines->bell_waiters);
+			cqrs__client_ring(bad);
 		}
 		if (rc == -EBUSY || rc == CQRS_ECORRUPT)
 			connect_bad();
 		drain_bad(rc == 0);
 		break;
 	case 2: {
-		uint8_t *ring = (uint8_t *)parts.req_mem + (parts.p->req_size - parts.p->req_capacity);
+		uint8_t *ring = (uint8_t *)parts.req_mem + (parts.hello->req_size - parts.hello->req_capacity);
 		for (size_t i = 0; i < n; i++)
-			ring[(word + i) % parts.p->req_capacity] = p[i];
-		cqrs__ring_wake(&parts.lines->bell_seq, &parts.lines->bell_waiters);
+			ring[(word + i) % parts.hello->req_capacity] = p[i];
+		cqrs__client_ring(bad);
 		drain_bad(0);
 		break;
 	}
@@ -201,7 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > 640 - off)
 			n = 640 - off;
 		memcpy(hdr + off, p, n);
-		cqrs__ring_wake(&parts.lines->bell_seq, &parts.lines->bell_waiters);
+		cqrs__client_ring(bad);
 		drain_bad(0);
 		/* our own producer state is garbage now: start over */
 		connect_bad();
