@@ -559,7 +559,7 @@ int cqrs__vw_end(cqrs_vw *w, uint64_t applied_seq)
 	 * re-check of applied_seq. applied_seq before wake, so a waiter that
 	 * saw the new wake sees it. Readers map the view read-only and cannot
 	 * announce themselves, so every batch wakes the word: one futex_wake
-	 * per batch and view (about 0.3 us with nobody waiting). */
+	 * per batch and view, a syscall even with nobody waiting. */
 	atomic_store_explicit(&w->ap->applied_seq, applied_seq, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&w->ap->wake, 1, memory_order_seq_cst); /* as above */
 	cqrs__futex_wake(&w->ap->wake);

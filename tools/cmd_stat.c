@@ -59,6 +59,12 @@ static void show(const char *engine, const cqrs_counters *c, const cqrs_counters
 	printf("%-22s %14llu %14.0f\n", "fdatasyncs", (unsigned long long)s.fdatasyncs, RATE(fdatasyncs));
 	printf("%-22s %14llu\n", "durable seq", (unsigned long long)s.durable_seq);
 	printf("%-22s %14llu\n", "published seq", (unsigned long long)s.published_seq);
+	printf("%-22s %14llu now, %llu accepted, %llu refused, %llu over limits, %llu dropped\n",
+	       "gateway clients", (unsigned long long)s.gw_clients, (unsigned long long)s.gw_connects,
+	       (unsigned long long)s.gw_refused, (unsigned long long)s.gw_limited,
+	       (unsigned long long)s.gw_drops);
+	printf("%-22s %14llu %14.0f  (%llu malformed)\n", "gateway requests",
+	       (unsigned long long)s.gw_requests, RATE(gw_requests), (unsigned long long)s.gw_malformed);
 	if (s.ring_size)
 		printf("%-22s %14llu of %llu\n", "ring bytes in use", (unsigned long long)s.ring_used,
 		       (unsigned long long)s.ring_size);

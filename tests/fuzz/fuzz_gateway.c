@@ -98,7 +98,7 @@ static void init(void)
 	cfg.durability = CQRS_DURABILITY_NONE;
 	cfg.ring_bytes = 1u << 22;
 	cfg.segment_bytes = 1u << 22;
-	setenv("CQRS_GATEWAY_SLOTS", "4", 1);
+	setenv("CQRS_GATEWAY_CLIENTS", "4", 1);
 	if (cqrs_engine_open(&cfg, NULL, &engine) ||
 	    cqrs_register_command(engine, 1, fz_add_schema(), decide_add) ||
 	    cqrs_register_event(engine, 1, fz_added_schema(), NULL) || cqrs_engine_start(engine))
