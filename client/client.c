@@ -105,7 +105,8 @@ static void ring_bell(cqrs_client *c)
 	 * waiters before its re-check (ringbuf/wait.h), after our seq_cst
 	 * commit of the record. */
 	if (atomic_load_explicit(&c->info->bell_waiters, memory_order_seq_cst) != 0) {
-		ssize_t n = send(c->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		static const char bell = CQRS_GW_BELL_BYTE;
+		ssize_t n = send(c->sock, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)n; /* EAGAIN: bytes are queued already, the engine will look */
 	}
 }
@@ -740,7 +741,8 @@ int cqrs__client_parts_get(cqrs_client *c, cqrs__client_parts *out)
 void cqrs__client_ring(cqrs_client *c)
 {
 	if (c && c->sock >= 0) {
-		ssize_t n = send(c->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		static const char bell = CQRS_GW_BELL_BYTE;
+		ssize_t n = send(c->sock, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)n;
 	}
 }

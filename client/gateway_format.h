@@ -23,8 +23,9 @@
  *   - the socket's close tells the engine the client is gone (no pid
  *     polling); the engine closing it tells the client it was dropped or
  *     the engine died.
- *   A client that breaks its own rings is dropped (counter
- *   gw_drops, a log line); nothing it writes reaches anyone else.
+ *   A client that breaks its own rings (counter gw_drops) or the socket
+ *   protocol (gw_kicked) is dropped with a log line; nothing it writes
+ *   reaches anyone else.
  *
  * Finding the gateway
  *   The control segment (shm/control.h) reserves a 64 KiB region for the
@@ -46,9 +47,10 @@
  *   (status -EACCES: credentials; CQRS_EFULL: the total or the per-uid
  *   limit; reason says which). The client checks the hello (magic,
  *   version, sizes against fstat, seals) before it maps anything. After the
- *   hello the engine never sends again; bytes the client sends are
- *   doorbell rings (their content is ignored; descriptors passed are
- *   closed unread); the connection ends when either side closes.
+ *   hello the engine never sends again; the client sends only doorbell rings
+ *   (one CQRS_GW_BELL_BYTE each): any other byte, or descriptors (closed
+ *   unread), get it dropped; the connection ends when either side closes
+ *   (or half-closes).
  *
  * The engine page (CQRS_GW_INFO_SIZE bytes, read-only for clients)
  *   off 0    cqrs_gw_info line 0: magic, version, size, generation, state
@@ -133,6 +135,7 @@
 #define CQRS_GW_CONN_HDR 128u
 #define CQRS_GW_REC_REQUEST 1u      /* MPSC record type of a request */
 #define CQRS_GW_REASON 96u
+#define CQRS_GW_BELL_BYTE 0         /* what a client sends to ring the doorbell */
 
 enum cqrs_gw_state { CQRS_GW_RUNNING = 1, CQRS_GW_STOPPING = 2, CQRS_GW_STOPPED = 3 };
 enum cqrs_gw_conn_state { CQRS_GW_ACTIVE = 1, CQRS_GW_DROPPED = 2 };

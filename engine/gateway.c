@@ -472,14 +472,6 @@ static int publish_dir(gateway *g, cqrs_engine *e)
 	return 0;
 }
 
-/* splitmix64's finalizer. */
-static uint64_t mix64(uint64_t x)
-{
-	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return x ^ (x >> 31);
-}
-
 static int credentials_from_config(gateway *g, const cqrs_config *cfg)
 {
 	uint32_t nu = cfg->gateway_uids ? cfg->gateway_nuids : 0;
@@ -548,11 +540,8 @@ int cqrs__gateway_open(struct cqrs_engine *e)
 		free(g);
 		return cqrs__fail(-EINVAL, "gateway layout out of range");
 	}
-	g->generation = mix64((uint64_t)cqrs__wall_ns() ^ (uint64_t)getpid() << 40 ^
-			      (uint64_t)(uintptr_t)g) | 1;
 	g->layout.magic = CQRS_GW_HELLO_MAGIC;
 	g->layout.version = CQRS_GW_VERSION;
-	g->layout.generation = g->generation;
 	g->cmdbuf_cap = maxcmd;
 	g->cmdbuf = malloc(maxcmd);
 	g->conns = calloc(g->max_clients, sizeof *g->conns);
@@ -568,9 +557,7 @@ int cqrs__gateway_open(struct cqrs_engine *e)
 		g->conns[i].active_pos = GW_NONE;
 		g->conns[i].pfd_pos = GW_NONE;
 	}
-	rc = cqrs__gw_sock_name(g->sock_name, sizeof g->sock_name, e->name, g->generation);
-	if (!rc)
-		rc = cqrs__gw_accept_start(g);
+	rc = cqrs__gw_accept_start(g); /* names the socket, sets the generation */
 	if (rc) {
 		gateway_free(g);
 		return rc;

@@ -16,17 +16,18 @@
  *     ring, reply ring; every page touched), seals it against shrinking and
  *     growing, sends it with the engine page in the hello (SCM_RIGHTS),
  *     and publishes the slot READY for the command thread;
- *   - reads what clients send: any byte is a doorbell ring (it wakes the
- *     command thread if it sleeps, on the client's behalf: clients map the
- *     doorbell read-only); descriptors passed along are closed by the
- *     kernel unread (no control buffer is given);
+ *   - reads what clients send: doorbell rings (one CQRS_GW_BELL_BYTE
+ *     each; it wakes the command thread if it sleeps, on the client's
+ *     behalf: clients map the doorbell read-only); a client that sends any
+ *     other byte or passes descriptors (closed unread) is dropped (counter
+ *     gw_kicked, a log line);
  *   - turns a socket's hang-up, error or end of file into `hup` for the
  *     command thread, and frees slots the command thread finished (DONE):
  *     closes the socket (a dropped client sees end of file), unmaps.
- * Nothing here runs per request. A client that floods its socket costs
- * this thread reads and the command thread spurious wake-ups, nothing
- * else; a client that never sends, never reads or half-closes holds only
- * its own slot (half-closing ends it).
+ * Nothing here runs per request. A client that floods its socket with
+ * doorbell bytes costs this thread reads and the command thread spurious
+ * wake-ups, nothing else; a client that never sends or never reads holds
+ * only its own slot; half-closing ends the connection like a close.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,10 +38,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/errors.h"
 #include "engine/counters.h"
 #include "engine/gateway_internal.h"
@@ -174,23 +177,67 @@ static void hangup(gateway *g, gw_conn *c)
 	ring_bell(g);
 }
 
-/* Bytes from a client: doorbell rings. End of file or an error: gone. */
+/* A client broke the socket protocol: drop it (the command thread retires
+ * the slot as for a hang-up; the client sees DROPPED, then end of file). */
+static void kick(gateway *g, gw_conn *c, const char *why)
+{
+	/* release: pairs with the client's acquire load of its state. */
+	atomic_store_explicit(&c->hdr->state, CQRS_GW_DROPPED, memory_order_release);
+	CTR_ADD(g->e->ctr, gw_kicked, 1);
+	if (log_now(&g->kicked_logged))
+		cqrs__log(g->e, CQRS_LOG_WARN, "gateway: dropped client %llu (pid %d, uid %u): %s "
+			  "(%llu such drops so far)", (unsigned long long)c->client_id, (int)c->pid,
+			  (unsigned)c->uid, why, (unsigned long long)g->kicked_logged);
+	hangup(g, c);
+}
+
+/* Bytes from a client: doorbell rings (CQRS_GW_BELL_BYTE each). End of
+ * file or an error: gone. Other bytes or descriptors: dropped. */
 static void on_socket(gateway *g, gw_conn *c, short revents)
 {
+	union {
+		char buf[CMSG_SPACE(16 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
 	char buf[4096];
 	int rang = 0;
 
 	if (revents & POLLIN) {
 		for (int k = 0; k < READS_PER_TURN; k++) {
-			ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-			if (n > 0) {
-				rang = 1;
-				continue;
-			}
+			struct iovec io = { buf, sizeof buf };
+			struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = u.buf,
+					    .msg_controllen = sizeof u.buf };
+			ssize_t n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+			struct cmsghdr *cm;
+			int fds = 0;
+
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 				break;
-			hangup(g, c); /* 0: end of file (close or half-close); else an error */
-			return;
+			if (n <= 0) {
+				hangup(g, c); /* end of file (close or half-close), or an error */
+				return;
+			}
+			/* Descriptors passed to us: close them, unread. */
+			for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+					size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+					for (size_t i = 0; i < nfd; i++) {
+						int fd;
+						memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+						close(fd);
+						fds++;
+					}
+				}
+			if (fds || (m.msg_flags & MSG_CTRUNC)) {
+				kick(g, c, "passed descriptors on its socket");
+				return;
+			}
+			for (ssize_t i = 0; i < n; i++)
+				if (buf[i] != CQRS_GW_BELL_BYTE) {
+					kick(g, c, "sent bytes other than doorbell rings");
+					return;
+				}
+			rang = 1;
 		}
 	}
 	if (revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) {
@@ -510,24 +557,48 @@ fail:
 	return cqrs__fail(rc, "gateway: engine page: %s", strerror(-rc));
 }
 
+/* A generation nobody can guess (it names the socket). */
+static uint64_t new_generation(const gateway *g)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+		v = mix64((uint64_t)cqrs__wall_ns() ^ (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)g);
+	return v | 1;
+}
+
+/* Binds the abstract socket "cqrs.<engine>.<generation>"; a name taken
+ * (someone squatting it) gets another generation. */
 static int listen_create(gateway *g)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	size_t n = strlen(g->sock_name);
-	int fd, rc;
+	int fd, rc = 0;
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return cqrs__fail(-errno, "gateway: socket: %s", strerror(errno));
-	memcpy(a.sun_path + 1, g->sock_name, n); /* abstract: leading NUL */
-	if (bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0 ||
-	    listen(fd, 128) < 0) {
+	for (int tries = 0; tries < 8; tries++) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		size_t n;
+
+		g->generation = new_generation(g);
+		rc = cqrs__gw_sock_name(g->sock_name, sizeof g->sock_name, g->e->name, g->generation);
+		if (rc)
+			return rc;
+		n = strlen(g->sock_name);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return cqrs__fail(-errno, "gateway: socket: %s", strerror(errno));
+		memcpy(a.sun_path + 1, g->sock_name, n); /* abstract: leading NUL */
+		if (bind(fd, (struct sockaddr *)&a,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) == 0 &&
+		    listen(fd, 128) == 0) {
+			g->lfd = fd;
+			g->layout.generation = g->generation;
+			return 0;
+		}
 		rc = -errno;
 		close(fd);
-		return cqrs__fail(rc, "gateway: listen on @%s: %s", g->sock_name, strerror(-rc));
+		if (rc != -EADDRINUSE)
+			break;
 	}
-	g->lfd = fd;
-	return 0;
+	return cqrs__fail(rc, "gateway: listen on @%s: %s", g->sock_name, strerror(-rc));
 }
 
 void cqrs__gw_notify(gateway *g)
@@ -549,9 +620,9 @@ int cqrs__gw_accept_start(gateway *g)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = info_create(g);
+	rc = listen_create(g); /* sets the generation */
 	if (!rc)
-		rc = listen_create(g);
+		rc = info_create(g);
 	if (rc)
 		goto fail;
 	g->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -115,7 +115,7 @@ typedef struct gateway {
 	uint32_t nuid_counts;
 	uint32_t nclients;
 	uint64_t nconnects;
-	uint64_t refused_logged, hup_polls;
+	uint64_t refused_logged, kicked_logged;
 
 	/* command thread only */
 	uint32_t *active;

@@ -86,7 +86,8 @@ typedef struct cqrs_counters {
 	uint64_t gw_refused;     /* refused: the peer's uid and groups are not allowed */
 	uint64_t gw_limited;     /* refused: the total or the per-uid limit was reached */
 	uint64_t gw_clients;     /* connected now */
-	uint64_t gw_pad0[3];
+	uint64_t gw_kicked;      /* clients dropped for breaking the socket protocol */
+	uint64_t gw_pad0[2];
 	/* command gateway, the command thread's line */
 	uint64_t gw_requests;    /* requests taken from clients' rings */
 	uint64_t gw_malformed;   /* ... answered CQRS_EFORMAT */
