@@ -360,8 +360,19 @@ static int recv_hello(cqrs_client *c, int fds[2])
 	int nfds = 0;
 
 	fds[0] = fds[1] = -1;
-	if (poll(&p, 1, (int)(CONNECT_TIMEOUT_NS / 1000000)) <= 0)
-		return cqrs__fail(-ETIMEDOUT, "engine %s did not answer the connection", c->engine);
+	for (uint64_t deadline = cqrs__mono_ns() + CONNECT_TIMEOUT_NS;;) {
+		uint64_t now = cqrs__mono_ns();
+		int r;
+
+		if (now >= deadline)
+			return cqrs__fail(-ETIMEDOUT, "engine %s did not answer the connection",
+					 c->engine);
+		r = poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+		if (r > 0)
+			break;
+		if (r < 0 && errno != EINTR)
+			return cqrs__fail(-errno, "engine %s: poll: %s", c->engine, strerror(errno));
+	}
 	n = recvmsg(c->sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
 	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {

@@ -455,6 +455,60 @@ static void test_slots_reuse_and_exhaustion(void **state)
 	}
 }
 
+/* Credentials from the config: a uid list without ours refuses us at the
+ * socket; adding our group lets us in. */
+static const uint32_t other_uid[] = { 4242424 };
+static uint32_t our_gid[1];
+
+static void hook_refuse(cqrs_config *cfg)
+{
+	cfg->gateway_uids = other_uid;
+	cfg->gateway_nuids = 1;
+}
+
+static void hook_group(cqrs_config *cfg)
+{
+	our_gid[0] = (uint32_t)getegid();
+	cfg->gateway_uids = other_uid;
+	cfg->gateway_nuids = 1;
+	cfg->gateway_gids = our_gid;
+	cfg->gateway_ngids = 1;
+	cfg->gateway_max_clients = 3;
+	cfg->gateway_max_per_uid = 2;
+}
+
+static void test_config_credentials_and_limits(void **state)
+{
+	fixture *f = *state;
+	cqrs_client *c = NULL, *d[2];
+	cqrs_result r;
+
+	bank_config_hook = hook_refuse;
+	start(f);
+	bank_config_hook = NULL;
+	assert_int_equal(cqrs_client_connect(f->name, &c), -EACCES);
+	assert_null(c);
+	assert_non_null(strstr(cqrs_last_error(), "not allowed"));
+	/* relaxed: a statistic the gateway thread writes */
+	assert_int_equal(__atomic_load_n(&cqrs_engine_counters(f->e)->gw_refused, __ATOMIC_RELAXED), 1);
+	bank_stop(f->e, &f->m);
+	f->e = NULL;
+
+	bank_config_hook = hook_group;
+	start(f);
+	bank_config_hook = NULL;
+	d[0] = connect_ok(f);
+	d[1] = connect_ok(f);
+	assert_int_equal(cqrs_client_connect(f->name, &c), CQRS_EFULL); /* 2 per uid */
+	assert_non_null(strstr(cqrs_last_error(), "limit per uid"));
+	assert_int_equal(deposit(d[1], 1, 1, NULL, &r), 0);
+	cqrs_client_close(d[0]);
+	c = connect_ok(f); /* the closed one's room, once the engine freed it */
+	assert_int_equal(deposit(c, 1, 1, NULL, &r), 0);
+	cqrs_client_close(c);
+	cqrs_client_close(d[1]);
+}
+
 static void test_broken_ring_drops_client(void **state)
 {
 	fixture *f = *state;
@@ -529,6 +583,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slots_reuse_and_exhaustion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_credentials_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_ring_drops_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_stop_seen_by_client, setup, teardown),
 	};
