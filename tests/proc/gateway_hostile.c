@@ -560,14 +560,14 @@ static void killed(void)
 		gp_untrack(kid);
 		CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child %d: status 0x%x (could not "
 		      "connect?)", round, st);
-		/* after each death a fresh client gets a slot and an answer */
+		/* after each death a fresh client connects and gets an answer */
 		probe = gp_connect();
 		CHECK(gp_register(probe, 800000 + (uint64_t)round, "p", &r) == 0, "probe %d: %s", round,
 		      r.reason);
 		cqrs_client_close(probe);
 	}
 	for (int i = 0; i < 4; i++)
-		c[i] = gp_connect(); /* every slot: the dead ones were all reclaimed */
+		c[i] = gp_connect(); /* all four: the dead ones were all freed */
 	for (int i = 0; i < 4; i++) {
 		CHECK(gp_register(c[i], 810000 + (uint64_t)i, "q", &r) == 0, "client %d: %s", i, r.reason);
 	}

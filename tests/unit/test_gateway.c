@@ -1,11 +1,12 @@
 /*
  * tests/unit/test_gateway.c - the command gateway in one process: an engine
- * (tests/lib/bank) and clients of it through shared memory. Round trips,
- * rejections, conflicts, duplicates, the client's own argument checks,
- * every validation path of the engine (pure function and through the ring),
- * pipelining, a client that stops reading (reply overflow), slot reuse and
- * exhaustion, a client that breaks its ring (dropped, reconnects), and an
- * engine stop seen by a connected client. Each test has its own engine name
+ * (tests/lib/bank) and clients of it over its socket and their own rings.
+ * Round trips, rejections, conflicts, duplicates, client_seq numbering, the
+ * client's own argument checks, every validation path of the engine (pure
+ * function and through the ring), pipelining, a client that stops reading
+ * (reply overflow), connection reuse and the total limit, credentials and
+ * the per-uid limit from the config, a client that breaks its ring
+ * (dropped, reconnects), and an engine stop seen by a connected client. Each test has its own engine name
  * and data folder and removes both.
  */
 #include <setjmp.h>
@@ -428,7 +429,7 @@ static void test_reply_overflow(void **state)
 	cqrs_client_close(c);
 }
 
-/* ---- slots --------------------------------------------------------------------- */
+/* ---- connections --------------------------------------------------------------------- */
 
 static void test_slots_reuse_and_exhaustion(void **state)
 {
