@@ -116,17 +116,33 @@ static void free_overflow(gw_conn *c)
 	c->ovf_tail = GW_NONE;
 }
 
-/* RETIRING with every ticket back: hand the slot to the gateway thread. */
+/* RETIRING with every ticket back: the slot goes back to the gateway
+ * thread at the end of this poll (finish), not now: we may be inside a
+ * poll of its request ring, which touches its memory until it returns. */
 static void maybe_done(gateway *g, gw_conn *c)
 {
 	/* relaxed: only this thread writes st while the slot is ours. */
 	if (atomic_load_explicit(&c->st, memory_order_relaxed) != GS_RETIRING ||
-	    c->nfree != CQRS_GW_QUOTA)
+	    c->nfree != CQRS_GW_QUOTA || c->finishing)
 		return;
-	/* release: our last use of the slot's memory and tickets before the
-	 * gateway thread frees them; pairs with its acquire load of st. */
-	atomic_store_explicit(&c->st, GS_DONE, memory_order_release);
-	g->notify = 1;
+	c->finishing = 1;
+	g->finishing[g->nfinishing++] = c->index;
+}
+
+/* Hands finished slots to the gateway thread (one eventfd write). */
+static void finish(gateway *g)
+{
+	if (g->nfinishing == 0)
+		return;
+	for (uint32_t k = 0; k < g->nfinishing; k++) {
+		gw_conn *c = &g->conns[g->finishing[k]];
+		c->finishing = 0;
+		/* release: our last use of the slot's memory and tickets before
+		 * the gateway thread frees them; pairs with its acquire load. */
+		atomic_store_explicit(&c->st, GS_DONE, memory_order_release);
+	}
+	g->nfinishing = 0;
+	cqrs__gw_notify(g);
 }
 
 static void retire(gateway *g, gw_conn *c)
@@ -390,10 +406,7 @@ uint32_t cqrs__gateway_poll(struct cqrs_engine *e, uint32_t max)
 			break;
 	}
 	g->rr++;
-	if (g->notify) {
-		g->notify = 0;
-		cqrs__gw_notify(g);
-	}
+	finish(g);
 	return n;
 }
 
@@ -403,7 +416,8 @@ int cqrs__gateway_ready(struct cqrs_engine *e)
 
 	/* seq_cst: the command thread's re-check before it sleeps on the bell;
 	 * pairs with the gateway thread's seq_cst bump (ringbuf/wait.h). */
-	if (atomic_load_explicit(&g->changes, memory_order_seq_cst) != g->changes_seen || g->notify)
+	if (atomic_load_explicit(&g->changes, memory_order_seq_cst) != g->changes_seen ||
+	    g->nfinishing)
 		return 1;
 	for (uint32_t k = 0; k < g->nactive; k++) {
 		gw_conn *c = &g->conns[g->active[k]];
@@ -434,6 +448,7 @@ static void gateway_free(gateway *g)
 		return;
 	free(g->conns);
 	free(g->active);
+	free(g->finishing);
 	free(g->cmdbuf);
 	free(g->uids);
 	free(g->gids);
@@ -546,7 +561,9 @@ int cqrs__gateway_open(struct cqrs_engine *e)
 	g->cmdbuf = malloc(maxcmd);
 	g->conns = calloc(g->max_clients, sizeof *g->conns);
 	g->active = calloc(g->max_clients, sizeof *g->active);
-	rc = g->cmdbuf && g->conns && g->active ? credentials_from_config(g, &e->cfg) : -ENOMEM;
+	g->finishing = calloc(g->max_clients, sizeof *g->finishing);
+	rc = g->cmdbuf && g->conns && g->active && g->finishing ? credentials_from_config(g, &e->cfg)
+							     : -ENOMEM;
 	if (rc) {
 		gateway_free(g);
 		return rc;

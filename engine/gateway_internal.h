@@ -17,7 +17,9 @@
  *   LIVE     requests flow. hup, or a broken ring (the command thread
  *            drops the client), ends it: RETIRING.
  *   RETIRING no request is taken; answers of requests in flight are
- *            discarded as they come back. Once every ticket is back:
+ *            discarded as they come back. Once every ticket is back, at the
+ *            end of the command thread's next gateway poll (never inside a
+ *            poll of that slot's ring):
  *   DONE     (release; pairs with the gateway thread's acquire) the command
  *            thread is done with the slot and writes the eventfd; the
  *            gateway thread closes the socket, unmaps and frees, and stores
@@ -74,6 +76,7 @@ typedef struct gw_conn {
 	uint32_t active_pos;
 	uint64_t reply_tail;  /* ours; the shared tail is a copy */
 	uint64_t corrupt_seen;
+	int finishing;        /* queued to go DONE at the end of the poll */
 	/* Gateway thread only. */
 	uint32_t pfd_pos;     /* index in the poll set, GW_NONE when not watched */
 } gw_conn;
@@ -126,7 +129,8 @@ typedef struct gateway {
 	size_t cmdbuf_cap;
 	uint64_t changes_seen;
 	int stopping;
-	int notify;               /* slots went DONE: write the eventfd */
+	uint32_t *finishing;      /* slots to hand back (DONE) at the end of the poll */
+	uint32_t nfinishing;
 } gateway;
 
 /* Gateway thread side (engine/gateway_accept.c). */
