@@ -63,7 +63,11 @@
  *            the gateway thread then wakes the command thread (seq += 1,
  *            futex_wake) on the client's behalf. While the command thread
  *            is awake (busy, or yielding for idle_yield_us) nothing is
- *            sent: no syscall per request on either side.
+ *            sent: no syscall per request on either side. (A client's own
+ *            FUTEX_WAKE on the read-only word would work but could be lost:
+ *            without the seq bump the command thread may not be queued yet,
+ *            and FUTEX_WAKE's count cannot tell, since any process that
+ *            maps the page may wait on the word too.)
  *
  * The connection memory (hello.conn_size bytes, the client's own)
  *   off 0          cqrs_gw_conn (128 bytes): engine line (magic, state
