@@ -12,6 +12,9 @@
  *                     region at offset u32 (wrapping)
  *   mode % 4 == 3:    the bytes are written over the request ring's header
  *                     at offset u32 % 640 (tail, head, counters, futexes)
+ *   mode % 8 == 5:    instead of the above, the bytes are sent on the
+ *                     client's socket: anything but doorbell bytes must get
+ *                     it dropped (it reconnects)
  * Before that, cqrs__gw_check_request runs over (u32, bytes) and its
  * promises are checked. After it, the good client submits one command and
  * must get the right answer; a hostile client the engine dropped
@@ -20,6 +23,7 @@
  * at exit with its segments.
  */
 #include <ftw.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +176,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_pure(word, p, n);
 
 	max = (uint32_t)(parts.hello->req_capacity / 2 - CQRS_MPSC_REC_HDR);
+	if (data[0] % 8 == 5) {
+		int bells = 1;
+		for (size_t i = 0; i < n && i < 4096; i++)
+			bells &= p[i] == CQRS_GW_BELL_BYTE;
+		if (send(parts.sock, p, n < 4096 ? n : 4096, MSG_NOSIGNAL) < 0)
+			bells = 0; /* already dropped */
+		/* a sender of anything else is dropped: wait for it, then come back */
+		for (int i = 0; !bells && i < 20000 && cqrs_client_poll(bad, &r) >= 0; i++)
+			usleep(50);
+		if (!bells) {
+			if (cqrs_client_poll(bad, &r) >= 0)
+				abort(); /* garbage on the socket and still served */
+			connect_bad();
+		}
+		goto good;
+	}
 	switch (data[0] % 4) {
 	case 0:
 	case 1:
@@ -208,6 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	}
 
+good:
 	/* The well-behaved client is not disturbed. */
 	cmd = (fz_add){ next_account++, (int64_t)(size % 3) - 1 };
 	rc = cqrs_client_submit(good, 1, &cmd, sizeof cmd, NULL, &r, 30 * SEC);
