@@ -92,6 +92,12 @@ static int shm_all_refused(void)
 		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
 			continue;
 		seen++;
+		/* no client-writable gateway segment, no reader-writable board */
+		if (!strcmp(de->d_name + strlen(prefix), "gw") ||
+		    !strcmp(de->d_name + strlen(prefix), "wait")) {
+			fprintf(stderr, "%s exists\n", de->d_name);
+			bad++;
+		}
 		snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
 		fd = open(path, O_RDWR);
 		if (fd >= 0) {
