@@ -35,7 +35,6 @@
 extern "C" {
 #include "core/clock.h"
 #include "engine/journal/journal.h"
-#include "engine/journal/format.h"
 }
 
 namespace {
@@ -100,7 +99,7 @@ void BM_JournalAppend(benchmark::State &state)
 	const uint32_t payload = (uint32_t)state.range(0);
 	const cqrs_durability mode = state.range(1) ? CQRS_DURABLE_BATCH : CQRS_DURABLE_NONE;
 	const int batch = (int)state.range(2);
-	const uint64_t rec = jrec_span_for(payload);
+	const uint64_t rec = cqrs__jrec_span_for(payload);
 	std::string dir = root() + "/append";
 	std::vector<uint8_t> src(payload, 0x5a);
 	latency lat;
@@ -210,7 +209,7 @@ std::string replay_dir()
 			abort();
 		cqrs_journal_event ev = {};
 		ev.flags = CQRS_JREC_CMD_END;
-		const uint64_t n = (256ull << 20) / jrec_span_for(64);
+		const uint64_t n = (256ull << 20) / cqrs__jrec_span_for(64);
 		for (uint64_t i = 0; i < n; i++) {
 			ev.aggregate_id = i;
 			while (cqrs__journal_append(j, &ev, src.data(), 64, NULL) == -EAGAIN)
@@ -268,7 +267,7 @@ void BM_RawRead(benchmark::State &state)
 	uint64_t *segs = NULL;
 	int n = cqrs__jseg_list(dfd, &segs);
 	uint64_t bytes = 0;
-	const uint64_t events_per_pass = (256ull << 20) / jrec_span_for(64);
+	const uint64_t events_per_pass = (256ull << 20) / cqrs__jrec_span_for(64);
 
 	close(dfd);
 	for (auto _ : state) {

@@ -1,10 +1,13 @@
 /*
- * core/record.c - field access by name through a schema descriptor, text
- * parsing for the CLI and bindings, and JSON decoding for tools.
+ * core/record.c - field access through a schema descriptor (get, set with
+ * range and NUL checks), text parsing for the CLI, and a record's JSON form
+ * for tools.
  *
  * All access goes through memcpy: records in journals and shm rows need not
  * be aligned for the field's type.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -72,6 +75,29 @@ static int to_int(const cqrs_value *v, uint64_t *u, int *neg)
 	}
 }
 
+/* The integer range of field f: [*lo, *hi] as signed (is_signed(f)) or
+ * [0, *hi] as unsigned. */
+static void int_range(const cqrs_field *f, int64_t *lo, uint64_t *hi)
+{
+	if (is_unsigned(f->type)) {
+		*lo = 0;
+		*hi = f->type == CQRS_FT_BOOL ? 1 : f->size == 8 ? UINT64_MAX : (UINT64_C(1) << (8 * f->size)) - 1;
+	} else {
+		*hi = f->size == 8 ? (uint64_t)INT64_MAX : (UINT64_C(1) << (8 * f->size - 1)) - 1;
+		*lo = -(int64_t)*hi - 1;
+	}
+}
+
+static int out_of_range(const cqrs_field *f)
+{
+	int64_t lo;
+	uint64_t hi;
+
+	int_range(f, &lo, &hi);
+	return cqrs__fail(CQRS_ETYPE, "field %.31s (%s): out of range (%" PRId64 "..%" PRIu64 ")",
+			  f->name, cqrs_ftype_name(f->type), lo, hi);
+}
+
 int cqrs_record_set(const cqrs_schema *s, void *rec, const cqrs_field *f, const cqrs_value *val)
 {
 	uint8_t *p;
@@ -82,10 +108,19 @@ int cqrs_record_set(const cqrs_schema *s, void *rec, const cqrs_field *f, const 
 		return -EINVAL;
 	p = (uint8_t *)rec + f->offset;
 	if (f->type == CQRS_FT_STR || f->type == CQRS_FT_BYTES) {
+		const void *nul;
 		if (val->type != CQRS_FT_STR && val->type != CQRS_FT_BYTES)
-			return CQRS_ETYPE;
+			return cqrs__fail(CQRS_ETYPE, "field %.31s (%s) wants a string or bytes", f->name,
+					  cqrs_ftype_name(f->type));
 		if (val->v.b.len > f->size)
-			return CQRS_ETYPE;
+			return cqrs__fail(CQRS_ETYPE, "field %.31s (%s, %u bytes): %zu bytes do not fit",
+					  f->name, cqrs_ftype_name(f->type), f->size, val->v.b.len);
+		/* A str field ends at its first NUL: a value holding one would be
+		 * stored cut short, so it is refused (bytes fields keep every byte). */
+		if (f->type == CQRS_FT_STR && (nul = memchr(val->v.b.ptr, 0, val->v.b.len)))
+			return cqrs__fail(CQRS_ETYPE,
+					  "field %.31s (str): the value holds a NUL byte at offset %zu",
+					  f->name, (size_t)((const char *)nul - (const char *)val->v.b.ptr));
 		memcpy(p, val->v.b.ptr, val->v.b.len);
 		memset(p + val->v.b.len, 0, f->size - val->v.b.len);
 		return 0;
@@ -95,26 +130,20 @@ int cqrs_record_set(const cqrs_schema *s, void *rec, const cqrs_field *f, const 
 		if (val->type == CQRS_FT_F64) d = val->v.f;
 		else if (is_unsigned(val->type)) d = (double)val->v.u;
 		else if (is_signed(val->type)) d = (double)val->v.i;
-		else return CQRS_ETYPE;
+		else return cqrs__fail(CQRS_ETYPE, "field %.31s (f64) wants a number", f->name);
 		memcpy(p, &d, 8);
 		return 0;
 	}
 	if (to_int(val, &u, &neg))
-		return CQRS_ETYPE;
-	if (is_unsigned(f->type)) {
-		uint64_t max = f->size == 8 ? UINT64_MAX : (UINT64_C(1) << (8 * f->size)) - 1;
-		if (f->type == CQRS_FT_BOOL)
-			max = 1;
-		if (neg || u > max)
-			return CQRS_ETYPE;
-	} else {
-		int64_t i = (int64_t)u, lo, hi;
-		hi = f->size == 8 ? INT64_MAX : (INT64_C(1) << (8 * f->size - 1)) - 1;
-		lo = -hi - 1;
-		if (!neg && u > (uint64_t)INT64_MAX)
-			return CQRS_ETYPE;
-		if (i < lo || i > hi)
-			return CQRS_ETYPE;
+		return cqrs__fail(CQRS_ETYPE, "field %.31s (%s) wants an integer", f->name,
+				  cqrs_ftype_name(f->type));
+	{
+		int64_t lo;
+		uint64_t hi;
+		int_range(f, &lo, &hi);
+		if (is_unsigned(f->type) ? neg || u > hi
+					 : neg ? (int64_t)u < lo : u > hi)
+			return out_of_range(f);
 	}
 	/* Little-endian host: the low f->size bytes are the value. */
 	memcpy(p, &u, f->size);
@@ -160,13 +189,15 @@ int cqrs_record_set_text(const cqrs_schema *s, void *rec, const char *name, cons
 		v.type = CQRS_FT_BYTES;
 		v.v.b.ptr = tmp;
 		v.v.b.len = n / 2;
-		return cqrs_record_set(s, rec, f, &v) ? cqrs__fail(CQRS_ETYPE, "field %.31s: too long", f->name) : 0;
+		return cqrs_record_set(s, rec, f, &v);
 	}
 	case CQRS_FT_F64:
 		v.type = CQRS_FT_F64;
 		v.v.f = strtod(text, &end);
-		if (end == text || *end || errno)
+		if (end == text || *end || isspace((unsigned char)text[0]))
 			return cqrs__fail(CQRS_ETYPE, "field %.31s: '%s' is not a number", f->name, text);
+		if (errno == ERANGE && (v.v.f == HUGE_VAL || v.v.f == -HUGE_VAL))
+			return cqrs__fail(CQRS_ETYPE, "field %.31s (f64): '%s' is out of range", f->name, text);
 		break;
 	case CQRS_FT_BOOL:
 		v.type = CQRS_FT_U64;
@@ -174,22 +205,27 @@ int cqrs_record_set_text(const cqrs_schema *s, void *rec, const char *name, cons
 		else if (!strcmp(text, "false") || !strcmp(text, "0")) v.v.u = 0;
 		else return cqrs__fail(CQRS_ETYPE, "field %.31s: '%s' is not a bool", f->name, text);
 		break;
-	default:
+	default: {
+		/* Decimal only: an optional '-', then digits (leading zeros are
+		 * decimal too). strtoull alone would also take spaces, '+', 0x hex
+		 * and 0 octal, and wrap " -1" to 2^64 - 1. */
+		const char *d = text + (text[0] == '-');
+		if (!*d || d[strspn(d, "0123456789")])
+			return cqrs__fail(CQRS_ETYPE, "field %.31s (%s): '%s' is not a decimal integer",
+					  f->name, cqrs_ftype_name(f->type), text);
 		if (text[0] == '-') {
 			v.type = CQRS_FT_I64;
-			v.v.i = strtoll(text, &end, 0);
+			v.v.i = strtoll(text, &end, 10);
 		} else {
 			v.type = CQRS_FT_U64;
-			v.v.u = strtoull(text, &end, 0);
+			v.v.u = strtoull(text, &end, 10);
 		}
-		if (end == text || *end || errno)
-			return cqrs__fail(CQRS_ETYPE, "field %.31s: '%s' is not an integer", f->name, text);
+		if (errno == ERANGE)
+			return out_of_range(f);
 		break;
 	}
-	if (cqrs_record_set(s, rec, f, &v))
-		return cqrs__fail(CQRS_ETYPE, "field %.31s (%s): '%s' does not fit", f->name,
-				 cqrs_ftype_name(f->type), text);
-	return 0;
+	}
+	return cqrs_record_set(s, rec, f, &v);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */

@@ -13,22 +13,73 @@
 #include "core/schema_internal.h"
 #include "engine/model/wm_alloc.h"
 
-void cqrs_config_init(cqrs_config *cfg)
+_Static_assert(offsetof(cqrs_config, size) == 0 && offsetof(cqrs_config, magic) == 4,
+	       "size and magic open every cqrs_config layout");
+_Static_assert(sizeof(cqrs_config) <= CQRS_CONFIG_MAX_SIZE, "CQRS_CONFIG_MAX_SIZE holds the config");
+
+/* This library's defaults, for cqrs_config_init_size and for the fields
+ * past a caller's cfg->size in cqrs_engine_open. */
+static const cqrs_config config_defaults = {
+	.size = sizeof(cqrs_config),
+	.magic = CQRS_CONFIG_MAGIC,
+	.durability = CQRS_DURABILITY_BATCH,
+	.interval_ms = 10,
+	.ring_bytes = 16u << 20,
+	.projector_threads = 1,
+	.max_batch_commands = 1024,
+	.max_batch_bytes = 1u << 20,
+	.submit_queue_bytes = 8u << 20,
+	.dedup_window = 1024,
+	.segment_bytes = 64ull << 20,
+	.shm_mode = 0640,
+	.idle_yield_us = 100,
+	.aggregates_hint = 1u << 16,
+	.inline_write_bytes = 256u << 10,
+	.threading = CQRS_THREADING_DEDICATED,
+};
+
+int cqrs_config_init_size(cqrs_config *cfg, size_t size)
 {
-	memset(cfg, 0, sizeof *cfg);
-	cfg->durability = CQRS_DURABILITY_BATCH;
-	cfg->interval_ms = 10;
-	cfg->ring_bytes = 16u << 20;
-	cfg->projector_threads = 1;
-	cfg->max_batch_commands = 1024;
-	cfg->max_batch_bytes = 1u << 20;
-	cfg->submit_queue_bytes = 8u << 20;
-	cfg->dedup_window = 1024;
-	cfg->segment_bytes = 64ull << 20;
-	cfg->shm_mode = 0640;
-	cfg->idle_yield_us = 100;
-	cfg->aggregates_hint = 1u << 16;
-	cfg->inline_write_bytes = 256u << 10;
+	size_t known = size < sizeof *cfg ? size : sizeof *cfg;
+
+	if (!cfg || size < CQRS_CONFIG_MIN_SIZE || size > CQRS_CONFIG_MAX_SIZE)
+		return cqrs__fail(-EINVAL, "cqrs_config_init_size: size %zu outside %zu..%u",
+				  size, (size_t)CQRS_CONFIG_MIN_SIZE, CQRS_CONFIG_MAX_SIZE);
+	memcpy(cfg, &config_defaults, known);
+	if (size > known) /* fields of a newer cqrs.h: zero, which this library requires */
+		memset((char *)cfg + known, 0, size - known);
+	cfg->size = (uint32_t)size;
+	return 0;
+}
+
+/* Copies the caller's config into *out, this library's layout: the first
+ * cfg->size bytes from the caller, the rest defaults. Refuses a config that
+ * cqrs_config_init did not set up and one that sets fields this library
+ * does not know (a program built against a newer cqrs.h). Reads nothing
+ * past cfg->size. */
+static int config_take(const cqrs_config *cfg, cqrs_config *out)
+{
+	size_t size;
+
+	if (!cfg)
+		return cqrs__fail(-EINVAL, "cqrs_engine_open: cfg is NULL");
+	if (cfg->magic != CQRS_CONFIG_MAGIC)
+		return cqrs__fail(-EINVAL, "cqrs_config not set up by cqrs_config_init "
+				  "(magic 0x%08x, expected 0x%08x)", cfg->magic, CQRS_CONFIG_MAGIC);
+	size = cfg->size;
+	if (size < CQRS_CONFIG_MIN_SIZE || size > CQRS_CONFIG_MAX_SIZE)
+		return cqrs__fail(-EINVAL, "cqrs_config size %zu outside %zu..%u (not set up by "
+				  "cqrs_config_init?)", size, (size_t)CQRS_CONFIG_MIN_SIZE,
+				  CQRS_CONFIG_MAX_SIZE);
+	for (size_t i = sizeof *out; i < size; i++)
+		if (((const unsigned char *)cfg)[i])
+			return cqrs__fail(-EINVAL, "cqrs_config byte %zu is set, past the %zu bytes "
+					  "this library knows (built against a newer cqrs.h?)",
+					  i, sizeof *out);
+	*out = config_defaults;
+	memcpy(out, cfg, size < sizeof *out ? size : sizeof *out);
+	out->size = sizeof *out;
+	return 0;
 }
 
 void cqrs__log(cqrs_engine *e, int level, const char *fmt, ...)
@@ -63,13 +114,18 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out)
+int cqrs_engine_open(const cqrs_config *user_cfg, void *model, cqrs_engine **out)
 {
+	cqrs_config full;
+	const cqrs_config *cfg = &full;
 	cqrs_engine *e;
 	int rc;
 
 	*out = NULL;
-	if (!cfg || !cfg->name || !cqrs__name_valid(cfg->name, CQRS_NAME_MAX))
+	rc = config_take(user_cfg, &full);
+	if (rc)
+		return rc;
+	if (!cfg->name || !cqrs__name_valid(cfg->name, CQRS_NAME_MAX))
 		return cqrs__fail(-EINVAL, "engine name must be 1..31 of [A-Za-z0-9_]");
 	if (!cfg->data_dir || !cfg->data_dir[0] || strlen(cfg->data_dir) >= 3000)
 		return cqrs__fail(-EINVAL, "data_dir missing or too long");

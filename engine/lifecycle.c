@@ -6,7 +6,8 @@
  *   1. journal open (recovers the tail or refuses corruption)
  *   2. write model replay (evolve, versions, dedup window)
  *   3. control segment (a dead engine's stale one is replaced), counters
- *   4. views: adopt clean ones (resume at their applied_seq), create the rest
+ *   4. views: adopt clean ones (resume at their applied_seq), create the rest;
+ *      every other generation of them is retired and removed (readers move)
  *   5. broadcast ring + one consumer per projector, added at the tail before
  *      anything is published: ring seqs start at the journal's next seq
  *   6. projector threads (replay the journal gap, then follow the ring)
@@ -28,6 +29,7 @@
 #include "engine/counters.h"
 #include "cqrs_ring.h"
 #include "engine/engine_internal.h"
+#include "engine/generations.h"
 #include "core/errors.h"
 #include "engine/projector.h"
 #include "engine/replay.h"
@@ -281,6 +283,7 @@ static int start(cqrs_engine *e)
 		atomic_store_explicit(&e->projs[k]->applied_seq, resume, memory_order_relaxed); /* pre-thread */
 		CTR_SET(e->ctr, proj[k].applied_seq, resume);
 	}
+	(void)cqrs__generations_retire_old(e); /* before any seq is handed out */
 	/* SHARED threading applies on the command thread: no ring. */
 	rc = e->cfg.threading == CQRS_THREADING_SHARED ? 0 : open_ring(e);
 	if (!rc)
@@ -422,7 +425,7 @@ int cqrs_engine_remove_segments(const char *engine)
 		if (strncmp(ent->d_name, prefix, n))
 			continue;
 		snprintf(name, sizeof name, "/%s", ent->d_name);
-		if (shm_unlink(name) == 0)
+		if (cqrs__seg_retire_unlink(name) == 0) /* readers mapping it move on */
 			removed++;
 	}
 	closedir(d);

@@ -749,8 +749,15 @@ int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def)
 	for (uint32_t i = 0; i < e->nprojs; i++)
 		if (!strcmp(e->projs[i]->def.name, def->name))
 			return cqrs__fail(-EEXIST, "projection %s registered twice", def->name);
+	for (uint32_t i = 0; i < sizeof def->reserved / sizeof def->reserved[0]; i++)
+		if (def->reserved[i])
+			return cqrs__fail(-EINVAL, "projection %s: reserved[%u] is set", def->name, i);
 	for (uint32_t i = 0; i < def->nviews; i++) {
 		const cqrs_view_def *v = &def->views[i];
+		for (uint32_t j = 0; j < sizeof v->reserved / sizeof v->reserved[0]; j++)
+			if (v->reserved[j])
+				return cqrs__fail(-EINVAL, "projection %s: view %u: reserved[%u] is set",
+						  def->name, i, j);
 		if (!v->name || !v->row || !v->key_field || v->capacity == 0)
 			return cqrs__fail(-EINVAL, "projection %s: view %u needs name, row schema, key, capacity",
 					 def->name, i);

@@ -39,6 +39,9 @@
  *   - After a journal failure the engine is poisoned: every pending and
  *     later submission completes with the journal's error.
  *   - Aggregate ids are u64 in 0..UINT64_MAX-1; 0 means "no aggregate".
+ *   - A cqrs_config must come from cqrs_config_init (it records the
+ *     struct's size for the library); the definitions' reserved words
+ *     must be zero (designated initializers leave them so).
  */
 #ifndef CQRS_H
 #define CQRS_H
@@ -77,7 +80,24 @@ enum cqrs_threading_mode {
 					 between batches */
 };
 
+/* The engine's settings. Set one up with cqrs_config_init, then change the
+ * fields you need; cqrs_engine_open copies it.
+ *
+ * ABI: the struct grows by appending fields, and carries the size it had
+ * where the program was compiled (the Linux kernel's extensible structs,
+ * clone3/openat2, with the library's init behind a header inline). A
+ * program built against an older, smaller cqrs_config gets the defaults
+ * of every field it did not know; one built against a newer cqrs.h runs
+ * on this library as long as it leaves the fields this library does not
+ * know at zero (otherwise -EINVAL). This over io_uring's reserved words,
+ * because several defaults are not zero (a reserved word must read as its
+ * field's default when zero), and over LMDB's per-field setters, because a
+ * struct keeps every setting visible in one place and in one call. */
+#define CQRS_CONFIG_MAGIC 0x31474643u /* "CFG1": set by cqrs_config_init */
 typedef struct cqrs_config {
+	uint32_t size;                /* sizeof(cqrs_config) where the program was
+					 compiled; set by cqrs_config_init */
+	uint32_t magic;               /* CQRS_CONFIG_MAGIC; set by cqrs_config_init */
 	const char *name;             /* engine name: 1..31 of [A-Za-z0-9_] */
 	const char *data_dir;         /* created if missing; journal in DIR/journal */
 	int durability;               /* enum cqrs_durability */
@@ -88,8 +108,9 @@ typedef struct cqrs_config {
 	uint32_t max_batch_commands;  /* group commit limit; default 1024: a smaller
 					 batch reaches the journal and the
 					 projectors sooner, so they work beside the
-					 command thread instead of after it (4096:
-					 15-20% fewer commands/s on 2 cores) */
+					 command thread instead of after it (larger
+					 batches measured slower:
+					 docs/PERFORMANCE.md) */
 	uint32_t max_batch_bytes;     /* journal bytes per batch; default 1 MiB */
 	uint32_t submit_queue_bytes;  /* in-process submission ring; default 8 MiB */
 	uint32_t dedup_window;        /* results remembered per client; default 1024 */
@@ -116,8 +137,8 @@ typedef struct cqrs_config {
 					 use): a slower start, no page zeroing on the
 					 command or projector threads (hosts that
 					 back memory lazily, VMs, make first touch
-					 costly: 2-9 ms per 2 MiB huge page on the
-					 2-core VM); default 0 */
+					 of a huge page a stall of milliseconds:
+					 docs/PERFORMANCE.md); default 0 */
 	uint32_t inline_write_bytes;  /* a batch of at most this many journal bytes
 					 is written into the page cache by the
 					 command thread itself (pwritev) instead of
@@ -187,13 +208,29 @@ typedef int (*cqrs_apply_fn)(cqrs_proj *proj, const cqrs_event *ev, void *arg);
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* Fills cfg with defaults (name and data_dir left NULL). */
-CQRS_API void cqrs_config_init(cqrs_config *cfg);
+/* Fills the first size bytes of cfg with defaults (name and data_dir left
+ * NULL) and sets cfg->size and cfg->magic. size is sizeof(cqrs_config) as
+ * the caller was compiled: call it through cqrs_config_init. Bytes past
+ * this library's cqrs_config (a caller built against a newer cqrs.h) are
+ * zeroed. Returns 0, or -EINVAL (cfg NULL, size smaller than
+ * CQRS_CONFIG_MIN_SIZE or larger than CQRS_CONFIG_MAX_SIZE; cfg is then
+ * untouched). */
+#define CQRS_CONFIG_MIN_SIZE (offsetof(cqrs_config, data_dir) + sizeof(const char *))
+#define CQRS_CONFIG_MAX_SIZE 4096u
+CQRS_API int cqrs_config_init_size(cqrs_config *cfg, size_t size);
+
+/* Fills cfg with defaults: cqrs_config_init_size with this header's size. */
+static inline void cqrs_config_init(cqrs_config *cfg)
+{
+	(void)cqrs_config_init_size(cfg, sizeof *cfg);
+}
 
 /* Opens an engine: validates the config and creates the data directory.
  * model is the write model passed to decide and evolve (owned by the
  * caller). Recovery happens in cqrs_engine_start, after registration.
- * Returns 0, -EINVAL (cqrs_last_error says which setting), -errno. */
+ * Fields past cfg->size take their defaults. Returns 0, -EINVAL
+ * (cqrs_last_error says which setting; also a cfg that cqrs_config_init did
+ * not set up: wrong magic or size), -errno. */
 CQRS_API int cqrs_engine_open(const cqrs_config *cfg, void *model, cqrs_engine **out);
 
 /* Registers a command type (id 1..255) with its schema and decide handler.
@@ -206,6 +243,12 @@ CQRS_API int cqrs_register_command(cqrs_engine *e, uint32_t type, const cqrs_sch
 CQRS_API int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *schema,
 				 cqrs_evolve_fn evolve);
 
+/* ABI of the two definitions below: callers fill them with designated
+ * initializers, and views are an array inside a projection, so they keep
+ * their size and carry reserved words instead (io_uring's resv): a field
+ * added later takes reserved space and reads as its default when zero.
+ * cqrs_register_projection refuses non-zero reserved words (a program
+ * built against a newer cqrs.h asking for something this library lacks). */
 #define CQRS_MAX_INDEXES 4
 typedef struct cqrs_view_def {
 	const char *name;             /* view name: 1..31 of [A-Za-z0-9_] */
@@ -213,6 +256,7 @@ typedef struct cqrs_view_def {
 	const char *key_field;        /* primary key: a u64 or bytes field */
 	const char *index_fields[CQRS_MAX_INDEXES]; /* secondary indexes (NULL-terminated) */
 	uint64_t capacity;            /* initial rows; the view grows by rebuild when full */
+	uint64_t reserved[4];         /* must be zero */
 } cqrs_view_def;
 
 enum cqrs_on_error {
@@ -230,9 +274,12 @@ typedef struct cqrs_projection_def {
 	uint32_t thread;              /* projector thread index (SHARED threading:
 					 its group; all run on the command thread) */
 	int on_error;                 /* enum cqrs_on_error */
+	uint64_t reserved[4];         /* must be zero */
 } cqrs_projection_def;
 
-/* Registers a projection and its views. Before start. */
+/* Registers a projection and its views. Before start. Returns 0, -EINVAL
+ * (a missing or bad setting, non-zero reserved words), -EEXIST, CQRS_EFULL
+ * (too many projections), CQRS_EFORMAT (bad row schema), -ENOMEM. */
 CQRS_API int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def);
 
 /* Recovers (journal, write model, views) and starts the command and
@@ -352,8 +399,9 @@ CQRS_API int cqrs_proj_fail(cqrs_proj *p, int code, const char *fmt, ...)
  * from the write model's jemalloc arena. Not thread-safe: one thread at a
  * time (recovery, then the command thread; the engine orders the handover).
  * capacity: aggregates it holds before it first grows (up to 2^30); growing
- * rehashes the whole table on the calling thread, a stall of milliseconds
- * per million aggregates on the command thread, so size it for the data. */
+ * rehashes the whole table on the calling thread, a stall on the command
+ * thread that grows with the table (O(aggregates)), so size it for the
+ * data. */
 typedef struct cqrs_store cqrs_store;
 CQRS_API int cqrs_store_create(uint32_t keylen, uint32_t value_size, uint64_t capacity,
 			       cqrs_store **out);

@@ -36,6 +36,14 @@ extern "C" {
 #define CQRS_API
 #endif
 
+/* The library's version: major changes break the API or an on-disk or
+ * shared-memory format, minor adds to them, patch fixes. The same numbers
+ * as the pkg-config files' Version. */
+#define CQRS_VERSION_MAJOR 0
+#define CQRS_VERSION_MINOR 1
+#define CQRS_VERSION_PATCH 0
+#define CQRS_VERSION_STRING "0.1.0"
+
 /* Project error codes: a reserved range far below every errno value. */
 enum cqrs_error {
 	CQRS_EBASE = -10000,

@@ -222,14 +222,21 @@ CQRS_API int cqrs_record_get(const cqrs_schema *s, const void *rec, const cqrs_f
 
 /* Writes *val into field f of rec. Integers are range-checked (CQRS_ETYPE);
  * strings and bytes longer than the field give CQRS_ETYPE; shorter ones are
- * NUL/zero padded. val->type may be U64, I64 or F64 for any numeric field
- * (converted when exact), STR or BYTES for array fields. */
+ * NUL/zero padded. A value for a str field must not hold a NUL byte
+ * (CQRS_ETYPE: the field ends at its first NUL, so "a\0b" would read back
+ * as "a"); a bytes field takes any bytes. val->type may be U64, I64 or F64
+ * for any numeric field (converted when exact), STR or BYTES for array
+ * fields. On CQRS_ETYPE, cqrs_last_error() names the field and the reason
+ * (out of range with the field's bounds, too long, NUL, wrong kind). */
 CQRS_API int cqrs_record_set(const cqrs_schema *s, void *rec, const cqrs_field *f,
 			     const cqrs_value *val);
 
 /* Parses text for field `name` and stores it (CLI and bindings): integers
- * in decimal or 0x hex, f64, bool as true/false/1/0, str as is, bytes as
- * hex. Returns 0, CQRS_ENOTFOUND (no such field) or CQRS_ETYPE. */
+ * in decimal only (an optional '-', then digits: no spaces, '+', 0x hex or
+ * octal), f64 as strtod reads it (no leading space), bool as
+ * true/false/1/0, str as is, bytes as hex. Returns 0, CQRS_ENOTFOUND (no
+ * such field) or CQRS_ETYPE (not of the field's kind, or out of its range;
+ * cqrs_last_error() says which). */
 CQRS_API int cqrs_record_set_text(const cqrs_schema *s, void *rec, const char *name,
 				  const char *text);
 

@@ -30,6 +30,11 @@
  *   Generations: when the engine rebuilds a view into a new segment, a
  *   reader notices at its next call (one load it does anyway) and moves to
  *   the new one by itself; cqrs_view_generation() tells which it reads.
+ *   So it does after a crash: the restarted engine retires the dead one's
+ *   generations before it accepts a command. A handle that cannot leave
+ *   such an orphaned generation (no current one can be opened) answers
+ *   CQRS_ESTALE and applied_seq 0: it never shows what the dead engine
+ *   wrote beyond what its journal kept.
  *
  * Caveats
  *   - A handle is used by one thread at a time (it holds scratch buffers and
@@ -112,7 +117,8 @@ CQRS_API void cqrs_view_close(cqrs_view *v);
  * being written at that instant (then it retries). 0, CQRS_ENOTFOUND,
  * -EINVAL (key length), -ENOSPC (row_size too small), CQRS_EWRITERDEAD (the
  * row is stuck mid-update and its writer is dead), -EAGAIN (a live writer
- * kept it busy for seconds), CQRS_ECORRUPT. O(1) expected. */
+ * kept it busy for seconds), CQRS_ECORRUPT, CQRS_ESTALE (an orphaned
+ * generation, see Generations). O(1) expected. */
 CQRS_API int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out,
 			   size_t row_size);
 
@@ -136,7 +142,9 @@ CQRS_API uint64_t cqrs_view_applied_seq(cqrs_view *v);
 
 /* Waits until applied_seq >= seq: spins briefly, then sleeps on a futex in
  * the segment (woken by the engine across processes). timeout_ns UINT64_MAX
- * waits forever. 0, -ETIMEDOUT, CQRS_EWRITERDEAD (the engine died). */
+ * waits forever. 0, -ETIMEDOUT, CQRS_EWRITERDEAD (the engine died),
+ * CQRS_ESTALE (an orphaned generation). 0 means the generation the handle
+ * reads now has applied seq, so the calls that follow show it. */
 CQRS_API int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns);
 
 /* The row schema (owned by the handle; its content follows the handle to a

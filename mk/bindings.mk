@@ -14,16 +14,18 @@
 # python3 earlier on PATH may have none). Use the same one to import it:
 #   PYTHONPATH=$(BUILD)/python /usr/bin/python3 -c 'import cqrs'
 #   LUA_CPATH='$(BUILD)/lua/?.so;;' lua5.4 -e 'require "cqrs"'
-# A binding whose headers are missing is skipped with a note (its tests then
-# skip too). Installing: see bindings/python/README.md, bindings/lua/README.md.
+# The header probe below runs when make reads this file, after the Makefile
+# has run mk/deps.sh (which installs python3-dev and liblua5.4-dev), so a
+# fresh machine builds both modules on its first make. A binding whose
+# headers are still missing is skipped with a note (its tests then skip
+# too). PY_INC comes from the chosen interpreter's sysconfig rather than
+# pkg-config's python3.pc, which describes Debian's default python3 only.
+# Installing: see bindings/python/README.md, bindings/lua/README.md.
 
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 PY_INC := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
 PY_EXT := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX") or ".so")' 2>/dev/null)
 LUA_INC := $(shell pkg-config --cflags-only-I lua5.4 2>/dev/null | sed 's/-I//g')
-
-# The gateway client is part of libcqrs_client once client/ implements it.
-BIND_DEFS := $(if $(shell grep -ls "^int cqrs_client_connect" client/*.c 2>/dev/null),-DCQRS_HAVE_CLIENT)
 
 PY_SRC := $(sort $(wildcard bindings/python/src/*.c))
 PY_OBJ := $(PY_SRC:%.c=$(BUILD)/obj/%.o)
@@ -36,15 +38,15 @@ HAVE_PY := $(if $(PY_INC),$(wildcard $(PY_INC)/Python.h))
 HAVE_LUA := $(if $(LUA_INC),$(wildcard $(LUA_INC)/lua.h))
 
 # Headers of Python and Lua come in as system headers: warnings stay on
-# (-Werror) for our code only. The flag set rebuilds the objects when the
-# client appears (BIND_DEFS changes).
-$(PY_OBJ): CPPFLAGS_ALL += -isystem $(PY_INC) $(BIND_DEFS)
-$(LUA_OBJ): CPPFLAGS_ALL += -isystem $(LUA_INC) $(BIND_DEFS)
+# (-Werror) for our code only. bindings.flags rebuilds the objects when
+# PYTHON (or its include folder) changes.
+$(PY_OBJ): CPPFLAGS_ALL += -isystem $(PY_INC)
+$(LUA_OBJ): CPPFLAGS_ALL += -isystem $(LUA_INC)
 $(PY_OBJ) $(LUA_OBJ): $(BUILD)/bindings.flags
 
 $(BUILD)/bindings.flags: FORCE_BINDFLAGS
 	@mkdir -p $(BUILD)
-	@echo '$(BIND_DEFS) $(PYTHON) $(PY_INC)' | cmp -s - $@ || echo '$(BIND_DEFS) $(PYTHON) $(PY_INC)' > $@
+	@echo '$(PYTHON) $(PY_INC)' | cmp -s - $@ || echo '$(PYTHON) $(PY_INC)' > $@
 
 .PHONY: FORCE_BINDFLAGS bindings-python bindings-lua
 
@@ -69,9 +71,9 @@ endif
 $(PY_MOD): $(PY_OBJ) $(BUILD)/libcqrs_client.a bindings/python/cqrs.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/python/cqrs.map \
-		-o $@ $(PY_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS)
+		-o $@ $(PY_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS) -lm
 
 $(LUA_MOD): $(LUA_OBJ) $(BUILD)/libcqrs_client.a bindings/lua/cqrs.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/lua/cqrs.map \
-		-o $@ $(LUA_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS)
+		-o $@ $(LUA_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS) -lm

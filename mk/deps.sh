@@ -1,8 +1,16 @@
 #!/bin/sh
 # mk/deps.sh - installs the Debian packages cqrs needs when pkg-config (or,
-# for programs, the PATH) cannot find them. Usage: sh mk/deps.sh PKG...
-# where PKG is a pkg-config name; a few programs are always checked too.
+# for programs and Python modules, the PATH and the interpreter) cannot find
+# them. Usage: sh mk/deps.sh PKG... where PKG is a pkg-config name; a few
+# programs are always checked too. The Makefile runs it on the first make
+# in a build folder; `make deps` runs it again.
+#
+# On a fresh cloud VM unattended-upgrades often holds the dpkg lock for
+# minutes after boot: apt-get then waits for the lock (DPkg::Lock::Timeout)
+# and, for the lists lock that option does not cover, this script retries,
+# up to LOCK_WAIT seconds (600) in all, saying so once.
 set -u
+LOCK_WAIT=${LOCK_WAIT:-600}
 missing=""
 pkg_of() {
 	case "$1" in
@@ -28,6 +36,9 @@ for prog in lua5.4:lua5.4 luarocks:luarocks python3:python3 gcc:gcc g++:g++ clan
 done
 # The bindings' install checks use Debian's Python with pip and setuptools.
 /usr/bin/python3 -c 'import setuptools, pip' >/dev/null 2>&1 || missing="$missing python3-pip python3-setuptools"
+# `python3 -m venv` (the Python binding's install in a fresh virtualenv)
+# fails on Debian until python3-venv brings ensurepip.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing packages:$missing"
 if [ "$(id -u)" = 0 ]; then SUDO=""
@@ -38,7 +49,28 @@ else
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null || {
+
+# apt_get ARGS...: apt-get that waits for a lock another apt or dpkg holds.
+apt_get() {
+	waited=0
+	while :; do
+		out=$($SUDO apt-get -o DPkg::Lock::Timeout="$LOCK_WAIT" "$@" 2>&1) && return 0
+		case $out in
+		*"Could not get lock"* | *"Unable to acquire the dpkg frontend lock"* | *"Unable to lock"*) ;;
+		*) echo "$out" >&2; return 1 ;;
+		esac
+		if [ "$waited" -ge "$LOCK_WAIT" ]; then
+			echo "$out" >&2
+			echo "deps: apt's lock still held after ${LOCK_WAIT}s" >&2
+			return 1
+		fi
+		[ "$waited" = 0 ] && echo "deps: another apt or dpkg (unattended-upgrades after boot?) holds its lock; waiting up to ${LOCK_WAIT}s"
+		sleep 5
+		waited=$((waited + 5))
+	done
+}
+
+apt_get update -qq && apt_get install -y -qq $missing || {
 	echo "deps: apt-get install failed for:$missing" >&2
 	exit 1
 }

@@ -92,6 +92,13 @@
  * Wait strategies: see wait.h. The producer sleeps on space_seq, woken by
  * consumers that release or leave; consumers sleep on data_seq, woken by
  * publish.
+ *
+ * Asserted (CQRS_ASSERT, on each handle's own copies, never on a word read
+ * from the ring before it is validated): pub <= claim <= limit and
+ * claim - pub <= capacity for the producer (it never writes past the
+ * slowest consumer's head + capacity it computed); head <= avail and
+ * avail - head <= capacity for a consumer (it never passes the tail it
+ * validated); every position only grows and stays 8-byte aligned.
  */
 #include <errno.h>
 #include <sched.h>
@@ -99,6 +106,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/errors.h"
 #include "ringbuf/broadcast.h"
 #include "ringbuf/wait.h"
@@ -341,6 +349,8 @@ static inline int reserve(cqrs_bcast *r, uint64_t n, uint64_t *idx)
 		p->type = CQRS_BCAST_TYPE_PAD;
 		*idx = 0;
 	}
+	CQRS_ASSERT(end > r->claim && end % CQRS_RING_ALIGN == 0);
+	CQRS_ASSERT(end <= r->limit && end - r->pub <= r->cap);
 	r->claim = end;
 	return 0;
 }
@@ -434,6 +444,7 @@ void cqrs_bcast_publish(cqrs_bcast *r)
 		cqrs__ring_wake(&r->h->data_seq, &r->h->data_waiters);
 		return;
 	}
+	CQRS_ASSERT(r->claim > r->pub && r->claim - r->pub <= r->cap);
 	r->pub = r->claim;
 	/* seq_cst exchange: release orders the records before the new tail
 	 * (pairs with the consumers' acquire load of tail); seq_cst pairs with a
@@ -614,11 +625,14 @@ static inline bool load_avail(cqrs_bcast_consumer *c, int *err)
 		return false;
 	}
 	c->avail = t;
+	CQRS_ASSERT(c->avail - c->head <= c->cap);
 	return true;
 }
 
 static inline void release_to(cqrs_bcast_consumer *c, uint64_t head)
 {
+	/* forward, aligned, never past the validated tail */
+	CQRS_ASSERT(head % CQRS_RING_ALIGN == 0 && head - c->head <= c->avail - c->head);
 	c->head = head;
 	/* seq_cst exchange: release ends our reads of the released bytes (pairs
 	 * with the producer's acquire scan of heads); seq_cst pairs with a
@@ -664,6 +678,7 @@ int cqrs_bcast_consume_batch(cqrs_bcast_consumer *c, cqrs_ring_handler fn, void 
 		if (fn(arg, rec->type, rec + 1, rec->len) || n == max)
 			break;
 	}
+	CQRS_ASSERT(head - c->head <= c->avail - c->head);
 	if (head != c->head)
 		release_to(c, head);
 	return n == 0 && err ? err : (int)n;
@@ -697,6 +712,7 @@ int cqrs_bcast_poll(cqrs_bcast_consumer *c, const void **recs, size_t *nbytes)
 			break;
 		q += size;
 	} while (q != c->avail && (q & c->mask) != 0); /* a run ends at the end of the data region */
+	CQRS_ASSERT(q - start <= c->avail - start);
 	*recs = c->data + (start & c->mask);
 	*nbytes = (size_t)(q - start);
 	return 0;

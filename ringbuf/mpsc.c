@@ -118,6 +118,12 @@
  *   that died (kill(pid, 0) says ESRCH) are reclaimed once their intent is
  *   behind the consumer. Threads of one process share the pid; each opens
  *   its own producer.
+ *
+ * Asserted (CQRS_ASSERT, on each handle's own state only: the shared words
+ * any producer can scribble on get errors instead): a producer's claim ends
+ * within its cached head + capacity, never straddles the end of the data
+ * region, and is ended once; the consumer's head only grows, stays aligned
+ * and never passes the tail it validated.
  */
 #include <errno.h>
 #include <signal.h>
@@ -125,6 +131,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/errors.h"
 #include "ringbuf/mpsc.h"
 #include "ringbuf/wait.h"
@@ -436,6 +443,8 @@ int cqrs_mpsc_try_claim(cqrs_mpsc_producer *p, uint32_t type, uint32_t len, void
 	}
 	/* Claimed. No header yet: until the commit, the intent (published by
 	 * the CAS) is what tells the consumer how far this claim reaches. */
+	CQRS_ASSERT(end - p->cached_head <= p->cap);
+	CQRS_ASSERT(((t + pad) & p->mask) + n <= p->cap); /* no record straddles the end */
 	p->claimed = true;
 	p->t = t;
 	p->pad = pad;
@@ -495,6 +504,7 @@ static int finish(cqrs_mpsc_producer *p, bool commit, uint32_t len)
 	struct mp_rec *rec = (struct mp_rec *)(p->data + (p->pos & p->mask));
 	int rc = 0;
 
+	CQRS_ASSERT(p->claimed && p->pos == p->t + p->pad);
 	p->claimed = false;
 	if (commit) {
 		/* acquire: pairs with the consumer's discard CAS. If it skipped the
@@ -658,6 +668,8 @@ static void publish_head(cqrs_mpsc *r, uint64_t head)
 {
 	struct mp_hdr *h = r->h;
 
+	/* forward by at most the ring, aligned */
+	CQRS_ASSERT(head != r->head && head - r->head <= r->cap && head % CQRS_RING_ALIGN == 0);
 	r->head = head;
 	r->stalled = false;
 	/* relaxed: monitoring counters. */
@@ -722,6 +734,7 @@ int cqrs_mpsc_poll(cqrs_mpsc *r, cqrs_ring_handler fn, void *arg, size_t max)
 		if (fn(arg, type, rec + 1, len) || n == max)
 			break;
 	}
+	CQRS_ASSERT(head - r->head <= tail - r->head); /* never past the validated tail */
 	if (head != r->head)
 		publish_head(r, head);
 	return (int)n;

@@ -112,7 +112,14 @@ int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **
 	memcpy(c->seg.base + PARAMS_OFF, &c->p, sizeof c->p);
 	/* relaxed: published by the seal's release store of the magic */
 	atomic_store_explicit(&state_line(c)->state, CQRS_ENGINE_STARTING, memory_order_relaxed);
-	cqrs__seg_seal(&c->seg);
+	rc = cqrs__seg_seal(&c->seg);
+	if (rc) { /* another process took the engine's name meanwhile */
+		cqrs__ctl_close(c);
+		return rc;
+	}
+	/* The name is ours now: what earlier runs of it were creating when
+	 * they died goes. */
+	(void)cqrs__seg_sweep_unfinished(engine);
 	*out = c;
 	return 0;
 }

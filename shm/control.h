@@ -4,7 +4,8 @@
  * The control segment is how every other process finds an engine's views:
  * the engine's state, a directory of its views (name, current generation,
  * schema hash), the command schemas clients encode commands with, and two
- * reserved regions that later layers fill (counters, gateway directory).
+ * regions the engine fills: its counters (include/cqrs_counters.h) and the
+ * gateway directory (cqrs_gw_dir, client/gateway_format.h).
  * Readers map it read-only.
  *
  * Layout (after the common 1024-byte block and live line, shm/segment.h):
@@ -16,10 +17,12 @@
  *   ...      command schemas: blobs (core/schema_blob.c) back to back, each
  *            padded to 8 bytes; ncmds and cmd_used say how many are
  *            published (default region 64 KiB)
- *   ...      counters region (default 64 KiB, zero): reserved for the engine's
- *            counters (engine issue); its layout will carry its own magic
- *   ...      gateway region (default 64 KiB, zero): reserved for the gateway
- *            directory (gateway issue); same rule
+ *   ...      counters region (default 64 KiB, zeroed at creation): the
+ *            engine's cqrs_counters (include/cqrs_counters.h), which carry
+ *            their own magic and version
+ *   ...      gateway region (default 64 KiB, zeroed at creation): the
+ *            gateway directory, cqrs_gw_dir (client/gateway_format.h); same
+ *            rule
  * Every region is 64-byte aligned; their offsets are a pure function of the
  * sizes (cqrs__ctl_layout), and readers recompute and compare them.
  *
@@ -127,11 +130,15 @@ int cqrs__ctl_layout(cqrs_ctl_params *p, uint64_t *total);
 
 /* Creates the control segment for engine, state STARTING.
  * An existing live engine's name gives -EEXIST, another user's -EACCES, a
- * dead engine's CQRS_ESTALE (cqrs__ctl_remove_stale clears it). */
+ * dead engine's CQRS_ESTALE (cqrs__ctl_remove_stale clears it). Once the
+ * name is ours, the private names of segments that earlier runs were
+ * creating when they died are removed (cqrs__seg_sweep_unfinished). */
 int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out);
 
-/* Removes a dead engine's control segment (marking it retired first), and
- * a "/cqrs.<engine>.wait" segment if one is there (older builds made one). View segments are not touched: adopt or remove them by name. */
+/* Removes a dead engine's control segment (marking it retired and
+ * orphaned first, so that readers re-open the directory), and a
+ * "/cqrs.<engine>.wait" segment if one is there (older builds made one).
+ * View segments are not touched: adopt or remove them by name. */
 int cqrs__ctl_remove_stale(const char *engine);
 
 int cqrs__ctl_set_state(cqrs_ctl *c, uint32_t state);

@@ -1,6 +1,7 @@
 /*
  * shm/segment.c - see segment.h for the common layout and the rules.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -185,17 +186,72 @@ void cqrs__seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len)
 	(void)madvise(s->base + lo, hi - lo, MADV_POPULATE_WRITE); /* a hint */
 }
 
-/* Classifies an existing name for cqrs__seg_create (see segment.h). */
-static int probe_existing(const char *name)
+#define SHM_DIR "/dev/shm/" /* where glibc's shm_open keeps its names */
+
+/* The private name of a segment being created by this process: its owner
+ * word and a count, so that two creates of one name never share it. */
+static int tmp_name(char *out, size_t cap, const char *name)
+{
+	static _Atomic uint32_t count;
+	/* relaxed: only uniqueness matters */
+	uint32_t k = atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
+	int n = snprintf(out, cap, "%s~%016llx.%u", name, (unsigned long long)cqrs__seg_self_owner(), k);
+
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int cqrs__seg_is_unfinished_name(const char *name, uint64_t *owner)
+{
+	const char *t = strrchr(name, '~'), *p;
+	uint64_t w = 0;
+
+	if (!t)
+		return 0;
+	for (p = t + 1; p < t + 17; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+		if (d < 0)
+			return 0;
+		w = w << 4 | (uint64_t)d;
+	}
+	if (*p++ != '.' || !*p)
+		return 0;
+	for (; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	*owner = w;
+	return 1;
+}
+
+/* Whether the first bytes of fd (up to the kind's lines) are all zero:
+ * what an interrupted creation of an older build left (ftruncated, nothing
+ * written yet). */
+static int all_zero(int fd, size_t len)
+{
+	uint8_t buf[CQRS_SEG_LINES_OFF];
+
+	if (len > sizeof buf)
+		len = sizeof buf;
+	if (pread(fd, buf, len, 0) != (ssize_t)len)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i])
+			return 0;
+	return 1;
+}
+
+/* Classifies an existing name for cqrs__seg_create (see segment.h);
+ * *owner_out (may be NULL) gets its owner word when it has one. */
+static int probe_existing(const char *name, uint64_t *owner_out)
 {
 	struct stat st;
 	cqrs_seg_live live;
 	uint64_t magic = 0, owner;
 	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
 
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
 	if (fd < 0)
-		return cqrs__fail(errno == ENOENT ? -ENOENT : -EEXIST, "%s exists but cannot be opened: %s",
-				 name, strerror(errno));
+		return cqrs__fail(-EEXIST, "%s exists but cannot be opened: %s", name, strerror(errno));
 	if (fstat(fd, &st)) {
 		int e = errno;
 		close(fd);
@@ -204,6 +260,13 @@ static int probe_existing(const char *name)
 	if (st.st_uid != geteuid()) {
 		close(fd);
 		return cqrs__fail(-EACCES, "%s exists and belongs to uid %u", name, (unsigned)st.st_uid);
+	}
+	/* Nothing in it: no segment is named before it is sealed, so this is
+	 * an interrupted creation of an older build, or an empty file of this
+	 * user; replacing it loses nothing. */
+	if (st.st_size == 0 || all_zero(fd, (size_t)st.st_size)) {
+		close(fd);
+		return cqrs__fail(CQRS_ESTALE, "%s is empty (an interrupted creation)", name);
 	}
 	if (st.st_size < (off_t)CQRS_SEG_REGION_OFF ||
 	    pread(fd, &magic, 8, 0) != 8 ||
@@ -214,11 +277,27 @@ static int probe_existing(const char *name)
 	close(fd);
 	/* pread copied the word: a plain read of the copy is fine. */
 	memcpy(&owner, &live.owner, 8);
+	if (owner_out)
+		*owner_out = owner;
 	if (magic != CQRS_SHM_MAGIC && owner == 0)
 		return cqrs__fail(CQRS_EFORMAT, "%s exists and is not a cqrs segment", name);
 	if (cqrs__seg_owner_alive(owner))
 		return cqrs__fail(-EEXIST, "%s is in use by live pid %u", name, cqrs__seg_owner_pid(owner));
 	return cqrs__fail(CQRS_ESTALE, "%s was left by dead pid %u", name, cqrs__seg_owner_pid(owner));
+}
+
+/* Opens the private name exclusively. One that exists is this very
+ * process's (same pid and start time): a failed create whose cleanup was
+ * cut short, ours to replace. */
+static int open_private(const char *tmp)
+{
+	int fd = shm_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno == EEXIST) {
+		shm_unlink(tmp);
+		fd = shm_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	return fd;
 }
 
 int cqrs__seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode)
@@ -227,22 +306,24 @@ int cqrs__seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode
 	int fd, rc;
 
 	memset(s, 0, sizeof *s);
-	if (!name || strlen(name) >= sizeof s->name || name[0] != '/')
+	if (!name || strlen(name) >= sizeof s->name || name[0] != '/' || strchr(name + 1, '/') ||
+	    strchr(name, '~'))
 		return cqrs__fail(-EINVAL, "bad segment name");
 	size = cqrs__align_up(size, PAGE);
 	if (size < CQRS_SEG_REGION_OFF || size > CQRS_SEG_MAX_SIZE)
 		return cqrs__fail(-EINVAL, "segment size %llu out of range", (unsigned long long)size);
 	if (mode == 0)
 		mode = CQRS_SEG_DEFAULT_MODE;
-	for (int tries = 0;; tries++) {
-		fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			break;
-		if (errno != EEXIST)
-			return cqrs__fail(-errno, "shm_open %s: %s", name, strerror(errno));
-		rc = probe_existing(name);
-		if (rc != -ENOENT || tries > 0) /* -ENOENT: removed meanwhile, try once more */
-			return rc;
+	rc = probe_existing(name, NULL);
+	if (rc != -ENOENT)
+		return rc;
+	if (tmp_name(s->tmp, sizeof s->tmp, name))
+		return cqrs__fail(-EINVAL, "segment name %s too long", name);
+	fd = open_private(s->tmp);
+	if (fd < 0) {
+		rc = cqrs__fail(-errno, "shm_open %s: %s", s->tmp, strerror(errno));
+		s->tmp[0] = 0;
+		return rc;
 	}
 	/* fchmod, not the open mode: the umask must not change what readers get. */
 	if (fchmod(fd, mode & 07777)) {
@@ -279,7 +360,8 @@ int cqrs__seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode
 	return 0;
 fail:
 	close(fd);
-	shm_unlink(name);
+	shm_unlink(s->tmp);
+	s->tmp[0] = 0;
 	return rc;
 }
 
@@ -313,7 +395,26 @@ static void write_checksum(cqrs_seg *s)
 	memcpy(s->imm, s->base, CQRS_SEG_IMM_SIZE);
 }
 
-void cqrs__seg_seal(cqrs_seg *s)
+/* Gives a sealed segment its real name (see segment.h). */
+static int publish_name(cqrs_seg *s)
+{
+	char from[sizeof SHM_DIR + CQRS_SEG_TMP_MAX], to[sizeof SHM_DIR + CQRS_SEG_NAME_MAX];
+	int rc = 0;
+
+	snprintf(from, sizeof from, SHM_DIR "%s", s->tmp + 1);
+	snprintf(to, sizeof to, SHM_DIR "%s", s->name + 1);
+	/* link, not rename: it fails when the name exists, so a name another
+	 * process took since cqrs__seg_create is never replaced */
+	if (link(from, to))
+		rc = errno == EEXIST ? cqrs__fail(-EEXIST, "%s was created by another process meanwhile",
+						  s->name)
+				     : cqrs__fail(-errno, "link %s to %s: %s", from, to, strerror(errno));
+	shm_unlink(s->tmp);
+	s->tmp[0] = 0;
+	return rc;
+}
+
+int cqrs__seg_seal(cqrs_seg *s)
 {
 	/* The checksum covers the magic, so compute it with the magic in
 	 * place, then take the magic out and publish it last. */
@@ -324,6 +425,7 @@ void cqrs__seg_seal(cqrs_seg *s)
 	 * mmap after shm_open happens later, so this is belt and braces). */
 	atomic_store_explicit((_Atomic uint64_t *)(void *)s->base, CQRS_SHM_MAGIC,
 			      memory_order_release);
+	return s->tmp[0] ? publish_name(s) : 0;
 }
 
 void cqrs__seg_reseal(cqrs_seg *s)
@@ -384,7 +486,13 @@ int cqrs__seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable)
 
 void cqrs__seg_close(cqrs_seg *s)
 {
-	if (s && s->base) {
+	if (!s)
+		return;
+	if (s->tmp[0]) { /* created, never sealed */
+		shm_unlink(s->tmp);
+		s->tmp[0] = 0;
+	}
+	if (s->base) {
 		munmap(s->base, s->size);
 		s->base = NULL;
 		s->size = 0;
@@ -396,23 +504,93 @@ int cqrs__seg_unlink(const char *name)
 	return shm_unlink(name) ? -errno : 0;
 }
 
+/* Sets RETIRED | ORPHANED in the live line of name, whatever its kind,
+ * when it holds a cqrs segment (probe_existing said it is this user's). */
+static void mark_orphaned(const char *name)
+{
+	struct stat st;
+	uint8_t *p;
+	int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_size < (off_t)PAGE) {
+		close(fd);
+		return;
+	}
+	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return;
+	/* relaxed: the magic is only compared; the flag store below is what
+	 * readers look at */
+	if (atomic_load_explicit((_Atomic uint64_t *)(void *)p, memory_order_relaxed) == CQRS_SHM_MAGIC)
+		/* release: pairs with the readers' acquire load of the flags
+		 * before they move (shm/view_reader.c) */
+		atomic_fetch_or_explicit(&((cqrs_seg_live *)(void *)(p + CQRS_SEG_LIVE_OFF))->flags,
+					 CQRS_SEG_RETIRED | CQRS_SEG_ORPHANED, memory_order_release);
+	munmap(p, PAGE);
+}
+
 int cqrs__seg_remove_stale(const char *name)
 {
-	cqrs_seg s;
-	uint32_t kind;
-	int rc;
+	int rc = probe_existing(name, NULL);
 
-	rc = probe_existing(name);
 	if (rc != CQRS_ESTALE)
 		return rc;
-	/* Mark it retired so readers that still map it move on, then unlink. */
-	for (kind = CQRS_SEG_CONTROL; kind <= CQRS_SEG_VIEW; kind++)
-		if (cqrs__seg_open(&s, name, kind, 1) == 0) {
-			/* release: pairs with readers' loads of the flags */
-			atomic_fetch_or_explicit(&cqrs__seg_live_line(&s)->flags, CQRS_SEG_RETIRED,
-						 memory_order_release);
-			cqrs__seg_close(&s);
-			break;
-		}
+	/* Mark it so that readers still mapping it move on, then unlink. */
+	mark_orphaned(name);
 	return cqrs__seg_unlink(name);
+}
+
+int cqrs__seg_retire_unlink(const char *name)
+{
+	mark_orphaned(name);
+	return cqrs__seg_unlink(name);
+}
+
+int cqrs__seg_remove_unused(const char *name)
+{
+	uint64_t owner = 0;
+	int rc = probe_existing(name, &owner);
+
+	if (rc == -EEXIST && owner == cqrs__seg_self_owner())
+		rc = CQRS_ESTALE; /* an earlier run in this process left it */
+	if (rc != CQRS_ESTALE)
+		return rc;
+	/* Mark it so that readers still mapping it move on, then unlink. */
+	mark_orphaned(name);
+	return cqrs__seg_unlink(name);
+}
+
+int cqrs__seg_sweep_unfinished(const char *engine)
+{
+	char prefix[CQRS_NAME_MAX + 8];
+	struct dirent *ent;
+	DIR *d;
+	size_t n;
+	int removed = 0;
+
+	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
+		return -EINVAL;
+	d = opendir(SHM_DIR);
+	if (!d)
+		return 0;
+	n = (size_t)snprintf(prefix, sizeof prefix, "cqrs.%s.", engine);
+	while ((ent = readdir(d))) {
+		char name[sizeof ent->d_name + 1];
+		uint64_t owner;
+		struct stat st;
+
+		if (strncmp(ent->d_name, prefix, n) || !cqrs__seg_is_unfinished_name(ent->d_name, &owner) ||
+		    cqrs__seg_owner_alive(owner))
+			continue;
+		snprintf(name, sizeof name, "/%s", ent->d_name);
+		if (fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) || st.st_uid != geteuid())
+			continue;
+		if (shm_unlink(name) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }

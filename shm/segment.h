@@ -17,11 +17,19 @@
  *   2048  ...   the kind's regions, each 64-byte aligned, sized by the
  *               parameters; total size a multiple of 4096
  *
- * Creation: shm_open(O_CREAT|O_EXCL), fchmod(mode) (so the umask never
- * matters), posix_fallocate (no SIGBUS later on a full /dev/shm), mmap,
- * owner word, parameters, then cqrs__seg_seal(): checksum, and the magic
- * last with release order. A segment without its magic is unfinished and
- * opens as CQRS_EFORMAT.
+ * Creation happens under a private name, so a name that others open always
+ * holds a finished segment, whenever its creator was killed: the segment
+ * is made as "<name>~<owner word in 16 hex digits>.<count>" with
+ * shm_open(O_CREAT|O_EXCL), fchmod(mode) (so the umask never matters),
+ * posix_fallocate (no SIGBUS later on a full /dev/shm), mmap, owner word,
+ * parameters; cqrs__seg_seal() then writes the checksum, the magic last
+ * with release order, and links the private name to the real one
+ * (link(2) in /dev/shm: atomic, and it fails if the name exists), then
+ * removes the private name. A creator killed before that leaves only a
+ * private name whose owner is dead: cqrs__seg_sweep_unfinished removes it
+ * (the engine does at start). A real name that holds nothing at all (size
+ * 0, or an all-zero header: what an interrupted creation of older builds
+ * left) and belongs to this user counts as stale, not foreign.
  *
  * Opening: shm_open(O_RDONLY) and mmap(PROT_READ): readers can never write.
  * fstat gives the real size; nothing is read past it, and the header's total
@@ -53,14 +61,18 @@
 #define CQRS_SEG_LINES_OFF 1088u /* the kind's mutable lines */
 #define CQRS_SEG_REGION_OFF 2048u
 #define CQRS_SEG_NAME_MAX 128u   /* "/cqrs.<engine>.v.<view>.<gen>" and NUL */
+#define CQRS_SEG_TMP_MAX (CQRS_SEG_NAME_MAX + 29u) /* ... and "~<16 hex>.<count>" */
 #define CQRS_SEG_MAX_SIZE (UINT64_C(1) << 46)
 #define CQRS_SEG_DEFAULT_MODE 0640u
 
 enum cqrs_seg_kind { CQRS_SEG_CONTROL = 1, CQRS_SEG_BOARD = 2, CQRS_SEG_VIEW = 3 };
 
 /* cqrs_seg_live.flags */
-#define CQRS_SEG_RETIRED 1u /* replaced (newer generation, or its engine restarted) */
-#define CQRS_SEG_CLEAN 2u   /* view: shut down cleanly, resumable without rebuild */
+#define CQRS_SEG_RETIRED 1u  /* replaced (newer generation, or its engine restarted) */
+#define CQRS_SEG_CLEAN 2u    /* view: shut down cleanly, resumable without rebuild */
+#define CQRS_SEG_ORPHANED 4u /* with RETIRED: its writer died before retiring it, so
+				what it shows may be ahead of what the journal kept;
+				readers move on and never read it again */
 
 typedef struct cqrs_seg_hdr {
 	uint64_t magic;
@@ -95,6 +107,7 @@ typedef struct cqrs_seg {
 	int writable;
 	uid_t uid; /* the file's owner */
 	char name[CQRS_SEG_NAME_MAX];
+	char tmp[CQRS_SEG_TMP_MAX]; /* private name until sealed; "" after */
 	_Alignas(8) uint8_t imm[CQRS_SEG_IMM_SIZE];
 } cqrs_seg;
 
@@ -118,12 +131,14 @@ int cqrs__seg_name_view(char *out, size_t cap, const char *engine, const char *v
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-/* Creates and maps name read-write with `size` zero bytes (rounded up to
- * 4096), permission bits `mode` (0: 0640) whatever the umask, and sets the
- * owner word to this process. When the name exists, nothing is changed and
- * the result says why: -EACCES (another user's), -EEXIST (a live process
- * owns it, or it is being created), CQRS_ESTALE (its owner is dead: see
- * cqrs__seg_remove_stale), CQRS_EFORMAT (not a cqrs segment). Else 0 or -errno. */
+/* Creates and maps a segment for name read-write with `size` zero bytes
+ * (rounded up to 4096), permission bits `mode` (0: 0640) whatever the
+ * umask, and sets the owner word to this process. It stays under its
+ * private name until cqrs__seg_seal. When name exists, nothing is changed
+ * and the result says why: -EACCES (another user's), -EEXIST (a live
+ * process owns it), CQRS_ESTALE (its owner is dead, or it is an empty
+ * leftover of this user: see cqrs__seg_remove_stale), CQRS_EFORMAT (not a
+ * cqrs segment). Else 0 or -errno. */
 int cqrs__seg_create(cqrs_seg *s, const char *name, uint64_t size, unsigned mode);
 
 /* Fills the common header of a created segment (before the kind writes its
@@ -132,8 +147,10 @@ void cqrs__seg_init_header(cqrs_seg *s, uint32_t kind, const char *engine, const
 			  uint64_t generation);
 
 /* Computes the checksum and publishes the magic (release); copies the
- * immutable block into s->imm. */
-void cqrs__seg_seal(cqrs_seg *s);
+ * immutable block into s->imm; gives a created segment its real name.
+ * 0, or -EEXIST when another process created the name meanwhile (the
+ * segment is then nameless: close it), or -errno. */
+int cqrs__seg_seal(cqrs_seg *s);
 
 /* Recomputes the checksum after the owner rewrote a parameter (adoption). */
 void cqrs__seg_reseal(cqrs_seg *s);
@@ -149,7 +166,8 @@ int cqrs__seg_open(cqrs_seg *s, const char *name, uint32_t kind, int writable);
  * [base, base+len). Used by cqrs__seg_open and the fuzz target. */
 int cqrs__seg_check(const void *base, size_t len, uint32_t kind, void *imm_out);
 
-/* Unmaps (the name stays). Safe on a zeroed or closed handle. */
+/* Unmaps (the name stays; an unsealed segment's private name is removed).
+ * Safe on a zeroed or closed handle. */
 void cqrs__seg_close(cqrs_seg *s);
 
 /* Writers: maps the pages of [off, off + len) writable now (they exist
@@ -162,10 +180,29 @@ void cqrs__seg_prefault(cqrs_seg *s, uint64_t off, uint64_t len);
 /* shm_unlink; 0 or -errno. */
 int cqrs__seg_unlink(const char *name);
 
-/* Removes a segment whose owner is dead, after marking it RETIRED so that
- * readers still mapping it move on. 0, -ENOENT, -EEXIST (owner alive),
- * -EACCES (another user's), CQRS_EFORMAT. */
+/* Removes a segment whose owner is dead, after marking it RETIRED and
+ * ORPHANED so that readers still mapping it move on and never read it
+ * again. 0, -ENOENT, -EEXIST (owner alive), -EACCES (another user's),
+ * CQRS_EFORMAT. */
 int cqrs__seg_remove_stale(const char *name);
+
+/* As cqrs__seg_remove_stale, and also when this process owns it: for a
+ * caller that knows it no longer uses the segment (an engine's start
+ * removing old generations, which an earlier engine of this process may
+ * have left). */
+int cqrs__seg_remove_unused(const char *name);
+
+/* Marks name RETIRED | ORPHANED (when it holds a cqrs segment) and unlinks
+ * it, whoever owns it: for `cqrs rm`, once it knows the engine is down. */
+int cqrs__seg_retire_unlink(const char *name);
+
+/* Removes the private names of engine's segments whose creator died
+ * before sealing them (see the overview). Returns how many. Cold. */
+int cqrs__seg_sweep_unfinished(const char *engine);
+
+/* Whether name (as in /dev/shm, without the leading '/') is the private
+ * name of an unsealed segment; *owner gets its creator's owner word. */
+int cqrs__seg_is_unfinished_name(const char *name, uint64_t *owner);
 
 /* ---- owners --------------------------------------------------------------- */
 

@@ -47,7 +47,7 @@
  *       fence(release)                orders the odd store before the data
  *       data stores      relaxed      word by word (shm/wordcopy.h)
  *       seq = s + 2      release      orders the data before the even store
- *   Reader (cqrs_vrow_read below):
+ *   Reader (row_read in shm/view_reader.c):
  *       for (;;) {
  *           s1 = seq     acquire      pairs with the writer's even store
  *           if (s1 odd) { spin; after a while check the owner; continue; }

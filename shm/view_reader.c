@@ -10,6 +10,10 @@
  * probe loops are bounded by the index size and chain walks by capacity
  * (stamps strictly decrease), so a corrupt or hostile segment gives
  * CQRS_ECORRUPT, never an out-of-bounds read or an endless loop.
+ *
+ * Longer than most files (about 900 lines): the hot paths and the cold
+ * paths they branch to (stalls, generation moves, waiting) share the
+ * handle's private layout, which stays in this one file.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -34,6 +38,8 @@
 #define EPOCH_TRIES 64                /* index switches a get rides out */
 #define CHAIN_RESTARTS 256            /* slot reuses a find rides out */
 #define MOVE_EVERY_NS 1000000u        /* generation move attempts at most this often */
+#define MOVE_TRIES 3                  /* ... in a row, off an orphaned generation */
+#define OPEN_TRIES 5                  /* opens that find the generation just replaced */
 #define WAIT_SLICE_NS 100000000u      /* ... sleeps at most this long between checks */
 #define RETRY 2                       /* walk: a snapshot saw a change */
 
@@ -245,7 +251,12 @@ int cqrs_view_refresh(cqrs_view *v)
 	if (rc)
 		return rc;
 	rc = cqrs__ctl_find_view(c, v->name, &e, &slot);
-	if (!rc && e.generation != 0 && e.generation != v->m.generation) {
+	/* A retired mapping is left even for the same number: the engine's
+	 * segments were removed and a new engine started again from 1. */
+	if (!rc && e.generation != 0 &&
+	    (e.generation != v->m.generation ||
+	     /* relaxed: a hint; remapping the same segment is harmless */
+	     (atomic_load_explicit(&v->m.live->flags, memory_order_relaxed) & CQRS_SEG_RETIRED))) {
 		rc = map_open(&nm, v->engine, v->name, e.generation, c->seg.uid);
 		if (!rc && (rc = bufs_fit(v, nm.row_size)) != 0)
 			cqrs__seg_close(&nm.seg);
@@ -265,19 +276,42 @@ int cqrs_view_refresh(cqrs_view *v)
 	return 0;
 }
 
-/* Seen RETIRED: try to move, at most every MOVE_EVERY_NS; on failure keep
- * reading the retired copy (it is the last state its writer published). */
-static __attribute__((noinline, cold)) void maybe_move(cqrs_view *v)
+/* Seen RETIRED: move to the directory's generation, trying at most every
+ * MOVE_EVERY_NS (MOVE_TRIES times in a row for an orphaned one). A copy
+ * retired by its live writer (a rebuild swap) stays readable when the move
+ * fails: it is the last state that writer published. An orphaned one (its
+ * writer died, a restarted engine replaced it) is not: it may show events
+ * the journal no longer holds, so the handle reads it never again and
+ * answers CQRS_ESTALE until it can move. 0: read what is mapped now. */
+static __attribute__((noinline, cold)) int maybe_move(cqrs_view *v)
 {
 	uint64_t now;
+	uint32_t flags;
 
 	if (v->image)
-		return;
+		return 0;
 	now = cqrs__mono_ns();
-	if (now < v->next_move_ns)
-		return;
-	v->next_move_ns = now + MOVE_EVERY_NS;
-	(void)cqrs_view_refresh(v);
+	if (now >= v->next_move_ns) {
+		/* acquire: pairs with the retirer's release of the flag; the
+		 * directory it updated before is visible to the move */
+		int orphaned = !!(atomic_load_explicit(&v->m.live->flags, memory_order_acquire) &
+				  CQRS_SEG_ORPHANED);
+
+		v->next_move_ns = now + MOVE_EVERY_NS;
+		for (int t = 0; t < (orphaned ? MOVE_TRIES : 1); t++) {
+			(void)cqrs_view_refresh(v);
+			/* relaxed: the refresh above re-read the directory */
+			if (!(atomic_load_explicit(&v->m.live->flags, memory_order_relaxed) & CQRS_SEG_RETIRED))
+				return 0;
+		}
+	}
+	/* relaxed: only this bit decides, and it never clears */
+	flags = atomic_load_explicit(&v->m.live->flags, memory_order_relaxed);
+	if (flags & CQRS_SEG_ORPHANED)
+		return cqrs__fail(CQRS_ESTALE, "view %s: generation %llu was left by a dead engine and "
+					       "no current one can be opened", v->name,
+				  (unsigned long long)v->m.generation);
+	return 0;
 }
 
 /* Whether the directory moved on without retiring our segment (an engine
@@ -297,12 +331,14 @@ static int dir_moved(cqrs_view *v)
 	       e.generation != v->m.generation;
 }
 
-static inline void check_retired(cqrs_view *v)
+/* The one load every call makes: 0, or CQRS_ESTALE (see maybe_move). */
+static inline int check_retired(cqrs_view *v)
 {
-	/* relaxed: a hint; the move itself reads the directory with acquire */
+	/* relaxed: a hint; the move itself reads the flags with acquire */
 	if (__builtin_expect(atomic_load_explicit(&v->m.live->flags, memory_order_relaxed) &
 				     CQRS_SEG_RETIRED, 0))
-		maybe_move(v);
+		return maybe_move(v);
+	return 0;
 }
 
 /* ---- open/close ----------------------------------------------------------------- */
@@ -335,18 +371,31 @@ int cqrs_view_open(const char *engine, const char *view, cqrs_view **out)
 		return rc;
 	strcpy(v->engine, engine);
 	strcpy(v->name, view);
-	rc = cqrs__ctl_open(engine, &v->ctl);
-	for (int tries = 0; !rc && tries < 5; tries++) {
+	/* A generation replaced meanwhile (gone: -ENOENT, or still there but
+	 * retired), or a directory a restarted engine replaced: read the
+	 * directory again, so that an open never lands on a retired one. */
+	for (int tries = 0;; tries++) {
+		rc = cqrs__ctl_open(engine, &v->ctl);
+		if (rc)
+			break;
 		rc = cqrs__ctl_find_view(v->ctl, view, &e, &v->slot);
 		if (rc == CQRS_ENOTFOUND || (!rc && e.generation == 0)) {
 			rc = cqrs__fail(CQRS_ENOTFOUND, "engine %s has no published view %s", engine, view);
 			break;
 		}
-		if (rc)
+		if (!rc)
+			rc = map_open(&v->m, engine, view, e.generation, v->ctl->seg.uid);
+		/* acquire: pairs with the retirer's release of the flag */
+		if (!rc && (atomic_load_explicit(&v->m.live->flags, memory_order_acquire) & CQRS_SEG_RETIRED)) {
+			cqrs__seg_close(&v->m.seg);
+			rc = cqrs__fail(CQRS_ESTALE, "view %s/%s: generation %llu is retired", engine, view,
+				       (unsigned long long)e.generation);
+		}
+		if ((rc != -ENOENT && rc != CQRS_ESTALE) || tries + 1 == OPEN_TRIES)
 			break;
-		rc = map_open(&v->m, engine, view, e.generation, v->ctl->seg.uid);
-		if (rc != -ENOENT) /* -ENOENT: replaced by a newer generation meanwhile */
-			break;
+		cqrs__ctl_close(v->ctl);
+		v->ctl = NULL;
+		sched_yield();
 	}
 	if (!rc)
 		rc = bufs_fit(v, v->m.row_size);
@@ -414,9 +463,13 @@ int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out, s
 	uint64_t h;
 	uint32_t tag;
 
+	int rc;
+
 	if (__builtin_expect(!v || !row_out, 0))
 		return -EINVAL;
-	check_retired(v);
+	rc = check_retired(v);
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
 	if (__builtin_expect(row_size < v->m.row_size, 0))
 		return -ENOSPC;
 	k = cqrs__vkey_arg(&v->m.key, key, keylen, kb);
@@ -438,7 +491,6 @@ int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out, s
 			uint64_t e = atomic_load_explicit(&idx[i], memory_order_acquire);
 			uint32_t flags, dummy32;
 			uint64_t r, dummy64;
-			int rc;
 
 			if (e == VB_EMPTY)
 				break;
@@ -462,11 +514,22 @@ int cqrs_view_get(cqrs_view *v, const void *key, size_t keylen, void *row_out, s
 	return -EAGAIN;
 }
 
-uint64_t cqrs_view_applied_seq(cqrs_view *v)
+/* applied_seq of the generation the handle reads, after following a
+ * retirement; *rc CQRS_ESTALE (and 0 returned) when it cannot. */
+static inline uint64_t applied_now(cqrs_view *v, int *rc)
 {
-	check_retired(v);
+	*rc = check_retired(v);
+	if (__builtin_expect(*rc != 0, 0))
+		return 0;
 	/* acquire: pairs with cqrs__vw_end's store; the batch's rows are visible after */
 	return atomic_load_explicit(&v->m.ap->applied_seq, memory_order_acquire);
+}
+
+uint64_t cqrs_view_applied_seq(cqrs_view *v)
+{
+	int rc;
+
+	return applied_now(v, &rc);
 }
 
 /* ---- multi-row reads ------------------------------------------------------------ */
@@ -646,7 +709,9 @@ int cqrs_view_find(cqrs_view *v, const char *field, const void *key, size_t keyl
 
 	if (!v || !field || !fn)
 		return -EINVAL;
-	check_retired(v);
+	rc = check_retired(v);
+	if (rc)
+		return rc;
 	si = sec_index(v, field);
 	if (si < 0)
 		return CQRS_ENOTFOUND;
@@ -667,7 +732,9 @@ int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags)
 
 	if (!v || !fn)
 		return -EINVAL;
-	check_retired(v);
+	rc = check_retired(v);
+	if (rc)
+		return rc;
 	if (flags & CQRS_FIND_SNAPSHOT)
 		return snapshot(v, 0, 0, NULL, fn, arg);
 	rc = sweep(v, fn, arg, &n);
@@ -680,11 +747,16 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 {
 	uint64_t t0, deadline, next_owner_check;
 	cqrs_backoff b;
+	int rc;
 
 	if (!v)
 		return -EINVAL;
-	if (cqrs_view_applied_seq(v) >= seq)
+	/* Only the generation the handle has moved to counts: an orphaned one's
+	 * applied_seq may name events a restarted engine has reused. */
+	if (applied_now(v, &rc) >= seq && !rc)
 		return 0;
+	if (rc)
+		return rc;
 	t0 = cqrs__mono_ns();
 	deadline = timeout_ns == UINT64_MAX || timeout_ns > UINT64_MAX - t0 ? UINT64_MAX
 									    : t0 + timeout_ns;
@@ -692,8 +764,10 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 	 * wake word. */
 	b = cqrs__backoff_make(CQRS_BACKOFF_SPINS, CQRS_BACKOFF_YIELDS, deadline);
 	while (cqrs__backoff_step(&b))
-		if (cqrs_view_applied_seq(v) >= seq)
+		if (applied_now(v, &rc) >= seq && !rc)
 			return 0;
+		else if (rc)
+			return rc;
 	/* The owner and directory checks read /proc (syscalls, tens of
 	 * microseconds): only after a first futex slice has passed, so a wait
 	 * that the next batch ends costs no syscall but the futex itself. */
@@ -705,8 +779,10 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		uint32_t w = atomic_load_explicit(word, memory_order_acquire);
 		uint64_t now, slice;
 
-		if (cqrs_view_applied_seq(v) >= seq)
+		if (applied_now(v, &rc) >= seq && !rc)
 			return 0;
+		if (rc)
+			return rc;
 		now = cqrs__mono_ns();
 		/* A timeout looks at the owner once more: callers that wait in
 		 * slices shorter than WAIT_SLICE_NS (the bindings, to see
@@ -731,7 +807,6 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 		 * wakes the word after every batch: nothing to announce) */
 		if (atomic_load_explicit(&v->m.ap->applied_seq, memory_order_seq_cst) < seq)
 			(void)cqrs__futex_wait(word, w, slice);
-		check_retired(v);
 	}
 }
 
@@ -741,26 +816,27 @@ const cqrs_schema *cqrs_view_schema(cqrs_view *v)
 {
 	if (!v)
 		return NULL;
-	check_retired(v);
+	(void)check_retired(v); /* a handle that cannot move keeps its schema */
 	return &v->m.schema;
 }
 
 uint64_t cqrs_view_rows(cqrs_view *v)
 {
-	check_retired(v);
+	if (check_retired(v))
+		return 0;
 	/* relaxed: a statistic */
 	return atomic_load_explicit(&v->m.st->rows, memory_order_relaxed);
 }
 
 uint64_t cqrs_view_capacity(cqrs_view *v)
 {
-	check_retired(v);
+	(void)check_retired(v);
 	return v->m.capacity;
 }
 
 uint64_t cqrs_view_generation(cqrs_view *v)
 {
-	check_retired(v);
+	(void)check_retired(v);
 	return v->m.generation;
 }
 
@@ -771,7 +847,7 @@ int cqrs_view_stat(cqrs_view *v, cqrs_view_info *out)
 
 	if (!v || !out)
 		return -EINVAL;
-	check_retired(v);
+	(void)check_retired(v); /* describes what the handle maps, moved or not */
 	h = cqrs__seg_header(&v->m.seg);
 	memset(out, 0, sizeof *out);
 	memcpy(out->engine, h->engine, sizeof out->engine);
@@ -781,7 +857,8 @@ int cqrs_view_stat(cqrs_view *v, cqrs_view_info *out)
 	out->capacity = v->m.capacity;
 	out->rows = atomic_load_explicit(&v->m.st->rows, memory_order_relaxed); /* statistic */
 	out->bytes = v->m.seg.size;
-	out->applied_seq = cqrs_view_applied_seq(v);
+	/* acquire: pairs with cqrs__vw_end's store (informational here) */
+	out->applied_seq = atomic_load_explicit(&v->m.ap->applied_seq, memory_order_acquire);
 	out->schema_hash = v->m.p.schema_hash;
 	out->row_size = v->m.row_size;
 	flags = atomic_load_explicit(&v->m.live->flags, memory_order_relaxed); /* informational */

@@ -3,6 +3,12 @@
  * primary index, secondary chains, batches. The format, the seqlock and the
  * index protocols are described in view_format.h; every store below follows
  * them.
+ *
+ * One file for the writer side of one structure (past 800 lines): the row,
+ * primary-index and chain updates of a batch share the writer's private
+ * state and static helpers (row_begin/row_end, chain_push, find), and each
+ * must follow the protocol of the others (a row complete before a bucket or
+ * head names it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +17,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/assert.h"
 #include "core/errors.h"
 #include "core/futex.h"
 #include "core/schema_internal.h"
@@ -34,6 +41,13 @@ struct cqrs_vw {
 	uint64_t pmask, smask;
 	uint64_t prefaulted; /* rows [0, prefaulted) are mapped (row_alloc) */
 	int in_batch, vseq_odd, poisoned;
+	/* CQRS_ASSERT bookkeeping of the seqlocks (one store per row write):
+	 * row_open while a row's version is odd (row_begin..row_end);
+	 * own_seqs when every version word in the segment was stored by this
+	 * writer (it created the segment), so their parity is its own state
+	 * and is asserted too; an adopted segment's words came from another
+	 * process and are never asserted on. */
+	int row_open, own_seqs;
 	uint8_t *scratch;
 };
 
@@ -78,10 +92,15 @@ static uint64_t sec_bucket(cqrs_vw *w, uint32_t i, const uint8_t *data)
 
 /* ---- seqlocks ------------------------------------------------------------- */
 
-static uint32_t row_begin(cqrs_vrow *rw)
+/* A row's version is even before a write begins, odd inside, even after;
+ * one row at a time, inside the view's odd section of a batch. */
+static uint32_t row_begin(cqrs_vw *w, cqrs_vrow *rw)
 {
 	uint32_t s = atomic_load_explicit(&rw->seq, memory_order_relaxed); /* single writer */
 
+	CQRS_ASSERT(w->in_batch && w->vseq_odd && !w->row_open);
+	CQRS_ASSERT(!w->own_seqs || (s & 1) == 0);
+	w->row_open = 1;
 	atomic_store_explicit(&rw->seq, s + 1, memory_order_relaxed); /* odd: readers retry */
 	/* release: orders the odd version before the row stores that follow;
 	 * pairs with the reader's acquire fence before its re-check */
@@ -89,8 +108,12 @@ static uint32_t row_begin(cqrs_vrow *rw)
 	return s;
 }
 
-static void row_end(cqrs_vrow *rw, uint32_t s)
+static void row_end(cqrs_vw *w, cqrs_vrow *rw, uint32_t s)
 {
+	CQRS_ASSERT(w->row_open);
+	/* relaxed: the writer's own word (single writer): still what row_begin stored */
+	CQRS_ASSERT(!w->own_seqs || atomic_load_explicit(&rw->seq, memory_order_relaxed) == s + 1);
+	w->row_open = 0;
 	/* release: orders the row stores before the even version; pairs with
 	 * the reader's acquire load of the version */
 	atomic_store_explicit(&rw->seq, s + 2, memory_order_release);
@@ -99,8 +122,10 @@ static void row_end(cqrs_vrow *rw, uint32_t s)
 /* First modification of a batch: the view sequence goes odd. */
 static void touch(cqrs_vw *w)
 {
+	CQRS_ASSERT(w->in_batch);
 	if (w->vseq_odd)
 		return;
+	CQRS_ASSERT(!w->own_seqs || (GET(w->vs->view_seq) & 1) == 0);
 	SET(w->vs->view_seq, GET(w->vs->view_seq) + 1);
 	/* release: orders the odd view sequence before the batch's row and index
 	 * stores; pairs with the snapshot reader's acquire fence before its
@@ -317,7 +342,7 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 		}
 	}
 	touch(w);
-	s = row_begin(rw);
+	s = row_begin(w, rw);
 	for (uint32_t i = 0; i < w->p.nsec && !rc; i++)
 		if (changed[i])
 			rc = chain_unlink(w, i, r, ob[i]);
@@ -325,7 +350,7 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		if (changed[i])
 			chain_prepare(w, i, r, nb[i]);
-	row_end(rw, s);
+	row_end(w, rw, s);
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		if (changed[i])
 			chain_push(w, i, r, nb[i]);
@@ -362,12 +387,12 @@ static int insert(cqrs_vw *w, const uint8_t *row, const uint8_t *k, uint64_t h, 
 		return (int)r;
 	touch(w);
 	rw = row_at(w, (uint64_t)r);
-	s = row_begin(rw);
+	s = row_begin(w, rw);
 	cqrs__words_store(row_data(w, (uint64_t)r), row, w->p.row_size);
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		chain_prepare(w, i, (uint64_t)r, b[i]);
 	SET(rw->flags, VROW_LIVE);
-	row_end(rw, s);
+	row_end(w, rw, s);
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		chain_push(w, i, (uint64_t)r, b[i]);
 	if (w->poisoned)
@@ -493,9 +518,9 @@ int cqrs__vw_delete(cqrs_vw *w, const void *key, size_t keylen)
 	SET(w->st->tombs, GET(w->st->tombs) + 1);
 	tomb_cleanup(w, idx, pos);
 	rw = row_at(w, r);
-	s = row_begin(rw);
+	s = row_begin(w, rw);
 	SET(rw->flags, 0);
-	row_end(rw, s);
+	row_end(w, rw, s);
 	for (uint32_t i = 0; i < w->p.nsec && !rc; i++)
 		rc = chain_unlink(w, i, r, sec_bucket(w, i, row_data(w, r)));
 	SET(rw->free_next, (uint32_t)GET(w->st->free_head));
@@ -540,8 +565,10 @@ int cqrs__vw_end(cqrs_vw *w, uint64_t applied_seq)
 	CHECK(w);
 	if (!w->in_batch)
 		return cqrs__fail(-EINVAL, "view %s: no batch open", w->view);
+	CQRS_ASSERT(!w->row_open); /* every row even again before the batch ends */
 	w->in_batch = 0;
 	if (w->vseq_odd) {
+		CQRS_ASSERT(!w->own_seqs || (GET(w->vs->view_seq) & 1) == 1);
 		/* release: the batch's stores before the even view sequence; pairs
 		 * with the snapshot reader's acquire load */
 		atomic_store_explicit(&w->vs->view_seq, GET(w->vs->view_seq) + 1,
@@ -732,6 +759,7 @@ int cqrs__vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, 
 	w->p = p;
 	w->schema = *cfg->schema;
 	w->slot = slot;
+	w->own_seqs = 1; /* a zeroed segment: every version word is even and ours */
 	wire(w);
 	/* The active index and the chain heads take random stores from the
 	 * first row on: map them now (rows follow in windows, row_alloc). */
@@ -870,6 +898,10 @@ int cqrs__vw_test_leave_odd(cqrs_vw *w, const void *key, size_t keylen)
 	if (rc)
 		return rc;
 	touch(w);
-	(void)row_begin(row_at(w, r)); /* and never row_end: a writer killed here */
+	(void)row_begin(w, row_at(w, r)); /* and never row_end: a writer killed here */
+	/* The segment now holds what a dead writer leaves: the asserts stop
+	 * vouching for its versions, and the open row is nobody's. */
+	w->own_seqs = 0;
+	w->row_open = 0;
 	return 0;
 }

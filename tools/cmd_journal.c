@@ -1,9 +1,11 @@
 /*
  * tools/cmd_journal.c - `cqrs journal verify|dump|stat DIR`: read-only
  * inspection of a journal directory through the journal iterator (which
- * validates every checksum, the seq chain and each segment's end).
+ * validates every checksum, the seq chain and each segment's end). DIR is
+ * the journal directory or the engine's data directory (DIR/journal is
+ * used when DIR itself holds no segments).
  *
- *   verify DIR   exit 0 clean; 2 torn tail (recovery would cut it); 3
+ *   verify DIR   exit 0 clean; 3 torn tail (recovery would cut it); 4
  *                corruption; 1 other errors. Prints the segment, byte offset
  *                and seq of the first problem.
  *   dump DIR [--from SEQ] [--limit N] [--json]
@@ -21,22 +23,29 @@
 
 #include "tools/commands.h"
 #include "engine/journal/journal.h"
-#include "engine/journal/format.h"
 
-enum { EXIT_TORN = 2, EXIT_CORRUPT = 3 };
-
-static int usage(void)
-{
-	fprintf(stderr, "usage: cqrs journal verify DIR\n"
-			"       cqrs journal dump DIR [--from SEQ] [--limit N] [--json]\n"
-			"       cqrs journal stat DIR\n");
-	return 1;
-}
+static const char journal_help_text[] =
+	"usage: cqrs journal verify DIR\n"
+	"       cqrs journal dump DIR [--from SEQ] [--limit N] [--json]\n"
+	"       cqrs journal stat DIR\n"
+	"\n"
+	"DIR: a journal directory, or the data directory an engine was started with\n"
+	"(its journal/ is used). Read-only; safe beside a running engine.\n"
+	"verify  checks every record (checksums, seq chain, segment ends) and says\n"
+	"        where the first problem is\n"
+	"dump    one line per event, payload decoded through the schema stored in\n"
+	"        the journal\n"
+	"  --from SEQ   start at event SEQ (default: the first)\n"
+	"  --limit N    at most N events\n"
+	"  --json       one JSON object per event\n"
+	"stat    segments, seq range, bytes, events per type\n"
+	"Exit status: 0 clean; 1 cannot read; 2 usage; 3 (verify) a torn tail, which\n"
+	"the engine's next start cuts; 4 corruption.\n";
 
 static int iter_error(const char *dir, int rc)
 {
 	tool_fail(dir, rc);
-	return rc == CQRS_ECORRUPT ? EXIT_CORRUPT : 1;
+	return rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT ? TOOL_EXIT_CORRUPT : TOOL_EXIT_FAIL;
 }
 
 /* A payload whose size differs from its schema's is corruption the
@@ -67,8 +76,8 @@ static int cmd_verify(const char *dir)
 	int rc = cqrs__journal_iter_open(&it, dir, 0);
 
 	if (rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT) {
-		printf("corrupt: %s\n", cqrs_last_error());
-		return EXIT_CORRUPT;
+		printf("corrupt: %s\n", tool_detail());
+		return TOOL_EXIT_CORRUPT;
 	}
 	if (rc)
 		return iter_error(dir, rc);
@@ -78,7 +87,7 @@ static int cmd_verify(const char *dir)
 			printf("corrupt: %s, seq %" PRIu64 ": payload of %u bytes, its schema says %u\n",
 			       where, r->seq, r->size, cqrs__journal_iter_schema(it, r->type)->size);
 			cqrs__journal_iter_close(it);
-			return EXIT_CORRUPT;
+			return TOOL_EXIT_CORRUPT;
 		}
 		cqrs__journal_iter_where(it, &seg, NULL);
 		if (strcmp(seg.name, cur) != 0) {
@@ -92,9 +101,9 @@ static int cmd_verify(const char *dir)
 		n++;
 	}
 	if (rc < 0) {
-		printf("corrupt: %s\n", cqrs_last_error());
+		printf("corrupt: %s\n", tool_detail());
 		cqrs__journal_iter_close(it);
-		return rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT ? EXIT_CORRUPT : 1;
+		return rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT ? TOOL_EXIT_CORRUPT : TOOL_EXIT_FAIL;
 	}
 	cqrs__journal_iter_tail(it, &tail);
 	cqrs__journal_iter_close(it);
@@ -102,7 +111,7 @@ static int cmd_verify(const char *dir)
 		printf("torn tail: segment %s, offset %" PRIu64 ", seq %" PRIu64 ": %" PRIu64
 		       " bytes after the last complete event (recovery will cut them)\n",
 		       tail.segment, tail.offset, tail.next_seq, tail.bytes);
-		return EXIT_TORN;
+		return TOOL_EXIT_TORN;
 	}
 	if (n)
 		printf("ok: %" PRIu64 " events, seqs %" PRIu64 "..%" PRIu64 ", %" PRIu64
@@ -189,9 +198,9 @@ static int cmd_stat(const char *dir)
 	const cqrs_jrec *r;
 	cqrs_journal_tail tail;
 	cqrs_journal_segment_info seg;
-	uint64_t *segs = NULL, counts[JSEG_MAX_TYPES] = { 0 }, other = 0, total = 0, bytes = 0;
+	uint64_t *segs = NULL, counts[CQRS_JOURNAL_MAX_TYPES] = { 0 }, other = 0, total = 0, bytes = 0;
 	uint64_t first = 0;
-	char names[JSEG_MAX_TYPES > 64 ? 64 : JSEG_MAX_TYPES][CQRS_NAME_MAX] = { { 0 } };
+	char names[CQRS_JOURNAL_MAX_TYPES > 64 ? 64 : CQRS_JOURNAL_MAX_TYPES][CQRS_NAME_MAX] = { { 0 } };
 	seg_row *rows;
 	int nseg, dirfd, rc, si = -1;
 
@@ -227,7 +236,7 @@ static int cmd_stat(const char *dir)
 			rows[si].bytes += cqrs__jrec_span(r);
 			rows[si].file_size = seg.file_size;
 		}
-		if (r->type < JSEG_MAX_TYPES) {
+		if (r->type < CQRS_JOURNAL_MAX_TYPES) {
 			counts[r->type]++;
 			if (s && r->type < 64)
 				snprintf(names[r->type], sizeof names[r->type], "%s", s->name);
@@ -268,45 +277,76 @@ static int cmd_stat(const char *dir)
 		printf("torn tail: %" PRIu64 " bytes at %s offset %" PRIu64 "\n", tail.bytes,
 		       tail.segment, tail.offset);
 	printf("events per type:\n");
-	for (uint32_t t = 0; t < JSEG_MAX_TYPES; t++)
+	for (uint32_t t = 0; t < CQRS_JOURNAL_MAX_TYPES; t++)
 		if (counts[t])
 			printf("  %4u %-32s %" PRIu64 "\n", t, t < 64 && names[t][0] ? names[t] : "?",
 			       counts[t]);
 	if (other)
-		printf("  (types >= %u) %" PRIu64 "\n", JSEG_MAX_TYPES, other);
+		printf("  (types >= %u) %" PRIu64 "\n", CQRS_JOURNAL_MAX_TYPES, other);
 	free(rows);
 	free(segs);
 	return 0;
 }
 
+/* The journal directory for what the user gave: dir itself when it holds
+ * segments, else dir/journal when that does. 0, or TOOL_EXIT_FAIL with the
+ * reason printed. */
+static int resolve_dir(const char *dir, char *out, size_t cap)
+{
+	uint64_t *segs = NULL;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+
+	if (fd < 0)
+		return tool_fail(dir, -errno);
+	n = cqrs__jseg_list(fd, &segs);
+	close(fd);
+	free(segs);
+	if (n < 0)
+		return tool_fail(dir, n);
+	if (n > 0 || snprintf(out, cap, "%s/journal", dir) >= (int)cap) {
+		snprintf(out, cap, "%s", dir);
+		return 0;
+	}
+	fd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	fprintf(stderr, "cqrs: %s: no journal segments in it (an engine's journal is DATA_DIR/journal)\n",
+		dir);
+	return TOOL_EXIT_FAIL;
+}
+
 int cqrs_cmd_journal(int argc, char **argv)
 {
+	static const char *subs[] = { "verify", "dump", "stat" };
+	tool_cmd_help h = { "journal", journal_help_text };
 	uint64_t from = 0, limit = UINT64_MAX;
-	int json = 0;
+	int json = 0, sub, n, rc;
+	tool_opt opts[] = { { "--from", TOOL_OPT_U64, &from, 0, 0, NULL },
+			    { "--limit", TOOL_OPT_U64, &limit, 0, 0, NULL },
+			    { "--json", TOOL_OPT_FLAG, &json, 0, 0, NULL },
+			    { NULL } };
+	char cmdname[24], dir[4096], *pos[1];
 
-	if (argc < 3)
-		return usage();
-	if (!strcmp(argv[1], "verify") && argc == 3)
-		return cmd_verify(argv[2]);
-	if (!strcmp(argv[1], "stat") && argc == 3)
-		return cmd_stat(argv[2]);
-	if (strcmp(argv[1], "dump") != 0)
-		return usage();
-	for (int i = 3; i < argc; i++) {
-		char *end;
-		if (!strcmp(argv[i], "--json")) {
-			json = 1;
-		} else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-			from = strtoull(argv[++i], &end, 10);
-			if (*end)
-				return usage();
-		} else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
-			limit = strtoull(argv[++i], &end, 10);
-			if (*end)
-				return usage();
-		} else {
-			return usage();
-		}
-	}
-	return cmd_dump(argv[2], from, limit, json);
+	if (argc < 2)
+		return tool_usage_error(&h, "missing verify, dump or stat");
+	if (tool_is_help(argv[1]))
+		return tool_help(&h);
+	for (sub = 0; sub < 3 && strcmp(argv[1], subs[sub]); sub++)
+		;
+	if (sub == 3)
+		return tool_usage_error(&h, "unknown journal command '%s'", argv[1]);
+	snprintf(cmdname, sizeof cmdname, "journal %s", subs[sub]);
+	h.cmd = cmdname;
+	if ((rc = tool_args(&h, argc - 1, argv + 1, sub == 1 ? opts : NULL, 1, 1, pos, &n)) !=
+	    TOOL_ARGS_OK)
+		return rc;
+	if ((rc = resolve_dir(pos[0], dir, sizeof dir)))
+		return rc;
+	if (sub == 0)
+		return cmd_verify(dir);
+	if (sub == 2)
+		return cmd_stat(dir);
+	return cmd_dump(dir, from, limit, json);
 }

@@ -6,10 +6,18 @@
  *
  *   accepted seq=N            exit 0
  *   rejected: REASON          exit 1 (also conflict, duplicate, malformed)
+ *   a bad command line        exit 2, nothing sent
  *
  * Options: --aggregate ID, --expect-version V (sets CQRS_CMD_EXPECT_VERSION),
  * --client-seq N, --timeout-ms MS (default 10000), --list (the engine's
  * commands and their fields).
+ *
+ * Values are parsed as cqrs_record_set_text does: integers in decimal only
+ * ("0x1", "+1", " 1" are refused, not read as 1), out-of-range numbers
+ * refused with the field's bounds, option values decimal too (tools/args.h).
+ * A str value cannot hold a NUL here (argv strings end at it). A field or
+ * value the command's schema refuses exits 1 with the reason on stderr and
+ * submits nothing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,15 +26,6 @@
 
 #include "tools/commands.h"
 #include "cqrs_client.h"
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	return errno || end == s || *end || s[0] == '-' ? -1 : 0;
-}
 
 static void list_commands(cqrs_client *c)
 {
@@ -53,86 +52,104 @@ static const char *outcome(int status)
 	}
 }
 
-static int usage(void)
-{
-	fprintf(stderr, "usage: cqrs submit ENGINE COMMAND [field=value...] [--aggregate ID]\n"
-			"                   [--expect-version V] [--client-seq N] [--timeout-ms MS]\n"
-			"       cqrs submit ENGINE --list\n");
-	return 2;
-}
+static const tool_cmd_help submit_help = {
+	"submit",
+	"usage: cqrs submit ENGINE COMMAND [field=value...] [--aggregate ID]\n"
+	"                   [--expect-version V] [--client-seq N] [--timeout-ms MS]\n"
+	"       cqrs submit ENGINE --list\n"
+	"\n"
+	"Encodes COMMAND through the engine's command schema (fields not named are\n"
+	"zero), submits it through the engine's gateway and prints the answer:\n"
+	"\"accepted seq=N\" (exit 0), or \"rejected: REASON\" (also conflict,\n"
+	"duplicate, malformed; exit 1). Values are parsed as the field's type:\n"
+	"integers in decimal only, refused when out of the field's range.\n"
+	"  --list              the engine's commands and their fields\n"
+	"  --aggregate ID      the aggregate --expect-version checks. The domain forms\n"
+	"                      aggregate ids: in cqrs-orders a customer's is its\n"
+	"                      customer_id and an order's is order_id + 2^62\n"
+	"                      (order 9001: 4611686018427396905)\n"
+	"  --expect-version V  refuse (conflict) unless the aggregate is at version V\n"
+	"  --client-seq N      the command's client sequence number (dedup)\n"
+	"  --timeout-ms MS     how long to wait for the answer (default 10000)\n"
+};
 
 int cqrs_cmd_submit(int argc, char **argv)
 {
 	cqrs_submit_opts opts = { 0 };
-	uint64_t timeout_ms = 10000, v;
+	uint64_t timeout_ms = 10000;
 	const cqrs_schema *s;
 	cqrs_client *c;
 	cqrs_result r;
-	const char *cmd = NULL;
+	const char *cmd = NULL, *engine;
 	unsigned char *rec;
 	uint32_t type;
-	int rc, i;
+	char **pos;
+	int rc, i, n, list = 0, expect = 0;
+	const tool_opt topts[] = {
+		{ "--list", TOOL_OPT_FLAG, &list, 0, 0, NULL },
+		{ "--aggregate", TOOL_OPT_U64, &opts.aggregate_id, 0, 0, NULL },
+		{ "--expect-version", TOOL_OPT_U64, &opts.expected_version, 0, 0, &expect },
+		{ "--client-seq", TOOL_OPT_U64, &opts.client_seq, 0, 0, NULL },
+		{ "--timeout-ms", TOOL_OPT_U64, &timeout_ms, 0, 0, NULL },
+		{ NULL }
+	};
 
-	if (argc < 3)
-		return usage();
-	rc = cqrs_client_connect(argv[1], &c);
-	if (rc)
-		return tool_fail(argv[1], rc);
-	if (!strcmp(argv[2], "--list")) {
+	pos = calloc((size_t)argc + 1, sizeof *pos);
+	if (!pos)
+		return tool_fail("submit", -ENOMEM);
+	rc = tool_args(&submit_help, argc, argv, topts, 1, argc, pos, &n);
+	if (rc == TOOL_ARGS_OK && list && n != 1)
+		rc = tool_usage_error(&submit_help, "--list takes only ENGINE");
+	if (rc == TOOL_ARGS_OK && !list && n < 2)
+		rc = tool_usage_error(&submit_help, "missing COMMAND (or --list)");
+	for (i = 2; rc == TOOL_ARGS_OK && i < n; i++) {
+		const char *eq = strchr(pos[i], '=');
+		if (!eq || eq == pos[i] || (size_t)(eq - pos[i]) >= CQRS_NAME_MAX)
+			rc = tool_usage_error(&submit_help, "expected field=value, got '%s'", pos[i]);
+	}
+	if (rc != TOOL_ARGS_OK) {
+		free(pos);
+		return rc;
+	}
+	if (expect)
+		opts.flags |= CQRS_CMD_EXPECT_VERSION;
+	engine = pos[0];
+	rc = cqrs_client_connect(engine, &c);
+	if (rc) {
+		free(pos);
+		return tool_fail(engine, rc);
+	}
+	if (list) {
 		list_commands(c);
 		cqrs_client_close(c);
-		return 0;
+		free(pos);
+		return TOOL_EXIT_OK;
 	}
-	cmd = argv[2];
+	cmd = pos[1];
 	rc = cqrs_client_command_type(c, cmd, &type, &s);
 	if (rc) {
-		fprintf(stderr, "cqrs: engine %s has no command %s (try --list)\n", argv[1], cmd);
+		fprintf(stderr, "cqrs: engine %s has no command %s (try --list)\n", engine, cmd);
 		cqrs_client_close(c);
-		return 1;
+		free(pos);
+		return TOOL_EXIT_FAIL;
 	}
 	rec = calloc(1, s->size ? s->size : 1);
 	if (!rec) {
 		cqrs_client_close(c);
+		free(pos);
 		return tool_fail("submit", -ENOMEM);
 	}
-	for (i = 3; i < argc; i++) {
-		const char *a = argv[i], *eq;
+	for (i = 2; i < n; i++) {
+		const char *a = pos[i], *eq = strchr(a, '=');
 		char field[CQRS_NAME_MAX];
 
-		if (!strncmp(a, "--", 2)) {
-			if (i + 1 >= argc || parse_u64(argv[i + 1], &v)) {
-				rc = usage();
-				goto out;
-			}
-			if (!strcmp(a, "--aggregate"))
-				opts.aggregate_id = v;
-			else if (!strcmp(a, "--expect-version")) {
-				opts.expected_version = v;
-				opts.flags |= CQRS_CMD_EXPECT_VERSION;
-			} else if (!strcmp(a, "--client-seq"))
-				opts.client_seq = v;
-			else if (!strcmp(a, "--timeout-ms"))
-				timeout_ms = v;
-			else {
-				rc = usage();
-				goto out;
-			}
-			i++;
-			continue;
-		}
-		eq = strchr(a, '=');
-		if (!eq || eq == a || (size_t)(eq - a) >= sizeof field) {
-			fprintf(stderr, "cqrs: expected field=value, got '%s'\n", a);
-			rc = 2;
-			goto out;
-		}
 		memcpy(field, a, (size_t)(eq - a));
 		field[eq - a] = 0;
 		rc = cqrs_record_set_text(s, rec, field, eq + 1);
 		if (rc) {
 			fprintf(stderr, "cqrs: %s.%s = '%s': %s\n", cmd, field, eq + 1,
-				rc == CQRS_ENOTFOUND ? "no such field" : cqrs_strerror(rc));
-			rc = 1;
+				rc == CQRS_ENOTFOUND ? "no such field" : tool_detail());
+			rc = TOOL_EXIT_FAIL;
 			goto out;
 		}
 	}
@@ -146,12 +163,13 @@ int cqrs_cmd_submit(int argc, char **argv)
 		if (rc == CQRS_EDUPLICATE)
 			printf(" (seq=%llu)", (unsigned long long)r.seq);
 		printf("\n");
-		rc = 1;
+		rc = TOOL_EXIT_FAIL;
 	} else {
 		rc = tool_fail("submit", rc);
 	}
 out:
 	free(rec);
+	free(pos);
 	cqrs_client_close(c);
 	return rc;
 }

@@ -2,8 +2,9 @@
  * tools/cmd_view.c - `cqrs view get|find|dump`: reads a view through the
  * public reader API and decodes rows through the schema stored in the
  * view's segment (no application headers needed). Keys and values are
- * parsed as the field's type (cqrs_record_set_text): integers, bool, str,
- * bytes as hex.
+ * parsed as the field's type (cqrs_record_set_text): integers in decimal
+ * only, f64, bool, str, bytes as hex. A field `find` cannot use, or a view
+ * the engine does not have, is named with the ones it does have.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -16,10 +17,25 @@
 
 #define JSON_MAX (1 << 20)
 
-static const char view_usage[] =
-	"usage: cqrs view get ENGINE VIEW KEY\n"
+static const char view_help_text[] =
+	"usage: cqrs view get ENGINE VIEW KEY [--json]\n"
 	"       cqrs view find ENGINE VIEW FIELD VALUE [--snapshot] [--json]\n"
-	"       cqrs view dump ENGINE VIEW [--json]\n";
+	"       cqrs view dump ENGINE VIEW [--snapshot] [--json]\n"
+	"\n"
+	"get   the row whose key is KEY, as one JSON object\n"
+	"find  the rows whose indexed FIELD equals VALUE\n"
+	"dump  every row\n"
+	"\n"
+	"Rows print tab-separated under a header line, or one JSON object per line\n"
+	"with --json. KEY and VALUE are parsed as the field's type: integers in\n"
+	"decimal only, f64, bool (true/false/1/0), str, bytes as hex. A negative\n"
+	"number is taken as a value; put -- before any other value that starts\n"
+	"with '-'.\n"
+	"  --snapshot  find, dump: the rows as of one batch boundary (one consistent\n"
+	"              state, buffered; retried while the engine writes) instead of\n"
+	"              rows each consistent on its own\n"
+	"  --json      one JSON object per row\n"
+	"Exit 1 when the engine, view, key or field does not exist.\n";
 
 typedef struct out_ctx {
 	const cqrs_schema *s;
@@ -107,79 +123,121 @@ static int put_row(void *arg, const void *row, size_t size)
 	return 0;
 }
 
-static int has_flag(int argc, char **argv, const char *flag)
+/* "a, b, c" of the view's secondary index fields, or "none". */
+static void indexed_list(const cqrs_view_info *info, char *buf, size_t cap)
 {
-	for (int i = 0; i < argc; i++)
-		if (!strcmp(argv[i], flag))
-			return 1;
-	return 0;
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (uint32_t i = 0; i < info->nsecondary && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", info->secondary[i]);
+	if (!info->nsecondary)
+		snprintf(buf, cap, "none");
+}
+
+/* Why `find` cannot use field (1), or 0 when it is indexed. */
+static int check_indexed(const cqrs_view_info *info, const cqrs_schema *s, const char *field)
+{
+	char list[CQRS_VIEW_MAX_SECONDARY * (CQRS_NAME_MAX + 2) + 8];
+
+	for (uint32_t i = 0; i < info->nsecondary; i++)
+		if (!strcmp(info->secondary[i], field))
+			return 0;
+	indexed_list(info, list, sizeof list);
+	if (cqrs_schema_field(s, field))
+		fprintf(stderr, "cqrs: view find: field '%s' of %s is not indexed (indexed fields: %s)\n",
+			field, info->name, list);
+	else
+		fprintf(stderr, "cqrs: view find: %s has no field '%s' (indexed fields: %s)\n",
+			info->name, field, list);
+	return 1;
+}
+
+/* Opens engine's view; when there is no such view, says which there are. */
+static int open_view(const char *engine, const char *name, cqrs_view **v)
+{
+	cqrs_view_entry e[64];
+	int rc = cqrs_view_open(engine, name, v), n;
+
+	if (!rc)
+		return 0;
+	if (rc != CQRS_ENOTFOUND || (n = cqrs_view_list(engine, e, 64)) < 0)
+		return tool_fail(engine, rc);
+	fprintf(stderr, "cqrs: engine %s has no view '%s'%s", engine, name, n ? " (views:" : "");
+	for (int i = 0; i < n && i < 64; i++)
+		fprintf(stderr, "%s %s%s", i ? "," : "", e[i].name, e[i].generation ? "" : " (not published)");
+	fprintf(stderr, "%s\n", n ? ")" : "");
+	return TOOL_EXIT_FAIL;
 }
 
 int cqrs_cmd_view(int argc, char **argv)
 {
+	static const char *subs[] = { "get", "find", "dump" };
+	static const int npos[] = { 3, 4, 2 };
+	tool_cmd_help h = { "view", view_help_text };
 	cqrs_view *v;
 	cqrs_view_info info;
 	out_ctx o = { 0 };
 	uint8_t key[64];
 	size_t keylen = 0;
-	const char *sub;
-	int rc, status = 0;
+	char *pos[4];
+	int rc, status = 0, json = 0, snapshot = 0, sub, n;
+	tool_opt opts[] = { { "--json", TOOL_OPT_FLAG, &json, 0, 0, NULL },
+			    { "--snapshot", TOOL_OPT_FLAG, &snapshot, 0, 0, NULL },
+			    { NULL } };
+	char cmdname[16];
 
-	if (argc < 4) {
-		fputs(view_usage, stderr);
-		return 2;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "get") && strcmp(sub, "find") && strcmp(sub, "dump")) {
-		fputs(view_usage, stderr);
-		return 2;
-	}
-	if ((!strcmp(sub, "get") && argc != 5) || (!strcmp(sub, "find") && argc < 6)) {
-		fputs(view_usage, stderr);
-		return 2;
-	}
-	rc = cqrs_view_open(argv[2], argv[3], &v);
-	if (rc)
-		return tool_fail("view open", rc);
+	if (argc < 2)
+		return tool_usage_error(&h, "missing get, find or dump");
+	if (tool_is_help(argv[1]))
+		return tool_help(&h);
+	for (sub = 0; sub < 3 && strcmp(argv[1], subs[sub]); sub++)
+		;
+	if (sub == 3)
+		return tool_usage_error(&h, "unknown view command '%s'", argv[1]);
+	snprintf(cmdname, sizeof cmdname, "view %s", subs[sub]);
+	h.cmd = cmdname;
+	if (sub == 0)
+		opts[1].name = NULL; /* get reads one row: always consistent */
+	if ((rc = tool_args(&h, argc - 1, argv + 1, opts, npos[sub], npos[sub], pos, &n)) != TOOL_ARGS_OK)
+		return rc;
+	if ((rc = open_view(pos[0], pos[1], &v)))
+		return rc;
 	cqrs_view_stat(v, &info);
 	o.s = cqrs_view_schema(v);
+	o.json = json;
 	o.buf = malloc(JSON_MAX);
 	if (!o.buf) {
 		cqrs_view_close(v);
 		return tool_fail("view", -ENOMEM);
 	}
-	if (!strcmp(sub, "get")) {
+	if (sub == 0) {
 		void *row = malloc(info.row_size);
 		o.json = 1;
-		rc = row ? parse_key(o.s, info.key_field, argv[4], key, &keylen) : -ENOMEM;
-		if (!rc)
-			rc = cqrs_view_get(v, key, keylen, row, info.row_size);
-		if (!rc)
-			put_row(&o, row, info.row_size);
-		else
+		rc = row ? parse_key(o.s, info.key_field, pos[2], key, &keylen) : -ENOMEM;
+		if (rc)
+			status = tool_fail("view get: key", rc);
+		else if ((rc = cqrs_view_get(v, key, keylen, row, info.row_size)))
 			status = tool_fail(rc == CQRS_ENOTFOUND ? "view get: no such key" : "view get", rc);
+		else
+			put_row(&o, row, info.row_size);
 		free(row);
-	} else if (!strcmp(sub, "find")) {
-		o.json = has_flag(argc - 6, argv + 6, "--json");
-		rc = CQRS_ENOTFOUND;
-		for (uint32_t i = 0; i < info.nsecondary; i++)
-			if (!strcmp(info.secondary[i], argv[4]))
-				rc = 0;
-		if (!rc)
-			rc = parse_key(o.s, argv[4], argv[5], key, &keylen);
-		if (!o.json && rc == 0)
-			put_header(o.s);
-		if (!rc)
-			rc = cqrs_view_find(v, argv[4], key, keylen, put_row, &o,
-					    has_flag(argc - 6, argv + 6, "--snapshot") ? CQRS_FIND_SNAPSHOT : 0);
-		if (rc < 0)
-			status = tool_fail(rc == CQRS_ENOTFOUND ? "view find: field not indexed"
-								: "view find", rc);
+	} else if (sub == 1) {
+		status = check_indexed(&info, o.s, pos[2]);
+		if (!status && (rc = parse_key(o.s, pos[2], pos[3], key, &keylen)))
+			status = tool_fail("view find: value", rc);
+		if (!status) {
+			if (!o.json)
+				put_header(o.s);
+			rc = cqrs_view_find(v, pos[2], key, keylen, put_row, &o,
+					    snapshot ? CQRS_FIND_SNAPSHOT : 0);
+			if (rc < 0)
+				status = tool_fail("view find", rc);
+		}
 	} else {
-		o.json = has_flag(argc - 4, argv + 4, "--json");
 		if (!o.json)
 			put_header(o.s);
-		rc = cqrs_view_scan(v, put_row, &o, 0);
+		rc = cqrs_view_scan(v, put_row, &o, snapshot ? CQRS_FIND_SNAPSHOT : 0);
 		if (rc < 0)
 			status = tool_fail("view dump", rc);
 	}

@@ -1,19 +1,21 @@
 /*
  * tools/commands.h - the `cqrs` tool's subcommands. Each lives in its own
  * tools/cmd_<name>.c and is listed in the table in tools/cqrs.c. A command
- * gets argv starting at its own name and returns the process exit status.
+ * gets argv starting at its own name and returns the process exit status
+ * (enum tool_exit); it parses its arguments with tool_args() and reports
+ * failures with tool_fail().
  */
 #ifndef CQRS_TOOLS_COMMANDS_H
 #define CQRS_TOOLS_COMMANDS_H
 
+#include "tools/args.h"
+#include "tools/out.h"
+
 typedef struct cqrs_tool_cmd {
 	const char *name;
-	const char *usage;
+	const char *summary; /* one line for `cqrs --help` */
 	int (*run)(int argc, char **argv);
 } cqrs_tool_cmd;
-
-/* Prints "cqrs: <what>: <strerror(rc)> (<last error>)" to stderr; returns 1. */
-int tool_fail(const char *what, int rc);
 
 int cqrs_cmd_journal(int argc, char **argv); /* tools/cmd_journal.c */
 int cqrs_cmd_ls(int argc, char **argv);      /* tools/cmd_ls.c */

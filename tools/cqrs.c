@@ -1,6 +1,8 @@
 /*
  * tools/cqrs.c - the `cqrs` command-line tool: dispatches to subcommands
- * (journal, view, ls, stat, ...), each in its own tools/cmd_*.c file.
+ * (journal, view, ls, stat, ...), each in its own tools/cmd_*.c file;
+ * answers --help, --version and `help COMMAND`. The manual is cqrs(1)
+ * (man/cqrs.1).
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,44 +11,70 @@
 #include "tools/commands.h"
 
 static const cqrs_tool_cmd commands[] = {
-	{ "journal", "journal verify|stat DIR | journal dump DIR [--from SEQ] [--limit N] [--json]", cqrs_cmd_journal },
-	{ "ls", "ls [ENGINE]             engines in /dev/shm, their views, rows, applied_seq", cqrs_cmd_ls },
-	{ "view", "view get ENGINE VIEW KEY | view find ENGINE VIEW FIELD VALUE [--snapshot] [--json] | view dump ENGINE VIEW [--json]", cqrs_cmd_view },
-	{ "stat", "stat ENGINE [--watch]    an engine's counters (refreshing like top)", cqrs_cmd_stat },
-	{ "deadletters", "deadletters ENGINE | deadletters --dir DATA_DIR   events projections refused", cqrs_cmd_deadletters },
-	{ "rm", "rm ENGINE                segments left by a stopped or dead engine", cqrs_cmd_rm },
-	{ "submit", "submit ENGINE COMMAND field=value... [--aggregate ID] [--expect-version V] [--client-seq N] | submit ENGINE --list", cqrs_cmd_submit },
+	{ "ls", "engines in /dev/shm, their state and views", cqrs_cmd_ls },
+	{ "stat", "an engine's counters, projections and latency (--watch)", cqrs_cmd_stat },
+	{ "view", "read a view: get KEY, find FIELD VALUE, dump", cqrs_cmd_view },
+	{ "submit", "send a command through the engine's gateway", cqrs_cmd_submit },
+	{ "journal", "check or print a journal: verify, dump, stat", cqrs_cmd_journal },
+	{ "deadletters", "the events projections refused", cqrs_cmd_deadletters },
+	{ "rm", "remove the segments of a stopped or dead engine", cqrs_cmd_rm },
 	{ NULL, NULL, NULL }
 };
 
-int tool_fail(const char *what, int rc)
-{
-	const char *detail = cqrs_last_error();
-
-	if (detail && detail[0])
-		fprintf(stderr, "cqrs: %s: %s (%s)\n", what, cqrs_strerror(rc), detail);
-	else
-		fprintf(stderr, "cqrs: %s: %s\n", what, cqrs_strerror(rc));
-	return 1;
-}
-
 static int usage(FILE *out)
 {
-	fprintf(out, "usage: cqrs COMMAND [ARGS...]\n\ncommands:\n");
+	fprintf(out, "usage: cqrs COMMAND [ARGS...]\n"
+		     "       cqrs COMMAND --help | cqrs help COMMAND\n"
+		     "       cqrs --version\n\ncommands:\n");
 	for (const cqrs_tool_cmd *c = commands; c->name; c++)
-		fprintf(out, "  %s\n", c->usage);
-	return out == stderr ? 2 : 0;
+		fprintf(out, "  %-12s %s\n", c->name, c->summary);
+	fprintf(out, "\nexit status:\n"
+		     "  0  success (the engine accepted the command)\n"
+		     "  1  the operation failed, or the engine said no (rejected, conflict,\n"
+		     "     duplicate, not found)\n"
+		     "  2  usage: an unknown option, a missing or malformed argument; nothing done\n"
+		     "  3  journal verify: a torn tail (the next start cuts it)\n"
+		     "  4  journal verify, dump, stat: the journal is corrupt\n"
+		     "\nSee cqrs(1).\n");
+	return out == stderr ? TOOL_EXIT_USAGE : TOOL_EXIT_OK;
+}
+
+static const cqrs_tool_cmd *find(const char *name)
+{
+	for (const cqrs_tool_cmd *c = commands; c->name; c++)
+		if (!strcmp(name, c->name))
+			return c;
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
+	const cqrs_tool_cmd *c;
+
 	if (argc < 2)
 		return usage(stderr);
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
-		return usage(stdout);
-	for (const cqrs_tool_cmd *c = commands; c->name; c++)
-		if (!strcmp(argv[1], c->name))
-			return c->run(argc - 1, argv + 1);
-	fprintf(stderr, "cqrs: unknown command '%s'\n", argv[1]);
+	if (tool_is_help(argv[1]))
+		return argc == 2 ? usage(stdout) : usage(stderr);
+	if (!strcmp(argv[1], "--version")) {
+		if (argc != 2)
+			return usage(stderr);
+		printf("cqrs %s\n", CQRS_VERSION_STRING);
+		return TOOL_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "help")) {
+		char *help[] = { NULL, "--help", NULL };
+		if (argc == 2)
+			return usage(stdout);
+		if (argc != 3 || !(c = find(argv[2]))) {
+			fprintf(stderr, "cqrs help: %s\n", argc == 3 ? "no such command" : "one command");
+			return usage(stderr);
+		}
+		help[0] = argv[2];
+		return c->run(2, help);
+	}
+	c = find(argv[1]);
+	if (c)
+		return c->run(argc - 1, argv + 1);
+	fprintf(stderr, "cqrs: unknown %s '%s'\n", argv[1][0] == '-' ? "option" : "command", argv[1]);
 	return usage(stderr);
 }

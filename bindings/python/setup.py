@@ -34,13 +34,17 @@ LDFLAGS = ["-Wl,--exclude-libs,ALL",
            "-Wl,--version-script=" + os.path.join(HERE, "cqrs.map")]
 
 
-def client_implemented(sources):
-    """The gateway client is compiled in once client/ implements it."""
-    for path in sources:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            if "\nint cqrs_client_connect(" in f.read():
-                return True
-    return False
+def dep_libraries():
+    """The libraries libcqrs_client needs: libxxhash and ck as pkg-config
+    names them (Debian ships both .pc files; plain names if it cannot),
+    and libm."""
+    try:
+        out = subprocess.run(["pkg-config", "--libs-only-l", "libxxhash", "ck"], check=True,
+                             capture_output=True, text=True).stdout
+        libs = [f[2:] for f in shlex.split(out) if f.startswith("-l")]
+    except (OSError, subprocess.CalledProcessError):
+        libs = ["xxhash", "ck"]
+    return libs + ["m"]
 
 
 def from_prefix():
@@ -55,7 +59,7 @@ def from_prefix():
 def installed(inc, lib, how):
     if not os.path.exists(os.path.join(inc, "cqrs_view.h")):
         raise SystemExit("cqrs: %s: no cqrs_view.h in %s" % (how, inc))
-    kw = dict(include_dirs=[inc], libraries=["xxhash", "ck"], extra_objects=[],
+    kw = dict(include_dirs=[inc], libraries=dep_libraries(), extra_objects=[],
               library_dirs=[], runtime_library_dirs=[], define_macros=[])
     static = lib and os.path.join(lib, "libcqrs_client.a")
     if static and os.path.exists(static):
@@ -65,8 +69,6 @@ def installed(inc, lib, how):
         if lib:
             kw["library_dirs"].append(lib)
             kw["runtime_library_dirs"].append(lib)
-    if os.path.exists(os.path.join(inc, "cqrs_client.h")):
-        kw["define_macros"].append(("CQRS_HAVE_CLIENT", "1"))
     print("cqrs: building against the installed library (%s): %s" % (how, inc))
     return kw
 
@@ -80,10 +82,8 @@ def from_tree():
     for d in ("core", "ringbuf", "shm", "client"):
         lib_src += sorted(glob.glob(os.path.join(root, d, "*.c")))
     kw = dict(include_dirs=[os.path.join(root, "include"), root],
-              libraries=["xxhash", "ck"], extra_objects=[], library_dirs=[],
+              libraries=dep_libraries(), extra_objects=[], library_dirs=[],
               runtime_library_dirs=[], define_macros=[], sources=lib_src)
-    if client_implemented(glob.glob(os.path.join(root, "client", "*.c"))):
-        kw["define_macros"].append(("CQRS_HAVE_CLIENT", "1"))
     print("cqrs: building from the source tree %s (%d library sources)" % (root, len(lib_src)))
     return kw
 

@@ -23,7 +23,7 @@
 #define JSEG_FIXED 128u                 /* fixed part of the header */
 #define JSEG_ALIGN 4096u                /* header size is a multiple of this */
 #define JSEG_MAX_HEADER (4u << 20)      /* sanity bound on header size */
-#define JSEG_MAX_TYPES 4096u            /* event type ids per segment */
+#define JSEG_MAX_TYPES CQRS_JOURNAL_MAX_TYPES /* event type ids per segment */
 #define JSEG_MIN_SIZE (16u << 10)       /* smallest segment the writer makes */
 #define JSEG_DEFAULT_SIZE (64u << 20)
 #define JSEG_NAME_LEN 24                /* "%020llu.seg" */
@@ -64,7 +64,7 @@ static inline uint64_t jalign8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
 
 static inline uint64_t jrec_span_for(uint32_t size)
 {
-	return jalign8((uint64_t)CQRS_JREC_HEADER + size);
+	return cqrs__jrec_span_for(size);
 }
 
 /* XXH3-64 of a record's bytes [8, 72 + size). */
@@ -159,14 +159,9 @@ typedef struct jseg_map {
 int cqrs__jseg_map(int dirfd, uint64_t first_seq, bool writable, const char *engine, jseg_map *m);
 void cqrs__jseg_unmap(jseg_map *m);
 
-/* Segment file name for a first seq: "%020llu.seg" (buf >= 32 bytes). */
-void cqrs__jseg_name(char *buf, size_t cap, uint64_t first_seq);
-
 /* Parses a segment file name; 1 and *first_seq if it is one, else 0. */
 int cqrs__jseg_parse_name(const char *name, uint64_t *first_seq);
 
-/* Sorted list of the segments' first seqs in dir. *out is malloc'ed (free
- * it); returns the count or -errno. */
-int cqrs__jseg_list(int dirfd, uint64_t **out);
+/* cqrs__jseg_name and cqrs__jseg_list: journal.h (the CLI uses them). */
 
 #endif /* CQRS_ENGINE_JOURNAL_FORMAT_H */

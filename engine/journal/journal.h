@@ -110,17 +110,36 @@ static inline const void *cqrs__jrec_payload(const cqrs_jrec *r)
 	return (const uint8_t *)r + CQRS_JREC_HEADER;
 }
 
-/* Bytes the record occupies: header + payload rounded up to 8. */
+/* Bytes a record with a payload of size bytes occupies: header + payload
+ * rounded up to 8. */
+static inline size_t cqrs__jrec_span_for(uint32_t size)
+{
+	return ((size_t)CQRS_JREC_HEADER + size + 7u) & ~(size_t)7u;
+}
+
+/* Bytes the record occupies (cqrs__jrec_span_for its size). */
 static inline size_t cqrs__jrec_span(const cqrs_jrec *r)
 {
-	return ((size_t)CQRS_JREC_HEADER + r->size + 7u) & ~(size_t)7u;
+	return cqrs__jrec_span_for(r->size);
 }
+
+/* Event type ids a segment can describe (0 .. CQRS_JOURNAL_MAX_TYPES - 1). */
+#define CQRS_JOURNAL_MAX_TYPES 4096u
 
 /* The record after r in a run handed to on_durable. */
 static inline const cqrs_jrec *cqrs__jrec_next(const cqrs_jrec *r)
 {
 	return (const cqrs_jrec *)((const uint8_t *)r + cqrs__jrec_span(r));
 }
+
+/* ---- the directory's segment files ----------------------------------------- */
+
+/* Segment file name for a first seq: "%020llu.seg" (buf >= 32 bytes). */
+void cqrs__jseg_name(char *buf, size_t cap, uint64_t first_seq);
+
+/* Sorted list of the first seqs of the segments in dirfd. *out is
+ * malloc'ed (free it); returns the count or -errno. */
+int cqrs__jseg_list(int dirfd, uint64_t **out);
 
 /* ---- writer --------------------------------------------------------------- */
 

@@ -2,6 +2,7 @@
  * tests/lib/bank.c - the bank test domain (see bank.h).
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/lib/bank.h"
 
@@ -12,6 +13,7 @@ CQRS_RECORD_DEFINE(bank_withdrawn, "Withdrawn", BANK_EV_FIELDS)
 CQRS_RECORD_DEFINE(bank_row, "Balance", BANK_ROW_FIELDS)
 
 _Atomic int64_t bank_poison_amount;
+_Atomic int bank_apply_delay_us;
 int bank_register_withdrawn = 1;
 int bank_pretouch;
 int bank_threading;
@@ -64,6 +66,9 @@ static int apply(cqrs_proj *p, const cqrs_event *ev, void *arg)
 
 	if (poison && e->amount == poison)
 		return cqrs_proj_fail(p, CQRS_EREJECTED, "poison amount %lld", (long long)e->amount);
+	/* relaxed: a test knob, as above */
+	if (atomic_load_explicit(&bank_apply_delay_us, memory_order_relaxed))
+		usleep((useconds_t)atomic_load_explicit(&bank_apply_delay_us, memory_order_relaxed));
 	if (cqrs_proj_get(p, 0, &e->account, 8, &row))
 		memset(&row, 0, sizeof row);
 	row.account = e->account;

@@ -33,6 +33,9 @@ typedef struct bank_model {
 
 /* Set by tests while projector threads read it. */
 extern _Atomic int64_t bank_poison_amount;
+/* Microseconds the projection sleeps per event (0: none): a slow
+ * projection, for tests that watch it catch up. */
+extern _Atomic int bank_apply_delay_us;
 /* 0: bank_start leaves the Withdrawn event type (2) unregistered. */
 extern int bank_register_withdrawn;
 /* cqrs_config.pretouch of the engines bank_start opens (default 0). */

@@ -204,7 +204,6 @@ static void hostile(uint64_t seed)
 {
 	pid_t kids[2];
 	cqrs_client *c, *probe;
-	cqrs__client_parts pp = { 0 };
 	cqrs_counters ctr;
 	cqrs_result r;
 	cqrs_view *v;
@@ -238,7 +237,6 @@ static void hostile(uint64_t seed)
 		if (i % 100 == 99)
 			usleep(2000); /* let the hostile ones do their worst meanwhile */
 	}
-	(void)pp;
 	gp_counters(&ctr);
 	malformed = ctr.gw_malformed;
 	drops = ctr.gw_drops;

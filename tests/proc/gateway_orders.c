@@ -113,6 +113,22 @@ static void cli(void)
 	CHECK(st == 1 && strstr(out, "rejected: customer 4343"), "cli rejected: %d '%s'", st, out);
 	st = gp_cli(out, sizeof out, "submit %s CreateOrder order_idd=1", gp_name);
 	CHECK(st == 1 && strstr(out, "no such field"), "cli bad field: %d '%s'", st, out);
+	/* values that would be read as something else are refused, nothing sent */
+	st = gp_cli(out, sizeof out, "submit %s RegisterCustomer customer_id=0x1 name=Hex", gp_name);
+	CHECK(st == 1 && strstr(out, "'0x1' is not a decimal integer") && !strstr(out, "accepted"),
+	      "cli hex: %d '%s'", st, out);
+	st = gp_cli(out, sizeof out, "submit %s RegisterCustomer customer_id=' 43' name=Sp", gp_name);
+	CHECK(st == 1 && strstr(out, "not a decimal integer"), "cli space: %d '%s'", st, out);
+	st = gp_cli(out, sizeof out,
+		    "submit %s CreateOrder order_id=4202 customer_id=42 item_count=4294967296", gp_name);
+	CHECK(st == 1 && strstr(out, "out of range (0..4294967295)") && !strstr(out, "accepted"),
+	      "cli out of range: %d '%s'", st, out);
+	st = gp_cli(out, sizeof out,
+		    "submit %s RegisterCustomer customer_id=18446744073709551616 name=Big", gp_name);
+	CHECK(st == 1 && strstr(out, "out of range"), "cli u64 out of range: %d '%s'", st, out);
+	st = gp_cli(out, sizeof out, "submit %s RegisterCustomer customer_id=44 name=O --client-seq 0x5",
+		    gp_name);
+	CHECK(st == 2 && !strstr(out, "accepted"), "cli hex option: %d '%s'", st, out);
 	st = gp_cli(out, sizeof out, "submit %s NoSuchCommand x=1", gp_name);
 	CHECK(st == 1 && strstr(out, "no command"), "cli bad command: %d '%s'", st, out);
 	st = gp_cli(out, sizeof out, "submit %s --list", gp_name);

@@ -1,6 +1,6 @@
 /*
  * tests/proc/test_journal_cli.c - `cqrs journal verify|dump|stat` on real
- * journals: exit 0 when clean, 2 for a torn tail, 3 for corruption (each
+ * journals: exit 0 when clean, 3 for a torn tail, 4 for corruption (each
  * naming segment/offset/seq); dump decodes payloads through the schemas
  * embedded in the segment headers; stat counts events per type. Runs
  * $BUILD/cqrs (BUILD defaults to build); skips (77) if it is not built.
@@ -102,7 +102,7 @@ int main(void)
 		close(fd);
 		snprintf(args, sizeof args, "verify %s", dir);
 		rc = run(args, out, sizeof out);
-		CHECK(rc == 2 && strstr(out, "torn tail: segment ") && strstr(out, t.segment) &&
+		CHECK(rc == 3 && strstr(out, "torn tail: segment ") && strstr(out, t.segment) &&
 		      strstr(out, "seq 501"), "verify torn: rc %d: %s", rc, out);
 		/* Recovery cuts it; then clean again. */
 		CHECK(cqrs__journal_open(&j, &c, NULL) == 0 && cqrs__journal_close(j) == 0, "recover");
@@ -122,11 +122,11 @@ int main(void)
 		close(fd);
 		snprintf(args, sizeof args, "verify %s", dir);
 		rc = run(args, out, sizeof out);
-		CHECK(rc == 3 && strstr(out, "corrupt: ") && strstr(out, strrchr(seg, '/') + 1) &&
+		CHECK(rc == 4 && strstr(out, "corrupt: ") && strstr(out, strrchr(seg, '/') + 1) &&
 		      strstr(out, "offset ") && strstr(out, "seq "), "verify corrupt: rc %d: %s", rc, out);
 		snprintf(args, sizeof args, "dump %s", dir);
 		rc = run(args, out, sizeof out);
-		CHECK(rc == 3, "dump over corruption: rc %d", rc);
+		CHECK(rc == 4, "dump over corruption: rc %d", rc);
 	}
 	snprintf(args, sizeof args, "verify %s/nonexistent", dir);
 	rc = run(args, out, sizeof out);

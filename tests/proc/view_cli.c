@@ -76,8 +76,11 @@ int main(void)
 	snprintf(args, sizeof args, "view get %s orders 2", engine);
 	EXPECT(run(args) == 0);
 	EXPECT(strstr(out, "{\"order_id\":2,\"customer_id\":1,") && lines() == 1);
-	snprintf(args, sizeof args, "view get %s orders 0x3", engine);
+	snprintf(args, sizeof args, "view get %s orders 3", engine);
 	EXPECT(run(args) == 0 && strstr(out, "\"customer_id\":2"));
+	/* keys are decimal, as field values: 0x3 is refused, not read as 3 */
+	snprintf(args, sizeof args, "view get %s orders 0x3", engine);
+	EXPECT(run(args) == 1 && strstr(out, "not a decimal integer"));
 	snprintf(args, sizeof args, "view get %s orders 99", engine);
 	EXPECT(run(args) == 1 && strstr(out, "no such key"));
 	snprintf(args, sizeof args, "view get %s orders notanumber", engine);

@@ -185,6 +185,30 @@ class Encoding(unittest.TestCase):
         with self.assertRaises(TypeError):
             E.submit_with("RegisterCustomer", [("customer_id", 1)])
 
+    def test_values_stored_as_something_else_are_refused(self):
+        # a str holding a NUL would read back cut short ("a\0b" as "a")
+        for name in ("a\0b", b"a\0b", "\0"):
+            with self.assertRaises(ValueError, msg=repr(name)) as cm:
+                E.submit("RegisterCustomer", customer_id=fresh_id(), name=name)
+            self.assertIn("NUL", str(cm.exception))
+        # True is an int subclass, not a number for an int or f64 field
+        with self.assertRaises(TypeError) as cm:
+            E.submit("RegisterCustomer", customer_id=True, name="x")
+        self.assertIn("not bool", str(cm.exception))
+        with self.assertRaises(TypeError):
+            E.submit("CreateOrder", order_id=fresh_id(), customer_id=1, item_count=False,
+                     total=1)
+        with self.assertRaises(TypeError):
+            E.submit_with("RegisterCustomer", {"customer_id": fresh_id(), "name": "x"},
+                          client_seq=True)
+        # numbers that do not fit the field
+        with self.assertRaises(OverflowError) as cm:
+            E.submit("CreateOrder", order_id=2**64, customer_id=1, item_count=1, total=1)
+        self.assertIn("out of range", str(cm.exception))
+        with self.assertRaises(OverflowError):
+            E.submit("CreateOrder", order_id=fresh_id(), customer_id=1, item_count=1,
+                     total=-(2**63) - 1)
+
     def test_bytes_and_unicode(self):
         cid = fresh_id()
         seq = E.submit("RegisterCustomer", customer_id=cid, name="Zoë")

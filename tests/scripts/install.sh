@@ -2,7 +2,7 @@
 # tests/scripts/install.sh - `make install PREFIX=...` into a temporary
 # prefix; a program that embeds the engine and one that only reads views
 # build against the installed headers through pkg-config, and the reader
-# side links neither liburing nor jemalloc.
+# side links neither liburing nor jemalloc; the man pages are installed.
 set -eu
 BUILD=${BUILD:-build}
 tmp=$(mktemp -d /tmp/cqrs-install.XXXXXX)
@@ -26,4 +26,5 @@ cc -std=c11 -Wall -Werror -o "$tmp/reader" "$tmp/reader.c" $(pkg-config --cflags
 "$tmp/reader"
 if ldd "$tmp/reader" | grep -E 'liburing|jemalloc'; then echo "reader links engine-only libraries"; exit 1; fi
 "$tmp/prefix/bin/cqrs" --help >/dev/null
+[ -f "$tmp/prefix/share/man/man1/cqrs.1" ] && [ -f "$tmp/prefix/share/man/man1/cqrs-orders.1" ]
 echo "install: headers, libraries, pkg-config files and the cqrs tool work from $tmp/prefix"

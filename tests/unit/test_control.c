@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_control.c - the engine's control segment: state, view
- * directory, command schemas, reserved regions, names
- * already taken, read-only mappings for readers, cleanup.
+ * directory, command schemas, reserved regions, names already taken,
+ * read-only mappings for readers, cleanup; readers of an orphaned
+ * generation, the sweep of unfinished creations.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -210,6 +211,131 @@ static void test_stale_engine(void **state)
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
+/* A reader on a generation that a restarted engine orphaned: it moves to
+ * the directory's generation at its next call; while there is none it
+ * answers CQRS_ESTALE (get, find, scan, wait) and applied_seq 0, never the
+ * orphaned copy. */
+static void test_orphaned_generation(void **state)
+{
+	char engine[64], g1[CQRS_SEG_NAME_MAX];
+	cqrs_vw_config cfg = { 0 };
+	cqrs_ctl *c;
+	cqrs_vw *w, *w2;
+	cqrs_view *v, *v2;
+	uint64_t id = 1;
+	trow row;
+	(void)state;
+
+	tu_unique_name(engine, sizeof engine, "torph");
+	assert_int_equal(tview_setup(engine, 16, &c, &w), 0);
+	trow_fill(&row, 1, 1, 1);
+	assert_int_equal(cqrs__vw_begin(w), 0);
+	assert_int_equal(cqrs__vw_upsert(w, &row), 0);
+	assert_int_equal(cqrs__vw_end(w, 5), 0);
+	assert_int_equal(cqrs_view_open(engine, "orders", &v), 0);
+	assert_int_equal(cqrs_view_get(v, &id, 8, &row, sizeof row), 0);
+	assert_int_equal(cqrs_view_applied_seq(v), 5);
+
+	/* orphaned, and no generation to move to (the directory still names it) */
+	strcpy(g1, cqrs__vw_segment_name(w));
+	assert_int_equal(cqrs__seg_remove_unused(g1), 0);
+	assert_int_equal(cqrs_view_get(v, &id, 8, &row, sizeof row), CQRS_ESTALE);
+	usleep(2000);
+	assert_int_equal(cqrs_view_applied_seq(v), 0);
+	usleep(2000);
+	assert_int_equal(cqrs_view_wait(v, 5, 1000000), CQRS_ESTALE);
+	/* the directory names it, but it is gone: an open gives up */
+	assert_int_equal(cqrs_view_open(engine, "orders", &v2), -ENOENT);
+	assert_null(v2);
+
+	/* the current generation appears: the handle moves by itself */
+	cfg.schema = trow_schema();
+	cfg.key_field = "order_id";
+	cfg.secondary[0] = "customer_id";
+	cfg.capacity = 16;
+	assert_int_equal(cqrs__vw_create(c, "orders", &cfg, &w2), 0);
+	trow_fill(&row, 2, 1, 1);
+	assert_int_equal(cqrs__vw_begin(w2), 0);
+	assert_int_equal(cqrs__vw_upsert(w2, &row), 0);
+	assert_int_equal(cqrs__vw_end(w2, 3), 0);
+	assert_int_equal(cqrs__vw_publish(w2), 0);
+	usleep(2000);
+	assert_int_equal(cqrs_view_wait(v, 3, 1000000000), 0);
+	assert_int_equal(cqrs_view_generation(v), 2);
+	id = 2;
+	assert_int_equal(cqrs_view_get(v, &id, 8, &row, sizeof row), 0);
+	id = 1; /* the orphaned copy's row is not what the current one shows */
+	assert_int_equal(cqrs_view_get(v, &id, 8, &row, sizeof row), CQRS_ENOTFOUND);
+	assert_int_equal(cqrs_view_open(engine, "orders", &v2), 0);
+	assert_int_equal(cqrs_view_generation(v2), 2);
+	cqrs_view_close(v2);
+	cqrs_view_close(v);
+	cqrs__vw_close(w);
+	tview_teardown(c, w2);
+	assert_int_equal(tview_shm_count(engine), 0);
+}
+
+/* Creating the control segment removes what earlier runs of the engine
+ * were creating when they died (private names of dead creators). */
+static void test_create_sweeps_unfinished(void **state)
+{
+	char engine[64], view[CQRS_SEG_NAME_MAX];
+	cqrs_ctl *c;
+	int status;
+	pid_t pid;
+	(void)state;
+
+	tu_unique_name(engine, sizeof engine, "tsweep");
+	cqrs__seg_name_view(view, sizeof view, engine, "orders", 7);
+	pid = fork();
+	if (pid == 0) { /* dies in the middle of creating a view */
+		cqrs_seg s;
+		_exit(cqrs__seg_create(&s, view, 1 << 20, 0) == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(tview_shm_count(engine), 1);
+	assert_int_equal(cqrs__ctl_create(engine, NULL, &c), 0);
+	assert_int_equal(tview_shm_count(engine), 1); /* the control segment only */
+	cqrs__ctl_destroy(c);
+	assert_int_equal(tview_shm_count(engine), 0);
+}
+
+/* `cqrs rm` then a new engine of the same name, which numbers its
+ * generations from 1 again: a reader on the removed generation 1 moves to
+ * the new generation 1 (a retired mapping is left even for the same
+ * number). */
+static void test_removed_then_same_number(void **state)
+{
+	char engine[64], g1[CQRS_SEG_NAME_MAX];
+	cqrs_ctl *c;
+	cqrs_vw *w, *w2;
+	cqrs_view *v;
+	uint64_t id = 9;
+	trow row;
+	(void)state;
+
+	tu_unique_name(engine, sizeof engine, "tsame");
+	assert_int_equal(tview_setup(engine, 16, &c, &w), 0);
+	assert_int_equal(cqrs_view_open(engine, "orders", &v), 0);
+	strcpy(g1, cqrs__vw_segment_name(w));
+	cqrs__vw_close(w);
+	cqrs__ctl_destroy(c);
+	assert_int_equal(cqrs__seg_retire_unlink(g1), 0); /* what `cqrs rm` does */
+	assert_int_equal(tview_setup(engine, 16, &c, &w2), 0);
+	assert_int_equal(cqrs__vw_generation(w2), 1);
+	trow_fill(&row, 9, 1, 1);
+	assert_int_equal(cqrs__vw_begin(w2), 0);
+	assert_int_equal(cqrs__vw_upsert(w2, &row), 0);
+	assert_int_equal(cqrs__vw_end(w2, 1), 0);
+	assert_int_equal(cqrs_view_wait(v, 1, 1000000000), 0);
+	assert_int_equal(cqrs_view_get(v, &id, 8, &row, sizeof row), 0);
+	assert_true(trow_ok(&row));
+	cqrs_view_close(v);
+	tview_teardown(c, w2);
+	assert_int_equal(tview_shm_count(engine), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +343,9 @@ int main(void)
 		cmocka_unit_test(test_command_schemas),
 		cmocka_unit_test(test_regions_read_only),
 		cmocka_unit_test(test_stale_engine),
+		cmocka_unit_test(test_orphaned_generation),
+		cmocka_unit_test(test_create_sweeps_unfinished),
+		cmocka_unit_test(test_removed_then_same_number),
 	};
 	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);
 }

@@ -179,7 +179,7 @@ static void test_field_access(void **state)
 	memset(&r, 0, sizeof r);
 	assert_int_equal(cqrs_record_set_text(s, &r, "id", "18446744073709551615"), 0);
 	assert_true(r.id == UINT64_MAX);
-	assert_int_equal(cqrs_record_set_text(s, &r, "count", "0x10"), 0);
+	assert_int_equal(cqrs_record_set_text(s, &r, "count", "0016"), 0); /* decimal */
 	assert_int_equal(r.count, 16);
 	assert_int_equal(cqrs_record_set_text(s, &r, "count", "4294967296"), CQRS_ETYPE);
 	assert_int_equal(cqrs_record_set_text(s, &r, "count", "-1"), CQRS_ETYPE);
@@ -207,6 +207,74 @@ static void test_field_access(void **state)
 	assert_int_equal(r.count, 3);
 	v.v.f = 3.5;
 	assert_int_equal(cqrs_record_set(s, &r, cqrs_schema_field(s, "count"), &v), CQRS_ETYPE);
+}
+
+/* Values that would be stored as something else are refused with a reason:
+ * a str holding a NUL, integers that are not plain decimal, numbers out of
+ * the field's range (text and binary paths alike). */
+static void test_field_values_refused(void **state)
+{
+	const cqrs_schema *s = sample_schema();
+	const cqrs_field *name = cqrs_schema_field(s, "name");
+	const cqrs_field *digest = cqrs_schema_field(s, "digest");
+	sample r;
+	cqrs_value v;
+	(void)state;
+	memset(&r, 0, sizeof r);
+
+	/* str: an embedded NUL would read back cut short */
+	v.type = CQRS_FT_STR; v.v.b.ptr = "a\0b"; v.v.b.len = 3;
+	assert_int_equal(cqrs_record_set(s, &r, name, &v), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "NUL byte at offset 1"));
+	v.type = CQRS_FT_BYTES; /* same bytes given as bytes: still a str field */
+	assert_int_equal(cqrs_record_set(s, &r, name, &v), CQRS_ETYPE);
+	assert_string_equal(r.name, "");
+	/* a bytes field keeps every byte, NULs included */
+	assert_int_equal(cqrs_record_set(s, &r, digest, &v), 0);
+	assert_memory_equal(r.digest, "a\0b\0\0\0\0\0", 8);
+	v.type = CQRS_FT_STR; v.v.b.ptr = "Ada"; v.v.b.len = 3;
+	assert_int_equal(cqrs_record_set(s, &r, name, &v), 0);
+	assert_string_equal(r.name, "Ada");
+	v.v.b.ptr = "0123456789012345678901234"; v.v.b.len = 25;
+	assert_int_equal(cqrs_record_set(s, &r, name, &v), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "25 bytes do not fit"));
+
+	/* integers: decimal only */
+	static const char *not_decimal[] = { "0x1", "0X1", "+1", " 1", "1 ", " -1", "1e3", "1.0",
+					     "", "-", "--1", "1_000", "0b1" };
+	for (size_t i = 0; i < sizeof not_decimal / sizeof *not_decimal; i++) {
+		assert_int_equal(cqrs_record_set_text(s, &r, "count", not_decimal[i]), CQRS_ETYPE);
+		assert_non_null(strstr(cqrs_last_error(), "is not a decimal integer"));
+		assert_int_equal(cqrs_record_set_text(s, &r, "delta", not_decimal[i]), CQRS_ETYPE);
+	}
+	assert_int_equal(cqrs_record_set_text(s, &r, "count", "010"), 0);
+	assert_int_equal(r.count, 10); /* not octal */
+	assert_int_equal(cqrs_record_set_text(s, &r, "delta", "-0"), 0);
+	assert_int_equal(r.delta, 0);
+
+	/* out of range: named as such, with the field's bounds */
+	assert_int_equal(cqrs_record_set_text(s, &r, "flags", "256"), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range (0..255)"));
+	assert_int_equal(cqrs_record_set_text(s, &r, "flags", "-1"), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range"));
+	assert_int_equal(cqrs_record_set_text(s, &r, "tiny", "128"), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range (-128..127)"));
+	assert_int_equal(cqrs_record_set_text(s, &r, "id", "18446744073709551616"), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range"));
+	assert_int_equal(cqrs_record_set_text(s, &r, "total", "-9223372036854775809"), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range"));
+	assert_int_equal(cqrs_record_set_text(s, &r, "total", "-9223372036854775808"), 0);
+	assert_true(r.total == INT64_MIN);
+	assert_int_equal(cqrs_record_set_text(s, &r, "total", "9223372036854775808"), CQRS_ETYPE);
+	assert_int_equal(cqrs_record_set_text(s, &r, "price", "1e999"), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range"));
+	assert_int_equal(cqrs_record_set_text(s, &r, "price", " 1"), CQRS_ETYPE);
+	v.type = CQRS_FT_I64; v.v.i = -1;
+	assert_int_equal(cqrs_record_set(s, &r, cqrs_schema_field(s, "kind"), &v), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range (0..65535)"));
+	v.type = CQRS_FT_U64; v.v.u = 2;
+	assert_int_equal(cqrs_record_set(s, &r, cqrs_schema_field(s, "active"), &v), CQRS_ETYPE);
+	assert_non_null(strstr(cqrs_last_error(), "out of range (0..1)"));
 }
 
 static void test_json(void **state)
@@ -245,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_blob_malformed),
 		cmocka_unit_test(test_validate_rejects),
 		cmocka_unit_test(test_field_access),
+		cmocka_unit_test(test_field_values_refused),
 		cmocka_unit_test(test_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,13 +1,15 @@
 /*
  * tests/unit/test_segment.c - segment lifecycle and validation: names,
  * permissions whatever the umask, live/stale/foreign names on create, owner
- * liveness, truncated segments, wrong magic/version/checksum, every byte of
+ * liveness, a creator killed before its seal, empty leftovers, retire
+ * marks, truncated segments, wrong magic/version/checksum, every byte of
  * the immutable header flipped, resealed headers with inconsistent layouts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -200,6 +202,155 @@ static int check_img(const uint8_t *img, size_t len)
 	return cqrs__view_check(img, len, &p, &s, imm);
 }
 
+static int shm_exists(const char *name)
+{
+	int fd = shm_open(name, O_RDONLY, 0);
+
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0;
+}
+
+/* How many names in /dev/shm start with prefix (without the '/'). */
+static int count_prefix(const char *prefix)
+{
+	char cmd[256], buf[32];
+	FILE *f;
+	int n = 0;
+
+	snprintf(cmd, sizeof cmd, "ls /dev/shm | grep -c '^%s' || true", prefix);
+	f = popen(cmd, "r");
+	if (f && fgets(buf, sizeof buf, f))
+		n = atoi(buf);
+	if (f)
+		pclose(f);
+	return n;
+}
+
+/* A creator killed at any point before its seal leaves no segment under
+ * the real name, only a private name that the sweep removes. */
+static void test_killed_creator(void **state)
+{
+	char engine[48], name[96], prefix[64];
+	cqrs_seg s, r;
+	pid_t pid;
+	int status;
+	(void)state;
+
+	snprintf(engine, sizeof engine, "tkill_%d", (int)getpid());
+	snprintf(name, sizeof name, "/cqrs.%s.ctl", engine);
+	snprintf(prefix, sizeof prefix, "cqrs.%s.", engine);
+	/* while being created it has no name readers could open */
+	assert_int_equal(cqrs__seg_create(&s, name, 8192, 0), 0);
+	assert_false(shm_exists(name));
+	assert_int_equal(count_prefix(prefix), 1);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), -ENOENT);
+	/* the live creator's private name is not swept */
+	assert_int_equal(cqrs__seg_sweep_unfinished(engine), 0);
+	cqrs__seg_init_header(&s, CQRS_SEG_CONTROL, engine, NULL, 0);
+	assert_int_equal(cqrs__seg_seal(&s), 0);
+	assert_true(shm_exists(name));
+	assert_int_equal(count_prefix(prefix), 1);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), 0);
+	cqrs__seg_close(&r);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
+
+	/* created, then the creator dies before sealing (as kill -9 would) */
+	pid = fork();
+	if (pid == 0) {
+		cqrs_seg c;
+		_exit(cqrs__seg_create(&c, name, 1 << 20, 0) == 0 ? 0 : 1);
+	}
+	assert_true(pid > 0 && waitpid(pid, &status, 0) == pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_false(shm_exists(name));
+	assert_int_equal(count_prefix(prefix), 1);
+	/* the next creator is not stopped by it, and the sweep removes it */
+	make_sealed(&s, name, 0);
+	assert_int_equal(cqrs__seg_sweep_unfinished(engine), 1);
+	assert_int_equal(count_prefix(prefix), 1);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
+
+	/* an unsealed segment closed by its creator leaves nothing */
+	assert_int_equal(cqrs__seg_create(&s, name, 8192, 0), 0);
+	cqrs__seg_close(&s);
+	assert_int_equal(count_prefix(prefix), 0);
+
+	/* the seal refuses a name another creator took meanwhile */
+	assert_int_equal(cqrs__seg_create(&s, name, 8192, 0), 0);
+	make_sealed(&r, name, 0);
+	cqrs__seg_init_header(&s, CQRS_SEG_CONTROL, engine, NULL, 0);
+	assert_int_equal(cqrs__seg_seal(&s), -EEXIST);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_open(&s, name, CQRS_SEG_CONTROL, 0), 0);
+	assert_ptr_not_equal(s.base, NULL); /* the winner's segment is untouched */
+	assert_int_equal(memcmp(s.imm, r.imm, CQRS_SEG_IMM_SIZE), 0);
+	cqrs__seg_close(&s);
+	cqrs__seg_close(&r);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
+	assert_int_equal(count_prefix(prefix), 0);
+}
+
+/* What an interrupted creation of older builds left under the real name
+ * (size 0, or a zeroed header) is this user's and empty: stale, replaced.
+ * A file with anything in it stays foreign. */
+static void test_empty_leftover(void **state)
+{
+	char name[96];
+	cqrs_seg s;
+	int fd;
+	(void)state;
+
+	snprintf(name, sizeof name, "/cqrs.tempty_%d.wait", (int)getpid());
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(cqrs__seg_create(&s, name, 8192, 0), CQRS_ESTALE);
+	assert_int_equal(cqrs__seg_remove_stale(name), 0);
+	assert_false(shm_exists(name));
+	close(fd);
+
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0 && ftruncate(fd, 65536) == 0);
+	assert_int_equal(cqrs__seg_create(&s, name, 8192, 0), CQRS_ESTALE);
+	assert_int_equal(cqrs__seg_remove_stale(name), 0);
+	close(fd);
+	make_sealed(&s, name, 0);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
+
+	/* one byte of content: foreign */
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0 && ftruncate(fd, 65536) == 0);
+	assert_int_equal(pwrite(fd, "x", 1, 700), 1);
+	assert_int_equal(cqrs__seg_create(&s, name, 8192, 0), CQRS_EFORMAT);
+	assert_int_equal(cqrs__seg_remove_stale(name), CQRS_EFORMAT);
+	close(fd);
+	assert_int_equal(cqrs__seg_unlink(name), 0);
+}
+
+/* remove_stale marks what readers map RETIRED | ORPHANED, whatever the
+ * kind; remove_unused also takes this process's own segments. */
+static void test_remove_marks_orphaned(void **state)
+{
+	char name[96];
+	cqrs_seg s, r;
+	(void)state;
+
+	snprintf(name, sizeof name, "/cqrs.torph_%d.ctl", (int)getpid());
+	make_sealed(&s, name, 0);
+	assert_int_equal(cqrs__seg_open(&r, name, CQRS_SEG_CONTROL, 0), 0);
+	assert_int_equal(cqrs__seg_remove_stale(name), -EEXIST); /* we own it, alive */
+	assert_int_equal(cqrs__seg_remove_unused(name), 0);
+	assert_false(shm_exists(name));
+	assert_int_equal(atomic_load(&cqrs__seg_live_line(&r)->flags) &
+			 (CQRS_SEG_RETIRED | CQRS_SEG_ORPHANED), CQRS_SEG_RETIRED | CQRS_SEG_ORPHANED);
+	cqrs__seg_close(&r);
+	cqrs__seg_close(&s);
+	assert_int_equal(cqrs__seg_remove_unused(name), -ENOENT);
+}
+
 static void test_bad_headers(void **state)
 {
 	char engine[64], segname[CQRS_SEG_NAME_MAX], ctlname[CQRS_SEG_NAME_MAX];
@@ -286,6 +437,9 @@ int main(void)
 		cmocka_unit_test(test_owner_liveness),
 		cmocka_unit_test(test_create_mode_umask),
 		cmocka_unit_test(test_stale_and_foreign),
+		cmocka_unit_test(test_killed_creator),
+		cmocka_unit_test(test_empty_leftover),
+		cmocka_unit_test(test_remove_marks_orphaned),
 		cmocka_unit_test(test_bad_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);

@@ -4,6 +4,8 @@
  * collisions and deletes inside probe chains, a full view, str keys,
  * generations, clean shutdown and adoption, pretouch, waiting, a stuck row in an
  * image, and randomized operations checked against a reference model.
+ * (Past 800 lines: one test program for the view's whole API, sharing its
+ * fixtures; the concurrent cases live in test_view_concurrent.c.)
  */
 #include <pthread.h>
 #include <setjmp.h>

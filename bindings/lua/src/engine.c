@@ -29,11 +29,9 @@ typedef struct lengine {
 	char name[CQRS_NAME_MAX];
 	int closed;
 	int readonly;
-#ifdef CQRS_HAVE_CLIENT
 	cqrs_client *c;
 	uint8_t *rec;     /* command record buffer */
 	size_t rec_cap;
-#endif
 } lengine;
 
 static lengine *check_open(lua_State *L)
@@ -83,7 +81,6 @@ int lcqrs_connect(lua_State *L)
 	luaL_setmetatable(L, LCQRS_ENGINE);
 	lua_newtable(L); /* user value 1: views by name */
 	lua_setiuservalue(L, -2, 1);
-#ifdef CQRS_HAVE_CLIENT
 	if (!readonly) {
 		rc = cqrs_client_connect(name, &e->c);
 		if (rc) {
@@ -92,7 +89,6 @@ int lcqrs_connect(lua_State *L)
 			return lcqrs_fail(L, rc, what, NULL, 1);
 		}
 	}
-#endif
 	e->closed = 0;
 	return 1;
 }
@@ -171,13 +167,11 @@ static int e_close(lua_State *L)
 		}
 	}
 	lua_pop(L, 1);
-#ifdef CQRS_HAVE_CLIENT
 	cqrs_client_close(e->c);
 	e->c = NULL;
 	free(e->rec);
 	e->rec = NULL;
 	e->rec_cap = 0;
-#endif
 	e->closed = 1;
 	return 0;
 }
@@ -188,13 +182,11 @@ static int e_gc(lua_State *L)
 {
 	lengine *e = luaL_checkudata(L, 1, LCQRS_ENGINE);
 
-#ifdef CQRS_HAVE_CLIENT
 	cqrs_client_close(e->c);
 	e->c = NULL;
 	free(e->rec);
 	e->rec = NULL;
 	e->rec_cap = 0;
-#endif
 	e->closed = 1;
 	return 0;
 }
@@ -210,7 +202,6 @@ static int e_tostring(lua_State *L)
 
 /* ---- commands ---------------------------------------------------------------------- */
 
-#ifdef CQRS_HAVE_CLIENT
 static lengine *check_client(lua_State *L)
 {
 	lengine *e = check_open(L);
@@ -368,7 +359,6 @@ static int e_client_id(lua_State *L)
 	lua_pushinteger(L, (lua_Integer)cqrs_client_id(e->c));
 	return 1;
 }
-#endif /* CQRS_HAVE_CLIENT */
 
 void lcqrs_engine_register(lua_State *L)
 {
@@ -377,12 +367,10 @@ void lcqrs_engine_register(lua_State *L)
 		{ "view", e_view },
 		{ "name", e_name },
 		{ "close", e_close },
-#ifdef CQRS_HAVE_CLIENT
 		{ "commands", e_commands },
 		{ "command_schema", e_command_schema },
 		{ "submit", e_submit },
 		{ "client_id", e_client_id },
-#endif
 		{ NULL, NULL }
 	};
 

@@ -33,9 +33,7 @@
 #include "cqrs_schema.h"
 #include "cqrs_view.h"
 
-#ifdef CQRS_HAVE_CLIENT
 #include "cqrs_client.h"
-#endif
 
 #define LCQRS_ENGINE "cqrs.Engine"
 #define LCQRS_VIEW "cqrs.View"

@@ -124,9 +124,8 @@ void lcqrs_set_field(lua_State *L, const cqrs_schema *s, uint8_t *rec, const cqr
 		return;
 	}
 	if (cqrs_record_set(s, rec, f, &v)) {
-		if (v.type == CQRS_FT_BYTES)
-			luaL_error(L, "%d bytes do not fit field %s (%s, %d bytes)", (int)v.v.b.len,
-				   f->name, cqrs_ftype_name(f->type), (int)f->size);
+		if (v.type == CQRS_FT_BYTES) /* too long, or a NUL in a str: the library says which */
+			luaL_error(L, "%s", cqrs_last_error());
 		else
 			luaL_error(L, "%s is out of range for field %s (%s)", lua_tostring(L, idx),
 				   f->name, cqrs_ftype_name(f->type));
@@ -195,11 +194,9 @@ int luaopen_cqrs(lua_State *L)
 	luaL_newlib(L, fns);
 	lua_pushliteral(L, "0.1.0");
 	lua_setfield(L, -2, "_VERSION");
-#ifdef CQRS_HAVE_CLIENT
+	/* Always true: the gateway client is part of libcqrs_client. Kept
+	 * for scripts written when it could be absent. */
 	lua_pushboolean(L, 1);
-#else
-	lua_pushboolean(L, 0);
-#endif
 	lua_setfield(L, -2, "HAVE_CLIENT");
 	return 1;
 }

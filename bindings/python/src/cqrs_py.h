@@ -36,9 +36,7 @@
 #include "cqrs_schema.h"
 #include "cqrs_view.h"
 
-#ifdef CQRS_HAVE_CLIENT
 #include "cqrs_client.h"
-#endif
 
 /* ---- errors (module.c) ---------------------------------------------------- */
 

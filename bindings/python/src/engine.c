@@ -41,11 +41,9 @@ typedef struct Engine {
 	PyObject *views;          /* dict name -> View */
 	int closed;
 	int readonly;
-#ifdef CQRS_HAVE_CLIENT
 	cqrs_client *c;
 	PyThread_type_lock lock;  /* guards c */
 	PyObject *cmds;           /* dict name -> (type id, RowSpec) */
-#endif
 } Engine;
 
 static PyObject *closed_error(void)
@@ -105,7 +103,6 @@ PyObject *cqrspy_connect(PyObject *module, PyObject *args, PyObject *kwargs)
 	self->closed = 0;
 	self->readonly = readonly;
 	self->views = PyDict_New();
-#ifdef CQRS_HAVE_CLIENT
 	self->c = NULL;
 	self->lock = NULL;
 	self->cmds = PyDict_New();
@@ -130,12 +127,6 @@ PyObject *cqrspy_connect(PyObject *module, PyObject *args, PyObject *kwargs)
 			return cqrspy_raise(rc, what, NULL, 1);
 		}
 	}
-#else
-	if (!self->views) {
-		Py_DECREF(self);
-		return NULL;
-	}
-#endif
 	return (PyObject *)self;
 }
 
@@ -155,29 +146,23 @@ static void engine_close_all(Engine *self)
 		}
 		PyDict_Clear(self->views);
 	}
-#ifdef CQRS_HAVE_CLIENT
 	if (self->c) {
 		/* Nobody holds the lock: submit holds a reference to self. */
 		cqrs_client_close(self->c);
 		self->c = NULL;
 	}
-#endif
 }
 
 /* Views outlive their Engine (cqrs.connect(n).view(v) is fine): only
  * close() closes them; dealloc drops the Engine's references. */
 static void engine_dealloc(Engine *self)
 {
-#ifdef CQRS_HAVE_CLIENT
 	cqrs_client_close(self->c);
 	self->c = NULL;
-#endif
 	Py_XDECREF(self->views);
-#ifdef CQRS_HAVE_CLIENT
 	Py_XDECREF(self->cmds);
 	if (self->lock)
 		PyThread_free_lock(self->lock);
-#endif
 	PyObject_Free(self);
 }
 
@@ -249,7 +234,6 @@ static PyObject *engine_view(Engine *self, PyObject *name)
 
 /* ---- commands ------------------------------------------------------------------ */
 
-#ifdef CQRS_HAVE_CLIENT
 static int client_ready(Engine *self)
 {
 	if (self->closed) {
@@ -370,8 +354,8 @@ static int get_u64(PyObject *o, const char *what, uint64_t *out)
 
 	if (!o || o == Py_None)
 		return 0;
-	if (!PyLong_Check(o)) {
-		PyErr_Format(PyExc_TypeError, "%s must be an int", what);
+	if (!PyLong_Check(o) || PyBool_Check(o)) { /* True is an int subclass, not a number here */
+		PyErr_Format(PyExc_TypeError, "%s must be an int, not %.64s", what, Py_TYPE(o)->tp_name);
 		return -1;
 	}
 	x = PyLong_AsUnsignedLongLong(o);
@@ -511,12 +495,10 @@ static PyObject *engine_client_id(Engine *self, void *closure)
 		Py_RETURN_NONE;
 	return PyLong_FromUnsignedLongLong(cqrs_client_id(self->c));
 }
-#endif /* CQRS_HAVE_CLIENT */
 
 static PyObject *engine_close(Engine *self, PyObject *unused)
 {
 	(void)unused;
-#ifdef CQRS_HAVE_CLIENT
 	if (self->lock) {
 		Py_BEGIN_ALLOW_THREADS
 		PyThread_acquire_lock(self->lock, WAIT_LOCK);
@@ -525,7 +507,6 @@ static PyObject *engine_close(Engine *self, PyObject *unused)
 		PyThread_release_lock(self->lock);
 		Py_RETURN_NONE;
 	}
-#endif
 	engine_close_all(self);
 	Py_RETURN_NONE;
 }
@@ -571,7 +552,6 @@ static PyMethodDef engine_methods[] = {
 	{ "views", (PyCFunction)engine_views, METH_NOARGS, "views() -> list of the engine's view names" },
 	{ "view", (PyCFunction)engine_view, METH_O,
 	  "view(name) -> View (one per name and Engine); raises cqrs.NotFound" },
-#ifdef CQRS_HAVE_CLIENT
 	{ "commands", (PyCFunction)engine_commands, METH_NOARGS,
 	  "commands() -> list of the engine's command names" },
 	{ "command_schema", (PyCFunction)engine_command_schema, METH_O,
@@ -587,7 +567,6 @@ static PyMethodDef engine_methods[] = {
 	  "submit() with options: expected_version (optimistic concurrency on\n"
 	  "aggregate_id: cqrs.Conflict when it differs), client_seq (idempotency key:\n"
 	  "cqrs.Duplicate, with .seq, when repeated), timeout in seconds (TimeoutError)." },
-#endif
 	{ "close", (PyCFunction)engine_close, METH_NOARGS, "close(): closes its views and gateway client" },
 	{ "__enter__", (PyCFunction)engine_enter, METH_NOARGS, NULL },
 	{ "__exit__", (PyCFunction)engine_exit, METH_VARARGS, NULL },
@@ -597,10 +576,8 @@ static PyMethodDef engine_methods[] = {
 static PyGetSetDef engine_getset[] = {
 	{ "name", (getter)engine_name, NULL, "engine name", NULL },
 	{ "closed", (getter)engine_closed, NULL, "True after close()", NULL },
-#ifdef CQRS_HAVE_CLIENT
 	{ "client_id", (getter)engine_client_id, NULL,
 	  "the gateway connection's client id (None when readonly)", NULL },
-#endif
 	{ NULL, NULL, NULL, NULL, NULL }
 };
 

@@ -220,13 +220,9 @@ PyMODINIT_FUNC PyInit_cqrs(void)
 	    cqrspy_schema_types_init(m) || register_mapping())
 		goto fail;
 	if (PyModule_AddStringConstant(m, "__version__", "0.1.0") ||
-	    PyModule_AddIntConstant(m, "HAVE_CLIENT",
-#ifdef CQRS_HAVE_CLIENT
-				    1
-#else
-				    0
-#endif
-				    ))
+	    /* Always 1: the gateway client is part of libcqrs_client. Kept
+	     * for scripts written when it could be absent. */
+	    PyModule_AddIntConstant(m, "HAVE_CLIENT", 1))
 		goto fail;
 	return m;
 fail:

@@ -6,12 +6,16 @@
  * exactly as the engine, the CLI and the C API do.
  *
  * Field types in Python
- *   u8..u64, i8..i64, ts   int            (ts: nanoseconds since the epoch)
- *   f64                    float          (ints accepted when encoding)
+ *   u8..u64, i8..i64, ts   int            (ts: nanoseconds since the epoch;
+ *                                          bool refused: TypeError)
+ *   f64                    float          (ints accepted when encoding, bool
+ *                                          refused)
  *   bool                   bool           (0/1 accepted when encoding)
  *   str                    str            (UTF-8; up to the first NUL;
  *                                          undecodable bytes surrogate-escaped;
- *                                          bytes accepted when encoding)
+ *                                          bytes accepted when encoding; a
+ *                                          value holding a NUL is refused:
+ *                                          ValueError)
  *   bytes                  bytes          (the whole field; str accepted when
  *                                          encoding, as UTF-8)
  */
@@ -261,6 +265,12 @@ static int to_value(const cqrs_field *f, PyObject *value, cqrs_value *out, Py_bu
 			     f->name, cqrs_ftype_name(f->type), Py_TYPE(value)->tp_name);
 		return -1;
 	}
+	/* bool is an int subclass: True for a count or an id is a mistake, not 1 */
+	if (PyBool_Check(value) && f->type != CQRS_FT_BOOL) {
+		PyErr_Format(PyExc_TypeError, "field %.32s (%s) wants %s, not bool", f->name,
+			     cqrs_ftype_name(f->type), f->type == CQRS_FT_F64 ? "float or int" : "int");
+		return -1;
+	}
 	if (PyLong_Check(value)) {
 		int overflow;
 		long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -313,9 +323,8 @@ int cqrspy_set_field(RowSpec *spec, uint8_t *rec, const cqrs_field *f, PyObject 
 		PyBuffer_Release(&view);
 	if (rc == 0)
 		return 0;
-	if (is_array(f->type))
-		PyErr_Format(PyExc_ValueError, "%zu bytes do not fit field %.32s (%s, %u bytes)",
-			     v.v.b.len, f->name, cqrs_ftype_name(f->type), f->size);
+	if (is_array(f->type)) /* too long, or a NUL in a str: the library says which */
+		PyErr_SetString(PyExc_ValueError, cqrs_last_error());
 	else
 		PyErr_Format(PyExc_OverflowError, "%R is out of range for field %.32s (%s)", value,
 			     f->name, cqrs_ftype_name(f->type));
