@@ -158,7 +158,8 @@ typedef struct cqrs_config {
 	 * group. The arrays are copied at start. */
 	uint32_t gateway_max_clients; /* connections at once; default 256 (or the
 					 environment's CQRS_GATEWAY_CLIENTS), at most
-					 4096; each costs ~140 KiB */
+					 4096; each costs ~140 KiB and a descriptor
+					 (RLIMIT_NOFILE must allow them) */
 	uint32_t gateway_max_per_uid; /* ... of them per peer uid, so that one user
 					 cannot take them all; default 64 (or
 					 CQRS_GATEWAY_PER_UID) */
