@@ -15,6 +15,11 @@
  *                           (commands/s, durability none).
  *   BM_InProcPipelined/0    baseline: 128 tickets in flight through
  *                           cqrs_submit, each waited and reused.
+ *   BM_GatewayIdleRoundTrip/0, BM_InProcIdleRoundTrip/0
+ *                           round trips to an idle engine: one submit
+ *                           every 2 ms (the pause is not timed), so the
+ *                           command thread has gone to sleep on its
+ *                           doorbell each time (p50_ns, p99_ns).
  *
  * The domain: one command Add{account, amount} that emits one event (no
  * projections), so the numbers are the command path: queue, decide, journal
@@ -262,6 +267,63 @@ void BM_InProcRoundTrip(benchmark::State &state)
 	report(state, ns);
 }
 
+/* ---- to an idle engine ------------------------------------------------------- */
+
+constexpr useconds_t kIdleGapUs = 2000; /* well past idle_yield_us: the command thread sleeps */
+
+void BM_GatewayIdleRoundTrip(benchmark::State &state)
+{
+	std::vector<uint64_t> ns;
+	cqrs_result r;
+
+	if (!g.ensure(0, (int)state.range(0))) {
+		state.SkipWithError("cannot start the engine / connect");
+		return;
+	}
+	for (auto _ : state) {
+		bench_add c = { ++g.account % 4096 + 1, 1 };
+		state.PauseTiming();
+		usleep(kIdleGapUs);
+		state.ResumeTiming();
+		uint64_t t0 = cqrs__mono_ns();
+		int rc = cqrs_client_submit(g.client, 1, &c, sizeof c, nullptr, &r, 10 * kSec);
+		ns.push_back(cqrs__mono_ns() - t0);
+		if (rc) {
+			state.SkipWithError(cqrs_strerror(rc));
+			break;
+		}
+	}
+	report(state, ns);
+}
+
+void BM_InProcIdleRoundTrip(benchmark::State &state)
+{
+	std::vector<uint64_t> ns;
+	cqrs_ticket t;
+
+	if (!g.ensure(1, (int)state.range(0))) {
+		state.SkipWithError("cannot start the engine");
+		return;
+	}
+	for (auto _ : state) {
+		bench_add c = { ++g.account % 4096 + 1, 1 };
+		cqrs_command cmd = { 1, sizeof c, &c, c.account, 0, 0, 0, 0, 0 };
+		state.PauseTiming();
+		usleep(kIdleGapUs);
+		state.ResumeTiming();
+		uint64_t t0 = cqrs__mono_ns();
+		int rc = cqrs_submit(g.engine, &cmd, &t);
+		if (!rc)
+			rc = cqrs_ticket_wait(&t, 10 * kSec);
+		ns.push_back(cqrs__mono_ns() - t0);
+		if (rc) {
+			state.SkipWithError(cqrs_strerror(rc));
+			break;
+		}
+	}
+	report(state, ns);
+}
+
 /* ---- pipelined ---------------------------------------------------------------- */
 
 void BM_GatewayPipelined(benchmark::State &state)
@@ -327,8 +389,10 @@ void BM_InProcPipelined(benchmark::State &state)
  * process has no engine threads. */
 BENCHMARK(BM_GatewayRoundTrip)->Arg(0)->Arg(1)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_GatewayPipelined)->Arg(0)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_GatewayIdleRoundTrip)->Arg(0)->UseRealTime()->Iterations(500);
 BENCHMARK(BM_InProcRoundTrip)->Arg(0)->Arg(1)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_InProcPipelined)->Arg(0)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_InProcIdleRoundTrip)->Arg(0)->UseRealTime()->Iterations(500);
 
 } /* namespace */
 
@@ -348,5 +412,10 @@ int main(int argc, char **argv)
 			  "BM_InProcRoundTrip/1/min_time:1.000/real_time", "p99_ns", false, "" },
 			{ "pipelined commands/s, none (128 in flight)", "BM_GatewayPipelined/0/min_time:1.000/real_time",
 			  "BM_InProcPipelined/0/min_time:1.000/real_time", "items_per_second", true, "" },
+			{ "round trip p50 ns, idle engine (1 per 2 ms)", "BM_GatewayIdleRoundTrip/0/iterations:500/real_time",
+			  "BM_InProcIdleRoundTrip/0/iterations:500/real_time", "p50_ns", false,
+			  "the command thread asleep on its doorbell" },
+			{ "round trip p99 ns, idle engine (1 per 2 ms)", "BM_GatewayIdleRoundTrip/0/iterations:500/real_time",
+			  "BM_InProcIdleRoundTrip/0/iterations:500/real_time", "p99_ns", false, "" },
 		});
 }

@@ -1,8 +1,9 @@
 /*
- * client/client.c - the gateway client (include/cqrs_client.h): connect to
- * an engine through its control segment, claim a slot in its gateway
- * segment, send requests into the slot's request ring and read answers
- * from its reply ring (protocol: client/gateway_format.h).
+ * client/client.c - the gateway client (include/cqrs_client.h): find an
+ * engine through its control segment, connect to its gateway socket, map
+ * the connection memory the engine hands over, send requests into its
+ * request ring and read answers from its reply ring (protocol:
+ * client/gateway_format.h).
  *
  * One thread at a time per client: the request ring is used as SPSC (our
  * producer handle) and the reply ring is ours to consume. Results that
@@ -13,29 +14,50 @@
  * a while (answers usually come within microseconds; see core/backoff.h),
  * then sleep on its futex (ringbuf/wait.h) in slices of at most 50 ms;
  * between slices, and every 100 ms of polling that finds nothing, the
- * engine's liveness (its owner word's /proc start time) is checked, so a
- * dead engine is noticed without any message from it. Cheaper signs are
- * checked every time: the gateway state (STOPPED), the live line
- * (RETIRED), our slot's state and epoch (DROPPED, reset).
+ * socket is polled (without blocking): the engine never sends after the
+ * hello, so a readable or hung-up socket means it dropped us or died.
+ * Cheaper signs are checked every time: the engine page's state
+ * (STOPPING, STOPPED) and our connection's (DROPPED).
+ *
+ * Waking the engine: after committing a request, if the engine page says
+ * the command thread sleeps, one byte on the socket (the engine's gateway
+ * thread wakes it); else nothing.
+ *
+ * Numbering: requests without an explicit client_seq get the highest
+ * client_seq used on this connection (explicit or automatic) plus one, so
+ * an explicit key far ahead never makes later automatic ones look like
+ * duplicates; once UINT64_MAX was used, automatic numbering refuses with
+ * -EOVERFLOW.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "core/clock.h"
 #include "client/client_internal.h"
 #include "client/gateway_format.h"
-#include "cqrs_client.h"
+#include "core/clock.h"
 #include "core/errors.h"
-#include "ringbuf/wait.h"
 #include "core/schema_internal.h"
+#include "cqrs_client.h"
+#include "ringbuf/wait.h"
 #include "shm/control.h"
 #include "shm/segment.h"
 
-#define NONE UINT32_MAX
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
 #define CONNECT_TIMEOUT_NS UINT64_C(5000000000)
-#define FULL_WAIT_NS UINT64_C(1000000000) /* for a dead client's slot to be reaped */
 #define ALIVE_EVERY_NS UINT64_C(100000000)
+#define FULL_WAIT_NS UINT64_C(1000000000) /* for closed connections to be freed */
 #define SLEEP_SLICE_NS UINT64_C(50000000)
 /* reply_wait passes the time before it sleeps on the futex as
  * core/backoff.h says; CQRS_CLIENT_SPIN / CQRS_CLIENT_YIELD override its
@@ -51,19 +73,19 @@ static int env_count(const char *name, int def)
 
 struct cqrs_client {
 	char engine[CQRS_NAME_MAX];
-	cqrs_seg seg;
-	cqrs__gw_params p;
-	cqrs_gw_lines *lines;
-	cqrs_gw_slot *slot;
+	int sock;                 /* the connection; -1 when none */
+	cqrs_gw_hello hello;      /* validated */
+	uint8_t *conn;            /* our connection memory (read-write) */
+	const cqrs_gw_info *info; /* the engine page (read-only) */
+	cqrs_gw_conn *hdr;
 	cqrs_gw_reply *reply;
 	cqrs_mpsc *req;
 	cqrs_mpsc_producer *prod;
-	uint32_t slot_idx;
-	int claimed;              /* we own slot's owner word */
 	int dead;                 /* sticky CQRS_ESTOPPED */
-	uint64_t client_id, epoch, generation, engine_owner;
+	uint64_t client_id;
 	uint64_t head;            /* reply entries consumed */
 	uint64_t next_id;         /* last request id handed out */
+	uint64_t max_cseq;        /* highest client_seq used on this connection */
 	uint32_t pending;         /* sent, result not yet handed to the caller */
 	uint64_t next_alive_ns;
 	int spins, yields;        /* reply_wait's budget before sleeping */
@@ -75,21 +97,24 @@ struct cqrs_client {
 	const cqrs_schema *by_type[CQRS_GW_MAX_TYPES];
 };
 
-static void nap_ns(long ns)
-{
-	struct timespec ts = { 0, ns };
-	nanosleep(&ts, NULL);
-}
-
+/* Wakes the command thread if it sleeps: one byte on our socket (the
+ * engine page, where it sleeps, is read-only for us). */
 static void ring_bell(cqrs_client *c)
 {
-	cqrs__ring_wake(&c->lines->bell_seq, &c->lines->bell_waiters);
+	/* seq_cst: pairs with the command thread's seq_cst increment of
+	 * waiters before its re-check (ringbuf/wait.h), after our seq_cst
+	 * commit of the record. */
+	if (atomic_load_explicit(&c->info->bell_waiters, memory_order_seq_cst) != 0) {
+		static const char bell = CQRS_GW_BELL_BYTE;
+		ssize_t n = send(c->sock, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)n; /* EAGAIN: bytes are queued already, the engine will look */
+	}
 }
 
 /* ---- liveness ------------------------------------------------------------ */
 
 /* 0 while the engine serves us, else CQRS_ESTOPPED (sticky). thorough adds
- * the /proc check of the engine's owner word, at most every 100 ms. */
+ * a look at the socket (a poll syscall), at most every 100 ms. */
 static int gone(cqrs_client *c, int thorough)
 {
 	uint64_t now;
@@ -98,20 +123,16 @@ static int gone(cqrs_client *c, int thorough)
 		return c->dead;
 	/* acquire: pairs with the engine's release store of STOPPED (answers
 	 * written before it are visible). */
-	if (atomic_load_explicit(&c->lines->state, memory_order_acquire) == CQRS_GW_STOPPED ||
-	    /* acquire: pairs with the release that retired the segment. */
-	    (atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->flags, memory_order_acquire) &
-	     CQRS_SEG_RETIRED) ||
-	    /* acquire: pairs with the engine's release CAS (dropped) or reset. */
-	    atomic_load_explicit(&c->slot->state, memory_order_acquire) != CQRS_GW_ACTIVE ||
-	    /* relaxed: written before the state it is checked after. */
-	    atomic_load_explicit(&c->slot->epoch, memory_order_relaxed) != c->epoch)
+	if (atomic_load_explicit(&c->info->state, memory_order_acquire) == CQRS_GW_STOPPED ||
+	    /* acquire: pairs with the engine's release store of DROPPED. */
+	    atomic_load_explicit(&c->hdr->state, memory_order_acquire) != CQRS_GW_ACTIVE)
 		return c->dead = CQRS_ESTOPPED;
 	if (thorough) {
 		now = cqrs__mono_ns();
 		if (now >= c->next_alive_ns) {
+			struct pollfd p = { .fd = c->sock, .events = POLLIN | POLLRDHUP };
 			c->next_alive_ns = now + ALIVE_EVERY_NS;
-			if (!cqrs__seg_owner_alive(c->engine_owner))
+			if (poll(&p, 1, 0) != 0) /* the engine closed, died, or broke the protocol */
 				return c->dead = CQRS_ESTOPPED;
 		}
 	}
@@ -131,9 +152,9 @@ static int reply_take(cqrs_client *c, cqrs_result *res)
 
 	if (tail == c->head)
 		return 0;
-	if (tail - c->head > c->p.reply_entries)
+	if (tail - c->head > c->hello.reply_entries)
 		return c->dead = CQRS_ESTOPPED;
-	en = cqrs__gw_entry(c->reply, &c->p, c->head);
+	en = cqrs__gw_entry(c->reply, c->hello.reply_entries, c->head);
 	res->request_id = en->request_id;
 	res->seq = en->seq;
 	res->status = en->status;
@@ -257,12 +278,12 @@ static int load_commands(cqrs_client *c, cqrs_ctl *ctl, const cqrs_gw_dir *d)
 	return 0;
 }
 
-/* Reads and checks the gateway directory of a running engine. */
-static int read_dir(cqrs_client *c, cqrs_ctl *ctl, cqrs_gw_dir *d)
+/* Reads and checks the gateway directory of a running engine; *pid is the
+ * engine's (the control segment's owner). */
+static int read_dir(cqrs_client *c, cqrs_ctl *ctl, cqrs_gw_dir *d, uint32_t *pid)
 {
 	uint64_t size, deadline = cqrs__mono_ns() + CONNECT_TIMEOUT_NS;
 	const cqrs_gw_dir *sd;
-	char want[CQRS_SEG_NAME_MAX];
 	cqrs_ctl_info info;
 
 	for (;;) {
@@ -273,178 +294,158 @@ static int read_dir(cqrs_client *c, cqrs_ctl *ctl, cqrs_gw_dir *d)
 			break;
 		if (cqrs__mono_ns() >= deadline)
 			return cqrs__fail(CQRS_ESTOPPED, "engine %s did not finish starting", c->engine);
-		nap_ns(1000000);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
 	}
+	*pid = info.owner_pid;
 	sd = cqrs__ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
 	if (!sd || size < sizeof *sd)
 		return cqrs__fail(CQRS_EFORMAT, "engine %s: gateway region too small", c->engine);
 	/* acquire: pairs with the engine's release store of the magic. */
 	if (atomic_load_explicit(&sd->magic, memory_order_acquire) != CQRS_GW_DIR_MAGIC)
-		return cqrs__fail(CQRS_ENOTFOUND, "engine %s has no command gateway", c->engine);
+		return cqrs__fail(CQRS_ENOTFOUND, "engine %s has no command gateway (or speaks "
+				 "another gateway version)", c->engine);
 	memcpy((uint8_t *)d + sizeof d->magic, (const uint8_t *)sd + sizeof sd->magic,
 	       sizeof *d - sizeof d->magic);
 	if (d->version != CQRS_GW_VERSION || d->dir_size != sizeof *d)
 		return cqrs__fail(CQRS_EFORMAT, "engine %s: gateway format %u (size %u), this library "
 				 "speaks %u", c->engine, d->version, d->dir_size, CQRS_GW_VERSION);
-	cqrs__gw_seg_name(want, sizeof want, c->engine);
-	if (d->nslots == 0 || d->nslots > CQRS_GW_MAX_SLOTS || d->ncmds > CQRS_GW_MAX_TYPES - 1 ||
-	    d->ncmds != cqrs__ctl_command_count(ctl) ||
-	    strncmp(d->seg_name, want, sizeof d->seg_name) != 0)
+	d->sock_name[sizeof d->sock_name - 1] = 0;
+	if (d->ncmds > CQRS_GW_MAX_TYPES - 1 || d->ncmds != cqrs__ctl_command_count(ctl) ||
+	    d->engine_pid != *pid || d->sock_name[0] == 0)
 		return cqrs__fail(CQRS_EFORMAT, "engine %s: inconsistent gateway directory", c->engine);
 	return load_commands(c, ctl, d);
 }
 
-static int open_segment(cqrs_client *c, const cqrs_gw_dir *d)
+/* Connects to the engine's socket and checks that the engine listens on it. */
+static int dial(cqrs_client *c, const cqrs_gw_dir *d, uint32_t pid)
 {
-	const cqrs_seg_hdr *h;
-	int rc = cqrs__seg_open(&c->seg, d->seg_name, CQRS_GW_SEG_KIND, 1);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t n = strlen(d->sock_name);
+	struct ucred cr;
+	socklen_t len = sizeof cr;
 
-	if (rc == -ENOENT)
-		return cqrs__fail(CQRS_ESTOPPED, "engine %s: gateway segment gone (restarting?)", c->engine);
-	if (rc)
-		return rc;
-	h = cqrs__seg_header(&c->seg);
-	memcpy(&c->p, c->seg.imm + CQRS_GW_PARAMS_OFF, sizeof c->p);
-	if (strncmp(h->engine, c->engine, sizeof h->engine) != 0)
-		return cqrs__fail(CQRS_EFORMAT, "%s names another engine", d->seg_name);
-	if (h->generation != d->generation)
-		return cqrs__fail(CQRS_ESTOPPED, "engine %s restarted while we connected", c->engine);
-	rc = cqrs__gw_params_check(&c->p, c->seg.size);
-	if (rc)
-		return rc;
-	if (c->p.nslots != d->nslots)
-		return cqrs__fail(CQRS_EFORMAT, "%s: slot count differs from its directory", d->seg_name);
-	c->generation = h->generation;
-	c->lines = cqrs__gw_lines(c->seg.base);
-	/* acquire: pairs with the seal; the owner word is the engine's. */
-	c->engine_owner = atomic_load_explicit(&cqrs__seg_live_line(&c->seg)->owner,
-					       memory_order_acquire);
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->sock < 0)
+		return cqrs__fail(-errno, "socket: %s", strerror(errno));
+	memcpy(a.sun_path + 1, d->sock_name, n);
+	if (connect(c->sock, (struct sockaddr *)&a,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
+		int e = errno;
+		if (e == ECONNREFUSED || e == ENOENT)
+			return cqrs__fail(CQRS_ESTOPPED, "engine %s: gateway socket gone (restarting?)",
+					 c->engine);
+		return cqrs__fail(-e, "engine %s: connect: %s", c->engine, strerror(e));
+	}
+	/* Who answers must be the engine itself, not a process posing as it. */
+	if (getsockopt(c->sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || (uint32_t)cr.pid != pid)
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: the gateway socket is not the engine's "
+				 "(pid %d, engine %u)", c->engine, (int)cr.pid, pid);
 	return 0;
 }
 
-/* Gives the slot back: FREE if the engine never saw us, else CLOSED. */
-static void release_slot(cqrs_client *c)
+/* Receives the hello (and its two descriptors) within the connect timeout. */
+static int recv_hello(cqrs_client *c, int fds[2])
 {
-	uint32_t st;
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec io = { &c->hello, sizeof c->hello };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof u.buf };
+	struct pollfd p = { .fd = c->sock, .events = POLLIN };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int nfds = 0;
 
-	if (!c->claimed)
-		return;
-	if (c->prod) {
-		cqrs_mpsc_producer_close(c->prod);
-		c->prod = NULL;
-	}
-	/* acquire: pairs with the engine's release CAS of the state. */
-	st = atomic_load_explicit(&c->slot->state, memory_order_acquire);
-	for (;;) {
-		if (st == CQRS_GW_FREE) {
-			/* release: nothing of ours was used; pairs with the next
-			 * claimer's acquire CAS. */
-			atomic_store_explicit(&c->slot->owner, 0, memory_order_release);
+	fds[0] = fds[1] = -1;
+	for (uint64_t deadline = cqrs__mono_ns() + CONNECT_TIMEOUT_NS;;) {
+		uint64_t now = cqrs__mono_ns();
+		int r;
+
+		if (now >= deadline)
+			return cqrs__fail(-ETIMEDOUT, "engine %s did not answer the connection",
+					 c->engine);
+		r = poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+		if (r > 0)
 			break;
-		}
-		/* release: our last use of the rings before CLOSED; pairs with the
-		 * engine's acquire load of the state. */
-		if (atomic_compare_exchange_weak_explicit(&c->slot->state, &st, CQRS_GW_CLOSED,
-							  memory_order_release, memory_order_acquire)) {
-			/* seq_cst RMW: wakes the engine's scan (futex protocol). */
-			atomic_fetch_add_explicit(&c->lines->connect_seq, 1, memory_order_seq_cst);
-			ring_bell(c);
-			break;
-		}
+		if (r < 0 && errno != EINTR)
+			return cqrs__fail(-errno, "engine %s: poll: %s", c->engine, strerror(errno));
 	}
-	c->claimed = 0;
+	n = recvmsg(c->sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+				if (nfds < 2)
+					fds[nfds++] = fd;
+				else
+					close(fd);
+			}
+		}
+	if (n != (ssize_t)sizeof c->hello || c->hello.magic != CQRS_GW_HELLO_MAGIC)
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: no valid gateway hello", c->engine);
+	if (c->hello.version != CQRS_GW_VERSION)
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: gateway format %u, this library speaks %u",
+				 c->engine, c->hello.version, CQRS_GW_VERSION);
+	c->hello.reason[sizeof c->hello.reason - 1] = 0;
+	if (c->hello.status)
+		return cqrs__fail(c->hello.status > 0 ? -EPROTO : c->hello.status,
+				 "engine %s refused the connection: %s", c->engine, c->hello.reason);
+	if ((m.msg_flags & MSG_CTRUNC) || nfds != 2)
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: hello without its memory", c->engine);
+	return cqrs__gw_layout_check(&c->hello);
 }
 
-/* Claims one free slot (owner 0 -> us). 0, CQRS_EFULL. */
-static int claim_slot(cqrs_client *c)
+/* A memfd of exactly size bytes that nobody can shrink. */
+static int check_memfd(cqrs_client *c, int fd, uint64_t size, int seals)
 {
-	uint64_t me = cqrs__seg_self_owner();
+	struct stat st;
+	int have = fcntl(fd, F_GET_SEALS);
 
-	for (uint32_t i = 0; i < c->p.nslots; i++) {
-		cqrs_gw_slot *s = cqrs__gw_slot(c->seg.base, &c->p, i);
-		uint64_t exp = 0;
-
-		/* relaxed: a cheap look before the CAS. */
-		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
-			continue;
-		/* acq_rel: acquire pairs with the engine's release of owner 0 after
-		 * the reset (fresh rings); release publishes our claim. */
-		if (!atomic_compare_exchange_strong_explicit(&s->owner, &exp, me, memory_order_acq_rel,
-							     memory_order_relaxed))
-			continue;
-		/* relaxed: ordered by the acquire CAS above. */
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) != CQRS_GW_FREE) {
-			/* release: hand back what we should not have taken. */
-			atomic_store_explicit(&s->owner, 0, memory_order_release);
-			continue;
-		}
-		c->slot = s;
-		c->slot_idx = i;
-		c->claimed = 1;
-		return 0;
-	}
-	return CQRS_EFULL;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size || have < 0 || (have & seals) != seals)
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: connection memory not as announced",
+				 c->engine);
+	return 0;
 }
 
-static int attach_slot(cqrs_client *c)
+static int map_memory(cqrs_client *c, const int fds[2])
 {
-	uint64_t head, tail;
+	const cqrs_gw_hello *h = &c->hello;
+	void *m;
 	int rc;
 
-	c->reply = cqrs__gw_reply(c->slot, &c->p);
-	rc = cqrs_mpsc_attach(cqrs__gw_req_mem(c->slot, &c->p), (size_t)c->p.req_size, &c->req);
+	rc = check_memfd(c, fds[0], h->conn_size, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	if (!rc)
+		rc = check_memfd(c, fds[1], h->info_size,
+				 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
+	if (rc)
+		return rc;
+	m = mmap(NULL, (size_t)h->conn_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+	if (m == MAP_FAILED)
+		return cqrs__fail(-errno, "mmap connection: %s", strerror(errno));
+	c->conn = m;
+	m = mmap(NULL, h->info_size, PROT_READ, MAP_SHARED, fds[1], 0);
+	if (m == MAP_FAILED)
+		return cqrs__fail(-errno, "mmap engine page: %s", strerror(errno));
+	c->info = m;
+	c->hdr = (cqrs_gw_conn *)(void *)c->conn;
+	c->reply = cqrs__gw_reply(c->conn, h);
+	if (c->info->magic != CQRS_GW_INFO_MAGIC || c->info->generation != h->generation ||
+	    c->hdr->magic != CQRS_GW_CONN_MAGIC || c->hdr->client_id != h->client_id)
+		return cqrs__fail(CQRS_EFORMAT, "engine %s: connection memory not as announced",
+				 c->engine);
+	c->client_id = h->client_id;
+	rc = cqrs_mpsc_attach(c->conn + h->req_off, (size_t)h->req_size, &c->req);
 	if (!rc)
 		rc = cqrs_mpsc_producer_open(c->req, &c->prod);
 	if (rc)
 		return rc;
-	/* acquire: pair with the engine's reset (published by the owner word
-	 * we acquired). */
-	head = atomic_load_explicit(&c->reply->head, memory_order_acquire);
-	tail = atomic_load_explicit(&c->reply->tail, memory_order_acquire);
-	if (head != tail)
-		return cqrs__fail(CQRS_EFORMAT, "gateway slot %u: reply ring not reset", c->slot_idx);
-	c->head = head;
-	return 0;
-}
-
-/* CONNECTING, then wait for the engine's ACTIVE. */
-static int handshake(cqrs_client *c)
-{
-	uint64_t deadline = cqrs__mono_ns() + CONNECT_TIMEOUT_NS;
-	uint32_t exp = CQRS_GW_FREE, st;
-
-	/* release: our ring attachment before the engine looks; pairs with its
-	 * acquire load of the state. */
-	if (!atomic_compare_exchange_strong_explicit(&c->slot->state, &exp, CQRS_GW_CONNECTING,
-						     memory_order_release, memory_order_relaxed))
-		return cqrs__fail(CQRS_ESTOPPED, "gateway slot %u changed under us", c->slot_idx);
-	/* seq_cst RMW: the engine's re-check reads it (futex protocol), then the bell. */
-	atomic_fetch_add_explicit(&c->lines->connect_seq, 1, memory_order_seq_cst);
-	ring_bell(c);
-	for (unsigned n = 0;; n++) {
-		/* acquire: pairs with the engine's release CAS to ACTIVE (client id
-		 * and epoch stored before). */
-		st = atomic_load_explicit(&c->slot->state, memory_order_acquire);
-		if (st == CQRS_GW_ACTIVE)
-			break;
-		if (st != CQRS_GW_CONNECTING)
-			return cqrs__fail(CQRS_ESTOPPED, "gateway slot %u refused", c->slot_idx);
-		/* acquire: pairs with the engine's STOPPING/STOPPED stores. */
-		if (atomic_load_explicit(&c->lines->state, memory_order_acquire) != CQRS_GW_RUNNING)
-			return cqrs__fail(CQRS_ESTOPPED, "engine %s is stopping", c->engine);
-		if (n < 1000) {
-			cqrs__cpu_relax();
-			continue;
-		}
-		if (cqrs__mono_ns() >= deadline)
-			return cqrs__fail(-ETIMEDOUT, "engine %s did not accept the connection", c->engine);
-		if (n % 256 == 0 && !cqrs__seg_owner_alive(c->engine_owner))
-			return cqrs__fail(CQRS_ESTOPPED, "engine %s died", c->engine);
-		nap_ns(20000);
-	}
-	/* relaxed: ordered by the acquire load of ACTIVE. */
-	c->client_id = atomic_load_explicit(&c->slot->client_id, memory_order_relaxed);
-	c->epoch = atomic_load_explicit(&c->slot->epoch, memory_order_relaxed);
+	/* acquire: the engine wrote the memory before the hello. */
+	c->head = atomic_load_explicit(&c->reply->head, memory_order_acquire);
 	return 0;
 }
 
@@ -453,8 +454,9 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	cqrs_client *c;
 	cqrs_ctl *ctl = NULL;
 	cqrs_gw_dir d;
-	uint64_t deadline;
-	int rc;
+	uint64_t full_deadline;
+	uint32_t pid = 0;
+	int rc, fds[2] = { -1, -1 };
 
 	if (!out)
 		return -EINVAL;
@@ -464,6 +466,7 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
+	c->sock = -1;
 	strcpy(c->engine, engine);
 	c->spins = env_count("CQRS_CLIENT_SPIN", CQRS_BACKOFF_SPINS);
 	c->yields = env_count("CQRS_CLIENT_YIELD", CQRS_BACKOFF_YIELDS);
@@ -471,33 +474,31 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	if (rc == -ENOENT)
 		rc = cqrs__fail(CQRS_ENOTFOUND, "no engine named %s", engine);
 	if (!rc)
-		rc = read_dir(c, ctl, &d);
+		rc = read_dir(c, ctl, &d, &pid);
 	cqrs__ctl_close(ctl);
-	if (!rc)
-		rc = open_segment(c, &d);
-	/* acquire: pairs with the engine's release of STOPPING/STOPPED. */
-	if (!rc && atomic_load_explicit(&c->lines->state, memory_order_acquire) != CQRS_GW_RUNNING)
-		rc = cqrs__fail(CQRS_ESTOPPED, "engine %s is stopping", engine);
-	deadline = cqrs__mono_ns() + FULL_WAIT_NS;
+	/* A full gateway may have connections that just closed and are not
+	 * freed yet: ask again for a while. */
+	full_deadline = cqrs__mono_ns() + FULL_WAIT_NS;
 	while (!rc) {
-		rc = claim_slot(c);
-		if (rc != CQRS_EFULL)
+		rc = dial(c, &d, pid);
+		if (!rc)
+			rc = recv_hello(c, fds);
+		if (rc != CQRS_EFULL || cqrs__mono_ns() >= full_deadline)
 			break;
-		if (cqrs__mono_ns() >= deadline) {
-			rc = cqrs__fail(CQRS_EFULL, "engine %s: all %u gateway slots are taken", engine,
-				       c->p.nslots);
-			break;
-		}
-		/* seq_cst RMW: asks the engine to look for dead owners now. */
-		atomic_fetch_add_explicit(&c->lines->reap_seq, 1, memory_order_seq_cst);
-		ring_bell(c);
-		nap_ns(2000000);
+		close(c->sock);
+		c->sock = -1;
+		struct timespec ts = { 0, 2000000 };
+		nanosleep(&ts, NULL);
 		rc = 0;
 	}
 	if (!rc)
-		rc = attach_slot(c);
-	if (!rc)
-		rc = handshake(c);
+		rc = map_memory(c, fds);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]); /* the mappings keep the memory */
+	/* acquire: pairs with the engine's release of STOPPING/STOPPED. */
+	if (!rc && atomic_load_explicit(&c->info->state, memory_order_acquire) != CQRS_GW_RUNNING)
+		rc = cqrs__fail(CQRS_ESTOPPED, "engine %s is stopping", engine);
 	if (rc) {
 		cqrs_client_close(c);
 		return rc;
@@ -511,11 +512,14 @@ void cqrs_client_close(cqrs_client *c)
 {
 	if (!c)
 		return;
-	if (c->seg.base)
-		release_slot(c);
 	cqrs_mpsc_producer_close(c->prod);
 	cqrs_mpsc_close(c->req);
-	cqrs__seg_close(&c->seg);
+	if (c->sock >= 0)
+		close(c->sock); /* the engine frees our connection when it sees this */
+	if (c->conn)
+		munmap(c->conn, (size_t)c->hello.conn_size);
+	if (c->info)
+		munmap((void *)(uintptr_t)c->info, c->hello.info_size);
 	free(c->schemas);
 	free(c->stash);
 	free(c);
@@ -573,6 +577,7 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 	static const cqrs_submit_opts none = { 0 };
 	const cqrs_schema *s;
 	cqrs__gw_req *h;
+	uint64_t cseq;
 	uint32_t rlen;
 	void *d;
 	int rc, tries = 0;
@@ -587,9 +592,17 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 	    (opts->flags & ~CQRS_GW_KNOWN_FLAGS) || opts->reserved || opts->aggregate_id == UINT64_MAX)
 		return -EINVAL;
 	/* acquire: pairs with the engine's release of STOPPING. */
-	if (atomic_load_explicit(&c->lines->state, memory_order_acquire) != CQRS_GW_RUNNING ||
+	if (atomic_load_explicit(&c->info->state, memory_order_acquire) != CQRS_GW_RUNNING ||
 	    gone(c, 0))
 		return CQRS_ESTOPPED;
+	if (opts->client_seq)
+		cseq = opts->client_seq;
+	else if (c->max_cseq == UINT64_MAX)
+		return cqrs__fail(-EOVERFLOW, "client_seq %llu was used on this connection: no "
+				 "automatic number is left after it (reconnect, or pass client_seq)",
+				 (unsigned long long)UINT64_MAX);
+	else
+		cseq = c->max_cseq + 1;
 	rlen = (uint32_t)(sizeof *h + len);
 	do {
 		rc = cqrs_mpsc_try_claim(c->prod, CQRS_GW_REC_REQUEST, rlen, &d);
@@ -598,8 +611,7 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 			*h = (cqrs__gw_req){ .request_id = c->next_id + 1,
 					    .aggregate_id = opts->aggregate_id,
 					    .expected_version = opts->expected_version,
-					    .client_seq = opts->client_seq ? opts->client_seq
-									   : c->next_id + 1,
+					    .client_seq = cseq,
 					    .type = type, .size = (uint32_t)len, .flags = opts->flags };
 			if (len)
 				memcpy(h + 1, cmd, len);
@@ -610,6 +622,8 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 		return rc;
 	c->next_id++;
 	c->pending++;
+	if (cseq > c->max_cseq)
+		c->max_cseq = cseq;
 	ring_bell(c);
 	if (request_id)
 		*request_id = c->next_id;
@@ -720,17 +734,26 @@ int cqrs_client_submit(cqrs_client *c, uint32_t type, const void *cmd, size_t le
 
 int cqrs__client_parts_get(cqrs_client *c, cqrs__client_parts *out)
 {
-	if (!c || !c->claimed || !c->seg.base)
+	if (!c || !c->conn)
 		return -EINVAL;
-	out->base = c->seg.base;
-	out->size = c->seg.size;
-	out->p = &c->p;
-	out->lines = c->lines;
-	out->slot_index = c->slot_idx;
-	out->slot = c->slot;
-	out->req_mem = cqrs__gw_req_mem(c->slot, &c->p);
+	out->conn = c->conn;
+	out->conn_size = (size_t)c->hello.conn_size;
+	out->hello = &c->hello;
+	out->info = c->info;
+	out->hdr = c->hdr;
+	out->req_mem = c->conn + c->hello.req_off;
 	out->reply = c->reply;
 	out->req = c->req;
 	out->producer = c->prod;
+	out->sock = c->sock;
 	return 0;
+}
+
+void cqrs__client_ring(cqrs_client *c)
+{
+	if (c && c->sock >= 0) {
+		static const char bell = CQRS_GW_BELL_BYTE;
+		ssize_t n = send(c->sock, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)n;
+	}
 }

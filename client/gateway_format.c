@@ -1,7 +1,7 @@
 /*
- * client/gateway_format.c - the gateway segment's canonical layout (see
- * gateway_format.h), computed the same way by the engine that lays it out
- * and by every client that validates it.
+ * client/gateway_format.c - the gateway connection memory's canonical
+ * layout (see gateway_format.h), computed the same way by the engine that
+ * lays it out and by every client that validates the hello describing it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,64 +9,53 @@
 #include "client/gateway_format.h"
 #include "core/errors.h"
 #include "core/schema_internal.h"
+#include "shm/segment.h"
 
 static int pow2(uint64_t x)
 {
 	return x && !(x & (x - 1));
 }
 
-int cqrs__gw_layout(cqrs__gw_params *p)
+int cqrs__gw_layout(cqrs_gw_hello *h)
 {
-	uint64_t req, reply, slot, total;
+	uint64_t req, reply;
 
-	if (p->nslots == 0 || p->nslots > CQRS_GW_MAX_SLOTS || !pow2(p->reply_entries) ||
-	    p->reply_entries > (1u << 16))
+	if (!pow2(h->reply_entries) || h->reply_entries > (1u << 16))
 		return -EINVAL;
-	req = cqrs_mpsc_footprint(p->req_capacity, CQRS_GW_REQ_PRODUCERS);
+	req = cqrs_mpsc_footprint(h->req_capacity, CQRS_GW_REQ_PRODUCERS);
 	if (req == 0)
 		return -EINVAL;
-	reply = sizeof(cqrs_gw_reply) + (uint64_t)p->reply_entries * sizeof(cqrs_gw_entry);
-	slot = cqrs__align_up(sizeof(cqrs_gw_slot) + req + reply, 128);
-	total = cqrs__align_up(CQRS_SEG_REGION_OFF + (uint64_t)p->nslots * slot, 4096);
-	p->version = CQRS_GW_VERSION;
-	p->slots_off = CQRS_SEG_REGION_OFF;
-	p->slot_size = slot;
-	p->req_off = sizeof(cqrs_gw_slot);
-	p->req_size = req;
-	p->req_producers = CQRS_GW_REQ_PRODUCERS;
-	p->reply_off = sizeof(cqrs_gw_slot) + req;
-	p->reply_size = reply;
-	p->quota = CQRS_GW_QUOTA;
-	p->entry_size = sizeof(cqrs_gw_entry);
-	if (p->claim_timeout_ns == 0)
-		p->claim_timeout_ns = CQRS_GW_CLAIM_TIMEOUT_NS;
-	p->total_size = total;
+	reply = sizeof(cqrs_gw_reply) + (uint64_t)h->reply_entries * sizeof(cqrs_gw_entry);
+	h->req_off = CQRS_GW_CONN_HDR;
+	h->req_size = req;
+	h->reply_off = cqrs__align_up(h->req_off + req, 128);
+	h->reply_size = reply;
+	h->conn_size = cqrs__align_up(h->reply_off + reply, 4096);
+	h->quota = CQRS_GW_QUOTA;
+	h->info_size = CQRS_GW_INFO_SIZE;
 	return 0;
 }
 
-int cqrs__gw_params_check(const cqrs__gw_params *p, uint64_t seg_size)
+int cqrs__gw_layout_check(const cqrs_gw_hello *h)
 {
-	cqrs__gw_params want;
+	cqrs_gw_hello want;
 
-	if (p->version != CQRS_GW_VERSION)
-		return cqrs__fail(CQRS_EFORMAT, "gateway format %u, this library speaks %u", p->version,
-				 CQRS_GW_VERSION);
 	memset(&want, 0, sizeof want);
-	want.nslots = p->nslots;
-	want.req_capacity = p->req_capacity;
-	want.reply_entries = p->reply_entries;
-	want.claim_timeout_ns = p->claim_timeout_ns ? p->claim_timeout_ns : 1;
-	if (cqrs__gw_layout(&want) || memcmp(&want, p, sizeof want) != 0 || want.total_size != seg_size)
-		return cqrs__fail(CQRS_EFORMAT, "gateway segment: layout does not match its parameters");
+	want.req_capacity = h->req_capacity;
+	want.reply_entries = h->reply_entries;
+	if (cqrs__gw_layout(&want) || want.req_off != h->req_off || want.req_size != h->req_size ||
+	    want.reply_off != h->reply_off || want.reply_size != h->reply_size ||
+	    want.conn_size != h->conn_size || want.quota != h->quota || want.info_size != h->info_size)
+		return cqrs__fail(CQRS_EFORMAT, "gateway hello: layout does not match its parameters");
 	return 0;
 }
 
-int cqrs__gw_seg_name(char *out, size_t cap, const char *engine)
+int cqrs__gw_sock_name(char *out, size_t cap, const char *engine, uint64_t generation)
 {
 	int n;
 
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
 		return cqrs__fail(-EINVAL, "bad engine name");
-	n = snprintf(out, cap, "/cqrs.%s.gw", engine);
+	n = snprintf(out, cap, "cqrs.%s.%016llx", engine, (unsigned long long)generation);
 	return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
 }

@@ -8,8 +8,8 @@
  * thread's re-check before it sleeps looks at every source with seq_cst
  * loads (engine/command_thread.c). The bell lives in the engine's heap
  * (cqrs_engine.own_bell) unless the gateway points cqrs_engine.bell into
- * its shared segment (client/gateway_format.h) before the command thread
- * starts.
+ * its engine page (client/gateway_format.h), which clients map read-only,
+ * before the command thread starts.
  */
 #ifndef CQRS_ENGINE_DOORBELL_H
 #define CQRS_ENGINE_DOORBELL_H

@@ -179,7 +179,7 @@ static int start(cqrs_engine *e)
 	(void)cqrs__generations_retire_old(e); /* before any seq is handed out */
 	rc = cqrs__publish_open(e); /* the broadcast ring, in DEDICATED threading */
 	if (!rc)
-		rc = cqrs__gateway_open(e); /* may point e->bell into its segment */
+		rc = cqrs__gateway_open(e); /* points e->bell into its engine page */
 	if (!rc)
 		rc = cqrs__submit_init(e);
 	if (rc)

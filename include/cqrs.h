@@ -151,6 +151,22 @@ typedef struct cqrs_config {
 					 Larger batches overlap their write too.
 					 Default 256 KiB, 0 = always io_uring */
 	int threading;                /* enum cqrs_threading_mode; default DEDICATED */
+	/* The command gateway (other processes submitting, cqrs_client.h).
+	 * A peer may connect when its uid is in gateway_uids or its primary or
+	 * a supplementary group is in gateway_gids (SO_PEERCRED,
+	 * SO_PEERGROUPS); with both lists empty, the engine's effective uid and
+	 * group. The arrays are copied at start. */
+	uint32_t gateway_max_clients; /* connections at once; default 256 (or the
+					 environment's CQRS_GATEWAY_CLIENTS), at most
+					 4096; each costs ~140 KiB and a descriptor
+					 (RLIMIT_NOFILE must allow them) */
+	uint32_t gateway_max_per_uid; /* ... of them per peer uid, so that one user
+					 cannot take them all; default 64 (or
+					 CQRS_GATEWAY_PER_UID) */
+	uint32_t gateway_nuids;       /* entries in gateway_uids */
+	uint32_t gateway_ngids;       /* entries in gateway_gids */
+	const uint32_t *gateway_uids;
+	const uint32_t *gateway_gids;
 } cqrs_config;
 
 /* An event as decide sees what it emitted, evolve and apply see it. */

@@ -4,10 +4,11 @@
  *
  * Overview
  *   A client connects to an engine by name. Through the engine's control
- *   segment it finds the engine's gateway segment, claims one of its client
- *   slots (a request ring and a response ring of its own) and learns the
- *   engine's command types with their schemas. It then submits commands as
- *   records of their schema's size:
+ *   segment it finds the engine's gateway socket and learns the engine's
+ *   command types with their schemas; the engine checks the client's
+ *   credentials and hands it memory of its own (a request ring and a reply
+ *   ring no other process can reach). It then submits commands as records
+ *   of their schema's size:
  *
  *     cqrs_client *c;
  *     cqrs_client_connect("orders", &c);
@@ -30,9 +31,15 @@
  *   The engine assigns every connection a client id, used with each
  *   request's client_seq as the key of the engine's dedup window: a request
  *   repeated with the same client_seq on the same connection answers
- *   CQRS_EDUPLICATE with the original's seq. client_seq 0 lets the client
- *   number its requests itself (1, 2, ... per connection). A new connection
- *   (reconnect) gets a new client id.
+ *   CQRS_EDUPLICATE with the original's seq. client_seq 0 lets the library
+ *   number the request: the highest client_seq used on this connection so
+ *   far (automatic or explicit) plus one, so automatic numbers never collide
+ *   with explicit keys sent before them; after an explicit UINT64_MAX,
+ *   automatic numbering refuses with -EOVERFLOW. An explicit key is the
+ *   caller's: one that repeats an earlier request's (automatic or explicit)
+ *   answers CQRS_EDUPLICATE, and so does one more than the engine's
+ *   dedup_window below the highest seen on the connection (too old to tell
+ *   from a retry). A new connection (reconnect) gets a new client id.
  *
  * Threads
  *   A cqrs_client is used by one thread at a time (its rings are
@@ -46,11 +53,20 @@
  *     engine parks at most 256 answers per client when its reply ring is
  *     full and takes no more of its requests until it reads (sends then
  *     return -EAGAIN once its request ring fills); it never blocks on it.
- *   - A client that breaks its own rings (writes into the shared memory
+ *   - A client that breaks its own rings (writes into its connection memory
  *     behind the library's back) is dropped: its calls return
- *     CQRS_ESTOPPED.
- *   - The gateway segment is mode 0660 by default (group of the engine):
- *     the client must be the engine's user or in its group.
+ *     CQRS_ESTOPPED. Nothing a client does reaches another client or makes
+ *     the engine fault or stall.
+ *   - Who may connect: the engine's configuration (cqrs_config
+ *     gateway_uids, gateway_gids; by default the engine's own uid and
+ *     group), checked from the socket's peer credentials; the client also
+ *     needs read access to the engine's control segment (mode 0640 by
+ *     default). The engine bounds connections in total and per uid
+ *     (gateway_max_clients, gateway_max_per_uid): CQRS_EFULL beyond. Users
+ *     who share a uid trust each other (one could ptrace the other).
+ *   - The connection is a socket: a process that forks keeps it open in the
+ *     child too, and the engine frees it only when every copy is closed.
+ *     Clients must share the engine's network namespace (abstract socket).
  *   - Schemas returned by the command functions belong to the client and
  *     stay valid until cqrs_client_close.
  *   - Waiting for an answer spins briefly, then yields the CPU, then sleeps
@@ -96,16 +112,19 @@ typedef struct cqrs_result {
 	char reason[96];           /* NUL-terminated; "" when none */
 } cqrs_result;
 
-/* Connects to the running engine named `engine`: claims a client slot in
- * its gateway segment (reclaiming slots of dead clients) and reads its
- * command schemas. *out is the caller's until cqrs_client_close.
- * Returns 0, CQRS_ENOTFOUND (no such engine, or it has no gateway),
- * CQRS_ESTOPPED (engine not running), CQRS_EFULL (every slot taken),
- * CQRS_EFORMAT (another layout version), -EACCES, -ENOMEM, -errno. */
+/* Connects to the running engine named `engine` over its gateway socket,
+ * maps the connection memory the engine hands over and reads its command
+ * schemas. *out is the caller's until cqrs_client_close. Returns 0,
+ * CQRS_ENOTFOUND (no such engine, or it has no gateway), CQRS_ESTOPPED
+ * (engine not running), CQRS_EFULL (the engine's connection limit, in total
+ * or for this uid, still reached after 1 s of retries), -EACCES (not
+ * allowed: control segment unreadable, or credentials refused),
+ * CQRS_EFORMAT (another gateway version, or a socket that is not the
+ * engine's), -ETIMEDOUT, -ENOMEM, -errno. cqrs_last_error() says why. */
 CQRS_API int cqrs_client_connect(const char *engine, cqrs_client **out);
 
-/* Releases the slot and frees the client (NULL ok). Results not yet
- * collected are lost. */
+/* Closes the connection (the engine frees it) and the client (NULL ok).
+ * Results not yet collected are lost. */
 CQRS_API void cqrs_client_close(cqrs_client *c);
 
 /* Number of command types the engine registered. */
@@ -127,14 +146,17 @@ CQRS_API int cqrs_client_command_type(cqrs_client *c, const char *name, uint32_t
  * CQRS_ECONFLICT, CQRS_EDUPLICATE, CQRS_EFORMAT (malformed), -errno,
  * CQRS_ESTOPPED (the engine went away or restarted), -ETIMEDOUT (the
  * request stays pending: its result comes later through poll/wait),
- * -EINVAL (unknown type or wrong size, checked before sending). */
+ * -EINVAL (unknown type or wrong size, checked before sending),
+ * -EOVERFLOW (no automatic client_seq left, see Idempotency). */
 CQRS_API int cqrs_client_submit(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 				const cqrs_submit_opts *opts, cqrs_result *res,
 				uint64_t timeout_ns);
 
 /* Queues one command without waiting; *request_id (may be NULL) names its
  * result. Returns 0, -EAGAIN (request ring full or too many results
- * uncollected: poll first), -EINVAL, CQRS_ESTOPPED. Wait-free. */
+ * uncollected: poll first), -EINVAL, -EOVERFLOW (client_seq 0 after
+ * UINT64_MAX was used: no automatic number left), CQRS_ESTOPPED.
+ * Wait-free (one send() when the engine's command thread sleeps). */
 CQRS_API int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 			      const cqrs_submit_opts *opts, uint64_t *request_id);
 

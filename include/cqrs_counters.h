@@ -3,9 +3,10 @@
  * counters region of its control segment (like Aeron's counters file), so
  * `cqrs stat` and any reader process can watch a running engine.
  *
- * Writers: the command thread owns the first block and the two latency
- * histograms; projector threads (SHARED threading: the command thread) own
- * their projection entries. Every counter
+ * Writers: the command thread owns the first block, the two latency
+ * histograms and the gateway's request counters; projector threads (SHARED
+ * threading: the command thread) own their projection entries; the gateway
+ * thread owns the gateway's connection counters. Every counter
  * has a single writer, which updates it with a relaxed atomic store (no
  * locked instruction on the hot path); readers load them relaxed and may
  * see values a few microseconds apart from each other, never a torn one.
@@ -79,16 +80,36 @@ typedef struct cqrs_counters {
 	uint64_t batch_latency[CQRS_COUNTERS_HIST]; /* batch flush -> durable */
 	/* per projection (its projector thread, or the command thread) */
 	cqrs_counters_proj proj[CQRS_COUNTERS_MAX_PROJ];
+	/* command gateway, the gateway thread's line */
+	uint64_t gw_connects;    /* connections accepted */
+	uint64_t gw_disconnects; /* connections ended (closed, died, dropped) and freed */
+	uint64_t gw_refused;     /* refused: the peer's uid and groups are not allowed */
+	uint64_t gw_limited;     /* refused: the total or the per-uid limit was reached */
+	uint64_t gw_clients;     /* connected now */
+	uint64_t gw_kicked;      /* clients dropped for breaking the socket protocol */
+	uint64_t gw_pad0[2];
+	/* command gateway, the command thread's line */
+	uint64_t gw_requests;    /* requests taken from clients' rings */
+	uint64_t gw_malformed;   /* ... answered CQRS_EFORMAT */
+	uint64_t gw_drops;       /* clients dropped for breaking their own rings */
+	uint64_t gw_overflows;   /* answers parked because a reply ring was full */
+	uint64_t gw_pad1[4];
 } cqrs_counters;
 
 #ifdef __cplusplus
 static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
 static_assert(offsetof(cqrs_counters, data_dir) == 64, "identity line is one cache line");
+static_assert(offsetof(cqrs_counters, gw_connects) % 64 == 0 &&
+		   offsetof(cqrs_counters, gw_requests) == offsetof(cqrs_counters, gw_connects) + 64,
+	       "each gateway writer's counters on a cache line of their own");
 #else
 _Static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 _Static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
 _Static_assert(offsetof(cqrs_counters, data_dir) == 64, "identity line is one cache line");
+_Static_assert(offsetof(cqrs_counters, gw_connects) % 64 == 0 &&
+		   offsetof(cqrs_counters, gw_requests) == offsetof(cqrs_counters, gw_connects) + 64,
+	       "each gateway writer's counters on a cache line of their own");
 #endif
 
 /* Smallest value counted in histogram bucket b. */

@@ -1,6 +1,6 @@
 /*
- * shm/control.c - the engine's control segment and waiter board; see
- * control.h for the layout.
+ * shm/control.c - the engine's control segment; see control.h for the
+ * layout.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -13,7 +13,6 @@
 #include "shm/wordcopy.h"
 
 #define PARAMS_OFF 128u
-#define BOARD_LINE 64u
 #define READ_SPIN 1000                 /* entry seqlock: spins before yielding */
 #define READ_GIVEUP_NS 2000000000ull  /* ... and how long before -EAGAIN */
 
@@ -75,31 +74,6 @@ int cqrs__ctl_check(const void *base, size_t len, cqrs_ctl_params *out)
 
 /* ---- engine side ------------------------------------------------------ */
 
-static int board_create(cqrs_ctl *c, unsigned mode)
-{
-	char name[CQRS_SEG_NAME_MAX];
-	uint64_t size = CQRS_SEG_REGION_OFF + (uint64_t)c->p.max_views * BOARD_LINE;
-	/* readers announce themselves here: give write to whoever may read */
-	unsigned bmode = mode | ((mode & 0444) >> 1);
-	int rc;
-
-	cqrs__seg_name_board(name, sizeof name, c->engine);
-	rc = cqrs__seg_create(&c->board, name, size, bmode);
-	if (rc == CQRS_ESTALE) { /* left by a dead engine whose control was removed */
-		rc = cqrs__seg_remove_stale(name);
-		if (!rc)
-			rc = cqrs__seg_create(&c->board, name, size, bmode);
-	}
-	if (rc)
-		return rc;
-	cqrs__seg_init_header(&c->board, CQRS_SEG_BOARD, c->engine, NULL, 0);
-	memcpy(c->board.base + PARAMS_OFF, &c->p.max_views, sizeof c->p.max_views);
-	rc = cqrs__seg_seal(&c->board);
-	if (rc)
-		cqrs__seg_close(&c->board);
-	return rc;
-}
-
 int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out)
 {
 	static const cqrs_ctl_config defaults = { 0 };
@@ -134,19 +108,12 @@ int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **
 		free(c);
 		return rc;
 	}
-	rc = board_create(c, cfg->mode ? cfg->mode : CQRS_SEG_DEFAULT_MODE);
-	if (rc) {
-		cqrs__seg_close(&c->seg); /* never sealed: removes its private name */
-		free(c);
-		return rc;
-	}
 	cqrs__seg_init_header(&c->seg, CQRS_SEG_CONTROL, engine, NULL, 0);
 	memcpy(c->seg.base + PARAMS_OFF, &c->p, sizeof c->p);
 	/* relaxed: published by the seal's release store of the magic */
 	atomic_store_explicit(&state_line(c)->state, CQRS_ENGINE_STARTING, memory_order_relaxed);
 	rc = cqrs__seg_seal(&c->seg);
 	if (rc) { /* another process took the engine's name meanwhile */
-		cqrs__seg_unlink(c->board.name);
 		cqrs__ctl_close(c);
 		return rc;
 	}
@@ -284,14 +251,6 @@ int cqrs__ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s)
 	return 0;
 }
 
-_Atomic uint32_t *cqrs__ctl_waiters(const cqrs_ctl *c, uint32_t slot)
-{
-	if (!c || !c->board.base || slot >= c->p.max_views)
-		return NULL;
-	return (_Atomic uint32_t *)(void *)(c->board.base + CQRS_SEG_REGION_OFF +
-					   (uint64_t)slot * BOARD_LINE);
-}
-
 void cqrs__ctl_destroy(cqrs_ctl *c)
 {
 	if (!c)
@@ -299,8 +258,6 @@ void cqrs__ctl_destroy(cqrs_ctl *c)
 	if (c->writer) {
 		cqrs__ctl_set_state(c, CQRS_ENGINE_STOPPED);
 		cqrs__seg_unlink(c->seg.name);
-		if (c->board.base)
-			cqrs__seg_unlink(c->board.name);
 	}
 	cqrs__ctl_close(c);
 }
@@ -332,16 +289,6 @@ int cqrs__ctl_open(const char *engine, cqrs_ctl **out)
 		cqrs__ctl_close(c);
 		return rc;
 	}
-	/* The board is optional for readers: without write access they wait
-	 * with bounded sleeps instead of announcing themselves. */
-	cqrs__seg_name_board(name, sizeof name, engine);
-	if (cqrs__seg_open(&c->board, name, CQRS_SEG_BOARD, 1) == 0) {
-		uint32_t slots;
-		memcpy(&slots, c->board.imm + PARAMS_OFF, sizeof slots);
-		if (slots != c->p.max_views || c->board.uid != c->seg.uid ||
-		    c->board.size < CQRS_SEG_REGION_OFF + (uint64_t)slots * BOARD_LINE)
-			cqrs__seg_close(&c->board);
-	}
 	*out = c;
 	return 0;
 }
@@ -350,7 +297,6 @@ void cqrs__ctl_close(cqrs_ctl *c)
 {
 	if (!c)
 		return;
-	cqrs__seg_close(&c->board);
 	cqrs__seg_close(&c->seg);
 	free(c);
 }

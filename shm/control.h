@@ -1,6 +1,5 @@
 /*
- * shm/control.h - the engine's control segment "/cqrs.<engine>.ctl" and its
- * waiter board "/cqrs.<engine>.wait".
+ * shm/control.h - the engine's control segment "/cqrs.<engine>.ctl".
  *
  * The control segment is how every other process finds an engine's views:
  * the engine's state, a directory of its views (name, current generation,
@@ -30,16 +29,11 @@
  * Directory entries are written under the entry's seqlock (odd while being
  * written; shm/view_format.h describes the protocol); a slot once used keeps
  * its view's name for the segment's life, so a view's slot index is stable.
- * The slot index is also the view's waiter slot on the board.
  *
- * The board is the one segment readers may write: one cache line per view
- * slot holding the count of readers blocked in cqrs_view_wait, so the
- * projector calls futex_wake only when someone waits. Its mode is the
- * control's with the read bits copied to the write bits (0640 -> 0660).
- * Caveat: a process with that write access can disturb wakeups (a reader
- * then falls back to bounded sleeps) or truncate the board, which the
- * engine would feel as SIGBUS on its next end of batch; group membership is
- * the trust boundary.
+ * No segment of the engine's is writable by readers: cqrs_view_wait sleeps
+ * on a word of the view segment it maps read-only, and the projector wakes
+ * that word after every batch (shm/view_format.h). A reader can therefore
+ * neither truncate nor scribble on anything the engine maps.
  */
 #ifndef CQRS_SHM_CONTROL_H
 #define CQRS_SHM_CONTROL_H
@@ -74,7 +68,7 @@ typedef struct cqrs_ctl_params {
 	uint64_t cmd_off, cmd_size;
 	uint64_t counters_off, counters_size;
 	uint64_t gateway_off, gateway_size;
-	uint64_t board_slots; /* == max_views */
+	uint64_t board_slots; /* == max_views (unused: kept for the layout) */
 } cqrs_ctl_params;
 
 /* Mutable state line at 1088. */
@@ -112,7 +106,6 @@ typedef struct cqrs_ctl_config {
 
 typedef struct cqrs_ctl {
 	cqrs_seg seg;
-	cqrs_seg board;       /* base NULL when the board could not be mapped (readers) */
 	cqrs_ctl_params p;    /* validated copy */
 	char engine[CQRS_NAME_MAX];
 	int writer;
@@ -135,16 +128,17 @@ int cqrs__ctl_layout(cqrs_ctl_params *p, uint64_t *total);
 
 /* ---- engine side ------------------------------------------------------ */
 
-/* Creates the control segment and the board for engine, state STARTING.
+/* Creates the control segment for engine, state STARTING.
  * An existing live engine's name gives -EEXIST, another user's -EACCES, a
  * dead engine's CQRS_ESTALE (cqrs__ctl_remove_stale clears it). Once the
  * name is ours, the private names of segments that earlier runs were
  * creating when they died are removed (cqrs__seg_sweep_unfinished). */
 int cqrs__ctl_create(const char *engine, const cqrs_ctl_config *cfg, cqrs_ctl **out);
 
-/* Removes a dead engine's control segment and board (marking them retired
- * and orphaned first, so that readers re-open the directory). View
- * segments are not touched: adopt or remove them by name. */
+/* Removes a dead engine's control segment (marking it retired and
+ * orphaned first, so that readers re-open the directory), and a
+ * "/cqrs.<engine>.wait" segment if one is there (older builds made one).
+ * View segments are not touched: adopt or remove them by name. */
 int cqrs__ctl_remove_stale(const char *engine);
 
 int cqrs__ctl_set_state(cqrs_ctl *c, uint32_t state);
@@ -166,16 +160,12 @@ int cqrs__ctl_set_generation(cqrs_ctl *c, uint32_t slot, uint64_t generation,
  * CQRS_EFORMAT for an invalid schema, -EEXIST for a second one by that name. */
 int cqrs__ctl_add_command_schema(cqrs_ctl *c, const cqrs_schema *s);
 
-/* The board word counting waiters of slot (NULL if no board is mapped). */
-_Atomic uint32_t *cqrs__ctl_waiters(const cqrs_ctl *c, uint32_t slot);
-
-/* Engine shutdown: state STOPPED, unlinks control and board, frees c. */
+/* Engine shutdown: state STOPPED, unlinks the control segment, frees c. */
 void cqrs__ctl_destroy(cqrs_ctl *c);
 
 /* ---- both sides --------------------------------------------------------- */
 
-/* Opens an engine's control segment read-only (and its board read-write
- * when permitted). 0, -ENOENT (no such engine), CQRS_EFORMAT, CQRS_ECORRUPT. */
+/* Opens an engine's control segment read-only. 0, -ENOENT (no such engine), CQRS_EFORMAT, CQRS_ECORRUPT. */
 int cqrs__ctl_open(const char *engine, cqrs_ctl **out);
 
 /* Unmaps and frees (segments stay). */

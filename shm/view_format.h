@@ -128,11 +128,10 @@
  *
  * APPLIED_SEQ AND WAITING
  *   At the end of a batch the writer stores applied_seq, then increments
- *   wake (both seq_cst), then loads the waiter count on the board (seq_cst,
- *   shm/control.h) and calls futex_wake(wake) only when it is non-zero. A
- *   waiter loads wake, checks applied_seq, increments the board count
- *   (seq_cst), checks applied_seq again, then futex_waits on wake with the
- *   value it loaded (core/futex.h: no lost wakeups).
+ *   wake (both seq_cst), then calls futex_wake(wake) (every batch: readers
+ *   map the segment read-only and have nowhere to announce themselves). A
+ *   waiter loads wake, checks applied_seq (seq_cst), then futex_waits on
+ *   wake with the value it loaded (core/futex.h: no lost wakeups).
  *
  * GENERATIONS
  *   A rebuilt or resized view is a new segment with generation + 1. The

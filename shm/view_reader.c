@@ -41,7 +41,6 @@
 #define MOVE_TRIES 3                  /* ... in a row, off an orphaned generation */
 #define OPEN_TRIES 5                  /* opens that find the generation just replaced */
 #define WAIT_SLICE_NS 100000000u      /* ... sleeps at most this long between checks */
-#define WAIT_SLICE_NOBOARD_NS 1000000u /* ... without a board to announce on */
 #define RETRY 2                       /* walk: a snapshot saw a change */
 
 /* One mapped generation; replaced as a whole when the handle moves. Hot
@@ -70,7 +69,6 @@ struct cqrs_view {
 	int image;
 	cqrs_ctl *ctl;
 	uint32_t slot;
-	_Atomic uint32_t *waiters;
 	uint8_t *rowbuf;
 	size_t rowbuf_cap;
 	uint8_t *snap;
@@ -275,7 +273,6 @@ int cqrs_view_refresh(cqrs_view *v)
 	cqrs__ctl_close(v->ctl);
 	v->ctl = c;
 	v->slot = slot;
-	v->waiters = cqrs__ctl_waiters(c, slot);
 	return 0;
 }
 
@@ -406,7 +403,6 @@ int cqrs_view_open(const char *engine, const char *view, cqrs_view **out)
 		cqrs_view_close(v);
 		return rc;
 	}
-	v->waiters = cqrs__ctl_waiters(v->ctl, v->slot);
 	*out = v;
 	return 0;
 }
@@ -778,7 +774,6 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 	next_owner_check = t0 + WAIT_SLICE_NS;
 	for (;;) {
 		_Atomic uint32_t *word = (_Atomic uint32_t *)&v->m.ap->wake;
-		_Atomic uint32_t *waiters = v->waiters;
 		/* acquire: pairs with cqrs__vw_end's seq_cst increment; read before
 		 * the condition so a later increment makes futex_wait return */
 		uint32_t w = atomic_load_explicit(word, memory_order_acquire);
@@ -805,16 +800,13 @@ int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
 				return CQRS_EWRITERDEAD;
 		}
 		slice = deadline - now;
-		if (slice > (waiters ? WAIT_SLICE_NS : WAIT_SLICE_NOBOARD_NS))
-			slice = waiters ? WAIT_SLICE_NS : WAIT_SLICE_NOBOARD_NS;
+		if (slice > WAIT_SLICE_NS)
+			slice = WAIT_SLICE_NS;
 		/* seq_cst: the waiter half of core/futex.h's protocol; pairs with
-		 * cqrs__vw_end's seq_cst store of applied_seq and load of the count */
-		if (waiters)
-			atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-		if (atomic_load_explicit(&v->m.ap->applied_seq, memory_order_seq_cst) < seq) /* as above */
+		 * cqrs__vw_end's seq_cst stores of applied_seq and wake (the writer
+		 * wakes the word after every batch: nothing to announce) */
+		if (atomic_load_explicit(&v->m.ap->applied_seq, memory_order_seq_cst) < seq)
 			(void)cqrs__futex_wait(word, w, slice);
-		if (waiters)
-			atomic_fetch_sub_explicit(waiters, 1, memory_order_seq_cst); /* as above */
 	}
 }
 

@@ -38,7 +38,6 @@ struct cqrs_vw {
 	cqrs_vapplied *ap;
 	cqrs_vseq *vs;
 	cqrs_vstats *st;
-	_Atomic uint32_t *waiters;
 	uint64_t pmask, smask;
 	uint64_t prefaulted; /* rows [0, prefaulted) are mapped (row_alloc) */
 	int in_batch, vseq_odd, poisoned;
@@ -582,14 +581,15 @@ int cqrs__vw_end(cqrs_vw *w, uint64_t applied_seq)
 				 (unsigned long long)applied_seq, (unsigned long long)prev);
 	if (applied_seq == prev)
 		return 0;
-	/* seq_cst (both stores and the load below): the waker half of the
-	 * futex protocol (core/futex.h); pairs with the waiter's seq_cst
-	 * increment of the board count and its re-check of applied_seq.
-	 * applied_seq before wake, so a waiter that saw the new wake sees it. */
+	/* seq_cst (both stores): the waker half of the futex protocol
+	 * (core/futex.h); pairs with the waiter's load of wake and seq_cst
+	 * re-check of applied_seq. applied_seq before wake, so a waiter that
+	 * saw the new wake sees it. Readers map the view read-only and cannot
+	 * announce themselves, so every batch wakes the word: one futex_wake
+	 * per batch and view, a syscall even with nobody waiting. */
 	atomic_store_explicit(&w->ap->applied_seq, applied_seq, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&w->ap->wake, 1, memory_order_seq_cst); /* as above */
-	if (w->waiters && atomic_load_explicit(w->waiters, memory_order_seq_cst) != 0) /* as above */
-		cqrs__futex_wake(&w->ap->wake);
+	cqrs__futex_wake(&w->ap->wake);
 	return 0;
 }
 
@@ -643,7 +643,6 @@ static void wire(cqrs_vw *w)
 	w->st = (cqrs_vstats *)(void *)(b + CQRS_VSTATS_OFF);
 	w->pmask = (UINT64_C(1) << w->p.pri_log2) - 1;
 	w->smask = w->p.nsec ? (UINT64_C(1) << w->p.sec_log2) - 1 : 0;
-	w->waiters = cqrs__ctl_waiters(w->ctl, w->slot);
 }
 
 /* Fills p's key and index fields from cfg. */

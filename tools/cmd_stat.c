@@ -159,6 +159,13 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 #undef ROW
 	printf("%-22s %14llu\n", "durable seq", (unsigned long long)c->durable_seq);
 	printf("%-22s %14llu\n", "published seq", (unsigned long long)c->published_seq);
+	printf("%-22s %14llu now, %llu accepted, %llu refused, %llu over limits, %llu dropped\n",
+	       "gateway clients", (unsigned long long)c->gw_clients,
+	       (unsigned long long)c->gw_connects, (unsigned long long)c->gw_refused,
+	       (unsigned long long)c->gw_limited,
+	       (unsigned long long)(c->gw_drops + c->gw_kicked));
+	printf("%-22s %14llu  (%llu malformed)\n", "gateway requests",
+	       (unsigned long long)c->gw_requests, (unsigned long long)c->gw_malformed);
 	if (c->ring_size)
 		printf("%-22s %14llu of %llu\n", "ring bytes in use", (unsigned long long)c->ring_used,
 		       (unsigned long long)c->ring_size);
@@ -224,6 +231,16 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	FIELD(ring_size)
 	FIELD(replayed)
 	FIELD(replay_ns)
+	FIELD(gw_connects)
+	FIELD(gw_disconnects)
+	FIELD(gw_refused)
+	FIELD(gw_limited)
+	FIELD(gw_clients)
+	FIELD(gw_kicked)
+	FIELD(gw_requests)
+	FIELD(gw_malformed)
+	FIELD(gw_drops)
+	FIELD(gw_overflows)
 #undef FIELD
 	printf("},\"rates_per_s\":");
 	if (prev && s->mono_ns > prev->mono_ns) {

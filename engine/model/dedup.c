@@ -69,7 +69,9 @@ int cqrs__dedup_check(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t *seq)
 		*seq = s->seq;
 		return 1;
 	}
-	if (cseq + d->window <= c->max_cseq)
+	/* cseq + window <= max_cseq, written so that it cannot wrap (cseq may
+	 * be UINT64_MAX) */
+	if (c->max_cseq >= d->window && cseq <= c->max_cseq - d->window)
 		return 1; /* too old to tell: refuse rather than apply twice */
 	return 0;
 }

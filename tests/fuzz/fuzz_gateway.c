@@ -12,6 +12,9 @@
  *                     region at offset u32 (wrapping)
  *   mode % 4 == 3:    the bytes are written over the request ring's header
  *                     at offset u32 % 640 (tail, head, counters, futexes)
+ *   mode % 8 == 5:    instead of the above, the bytes are sent on the
+ *                     client's socket: anything but doorbell bytes must get
+ *                     it dropped (it reconnects)
  * Before that, cqrs__gw_check_request runs over (u32, bytes) and its
  * promises are checked. After it, the good client submits one command and
  * must get the right answer; a hostile client the engine dropped
@@ -20,6 +23,7 @@
  * at exit with its segments.
  */
 #include <ftw.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +102,7 @@ static void init(void)
 	cfg.durability = CQRS_DURABILITY_NONE;
 	cfg.ring_bytes = 1u << 22;
 	cfg.segment_bytes = 1u << 22;
-	setenv("CQRS_GATEWAY_SLOTS", "4", 1);
+	setenv("CQRS_GATEWAY_CLIENTS", "4", 1);
 	if (cqrs_engine_open(&cfg, NULL, &engine) ||
 	    cqrs_register_command(engine, 1, fz_add_schema(), decide_add) ||
 	    cqrs_register_event(engine, 1, fz_added_schema(), NULL) || cqrs_engine_start(engine))
@@ -171,7 +175,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size - 5;
 	check_pure(word, p, n);
 
-	max = (uint32_t)(parts.p->req_capacity / 2 - CQRS_MPSC_REC_HDR);
+	max = (uint32_t)(parts.hello->req_capacity / 2 - CQRS_MPSC_REC_HDR);
+	if (data[0] % 8 == 5) {
+		int bells = 1;
+		for (size_t i = 0; i < n && i < 4096; i++)
+			bells &= p[i] == CQRS_GW_BELL_BYTE;
+		if (send(parts.sock, p, n < 4096 ? n : 4096, MSG_NOSIGNAL) < 0)
+			bells = 0; /* already dropped */
+		/* a sender of anything else is dropped: wait for it, then come back */
+		for (int i = 0; !bells && i < 20000 && cqrs_client_poll(bad, &r) >= 0; i++)
+			usleep(50);
+		if (!bells) {
+			if (cqrs_client_poll(bad, &r) >= 0)
+				abort(); /* garbage on the socket and still served */
+			connect_bad();
+		}
+		goto good;
+	}
 	switch (data[0] % 4) {
 	case 0:
 	case 1:
@@ -181,17 +201,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc == 0) {
 			memcpy(d, p, n);
 			rc = cqrs_mpsc_commit(parts.producer, (uint32_t)n);
-			cqrs__ring_wake(&parts.lines->bell_seq, &parts.lines->bell_waiters);
+			cqrs__client_ring(bad);
 		}
 		if (rc == -EBUSY || rc == CQRS_ECORRUPT)
 			connect_bad();
 		drain_bad(rc == 0);
 		break;
 	case 2: {
-		uint8_t *ring = (uint8_t *)parts.req_mem + (parts.p->req_size - parts.p->req_capacity);
+		uint8_t *ring = (uint8_t *)parts.req_mem + (parts.hello->req_size - parts.hello->req_capacity);
 		for (size_t i = 0; i < n; i++)
-			ring[(word + i) % parts.p->req_capacity] = p[i];
-		cqrs__ring_wake(&parts.lines->bell_seq, &parts.lines->bell_waiters);
+			ring[(word + i) % parts.hello->req_capacity] = p[i];
+		cqrs__client_ring(bad);
 		drain_bad(0);
 		break;
 	}
@@ -201,13 +221,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > 640 - off)
 			n = 640 - off;
 		memcpy(hdr + off, p, n);
-		cqrs__ring_wake(&parts.lines->bell_seq, &parts.lines->bell_waiters);
+		cqrs__client_ring(bad);
 		drain_bad(0);
 		/* our own producer state is garbage now: start over */
 		connect_bad();
 	}
 	}
 
+good:
 	/* The well-behaved client is not disturbed. */
 	cmd = (fz_add){ next_account++, (int64_t)(size % 3) - 1 };
 	rc = cqrs_client_submit(good, 1, &cmd, sizeof cmd, NULL, &r, 30 * SEC);

@@ -17,6 +17,7 @@ _Atomic int bank_apply_delay_us;
 int bank_register_withdrawn = 1;
 int bank_pretouch;
 int bank_threading;
+void (*bank_config_hook)(cqrs_config *cfg);
 
 static int64_t balance_of(bank_model *m, uint64_t account)
 {
@@ -103,6 +104,8 @@ int bank_start(const char *name, const char *dir, int durability, uint64_t capac
 	cfg.segment_bytes = 1u << 20;
 	cfg.pretouch = bank_pretouch;
 	cfg.threading = bank_threading;
+	if (bank_config_hook)
+		bank_config_hook(&cfg);
 	rc = cqrs_engine_open(&cfg, m, out);
 	if (!rc) rc = cqrs_register_command(*out, BANK_DEPOSIT, bank_deposit_schema(), decide_deposit);
 	if (!rc) rc = cqrs_register_command(*out, BANK_WITHDRAW, bank_withdraw_schema(), decide_withdraw);

@@ -42,6 +42,8 @@ extern int bank_register_withdrawn;
 extern int bank_pretouch;
 /* cqrs_config.threading of the engines bank_start opens (default DEDICATED). */
 extern int bank_threading;
+/* Called on the config before bank_start opens the engine (NULL: none). */
+extern void (*bank_config_hook)(cqrs_config *cfg);
 
 /* Opens and starts an engine named name in dir with the bank domain.
  * capacity: the balances view's initial rows. on_error: projection policy. */

@@ -6,7 +6,7 @@
  * Each run forks an engine (the bank domain, batch durability) and kills
  * it after a random delay between 0 and 1.2 times a measured start, so the
  * kills land in journal recovery, write-model replay, the creation of the
- * control segment, board, views and gateway, the rebuild and just after.
+ * control segment, the views and the gateway, the rebuild and just after.
  * A child that comes up keeps depositing (client id and seq, each
  * acknowledged one reported through a pipe) until it is killed. Then a
  * second engine is started, which must come up (it refused, before, with
@@ -17,8 +17,8 @@
  * At the end the parent starts the engine once more and checks:
  *   - every acknowledged client seq is in the journal at its seq, once;
  *   - the view equals the journal (balances and op counts);
- *   - /dev/shm holds this engine's control, board, gateway and one view
- *     segment, nothing else (no old generation, no unfinished creation).
+ *   - /dev/shm holds this engine's control segment and one view segment,
+ *     nothing else (no old generation, no unfinished creation).
  * Usage: engine_start_kill [runs]   (default 50; 10 under sanitizers)
  */
 #include <dirent.h>

@@ -24,6 +24,8 @@
 
 #include "cqrs.h"
 #include "cqrs_client.h"
+#include "cqrs_counters.h"
+#include "shm/control.h"
 #include "examples/orders/orders.h"
 #include "tests/lib/testutil.h"
 
@@ -113,9 +115,11 @@ static inline void gp_init(const char *prefix)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
-/* Starts `cqrs-orders serve` and waits until a client can connect. slots:
- * CQRS_GATEWAY_SLOTS for the child (0: default). */
-static inline void gp_engine_start(int slots)
+static int gp_per_uid; /* CQRS_GATEWAY_PER_UID for the next engine (0: default) */
+
+/* Starts `cqrs-orders serve` and waits until a client can connect.
+ * clients: CQRS_GATEWAY_CLIENTS for the child (0: default). */
+static inline void gp_engine_start(int clients)
 {
 	char path[4200], log[700], slots_s[16];
 	uint64_t deadline;
@@ -135,9 +139,13 @@ static inline void gp_engine_start(int slots)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		if (slots) {
-			snprintf(slots_s, sizeof slots_s, "%d", slots);
-			setenv("CQRS_GATEWAY_SLOTS", slots_s, 1);
+		if (clients) {
+			snprintf(slots_s, sizeof slots_s, "%d", clients);
+			setenv("CQRS_GATEWAY_CLIENTS", slots_s, 1);
+		}
+		if (gp_per_uid) {
+			snprintf(slots_s, sizeof slots_s, "%d", gp_per_uid);
+			setenv("CQRS_GATEWAY_PER_UID", slots_s, 1);
 		}
 		execl(path, path, "serve", "--name", gp_name, "--dir", gp_dir, "--durability", "none",
 		      "--quiet", (char *)NULL);
@@ -198,6 +206,54 @@ static inline int gp_create_order(cqrs_client *c, uint64_t order, uint64_t custo
 	snprintf(cmd.shipping_address, sizeof cmd.shipping_address, "street %llu",
 		 (unsigned long long)order);
 	return cqrs_client_submit(c, CMD_CREATE_ORDER, &cmd, sizeof cmd, NULL, r, 30 * SEC);
+}
+
+/* The running engine's counters (a copy, read from its control segment). */
+static inline void gp_counters(cqrs_counters *out)
+{
+	cqrs_ctl *ctl = NULL;
+	uint64_t size = 0;
+	const void *r;
+
+	CHECK(cqrs__ctl_open(gp_name, &ctl) == 0, "open control segment: %s", cqrs_last_error());
+	r = cqrs__ctl_region(ctl, CQRS_CTL_COUNTERS, &size);
+	CHECK(r && size >= sizeof *out, "counters region");
+	memcpy(out, r, sizeof *out);
+	cqrs__ctl_close(ctl);
+}
+
+/* 1 if the engine's log (serve.log) contains needle. */
+static inline int gp_log_has(const char *needle)
+{
+	char path[700], line[1024];
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof path, "%s/serve.log", gp_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof line, f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Number of open descriptors of process pid. */
+static inline int gp_fd_count(pid_t pid)
+{
+	char path[64];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "ls /proc/%d/fd | wc -l", (int)pid);
+	f = popen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &n) != 1)
+		n = -1;
+	pclose(f);
+	return n;
 }
 
 /* Runs the cqrs tool with args; returns its exit status, stdout in out. */

@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_control.c - the engine's control segment: state, view
- * directory, command schemas, reserved regions, the waiter board, names
- * already taken, read-only mappings for readers, cleanup; readers of an
- * orphaned generation, the sweep of unfinished creations.
+ * directory, command schemas, reserved regions, names already taken,
+ * read-only mappings for readers, cleanup; readers of an orphaned
+ * generation, the sweep of unfinished creations.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,15 +93,8 @@ static void test_directory_and_state(void **state)
 	assert_int_equal(cqrs__ctl_set_state(c, 9), -EINVAL);
 	assert_int_equal(cqrs__ctl_set_state(r, CQRS_ENGINE_STOPPED), -EINVAL);
 
-	/* the board: one counter per slot, writable for readers that may */
-	assert_non_null(cqrs__ctl_waiters(c, 0));
-	assert_non_null(cqrs__ctl_waiters(r, 2));
-	assert_null(cqrs__ctl_waiters(r, 3));
-	atomic_fetch_add(cqrs__ctl_waiters(r, 2), 1);
-	assert_int_equal(atomic_load(cqrs__ctl_waiters(c, 2)), 1);
-
 	cqrs__ctl_close(r);
-	assert_int_equal(tview_shm_count(engine), 2); /* ctl + board */
+	assert_int_equal(tview_shm_count(engine), 1); /* the control segment alone */
 	cqrs__ctl_destroy(c);
 	assert_int_equal(tview_shm_count(engine), 0);
 	assert_int_equal(cqrs__ctl_open(engine, &r), -ENOENT);
@@ -303,7 +296,7 @@ static void test_create_sweeps_unfinished(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_int_equal(tview_shm_count(engine), 1);
 	assert_int_equal(cqrs__ctl_create(engine, NULL, &c), 0);
-	assert_int_equal(tview_shm_count(engine), 2); /* control and board only */
+	assert_int_equal(tview_shm_count(engine), 1); /* the control segment only */
 	cqrs__ctl_destroy(c);
 	assert_int_equal(tview_shm_count(engine), 0);
 }

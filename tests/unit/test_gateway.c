@@ -1,11 +1,12 @@
 /*
  * tests/unit/test_gateway.c - the command gateway in one process: an engine
- * (tests/lib/bank) and clients of it through shared memory. Round trips,
- * rejections, conflicts, duplicates, the client's own argument checks,
- * every validation path of the engine (pure function and through the ring),
- * pipelining, a client that stops reading (reply overflow), slot reuse and
- * exhaustion, a client that breaks its ring (dropped, reconnects), and an
- * engine stop seen by a connected client. Each test has its own engine name
+ * (tests/lib/bank) and clients of it over its socket and their own rings.
+ * Round trips, rejections, conflicts, duplicates, client_seq numbering, the
+ * client's own argument checks, every validation path of the engine (pure
+ * function and through the ring), pipelining, a client that stops reading
+ * (reply overflow), connection reuse and the total limit, credentials and
+ * the per-uid limit from the config, a client that breaks its ring
+ * (dropped, reconnects), and an engine stop seen by a connected client. Each test has its own engine name
  * and data folder and removes both.
  */
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 
 #include "client/client_internal.h"
 #include "cqrs_client.h"
+#include "cqrs_counters.h"
 #include "cqrs_view.h"
 #include "engine/gateway_check.h"
 #include "ringbuf/mpsc.h"
@@ -59,7 +61,7 @@ static int teardown(void **state)
 	f->e = NULL;
 	cqrs_engine_remove_segments(f->name);
 	tu_rmrf(f->dir);
-	unsetenv("CQRS_GATEWAY_SLOTS");
+	unsetenv("CQRS_GATEWAY_CLIENTS");
 	return 0;
 }
 
@@ -174,6 +176,41 @@ static void test_round_trip(void **state)
 	cqrs_client_close(c);
 }
 
+/* Automatic numbering continues after the highest client_seq used on the
+ * connection, so explicit keys far ahead never swallow later commands. */
+static void test_client_seq_numbering(void **state)
+{
+	fixture *f = *state;
+	cqrs_client *c;
+	cqrs_result r;
+	cqrs_submit_opts o = { 0 };
+	uint64_t before;
+
+	start(f);
+	c = connect_ok(f);
+	assert_int_equal(deposit(c, 1, 1, NULL, &r), 0); /* automatic 1 */
+	o.client_seq = 1000000;
+	assert_int_equal(deposit(c, 1, 1, &o, &r), 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(deposit(c, 1, 1, NULL, &r), 0); /* 1000001, ... */
+		assert_int_equal(r.status, 0);
+	}
+	assert_int_equal(deposit(c, 1, 1, &o, &r), CQRS_EDUPLICATE); /* a repeat on purpose */
+	o.client_seq = UINT64_MAX;
+	assert_int_equal(deposit(c, 1, 1, &o, &r), 0);
+	before = cqrs_client_pending(c);
+	assert_int_equal(deposit(c, 1, 1, NULL, &r), -EOVERFLOW); /* refused, never swallowed */
+	assert_non_null(strstr(cqrs_last_error(), "client_seq"));
+	assert_int_equal(cqrs_client_pending(c), before);
+	o.client_seq = UINT64_MAX - 1;
+	assert_int_equal(deposit(c, 1, 1, &o, &r), 0); /* explicit keys still work */
+	/* ... except those more than the dedup window below the highest: the
+	 * engine cannot tell them from retries any more (documented) */
+	o.client_seq = 5000000;
+	assert_int_equal(deposit(c, 1, 1, &o, &r), CQRS_EDUPLICATE);
+	cqrs_client_close(c);
+}
+
 static void test_client_argument_checks(void **state)
 {
 	fixture *f = *state;
@@ -271,14 +308,15 @@ static int raw_answer(cqrs_client *c, cqrs_result *r)
 	return -ETIMEDOUT;
 }
 
-static void raw_send(cqrs__client_parts *pp, uint32_t rtype, const void *data, uint32_t len)
+static void raw_send(cqrs_client *c, cqrs__client_parts *pp, uint32_t rtype, const void *data,
+		     uint32_t len)
 {
 	void *d;
 
 	assert_int_equal(cqrs_mpsc_try_claim(pp->producer, rtype, len, &d), 0);
 	memcpy(d, data, len);
 	assert_int_equal(cqrs_mpsc_commit(pp->producer, len), 0);
-	cqrs__ring_wake(&pp->lines->bell_seq, &pp->lines->bell_waiters);
+	cqrs__client_ring(c);
 }
 
 static void test_malformed_through_ring(void **state)
@@ -308,7 +346,7 @@ static void test_malformed_through_ring(void **state)
 			h->type = 77;
 		if (k == 3)
 			h->size = 15;
-		raw_send(&pp, cases[k].rtype, buf, cases[k].len);
+		raw_send(c, &pp, cases[k].rtype, buf, cases[k].len);
 		assert_int_equal(raw_answer(c, &r), 1);
 		assert_int_equal(r.status, CQRS_EFORMAT);
 		assert_int_equal(r.request_id, cases[k].id);
@@ -365,7 +403,7 @@ static void test_reply_overflow(void **state)
 	c = connect_ok(f);
 	assert_int_equal(cqrs__client_parts_get(c, &pp), 0);
 	/* More than the reply ring holds, without reading a single answer. */
-	while (sent < pp.p->reply_entries + pp.p->quota / 2) {
+	while (sent < pp.hello->reply_entries + pp.hello->quota / 2) {
 		int rc = cqrs_client_send(c, BANK_DEPOSIT, &d, sizeof d, NULL, NULL);
 		if (rc == -EAGAIN) {
 			usleep(1000);
@@ -380,7 +418,8 @@ static void test_reply_overflow(void **state)
 	for (int i = 0; i < 10000 && !atomic_load_explicit(&pp.reply->backlog, memory_order_acquire); i++)
 		usleep(1000);
 	assert_int_equal(atomic_load_explicit(&pp.reply->backlog, memory_order_acquire), 1);
-	assert_true(atomic_load_explicit(&pp.lines->overflows, memory_order_relaxed) >= 1);
+	/* relaxed: a statistic the command thread writes */
+	assert_true(__atomic_load_n(&cqrs_engine_counters(f->e)->gw_overflows, __ATOMIC_RELAXED) >= 1);
 	while (got < sent) {
 		assert_int_equal(cqrs_client_wait(c, &r, 10 * SEC), 1);
 		assert_int_equal(r.status, 0);
@@ -390,7 +429,7 @@ static void test_reply_overflow(void **state)
 	cqrs_client_close(c);
 }
 
-/* ---- slots --------------------------------------------------------------------- */
+/* ---- connections --------------------------------------------------------------------- */
 
 static void test_slots_reuse_and_exhaustion(void **state)
 {
@@ -398,7 +437,7 @@ static void test_slots_reuse_and_exhaustion(void **state)
 	cqrs_client *c[4], *extra = NULL;
 	cqrs_result r;
 
-	setenv("CQRS_GATEWAY_SLOTS", "4", 1);
+	setenv("CQRS_GATEWAY_CLIENTS", "4", 1);
 	start(f);
 	for (int round = 0; round < 12; round++) {
 		cqrs_client *x = connect_ok(f);
@@ -417,6 +456,60 @@ static void test_slots_reuse_and_exhaustion(void **state)
 	}
 }
 
+/* Credentials from the config: a uid list without ours refuses us at the
+ * socket; adding our group lets us in. */
+static const uint32_t other_uid[] = { 4242424 };
+static uint32_t our_gid[1];
+
+static void hook_refuse(cqrs_config *cfg)
+{
+	cfg->gateway_uids = other_uid;
+	cfg->gateway_nuids = 1;
+}
+
+static void hook_group(cqrs_config *cfg)
+{
+	our_gid[0] = (uint32_t)getegid();
+	cfg->gateway_uids = other_uid;
+	cfg->gateway_nuids = 1;
+	cfg->gateway_gids = our_gid;
+	cfg->gateway_ngids = 1;
+	cfg->gateway_max_clients = 3;
+	cfg->gateway_max_per_uid = 2;
+}
+
+static void test_config_credentials_and_limits(void **state)
+{
+	fixture *f = *state;
+	cqrs_client *c = NULL, *d[2];
+	cqrs_result r;
+
+	bank_config_hook = hook_refuse;
+	start(f);
+	bank_config_hook = NULL;
+	assert_int_equal(cqrs_client_connect(f->name, &c), -EACCES);
+	assert_null(c);
+	assert_non_null(strstr(cqrs_last_error(), "not allowed"));
+	/* relaxed: a statistic the gateway thread writes */
+	assert_int_equal(__atomic_load_n(&cqrs_engine_counters(f->e)->gw_refused, __ATOMIC_RELAXED), 1);
+	bank_stop(f->e, &f->m);
+	f->e = NULL;
+
+	bank_config_hook = hook_group;
+	start(f);
+	bank_config_hook = NULL;
+	d[0] = connect_ok(f);
+	d[1] = connect_ok(f);
+	assert_int_equal(cqrs_client_connect(f->name, &c), CQRS_EFULL); /* 2 per uid */
+	assert_non_null(strstr(cqrs_last_error(), "limit per uid"));
+	assert_int_equal(deposit(d[1], 1, 1, NULL, &r), 0);
+	cqrs_client_close(d[0]);
+	c = connect_ok(f); /* the closed one's room, once the engine freed it */
+	assert_int_equal(deposit(c, 1, 1, NULL, &r), 0);
+	cqrs_client_close(c);
+	cqrs_client_close(d[1]);
+}
+
 static void test_broken_ring_drops_client(void **state)
 {
 	fixture *f = *state;
@@ -433,17 +526,17 @@ static void test_broken_ring_drops_client(void **state)
 	/* An impossible tail: the consumer refuses the ring. relaxed: garbage
 	 * on purpose; the engine's acquire load finds it whenever it looks. */
 	atomic_store_explicit(&rh->tail, UINT64_C(0x123456789abcdef1), memory_order_relaxed);
-	cqrs__ring_wake(&pp.lines->bell_seq, &pp.lines->bell_waiters);
-	/* acquire: pairs with the engine's release CAS to DROPPED. */
+	cqrs__client_ring(c);
+	/* acquire: pairs with the engine's release store of DROPPED. */
 	for (int i = 0; i < 10000 &&
-			atomic_load_explicit(&pp.slot->state, memory_order_acquire) != CQRS_GW_DROPPED;
+			atomic_load_explicit(&pp.hdr->state, memory_order_acquire) != CQRS_GW_DROPPED;
 	     i++)
 		usleep(1000);
-	assert_int_equal(atomic_load_explicit(&pp.slot->state, memory_order_acquire), CQRS_GW_DROPPED);
+	assert_int_equal(atomic_load_explicit(&pp.hdr->state, memory_order_acquire), CQRS_GW_DROPPED);
 	assert_int_equal(deposit(c, 1, 1, NULL, &r), CQRS_ESTOPPED);
 	assert_int_equal(cqrs_client_poll(c, &r), CQRS_ESTOPPED);
-	/* relaxed: a statistic. */
-	assert_true(atomic_load_explicit(&pp.lines->drops, memory_order_relaxed) >= 1);
+	/* relaxed: a statistic the command thread writes */
+	assert_true(__atomic_load_n(&cqrs_engine_counters(f->e)->gw_drops, __ATOMIC_RELAXED) >= 1);
 	cqrs_client_close(c);
 	/* the others never noticed; the dropped one can come back */
 	assert_int_equal(deposit(good, 1, 1, NULL, &r), 0);
@@ -484,12 +577,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_connect_and_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_seq_numbering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_argument_checks, setup, teardown),
 		cmocka_unit_test(test_check_request_pure),
 		cmocka_unit_test_setup_teardown(test_malformed_through_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slots_reuse_and_exhaustion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_credentials_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_ring_drops_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_stop_seen_by_client, setup, teardown),
 	};

@@ -425,8 +425,6 @@ static void test_bad_headers(void **state)
 	assert_int_equal(cqrs__seg_unlink(segname), 0);
 	cqrs__seg_name_ctl(ctlname, sizeof ctlname, engine);
 	assert_int_equal(cqrs__seg_unlink(ctlname), 0);
-	cqrs__seg_name_board(ctlname, sizeof ctlname, engine);
-	assert_int_equal(cqrs__seg_unlink(ctlname), 0);
 	assert_int_equal(tview_shm_count(engine), 0);
 	free(bad);
 	free(img);
