@@ -70,6 +70,10 @@ struct cqrs_journal {
 	int dirfd;
 	int lockfd;
 
+	/* The journal's extent (the manifest: format.c). */
+	uint64_t journal_first_seq;    /* first seq of the first segment */
+	jmanifest man;                 /* as last written (or read at open) */
+
 	/* The current segment. */
 	int seg_fd;
 	uint64_t seg_first_seq;
@@ -94,6 +98,7 @@ struct cqrs_journal {
 	uint64_t durable_seq;          /* reported through on_durable */
 	uint64_t done_seq;             /* in-order frontier of DONE batches */
 	uint64_t sealed_seq;           /* fdatasynced by open/roll/close */
+	uint64_t submitted_seq;        /* end_seq of the last batch submitted */
 
 	/* The pending claim. */
 	bool claim_pending;
@@ -143,8 +148,14 @@ void cqrs__jlog(const struct cqrs_journal *j, int level, const char *fmt, ...)
  * Used by open (first segment) and roll. */
 int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
 
-/* recover.c: recovers j->dir and sets the current segment and
- * next_seq (or creates the first segment). */
+/* writer.c: replaces DIR/MANIFEST with the journal's extent as it
+ * stands: first segment, current segment, every seq <= durable in it.
+ * Skips the write when the manifest already says exactly that. */
+int cqrs__jw_manifest(struct cqrs_journal *j, uint64_t durable, enum jman_why why);
+
+/* recover.c: recovers j->dir and sets the current segment, next_seq and
+ * journal_first_seq (or creates the first segment), and checks the
+ * journal's extent against the manifest and the predecessor links. */
 int cqrs__jrecover(struct cqrs_journal *j, cqrs_journal_recovery *rec);
 
 #endif /* CQRS_ENGINE_JOURNAL_IMPL_H */

@@ -198,6 +198,9 @@ typedef struct cqrs_journal_recovery {
 	uint64_t torn_bytes;        /* bytes cut from the tail (0 = clean) */
 	uint64_t torn_from_seq;     /* first seq cut (when torn_bytes > 0) */
 	char torn_file[64];         /* the .torn copy's name in dir, or "" */
+	bool manifest_built;        /* there was no manifest (a new journal, or
+				       one from before manifests): one was
+				       written from the segments */
 } cqrs_journal_recovery;
 
 /* The data of one event to append (the payload is passed separately). */
@@ -281,6 +284,15 @@ uint64_t cqrs__journal_durable_seq(const cqrs_journal *j);
 
 /* The seq the next committed record will get. */
 uint64_t cqrs__journal_next_seq(const cqrs_journal *j);
+
+/* The engine's check of the journal's extent against other witnesses:
+ * state derived from the journal and kept elsewhere (a view's applied
+ * seq, a dedup entry's seq) that names `seq` proves the journal once held
+ * it. Returns 0 when seq < cqrs__journal_next_seq(j), else CQRS_ECORRUPT
+ * (logged, and in cqrs_last_error(): `what` and seq, where the journal
+ * ends, the missing seqs). Call it after open, before anything is
+ * appended. */
+int cqrs__journal_check_seen(const cqrs_journal *j, uint64_t seq, const char *what);
 
 /* 0, or the error that poisoned the journal. */
 int cqrs__journal_poisoned(const cqrs_journal *j);

@@ -82,35 +82,50 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 	return 0;
 }
 
+/* Logs the error cqrs__fail recorded (cold path: open refuses). */
+static int logged(const cqrs_journal *j, int rc)
+{
+	const char *e = cqrs_last_error(), *c = strstr(e, ": ");
+
+	cqrs__jlog(j, CQRS_LOG_ERROR, "%s", c && !memchr(e, ' ', (size_t)(c - e)) ? c + 2 : e);
+	return rc;
+}
+
 int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 {
-	uint64_t *segs = NULL;
+	uint64_t *segs;
 	jseg_map m = { .fd = -1 };
+	enum jman_state state;
+	jextent x;
 	jseg_scan s;
 	int n, rc = 0;
 
 	memset(rec, 0, sizeof *rec);
-	n = cqrs__jseg_list(j->dirfd, &segs);
-	if (n < 0)
-		return cqrs__fail(n, "journal %s: cannot list: %s", j->dir, cqrs_strerror(n));
+	rc = cqrs__jextent_load(j->dirfd, j->dir, j->engine, &x);
+	if (rc)
+		return logged(j, rc);
+	rc = cqrs__jextent_check(&x, j->dir, &state);
+	if (rc) {
+		cqrs__jextent_free(&x);
+		return logged(j, rc);
+	}
+	segs = x.segs;
+	n = x.n;
 	if (n == 0) {
-		free(segs);
-		j->next_seq = 1;
+		cqrs__jextent_free(&x);
+		j->next_seq = j->journal_first_seq = 1;
 		rc = cqrs__jw_new_segment(j, 1);
 		if (rc)
 			return rc;
 		rec->next_seq = 1;
 		rec->segments = 1;
+		rec->manifest_built = true;
 		return 0;
 	}
+	j->journal_first_seq = x.have_man ? x.man.first_seq : segs[0];
+	if (x.have_man)
+		j->man = x.man;
 
-	/* Headers of the older segments; the last two are scanned below. */
-	for (int i = 0; i + 2 < n; i++) {
-		rc = cqrs__jseg_map(j->dirfd, segs[i], false, j->engine, &m);
-		cqrs__jseg_unmap(&m);
-		if (rc)
-			goto out;
-	}
 	if (n >= 2) {
 		rc = cqrs__jseg_map(j->dirfd, segs[n - 2], false, j->engine, &m);
 		if (rc)
@@ -140,6 +155,27 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 	if (s.tail.kind == JTAIL_CORRUPT) {
 		rc = corrupt(j, m.name, s.tail.bad_off, s.tail.bad_seq, s.tail.why);
 		goto out;
+	}
+	/* Before anything is cut: the log must reach every seq the manifest
+	 * proves was in it (a zeroed or truncated durable tail). */
+	rc = cqrs__jextent_check_end(&x, j->dir, s.next_seq, m.name, s.end);
+	if (rc) {
+		logged(j, rc);
+		goto out;
+	}
+	if (state == JMAN_MISSING && !(n == 1 && s.records == 0 && s.tail.kind == JTAIL_CLEAN)) {
+		rc = logged(j, cqrs__fail(CQRS_ECORRUPT, "journal %s: " JMAN_NAME " is missing: without "
+				      "it a lost segment at the end cannot be told from a clean end "
+				      "(`cqrs journal repair %s` rebuilds it from the segments after "
+				      "checking them)", j->dir, j->dir));
+		goto out;
+	}
+	if (state != JMAN_OK) {
+		rec->manifest_built = true;
+		if (state == JMAN_LEGACY)
+			cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: no " JMAN_NAME " (segments of format "
+				   "version 1, written before manifests): writing one from the segments",
+				   j->dir);
 	}
 	if (s.tail.kind == JTAIL_TORN) {
 		rec->torn_from_seq = s.next_seq;
@@ -172,6 +208,6 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 		   s.next_seq);
 out:
 	cqrs__jseg_unmap(&m);
-	free(segs);
+	cqrs__jextent_free(&x);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <sys/wait.h>
 
 #include "tests/unit/test_journal_util.h"
 
@@ -91,23 +92,47 @@ static void remove_torn(const char *dir)
 		closedir(d);
 }
 
-/* Builds n events as groups of exactly `group` (flush + sync per group). */
-static uint64_t build_groups(const char *dir, int n, int group, uint64_t segsize)
+/* Builds n events as groups of exactly `group` (flush + sync per group)
+ * in mode `mode`. clean: closed; else the writer process exits without
+ * closing, as a kill -9 would leave it: the page cache holds every write,
+ * the manifest says what the last open or roll wrote. */
+static uint64_t build_mode(const char *dir, int n, int group, uint64_t segsize,
+			   cqrs_durability mode, int clean)
 {
 	cqrs_journal_config c;
 	cqrs_journal *j;
+	pid_t pid;
+	int st;
 
-	jt_config(&c, dir, CQRS_DURABLE_BATCH);
+	jt_config(&c, dir, mode);
 	if (segsize)
 		c.segment_size = segsize;
-	assert_int_equal(cqrs__journal_open(&j, &c, NULL), 0);
-	for (int i = 0; i < n; i += group) {
-		for (int k = 0; k < group; k++)
-			assert_int_equal(jt_append_one(j, k == group - 1), 0);
-		assert_int_equal(jt_sync(j), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (cqrs__journal_open(&j, &c, NULL) != 0)
+			_exit(2);
+		for (int i = 0; i < n; i += group) {
+			for (int k = 0; k < group; k++)
+				if (jt_append_one(j, k == group - 1) != 0)
+					_exit(3);
+			if (jt_sync(j) != 0)
+				_exit(4);
+		}
+		if (clean && cqrs__journal_close(j) != 0)
+			_exit(5);
+		_exit(0);
 	}
-	assert_int_equal(cqrs__journal_close(j), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
 	return (uint64_t)n;
+}
+
+static uint64_t build_groups(const char *dir, int n, int group, uint64_t segsize)
+{
+	return build_mode(dir, n, group, segsize, CQRS_DURABLE_BATCH, 0);
 }
 
 static int all_zero(const uint8_t *p, size_t n)
@@ -125,9 +150,9 @@ static int all_zero(const uint8_t *p, size_t n)
 static void truncate_every_offset(int group, int last)
 {
 	recpos pos[512];
-	char seg[600], tornp[700];
-	uint8_t *img;
-	size_t len;
+	char seg[600], tornp[700], manp[600];
+	uint8_t *img, *man;
+	size_t len, manlen;
 	int n = 60, np;
 
 	tu_rmrf(g_dir);
@@ -136,6 +161,8 @@ static void truncate_every_offset(int group, int last)
 	assert_int_equal(np, n);
 	jt_segment(g_dir, -1, seg, sizeof seg);
 	assert_int_equal(jt_read_file(seg, &img, &len), 0);
+	jt_path(manp, sizeof manp, g_dir, JMAN_NAME);
+	assert_int_equal(jt_read_file(manp, &man, &manlen), 0);
 	uint64_t from = pos[n - last].off, end = pos[n - 1].off + pos[n - 1].span;
 	int stride = getenv("CQRS_SAN") ? 7 : 1;
 
@@ -157,6 +184,8 @@ static void truncate_every_offset(int group, int last)
 			gstart = k < n ? pos[k].off : end;
 
 			remove_torn(g_dir);
+			/* the manifest as the crash left it */
+			assert_int_equal(jt_write_file(manp, man, manlen), 0);
 			if (how == 0) {
 				uint8_t *copy = malloc(len);
 				memcpy(copy, img, len);
@@ -198,6 +227,7 @@ static void truncate_every_offset(int group, int last)
 		}
 	}
 	free(img);
+	free(man);
 }
 
 static void test_truncate_every_offset(void **state)
