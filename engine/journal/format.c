@@ -431,9 +431,7 @@ int cqrs__jscan_group(const uint8_t *base, size_t len, size_t off, uint64_t seq,
 	}
 }
 
-/* End of the last non-zero byte in [off, len), or off if all zero. Reads
- * 8 bytes at a time from the end (the writer's zero tail is long). */
-static size_t nonzero_end(const uint8_t *base, size_t len, size_t off)
+size_t cqrs__jnonzero_end(const uint8_t *base, size_t len, size_t off)
 {
 	size_t e = len;
 
@@ -464,7 +462,7 @@ void cqrs__jscan_tail(const uint8_t *base, size_t len, size_t off, uint64_t expe
 	size_t y;
 
 	memset(t, 0, sizeof *t);
-	t->nz_end = nonzero_end(base, len, off);
+	t->nz_end = cqrs__jnonzero_end(base, len, off);
 	if (t->nz_end <= off) {
 		t->kind = JTAIL_CLEAN;
 		return;

@@ -126,6 +126,10 @@ typedef struct jscan_group {
 int cqrs__jscan_group(const uint8_t *base, size_t len, size_t off, uint64_t seq,
 		      jscan_group *g);
 
+/* End of the last non-zero byte in [off, len), or off if all zero. Reads
+ * 8 bytes at a time from the end (the writer's zero tail is long). */
+size_t cqrs__jnonzero_end(const uint8_t *base, size_t len, size_t off);
+
 /* Classifies the bytes [off, len) after the last complete group, where the
  * record with seq `expect` should be. */
 enum jtail_kind { JTAIL_CLEAN = 0, JTAIL_TORN = 1, JTAIL_CORRUPT = 2 };
@@ -135,7 +139,7 @@ typedef struct jtail {
 	size_t nz_end;          /* end of the last non-zero byte (TORN: cut [off, nz_end)) */
 	size_t bad_off;         /* CORRUPT: offset named in the message */
 	uint64_t bad_seq;       /* CORRUPT: seq named in the message */
-	char why[160];          /* CORRUPT: what is wrong */
+	char why[256];          /* CORRUPT: what is wrong */
 } jtail;
 
 void cqrs__jscan_tail(const uint8_t *base, size_t len, size_t off, uint64_t expect, jtail *t);

@@ -153,6 +153,12 @@ int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
  * Skips the write when the manifest already says exactly that. */
 int cqrs__jw_manifest(struct cqrs_journal *j, uint64_t durable, enum jman_why why);
 
+/* recover.c: copies [off, end) of the mapped segment m (opened writable)
+ * to DIR/<segment>.<off>.<suffix> (fdatasynced, directory fsynced), then
+ * zeroes it in place and fdatasyncs. *name gets the copy's name. */
+int cqrs__jcut_aside(int dirfd, const char *dir, jseg_map *m, size_t off, size_t end,
+		     const char *suffix, char *name, size_t cap);
+
 /* recover.c: recovers j->dir and sets the current segment, next_seq and
  * journal_first_seq (or creates the first segment), and checks the
  * journal's extent against the manifest and the predecessor links. */

@@ -7,6 +7,9 @@
  * layout and what the manifest proves in each mode are in the essay at the
  * top of format.c.
  *
+ * Also the writer's manifest update (cqrs__jw_manifest) and the engine's
+ * check against other witnesses (cqrs__journal_check_seen).
+ *
  * Cost: the manifest is written only on cold paths (open, segment roll,
  * clean close, repair): one 128-byte write, an fdatasync, a rename and a
  * directory fsync each time. The checks read one header per segment.
@@ -27,7 +30,7 @@
 #include "core/errors.h"
 #include "core/schema_internal.h"
 #include "engine/journal/fault.h"
-#include "engine/journal/format.h"
+#include "engine/journal/internal.h"
 
 int cqrs__jman_check(const void *img, size_t len, jmanifest *out)
 {
@@ -96,6 +99,46 @@ int cqrs__jman_write(int dirfd, jmanifest *m)
 	if (rc)
 		unlinkat(dirfd, JMAN_TMP, 0);
 	return rc;
+}
+
+/* ---- the writer's side ---------------------------------------------------------- */
+
+int cqrs__jw_manifest(cqrs_journal *j, uint64_t durable, enum jman_why why)
+{
+	jmanifest m;
+	int rc;
+
+	if (j->man.magic == JMAN_MAGIC && j->man.first_seq == j->journal_first_seq &&
+	    j->man.last_segment == j->seg_first_seq && j->man.durable_seq == durable)
+		return 0;
+	memset(&m, 0, sizeof m);
+	memcpy(m.engine, j->engine, sizeof m.engine);
+	m.first_seq = j->journal_first_seq;
+	m.last_segment = j->seg_first_seq;
+	m.durable_seq = durable;
+	m.durability = (uint32_t)j->cfg.durability;
+	m.why = (uint32_t)why;
+	rc = cqrs__jman_write(j->dirfd, &m);
+	if (rc == 0)
+		j->man = m;
+	return rc;
+}
+
+int cqrs__journal_check_seen(const cqrs_journal *j, uint64_t seq, const char *what)
+{
+	char name[32];
+
+	if (seq < j->next_seq)
+		return 0;
+	cqrs__jseg_name(name, sizeof name, j->seg_first_seq);
+	cqrs__jlog(j, CQRS_LOG_ERROR, "journal %s: %s has seq %llu, but the journal ends at seq %llu "
+		   "(segment %s): seqs %llu..%llu are missing from it", j->dir, what,
+		   (unsigned long long)seq, (unsigned long long)(j->next_seq - 1), name,
+		   (unsigned long long)j->next_seq, (unsigned long long)seq);
+	return cqrs__fail(CQRS_ECORRUPT, "journal %s: %s has seq %llu, but the journal ends at seq "
+			 "%llu (segment %s): seqs %llu..%llu are missing from it", j->dir, what,
+			 (unsigned long long)seq, (unsigned long long)(j->next_seq - 1), name,
+			 (unsigned long long)j->next_seq, (unsigned long long)seq);
 }
 
 /* ---- extent --------------------------------------------------------------------- */
@@ -229,14 +272,59 @@ int cqrs__jextent_check(const jextent *x, const char *dir, enum jman_state *stat
 	return missing(dir, x->man.last_segment, JMAN_NAME " names it; it is not in the directory");
 }
 
+static int short_tail(const char *dir, uint64_t durable, uint64_t next_seq, const char *seg,
+		      uint64_t off)
+{
+	return cqrs__fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %" PRIu64 ", seq %" PRIu64
+			 ": the journal ends here, but seqs up to %" PRIu64 " were in it (" JMAN_NAME
+			 ", written at a segment roll, open or clean close): seqs %" PRIu64 "..%" PRIu64
+			 " are missing", dir, seg, off, next_seq, durable, next_seq, durable);
+}
+
 int cqrs__jextent_check_end(const jextent *x, const char *dir, uint64_t next_seq, const char *seg,
 			    uint64_t off)
 {
 	if (!x->have_man || next_seq > x->man.durable_seq)
 		return 0;
-	return cqrs__fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %" PRIu64 ", seq %" PRIu64
-			 ": the journal ends here, but seqs up to %" PRIu64 " were in it (" JMAN_NAME
-			 ", written at a segment roll, open or clean close): seqs %" PRIu64 "..%" PRIu64
-			 " are missing", dir, seg, off, next_seq, x->man.durable_seq, next_seq,
-			 x->man.durable_seq);
+	return short_tail(dir, x->man.durable_seq, next_seq, seg, off);
+}
+
+/* ---- the same for the tools (journal.h) ---------------------------------------- */
+
+int cqrs__journal_extent(const char *dir, cqrs_journal_extent *out)
+{
+	enum jman_state state;
+	jextent x;
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	memset(out, 0, sizeof *out);
+	if (dirfd < 0)
+		return cqrs__fail(-errno, "journal %s: %s", dir, cqrs_strerror(-errno));
+	rc = cqrs__jextent_load(dirfd, dir, NULL, &x);
+	close(dirfd);
+	if (rc)
+		return rc;
+	rc = cqrs__jextent_check(&x, dir, &state);
+	if (rc == 0) {
+		out->manifest = x.have_man;
+		out->legacy = state == JMAN_LEGACY;
+		out->manifest_missing = state == JMAN_MISSING;
+		out->segments = (uint32_t)x.n;
+		if (x.have_man) {
+			out->first_seq = x.man.first_seq;
+			out->last_segment = x.man.last_segment;
+			out->durable_seq = x.man.durable_seq;
+			out->written_at = x.man.why;
+		}
+	}
+	cqrs__jextent_free(&x);
+	return rc;
+}
+
+int cqrs__journal_extent_end(const char *dir, const cqrs_journal_extent *x, uint64_t next_seq,
+			     const char *segment, uint64_t offset)
+{
+	if (!x->manifest || next_seq > x->durable_seq)
+		return 0;
+	return short_tail(dir, x->durable_seq, next_seq, segment, offset);
 }

@@ -2,15 +2,21 @@
  * engine/journal/recover.c - recovery when the writer opens a journal
  * directory (the rules are in the essay at the top of format.c).
  *
- *   1. list the segments; none: create the first one (seq 1);
- *   2. check every header (magic, version, checksum, name, engine);
- *   3. scan the segment before the last: it must end cleanly, with a
+ *   1. read the manifest, list the segments, check every header (magic,
+ *      version, checksum, name, engine) and the extent: predecessor links,
+ *      first and newest segment against the manifest (manifest.c); no
+ *      segment and no manifest: create the first one (seq 1);
+ *   2. scan the segment before the last: it must end cleanly, with a
  *      complete command group, right before the last one's first seq;
- *   4. scan the last segment; a torn tail is copied to
- *      <segment>.<offset>.torn (fdatasync, directory fsync), zeroed in place
- *      and fdatasynced; corruption refuses with CQRS_ECORRUPT;
+ *   3. scan the last segment: corruption refuses with CQRS_ECORRUPT; so
+ *      does a log that ends before the manifest's durable seq, or a
+ *      missing manifest beside version 2 segments (unless the journal is
+ *      one empty segment);
+ *   4. a torn tail is copied to <segment>.<offset>.torn (fdatasync,
+ *      directory fsync), zeroed in place and fdatasynced;
  *   5. re-preallocate the last segment if it is shorter than its header
- *      says (a file cut by hand), fdatasync it, and resume appending there.
+ *      says (a file cut by hand), fdatasync it, and resume appending there
+ *      (the writer then replaces the manifest).
  *
  * Cost: one pass over the last two segments (checksums) plus a header read
  * per older segment; replay validates the rest.
@@ -35,34 +41,32 @@ static int corrupt(const cqrs_journal *j, const char *seg, size_t off, uint64_t 
 			 j->dir, seg, off, seq, why);
 }
 
-/* Copies [off, end) of the segment aside, then zeroes it in place. */
-static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
-			 cqrs_journal_recovery *rec)
+int cqrs__jcut_aside(int dirfd, const char *dir, jseg_map *m, size_t off, size_t end,
+		     const char *suffix, char *name, size_t cap)
 {
 	static const uint8_t zeros[65536];
-	char name[64];
 	int fd = -1, rc;
 
 	for (int k = 0; k < 100 && fd < 0; k++) {
 		if (k == 0)
-			snprintf(name, sizeof name, "%s.%zu.torn", m->name, off);
+			snprintf(name, cap, "%s.%zu.%s", m->name, off, suffix);
 		else
-			snprintf(name, sizeof name, "%s.%zu.%d.torn", m->name, off, k);
-		fd = cqrs__jf_openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			snprintf(name, cap, "%s.%zu.%d.%s", m->name, off, k, suffix);
+		fd = cqrs__jf_openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
 		if (fd < 0 && fd != -EEXIST)
-			return cqrs__fail(fd, "journal %s: cannot create %s: %s", j->dir, name,
+			return cqrs__fail(fd, "journal %s: cannot create %s: %s", dir, name,
 					 cqrs_strerror(fd));
 	}
 	if (fd < 0)
-		return cqrs__fail(-EEXIST, "journal %s: too many .torn files for %s", j->dir, m->name);
+		return cqrs__fail(-EEXIST, "journal %s: too many .%s files for %s", dir, suffix, m->name);
 	rc = cqrs__jf_pwrite_all(fd, m->img + off, end - off, 0, NULL);
 	if (rc == 0)
 		rc = cqrs__jf_fdatasync(fd);
 	close(fd);
 	if (rc == 0)
-		rc = cqrs__jf_dirsync(j->dirfd);
+		rc = cqrs__jf_dirsync(dirfd);
 	if (rc)
-		return cqrs__fail(rc, "journal %s: saving the torn tail to %s: %s", j->dir, name,
+		return cqrs__fail(rc, "journal %s: saving the cut bytes to %s: %s", dir, name,
 				 cqrs_strerror(rc));
 	for (size_t p = off; p < end && rc == 0;) {
 		size_t n = end - p < sizeof zeros ? end - p : sizeof zeros;
@@ -72,8 +76,20 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 	if (rc == 0)
 		rc = cqrs__jf_fdatasync(m->fd);
 	if (rc)
-		return cqrs__fail(rc, "journal %s: zeroing the torn tail of %s: %s", j->dir, m->name,
+		return cqrs__fail(rc, "journal %s: zeroing the cut bytes of %s: %s", dir, m->name,
 				 cqrs_strerror(rc));
+	return 0;
+}
+
+/* Copies the torn tail [off, end) aside, then zeroes it in place. */
+static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
+			 cqrs_journal_recovery *rec)
+{
+	char name[64];
+	int rc = cqrs__jcut_aside(j->dirfd, j->dir, m, off, end, "torn", name, sizeof name);
+
+	if (rc)
+		return rc;
 	rec->torn_bytes = end - off;
 	snprintf(rec->torn_file, sizeof rec->torn_file, "%s", name);
 	cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: torn tail of %zu bytes at segment %s offset %zu "
