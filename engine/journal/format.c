@@ -81,7 +81,7 @@
  *      64     8  durable seq D: every seq <= D is in the journal
  *      72     8  time written, ns since the epoch
  *      80     4  durability mode of the writer
- *      84     4  why: 1 create, 2 roll, 3 close, 4 open, 5 repair
+ *      84     4  why: 1 create, 2 roll, 3 close, 4 open, 5 repair, 6 sync
  *      88    32  reserved, zero
  *     120     8  XXH3-64 of bytes [0,120)
  *
@@ -90,7 +90,9 @@
  *   Written on cold paths only: at open (after recovery: D = the last
  *   seq recovered, which recovery fdatasynced), after each segment roll
  *   (the newest segment is the new one, D = its first seq - 1), at a clean
- *   close (after the final fdatasync: D = the last seq) and by repair.
+ *   close (after the final fdatasync: D = the last seq), by repair, and in
+ *   `interval` mode by the fsync thread at most once a second, after an
+ *   fdatasync (D = what that fdatasync covered; off the command thread).
  *   What it proves, per mode:
  *     batch, interval: D was on stable storage when the manifest was
  *       written (a roll fdatasyncs the full segment first), and so was the
@@ -103,9 +105,10 @@
  *       tail), as it refuses a torn segment that is not the last; the
  *       operator may accept the loss with `cqrs journal repair`.
  *   The manifest is not updated per batch (that would cost an fsync and a
- *   rename per batch): what was written after the last roll/open/close
- *   is proven only by the records themselves and by the engine's other
- *   witnesses (views' applied seqs: cqrs__journal_check_seen).
+ *   rename per batch, on the command thread in `batch` mode): what was
+ *   written after the last roll/open/close (in `interval` mode: the last
+ *   second) is proven only by the records themselves and by the engine's
+ *   other witnesses (views' applied seqs: cqrs__journal_check_seen).
  *
  *   No manifest: with no segment it is a new journal; with segments of
  *   format version 1 only, a journal from before manifests: recovery

@@ -164,7 +164,11 @@ void cqrs__jseg_scan(const uint8_t *img, size_t len, size_t data_off, uint64_t f
 #define JMAN_SIZE 128u
 
 /* Why the manifest was written (informational). */
-enum jman_why { JMAN_CREATE = 1, JMAN_ROLL = 2, JMAN_CLOSE = 3, JMAN_OPEN = 4, JMAN_REPAIR = 5 };
+enum jman_why {
+	JMAN_CREATE = 1, JMAN_ROLL = 2, JMAN_CLOSE = 3, JMAN_OPEN = 4, JMAN_REPAIR = 5,
+	JMAN_SYNC = 6            /* the interval thread, after an fdatasync */
+};
+#define JMAN_SYNC_EVERY_NS 1000000000ull /* interval mode: manifest refresh period */
 
 typedef struct jmanifest {
 	uint64_t magic;          /*   0 JMAN_MAGIC */

@@ -111,13 +111,16 @@ struct cqrs_journal {
 	cqrs_journal_stats st;
 
 	/* INTERVAL mode: a background thread fdatasyncs sync_fd every
-	 * interval_ms. mu guards sync_fd and stop. */
+	 * interval_ms, and at most once a second replaces the manifest with
+	 * what that proved. mu guards sync_fd, sync_first_seq, stop and,
+	 * while the thread runs, man and the manifest file. */
 	pthread_t thr;
 	bool thr_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
 	int sync_fd;
+	uint64_t sync_first_seq;          /* the segment sync_fd is */
 	atomic_uint_fast64_t written_seq; /* in-order written frontier, for the thread */
 	atomic_uint_fast64_t synced_seq;  /* what the thread's last fdatasync covered */
 	atomic_int sync_err;              /* the thread's fdatasync error, 0 if none */
@@ -148,10 +151,15 @@ void cqrs__jlog(const struct cqrs_journal *j, int level, const char *fmt, ...)
  * Used by open (first segment) and roll. */
 int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
 
-/* writer.c: replaces DIR/MANIFEST with the journal's extent as it
- * stands: first segment, current segment, every seq <= durable in it.
- * Skips the write when the manifest already says exactly that. */
+/* manifest.c: replaces DIR/MANIFEST with the journal's extent as it
+ * stands: first segment, newest segment last_segment, every seq <= durable
+ * in it. Skips the write when the manifest already says exactly that.
+ * cqrs__jw_manifest: the command thread's (newest = the current segment;
+ * takes mu while the interval thread runs); _locked: mu held, or no
+ * interval thread. */
 int cqrs__jw_manifest(struct cqrs_journal *j, uint64_t durable, enum jman_why why);
+int cqrs__jw_manifest_locked(struct cqrs_journal *j, uint64_t last_segment, uint64_t durable,
+			     enum jman_why why);
 
 /* recover.c: copies [off, end) of the mapped segment m (opened writable)
  * to DIR/<segment>.<off>.<suffix> (fdatasynced, directory fsynced), then

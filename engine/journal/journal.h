@@ -62,13 +62,15 @@
  *     or a log shorter than its manifest, which recovery refuses
  *     (CQRS_ECORRUPT; `cqrs journal repair` accepts the loss). batch and
  *     interval modes fdatasync every full segment before starting the next.
- *   - DIR/MANIFEST (replaced at open, each roll, clean close) names the
+ *   - DIR/MANIFEST (replaced at open, each roll, clean close; in interval
+ *     mode also once a second by the fsync thread) names the
  *     journal's first and newest segments and a seq proven to be in it;
  *     segment headers name their predecessor. A segment missing at either
  *     end or in the middle, or a durable tail zeroed or cut, refuses to
- *     open (CQRS_ECORRUPT naming it). What was written after the last
- *     roll/open/close is proven only by the records themselves and by the
- *     engine's other witnesses (cqrs__journal_check_seen).
+ *     open (CQRS_ECORRUPT naming it). What was written since the last
+ *     roll, open or close (interval mode: the last second) is proven only
+ *     by the records and by the engine's other witnesses
+ *     (cqrs__journal_check_seen).
  *   - Opening scans the last two segments only; the iterator validates the
  *     others when the engine replays them.
  *   - Iterator records point into read-only mappings: valid until the next
@@ -325,7 +327,7 @@ typedef struct cqrs_journal_extent {
 	uint64_t last_segment;      /* manifest: the newest segment's first seq */
 	uint64_t durable_seq;       /* manifest: every seq <= this is in the journal */
 	uint32_t written_at;        /* manifest: 1 create, 2 roll, 3 close, 4 open,
-				       5 repair */
+				       5 repair, 6 interval fsync */
 } cqrs_journal_extent;
 
 /* Read-only: reads dir's manifest and every segment header and checks the

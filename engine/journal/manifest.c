@@ -103,24 +103,37 @@ int cqrs__jman_write(int dirfd, jmanifest *m)
 
 /* ---- the writer's side ---------------------------------------------------------- */
 
-int cqrs__jw_manifest(cqrs_journal *j, uint64_t durable, enum jman_why why)
+int cqrs__jw_manifest_locked(cqrs_journal *j, uint64_t last_segment, uint64_t durable,
+			     enum jman_why why)
 {
 	jmanifest m;
 	int rc;
 
 	if (j->man.magic == JMAN_MAGIC && j->man.first_seq == j->journal_first_seq &&
-	    j->man.last_segment == j->seg_first_seq && j->man.durable_seq == durable)
+	    j->man.last_segment == last_segment && j->man.durable_seq == durable)
 		return 0;
 	memset(&m, 0, sizeof m);
 	memcpy(m.engine, j->engine, sizeof m.engine);
 	m.first_seq = j->journal_first_seq;
-	m.last_segment = j->seg_first_seq;
+	m.last_segment = last_segment;
 	m.durable_seq = durable;
 	m.durability = (uint32_t)j->cfg.durability;
 	m.why = (uint32_t)why;
 	rc = cqrs__jman_write(j->dirfd, &m);
 	if (rc == 0)
 		j->man = m;
+	return rc;
+}
+
+int cqrs__jw_manifest(cqrs_journal *j, uint64_t durable, enum jman_why why)
+{
+	int rc;
+
+	if (!j->thr_started)
+		return cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
+	pthread_mutex_lock(&j->mu);
+	rc = cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
+	pthread_mutex_unlock(&j->mu);
 	return rc;
 }
 
@@ -272,13 +285,16 @@ int cqrs__jextent_check(const jextent *x, const char *dir, enum jman_state *stat
 	return missing(dir, x->man.last_segment, JMAN_NAME " names it; it is not in the directory");
 }
 
-static int short_tail(const char *dir, uint64_t durable, uint64_t next_seq, const char *seg,
-		      uint64_t off)
+static int short_tail(const char *dir, uint64_t durable, uint32_t why, uint64_t next_seq,
+		      const char *seg, uint64_t off)
 {
+	static const char *const whys[] = { "?", "creation", "a segment roll", "a clean close",
+					    "open", "repair", "an interval fsync" };
+
 	return cqrs__fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %" PRIu64 ", seq %" PRIu64
 			 ": the journal ends here, but seqs up to %" PRIu64 " were in it (" JMAN_NAME
-			 ", written at a segment roll, open or clean close): seqs %" PRIu64 "..%" PRIu64
-			 " are missing", dir, seg, off, next_seq, durable, next_seq, durable);
+			 ", written at %s): seqs %" PRIu64 "..%" PRIu64 " are missing", dir, seg, off,
+			 next_seq, durable, why < 7 ? whys[why] : "?", next_seq, durable);
 }
 
 int cqrs__jextent_check_end(const jextent *x, const char *dir, uint64_t next_seq, const char *seg,
@@ -286,7 +302,7 @@ int cqrs__jextent_check_end(const jextent *x, const char *dir, uint64_t next_seq
 {
 	if (!x->have_man || next_seq > x->man.durable_seq)
 		return 0;
-	return short_tail(dir, x->man.durable_seq, next_seq, seg, off);
+	return short_tail(dir, x->man.durable_seq, x->man.why, next_seq, seg, off);
 }
 
 /* ---- the same for the tools (journal.h) ---------------------------------------- */
@@ -326,5 +342,5 @@ int cqrs__journal_extent_end(const char *dir, const cqrs_journal_extent *x, uint
 {
 	if (!x->manifest || next_seq > x->durable_seq)
 		return 0;
-	return short_tail(dir, x->durable_seq, next_seq, segment, offset);
+	return short_tail(dir, x->durable_seq, x->written_at, next_seq, segment, offset);
 }

@@ -222,6 +222,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 	if (j->thr_started) {
 		pthread_mutex_lock(&j->mu);
 		j->sync_fd = j->spare_fd;
+		j->sync_first_seq = first_seq;
 		pthread_mutex_unlock(&j->mu);
 	}
 	if (j->io) {
@@ -692,6 +693,7 @@ static void *interval_main(void *arg)
 {
 	cqrs_journal *j = arg;
 	uint64_t last = atomic_load_explicit(&j->synced_seq, memory_order_relaxed);
+	uint64_t man_ns = cqrs__mono_ns();
 	struct timespec ts;
 
 	pthread_mutex_lock(&j->mu);
@@ -719,6 +721,13 @@ static void *interval_main(void *arg)
 		/* relaxed: a statistic, read by stats_get, orders nothing. */
 		atomic_fetch_add_explicit(&j->thr_fsyncs, 1, memory_order_relaxed);
 		last = s;
+		/* Once a second the manifest learns what this proved, so a
+		 * zeroed tail older than that is refused after any crash. A
+		 * failure leaves the older manifest, which claims less. */
+		if (cqrs__mono_ns() - man_ns >= JMAN_SYNC_EVERY_NS) {
+			(void)cqrs__jw_manifest_locked(j, j->sync_first_seq, s, JMAN_SYNC);
+			man_ns = cqrs__mono_ns();
+		}
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -734,6 +743,7 @@ static int start_interval_thread(cqrs_journal *j)
 	pthread_cond_init(&j->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	j->sync_fd = j->seg_fd;
+	j->sync_first_seq = j->seg_first_seq;
 	rc = pthread_create(&j->thr, NULL, interval_main, j);
 	if (rc) {
 		pthread_cond_destroy(&j->cv);

@@ -101,6 +101,7 @@ static void remove_torn(const char *dir)
 }
 
 static int g_pause_at; /* build_mode: sleep after this seq (interval mode's fsync thread) */
+static int g_pause_us = 30000, g_end_us; /* how long; and before exiting */
 
 /* Builds n events as groups of exactly `group` (flush + sync per group)
  * in mode `mode`. clean: closed; else the writer process exits without
@@ -130,8 +131,10 @@ static uint64_t build_mode(const char *dir, int n, int group, uint64_t segsize,
 			if (jt_sync(j) != 0)
 				_exit(4);
 			if (g_pause_at && i + group == g_pause_at)
-				usleep(30000);
+				usleep((useconds_t)g_pause_us);
 		}
+		if (g_end_us)
+			usleep((useconds_t)g_end_us);
 		if (clean && cqrs__journal_close(j) != 0)
 			_exit(5);
 		_exit(0);
@@ -794,6 +797,28 @@ static void test_zeroed_durable_tail(void **state)
 		print_message("%s: %s\n", mode_name(modes[k]), cqrs_last_error());
 		check_repair(g_dir, 185, "ends at seq 184");
 	}
+	/* interval mode, after a crash: the fsync thread refreshed the
+	 * manifest a second in (seq 201 synced), so the zeroed tail is
+	 * refused too */
+	tu_rmrf(g_dir);
+	g_pause_at = 200;
+	g_pause_us = 1100000;
+	g_end_us = 100000;
+	build_mode(g_dir, 202, 1, 0, CQRS_DURABLE_INTERVAL, 0);
+	g_pause_at = g_end_us = 0;
+	g_pause_us = 30000;
+	positions(g_dir, pos, 512);
+	jt_segment(g_dir, -1, seg, sizeof seg);
+	{
+		uint8_t *img;
+		size_t len;
+		assert_int_equal(jt_read_file(seg, &img, &len), 0);
+		memset(img + pos[184].off, 0, pos[201].off + pos[201].span - pos[184].off);
+		assert_int_equal(jt_write_file(seg, img, len), 0);
+		free(img);
+	}
+	expect_refused(g_dir, "seqs 185..", "are missing");
+	print_message("interval, crashed: %s\n", cqrs_last_error());
 	/* cut from the file instead of zeroed: the same */
 	build_segments(1);
 	jt_segment(g_dir, -1, seg, sizeof seg);
