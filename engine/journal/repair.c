@@ -84,8 +84,8 @@ static int check_segment(int dirfd, const char *dir, const char *engine, const u
 	int rc;
 
 	rc = cqrs__jseg_map(dirfd, segs[i], true, engine, m);
-	if (rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE || rc == -EACCES || rc == -EPERM)
-		return rc;
+	if (rc && rc != CQRS_ECORRUPT && rc != CQRS_EFORMAT)
+		return rc; /* an I/O error, not damage: repair nothing */
 	if (rc) {
 		problem(out, "%s", cqrs_last_error());
 		return 2; /* the whole segment goes */
