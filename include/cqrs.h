@@ -100,7 +100,7 @@ typedef struct cqrs_config {
 	uint32_t magic;               /* CQRS_CONFIG_MAGIC; set by cqrs_config_init */
 	const char *name;             /* engine name: 1..31 of [A-Za-z0-9_] */
 	const char *data_dir;         /* created if missing; journal in DIR/journal */
-	int durability;               /* enum cqrs_durability */
+	int durability;               /* enum cqrs_durability_mode */
 	uint32_t interval_ms;         /* INTERVAL mode period; default 10 */
 	uint32_t ring_bytes;          /* broadcast ring size, power of two; default 16 MiB */
 	uint32_t projector_threads;   /* default 1; in SHARED threading, how many

@@ -1,13 +1,21 @@
 /*
- * tools/cmd_journal.c - `cqrs journal verify|dump|stat DIR`: read-only
+ * tools/cmd_journal.c - `cqrs journal verify|dump|stat|repair DIR`:
  * inspection of a journal directory through the journal iterator (which
- * validates every checksum, the seq chain and each segment's end). DIR is
- * the journal directory or the engine's data directory (DIR/journal is
- * used when DIR itself holds no segments).
+ * validates every checksum, the seq chain and each segment's end) and the
+ * extent checks (manifest, predecessor links), and the operator's repair.
+ * DIR is the journal directory or the engine's data directory
+ * (DIR/journal is used when DIR itself holds no segments).
  *
  *   verify DIR   exit 0 clean; 3 torn tail (recovery would cut it); 4
- *                corruption; 1 other errors. Prints the segment, byte offset
- *                and seq of the first problem.
+ *                corruption, a missing segment (first, middle or last) or
+ *                a log shorter than its manifest proves; 1 other errors.
+ *                Prints the segment, byte offset and seq of the first
+ *                problem, or the missing segment's name.
+ *   repair DIR   cuts the journal at its first problem (bytes kept in
+ *                .cut files, later segments renamed *.cut) and rewrites
+ *                the manifest, so the engine can start after accepting
+ *                the loss; exit 0 (repaired, or nothing to repair), 1
+ *                error (a writer holds the journal).
  *   dump DIR [--from SEQ] [--limit N] [--json]
  *                one line per event, payload decoded through the schema
  *                embedded in its segment header (hex when there is none).
@@ -28,19 +36,29 @@ static const char journal_help_text[] =
 	"usage: cqrs journal verify DIR\n"
 	"       cqrs journal dump DIR [--from SEQ] [--limit N] [--json]\n"
 	"       cqrs journal stat DIR\n"
+	"       cqrs journal repair DIR\n"
 	"\n"
 	"DIR: a journal directory, or the data directory an engine was started with\n"
-	"(its journal/ is used). Read-only; safe beside a running engine.\n"
-	"verify  checks every record (checksums, seq chain, segment ends) and says\n"
+	"(its journal/ is used). verify, dump, stat: read-only; safe beside a running\n"
+	"engine.\n"
+	"verify  checks every record (checksums, seq chain, segment ends) and the\n"
+	"        journal's extent (MANIFEST, each segment naming the one before it:\n"
+	"        a missing segment, a tail shorter than what was durable) and says\n"
 	"        where the first problem is\n"
 	"dump    one line per event, payload decoded through the schema stored in\n"
 	"        the journal\n"
 	"  --from SEQ   start at event SEQ (default: the first)\n"
 	"  --limit N    at most N events\n"
 	"  --json       one JSON object per event\n"
-	"stat    segments, seq range, bytes, events per type\n"
-	"Exit status: 0 clean; 1 cannot read; 2 usage; 3 (verify) a torn tail, which\n"
-	"the engine's next start cuts; 4 corruption.\n";
+	"stat    the manifest, segments, seq range, bytes, events per type\n"
+	"repair  accepts the loss the engine refuses to start with: cuts the journal\n"
+	"        at its first problem (the bytes go to SEGMENT.OFFSET.cut, later\n"
+	"        segments are renamed SEGMENT.cut, nothing is deleted) and rewrites\n"
+	"        the MANIFEST; the engine must be stopped. Views that applied later\n"
+	"        events then make the engine refuse to start: remove them (cqrs rm).\n"
+	"Exit status: 0 clean (repair: done, or nothing to do); 1 cannot read or\n"
+	"repair; 2 usage; 3 (verify) a torn tail, which the engine's next start\n"
+	"cuts; 4 corruption or a missing segment.\n";
 
 static int iter_error(const char *dir, int rc)
 {
@@ -65,6 +83,31 @@ static void where_msg(const cqrs_journal_iter *it, char *buf, size_t cap)
 	snprintf(buf, cap, "segment %s, offset %" PRIu64, seg.name, off);
 }
 
+#define NO_MANIFEST "MANIFEST is missing: a lost segment at the end cannot be told from a " \
+	"clean end (`cqrs journal repair` rebuilds it)"
+
+/* The extent checks that need no record scan: 0 (with *x filled), or the
+ * exit status after printing the problem. */
+static int verify_extent(const char *dir, cqrs_journal_extent *x)
+{
+	int rc = cqrs__journal_extent(dir, x);
+
+	if (rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT) {
+		printf("corrupt: %s\n", tool_detail());
+		return TOOL_EXIT_CORRUPT;
+	}
+	if (rc)
+		return iter_error(dir, rc);
+	if (x->manifest_missing && x->segments > 1) {
+		printf("corrupt: journal %s: " NO_MANIFEST "\n", dir);
+		return TOOL_EXIT_CORRUPT;
+	}
+	if (x->legacy)
+		printf("note: no MANIFEST (segments of format version 1): a missing last segment "
+		       "cannot be detected\n");
+	return 0;
+}
+
 static int cmd_verify(const char *dir)
 {
 	cqrs_journal_iter *it;
@@ -73,8 +116,12 @@ static int cmd_verify(const char *dir)
 	cqrs_journal_segment_info seg;
 	uint64_t n = 0, first = 0, last = 0, bytes = 0, nseg = 0;
 	char cur[40] = "", where[128];
-	int rc = cqrs__journal_iter_open(&it, dir, 0);
+	cqrs_journal_extent x;
+	int rc = verify_extent(dir, &x);
 
+	if (rc)
+		return rc;
+	rc = cqrs__journal_iter_open(&it, dir, 0);
 	if (rc == CQRS_ECORRUPT || rc == CQRS_EFORMAT) {
 		printf("corrupt: %s\n", tool_detail());
 		return TOOL_EXIT_CORRUPT;
@@ -107,6 +154,16 @@ static int cmd_verify(const char *dir)
 	}
 	cqrs__journal_iter_tail(it, &tail);
 	cqrs__journal_iter_close(it);
+	/* Without a manifest only a lone empty segment is whole: creation
+	 * was interrupted before the writer wrote one. */
+	if (x.manifest_missing && !(n == 0 && tail.end == CQRS_JOURNAL_END_CLEAN)) {
+		printf("corrupt: journal %s: " NO_MANIFEST "\n", dir);
+		return TOOL_EXIT_CORRUPT;
+	}
+	if (cqrs__journal_extent_end(dir, &x, tail.next_seq, tail.segment, tail.offset)) {
+		printf("corrupt: %s\n", tool_detail());
+		return TOOL_EXIT_CORRUPT;
+	}
 	if (tail.end == CQRS_JOURNAL_END_TORN) {
 		printf("torn tail: segment %s, offset %" PRIu64 ", seq %" PRIu64 ": %" PRIu64
 		       " bytes after the last complete event (recovery will cut them)\n",
@@ -257,6 +314,22 @@ static int cmd_stat(const char *dir)
 		return iter_error(dir, rc);
 	}
 	printf("journal %s\n", dir);
+	{
+		static const char *why[] = { "?", "create", "roll", "close", "open", "repair",
+					     "interval fsync" };
+		cqrs_journal_extent x;
+		char mname[32];
+
+		rc = cqrs__journal_extent(dir, &x);
+		if (rc == 0 && x.manifest) {
+			cqrs__jseg_name(mname, sizeof mname, x.last_segment);
+			printf("manifest: journal from seq %" PRIu64 ", newest segment %s, seqs up to %"
+			       PRIu64 " durable (written at %s)\n", x.first_seq, mname, x.durable_seq,
+			       x.written_at < 7 ? why[x.written_at] : "?");
+		} else {
+			printf("manifest: %s\n", rc ? tool_detail() : "none");
+		}
+	}
 	printf("segments: %d\n", nseg);
 	for (int i = 0; i < nseg; i++) {
 		char name[32];
@@ -288,8 +361,35 @@ static int cmd_stat(const char *dir)
 	return 0;
 }
 
+static int cmd_repair(const char *dir)
+{
+	cqrs_journal_repair r;
+	int rc = cqrs__journal_repair(dir, &r);
+
+	if (rc)
+		return tool_fail(dir, rc);
+	if (!r.problem[0] && !r.manifest_written) {
+		printf("ok: nothing to repair, next seq %" PRIu64 "\n", r.next_seq);
+		return TOOL_EXIT_OK;
+	}
+	if (r.problem[0])
+		printf("found: %s\n", r.problem);
+	if (r.cut_bytes)
+		printf("cut: %" PRIu64 " bytes from segment %s offset %" PRIu64 " (seq %" PRIu64
+		       " on), kept in %s\n", r.cut_bytes, r.cut_segment, r.cut_offset, r.cut_from_seq,
+		       r.cut_file);
+	if (r.segments_moved)
+		printf("moved aside: %u later segment(s), renamed *.cut\n", r.segments_moved);
+	if (r.manifest_written)
+		printf("manifest: rewritten\n");
+	printf("repaired: the journal ends at seq %" PRIu64 "; views that applied later seqs "
+	       "make the engine refuse to start: remove them (`cqrs rm ENGINE`) to rebuild\n",
+	       r.next_seq - 1);
+	return TOOL_EXIT_OK;
+}
+
 /* The journal directory for what the user gave: dir itself when it holds
- * segments, else dir/journal when that does. 0, or TOOL_EXIT_FAIL with the
+ * segments or a manifest, else dir/journal when that exists. 0, or TOOL_EXIT_FAIL with the
  * reason printed. */
 static int resolve_dir(const char *dir, char *out, size_t cap)
 {
@@ -299,14 +399,18 @@ static int resolve_dir(const char *dir, char *out, size_t cap)
 	if (fd < 0)
 		return tool_fail(dir, -errno);
 	n = cqrs__jseg_list(fd, &segs);
-	close(fd);
 	free(segs);
-	if (n < 0)
+	if (n < 0) {
+		close(fd);
 		return tool_fail(dir, n);
-	if (n > 0 || snprintf(out, cap, "%s/journal", dir) >= (int)cap) {
+	}
+	if (n > 0 || faccessat(fd, "MANIFEST", F_OK, 0) == 0 ||
+	    snprintf(out, cap, "%s/journal", dir) >= (int)cap) {
+		close(fd);
 		snprintf(out, cap, "%s", dir);
 		return 0;
 	}
+	close(fd);
 	fd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
@@ -319,7 +423,7 @@ static int resolve_dir(const char *dir, char *out, size_t cap)
 
 int cqrs_cmd_journal(int argc, char **argv)
 {
-	static const char *subs[] = { "verify", "dump", "stat" };
+	static const char *subs[] = { "verify", "dump", "stat", "repair" };
 	tool_cmd_help h = { "journal", journal_help_text };
 	uint64_t from = 0, limit = UINT64_MAX;
 	int json = 0, sub, n, rc;
@@ -330,12 +434,12 @@ int cqrs_cmd_journal(int argc, char **argv)
 	char cmdname[24], dir[4096], *pos[1];
 
 	if (argc < 2)
-		return tool_usage_error(&h, "missing verify, dump or stat");
+		return tool_usage_error(&h, "missing verify, dump, stat or repair");
 	if (tool_is_help(argv[1]))
 		return tool_help(&h);
-	for (sub = 0; sub < 3 && strcmp(argv[1], subs[sub]); sub++)
+	for (sub = 0; sub < 4 && strcmp(argv[1], subs[sub]); sub++)
 		;
-	if (sub == 3)
+	if (sub == 4)
 		return tool_usage_error(&h, "unknown journal command '%s'", argv[1]);
 	snprintf(cmdname, sizeof cmdname, "journal %s", subs[sub]);
 	h.cmd = cmdname;
@@ -348,5 +452,7 @@ int cqrs_cmd_journal(int argc, char **argv)
 		return cmd_verify(dir);
 	if (sub == 2)
 		return cmd_stat(dir);
+	if (sub == 3)
+		return cmd_repair(dir);
 	return cmd_dump(dir, from, limit, json);
 }

@@ -15,7 +15,7 @@ static const cqrs_tool_cmd commands[] = {
 	{ "stat", "an engine's counters, projections and latency (--watch)", cqrs_cmd_stat },
 	{ "view", "read a view: get KEY, find FIELD VALUE, dump", cqrs_cmd_view },
 	{ "submit", "send a command through the engine's gateway", cqrs_cmd_submit },
-	{ "journal", "check or print a journal: verify, dump, stat", cqrs_cmd_journal },
+	{ "journal", "check, print or repair a journal: verify, dump, stat, repair", cqrs_cmd_journal },
 	{ "deadletters", "the events projections refused", cqrs_cmd_deadletters },
 	{ "rm", "remove the segments of a stopped or dead engine", cqrs_cmd_rm },
 	{ NULL, NULL, NULL }

@@ -1,14 +1,20 @@
 /*
  * engine/journal/format.c - the journal's on-disk format: segment headers,
- * record framing, the scan that tells a torn tail from corruption.
+ * record framing, the manifest, the scan that tells a torn tail from
+ * corruption. (The manifest's code is in manifest.c, recovery's in
+ * recover.c, the operator's repair in repair.c.)
  *
  * THE JOURNAL DIRECTORY
  *
  *   DIR/00000000000000000001.seg    segments, named by their first seq
  *   DIR/00000000000000412093.seg    (20 digits: listing order = log order)
+ *   DIR/MANIFEST                    the journal's extent (below)
+ *   DIR/MANIFEST.tmp                a manifest being written (ignored)
  *   DIR/next.prealloc               the next segment, preallocated ahead
- *   DIR/LOCK                        flock()ed by the one writer
+ *   DIR/LOCK                        flock()ed by the one writer (and repair)
  *   DIR/<segment>.<offset>.torn     bytes recovery cut from a torn tail
+ *   DIR/<segment>.<offset>.cut      bytes `cqrs journal repair` cut
+ *   DIR/<segment>.cut               a whole segment repair moved aside
  *
  * SEGMENT FILE
  *
@@ -19,7 +25,8 @@
  *
  *     off  size  field
  *       0     8  magic "CQRSJRNL"
- *       8     4  format version (1; changes with any layout change)
+ *       8     4  format version (2; 1 is still read; changes with any
+ *                layout change)
  *      12     4  header size H: bytes before the first record, x 4096
  *      16     8  first seq (equal to the seq in the file name)
  *      24     8  creation time, ns since the epoch
@@ -29,13 +36,19 @@
  *      48     4  record header size (72)
  *      52     4  flags (0)
  *      56    32  engine name, NUL padded
- *      88    32  reserved, zero
+ *      88     8  version 2: first seq of the previous segment, 0 for the
+ *                journal's first (version 1: zero, meaning unknown)
+ *      96    24  reserved, zero
  *     120     8  XXH3-64 of bytes [0,120) followed by the schema area
  *     128     S  schema area: per type id, u32 blob length L (0 = none),
  *                u32 zero, the cqrs_schema_encode() blob, zeros to 8
  *     ...        zeros up to H
  *       H        records, back to back, each 8-byte aligned
  *     ...        zeros (preallocated space) up to the file size
+ *
+ *   The predecessor link makes the chain of segments checkable from the
+ *   headers alone: a segment deleted at the start or in the middle is
+ *   named by the segment after it.
  *
  * RECORD (all offsets relative to the record, which starts 8-aligned)
  *
@@ -49,10 +62,62 @@
  *      40     8  aggregate version
  *      48     8  client id (0 = none)   } the command's idempotency key, so
  *      56     8  client seq             } the engine rebuilds its dedup window
- *      64     8  synced_seq: every seq <= this was on stable storage
- *                (fdatasync completed) when this record was committed
+ *      64     8  synced_seq: every seq <= this was safe from the crashes the
+ *                mode is meant to survive when this record was committed:
+ *                on stable storage (fdatasync completed; batch and
+ *                interval), or written to the page cache (write completed,
+ *                so a process crash cannot lose it; none)
  *      72  size  payload: the event's fixed-layout record (schema of type)
  *     ...        zero padding to a multiple of 8 (not checksummed)
+ *
+ * MANIFEST (128 bytes, little-endian)
+ *
+ *       0     8  magic "CQRSJMAN"
+ *       8     4  format version (1)
+ *      12     4  size (128)
+ *      16    32  engine name, NUL padded
+ *      48     8  first seq of the journal's first segment
+ *      56     8  first seq of the newest segment when it was written
+ *      64     8  durable seq D: every seq <= D is in the journal
+ *      72     8  time written, ns since the epoch
+ *      80     4  durability mode of the writer
+ *      84     4  why: 1 create, 2 roll, 3 close, 4 open, 5 repair, 6 sync
+ *      88    32  reserved, zero
+ *     120     8  XXH3-64 of bytes [0,120)
+ *
+ *   It is replaced whole: written to MANIFEST.tmp, fdatasynced, renamed,
+ *   directory fsynced, so it is the old one or the new one, never torn.
+ *   Written on cold paths only: at open (after recovery: D = the last
+ *   seq recovered, which recovery fdatasynced), after each segment roll
+ *   (the newest segment is the new one, D = its first seq - 1), at a clean
+ *   close (after the final fdatasync: D = the last seq), by repair, and in
+ *   `interval` mode by the fsync thread at most once a second, after an
+ *   fdatasync (D = what that fdatasync covered; off the command thread).
+ *   What it proves, per mode:
+ *     batch, interval: D was on stable storage when the manifest was
+ *       written (a roll fdatasyncs the full segment first), and so was the
+ *       newest segment's name. After any crash, power cuts included, every
+ *       segment from the first to the newest it names exists, and the log
+ *       reaches D.
+ *     none: the same against a process crash. A roll does not fdatasync
+ *       data in `none` mode, so after a power cut the manifest may name
+ *       more than the disk kept: recovery then refuses (a missing or short
+ *       tail), as it refuses a torn segment that is not the last; the
+ *       operator may accept the loss with `cqrs journal repair`.
+ *   The manifest is not updated per batch (that would cost an fsync and a
+ *   rename per batch, on the command thread in `batch` mode): what was
+ *   written after the last roll/open/close (in `interval` mode: the last
+ *   second) is proven only by the records themselves and by the engine's
+ *   other witnesses (views' applied seqs: cqrs__journal_check_seen).
+ *
+ *   No manifest: with no segment it is a new journal; with segments of
+ *   format version 1 only, a journal from before manifests: recovery
+ *   writes one from the segments (a warning). Beside a version 2 segment
+ *   it was deleted (the writer writes one before its first append): open
+ *   refuses, unless the journal is one empty segment (creation was
+ *   interrupted), because a lost newest segment could not be told from a
+ *   clean end; `cqrs journal repair` rebuilds it. A manifest that does not
+ *   check (checksum, sizes) is refused the same way.
  *
  * COMMIT RULE (writer)
  *
@@ -65,51 +130,88 @@
  *   roll: drain the batches in flight, fdatasync the old segment (batch and
  *   interval modes; `none` never fdatasyncs data), write and fdatasync the
  *   new header into the preallocated spare, rename it to its seq name, fsync
- *   the directory; only then does a record go into it. So a segment that is
- *   not the last is complete (on stable storage in batch/interval mode, in
- *   the page cache at least in `none`), and every *.seg file has a valid
- *   header.
+ *   the directory, then replace the manifest; only then does a record go
+ *   into the new segment. So a segment that is not the last is complete
+ *   (on stable storage in batch/interval mode, in the page cache at least
+ *   in `none`), and every *.seg file has a valid header.
+ *
+ * WHAT A CRASH CAN LEAVE
+ *
+ *   Bytes the writer writes are never rewritten with other contents
+ *   (recovery zeroes what it cuts, and fdatasyncs that, before appending
+ *   there again), and unwritten space reads as zeros. So after a crash a
+ *   byte of the log is either what was written or zero, and zeros appear
+ *   only where a write had not completed (process crash: the batches in
+ *   flight, which may complete in any order, or partly) or had not reached
+ *   stable storage (power cut: any unsynced page, in any order). A later
+ *   record that survived while an earlier one did not is therefore
+ *   possible only if, when the later one was committed, the earlier one was
+ *   not yet safe for the mode; its synced_seq then lies below the earlier
+ *   seq. A bit flip, a zeroed range or a foreign write has no such excuse.
  *
  * RECOVERY (opening for append), and what the iterator checks
  *
  *   Every segment header must be valid and name the engine; first seqs
- *   increase. The last two segments are scanned from H, one command group
- *   at a time: each record must have a valid checksum and the next seq.
- *   Where that chain stops (at offset X, expecting seq E, X being the start
- *   of the group that did not complete):
+ *   increase; each version 2 header's predecessor is the segment listed
+ *   before it (the first's is 0). With a manifest, the first segment is
+ *   the journal's first and the newest segment it names exists (newer
+ *   ones may follow: a crash between a roll and its manifest). Any
+ *   missing segment is CQRS_ECORRUPT naming the file and its first seq.
+ *   The last two segments are scanned from H, one command group at a
+ *   time: each record must have a valid checksum and the next seq. Where
+ *   that chain stops (at offset X, expecting seq E, X being the start of
+ *   the group that did not complete):
  *
  *     - a record with a valid checksum but another seq at a chain position
  *       is a seq gap (seq > E) or a stale/foreign record (seq < E):
  *       CQRS_ECORRUPT;
  *     - otherwise the bytes [X, end of file) are classified: all zero means
  *       a clean end. Else every 8-aligned offset is tried for a
- *       checksum-valid record R:
+ *       checksum-valid record R at offset Y:
  *         R.seq < E             a stale/foreign leftover: CQRS_ECORRUPT;
- *         R.synced_seq >= E     R was written after seq E was on stable
- *                               storage, so record E was durable (and
- *                               maybe acknowledged) and is now damaged:
+ *         R.synced_seq >= E     R was committed after seq E was safe for
+ *                               the mode (above), so a crash the mode
+ *                               survives cannot have damaged E:
+ *                               CQRS_ECORRUPT, in every mode (in `none`
+ *                               mode a power cut can: repair, as above);
+ *         not in sequence       seqs E..R.seq-1 cannot fill [X, Y) (each
+ *                               record takes 72..65608 bytes):
  *                               CQRS_ECORRUPT;
- *       if neither, nothing after X was ever on stable storage as far as the
- *       writer knew: a torn tail, possibly with holes (several batches were
- *       in flight and completed out of order, or a power cut kept some
- *       pages and not others). In the last segment it is copied to
- *       <segment>.<X>.torn (fsynced, directory fsynced), zeroed in place
- *       (so no stale record can survive into reused space), fdatasynced, and
- *       appends resume at X with seq E. In any other segment a torn or
- *       non-zero tail is CQRS_ECORRUPT.
- *     - the next segment's first seq must equal E (else a seq gap).
+ *       if none of these, everything after X was in flight or unsynced when
+ *       the last record was committed: a torn tail, possibly with holes.
+ *       In the last segment it is copied to <segment>.<X>.torn (fsynced,
+ *       directory fsynced), zeroed in place (so no stale record can survive
+ *       into reused space), fdatasynced, and appends resume at X with seq
+ *       E. In any other segment a torn or non-zero tail is CQRS_ECORRUPT.
+ *     - the next segment's first seq must equal E (else a seq gap);
+ *     - the log must reach the manifest's durable seq D (E > D), checked
+ *       before anything is cut: a zeroed or truncated durable tail is
+ *       CQRS_ECORRUPT.
  *
  *   Error messages name the segment file, the byte offset and the seq.
- *   The ambiguity every log has remains: a bit flip in the very last batch,
- *   after which nothing was written, looks exactly like a torn write; it is
- *   cut (and kept in the .torn file, with a warning through the log
- *   callback), never silently.
+ *   The ambiguity every log has remains, narrowed to the batches in flight
+ *   (or unsynced) at the end: damage to one of them, with nothing later
+ *   committed after it was safe, looks exactly like a torn write; it is
+ *   cut (kept in the .torn file, with a warning through the log callback),
+ *   never silently, and never past what the manifest proves.
+ *
+ * REPAIR (the operator's escape hatch: `cqrs journal repair DIR`)
+ *
+ *   With the writer's LOCK held, repair checks the whole journal like the
+ *   iterator and cuts it at the first problem: bytes from the first bad
+ *   record to the end of its segment go to <segment>.<offset>.cut (then
+ *   zeroed in place), every later segment is renamed to <segment>.cut, and
+ *   the manifest is rewritten for what is left (removed when nothing is
+ *   left, so the next open starts a new journal). It never deletes a
+ *   byte. The engine then refuses to start if views or other state prove
+ *   events past the cut (they must be rebuilt: that loss is explicit).
  *
  * READING
  *
  *   The iterator maps each segment read-only and validates one whole group
  *   ahead before returning its records, so readers never see a command's
- *   events without its CMD_END, and never a record recovery would cut.
+ *   events without its CMD_END, and never a record recovery would cut. It
+ *   checks the predecessor links as it enters each segment.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -191,7 +293,7 @@ static uint64_t header_checksum(const uint8_t *img, uint32_t schema_bytes)
 }
 
 int cqrs__jseg_header_encode(void *buf, size_t cap, const char *engine, uint64_t first_seq,
-			     int64_t ctime_ns, uint64_t segment_size,
+			     uint64_t prev_first_seq, int64_t ctime_ns, uint64_t segment_size,
 			     const cqrs_schema *const *schemas, uint32_t ntypes)
 {
 	size_t hsize = cqrs__jseg_header_size(schemas, ntypes), pos = JSEG_FIXED;
@@ -222,6 +324,7 @@ int cqrs__jseg_header_encode(void *buf, size_t cap, const char *engine, uint64_t
 	h.version = JSEG_VERSION;
 	h.header_size = (uint32_t)hsize;
 	h.first_seq = first_seq;
+	h.prev_first_seq = prev_first_seq;
 	h.ctime_ns = ctime_ns;
 	h.segment_size = segment_size;
 	h.ntypes = ntypes;
@@ -246,13 +349,13 @@ int cqrs__jseg_header_check(const void *img, size_t len, jseg_header *out)
 	memcpy(&h, b, sizeof h);
 	if (h.magic != JSEG_MAGIC)
 		return cqrs__fail(CQRS_EFORMAT, "not a journal segment (bad magic)");
-	if (h.version != JSEG_VERSION)
-		return cqrs__fail(CQRS_EFORMAT, "segment format version %u, this build reads %u",
-					 h.version, JSEG_VERSION);
+	if (h.version < JSEG_VERSION_MIN || h.version > JSEG_VERSION)
+		return cqrs__fail(CQRS_EFORMAT, "segment format version %u, this build reads %u..%u",
+					 h.version, JSEG_VERSION_MIN, JSEG_VERSION);
 	if (h.header_size < JSEG_ALIGN || h.header_size % JSEG_ALIGN || h.header_size > JSEG_MAX_HEADER ||
 	    h.header_size > len || h.ntypes > JSEG_MAX_TYPES ||
 	    h.schema_bytes > h.header_size - JSEG_FIXED || h.record_header != CQRS_JREC_HEADER ||
-	    h.first_seq == 0)
+	    h.first_seq == 0 || h.prev_first_seq >= h.first_seq)
 		return cqrs__fail(CQRS_ECORRUPT, "segment header has impossible sizes");
 	if (header_checksum(b, h.schema_bytes) != h.checksum)
 		return cqrs__fail(CQRS_ECORRUPT, "segment header checksum mismatch");
@@ -331,9 +434,7 @@ int cqrs__jscan_group(const uint8_t *base, size_t len, size_t off, uint64_t seq,
 	}
 }
 
-/* End of the last non-zero byte in [off, len), or off if all zero. Reads
- * 8 bytes at a time from the end (the writer's zero tail is long). */
-static size_t nonzero_end(const uint8_t *base, size_t len, size_t off)
+size_t cqrs__jnonzero_end(const uint8_t *base, size_t len, size_t off)
 {
 	size_t e = len;
 
@@ -359,11 +460,12 @@ void cqrs__jscan_tail(const uint8_t *base, size_t len, size_t off, uint64_t expe
 {
 	/* Bound the checksum work an adversarial tail can cause: a torn tail
 	 * written by us hashes each byte a few dozen times at most. */
-	uint64_t budget;
+	const uint64_t max_span = jrec_span_for(JREC_MAX_PAYLOAD);
+	uint64_t budget, d;
 	size_t y;
 
 	memset(t, 0, sizeof *t);
-	t->nz_end = nonzero_end(base, len, off);
+	t->nz_end = cqrs__jnonzero_end(base, len, off);
 	if (t->nz_end <= off) {
 		t->kind = JTAIL_CLEAN;
 		return;
@@ -404,8 +506,20 @@ void cqrs__jscan_tail(const uint8_t *base, size_t len, size_t off, uint64_t expe
 			t->bad_off = off;
 			t->bad_seq = expect;
 			snprintf(t->why, sizeof t->why,
-				 "record damaged, but seq %" PRIu64 " at offset %zu was written after it was "
-				 "on stable storage", r->seq, y);
+				 "record damaged, not torn: seq %" PRIu64 " at offset %zu was committed after "
+				 "this one was safe from a crash (written, or on stable storage)", r->seq, y);
+			return;
+		}
+		/* In sequence: seqs expect..r->seq-1 fill [off, y) exactly, at
+		 * least 72 and at most max_span bytes each. */
+		d = r->seq - expect;
+		if (d > (y - off) / CQRS_JREC_HEADER || (y - off + max_span - 1) / max_span > d) {
+			t->kind = JTAIL_CORRUPT;
+			t->bad_off = y;
+			t->bad_seq = r->seq;
+			snprintf(t->why, sizeof t->why,
+				 "record out of place: seq %" PRIu64 " cannot lie %zu bytes past offset %zu, "
+				 "where seq %" PRIu64 " belongs", r->seq, y - off, off, expect);
 			return;
 		}
 		y += cqrs__jrec_span(r);

@@ -70,6 +70,10 @@ struct cqrs_journal {
 	int dirfd;
 	int lockfd;
 
+	/* The journal's extent (the manifest: format.c). */
+	uint64_t journal_first_seq;    /* first seq of the first segment */
+	jmanifest man;                 /* as last written (or read at open) */
+
 	/* The current segment. */
 	int seg_fd;
 	uint64_t seg_first_seq;
@@ -94,6 +98,7 @@ struct cqrs_journal {
 	uint64_t durable_seq;          /* reported through on_durable */
 	uint64_t done_seq;             /* in-order frontier of DONE batches */
 	uint64_t sealed_seq;           /* fdatasynced by open/roll/close */
+	uint64_t submitted_seq;        /* end_seq of the last batch submitted */
 
 	/* The pending claim. */
 	bool claim_pending;
@@ -106,13 +111,16 @@ struct cqrs_journal {
 	cqrs_journal_stats st;
 
 	/* INTERVAL mode: a background thread fdatasyncs sync_fd every
-	 * interval_ms. mu guards sync_fd and stop. */
+	 * interval_ms, and at most once a second replaces the manifest with
+	 * what that proved. mu guards sync_fd, sync_first_seq, stop and,
+	 * while the thread runs, man and the manifest file. */
 	pthread_t thr;
 	bool thr_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
 	int sync_fd;
+	uint64_t sync_first_seq;          /* the segment sync_fd is */
 	atomic_uint_fast64_t written_seq; /* in-order written frontier, for the thread */
 	atomic_uint_fast64_t synced_seq;  /* what the thread's last fdatasync covered */
 	atomic_int sync_err;              /* the thread's fdatasync error, 0 if none */
@@ -143,8 +151,25 @@ void cqrs__jlog(const struct cqrs_journal *j, int level, const char *fmt, ...)
  * Used by open (first segment) and roll. */
 int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
 
-/* recover.c: recovers j->dir and sets the current segment and
- * next_seq (or creates the first segment). */
+/* manifest.c: replaces DIR/MANIFEST with the journal's extent as it
+ * stands: first segment, newest segment last_segment, every seq <= durable
+ * in it. Skips the write when the manifest already says exactly that.
+ * cqrs__jw_manifest: the command thread's (newest = the current segment;
+ * takes mu while the interval thread runs); _locked: mu held, or no
+ * interval thread. */
+int cqrs__jw_manifest(struct cqrs_journal *j, uint64_t durable, enum jman_why why);
+int cqrs__jw_manifest_locked(struct cqrs_journal *j, uint64_t last_segment, uint64_t durable,
+			     enum jman_why why);
+
+/* recover.c: copies [off, end) of the mapped segment m (opened writable)
+ * to DIR/<segment>.<off>.<suffix> (fdatasynced, directory fsynced), then
+ * zeroes it in place and fdatasyncs. *name gets the copy's name. */
+int cqrs__jcut_aside(int dirfd, const char *dir, jseg_map *m, size_t off, size_t end,
+		     const char *suffix, char *name, size_t cap);
+
+/* recover.c: recovers j->dir and sets the current segment, next_seq and
+ * journal_first_seq (or creates the first segment), and checks the
+ * journal's extent against the manifest and the predecessor links. */
 int cqrs__jrecover(struct cqrs_journal *j, cqrs_journal_recovery *rec);
 
 #endif /* CQRS_ENGINE_JOURNAL_IMPL_H */

@@ -59,8 +59,18 @@
  *   - `none` mode never calls fdatasync on data (a clean close does, once).
  *     A process crash loses nothing written; a power cut may lose any
  *     unsynced suffix, and may leave a torn segment that is not the last,
- *     which recovery refuses (CQRS_ECORRUPT). batch and interval modes
- *     fdatasync every full segment before starting the next.
+ *     or a log shorter than its manifest, which recovery refuses
+ *     (CQRS_ECORRUPT; `cqrs journal repair` accepts the loss). batch and
+ *     interval modes fdatasync every full segment before starting the next.
+ *   - DIR/MANIFEST (replaced at open, each roll, clean close; in interval
+ *     mode also once a second by the fsync thread) names the
+ *     journal's first and newest segments and a seq proven to be in it;
+ *     segment headers name their predecessor. A segment missing at either
+ *     end or in the middle, or a durable tail zeroed or cut, refuses to
+ *     open (CQRS_ECORRUPT naming it). What was written since the last
+ *     roll, open or close (interval mode: the last second) is proven only
+ *     by the records and by the engine's other witnesses
+ *     (cqrs__journal_check_seen).
  *   - Opening scans the last two segments only; the iterator validates the
  *     others when the engine replays them.
  *   - Iterator records point into read-only mappings: valid until the next
@@ -193,6 +203,9 @@ typedef struct cqrs_journal_recovery {
 	uint64_t torn_bytes;        /* bytes cut from the tail (0 = clean) */
 	uint64_t torn_from_seq;     /* first seq cut (when torn_bytes > 0) */
 	char torn_file[64];         /* the .torn copy's name in dir, or "" */
+	bool manifest_built;        /* there was no manifest (a new journal, or
+				       one from before manifests): one was
+				       written from the segments */
 } cqrs_journal_recovery;
 
 /* The data of one event to append (the payload is passed separately). */
@@ -224,8 +237,9 @@ typedef struct cqrs_journal_stats {
 
 /* Opens (creating if needed) the journal in cfg->dir and recovers it (see
  * format.c): a torn tail of the last segment is copied to a .torn
- * file and cut; corruption anywhere refuses to open. *rec (optional) says
- * what was found. Returns 0; -EINVAL (bad config); -EBUSY (another writer
+ * file and cut; corruption, a missing segment or a log shorter than its
+ * manifest proves refuses to open, cutting nothing. Then the manifest is
+ * replaced. *rec (optional) says what was found. Returns 0; -EINVAL (bad config); -EBUSY (another writer
  * holds the directory); CQRS_ECORRUPT (message names segment, offset,
  * seq); CQRS_EFORMAT (foreign file, other version or engine); -errno. */
 int cqrs__journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
@@ -277,6 +291,15 @@ uint64_t cqrs__journal_durable_seq(const cqrs_journal *j);
 /* The seq the next committed record will get. */
 uint64_t cqrs__journal_next_seq(const cqrs_journal *j);
 
+/* The engine's check of the journal's extent against other witnesses:
+ * state derived from the journal and kept elsewhere (a view's applied
+ * seq, a dedup entry's seq) that names `seq` proves the journal once held
+ * it. Returns 0 when seq < cqrs__journal_next_seq(j), else CQRS_ECORRUPT
+ * (logged, and in cqrs_last_error(): `what` and seq, where the journal
+ * ends, the missing seqs). Call it after open, before anything is
+ * appended. */
+int cqrs__journal_check_seen(const cqrs_journal *j, uint64_t seq, const char *what);
+
 /* 0, or the error that poisoned the journal. */
 int cqrs__journal_poisoned(const cqrs_journal *j);
 
@@ -286,6 +309,54 @@ void cqrs__journal_stats_get(const cqrs_journal *j, cqrs_journal_stats *out);
  * stops the interval thread, releases the directory. Always frees j.
  * Returns 0 or the poisoning / last I/O error. */
 int cqrs__journal_close(cqrs_journal *j);
+
+/* ---- the journal's extent (manifest and segment chain) ------------------------ */
+
+typedef struct cqrs_journal_extent {
+	bool manifest;              /* DIR/MANIFEST present and valid */
+	bool legacy;                /* no manifest, segments of format 1 only: a
+				       missing last segment cannot be seen */
+	bool manifest_missing;      /* no manifest beside format 2 segments */
+	uint32_t segments;
+	uint64_t first_seq;         /* manifest: the journal's first seq */
+	uint64_t last_segment;      /* manifest: the newest segment's first seq */
+	uint64_t durable_seq;       /* manifest: every seq <= this is in the journal */
+	uint32_t written_at;        /* manifest: 1 create, 2 roll, 3 close, 4 open,
+				       5 repair, 6 interval fsync */
+} cqrs_journal_extent;
+
+/* Read-only: reads dir's manifest and every segment header and checks the
+ * journal's extent: each segment's predecessor link, and the first and
+ * newest segment the manifest names (format.c). Returns 0 with *out;
+ * CQRS_ECORRUPT / CQRS_EFORMAT with cqrs_last_error() naming the missing
+ * or mismatched file; -errno. */
+int cqrs__journal_extent(const char *dir, cqrs_journal_extent *out);
+
+/* After the log was read to its end (next_seq, at `segment`, byte
+ * offset): CQRS_ECORRUPT if the manifest proves seqs at or past next_seq
+ * were in the journal (a zeroed or cut durable tail), else 0. */
+int cqrs__journal_extent_end(const char *dir, const cqrs_journal_extent *x, uint64_t next_seq,
+			     const char *segment, uint64_t offset);
+
+/* ---- repair (the operator's escape hatch) -------------------------------------- */
+
+typedef struct cqrs_journal_repair {
+	uint64_t next_seq;          /* seq the next record gets after the repair */
+	uint64_t cut_from_seq;      /* first seq cut or moved aside (0: none) */
+	char cut_segment[40];       /* where bytes were cut ("" if none) */
+	uint64_t cut_offset;
+	uint64_t cut_bytes;
+	char cut_file[64];          /* their copy in dir */
+	uint32_t segments_moved;    /* later segments renamed <segment>.cut */
+	bool manifest_written;      /* the manifest was rebuilt or rewritten */
+	char problem[512];          /* the first problem found ("" = none) */
+} cqrs_journal_repair;
+
+/* Cuts the journal in dir at its first problem so that a writer can open
+ * it, keeping every cut byte aside (format.c, REPAIR). Takes the writer's
+ * lock: -EBUSY while a writer has it. Returns 0 (out says what was done;
+ * nothing when problem is ""), or an error. */
+int cqrs__journal_repair(const char *dir, cqrs_journal_repair *out);
 
 /* ---- reader ----------------------------------------------------------------- */
 

@@ -9,7 +9,8 @@
  * chain stops it classifies the rest of the segment exactly as recovery
  * does (format.c): clean end, torn tail (only in the last segment),
  * or corruption. Moving to the next segment checks that its first seq
- * continues the chain. Cost: one XXH3 pass over the bytes plus, at the end
+ * continues the chain and that its predecessor link (format version 2)
+ * names the segment before it. Cost: one XXH3 pass over the bytes plus, at the end
  * of each segment, one scan of its zero tail.
  */
 #include <errno.h>
@@ -173,7 +174,23 @@ static int enter_segment(cqrs_journal_iter *it, int si)
 		return iter_fail(it, rc);
 	if (first)
 		memcpy(it->engine, it->m.h.engine, CQRS_NAME_MAX);
-	else if (it->m.h.first_seq != it->expect)
+	/* The predecessor link names a missing segment (only where the
+	 * iterator needs what it held: not before the from seq). */
+	if (jseg_has_prev(&it->m.h) && it->m.h.prev_first_seq != (si ? it->segs[si - 1] : 0) &&
+	    (si > 0 || it->from < it->m.h.first_seq)) {
+		char lost[32];
+		cqrs__jseg_name(lost, sizeof lost, it->m.h.prev_first_seq);
+		if (first)
+			return iter_fail(it, cqrs__fail(CQRS_ECORRUPT,
+				"segment %s, offset 88, seq %" PRIu64 ": segment %s (from seq %" PRIu64
+				") is missing: the journal's first segment names it as its predecessor",
+				it->m.name, it->m.h.first_seq, lost, it->m.h.prev_first_seq));
+		return iter_fail(it, cqrs__fail(CQRS_ECORRUPT,
+			"segment %s, offset %zu, seq %" PRIu64 ": seq gap: the next segment %s names "
+			"%s (from seq %" PRIu64 ") as its predecessor, and it is missing", prev, prev_end,
+			it->expect, it->m.name, lost, it->m.h.prev_first_seq));
+	}
+	if (!first && it->m.h.first_seq != it->expect)
 		return iter_fail(it, cqrs__fail(CQRS_ECORRUPT,
 			"segment %s, offset %zu, seq %" PRIu64 ": seq gap: the next segment %s "
 			"starts at seq %" PRIu64, prev, prev_end, it->expect, it->m.name,

@@ -2,15 +2,21 @@
  * engine/journal/recover.c - recovery when the writer opens a journal
  * directory (the rules are in the essay at the top of format.c).
  *
- *   1. list the segments; none: create the first one (seq 1);
- *   2. check every header (magic, version, checksum, name, engine);
- *   3. scan the segment before the last: it must end cleanly, with a
+ *   1. read the manifest, list the segments, check every header (magic,
+ *      version, checksum, name, engine) and the extent: predecessor links,
+ *      first and newest segment against the manifest (manifest.c); no
+ *      segment and no manifest: create the first one (seq 1);
+ *   2. scan the segment before the last: it must end cleanly, with a
  *      complete command group, right before the last one's first seq;
- *   4. scan the last segment; a torn tail is copied to
- *      <segment>.<offset>.torn (fdatasync, directory fsync), zeroed in place
- *      and fdatasynced; corruption refuses with CQRS_ECORRUPT;
+ *   3. scan the last segment: corruption refuses with CQRS_ECORRUPT; so
+ *      does a log that ends before the manifest's durable seq, or a
+ *      missing manifest beside version 2 segments (unless the journal is
+ *      one empty segment);
+ *   4. a torn tail is copied to <segment>.<offset>.torn (fdatasync,
+ *      directory fsync), zeroed in place and fdatasynced;
  *   5. re-preallocate the last segment if it is shorter than its header
- *      says (a file cut by hand), fdatasync it, and resume appending there.
+ *      says (a file cut by hand), fdatasync it, and resume appending there
+ *      (the writer then replaces the manifest).
  *
  * Cost: one pass over the last two segments (checksums) plus a header read
  * per older segment; replay validates the rest.
@@ -35,34 +41,32 @@ static int corrupt(const cqrs_journal *j, const char *seg, size_t off, uint64_t 
 			 j->dir, seg, off, seq, why);
 }
 
-/* Copies [off, end) of the segment aside, then zeroes it in place. */
-static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
-			 cqrs_journal_recovery *rec)
+int cqrs__jcut_aside(int dirfd, const char *dir, jseg_map *m, size_t off, size_t end,
+		     const char *suffix, char *name, size_t cap)
 {
 	static const uint8_t zeros[65536];
-	char name[64];
 	int fd = -1, rc;
 
 	for (int k = 0; k < 100 && fd < 0; k++) {
 		if (k == 0)
-			snprintf(name, sizeof name, "%s.%zu.torn", m->name, off);
+			snprintf(name, cap, "%s.%zu.%s", m->name, off, suffix);
 		else
-			snprintf(name, sizeof name, "%s.%zu.%d.torn", m->name, off, k);
-		fd = cqrs__jf_openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			snprintf(name, cap, "%s.%zu.%d.%s", m->name, off, k, suffix);
+		fd = cqrs__jf_openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
 		if (fd < 0 && fd != -EEXIST)
-			return cqrs__fail(fd, "journal %s: cannot create %s: %s", j->dir, name,
+			return cqrs__fail(fd, "journal %s: cannot create %s: %s", dir, name,
 					 cqrs_strerror(fd));
 	}
 	if (fd < 0)
-		return cqrs__fail(-EEXIST, "journal %s: too many .torn files for %s", j->dir, m->name);
+		return cqrs__fail(-EEXIST, "journal %s: too many .%s files for %s", dir, suffix, m->name);
 	rc = cqrs__jf_pwrite_all(fd, m->img + off, end - off, 0, NULL);
 	if (rc == 0)
 		rc = cqrs__jf_fdatasync(fd);
 	close(fd);
 	if (rc == 0)
-		rc = cqrs__jf_dirsync(j->dirfd);
+		rc = cqrs__jf_dirsync(dirfd);
 	if (rc)
-		return cqrs__fail(rc, "journal %s: saving the torn tail to %s: %s", j->dir, name,
+		return cqrs__fail(rc, "journal %s: saving the cut bytes to %s: %s", dir, name,
 				 cqrs_strerror(rc));
 	for (size_t p = off; p < end && rc == 0;) {
 		size_t n = end - p < sizeof zeros ? end - p : sizeof zeros;
@@ -72,8 +76,20 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 	if (rc == 0)
 		rc = cqrs__jf_fdatasync(m->fd);
 	if (rc)
-		return cqrs__fail(rc, "journal %s: zeroing the torn tail of %s: %s", j->dir, m->name,
+		return cqrs__fail(rc, "journal %s: zeroing the cut bytes of %s: %s", dir, m->name,
 				 cqrs_strerror(rc));
+	return 0;
+}
+
+/* Copies the torn tail [off, end) aside, then zeroes it in place. */
+static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
+			 cqrs_journal_recovery *rec)
+{
+	char name[64];
+	int rc = cqrs__jcut_aside(j->dirfd, j->dir, m, off, end, "torn", name, sizeof name);
+
+	if (rc)
+		return rc;
 	rec->torn_bytes = end - off;
 	snprintf(rec->torn_file, sizeof rec->torn_file, "%s", name);
 	cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: torn tail of %zu bytes at segment %s offset %zu "
@@ -82,35 +98,50 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 	return 0;
 }
 
+/* Logs the error cqrs__fail recorded (cold path: open refuses). */
+static int logged(const cqrs_journal *j, int rc)
+{
+	const char *e = cqrs_last_error(), *c = strstr(e, ": ");
+
+	cqrs__jlog(j, CQRS_LOG_ERROR, "%s", c && !memchr(e, ' ', (size_t)(c - e)) ? c + 2 : e);
+	return rc;
+}
+
 int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 {
-	uint64_t *segs = NULL;
+	uint64_t *segs;
 	jseg_map m = { .fd = -1 };
+	enum jman_state state;
+	jextent x;
 	jseg_scan s;
 	int n, rc = 0;
 
 	memset(rec, 0, sizeof *rec);
-	n = cqrs__jseg_list(j->dirfd, &segs);
-	if (n < 0)
-		return cqrs__fail(n, "journal %s: cannot list: %s", j->dir, cqrs_strerror(n));
+	rc = cqrs__jextent_load(j->dirfd, j->dir, j->engine, &x);
+	if (rc)
+		return logged(j, rc);
+	rc = cqrs__jextent_check(&x, j->dir, &state);
+	if (rc) {
+		cqrs__jextent_free(&x);
+		return logged(j, rc);
+	}
+	segs = x.segs;
+	n = x.n;
 	if (n == 0) {
-		free(segs);
-		j->next_seq = 1;
+		cqrs__jextent_free(&x);
+		j->next_seq = j->journal_first_seq = 1;
 		rc = cqrs__jw_new_segment(j, 1);
 		if (rc)
 			return rc;
 		rec->next_seq = 1;
 		rec->segments = 1;
+		rec->manifest_built = true;
 		return 0;
 	}
+	j->journal_first_seq = x.have_man ? x.man.first_seq : segs[0];
+	if (x.have_man)
+		j->man = x.man;
 
-	/* Headers of the older segments; the last two are scanned below. */
-	for (int i = 0; i + 2 < n; i++) {
-		rc = cqrs__jseg_map(j->dirfd, segs[i], false, j->engine, &m);
-		cqrs__jseg_unmap(&m);
-		if (rc)
-			goto out;
-	}
 	if (n >= 2) {
 		rc = cqrs__jseg_map(j->dirfd, segs[n - 2], false, j->engine, &m);
 		if (rc)
@@ -140,6 +171,27 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 	if (s.tail.kind == JTAIL_CORRUPT) {
 		rc = corrupt(j, m.name, s.tail.bad_off, s.tail.bad_seq, s.tail.why);
 		goto out;
+	}
+	/* Before anything is cut: the log must reach every seq the manifest
+	 * proves was in it (a zeroed or truncated durable tail). */
+	rc = cqrs__jextent_check_end(&x, j->dir, s.next_seq, m.name, s.end);
+	if (rc) {
+		logged(j, rc);
+		goto out;
+	}
+	if (state == JMAN_MISSING && !(n == 1 && s.records == 0 && s.tail.kind == JTAIL_CLEAN)) {
+		rc = logged(j, cqrs__fail(CQRS_ECORRUPT, "journal %s: " JMAN_NAME " is missing: without "
+				      "it a lost segment at the end cannot be told from a clean end "
+				      "(`cqrs journal repair %s` rebuilds it from the segments after "
+				      "checking them)", j->dir, j->dir));
+		goto out;
+	}
+	if (state != JMAN_OK) {
+		rec->manifest_built = true;
+		if (state == JMAN_LEGACY)
+			cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: no " JMAN_NAME " (segments of format "
+				   "version 1, written before manifests): writing one from the segments",
+				   j->dir);
 	}
 	if (s.tail.kind == JTAIL_TORN) {
 		rec->torn_from_seq = s.next_seq;
@@ -172,6 +224,6 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 		   s.next_seq);
 out:
 	cqrs__jseg_unmap(&m);
-	free(segs);
+	cqrs__jextent_free(&x);
 	return rc;
 }

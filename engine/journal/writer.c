@@ -13,7 +13,13 @@
  * on_durable. The cold paths
  * (roll, preallocation, open, close) do blocking syscalls on this thread:
  * a roll drains the batches in flight, then costs two fdatasyncs, a
- * rename and a directory fsync, once per segment.
+ * rename and a directory fsync, once per segment, and the manifest's
+ * replacement (format.c): one more 128-byte write, fdatasync, rename and
+ * directory fsync.
+ *
+ * Past 800 lines because claim/commit, sealing, the roll, in-order
+ * reporting and close all keep the batch ring's invariants (asserted
+ * here); the I/O backends, recovery and the manifest are files of their own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "engine/journal/fault.h"
 #include "engine/journal/internal.h"
@@ -182,6 +189,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 	}
 	memset(j->hdrbuf, 0, j->hsize);
 	n = cqrs__jseg_header_encode(j->hdrbuf, j->hsize, j->engine, first_seq,
+				     j->seg_fd >= 0 ? j->seg_first_seq : 0,
 				     j->cfg.ctime_ns ? j->cfg.ctime_ns : cqrs__wall_ns(), j->seg_size_cfg,
 				     j->schemas, j->ntypes);
 	if (n < 0) {
@@ -214,6 +222,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 	if (j->thr_started) {
 		pthread_mutex_lock(&j->mu);
 		j->sync_fd = j->spare_fd;
+		j->sync_first_seq = first_seq;
 		pthread_mutex_unlock(&j->mu);
 	}
 	if (j->io) {
@@ -290,7 +299,18 @@ static int roll(cqrs_journal *j, uint64_t first_seq)
 		j->st.fsyncs++;
 		j->sealed_seq = first_seq - 1;
 	}
-	return cqrs__jw_new_segment(j, first_seq);
+	rc = cqrs__jw_new_segment(j, first_seq);
+	if (rc)
+		return rc;
+	/* Every seq before the new segment is in the complete segments
+	 * behind it. A failure leaves the older manifest, which claims less:
+	 * still true, so it only warns. */
+	rc = cqrs__jw_manifest(j, first_seq - 1, JMAN_ROLL);
+	if (rc)
+		cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: updating " JMAN_NAME " at the roll to seq %llu "
+			   "failed: %s; it keeps naming the previous segment", j->dir,
+			   (unsigned long long)first_seq, cqrs_strerror(rc));
+	return 0;
 }
 
 /* ---- batches --------------------------------------------------------------- */
@@ -300,6 +320,7 @@ static int start_batch(cqrs_journal *j)
 	uint32_t idx;
 	jbatch *b;
 
+	CQRS_ASSERT(j->cur < 0); /* one batch fills at a time */
 	if (j->used == j->nb)
 		return -EAGAIN;
 	idx = (j->head + j->used) % j->nb;
@@ -328,11 +349,33 @@ static bool write_inline(const cqrs_journal *j, const jbatch *b)
 	return b->len <= j->cfg.inline_write_max && j->io->sync;
 }
 
+/* Whether b's records [0, len) carry the seqs first_seq..end_seq in order
+ * (CQRS_ASSERT only: compiled out of release builds). */
+static bool batch_seqs_consecutive(const jbatch *b)
+{
+	uint64_t seq = b->first_seq;
+	uint32_t off = 0;
+
+	while (off < b->len) {
+		const cqrs_jrec *r = (const cqrs_jrec *)(b->buf + off);
+		if (r->seq != seq)
+			return false;
+		off += (uint32_t)cqrs__jrec_span(r);
+		seq++;
+	}
+	return off == b->len && seq == b->end_seq + 1;
+}
+
 /* Submits the FILL batch, which holds only complete groups. */
 static void submit_batch(cqrs_journal *j, jbatch *b)
 {
 	int rc;
 
+	/* Batches go out in seq order, each one the seqs after the last. */
+	CQRS_ASSERT(b->state == JB_FILL && (int)b->index == j->cur);
+	CQRS_ASSERT(b->first_seq == j->submitted_seq + 1 && b->end_seq >= b->first_seq);
+	CQRS_ASSERT(batch_seqs_consecutive(b));
+	j->submitted_seq = b->end_seq;
 	b->state = JB_WRITE;
 	b->submit_ns = cqrs__mono_ns();
 	j->cur = -1;
@@ -375,6 +418,7 @@ static int seal_cur(cqrs_journal *j)
 		return -EAGAIN;
 	gfirst = b->end_seq + 1;
 	src = b->buf + b->group_start;
+	CQRS_ASSERT(((const cqrs_jrec *)src)->seq == gfirst);
 	b->len = b->group_start;
 	submit_batch(j, b); /* the kernel reads [0, len) only; src lies past it */
 	start_batch(j);
@@ -460,11 +504,17 @@ int cqrs__journal_claim(cqrs_journal *j, const cqrs_journal_event *ev, uint32_t 
 	return 0;
 }
 
-/* The recovery hint: the highest seq known to be on stable storage. */
+/* The recovery hint: the highest seq that survives every crash the mode
+ * is meant to survive: on stable storage (batch, interval), or written to
+ * the page cache, which survives a process crash (none: done_seq is the
+ * in-order frontier of completed writes there). Recovery calls a damaged
+ * record corruption when a later record's hint covers it (format.c). */
 static uint64_t synced_hint(const cqrs_journal *j)
 {
 	uint64_t h = j->sealed_seq, t;
 
+	if (j->cfg.durability == CQRS_DURABILITY_NONE && j->done_seq > h)
+		h = j->done_seq;
 	if (j->cfg.durability == CQRS_DURABILITY_BATCH && j->done_seq > h)
 		h = j->done_seq;
 	if (j->cfg.durability == CQRS_DURABILITY_INTERVAL) {
@@ -485,8 +535,11 @@ uint64_t cqrs__journal_commit(cqrs_journal *j)
 
 	if (!j->claim_pending)
 		return 0;
+	CQRS_ASSERT(j->cur >= 0 && j->b[j->cur].state == JB_FILL);
 	b = &j->b[j->cur];
 	r = (cqrs_jrec *)(b->buf + j->claim_off);
+	/* Seqs are handed out consecutively: the claimed record has the next. */
+	CQRS_ASSERT(r->seq == j->next_seq && j->claim_off == b->len);
 	r->synced_seq = synced_hint(j);
 	r->checksum = cqrs__jrec_checksum(r);
 	b->len += (uint32_t)cqrs__jrec_span(r);
@@ -640,6 +693,7 @@ static void *interval_main(void *arg)
 {
 	cqrs_journal *j = arg;
 	uint64_t last = atomic_load_explicit(&j->synced_seq, memory_order_relaxed);
+	uint64_t man_ns = cqrs__mono_ns();
 	struct timespec ts;
 
 	pthread_mutex_lock(&j->mu);
@@ -667,6 +721,13 @@ static void *interval_main(void *arg)
 		/* relaxed: a statistic, read by stats_get, orders nothing. */
 		atomic_fetch_add_explicit(&j->thr_fsyncs, 1, memory_order_relaxed);
 		last = s;
+		/* Once a second the manifest learns what this proved, so a
+		 * zeroed tail older than that is refused after any crash. A
+		 * failure leaves the older manifest, which claims less. */
+		if (cqrs__mono_ns() - man_ns >= JMAN_SYNC_EVERY_NS) {
+			(void)cqrs__jw_manifest_locked(j, j->sync_first_seq, s, JMAN_SYNC);
+			man_ns = cqrs__mono_ns();
+		}
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -682,6 +743,7 @@ static int start_interval_thread(cqrs_journal *j)
 	pthread_cond_init(&j->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	j->sync_fd = j->seg_fd;
+	j->sync_first_seq = j->seg_first_seq;
 	rc = pthread_create(&j->thr, NULL, interval_main, j);
 	if (rc) {
 		pthread_cond_destroy(&j->cv);
@@ -848,13 +910,22 @@ int cqrs__journal_open(cqrs_journal **out, const cqrs_journal_config *cfg,
 		return cqrs__fail(rc, "journal: %s is in use by another writer", cfg->dir);
 	}
 	unlinkat(j->dirfd, JSEG_SPARE, 0); /* a spare never holds records */
+	unlinkat(j->dirfd, JMAN_TMP, 0);   /* an unfinished manifest write */
 
 	rc = cqrs__jrecover(j, rec ? rec : &local);
 	if (rc) {
 		destroy(j);
 		return rc;
 	}
-	j->durable_seq = j->done_seq = j->sealed_seq = j->next_seq - 1;
+	j->durable_seq = j->done_seq = j->sealed_seq = j->submitted_seq = j->next_seq - 1;
+	/* Recovery fdatasynced the last segment: the log up to next_seq - 1
+	 * stands (see format.c for what that proves in `none` mode). */
+	rc = cqrs__jw_manifest(j, j->next_seq - 1, JMAN_OPEN);
+	if (rc) {
+		destroy(j);
+		return cqrs__fail(rc, "journal %s: cannot write " JMAN_NAME ": %s", cfg->dir,
+				 cqrs_strerror(rc));
+	}
 	atomic_init(&j->written_seq, j->next_seq - 1);
 	atomic_init(&j->synced_seq, j->next_seq - 1);
 	atomic_init(&j->sync_err, 0);
@@ -908,6 +979,12 @@ int cqrs__journal_close(cqrs_journal *j)
 		if (rc)
 			cqrs__jlog(j, CQRS_LOG_ERROR, "journal %s: fdatasync at close failed: %s", j->dir,
 				   cqrs_strerror(rc));
+		/* Everything committed is on stable storage now: the manifest
+		 * says so, and a later open refuses a log that ends earlier. */
+		int mrc = rc ? 0 : cqrs__jw_manifest(j, j->next_seq - 1, JMAN_CLOSE);
+		if (mrc)
+			cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: updating " JMAN_NAME " at close failed: %s",
+				   j->dir, cqrs_strerror(mrc));
 	}
 	stop_interval_thread(j);
 	if (j->poison)

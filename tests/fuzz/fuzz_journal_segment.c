@@ -3,7 +3,10 @@
  * and record reader. Input: one control byte, then a segment image.
  * Control bit 0 recomputes the header checksum, bit 1 the checksums of the
  * records along the chain, so mutations reach the seq-chain, stale-record,
- * synced-hint and command-group logic instead of dying at a checksum.
+ * synced-hint, in-sequence and command-group logic instead of dying at a
+ * checksum; bit 2 also reads the image as a journal manifest (checksum
+ * recomputed when bit 0 is set) and, in the temp folder beside the
+ * segment, runs the extent checks (predecessor links, manifest) on it.
  *
  * The image goes through the header check, schema decoding, the whole
  * segment scan (from the header, and from offset 0 as bare records) on an
@@ -74,6 +77,24 @@ static void fix_records(uint8_t *img, size_t len, size_t off)
 	}
 }
 
+static void check_manifest(const uint8_t *img, size_t len, int fix)
+{
+	uint8_t m[JMAN_SIZE];
+	jmanifest out;
+
+	(void)cqrs__jman_check(img, len, &out); /* any length: never reads past it */
+	if (len < JMAN_SIZE)
+		return;
+	memcpy(m, img, JMAN_SIZE);
+	if (fix) {
+		uint64_t h = XXH3_64bits(m, offsetof(jmanifest, checksum));
+		memcpy(m + offsetof(jmanifest, checksum), &h, 8);
+	}
+	if (cqrs__jman_check(m, JMAN_SIZE, &out) == 0 &&
+	    (out.first_seq == 0 || out.last_segment < out.first_seq || out.durable_seq + 1 < out.last_segment))
+		abort();
+}
+
 static void check_scan(const uint8_t *img, size_t len, size_t from, uint64_t seq)
 {
 	jseg_scan s;
@@ -84,7 +105,7 @@ static void check_scan(const uint8_t *img, size_t len, size_t from, uint64_t seq
 		abort();
 }
 
-static void iterate_file(const uint8_t *img, size_t len, uint64_t first_seq)
+static void iterate_file(const uint8_t *img, size_t len, uint64_t first_seq, const uint8_t *man)
 {
 	char path[600], name[32];
 	cqrs_journal_iter *it;
@@ -111,6 +132,27 @@ static void iterate_file(const uint8_t *img, size_t len, uint64_t first_seq)
 		return;
 	}
 	close(fd);
+	if (man) {
+		char mp[600];
+		snprintf(mp, sizeof mp, "%s/" JMAN_NAME, tmpdir);
+		fd = open(mp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			if (write(fd, man, JMAN_SIZE) == (ssize_t)JMAN_SIZE) {
+				int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+				jextent x;
+				enum jman_state st;
+				if (dfd >= 0 && cqrs__jextent_load(dfd, tmpdir, NULL, &x) == 0) {
+					(void)cqrs__jextent_check(&x, tmpdir, &st);
+					(void)cqrs__jextent_check_end(&x, tmpdir, first_seq, name, 0);
+					cqrs__jextent_free(&x);
+				}
+				if (dfd >= 0)
+					close(dfd);
+			}
+			close(fd);
+			unlink(mp);
+		}
+	}
 	if (cqrs__journal_iter_open(&it, tmpdir, 0) == 0) {
 		while (n++ < 100000 && cqrs__journal_iter_next(it, &r) == 1) {
 			cqrs_journal_segment_info si;
@@ -149,8 +191,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (uint32_t t = 0; t < h.ntypes && t < 64; t++)
 			(void)cqrs__jseg_schema(img, len, &h, t, &s);
 		check_scan(img, len, h.header_size, h.first_seq);
-		iterate_file(img, len, h.first_seq);
+		/* bit 2: the image's tail (its last 128 bytes) is the manifest */
+		iterate_file(img, len, h.first_seq,
+			     (data[0] & 4) && len >= JMAN_SIZE ? img + len - JMAN_SIZE : NULL);
 	}
+	if (data[0] & 4)
+		check_manifest(img, len, data[0] & 1);
 	check_scan(img, len & ~(size_t)7, 0, 1);
 	free(img);
 	return 0;

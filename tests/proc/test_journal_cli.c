@@ -1,7 +1,9 @@
 /*
- * tests/proc/test_journal_cli.c - `cqrs journal verify|dump|stat` on real
- * journals: exit 0 when clean, 3 for a torn tail, 4 for corruption (each
- * naming segment/offset/seq); dump decodes payloads through the schemas
+ * tests/proc/test_journal_cli.c - `cqrs journal verify|dump|stat|repair` on
+ * real journals: exit 0 when clean, 3 for a torn tail, 4 for corruption
+ * (each naming segment/offset/seq) and for a missing first, middle or last
+ * segment or a zeroed durable tail (naming what is missing); repair makes
+ * each openable again; dump decodes payloads through the schemas
  * embedded in the segment headers; stat counts events per type. Runs
  * $BUILD/cqrs (BUILD defaults to build); skips (77) if it is not built.
  */
@@ -127,6 +129,74 @@ int main(void)
 		snprintf(args, sizeof args, "dump %s", dir);
 		rc = run(args, out, sizeof out);
 		CHECK(rc == 4, "dump over corruption: rc %d", rc);
+	}
+	/* Missing segments and a short durable tail, each repaired. */
+	{
+		static const int which[] = { -1, 0, 2 };
+		char name[64], man[600];
+		uint8_t *img;
+		size_t len;
+
+		for (int w = 0; w < 4; w++) {
+			tu_rmrf(dir);
+			CHECK(cqrs__journal_open(&j, &c, NULL) == 0, "open: %s", cqrs_last_error());
+			CHECK(jt_append(j, 900, 3, 1, &sub) == 0, "append");
+			CHECK(cqrs__journal_close(j) == 0, "close");
+			if (w < 3) {
+				jt_segment(dir, which[w], seg, sizeof seg);
+				snprintf(name, sizeof name, "%s", strrchr(seg, '/') + 1);
+				unlink(seg);
+			} else {
+				/* zero the last 16 records of the last segment */
+				cqrs_journal_iter *it;
+				const cqrs_jrec *r;
+				cqrs_journal_segment_info si;
+				uint64_t offs[16] = { 0 }, k = 0, end = 0;
+				CHECK(cqrs__journal_iter_open(&it, dir, 1) == 0, "iter");
+				while (cqrs__journal_iter_next(it, &r) == 1) {
+					cqrs__journal_iter_where(it, &si, &offs[k % 16]);
+					end = offs[k % 16] + cqrs__jrec_span(r);
+					k++;
+				}
+				cqrs__journal_iter_close(it);
+				jt_path(seg, sizeof seg, dir, si.name);
+				CHECK(jt_read_file(seg, &img, &len) == 0, "read");
+				memset(img + offs[k % 16], 0, end - offs[k % 16]);
+				CHECK(jt_write_file(seg, img, len) == 0, "write");
+				free(img);
+				snprintf(name, sizeof name, "seqs %llu..900 are missing",
+					 (unsigned long long)(900 - 15));
+			}
+			snprintf(args, sizeof args, "verify %s", dir);
+			rc = run(args, out, sizeof out);
+			CHECK(rc == 4 && strstr(out, "corrupt: ") && strstr(out, name),
+			      "verify with %s gone: rc %d: %s", name, rc, out);
+			CHECK(cqrs__journal_open(&j, &c, NULL) == CQRS_ECORRUPT &&
+			      strstr(cqrs_last_error(), name), "open with %s gone: %s", name,
+			      cqrs_last_error());
+			snprintf(args, sizeof args, "repair %s", dir);
+			rc = run(args, out, sizeof out);
+			CHECK(rc == 0 && strstr(out, "found: ") && strstr(out, "repaired: "),
+			      "repair: rc %d: %s", rc, out);
+			CHECK(cqrs__journal_open(&j, &c, NULL) == 0 && cqrs__journal_close(j) == 0,
+			      "open after repair: %s", cqrs_last_error());
+			snprintf(args, sizeof args, "verify %s", dir);
+			rc = run(args, out, sizeof out);
+			CHECK(rc == 0 && strstr(out, "ok: "), "verify after repair: rc %d: %s", rc, out);
+			snprintf(args, sizeof args, "repair %s", dir);
+			rc = run(args, out, sizeof out);
+			CHECK(rc == 0 && strstr(out, "ok: nothing to repair"), "repair again: %s", out);
+		}
+		/* stat shows the manifest; verify refuses without it */
+		snprintf(args, sizeof args, "stat %s", dir);
+		rc = run(args, out, sizeof out);
+		CHECK(rc == 0 && strstr(out, "manifest: journal from seq 1"), "stat: %s", out);
+		jt_path(man, sizeof man, dir, JMAN_NAME);
+		unlink(man);
+		snprintf(args, sizeof args, "verify %s", dir);
+		rc = run(args, out, sizeof out);
+		CHECK(rc == 4 && strstr(out, JMAN_NAME " is missing"), "verify no manifest: %d: %s", rc,
+		      out);
 	}
 	snprintf(args, sizeof args, "verify %s/nonexistent", dir);
 	rc = run(args, out, sizeof out);

@@ -46,10 +46,12 @@ static void test_header_roundtrip(void **state)
 
 	assert_true(hs >= JSEG_ALIGN && hs % JSEG_ALIGN == 0);
 	img = calloc(1, hs);
-	assert_int_equal(cqrs__jseg_header_encode(img, hs, "orders", 77, 123456789, 1u << 20, sch, 3),
+	assert_int_equal(cqrs__jseg_header_encode(img, hs, "orders", 77, 40, 123456789, 1u << 20, sch, 3),
 			 (int)hs);
 	assert_int_equal(cqrs__jseg_header_check(img, hs, &h), 0);
 	assert_int_equal(h.first_seq, 77);
+	assert_int_equal(h.version, JSEG_VERSION);
+	assert_int_equal(h.prev_first_seq, 40);
 	assert_int_equal(h.ctime_ns, 123456789);
 	assert_int_equal(h.ntypes, 3);
 	assert_string_equal(h.engine, "orders");
