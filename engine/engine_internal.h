@@ -107,6 +107,15 @@ struct cqrs_proj {
 	_Atomic int rebuild_requested;
 	_Atomic int retry_requested;
 	uint64_t halted_at;           /* seq of the event that halted it */
+	/* Stalled: growing a full view found no memory or shared-memory
+	 * space (engine/proj_stall.c). Its views stay at stalled_at - 1, no
+	 * dead letters, growth retried with backoff until it works. */
+	_Atomic int stalled;
+	int stall_code;               /* -ENOSPC, -ENOMEM, ... */
+	uint64_t stalled_at;          /* seq of the event that needs the room */
+	uint64_t stall_retry_ns;      /* monotonic time of the next attempt */
+	uint64_t stall_backoff_ns;
+	uint32_t stall_retries;
 	uint64_t dead_letters;
 	int fail_code;
 	char fail_reason[184];
@@ -117,6 +126,8 @@ struct cqrs_engine {
 	char name[CQRS_NAME_MAX];
 	char data_dir[3072];
 	char journal_dir[3200];
+	uint64_t journal_origin; /* hash of the journal's real path: stamped on the
+				    views written from it (engine/proj_views.c) */
 	void *model; /* the application's write model, opaque to the engine */
 
 	cmd_type cmds[CQRS_MAX_TYPES];

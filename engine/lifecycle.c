@@ -20,7 +20,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "core/clock.h"
 #include "core/errors.h"
@@ -65,6 +68,17 @@ static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 			  (unsigned long long)rec->torn_bytes, (unsigned long long)rec->torn_from_seq,
 			  rec->torn_file);
 	return rc;
+}
+
+/* Which journal this is, for the views written from it: its real path
+ * hashed (never 0, which a view from before origins holds). */
+static uint64_t journal_origin(const char *dir)
+{
+	char real[PATH_MAX];
+	const char *p = realpath(dir, real) ? real : dir;
+	uint64_t h = XXH3_64bits(p, strlen(p));
+
+	return h ? h : 1;
 }
 
 static int open_control(cqrs_engine *e)
@@ -147,6 +161,7 @@ static int start(cqrs_engine *e)
 	rc = open_journal(e, &rec);
 	if (rc)
 		return rc;
+	e->journal_origin = journal_origin(e->journal_dir);
 	rc = cqrs__replay_write_model(e, rec.next_seq, &rs);
 	if (rc)
 		return rc;

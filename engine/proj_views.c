@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/errors.h"
+#include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
+#include "shm/view_writer.h"
 
 /* Highest generation of engine.view found in /dev/shm (0: none). */
 static uint64_t last_generation(const char *engine, const char *view)
@@ -39,6 +42,39 @@ static uint64_t last_generation(const char *engine, const char *view)
 	return best;
 }
 
+/* A view generation left by an earlier run, clean or dirty, applied
+ * events only once they were in the journal: an applied_seq past the
+ * journal's end proves the journal lost acknowledged events (a segment
+ * deleted or cut), and the engine refuses to start rather than carry on
+ * without them. Only views written from this journal (their origin) are
+ * witnesses; another data directory's views under the same engine name are
+ * *foreign: rebuilt, never adopted. */
+static int check_witness(cqrs_engine *e, const proj_view *pv, uint64_t gen, int *foreign)
+{
+	char what[160];
+	uint64_t applied, origin;
+
+	*foreign = 0;
+	if (cqrs__vw_peek(e->name, pv->def.name, gen, &applied, &origin))
+		return 0; /* unreadable: it is replaced, and says nothing */
+	if (origin != e->journal_origin) {
+		*foreign = 1; /* another data directory's views under this engine name */
+		return 0;
+	}
+	if (applied == 0)
+		return 0;
+	snprintf(what, sizeof what, "view %s generation %llu (applied seq)", pv->def.name,
+		 (unsigned long long)gen);
+	if (!cqrs__journal_check_seen(e->journal, applied, what))
+		return 0;
+	return cqrs__fail(CQRS_ECORRUPT,
+			  "view %s generation %llu has applied seq %llu, past the end of the journal "
+			  "(next seq %llu): the journal lost acknowledged events; restore it, or accept "
+			  "the loss with `cqrs journal repair` and remove the old views with `cqrs rm %s`",
+			  pv->def.name, (unsigned long long)gen, (unsigned long long)applied,
+			  (unsigned long long)cqrs__journal_next_seq(e->journal), e->name);
+}
+
 void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capacity,
 			    uint64_t generation)
 {
@@ -54,6 +90,7 @@ void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capaci
 	pv->cfg.mode = e->cfg.shm_mode;
 	pv->cfg.generation = generation;
 	pv->cfg.pretouch = e->cfg.pretouch;
+	pv->cfg.origin = e->journal_origin;
 }
 
 /* Opens every view of p: adopts clean segments when all of them agree on
@@ -62,7 +99,7 @@ void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capaci
 int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint64_t *resume)
 {
 	uint64_t applied = UINT64_MAX;
-	int adopted = 1, rc;
+	int adopted = 1, foreign, rc;
 
 	for (uint32_t i = 0; i < p->def.nviews; i++) {
 		proj_view *pv = p->views[i];
@@ -70,6 +107,14 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 
 		pv->w = NULL;
 		if (!gen) {
+			adopted = 0;
+			continue;
+		}
+		if ((rc = check_witness(e, pv, gen, &foreign)))
+			return rc;
+		if (foreign) {
+			cqrs__log(e, CQRS_LOG_INFO, "view %s: generation %llu was written from another journal: rebuilding",
+				  pv->def.name, (unsigned long long)gen);
 			adopted = 0;
 			continue;
 		}
@@ -88,12 +133,7 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 		else if (applied != cqrs__vw_applied_seq(pv->w))
 			adopted = 0;
 	}
-	if (adopted && applied != UINT64_MAX && applied > last_seq) {
-		cqrs__log(e, CQRS_LOG_WARN,
-			  "projection %s: views applied seq %llu but the journal ends at %llu: rebuilding",
-			  p->def.name, (unsigned long long)applied, (unsigned long long)last_seq);
-		adopted = 0;
-	}
+	CQRS_ASSERT(!adopted || applied == UINT64_MAX || applied <= last_seq); /* check_witness */
 	if (!adopted)
 		applied = 0;
 	for (uint32_t i = 0; i < p->def.nviews; i++) {
@@ -120,6 +160,8 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 	if (adopted)
 		cqrs__log(e, CQRS_LOG_INFO, "projection %s: resumed at seq %llu", p->def.name,
 			  (unsigned long long)applied);
+	else if (last_seq > 0)
+		CTR_ADD(e->ctr, proj[p->index].rebuilds, 1); /* rebuilt from the journal at start */
 	*resume = applied;
 	return 0;
 }

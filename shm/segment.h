@@ -94,7 +94,10 @@ typedef struct cqrs_seg_live {
 	_Atomic uint64_t owner; /* pid | start_ticks << 22; 0: none */
 	_Atomic uint32_t flags; /* CQRS_SEG_RETIRED | CQRS_SEG_CLEAN */
 	_Atomic uint32_t epoch; /* view: primary index epoch (shm/view_format.h) */
-	uint8_t pad[48];
+	_Atomic uint64_t origin; /* view: which journal its writer applies (a hash of
+				    the journal directory; 0: none), set before the
+				    segment is published; only the engine reads it */
+	uint8_t pad[40];
 } cqrs_seg_live;
 
 _Static_assert(sizeof(cqrs_seg_hdr) == 128, "segment header is 128 bytes");

@@ -753,6 +753,8 @@ int cqrs__vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, 
 		return rc;
 	}
 	cqrs__seg_init_header(&w->seg, CQRS_SEG_VIEW, ctl->engine, view, gen);
+	/* relaxed: the segment is not linked to its name yet (seal). */
+	atomic_store_explicit(&cqrs__seg_live_line(&w->seg)->origin, cfg->origin, memory_order_relaxed);
 	memcpy(w->seg.base + CQRS_VPARAMS_OFF, &p, sizeof p);
 	cqrs_schema_encode(cfg->schema, w->seg.base + p.schema_off, p.schema_len);
 	cqrs__seg_seal(&w->seg);
@@ -770,6 +772,34 @@ int cqrs__vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, 
 		pretouch_rows(w);
 	*out = w;
 	return 0;
+}
+
+int cqrs__vw_peek(const char *engine, const char *view, uint64_t generation, uint64_t *applied,
+		  uint64_t *origin)
+{
+	char name[CQRS_SEG_NAME_MAX];
+	cqrs_seg seg;
+	cqrs_vparams p;
+	cqrs_schema schema;
+	int rc = cqrs__seg_name_view(name, sizeof name, engine, view, generation);
+
+	if (rc)
+		return rc;
+	rc = cqrs__seg_open(&seg, name, CQRS_SEG_VIEW, 0);
+	if (rc)
+		return rc;
+	/* Validated before the applied line is read (the size covers it). */
+	rc = cqrs__view_check(seg.base, seg.size, &p, &schema, seg.imm);
+	if (!rc) {
+		cqrs_vapplied *ap =
+			(cqrs_vapplied *)(void *)((uint8_t *)seg.base + CQRS_VAPPLIED_OFF);
+		/* acquire: pairs with the writer's release store at a batch end. */
+		*applied = atomic_load_explicit(&ap->applied_seq, memory_order_acquire);
+		/* relaxed: written before the segment was published. */
+		*origin = atomic_load_explicit(&cqrs__seg_live_line(&seg)->origin, memory_order_relaxed);
+	}
+	cqrs__seg_close(&seg);
+	return rc;
 }
 
 int cqrs__vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,

@@ -41,6 +41,8 @@ typedef struct cqrs_vw_config {
 	uint64_t generation;        /* 0: the directory's generation + 1 */
 	int pretouch;               /* map every row's page now (create, adopt),
 				       not a window ahead of use */
+	uint64_t origin;            /* the journal the writer applies (stored in the
+				       segment's live line; cqrs__vw_peek) */
 } cqrs_vw_config;
 
 /* Edits a private copy of a row; return 0 to write it back, anything else
@@ -59,6 +61,13 @@ int cqrs__vw_create(cqrs_ctl *ctl, const char *view, const cqrs_vw_config *cfg, 
  * publishes it.
  * CQRS_ECORRUPT when it was not shut down cleanly (rebuild instead),
  * -EEXIST when its owner lives, CQRS_EFORMAT on a schema or index change. */
+/* The applied_seq and origin a view generation's segment holds, clean or
+ * not (opened read-only and validated): a witness of how far the journal
+ * named by origin once went. Returns 0, -errno (no such segment),
+ * CQRS_EFORMAT / CQRS_ECORRUPT (not a valid view segment). */
+int cqrs__vw_peek(const char *engine, const char *view, uint64_t generation, uint64_t *applied,
+		  uint64_t *origin);
+
 int cqrs__vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const cqrs_vw_config *cfg,
 		  cqrs_vw **out);
 
