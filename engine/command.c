@@ -319,6 +319,8 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 			int poisoned = cqrs__journal_poisoned(e->journal);
 			answer(e, h, rc, 0, poisoned ? "journal failed" : "journal refused the events",
 			       target);
+			CTR_ADD(e->ctr, commands, 1);
+			CTR_ADD(e->ctr, journal_refused, 1);
 			if (poisoned)
 				cqrs__poison(e, poisoned);
 			return;

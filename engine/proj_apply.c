@@ -11,7 +11,9 @@
  * Failures: an apply that returns CQRS_EFULL grows the projection (the
  * batch so far is published, every view regrows from the journal into a
  * generation of twice the capacity, proj_rebuild.c) and the event is
- * applied again; any other error records a dead letter
+ * applied again; when there is no room to grow into (-ENOSPC, -ENOMEM),
+ * the projection stalls instead (proj_stall.c); any other error records a
+ * dead letter
  * (proj_deadletter.c), after which the projection skips the event or
  * halts, per its policy.
  */
@@ -34,6 +36,8 @@ void cqrs__proj_end(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 	 * could not apply: readers waiting past it must not be told otherwise. */
 	if (atomic_load_explicit(&p->halted, memory_order_relaxed) && seq >= p->halted_at)
 		seq = p->halted_at - 1;
+	if (atomic_load_explicit(&p->stalled, memory_order_relaxed) && seq >= p->stalled_at)
+		seq = p->stalled_at - 1;
 	if (seq < applied)
 		seq = applied;
 	for (uint32_t i = 0; i < p->def.nviews; i++)
@@ -48,9 +52,10 @@ void cqrs__proj_apply(cqrs_engine *e, cqrs_proj *p, const cqrs_event *ev)
 {
 	int rc;
 
-	/* relaxed: only this thread sets applied_seq and halted. */
+	/* relaxed: only this thread sets applied_seq, halted and stalled. */
 	if (ev->seq <= atomic_load_explicit(&p->applied_seq, memory_order_relaxed) ||
-	    atomic_load_explicit(&p->halted, memory_order_relaxed))
+	    atomic_load_explicit(&p->halted, memory_order_relaxed) ||
+	    atomic_load_explicit(&p->stalled, memory_order_relaxed))
 		return;
 	p->fail_code = 0;
 	p->fail_reason[0] = 0;
@@ -65,6 +70,11 @@ void cqrs__proj_apply(cqrs_engine *e, cqrs_proj *p, const cqrs_event *ev)
 			p->fail_code = 0;
 			p->fail_reason[0] = 0;
 			rc = p->def.apply(p, ev, p->def.arg);
+		} else if (cqrs__proj_shortage(rc)) {
+			/* No room to grow into: a state of the projection, not a
+			 * refused event. Growth is retried with backoff. */
+			cqrs__proj_stall(e, p, ev->seq, rc);
+			return;
 		}
 	}
 	if (rc)

@@ -95,6 +95,16 @@ int cqrs__proj_replay(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t fr
  * grow) from the journal up to upto, then swaps it in. */
 int cqrs__proj_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int grow);
 
+/* ---- proj_stall.c ---- */
+/* Whether code is a shortage that goes away by itself (no room in
+ * /dev/shm, no memory): the projection stalls instead of dead-lettering. */
+bool cqrs__proj_shortage(int code);
+/* p could not grow to apply the event at seq: stalls it (no dead letter). */
+void cqrs__proj_stall(cqrs_engine *e, cqrs_proj *p, uint64_t seq, int code);
+/* When a stalled p's next attempt is due: grows it again and, once that
+ * works, catches it up from the journal to upto. Returns 1 when p resumed. */
+uint32_t cqrs__proj_stall_retry(cqrs_engine *e, cqrs_proj *p, uint64_t upto);
+
 /* ---- proj_deadletter.c ---- */
 /* Records ev as a dead letter of p (durably) and halts p when its policy
  * says so. */

@@ -1,7 +1,7 @@
 /*
  * engine/projector_thread.c - a projector's thread: its step (apply what
  * the broadcast ring holds, carry out rebuild and dead-letter retry
- * requests), its loop (steps until stop, idling with engine/idle.h), and
+ * requests and a stalled projection's next attempt to grow), its loop (steps until stop, idling with engine/idle.h), and
  * starting and joining the projectors.
  *
  * Start: each projection resumes from its views' applied_seq (views
@@ -45,7 +45,7 @@ static uint32_t do_requests(cqrs_engine *e, projector *t, cqrs_proj *p)
 		cqrs__proj_retry_dead_letters(e, t, p);
 		n++;
 	}
-	return n;
+	return n + cqrs__proj_stall_retry(e, p, t->seen_seq);
 }
 
 bool cqrs__projectors_requested(cqrs_engine *e)
@@ -86,7 +86,8 @@ static int stop_requested(cqrs_engine *e, projector *t)
 	published = atomic_load_explicit(&e->published_seq, memory_order_relaxed);
 	for (uint32_t k = 0; k < t->nprojs; k++)
 		if (atomic_load_explicit(&t->projs[k]->applied_seq, memory_order_relaxed) < published &&
-		    !atomic_load_explicit(&t->projs[k]->halted, memory_order_relaxed))
+		    !atomic_load_explicit(&t->projs[k]->halted, memory_order_relaxed) &&
+		    !atomic_load_explicit(&t->projs[k]->stalled, memory_order_relaxed))
 			return 0;
 	return 1;
 }

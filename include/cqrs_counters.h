@@ -43,7 +43,10 @@ typedef struct cqrs_counters_proj {
 	uint32_t halted;      /* 1: stopped by a dead letter (HALT policy) */
 	uint32_t thread;
 	uint64_t rebuilds;
-	uint64_t pad[2];
+	int32_t stall_code;   /* 0, or why it is stalled: -ENOSPC, -ENOMEM (growing a
+				 full view found no room; retried with backoff) */
+	uint32_t stall_retries; /* failed attempts since it stalled */
+	uint64_t stalled_at;  /* seq it waits to apply while stalled */
 } cqrs_counters_proj;
 
 typedef struct cqrs_counters {
@@ -94,6 +97,10 @@ typedef struct cqrs_counters {
 	uint64_t gw_drops;       /* clients dropped for breaking their own rings */
 	uint64_t gw_overflows;   /* answers parked because a reply ring was full */
 	uint64_t gw_pad1[4];
+	/* command thread */
+	uint64_t journal_refused; /* commands answered with the journal's refusal (-ENOSPC
+				     creating a segment, ...): nothing journaled */
+	uint64_t pad2[7];
 } cqrs_counters;
 
 #ifdef __cplusplus

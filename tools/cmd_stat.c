@@ -5,7 +5,9 @@
  *
  * States: the engine's is the control segment's state word (starting,
  * running, stopped), "dead" when its process is gone without stopping.
- * A projection is "halted" (a dead letter stopped it), "catching up" while
+ * A projection is "halted" (a dead letter stopped it), "stalled" (a view
+ * could not grow: no room in /dev/shm or memory; the reason and the seq it
+ * waits at are shown, and the engine retries by itself), "catching up" while
  * its applied seq is below the engine's last durable or published seq
  * (views rebuilt at start replaying the journal, a rebuild, or a backlog),
  * with progress applied/target and, when watching, its rate and an ETA;
@@ -106,6 +108,8 @@ static const char *proj_state(const sample *s, const cqrs_counters_proj *p)
 {
 	if (p->halted)
 		return "halted";
+	if (p->stall_code)
+		return "stalled";
 	if (s->ci.state == CQRS_ENGINE_STOPPED || !s->ci.owner_alive)
 		return engine_state(&s->ci);
 	return p->applied_seq < target_seq(&s->c) ? "catching up" : engine_state(&s->ci);
@@ -123,7 +127,8 @@ static double rate(const sample *s, const sample *prev, uint64_t now, uint64_t b
 }
 
 #define COUNTERS(X)                                                                          \
-	X(commands) X(accepted) X(rejected) X(conflicts) X(duplicates) X(events) X(batches) \
+	X(commands) X(accepted) X(rejected) X(conflicts) X(duplicates) X(journal_refused)   \
+	X(events) X(batches) \
 	X(journal_bytes) X(fdatasyncs)
 
 static void show_text(const char *engine, const sample *s, const sample *prev)
@@ -152,6 +157,7 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 	ROW("  rejected", rejected);
 	ROW("  conflicts", conflicts);
 	ROW("  duplicates", duplicates);
+	ROW("  journal refused", journal_refused);
 	ROW("events", events);
 	ROW("batches", batches);
 	ROW("journal bytes", journal_bytes);
@@ -195,6 +201,10 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 		       (unsigned long long)p->applied_seq, (unsigned long long)lag,
 		       (unsigned long long)p->events, rs, (unsigned long long)p->rebuilds,
 		       (unsigned long long)p->dead_letters, st);
+		if (p->stall_code)
+			printf(" (%s growing a view) at seq %llu, %u failed retries, retrying with backoff",
+			       cqrs_strerror(p->stall_code), (unsigned long long)p->stalled_at,
+			       p->stall_retries);
 		if (!strcmp(st, "catching up")) {
 			printf(" %llu/%llu (%.1f%%)", (unsigned long long)p->applied_seq,
 			       (unsigned long long)target, target ? 100.0 * (double)p->applied_seq / (double)target : 0);
@@ -280,11 +290,12 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 		tool_json_str(stdout, name);
 		printf(",\"thread\":%u,\"state\":\"%s\",\"applied_seq\":%llu,\"target_seq\":%llu,"
 		       "\"lag\":%llu,\"events\":%llu,\"rebuilds\":%llu,\"dead_letters\":%llu,"
-		       "\"halted\":%s",
+		       "\"halted\":%s,\"stall_code\":%d,\"stalled_at\":%llu,\"stall_retries\":%u",
 		       p->thread, proj_state(s, p), (unsigned long long)p->applied_seq,
 		       (unsigned long long)target, (unsigned long long)lag, (unsigned long long)p->events,
 		       (unsigned long long)p->rebuilds, (unsigned long long)p->dead_letters,
-		       p->halted ? "true" : "false");
+		       p->halted ? "true" : "false", p->stall_code, (unsigned long long)p->stalled_at,
+		       p->stall_retries);
 		if (r >= 0)
 			printf(",\"applied_per_s\":%.1f,\"eta_s\":", r);
 		else

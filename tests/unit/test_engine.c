@@ -581,6 +581,37 @@ static void test_journal_failure_poisons(void **state)
 	assert_true(row.balance == 6 || row.balance == 11);
 }
 
+static void small_segments(cqrs_config *cfg)
+{
+	cfg->segment_bytes = 64 << 10;
+}
+
+/* A journal that cannot make its next segment (ENOSPC) refuses the
+ * commands that need it, counts them (`cqrs stat`: journal refused), and
+ * takes commands again once space is back. */
+static void test_journal_enospc_counted(void **state)
+{
+	fixture *f = *state;
+	uint64_t seq = 0, refused = 0;
+	int rc = 0;
+
+	bank_config_hook = small_segments;
+	start(f, CQRS_DURABILITY_BATCH, 1024, CQRS_ON_ERROR_SKIP);
+	bank_config_hook = NULL;
+	cqrs__jfault_arm(JF_FALLOCATE, 1, -ENOSPC, true);
+	for (int i = 0; i < 5000 && rc == 0; i++)
+		rc = bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq);
+	assert_int_equal(rc, -ENOSPC);
+	for (int i = 0; i < 10; i++)
+		refused += bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq) == -ENOSPC;
+	assert_true(refused == 10);
+	/* single-writer counters, read after the answers they follow */
+	assert_true(cqrs_engine_counters(f->e)->journal_refused == 11);
+	assert_int_equal(cqrs_engine_error(f->e), 0); /* not poisoned */
+	cqrs__jfault_disarm();
+	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq), 0);
+}
+
 /* Views written in one threading mode are resumed (not rebuilt) by an
  * engine in the other, and serve the same rows. */
 static void test_threading_switch(void **state)
@@ -642,6 +673,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pretouch_resumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_failure_poisons, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_enospc_counted, setup, teardown),
 	};
 	const struct CMUnitTest switching[] = {
 		cmocka_unit_test_setup_teardown(test_threading_switch, setup, teardown),
