@@ -218,46 +218,39 @@ void report(benchmark::State &state, std::vector<uint64_t> &ns)
 
 /* ---- round trips ------------------------------------------------------------ */
 
-void BM_GatewayRoundTrip(benchmark::State &state)
+constexpr useconds_t kIdleGapUs = 2000; /* well past idle_yield_us: the command thread sleeps */
+
+/* One command at a time, through the gateway or in-process, each after a
+ * pause of gap_us (0: back to back, the command thread stays busy; with
+ * kIdleGapUs it sleeps and every command pays its wake-up). */
+static void round_trips(benchmark::State &state, bool gateway, useconds_t gap_us)
 {
 	std::vector<uint64_t> ns;
 	cqrs_result r;
+	cqrs_ticket t;
 
-	if (!g.ensure(0, (int)state.range(0))) {
+	if (!g.ensure(gateway ? 0 : 1, (int)state.range(0))) {
 		state.SkipWithError("cannot start the engine / connect");
 		return;
 	}
 	ns.reserve(1 << 20);
 	for (auto _ : state) {
 		bench_add c = { ++g.account % 4096 + 1, 1 };
-		uint64_t t0 = cqrs__mono_ns();
-		int rc = cqrs_client_submit(g.client, 1, &c, sizeof c, nullptr, &r, 10 * kSec);
-		ns.push_back(cqrs__mono_ns() - t0);
-		if (rc) {
-			state.SkipWithError(cqrs_strerror(rc));
-			break;
-		}
-	}
-	report(state, ns);
-}
-
-void BM_InProcRoundTrip(benchmark::State &state)
-{
-	std::vector<uint64_t> ns;
-	cqrs_ticket t;
-
-	if (!g.ensure(1, (int)state.range(0))) {
-		state.SkipWithError("cannot start the engine");
-		return;
-	}
-	ns.reserve(1 << 20);
-	for (auto _ : state) {
-		bench_add c = { ++g.account % 4096 + 1, 1 };
 		cqrs_command cmd = { 1, sizeof c, &c, c.account, 0, 0, 0, 0, 0 };
+		int rc;
+		if (gap_us) {
+			state.PauseTiming();
+			usleep(gap_us);
+			state.ResumeTiming();
+		}
 		uint64_t t0 = cqrs__mono_ns();
-		int rc = cqrs_submit(g.engine, &cmd, &t);
-		if (!rc)
-			rc = cqrs_ticket_wait(&t, 10 * kSec);
+		if (gateway) {
+			rc = cqrs_client_submit(g.client, 1, &c, sizeof c, nullptr, &r, 10 * kSec);
+		} else {
+			rc = cqrs_submit(g.engine, &cmd, &t);
+			if (!rc)
+				rc = cqrs_ticket_wait(&t, 10 * kSec);
+		}
 		ns.push_back(cqrs__mono_ns() - t0);
 		if (rc) {
 			state.SkipWithError(cqrs_strerror(rc));
@@ -266,63 +259,14 @@ void BM_InProcRoundTrip(benchmark::State &state)
 	}
 	report(state, ns);
 }
+
+void BM_GatewayRoundTrip(benchmark::State &state) { round_trips(state, true, 0); }
+void BM_InProcRoundTrip(benchmark::State &state) { round_trips(state, false, 0); }
 
 /* ---- to an idle engine ------------------------------------------------------- */
 
-constexpr useconds_t kIdleGapUs = 2000; /* well past idle_yield_us: the command thread sleeps */
-
-void BM_GatewayIdleRoundTrip(benchmark::State &state)
-{
-	std::vector<uint64_t> ns;
-	cqrs_result r;
-
-	if (!g.ensure(0, (int)state.range(0))) {
-		state.SkipWithError("cannot start the engine / connect");
-		return;
-	}
-	for (auto _ : state) {
-		bench_add c = { ++g.account % 4096 + 1, 1 };
-		state.PauseTiming();
-		usleep(kIdleGapUs);
-		state.ResumeTiming();
-		uint64_t t0 = cqrs__mono_ns();
-		int rc = cqrs_client_submit(g.client, 1, &c, sizeof c, nullptr, &r, 10 * kSec);
-		ns.push_back(cqrs__mono_ns() - t0);
-		if (rc) {
-			state.SkipWithError(cqrs_strerror(rc));
-			break;
-		}
-	}
-	report(state, ns);
-}
-
-void BM_InProcIdleRoundTrip(benchmark::State &state)
-{
-	std::vector<uint64_t> ns;
-	cqrs_ticket t;
-
-	if (!g.ensure(1, (int)state.range(0))) {
-		state.SkipWithError("cannot start the engine");
-		return;
-	}
-	for (auto _ : state) {
-		bench_add c = { ++g.account % 4096 + 1, 1 };
-		cqrs_command cmd = { 1, sizeof c, &c, c.account, 0, 0, 0, 0, 0 };
-		state.PauseTiming();
-		usleep(kIdleGapUs);
-		state.ResumeTiming();
-		uint64_t t0 = cqrs__mono_ns();
-		int rc = cqrs_submit(g.engine, &cmd, &t);
-		if (!rc)
-			rc = cqrs_ticket_wait(&t, 10 * kSec);
-		ns.push_back(cqrs__mono_ns() - t0);
-		if (rc) {
-			state.SkipWithError(cqrs_strerror(rc));
-			break;
-		}
-	}
-	report(state, ns);
-}
+void BM_GatewayIdleRoundTrip(benchmark::State &state) { round_trips(state, true, kIdleGapUs); }
+void BM_InProcIdleRoundTrip(benchmark::State &state) { round_trips(state, false, kIdleGapUs); }
 
 /* ---- pipelined ---------------------------------------------------------------- */
 
