@@ -56,10 +56,8 @@ static int fill(uint64_t leave)
 	return 0;
 }
 
-static const cqrs_counters_proj *proj0(cqrs_engine *e)
-{
-	return &cqrs_engine_counters(e)->proj[0];
-}
+/* A counter of the first projection (single writer: relaxed loads). */
+#define PROJ0(e, f) __atomic_load_n(&cqrs_engine_counters(e)->proj[0].f, __ATOMIC_RELAXED)
 
 /* Deposits 10 into accounts [from, to]; every command must be accepted. */
 static int deposit(cqrs_engine *e, uint64_t from, uint64_t to, uint64_t *seq)
@@ -92,7 +90,7 @@ static int wait_stall(cqrs_engine *e, int want)
 {
 	for (int i = 0; i < 2000; i++) {
 		/* relaxed reads of single-writer counters */
-		if ((__atomic_load_n(&proj0(e)->stall_code, __ATOMIC_RELAXED) != 0) == want)
+		if ((PROJ0(e, stall_code) != 0) == want)
 			return 0;
 		usleep(5000);
 	}
@@ -121,20 +119,20 @@ static int run(int threading)
 		return fail("commands must still be accepted while a view cannot grow");
 	if (wait_stall(e, 1))
 		return fail("the projection did not report the stall");
-	if (proj0(e)->stall_code != -ENOSPC || proj0(e)->dead_letters != 0)
+	if (PROJ0(e, stall_code) != -ENOSPC || PROJ0(e, dead_letters) != 0)
 		return fail("stalled with the wrong code, or dead letters written");
-	stalled_seq = proj0(e)->stalled_at;
-	if (proj0(e)->applied_seq != stalled_seq - 1)
+	stalled_seq = PROJ0(e, stalled_at);
+	if (PROJ0(e, applied_seq) != stalled_seq - 1)
 		return fail("a stalled view must stay at the seq before the event that needs room");
 	printf("%s: stalled at seq %llu (%s), %llu commands accepted meanwhile, no dead letters\n",
 	       threading ? "shared" : "dedicated", (unsigned long long)stalled_seq,
-	       cqrs_strerror(proj0(e)->stall_code), (unsigned long long)(seq - stalled_seq + 1));
+	       cqrs_strerror(PROJ0(e, stall_code)), (unsigned long long)(seq - stalled_seq + 1));
 	/* Space comes back: the projection resumes by itself. */
 	unlink(FILLER);
 	if (wait_stall(e, 0) || check_rows(400, 10, seq))
 		return fail("the projection did not resume and catch up once space was back");
 	printf("  resumed after %u failed attempts; all 400 rows right at seq %llu\n",
-	       proj0(e)->stall_retries, (unsigned long long)seq);
+	       PROJ0(e, stall_retries), (unsigned long long)seq);
 	/* Stalled again (one more growth), then stop: prompt. */
 	if (fill(16 << 10) || deposit(e, 401, 2000, &seq) || wait_stall(e, 1))
 		return fail("second stall");

@@ -606,7 +606,7 @@ static void test_journal_enospc_counted(void **state)
 		refused += bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq) == -ENOSPC;
 	assert_true(refused == 10);
 	/* single-writer counters, read after the answers they follow */
-	assert_true(cqrs_engine_counters(f->e)->journal_refused == 11);
+	assert_true(__atomic_load_n(&cqrs_engine_counters(f->e)->journal_refused, __ATOMIC_RELAXED) == 11);
 	assert_int_equal(cqrs_engine_error(f->e), 0); /* not poisoned */
 	cqrs__jfault_disarm();
 	assert_int_equal(bank_do(f->e, BANK_DEPOSIT, 1, 1, 0, 0, &seq), 0);
