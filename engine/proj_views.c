@@ -6,34 +6,46 @@
  * in /dev/shm (shm/segment.h).
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/errors.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
 
-/* Highest generation of engine.view found in /dev/shm (0: none). */
+/* Highest generation of engine.view found in /dev/shm (0: none). Only
+ * names this user owns count: /dev/shm is writable by everyone, and a file
+ * another user put there under a generation's name must neither be taken
+ * for the newest generation (the clean one would be rebuilt) nor push the
+ * next number to wrap. */
 static uint64_t last_generation(const char *engine, const char *view)
 {
 	char prefix[128];
 	DIR *d = opendir("/dev/shm");
 	struct dirent *ent;
 	uint64_t best = 0;
+	uid_t me = geteuid();
 	size_t n;
 
 	if (!d)
 		return 0;
 	n = (size_t)snprintf(prefix, sizeof prefix, "cqrs.%s.v.%s.", engine, view);
 	while ((ent = readdir(d))) {
+		struct stat st;
 		char *end;
 		unsigned long long g;
 		if (strncmp(ent->d_name, prefix, n))
 			continue;
 		g = strtoull(ent->d_name + n, &end, 10);
-		if (*end == 0 && g > best)
-			best = g;
+		if (*end || g <= best || g == UINT64_MAX)
+			continue;
+		if (fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) || st.st_uid != me)
+			continue;
+		best = g;
 	}
 	closedir(d);
 	return best;
