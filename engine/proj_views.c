@@ -68,6 +68,26 @@ void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capaci
 	pv->cfg.pretouch = e->cfg.pretouch;
 }
 
+/* Names of a new generation tried past ones another user took. */
+#define FOREIGN_NAME_TRIES 64
+
+int cqrs__proj_view_create(cqrs_engine *e, const char *view, cqrs_vw_config *cfg, cqrs_vw **out)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		rc = cqrs__vw_create(e->ctl, view, cfg, out);
+		/* -EACCES: the name belongs to another user; -EEXIST: it cannot be
+		 * opened, or a live process holds it */
+		if ((rc != -EACCES && rc != -EEXIST) || tries == FOREIGN_NAME_TRIES ||
+		    cfg->generation >= UINT64_MAX - 1)
+			return rc;
+		cqrs__log(e, CQRS_LOG_WARN, "view %s: generation %llu is taken (%s): trying the next",
+			  view, (unsigned long long)cfg->generation, cqrs_last_error());
+		cfg->generation++;
+	}
+}
+
 /* Opens every view of p: adopts clean segments when all of them agree on
  * one applied_seq <= last_seq, else creates fresh ones. *resume gets the
  * seq the projection has applied (0 when rebuilt). */
@@ -118,10 +138,13 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 				pv->w = NULL;
 			}
 			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
-			rc = cqrs__vw_create(e->ctl, pv->def.name, &pv->cfg, &pv->w);
-			if (rc)
+			rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
+			if (rc) {
+				char why[256];
+				snprintf(why, sizeof why, "%s", cqrs_last_error());
 				return cqrs__fail(rc, "view %s: cannot create its segment: %s", pv->def.name,
-						 cqrs_last_error());
+						 why);
+			}
 		}
 		rc = cqrs__vw_publish(pv->w);
 		if (!rc)
