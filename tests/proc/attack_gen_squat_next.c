@@ -32,6 +32,7 @@ int main(void)
 	char prefix[96];
 	cqrs_client *c;
 	cqrs_result r;
+	uint64_t seq;
 	pid_t kid;
 	int st;
 
@@ -47,6 +48,7 @@ int main(void)
 	gp_engine_start(0);
 	c = gp_connect();
 	CHECK(gp_register(c, 1, "a", &r) == 0, "register: %s", r.reason);
+	seq = r.seq;
 	cqrs_client_close(c);
 
 	kid = fork();
@@ -76,6 +78,8 @@ int main(void)
 		uint8_t row[4096];
 		uint64_t id = 1;
 		CHECK(cqrs_view_open(gp_name, "customer_stats", &v) == 0, "open: %s", cqrs_last_error());
+		/* the projector catches up after the start: wait for the seq */
+		CHECK(cqrs_view_wait(v, seq, 10 * SEC) == 0, "view wait: %s", cqrs_last_error());
 		CHECK(cqrs_view_get(v, &id, sizeof id, row, sizeof row) == 0, "customer 1 lost");
 		printf("customer_stats now generation %llu\n",
 		       (unsigned long long)cqrs_view_generation(v));
