@@ -16,6 +16,7 @@
 #include "core/errors.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
+#include "shm/segment.h"
 
 /* Highest generation of engine.view found in /dev/shm (0: none). Only
  * names this user owns count: /dev/shm is writable by everyone, and a file
@@ -132,11 +133,19 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 		proj_view *pv = p->views[i];
 		if (!adopted) {
 			uint64_t gen = last_generation(e->name, pv->def.name);
+			char old[CQRS_SEG_NAME_MAX];
 			if (pv->w) {
 				cqrs__vw_retire(pv->w);
 				cqrs__vw_close(pv->w);
 				pv->w = NULL;
 			}
+			/* The generation being replaced goes before its successor is
+			 * created, not after the start (engine/generations.c): where
+			 * /dev/shm has room for one set of views, not two, the new
+			 * one would not fit beside it. Readers still mapping it find
+			 * it retired and orphaned, and wait for the new one. */
+			if (gen && cqrs__seg_name_view(old, sizeof old, e->name, pv->def.name, gen) == 0)
+				(void)cqrs__seg_remove_unused(old);
 			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
 			rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
 			if (rc) {
