@@ -138,14 +138,16 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 				cqrs__vw_retire(pv->w);
 				cqrs__vw_close(pv->w);
 				pv->w = NULL;
-			}
-			/* The generation being replaced goes before its successor is
-			 * created, not after the start (engine/generations.c): where
-			 * /dev/shm has room for one set of views, not two, the new
-			 * one would not fit beside it. Readers still mapping it find
-			 * it retired and orphaned, and wait for the new one. */
-			if (gen && cqrs__seg_name_view(old, sizeof old, e->name, pv->def.name, gen) == 0)
+			} else if (gen &&
+				   cqrs__seg_name_view(old, sizeof old, e->name, pv->def.name, gen) == 0) {
+				/* A generation that could not be adopted (a dead run's)
+				 * goes before its successor is created, not after the
+				 * start (engine/generations.c): where /dev/shm has room
+				 * for one set of views, not two, the new one would not
+				 * fit beside it. Readers still mapping it find it
+				 * orphaned, as they would after the start. */
 				(void)cqrs__seg_remove_unused(old);
+			}
 			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
 			rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
 			if (rc) {
