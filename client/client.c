@@ -386,6 +386,11 @@ static int recv_hello(cqrs_client *c, int fds[2])
 					close(fd);
 			}
 		}
+	/* Closed before the hello (end of file or reset): the engine stopped or
+	 * died with our connection still in its backlog; not a format error. */
+	if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
+		return cqrs__fail(CQRS_ESTOPPED, "engine %s closed the connection before its hello "
+				 "(stopping or restarting?)", c->engine);
 	if (n != (ssize_t)sizeof c->hello || c->hello.magic != CQRS_GW_HELLO_MAGIC)
 		return cqrs__fail(CQRS_EFORMAT, "engine %s: no valid gateway hello", c->engine);
 	if (c->hello.version != CQRS_GW_VERSION)

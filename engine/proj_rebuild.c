@@ -73,7 +73,7 @@ int cqrs__proj_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int grow)
 		cqrs__proj_view_config(e, &fresh[i], cap, cqrs__vw_generation(pv->w) + 1);
 		/* a rebuild runs beside the live projection: rows in windows */
 		fresh[i].cfg.pretouch = 0;
-		rc = cqrs__vw_create(e->ctl, pv->def.name, &fresh[i].cfg, &fresh[i].w);
+		rc = cqrs__proj_view_create(e, pv->def.name, &fresh[i].cfg, &fresh[i].w);
 		if (rc) {
 			while (i-- > 0) {
 				cqrs__vw_retire(fresh[i].w);

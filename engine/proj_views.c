@@ -6,37 +6,50 @@
  * in /dev/shm (shm/segment.h).
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/assert.h"
 #include "core/errors.h"
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
+#include "shm/segment.h"
 #include "shm/view_writer.h"
 
-/* Highest generation of engine.view found in /dev/shm (0: none). */
+/* Highest generation of engine.view found in /dev/shm (0: none). Only
+ * names this user owns count: /dev/shm is writable by everyone, and a file
+ * another user put there under a generation's name must neither be taken
+ * for the newest generation (the clean one would be rebuilt) nor push the
+ * next number to wrap. */
 static uint64_t last_generation(const char *engine, const char *view)
 {
 	char prefix[128];
 	DIR *d = opendir("/dev/shm");
 	struct dirent *ent;
 	uint64_t best = 0;
+	uid_t me = geteuid();
 	size_t n;
 
 	if (!d)
 		return 0;
 	n = (size_t)snprintf(prefix, sizeof prefix, "cqrs.%s.v.%s.", engine, view);
 	while ((ent = readdir(d))) {
+		struct stat st;
 		char *end;
 		unsigned long long g;
 		if (strncmp(ent->d_name, prefix, n))
 			continue;
 		g = strtoull(ent->d_name + n, &end, 10);
-		if (*end == 0 && g > best)
-			best = g;
+		if (*end || g <= best || g == UINT64_MAX)
+			continue;
+		if (fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) || st.st_uid != me)
+			continue;
+		best = g;
 	}
 	closedir(d);
 	return best;
@@ -93,6 +106,26 @@ void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capaci
 	pv->cfg.origin = e->journal_origin;
 }
 
+/* Names of a new generation tried past ones another user took. */
+#define FOREIGN_NAME_TRIES 64
+
+int cqrs__proj_view_create(cqrs_engine *e, const char *view, cqrs_vw_config *cfg, cqrs_vw **out)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		rc = cqrs__vw_create(e->ctl, view, cfg, out);
+		/* -EACCES: the name belongs to another user; -EEXIST: it cannot be
+		 * opened, or a live process holds it */
+		if ((rc != -EACCES && rc != -EEXIST) || tries == FOREIGN_NAME_TRIES ||
+		    cfg->generation >= UINT64_MAX - 1)
+			return rc;
+		cqrs__log(e, CQRS_LOG_WARN, "view %s: generation %llu is taken (%s): trying the next",
+			  view, (unsigned long long)cfg->generation, cqrs_last_error());
+		cfg->generation++;
+	}
+}
+
 /* Opens every view of p: adopts clean segments when all of them agree on
  * one applied_seq <= last_seq, else creates fresh ones. *resume gets the
  * seq the projection has applied (0 when rebuilt). */
@@ -140,16 +173,29 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 		proj_view *pv = p->views[i];
 		if (!adopted) {
 			uint64_t gen = last_generation(e->name, pv->def.name);
+			char old[CQRS_SEG_NAME_MAX];
 			if (pv->w) {
 				cqrs__vw_retire(pv->w);
 				cqrs__vw_close(pv->w);
 				pv->w = NULL;
+			} else if (gen &&
+				   cqrs__seg_name_view(old, sizeof old, e->name, pv->def.name, gen) == 0) {
+				/* A generation that could not be adopted (a dead run's)
+				 * goes before its successor is created, not after the
+				 * start (engine/generations.c): where /dev/shm has room
+				 * for one set of views, not two, the new one would not
+				 * fit beside it. Readers still mapping it find it
+				 * orphaned, as they would after the start. */
+				(void)cqrs__seg_remove_unused(old);
 			}
 			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
-			rc = cqrs__vw_create(e->ctl, pv->def.name, &pv->cfg, &pv->w);
-			if (rc)
+			rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
+			if (rc) {
+				char why[256];
+				snprintf(why, sizeof why, "%s", cqrs_last_error());
 				return cqrs__fail(rc, "view %s: cannot create its segment: %s", pv->def.name,
-						 cqrs_last_error());
+						 why);
+			}
 		}
 		rc = cqrs__vw_publish(pv->w);
 		if (!rc)

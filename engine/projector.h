@@ -71,6 +71,12 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 /* pv's writer configuration for a generation of the given capacity. */
 void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capacity,
 			    uint64_t generation);
+/* Creates the writer of a new generation of pv's view from cfg (its
+ * generation the first number tried) into *out. A number whose name
+ * another user took (/dev/shm is writable by everyone, and the next
+ * number is easy to guess) is skipped for the next one. 0 or an error
+ * from cqrs__vw_create. */
+int cqrs__proj_view_create(cqrs_engine *e, const char *view, cqrs_vw_config *cfg, cqrs_vw **out);
 /* At stop: marks every view clean (when clean) and closes it. */
 void cqrs__proj_close_views(cqrs_engine *e, int clean);
 
