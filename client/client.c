@@ -318,7 +318,7 @@ static int read_dir(cqrs_client *c, cqrs_ctl *ctl, cqrs_gw_dir *d, uint32_t *pid
 }
 
 /* Connects to the engine's socket and checks that the engine listens on it. */
-static int dial(cqrs_client *c, const cqrs_gw_dir *d, uint32_t pid)
+static int dial(cqrs_client *c, const cqrs_gw_dir *d, uint32_t pid, uint32_t owner)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	size_t n = strlen(d->sock_name);
@@ -341,6 +341,11 @@ static int dial(cqrs_client *c, const cqrs_gw_dir *d, uint32_t pid)
 	if (getsockopt(c->sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || (uint32_t)cr.pid != pid)
 		return cqrs__fail(CQRS_EFORMAT, "engine %s: the gateway socket is not the engine's "
 				 "(pid %d, engine %u)", c->engine, (int)cr.pid, pid);
+	/* ... and runs as the (trusted) owner of the control segment. */
+	if ((uint32_t)cr.uid != owner)
+		return cqrs__fail(-EACCES, "engine %s: the gateway socket's process runs as uid %u, "
+				 "its control segment belongs to uid %u", c->engine, (unsigned)cr.uid,
+				 (unsigned)owner);
 	return 0;
 }
 
@@ -460,7 +465,7 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	cqrs_ctl *ctl = NULL;
 	cqrs_gw_dir d;
 	uint64_t full_deadline;
-	uint32_t pid = 0;
+	uint32_t pid = 0, owner = 0;
 	int rc, fds[2] = { -1, -1 };
 
 	if (!out)
@@ -480,12 +485,14 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 		rc = cqrs__fail(CQRS_ENOTFOUND, "no engine named %s", engine);
 	if (!rc)
 		rc = read_dir(c, ctl, &d, &pid);
+	if (!rc)
+		owner = ctl->seg.uid;
 	cqrs__ctl_close(ctl);
 	/* A full gateway may have connections that just closed and are not
 	 * freed yet: ask again for a while. */
 	full_deadline = cqrs__mono_ns() + FULL_WAIT_NS;
 	while (!rc) {
-		rc = dial(c, &d, pid);
+		rc = dial(c, &d, pid, owner);
 		if (!rc)
 			rc = recv_hello(c, fds);
 		if (rc != CQRS_EFULL || cqrs__mono_ns() >= full_deadline)

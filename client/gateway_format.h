@@ -34,8 +34,10 @@
  *   (release). It names the listening socket (Linux abstract namespace,
  *   "cqrs.<engine>.<generation in hex>": unguessable before the engine
  *   starts, gone with the process, nothing to clean up) and the pid that
- *   listens (a client checks SO_PEERCRED of its connection against it, so
- *   no other process can pose as the engine), and maps command schema i of
+ *   listens (a client checks SO_PEERCRED of its connection against it: the
+ *   pid, and the uid that owns the control segment, which must be one the
+ *   client trusts, so no other process can pose as the engine), and maps
+ *   command schema i of
  *   the control's command region (ascending type id) to its type id and
  *   size. Clients must share the engine's network namespace.
  *

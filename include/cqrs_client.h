@@ -46,6 +46,14 @@
  *   single-producer, single-consumer); open one client per thread.
  *
  * Caveats
+ *   - Whom a process takes for the engine: /dev/shm is writable by every
+ *     user, so while an engine is down anyone can create segments under its
+ *     name. A reader or client takes an engine's segments (and, for a
+ *     client, its socket) only when they belong to a trusted uid: its own,
+ *     root, or one listed in the environment variable CQRS_TRUST_UIDS
+ *     (decimal uids separated by commas, read at open/connect); anything
+ *     else is -EACCES. A client also checks that the process answering on
+ *     the socket is the engine (its pid) running as that uid.
  *   - The engine restarting (or dying) is noticed: pending and later calls
  *     return CQRS_ESTOPPED; close and connect again. Requests whose answer
  *     never came may or may not have been processed.

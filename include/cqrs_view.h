@@ -37,6 +37,14 @@
  *   wrote beyond what its journal kept.
  *
  * Caveats
+ *   - Whom a process takes for the engine: /dev/shm is writable by every
+ *     user, so while an engine is down anyone can create segments under its
+ *     name. A reader or client takes an engine's segments (and, for a
+ *     client, its socket) only when they belong to a trusted uid: its own,
+ *     root, or one listed in the environment variable CQRS_TRUST_UIDS
+ *     (decimal uids separated by commas, read at open/connect); anything
+ *     else is -EACCES. A client also checks that the process answering on
+ *     the socket is the engine (its pid) running as that uid.
  *   - A handle is used by one thread at a time (it holds scratch buffers and
  *     moves between generations). Open one per thread; opening is cheap.
  *   - cqrs_view_get copies into row_out before it knows the row is the one

@@ -264,7 +264,19 @@ void cqrs__ctl_destroy(cqrs_ctl *c)
 
 /* ---- both sides --------------------------------------------------------- */
 
+static int ctl_open(const char *engine, int trusted_only, cqrs_ctl **out);
+
 int cqrs__ctl_open(const char *engine, cqrs_ctl **out)
+{
+	return ctl_open(engine, 1, out);
+}
+
+int cqrs__ctl_open_any(const char *engine, cqrs_ctl **out)
+{
+	return ctl_open(engine, 0, out);
+}
+
+static int ctl_open(const char *engine, int trusted_only, cqrs_ctl **out)
 {
 	char name[CQRS_SEG_NAME_MAX];
 	cqrs_ctl *c;
@@ -285,6 +297,10 @@ int cqrs__ctl_open(const char *engine, cqrs_ctl **out)
 		rc = cqrs__ctl_check(c->seg.base, c->seg.size, &c->p);
 	if (!rc && strncmp(cqrs__seg_header(&c->seg)->engine, engine, CQRS_NAME_MAX) != 0)
 		rc = cqrs__fail(CQRS_ECORRUPT, "%s names another engine", name);
+	if (!rc && trusted_only && !cqrs__seg_owner_trusted(c->seg.uid))
+		rc = cqrs__fail(-EACCES, "engine %s: %s belongs to uid %u, which this process does not "
+				"trust (its own uid, root, or one listed in CQRS_TRUST_UIDS)",
+				engine, name, (unsigned)c->seg.uid);
 	if (rc) {
 		cqrs__ctl_close(c);
 		return rc;

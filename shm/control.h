@@ -165,8 +165,14 @@ void cqrs__ctl_destroy(cqrs_ctl *c);
 
 /* ---- both sides --------------------------------------------------------- */
 
-/* Opens an engine's control segment read-only. 0, -ENOENT (no such engine), CQRS_EFORMAT, CQRS_ECORRUPT. */
+/* Opens an engine's control segment read-only, if its owner is trusted
+ * (cqrs__seg_owner_trusted: readers, clients, the tools that act on what
+ * they read). 0, -ENOENT (no such engine), -EACCES (another user's, not
+ * trusted), CQRS_EFORMAT, CQRS_ECORRUPT. */
 int cqrs__ctl_open(const char *engine, cqrs_ctl **out);
+/* The same whoever owns it: for listing and removing (`cqrs ls`, `cqrs rm`),
+ * which show the owner instead of trusting it. */
+int cqrs__ctl_open_any(const char *engine, cqrs_ctl **out);
 
 /* Unmaps and frees (segments stay). */
 void cqrs__ctl_close(cqrs_ctl *c);

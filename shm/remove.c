@@ -25,7 +25,7 @@ int cqrs_engine_remove_segments(const char *engine)
 
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
 		return -EINVAL;
-	if (cqrs__ctl_open(engine, &ctl) == 0) {
+	if (cqrs__ctl_open_any(engine, &ctl) == 0) {
 		cqrs_ctl_info info;
 		int alive = cqrs__ctl_info_get(ctl, &info) == 0 && info.owner_alive && !info.retired;
 		cqrs__ctl_close(ctl);

@@ -48,6 +48,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -157,6 +158,14 @@ int cqrs__seg_seal(cqrs_seg *s);
 
 /* Recomputes the checksum after the owner rewrote a parameter (adoption). */
 void cqrs__seg_reseal(cqrs_seg *s);
+
+/* Whether segments owned by uid may be taken for an engine's: this
+ * process's own uid, root, or a uid listed in CQRS_TRUST_UIDS (decimal,
+ * separated by commas). /dev/shm is writable by every user, so a name alone
+ * proves nothing: any user can create "/cqrs.NAME.ctl" while the engine is
+ * down, and readers and clients must not take that user's segments and
+ * socket for the engine's. */
+bool cqrs__seg_owner_trusted(uint32_t uid);
 
 /* Opens name and validates its common header for `kind` (see the overview).
  * writable: O_RDWR + PROT_WRITE (the owner adopting a segment, or a waiter

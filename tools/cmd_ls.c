@@ -103,7 +103,7 @@ static int list_engine(const char *engine, int json)
 {
 	cqrs_ctl *c;
 	cqrs_ctl_info ci;
-	int rc = cqrs__ctl_open(engine, &c);
+	int rc = cqrs__ctl_open_any(engine, &c);
 
 	if (json) {
 		printf("{\"name\":");

@@ -150,8 +150,28 @@ int main(void)
 	} else {
 		printf("reader refused the impostor: %s (%s)\n", cqrs_strerror(rc), cqrs_last_error());
 	}
+	/* An engine of another uid is reachable only when the caller names
+	 * that uid as trusted (CQRS_TRUST_UIDS): then both open. */
+	setenv("CQRS_TRUST_UIDS", "1,65534", 1);
+	rc = cqrs_client_connect(name, &c);
+	if (rc) {
+		fprintf(stderr, "with CQRS_TRUST_UIDS naming uid %d the client still failed: %s (%s)\n",
+			NOBODY, cqrs_strerror(rc), cqrs_last_error());
+		failures++;
+	} else {
+		cqrs_client_close(c);
+	}
+	rc = cqrs_view_open(name, "balances", &v);
+	if (rc) {
+		fprintf(stderr, "with CQRS_TRUST_UIDS naming uid %d the reader still failed: %s\n",
+			NOBODY, cqrs_strerror(rc));
+		failures++;
+	} else {
+		cqrs_view_close(v);
+	}
+	unsetenv("CQRS_TRUST_UIDS");
 	if (failures)
 		return 1;
-	printf("attack_impostor: ok\n");
+	printf("attack_impostor: ok (refused by default, reachable once its uid is trusted)\n");
 	return 0;
 }
