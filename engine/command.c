@@ -280,7 +280,10 @@ void cqrs__process_command(cqrs_engine *e, const sub_hdr *h, const void *data)
 	if (h->client_id) {
 		rc = cqrs__dedup_check(e->dedup, h->client_id, h->client_seq, &seq);
 		if (rc == 1) {
-			answer(e, h, CQRS_EDUPLICATE, seq, "duplicate of an earlier command", target);
+			answer(e, h, CQRS_EDUPLICATE, seq,
+			       seq ? "duplicate of an earlier command"
+				   : "client seq older than the dedup window: treated as a duplicate, "
+				     "its result is no longer known", target);
 			count_command(e, CQRS_EDUPLICATE);
 			return;
 		}
