@@ -24,7 +24,8 @@
 void cqrs__proj_begin(cqrs_proj *p)
 {
 	for (uint32_t i = 0; i < p->def.nviews; i++)
-		cqrs__vw_begin(p->views[i]->w);
+		if (p->views[i]->w) /* NULL: not made yet (a stalled start) */
+			cqrs__vw_begin(p->views[i]->w);
 }
 
 void cqrs__proj_end(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
@@ -41,7 +42,8 @@ void cqrs__proj_end(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 	if (seq < applied)
 		seq = applied;
 	for (uint32_t i = 0; i < p->def.nviews; i++)
-		cqrs__vw_end(p->views[i]->w, seq);
+		if (p->views[i]->w)
+			cqrs__vw_end(p->views[i]->w, seq);
 	/* release: pairs with stop's acquire load; the views themselves publish
 	 * applied_seq to readers with their own release store. */
 	atomic_store_explicit(&p->applied_seq, seq, memory_order_release);

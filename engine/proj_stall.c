@@ -4,6 +4,11 @@
  * -ENOSPC, no memory: -ENOMEM), the projection stalls instead of
  * dead-lettering what follows.
  *
+ * The same when a view cannot be made at all at start: the engine starts,
+ * the projection stalled without that view (readers find no such view
+ * yet), and the view is made, then filled from the journal, once there is
+ * room.
+ *
  * Stalled, it is a state, visible in the counters (`cqrs stat`: the
  * reason, the seq it waits to apply, failed attempts) and logged once:
  *   - its views stay at the seq before the event that needs the room
@@ -32,6 +37,15 @@
 #define STALL_FIRST_NS UINT64_C(50000000)  /* first retry after 50 ms */
 #define STALL_MAX_NS UINT64_C(5000000000)  /* then doubling, at most every 5 s */
 
+/* Views not made at start for want of room. */
+static bool missing_views(const cqrs_proj *p)
+{
+	for (uint32_t i = 0; i < p->def.nviews; i++)
+		if (!p->views[i]->w)
+			return true;
+	return false;
+}
+
 bool cqrs__proj_shortage(int code)
 {
 	return code == -ENOSPC || code == -ENOMEM || code == -EDQUOT;
@@ -58,7 +72,7 @@ void cqrs__proj_stall(cqrs_engine *e, cqrs_proj *p, uint64_t seq, int code)
 	atomic_store_explicit(&p->stalled, 1, memory_order_relaxed);
 	publish_state(e, p);
 	cqrs__log(e, CQRS_LOG_ERROR,
-		  "projection %s: no room to grow its views for seq %llu (%s: %s): stalled at seq %llu, "
+		  "projection %s: no room for its views at seq %llu (%s: %s): stalled at seq %llu, "
 		  "retrying with backoff; nothing is dead-lettered",
 		  p->def.name, (unsigned long long)seq, cqrs_strerror(code), cqrs_last_error(),
 		  (unsigned long long)(seq - 1));
@@ -76,7 +90,7 @@ uint32_t cqrs__proj_stall_retry(cqrs_engine *e, cqrs_proj *p, uint64_t upto)
 	if (now < p->stall_retry_ns)
 		return 0;
 	applied = atomic_load_explicit(&p->applied_seq, memory_order_relaxed);
-	rc = cqrs__proj_rebuild(e, p, applied, 1);
+	rc = missing_views(p) ? cqrs__proj_create_missing(e, p) : cqrs__proj_rebuild(e, p, applied, 1);
 	if (rc) {
 		if (cqrs__proj_shortage(rc)) {
 			p->stall_code = rc;

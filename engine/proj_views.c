@@ -126,9 +126,30 @@ int cqrs__proj_view_create(cqrs_engine *e, const char *view, cqrs_vw_config *cfg
 	}
 }
 
+int cqrs__proj_create_missing(cqrs_engine *e, cqrs_proj *p)
+{
+	for (uint32_t i = 0; i < p->def.nviews; i++) {
+		proj_view *pv = p->views[i];
+		int rc;
+		if (pv->w)
+			continue;
+		cqrs__proj_view_config(e, pv, pv->def.capacity,
+				       last_generation(e->name, pv->def.name) + 1);
+		rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
+		if (!rc)
+			rc = cqrs__vw_publish(pv->w);
+		if (!rc)
+			rc = cqrs__vw_mark_dirty(pv->w);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Opens every view of p: adopts clean segments when all of them agree on
- * one applied_seq <= last_seq, else creates fresh ones. *resume gets the
- * seq the projection has applied (0 when rebuilt). */
+ * one applied_seq <= last_seq, else creates fresh ones (when there is no
+ * room for one, p starts stalled without it). *resume gets the seq the
+ * projection has applied (0 when rebuilt). */
 int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint64_t *resume)
 {
 	uint64_t applied = UINT64_MAX;
@@ -190,6 +211,15 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 			}
 			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
 			rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
+			if (rc && cqrs__proj_shortage(rc)) {
+				/* No room for it now: the projection starts stalled,
+				 * without this view, and makes it once there is room
+				 * (proj_stall.c). The engine starts all the same. */
+				pv->w = NULL;
+				if (!atomic_load_explicit(&p->stalled, memory_order_relaxed))
+					cqrs__proj_stall(e, p, 1, rc);
+				continue;
+			}
 			if (rc) {
 				char why[256];
 				snprintf(why, sizeof why, "%s", cqrs_last_error());

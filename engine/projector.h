@@ -101,6 +101,10 @@ int cqrs__proj_replay(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t fr
  * grow) from the journal up to upto, then swaps it in. */
 int cqrs__proj_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int grow);
 
+/* Makes the views of p that could not be made at start (no room), empty;
+ * 0 or the error (a shortage leaves the rest for the next attempt). */
+int cqrs__proj_create_missing(cqrs_engine *e, cqrs_proj *p);
+
 /* ---- proj_stall.c ---- */
 /* Whether code is a shortage that goes away by itself (no room in
  * /dev/shm, no memory): the projection stalls instead of dead-lettering. */

@@ -33,6 +33,17 @@ static uint32_t do_requests(cqrs_engine *e, projector *t, cqrs_proj *p)
 {
 	uint32_t n = 0;
 
+	/* relaxed: stalled is written by this thread. A stalled projection
+	 * rebuilds and retries by itself once it has room: requests meanwhile
+	 * are dropped (said in the log), not left pending to spin on. */
+	if (atomic_load_explicit(&p->stalled, memory_order_relaxed)) {
+		if (atomic_exchange_explicit(&p->rebuild_requested, 0, memory_order_acquire) |
+		    atomic_exchange_explicit(&p->retry_requested, 0, memory_order_acquire))
+			cqrs__log(e, CQRS_LOG_WARN, "projection %s: stalled (no room): request dropped",
+				  p->def.name);
+		return cqrs__proj_stall_retry(e, p, t->seen_seq);
+	}
+
 	/* acquire: pairs with the requester's seq_cst exchange. */
 	if (atomic_load_explicit(&p->rebuild_requested, memory_order_acquire)) {
 		atomic_store_explicit(&p->rebuild_requested, 0, memory_order_relaxed); /* owner */
@@ -45,7 +56,7 @@ static uint32_t do_requests(cqrs_engine *e, projector *t, cqrs_proj *p)
 		cqrs__proj_retry_dead_letters(e, t, p);
 		n++;
 	}
-	return n + cqrs__proj_stall_retry(e, p, t->seen_seq);
+	return n;
 }
 
 bool cqrs__projectors_requested(cqrs_engine *e)

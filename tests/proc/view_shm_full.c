@@ -9,7 +9,10 @@
  *   - once space is back the projection grows, catches up from the
  *     journal and serves every row with the right balance, by itself;
  *   - stalled again, the engine stops promptly and the next start (with
- *     room) serves the right rows.
+ *     room) serves the right rows;
+ *   - with no room for the view at all at start, the engine starts
+ *     anyway (commands accepted, the projection stalled, no such view
+ *     yet), then makes the view and fills it once there is room.
  * Runs in both threading modes.
  */
 #include <errno.h>
@@ -97,6 +100,44 @@ static int wait_stall(cqrs_engine *e, int want)
 	return -1;
 }
 
+/* No room for the view at start: the engine starts, the projection waits. */
+static int start_without_room(void)
+{
+	bank_model m;
+	cqrs_engine *e;
+	cqrs_view *v;
+	char prefix[96];
+	unsigned long long ctl_bytes;
+	uint64_t seq = 0;
+
+	tu_unique_name(name, sizeof name, "shmfull");
+	if (tu_mkdtemp(dir, sizeof dir, "cqrs-shmfull"))
+		return fail("temp dir");
+	/* How much the control segment takes (it is not a view: it needs room). */
+	if (bank_start(name, dir, CQRS_DURABILITY_NONE, 1 << 14, CQRS_ON_ERROR_SKIP, &m, &e))
+		return fail("start to measure");
+	snprintf(prefix, sizeof prefix, "cqrs.%s.ctl", name);
+	tu_shm_usage(prefix, &ctl_bytes);
+	bank_stop(e, &m);
+	cqrs_engine_remove_segments(name);
+	if (fill(ctl_bytes + (8 << 10)))
+		return fail("filling /dev/shm");
+	if (bank_start(name, dir, CQRS_DURABILITY_NONE, 1 << 14, CQRS_ON_ERROR_SKIP, &m, &e))
+		return fail("the engine must start when only a view has no room");
+	if (PROJ0(e, stall_code) != -ENOSPC || cqrs_view_open(name, "balances", &v) == 0)
+		return fail("started without room: the projection must be stalled, its view absent");
+	if (deposit(e, 1, 100, &seq))
+		return fail("commands must be accepted while the view cannot be made");
+	unlink(FILLER);
+	if (wait_stall(e, 0) || check_rows(100, 10, seq))
+		return fail("the view was not made and filled once there was room");
+	printf("  started without room for the view: stalled, then made and filled it (100 rows)\n");
+	bank_stop(e, &m);
+	cqrs_engine_remove_segments(name);
+	tu_rmrf(dir);
+	return 0;
+}
+
 static int run(int threading)
 {
 	bank_model m;
@@ -148,7 +189,7 @@ static int run(int threading)
 	bank_stop(e, &m);
 	cqrs_engine_remove_segments(name);
 	tu_rmrf(dir);
-	return 0;
+	return start_without_room();
 }
 
 int main(void)
