@@ -11,6 +11,8 @@
  * manifests, or deleted) or damaged; the operator's repair of each; the
  * engine's check against other witnesses. Each refusal must name segment,
  * offset and seq (or the missing segment), and cut nothing.
+ * (Past 800 lines: one program for the whole recovery rule, whose cases
+ * share the journal builders and damage helpers at its top.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
