@@ -8,7 +8,8 @@
 # rejections, conflicts, duplicates, and every 4xx case (bad JSON, unknown
 # type or field, wrong kinds, out of range, oversized bodies, bad
 # arguments, wrong methods), a min_seq read timing out (504); JSON log
-# lines (--log-format json). Listens on 127.0.0.1 port 0 (a free port).
+# lines (--log-format json, in cqrs metrics and cqrs-orders). Listens on
+# 127.0.0.1 port 0 (a free port).
 # Exits 77 without curl, promtool or python3.
 set -eu
 BUILD=${BUILD:-build}
@@ -227,6 +228,28 @@ for l in lines:
     assert set(o) == {"time", "level", "message"} and o["time"].endswith("Z"), o
 assert any("is not running" in json.loads(l)["message"] for l in lines)
 print("metrics.sh: %d JSON log lines: ok" % len(lines))
+EOF
+
+# cqrs-orders --log-format json: the engine's log lines are JSON lines too.
+mkdir -p "$dir/j"
+"$BUILD/cqrs-orders" serve --dir "$dir/j" --name "${name}j" --durability none --log-format json \
+	>"$dir/j.out" 2>"$dir/j.err" &
+jp=$!
+i=0
+until grep -q serving "$dir/j.out" 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 600 ] && kill -0 $jp 2>/dev/null || fail "serve --log-format json did not start"
+	sleep 0.05
+done
+kill -TERM $jp; wait $jp || fail "serve --log-format json did not stop cleanly"
+"$BUILD/cqrs" rm "${name}j" >/dev/null 2>&1 || true
+"$(command -v python3)" - "$dir/j.err" <<'EOF' || fail "cqrs-orders log lines are not JSON"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines, "no log lines"
+for l in lines:
+    o = json.loads(l)
+    assert set(o) == {"time", "level", "message"} and o["level"] in ("error", "warn", "info", "debug"), o
+print("metrics.sh: cqrs-orders serve --log-format json: %d JSON log lines: ok" % len(lines))
 EOF
 
 # --no-gateway serves /metrics only.
