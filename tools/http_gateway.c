@@ -67,9 +67,14 @@ typedef struct view_ent {
 	cqrs_view_info info;
 } view_ent;
 
+/* One HTTP thread's view handles and buffers (freed when the thread ends). */
 typedef struct view_cache {
 	unsigned n;
 	view_ent e[VIEW_CACHE];
+	char *json;    /* a row's JSON */
+	size_t json_cap;
+	uint8_t *row;  /* a row read by get */
+	size_t row_cap;
 } view_cache;
 
 static void cache_free(void *p)
@@ -78,6 +83,8 @@ static void cache_free(void *p)
 
 	for (unsigned i = 0; i < vc->n; i++)
 		cqrs_view_close(vc->e[i].v);
+	free(vc->json);
+	free(vc->row);
 	free(vc);
 }
 
@@ -461,31 +468,30 @@ static int parse_key(const tool_http_req *r, const cqrs_schema *s, const char *n
 	return rc ? -1 : 0;
 }
 
-/* The row's JSON, appended to f. */
-static int put_row_json(FILE *f, const cqrs_schema *s, const void *row)
+/* The row's JSON, appended to f (through this thread's buffer). */
+static int put_row_json(view_cache *vc, FILE *f, const cqrs_schema *s, const void *row)
 {
-	static __thread char *buf;
-	static __thread size_t cap;
 	int n;
 
 	for (;;) {
-		if (!buf || (n = cqrs_record_to_json(s, row, buf, cap)) == -ENOSPC) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			char *b = realloc(buf, ncap);
+		if (!vc->json || (n = cqrs_record_to_json(s, row, vc->json, vc->json_cap)) == -ENOSPC) {
+			size_t ncap = vc->json_cap ? vc->json_cap * 2 : 4096;
+			char *b = realloc(vc->json, ncap);
 			if (!b)
 				return -ENOMEM;
-			buf = b;
-			cap = ncap;
+			vc->json = b;
+			vc->json_cap = ncap;
 			continue;
 		}
 		if (n < 0)
 			return n;
-		fwrite(buf, 1, (size_t)n, f);
+		fwrite(vc->json, 1, (size_t)n, f);
 		return 0;
 	}
 }
 
 typedef struct find_ctx {
+	view_cache *vc;
 	FILE *f;
 	const cqrs_schema *s;
 	uint64_t n, limit;
@@ -503,7 +509,7 @@ static int find_row(void *arg, const void *row, size_t size)
 	}
 	if (fc->n++)
 		fputc(',', fc->f);
-	return put_row_json(fc->f, fc->s, row) ? 1 : 0;
+	return put_row_json(fc->vc, fc->f, fc->s, row) ? 1 : 0;
 }
 
 static void view_find(tool_gateway *g, const tool_http_req *r, view_ent *e)
@@ -511,14 +517,13 @@ static void view_find(tool_gateway *g, const tool_http_req *r, view_ent *e)
 	const char *field = tool_http_arg(r, "field"), *value = tool_http_arg(r, "value");
 	const char *snap = tool_http_arg(r, "snapshot");
 	const cqrs_schema *s = cqrs_view_schema(e->v);
-	find_ctx fc = { NULL, s, 0, FIND_LIMIT_DEFAULT, 0 };
+	find_ctx fc = { pthread_getspecific(g->views), NULL, s, 0, FIND_LIMIT_DEFAULT, 0 };
 	uint8_t key[CQRS_RECORD_MAX];
 	char *buf = NULL, list[CQRS_VIEW_MAX_SECONDARY * (CQRS_NAME_MAX + 2) + 8], shown[64];
 	size_t keylen = 0, len = 0, n = 0;
 	uint64_t applied;
 	int rc, indexed = 0;
 
-	(void)g;
 	if (!field || !value) {
 		tool_http_error(r, 400, "find wants ?field=FIELD&value=VALUE");
 		return;
@@ -562,8 +567,7 @@ static void view_find(tool_gateway *g, const tool_http_req *r, view_ent *e)
 static void view_get(tool_gateway *g, const tool_http_req *r, view_ent *e, const char *text)
 {
 	const cqrs_schema *s = cqrs_view_schema(e->v);
-	static __thread uint8_t *row;
-	static __thread size_t row_cap;
+	view_cache *vc = pthread_getspecific(g->views);
 	uint8_t key[CQRS_RECORD_MAX];
 	size_t keylen = 0, len = 0;
 	char *buf = NULL, applied[24], shown[64];
@@ -572,18 +576,18 @@ static void view_get(tool_gateway *g, const tool_http_req *r, view_ent *e, const
 
 	if (parse_key(r, s, e->info.key_field, text, key, &keylen))
 		return;
-	if (row_cap < s->size) {
-		uint8_t *b = realloc(row, s->size);
+	if (vc->row_cap < s->size) {
+		uint8_t *b = realloc(vc->row, s->size);
 		if (!b) {
 			tool_http_error(r, 500, "out of memory");
 			return;
 		}
-		row = b;
-		row_cap = s->size;
+		vc->row = b;
+		vc->row_cap = s->size;
 	}
 	/* the row shows at least every seq applied before it is read */
 	snprintf(applied, sizeof applied, "%" PRIu64, cqrs_view_applied_seq(e->v));
-	rc = cqrs_view_get(e->v, key, keylen, row, row_cap);
+	rc = cqrs_view_get(e->v, key, keylen, vc->row, vc->row_cap);
 	if (rc == CQRS_ENOTFOUND) {
 		tool_http_set_header(r, "Cqrs-Applied-Seq", applied);
 		tool_http_error(r, 404, "view %s has no row with %s %s", e->name, e->info.key_field,
@@ -597,7 +601,7 @@ static void view_get(tool_gateway *g, const tool_http_req *r, view_ent *e, const
 			view_drop(g, e);
 		return;
 	}
-	if (!(f = open_memstream(&buf, &len)) || put_row_json(f, s, row)) {
+	if (!(f = open_memstream(&buf, &len)) || put_row_json(vc, f, s, vc->row)) {
 		if (f)
 			fclose(f);
 		free(buf);
