@@ -7,7 +7,8 @@
 # command accepted then read back with min_seq (read-your-writes),
 # rejections, conflicts, duplicates, and every 4xx case (bad JSON, unknown
 # type or field, wrong kinds, out of range, oversized bodies, bad
-# arguments, wrong methods), a min_seq read timing out (504); JSON log
+# arguments, wrong methods), a min_seq read timing out (504), a slow client
+# beside others and closed by the idle timeout; the histograms' shape; JSON log
 # lines (--log-format json, in cqrs metrics and cqrs-orders). Listens on
 # 127.0.0.1 port 0 (a free port).
 # Exits 77 without curl, promtool or python3.
@@ -64,7 +65,7 @@ value() { # FILE SERIES: the sample's value
 	awk -v s="$2" '$1 == s { print $2 }' "$1"
 }
 
-start_metrics --max-wait 0.5 --max-body 4096 --log-format json
+start_metrics --max-wait 0.5 --max-body 4096 --idle-timeout 1 --log-format json
 scrape "$dir/s1"
 [ "$(value "$dir/s1" cqrs_engine_up)" = 1 ] || fail "cqrs_engine_up is not 1 while the engine runs"
 grep -q '^cqrs_projection_applied_seq{projection="order_summaries"} [1-9]' "$dir/s1" ||
@@ -162,11 +163,24 @@ bad("GET", "/views/order_summaries/find?field=customer_id&value=1&limit=0", 400,
 bad("GET", "/views/order_summaries/1?min_seq=abc", 400, "min_seq")
 bad("GET", "/views/order_summaries", 404, "want /views/")
 bad("GET", "/nothing", 404, "/metrics")
+# A slow client (half a request, then silence) holds only its own
+# connection: commands and reads go on, and the idle timeout closes it.
+import socket
+slow = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+slow.sendall(b"POST /commands/CreateOrder HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+t0 = time.time()
+q = expect(req("POST", "/commands/CreateOrder", dict(order, order_id=oid + 3)), 200, "beside a slow client")
+expect(req("GET", "/views/order_summaries/%d?min_seq=%d" % (oid + 3, q["seq"])), 200, "read beside it")
+assert time.time() - t0 < 1, "a slow client delayed others"
+slow.settimeout(10)
+assert slow.recv(1) == b"", "the idle connection was not closed"
+assert time.time() - t0 < 5, "the idle timeout did not close the slow client"
+slow.close()
 t0 = time.time()
 bad("GET", "/views/order_summaries/%d?min_seq=%d" % (oid, 1 << 60), 504, "not yet min_seq")
 assert time.time() - t0 < 5, "the min_seq wait was not bounded by --max-wait"
 print("metrics.sh: gateway (urllib): accepted + read with min_seq, conflict, rejected, "
-      "duplicate, every 4xx: ok")
+      "duplicate, every 4xx, a slow client beside others and timed out: ok")
 EOF
 
 # An oversized body with a Content-Length is refused before it is read,
@@ -177,6 +191,28 @@ code=$(head -c 100000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' -X POST
 code=$(head -c 100000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' -X POST \
 	-H 'Transfer-Encoding: chunked' --data-binary @- "http://127.0.0.1:$port/commands/CreateOrder")
 [ "$code" = 413 ] || fail "a 100000-byte chunked body got $code, want 413"
+
+# The histograms after those commands: buckets cumulative, +Inf = _count =
+# the commands counted, _sum within the buckets' bounds.
+scrape "$dir/s1b"
+"$(command -v python3)" - "$dir/s1b" <<'EOF' || fail "histogram checks"
+import re, sys
+b, cnt, s = [], None, None
+for l in open(sys.argv[1]):
+    m = re.match(r'cqrs_command_ack_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$', l)
+    if m: b.append((float(m.group(1)), int(m.group(2))))
+    if l.startswith("cqrs_command_ack_latency_seconds_count "): cnt = int(l.split()[1])
+    if l.startswith("cqrs_command_ack_latency_seconds_sum "): s = float(l.split()[1])
+    if l.startswith("cqrs_commands_total "): total = int(l.split()[1])
+assert b and b[-1][0] == float("inf") and b[-1][1] == cnt, (b[-1], cnt)
+assert all(x[1] <= y[1] for x, y in zip(b, b[1:])), "buckets not cumulative"
+assert all(x[0] < y[0] for x, y in zip(b, b[1:])), "le not increasing"
+assert cnt >= 5 and cnt == total, (cnt, total)
+# every value lies below the first le whose count is all of them
+top = next(le for le, c in b if c == cnt)
+assert 0 < s <= top * cnt, (s, top, cnt)
+print("metrics.sh: ack histogram: %d buckets, count %d = commands, sum %.6f s: ok" % (len(b), cnt, s))
+EOF
 
 # The engine stops: up 0, still valid; it starts again: up 1, a new start
 # time, and the gateway reconnects by itself.
