@@ -199,6 +199,9 @@ int cqrs_cmd_metrics(int argc, char **argv)
 	fflush(stdout);
 	tool_log(CQRS_LOG_INFO, "serving engine %s on http://%s:%u (%s)", s.engine, host,
 		 (unsigned)tool_http_port(h), no_gateway ? "metrics only" : "metrics and gateway");
+	if (!no_gateway && strncmp(host, "127.", 4))
+		tool_log(CQRS_LOG_WARN, "the gateway takes commands from anyone who reaches %s "
+			 "(nothing authenticates them): --no-gateway serves metrics only", host);
 	{
 		static cqrs_counters c0; /* logs whether the engine runs now */
 		cqrs_ctl_info ci0;
