@@ -58,7 +58,7 @@ DEBUG ?=
 # ---- dependencies -------------------------------------------------------------
 
 # pkg-config names; mk/deps.sh maps each to its Debian package.
-PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3
+PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3 libmicrohttpd
 DEPS_OK ?= $(BUILD)/.deps-ok
 
 # Runs while make reads this file, so that the pkg-config flags below and the
@@ -170,7 +170,7 @@ $(BUILD)/libcqrs.so: $(CLIENT_OBJ) $(ENGINE_OBJ) cqrs.map
 		-o $@ $(CLIENT_OBJ) $(ENGINE_OBJ) $(ENGINE_LIBS) -lm
 
 $(BUILD)/cqrs: $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(SYS_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(shell pkg-config --libs libmicrohttpd) $(SYS_LIBS)
 
 $(BUILD)/cqrs-orders: $(ORDERS_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(SYS_LIBS)

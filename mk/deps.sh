@@ -24,6 +24,7 @@ pkg_of() {
 	python3) echo python3-dev ;;
 	lmdb) echo liblmdb-dev ;;
 	sqlite3) echo libsqlite3-dev ;;
+	libmicrohttpd) echo libmicrohttpd-dev ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -39,6 +40,11 @@ done
 # `python3 -m venv` (the Python binding's install in a fresh virtualenv)
 # fails on Debian until python3-venv brings ensurepip.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
+# cqrs metrics' tests: curl scrapes it, promtool (Debian's prometheus
+# package) validates the exposition format, wrk benchmarks the gateway.
+for prog in curl:curl promtool:prometheus wrk:wrk; do
+	command -v "${prog%%:*}" >/dev/null 2>&1 || missing="$missing ${prog#*:}"
+done
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing packages:$missing"
 if [ "$(id -u)" = 0 ]; then SUDO=""

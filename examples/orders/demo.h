@@ -29,6 +29,7 @@ typedef struct options {
 	uint64_t customers;
 	int quiet;
 	int threading; /* enum cqrs_threading_mode */
+	int log_json;  /* --log-format json: the engine's log as JSON lines */
 } options;
 
 /* The signal that asked the demo to stop early (0: none); set by main.c. */

@@ -6,7 +6,8 @@
  *   cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]
  *
  * --shared: CQRS_THREADING_SHARED (projections applied on the command
- * thread; for hosts with fewer cores than threads).
+ * thread; for hosts with fewer cores than threads). --log-format json (both
+ * modes): the engine's log lines as JSON lines, {"time","level","message"}.
  *
  * demo: starts the `orders` engine in D (default ./data; an existing one is
  * recovered and continued, --fresh starts over), registers customers, then
@@ -45,7 +46,8 @@ static void usage(void)
 		"usage: cqrs-orders demo  [--dir D] [--fresh] [--duration S] [--durability none|batch|interval]\n"
 		"                         [--customers N] [--name ENGINE] [--shared] [--quiet]\n"
 		"       cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]\n"
-		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n");
+		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n"
+		"--log-format text|json: the engine's log lines on stderr as text or JSON lines\n");
 }
 
 int main(int argc, char **argv)
@@ -55,7 +57,7 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, 0, 't' }, { "durability", required_argument, 0, 'm' },
 		{ "customers", required_argument, 0, 'c' }, { "name", required_argument, 0, 'n' },
 		{ "quiet", no_argument, 0, 'q' },          { "help", no_argument, 0, 'h' },
-		{ "shared", no_argument, 0, 's' },
+		{ "shared", no_argument, 0, 's' },        { "log-format", required_argument, 0, 'l' },
 		{ 0, 0, 0, 0 }
 	};
 	options o = { .dir = "./data", .name = "orders", .duration = 10, .customers = 10000,
@@ -88,6 +90,13 @@ int main(int argc, char **argv)
 		case 'n': o.name = optarg; break;
 		case 'q': o.quiet = 1; break;
 		case 's': o.threading = CQRS_THREADING_SHARED; break;
+		case 'l':
+			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+				usage();
+				return 2;
+			}
+			o.log_json = !strcmp(optarg, "json");
+			break;
 		default: usage(); return 2;
 		}
 	}

@@ -6,16 +6,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "examples/orders/demo.h"
 
+/* The engine's log callback: "[level] message" lines on stderr, or with
+ * --log-format json one JSON object per line: {"time":"2026-12-04T20:01:02.
+ * 123456Z","level":"info","message":"..."} (one fprintf per line, so lines
+ * from engine threads do not interleave). */
 static void log_cb(void *arg, int level, const char *msg)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
 	const options *o = arg;
+	char esc[2048], when[80];
+	size_t n = 0;
+	struct timespec ts;
+	struct tm tm;
 
-	if (level <= CQRS_LOG_WARN || !o->quiet)
+	if (level > CQRS_LOG_WARN && o->quiet)
+		return;
+	if (!o->log_json) {
 		fprintf(stderr, "[%s] %s\n", names[level & 3], msg);
+		return;
+	}
+	for (const unsigned char *p = (const unsigned char *)msg; *p && n + 8 < sizeof esc; p++) {
+		if (*p == '"' || *p == '\\') {
+			esc[n++] = '\\';
+			esc[n++] = (char)*p;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			n += (size_t)snprintf(esc + n, sizeof esc - n, "\\u%04x", *p);
+		} else {
+			esc[n++] = (char)*p;
+		}
+	}
+	esc[n] = 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+	fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"message\":\"%s\"}\n", when,
+		names[level & 3], esc);
 }
 
 int demo_parse_durability(const char *s)
