@@ -21,7 +21,7 @@
 #
 # Dependencies: the first make in a build folder runs mk/deps.sh while it
 # reads this file (before anything probes for headers or asks pkg-config for
-# flags), then leaves $(BUILD)/.deps-ok so later runs skip the check. Compile
+# flags), then leaves $(BUILD)/.deps-ok (the package list and the script's checksum) so later runs skip the check until either changes. Compile
 # and link flags of every library come from pkg-config.
 #
 # Release and debug: everything under $(BUILD)/obj is the release build
@@ -60,12 +60,15 @@ DEBUG ?=
 # pkg-config names; mk/deps.sh maps each to its Debian package.
 PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3 libmicrohttpd
 DEPS_OK ?= $(BUILD)/.deps-ok
+# What the stamp records: the list and the script, so a build folder made
+# before either changed checks the packages again.
+DEPS_ID := $(PKGS) $(firstword $(shell cksum mk/deps.sh))
 
 # Runs while make reads this file, so that the pkg-config flags below and the
 # bindings' header probe (mk/bindings.mk) see the installed packages.
-ifeq ($(wildcard $(DEPS_OK)),)
+ifneq ($(shell cat $(DEPS_OK) 2>/dev/null),$(DEPS_ID))
 ifneq ($(filter-out clean deps,$(or $(MAKECMDGOALS),all)),)
-DEPS_RESULT := $(shell sh mk/deps.sh $(PKGS) >&2 && mkdir -p $(dir $(DEPS_OK)) && touch $(DEPS_OK) && echo ok)
+DEPS_RESULT := $(shell sh mk/deps.sh $(PKGS) >&2 && mkdir -p $(dir $(DEPS_OK)) && echo '$(DEPS_ID)' > $(DEPS_OK) && echo ok)
 ifneq ($(DEPS_RESULT),ok)
 $(error mk/deps.sh could not install the packages above)
 endif
@@ -140,7 +143,7 @@ all: $(LIB_FILES) $(PROGS) bindings
 
 deps:
 	@sh mk/deps.sh $(PKGS)
-	@mkdir -p $(dir $(DEPS_OK)) && touch $(DEPS_OK)
+	@mkdir -p $(dir $(DEPS_OK)) && echo '$(DEPS_ID)' > $(DEPS_OK)
 
 # ---- libraries and programs (release) -----------------------------------------
 
