@@ -7,7 +7,8 @@
 #   make tests-build  the test programs only (run them with tests/run.sh)
 #   make soak       the kill -9 loops for SOAK_CYCLES (200) cycles each
 #   make run        the reference demo (cqrs-orders demo $(ARGS))
-#   make bench      benchmark suite; tables on stdout, raw JSON in build/bench/
+#   make bench      benchmark suite; tables on stdout, raw JSON and latency
+#                   percentile plots (PNG, bench/plot.py) in build/bench/
 #   make asan/tsan  unit + stress (+ fuzz replay) tests under AddressSanitizer
 #                   with UBSan / ThreadSanitizer, in $(BUILD)/asan, $(BUILD)/tsan
 #   make fuzz       libFuzzer targets (clang), each run FUZZ_SECONDS (30);
@@ -282,6 +283,7 @@ $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcq
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
 
 bench: all $(BENCH_BIN)
+	@sh mk/deps.sh --bench || echo "bench: no python3-matplotlib: the latency plots will be skipped"
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # ---- run, bindings, install ---------------------------------------------------
