@@ -33,6 +33,9 @@
  *
  * Asking: right after connecting, one cqrs_gw_ask names the client id
  * wanted (0: the engine assigns one); the engine answers with the hello.
+ *
+ * Over 800 lines for one reason: struct cqrs_client is private to this
+ * file, and connecting, sending and waiting all reach into it.
  */
 #include <errno.h>
 #include <fcntl.h>
