@@ -7,7 +7,8 @@
 #   make tests-build  the test programs only (run them with tests/run.sh)
 #   make soak       the kill -9 loops for SOAK_CYCLES (200) cycles each
 #   make run        the reference demo (cqrs-orders demo $(ARGS))
-#   make bench      benchmark suite; tables on stdout, raw JSON in build/bench/
+#   make bench      benchmark suite; tables on stdout, raw JSON and latency
+#                   percentile plots (PNG, bench/plot.py) in build/bench/
 #   make asan/tsan  unit + stress (+ fuzz replay) tests under AddressSanitizer
 #                   with UBSan / ThreadSanitizer, in $(BUILD)/asan, $(BUILD)/tsan
 #   make fuzz       libFuzzer targets (clang), each run FUZZ_SECONDS (30);
@@ -131,7 +132,8 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(DBG)/obj/%.o)
 BENCH_BIN := $(BENCH_SRC:bench/%.cc=$(BUILD)/bench/%)
 BENCHLIB_OBJ := $(BENCHLIB_SRC:%.c=$(BUILD)/obj/%.o)
 
-LIB_FILES := $(BUILD)/libcqrs_client.a $(BUILD)/libcqrs_client.so $(BUILD)/libcqrs.a $(BUILD)/libcqrs.so
+LIB_FILES := $(BUILD)/libcqrs_client.a $(BUILD)/libcqrs_client.so.0 $(BUILD)/libcqrs_client.so \
+	$(BUILD)/libcqrs.a $(BUILD)/libcqrs.so.0 $(BUILD)/libcqrs.so
 PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders)
 
 .PHONY: all deps test soak run bench asan tsan fuzz coverage install clean tests-build bindings
@@ -164,13 +166,18 @@ $(BUILD)/libcqrs.a: $(CLIENT_OBJ) $(ENGINE_OBJ)
 # mk/cqrs.pc.in, mk/cqrs_client.pc.in say the same).
 SO_LDFLAGS = -shared -Wl,-z,defs $(LDFLAGS_ALL)
 
-$(BUILD)/libcqrs_client.so: $(CLIENT_OBJ) cqrs_client.map
+# The real files carry the soname (libX.so.0, what programs load); libX.so
+# is the link-time name, a symlink to it, as an installed library has.
+$(BUILD)/libcqrs_client.so.0: $(CLIENT_OBJ) cqrs_client.map
 	$(CC) $(SO_LDFLAGS) -Wl,--version-script=cqrs_client.map -Wl,-soname,libcqrs_client.so.0 \
 		-o $@ $(CLIENT_OBJ) $(CLIENT_LIBS) -lm
 
-$(BUILD)/libcqrs.so: $(CLIENT_OBJ) $(ENGINE_OBJ) cqrs.map
+$(BUILD)/libcqrs.so.0: $(CLIENT_OBJ) $(ENGINE_OBJ) cqrs.map
 	$(CC) $(SO_LDFLAGS) -Wl,--version-script=cqrs.map -Wl,-soname,libcqrs.so.0 \
 		-o $@ $(CLIENT_OBJ) $(ENGINE_OBJ) $(ENGINE_LIBS) -lm
+
+$(BUILD)/libcqrs_client.so $(BUILD)/libcqrs.so: $(BUILD)/%.so: $(BUILD)/%.so.0
+	ln -sfn $(notdir $<) $@
 
 $(BUILD)/cqrs: $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(shell pkg-config --libs libmicrohttpd) $(SYS_LIBS)
@@ -279,6 +286,7 @@ $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcq
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
 
 bench: all $(BENCH_BIN)
+	@sh mk/deps.sh --bench || echo "bench: no python3-matplotlib: the latency plots will be skipped"
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # ---- run, bindings, install ---------------------------------------------------
@@ -288,19 +296,30 @@ run: all
 
 include mk/bindings.mk
 
+# Runtime library path: under PREFIX /usr or /usr/local the dynamic linker
+# finds the libraries (ldconfig is run for a root install without DESTDIR);
+# under any other prefix the .pc files' Libs carry -Wl,-rpath,LIBDIR, so a
+# program built with `pkg-config --libs cqrs_client` runs without
+# LD_LIBRARY_PATH. PC_RPATH= (empty) leaves the rpath out.
+PC_RPATH ?= $(if $(filter /usr /usr/local /usr/ /usr/local/,$(PREFIX)),,-Wl$(comma)-rpath$(comma)$${libdir})
+comma := ,
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 0644 include/*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 $(BUILD)/libcqrs.a $(BUILD)/libcqrs_client.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(BUILD)/libcqrs.so $(DESTDIR)$(PREFIX)/lib/libcqrs.so.0
-	install -m 0755 $(BUILD)/libcqrs_client.so $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so.0
+	install -m 0755 $(BUILD)/libcqrs.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs.so.0
+	install -m 0755 $(BUILD)/libcqrs_client.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so.0
 	ln -sf libcqrs.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs.so
 	ln -sf libcqrs_client.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so
 	install -m 0755 $(BUILD)/cqrs $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 man/cqrs.1 man/cqrs-orders.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	sed 's|@PREFIX@|$(PREFIX)|g' mk/cqrs.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs.pc
-	sed 's|@PREFIX@|$(PREFIX)|g' mk/cqrs_client.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs_client.pc
+	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs.pc
+	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs_client.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs_client.pc
+	@if [ -z "$(DESTDIR)" ] && [ -z "$(PC_RPATH)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
 
 clean:
 	rm -rf $(BUILD)

@@ -3,6 +3,11 @@
 # comparison table (ours, baseline, ratio) at the end and writes raw results
 # to $BUILD/bench/<program>.json. The tables are collected again at the end
 # into $BUILD/bench/summary.txt. BENCH_ONLY=name restricts to one program.
+# Then bench/plot.py draws the latency percentile plots (command to
+# visible, ring hop, gateway round trip: ours beside the baseline of the
+# same run) as PNG files next to the JSON, with Debian's python3-matplotlib
+# (`make bench` installs it when missing; without it the plots are skipped
+# with a note).
 #
 # With --update-docs (or BENCH_UPDATE_DOCS=1) the summary, the host's CPU
 # model, core count and kernel, the date and the command line also replace
@@ -80,6 +85,11 @@ if [ $run -eq 1 ]; then
 	echo
 	echo "######## summary (also in $summary)"
 	cat "$summary"
+	if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+		/usr/bin/python3 bench/plot.py "$BUILD/bench" || status=1
+	else
+		echo "bench/run.sh: no python3-matplotlib: latency plots skipped"
+	fi
 fi
 if [ "$update" = 1 ]; then
 	update_docs || status=1

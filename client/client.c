@@ -27,7 +27,15 @@
  * client_seq used on this connection (explicit or automatic) plus one, so
  * an explicit key far ahead never makes later automatic ones look like
  * duplicates; once UINT64_MAX was used, automatic numbering refuses with
- * -EOVERFLOW.
+ * -EOVERFLOW. A connection with a stable client id numbers nothing: what
+ * earlier connections with that id used is not known here, so every request
+ * carries its own client_seq (-EINVAL without one).
+ *
+ * Asking: right after connecting, one cqrs_gw_ask names the client id
+ * wanted (0: the engine assigns one); the engine answers with the hello.
+ *
+ * Over 800 lines for one reason: struct cqrs_client is private to this
+ * file, and connecting, sending and waiting all reach into it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +91,7 @@ struct cqrs_client {
 	cqrs_mpsc_producer *prod;
 	int dead;                 /* sticky CQRS_ESTOPPED */
 	uint64_t client_id;
+	int stable;               /* the client id was ours to give (no automatic client_seq) */
 	uint64_t head;            /* reply entries consumed */
 	uint64_t next_id;         /* last request id handed out */
 	uint64_t max_cseq;        /* highest client_seq used on this connection */
@@ -349,6 +358,21 @@ static int dial(cqrs_client *c, const cqrs_gw_dir *d, uint32_t pid, uint32_t own
 	return 0;
 }
 
+/* Sends the ask: the client id we want (0: the engine's choice). */
+static int send_ask(cqrs_client *c, uint64_t client_id)
+{
+	cqrs_gw_ask a = { .magic = CQRS_GW_ASK_MAGIC, .version = CQRS_GW_VERSION,
+			  .client_id = client_id };
+	ssize_t n = send(c->sock, &a, sizeof a, MSG_NOSIGNAL);
+
+	/* Closed already: the engine refused at accept (limits, credentials)
+	 * and its hello, queued before the close, says why. */
+	if (n == (ssize_t)sizeof a || (n < 0 && (errno == EPIPE || errno == ECONNRESET)))
+		return 0;
+	return cqrs__fail(n < 0 ? -errno : -EIO, "engine %s: send: %s", c->engine,
+			 n < 0 ? strerror(errno) : "short write");
+}
+
 /* Receives the hello (and its two descriptors) within the connect timeout. */
 static int recv_hello(cqrs_client *c, int fds[2])
 {
@@ -459,12 +483,30 @@ static int map_memory(cqrs_client *c, const int fds[2])
 	return 0;
 }
 
+uint64_t cqrs_client_id_from_name(const char *name)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a, 64 bits */
+
+	if (!name || !*name)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * UINT64_C(0x100000001b3);
+	h &= ~CQRS_GW_ASSIGNED_BIT;
+	return h ? h : 1;
+}
+
 int cqrs_client_connect(const char *engine, cqrs_client **out)
 {
+	return cqrs_client_connect_opts(engine, NULL, out);
+}
+
+int cqrs_client_connect_opts(const char *engine, const cqrs_client_opts *opts, cqrs_client **out)
+{
+	cqrs_client_opts o = { 0 };
 	cqrs_client *c;
 	cqrs_ctl *ctl = NULL;
 	cqrs_gw_dir d;
-	uint64_t full_deadline;
+	uint64_t full_deadline, want = 0;
 	uint32_t pid = 0, owner = 0;
 	int rc, fds[2] = { -1, -1 };
 
@@ -473,6 +515,24 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	*out = NULL;
 	if (!engine || !cqrs__name_valid(engine, CQRS_NAME_MAX))
 		return cqrs__fail(-EINVAL, "bad engine name");
+	if (opts) {
+		/* an older caller's smaller struct: the fields it has */
+		if (opts->size < offsetof(cqrs_client_opts, client_name) ||
+		    opts->size > sizeof o)
+			return cqrs__fail(-EINVAL, "cqrs_client_opts: size %u (this library knows %zu)",
+					 opts->size, sizeof o);
+		memcpy(&o, opts, opts->size);
+	}
+	if (o.flags)
+		return cqrs__fail(-EINVAL, "cqrs_client_opts: unknown flags 0x%x", o.flags);
+	if (o.client_id && o.client_name)
+		return cqrs__fail(-EINVAL, "cqrs_client_opts: give client_id or client_name, not both");
+	want = o.client_name ? cqrs_client_id_from_name(o.client_name) : o.client_id;
+	if (o.client_name && !want)
+		return cqrs__fail(-EINVAL, "cqrs_client_opts: empty client_name");
+	if (want & CQRS_GW_ASSIGNED_BIT)
+		return cqrs__fail(-EINVAL, "client id %llu has bit 63 set: only the engine assigns "
+				 "those (stable ids are 1 .. 2^63-1)", (unsigned long long)want);
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
@@ -493,6 +553,8 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 	full_deadline = cqrs__mono_ns() + FULL_WAIT_NS;
 	while (!rc) {
 		rc = dial(c, &d, pid, owner);
+		if (!rc)
+			rc = send_ask(c, want);
 		if (!rc)
 			rc = recv_hello(c, fds);
 		if (rc != CQRS_EFULL || cqrs__mono_ns() >= full_deadline)
@@ -515,6 +577,14 @@ int cqrs_client_connect(const char *engine, cqrs_client **out)
 		cqrs_client_close(c);
 		return rc;
 	}
+	if (!rc && want && c->client_id != want)
+		rc = cqrs__fail(CQRS_EFORMAT, "engine %s gave client id %llu, %llu was asked", engine,
+				(unsigned long long)c->client_id, (unsigned long long)want);
+	if (rc) {
+		cqrs_client_close(c);
+		return rc;
+	}
+	c->stable = want != 0;
 	c->next_alive_ns = cqrs__mono_ns() + ALIVE_EVERY_NS;
 	*out = c;
 	return 0;
@@ -609,6 +679,9 @@ int cqrs_client_send(cqrs_client *c, uint32_t type, const void *cmd, size_t len,
 		return CQRS_ESTOPPED;
 	if (opts->client_seq)
 		cseq = opts->client_seq;
+	else if (c->stable)
+		return cqrs__fail(-EINVAL, "client %llu is a stable client id: every request needs "
+				 "its own client_seq", (unsigned long long)c->client_id);
 	else if (c->max_cseq == UINT64_MAX)
 		return cqrs__fail(-EOVERFLOW, "client_seq %llu was used on this connection: no "
 				 "automatic number is left after it (reconnect, or pass client_seq)",

@@ -42,17 +42,38 @@
  *   size. Clients must share the engine's network namespace.
  *
  * Handshake
- *   The client connects; the engine's gateway thread accepts, checks the
- *   peer's credentials and the limits, and answers with one message: a
- *   cqrs_gw_hello, with two descriptors (SCM_RIGHTS: the connection memfd,
- *   then the engine page memfd) when status is 0, none when it refuses
- *   (status -EACCES: credentials; CQRS_EFULL: the total or the per-uid
- *   limit; reason says which). The client checks the hello (magic,
- *   version, sizes against fstat, seals) before it maps anything. After the
- *   hello the engine never sends again; the client sends only doorbell rings
- *   (one CQRS_GW_BELL_BYTE each): any other byte, or descriptors (closed
+ *   The client connects and sends one cqrs_gw_ask (magic, version, the
+ *   client id it asks for: 0 lets the engine assign one). The engine's
+ *   gateway thread accepts, checks the peer's credentials and the limits,
+ *   waits (in its poll set, never blocking) for the ask, checks it, and
+ *   answers with one message: a cqrs_gw_hello, with two descriptors
+ *   (SCM_RIGHTS: the connection memfd, then the engine page memfd) when
+ *   status is 0, none when it refuses (status -EACCES: credentials;
+ *   CQRS_EFULL: the total or the per-uid limit; CQRS_EFORMAT: the ask is
+ *   malformed or of another version; -EINVAL: the id asked for is one the
+ *   engine assigns; -EBUSY: another live connection holds that id; reason
+ *   says which). The client checks the hello (magic, version, sizes
+ *   against fstat, seals) before it maps anything. After the hello the
+ *   engine never sends again; the client sends only doorbell rings (one
+ *   CQRS_GW_BELL_BYTE each): any other byte, or descriptors (closed
  *   unread), get it dropped; the connection ends when either side closes
- *   (or half-closes).
+ *   (or half-closes). A peer that connects and never asks holds its slot
+ *   (counted against its uid's limit) until it closes.
+ *
+ * Client ids
+ *   Every request's client id is its connection's, never the request's
+ *   own. An id the engine assigns has bit 63 set and is new for every
+ *   connection. A client may instead ask for a stable id, any value in
+ *   1 .. 2^63-1 (the client library maps a name into it: FNV-1a, bit 63
+ *   cleared): the same id on every connection, across reconnects and
+ *   engine restarts, so the dedup window (rebuilt from the journal at
+ *   start) answers a resent (id, client_seq) CQRS_EDUPLICATE with the
+ *   original seq. At most one live connection holds a stable id (-EBUSY
+ *   for the next while it is open; the socket's hang-up frees it at once,
+ *   before the old connection's requests in flight are answered: those are
+ *   already in the command thread's order, ahead of anything the new one
+ *   sends). Whoever may connect may ask for any stable id: the ids are
+ *   idempotency keys, not credentials.
  *
  * The engine page (CQRS_GW_INFO_SIZE bytes, read-only for clients)
  *   off 0    cqrs_gw_info line 0: magic, version, size, generation, state
@@ -123,9 +144,10 @@
 
 #define CQRS_GW_DIR_MAGIC UINT64_C(0x3244574753525143)   /* "CQRSGWD2" little-endian */
 #define CQRS_GW_HELLO_MAGIC UINT64_C(0x4f4c4c4548575143) /* "CQWHELLO" */
+#define CQRS_GW_ASK_MAGIC UINT64_C(0x4b53415f57475143)   /* "CQGW_ASK" */
 #define CQRS_GW_INFO_MAGIC UINT64_C(0x4f464e4957475143)  /* "CQGWINFO" */
 #define CQRS_GW_CONN_MAGIC UINT64_C(0x4e4e4f4357475143)  /* "CQGWCONN" */
-#define CQRS_GW_VERSION 2u /* changes whenever anything in this file changes layout */
+#define CQRS_GW_VERSION 3u /* changes whenever anything in this file changes layout */
 
 #define CQRS_GW_MAX_TYPES 256u
 #define CQRS_GW_DEFAULT_CLIENTS 256u /* connections at once */
@@ -142,6 +164,7 @@
 #define CQRS_GW_REC_REQUEST 1u      /* MPSC record type of a request */
 #define CQRS_GW_REASON 96u
 #define CQRS_GW_BELL_BYTE 0         /* what a client sends to ring the doorbell */
+#define CQRS_GW_ASSIGNED_BIT (UINT64_C(1) << 63) /* set in engine-assigned client ids only */
 
 enum cqrs_gw_state { CQRS_GW_RUNNING = 1, CQRS_GW_STOPPING = 2, CQRS_GW_STOPPED = 3 };
 enum cqrs_gw_conn_state { CQRS_GW_ACTIVE = 1, CQRS_GW_DROPPED = 2 };
@@ -163,11 +186,23 @@ _Static_assert(offsetof(cqrs_gw_dir, sock_name) == 32, "layout");
 _Static_assert(offsetof(cqrs_gw_dir, cmd_type) == 96, "layout");
 _Static_assert(sizeof(cqrs_gw_dir) == 96 + 2 * 4 * CQRS_GW_MAX_TYPES, "layout");
 
+/* The client's one message before the hello. */
+typedef struct cqrs_gw_ask {
+	uint64_t magic;         /* CQRS_GW_ASK_MAGIC */
+	uint32_t version;       /* CQRS_GW_VERSION */
+	uint32_t flags;         /* 0 */
+	uint64_t client_id;     /* 0: assign one; else a stable id, 1 .. 2^63-1 */
+	uint64_t reserved[5];   /* 0 */
+} cqrs_gw_ask;
+
+_Static_assert(sizeof(cqrs_gw_ask) == 64, "ask layout");
+
 /* The engine's one message on a connection. */
 typedef struct cqrs_gw_hello {
 	uint64_t magic;         /* CQRS_GW_HELLO_MAGIC */
 	uint32_t version;       /* CQRS_GW_VERSION */
-	int32_t status;         /* 0, -EACCES, CQRS_EFULL, CQRS_ESTOPPED, -ENOMEM */
+	int32_t status;         /* 0, -EACCES, CQRS_EFULL, CQRS_ESTOPPED, CQRS_EFORMAT,
+				   -EINVAL, -EBUSY, -ENOMEM */
 	uint64_t generation;
 	uint64_t client_id;     /* the connection's idempotency key (journal's client id) */
 	uint64_t conn_size;     /* the connection memfd's size */

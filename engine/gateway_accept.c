@@ -12,6 +12,11 @@
  *     connections is at its limit; a refused peer gets a hello saying why
  *     (counters gw_refused, gw_limited; a log line at the 1st, 2nd, 4th...
  *     refusal) and the socket closes;
+ *   - holds an admitted connection in its slot (pending, in the poll set)
+ *     until the client's ask arrives; checks it (format, version, the
+ *     client id asked for: a stable id must not be one the engine assigns
+ *     nor held by another live connection) and gives the connection its
+ *     client id (the stable one, or a new assigned one);
  *   - creates the connection's memory (a memfd: connection header, request
  *     ring, reply ring; every page touched), seals it against shrinking and
  *     growing, sends it with the engine page in the hello (SCM_RIGHTS),
@@ -28,6 +33,12 @@
  * doorbell bytes costs this thread reads and the command thread spurious
  * wake-ups, nothing else; a client that never sends or never reads holds
  * only its own slot; half-closing ends the connection like a close.
+ * A connection's ask is read once per connection: stable client ids cost
+ * nothing per request.
+ *
+ * Over 800 lines for one reason: this is the gateway thread's whole life
+ * (poll set, limits, ask, memory, sockets, start and stop), all of it on
+ * static helpers that no other file should call.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -142,6 +153,7 @@ static void conn_free(gateway *g, gw_conn *c)
 	c->req = NULL;
 	free(c->tickets);
 	c->tickets = NULL;
+	c->pending = 0;
 }
 
 /* A slot the command thread is done with: back to FREE. */
@@ -191,6 +203,8 @@ static void kick(gateway *g, gw_conn *c, const char *why)
 	hangup(g, c);
 }
 
+static void on_ask(gateway *g, gw_conn *c, short revents);
+
 /* Bytes from a client: doorbell rings (CQRS_GW_BELL_BYTE each). End of
  * file or an error: gone. Other bytes or descriptors: dropped. */
 static void on_socket(gateway *g, gw_conn *c, short revents)
@@ -202,6 +216,10 @@ static void on_socket(gateway *g, gw_conn *c, short revents)
 	char buf[4096];
 	int rang = 0;
 
+	if (c->pending) {
+		on_ask(g, c, revents);
+		return;
+	}
 	if (revents & POLLIN) {
 		for (int k = 0; k < READS_PER_TURN; k++) {
 			struct iovec io = { buf, sizeof buf };
@@ -378,9 +396,7 @@ static void on_connect(gateway *g, int fd)
 	struct ucred cr;
 	uint32_t ng = 0, i;
 	gw_uid_count *u;
-	cqrs_gw_hello h;
 	gw_conn *c = NULL;
-	int mfd, rc;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || len != sizeof cr) {
 		close(fd);
@@ -415,7 +431,8 @@ static void on_connect(gateway *g, int fd)
 	}
 	for (i = 0; i < g->max_clients; i++)
 		/* relaxed: FREE slots are ours; the command thread never stores FREE. */
-		if (atomic_load_explicit(&g->conns[i].st, memory_order_relaxed) == GS_FREE) {
+		if (atomic_load_explicit(&g->conns[i].st, memory_order_relaxed) == GS_FREE &&
+		    !g->conns[i].pending) {
 			c = &g->conns[i];
 			break;
 		}
@@ -424,11 +441,135 @@ static void on_connect(gateway *g, int fd)
 		refuse(g, fd, CQRS_EFULL, "all %u gateway connections are taken", g->max_clients);
 		return;
 	}
-	g->nconnects++;
-	c->client_id = mix64(g->generation + g->nconnects * UINT64_C(0x9e3779b97f4a7c15)) |
-		       UINT64_C(1) << 63;
+	c->fd = fd;
 	c->uid = cr.uid;
 	c->pid = cr.pid;
+	c->pending = 1;
+	u = uid_slot(g, cr.uid, 1);
+	if (u)
+		u->n++;
+	g->nclients++;
+	CTR_SET(g->e->ctr, gw_clients, g->nclients);
+	watch(g, c);
+	on_ask(g, c, 0); /* it is usually there already */
+}
+
+/* A pending connection leaves its slot (FREE all along) before its hello. */
+static int pending_leave(gateway *g, gw_conn *c)
+{
+	int fd = c->fd;
+
+	unwatch(g, c);
+	c->fd = -1;
+	c->pending = 0;
+	uid_release(g, c->uid);
+	g->nclients--;
+	CTR_SET(g->e->ctr, gw_clients, g->nclients);
+	return fd;
+}
+
+/* Another live connection holds client id `id`. A holder whose socket hung
+ * up (the client died or closed, and we have not looked yet) is retired
+ * now instead: a client that restarts at once is not refused. */
+static int id_taken(gateway *g, const gw_conn *self, uint64_t id)
+{
+	for (uint32_t i = 0; i < g->max_clients; i++) {
+		gw_conn *o = &g->conns[i];
+		struct pollfd p;
+		/* relaxed: a stale LIVE (the command thread just retired it)
+		 * refuses once more, nothing worse. */
+		uint32_t st = atomic_load_explicit(&o->st, memory_order_relaxed);
+
+		if (o == self || o->pending || o->client_id != id ||
+		    (st != GS_READY && st != GS_LIVE) ||
+		    /* relaxed: we are the only writer of hup */
+		    atomic_load_explicit(&o->hup, memory_order_relaxed) || o->pfd_pos == GW_NONE)
+			continue;
+		p = (struct pollfd){ .fd = o->fd, .events = POLLRDHUP };
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL))) {
+			hangup(g, o);
+			continue;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads and checks the client's ask; on a good one gives the connection its
+ * id and memory and publishes it READY. Not there yet: waits (poll). */
+static void on_ask(gateway *g, gw_conn *c, short revents)
+{
+	union {
+		char buf[CMSG_SPACE(16 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	cqrs_gw_ask ask;
+	struct iovec io = { &ask, sizeof ask };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof u.buf };
+	struct cmsghdr *cm;
+	cqrs_gw_hello h;
+	ssize_t n;
+	int mfd, rc, fds = 0, fd;
+
+	memset(&ask, 0, sizeof ask);
+	n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		if (revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL))
+			close(pending_leave(g, c));
+		return;
+	}
+	for (cm = CMSG_FIRSTHDR(&m); n > 0 && cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfd; i++) {
+				int x;
+				memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof x);
+				close(x);
+				fds++;
+			}
+		}
+	if (n <= 0) { /* gone before asking */
+		close(pending_leave(g, c));
+		return;
+	}
+	fd = pending_leave(g, c);
+	if (fds || (m.msg_flags & MSG_CTRUNC) || n != (ssize_t)sizeof ask ||
+	    ask.magic != CQRS_GW_ASK_MAGIC) {
+		CTR_ADD(g->e->ctr, gw_kicked, 1);
+		refuse(g, fd, CQRS_EFORMAT, "pid %d sent no valid gateway ask", (int)c->pid);
+		return;
+	}
+	if (ask.version != CQRS_GW_VERSION) {
+		refuse(g, fd, CQRS_EFORMAT, "gateway format %u asked, this engine speaks %u",
+		       ask.version, CQRS_GW_VERSION);
+		return;
+	}
+	if (ask.flags || ask.reserved[0] || ask.reserved[1] || ask.reserved[2] || ask.reserved[3] ||
+	    ask.reserved[4]) {
+		CTR_ADD(g->e->ctr, gw_kicked, 1);
+		refuse(g, fd, CQRS_EFORMAT, "pid %d: unknown flags or reserved bytes in its ask",
+		       (int)c->pid);
+		return;
+	}
+	if (ask.client_id & CQRS_GW_ASSIGNED_BIT) {
+		refuse(g, fd, -EINVAL, "client id %llu has bit 63 set: only the engine assigns those",
+		       (unsigned long long)ask.client_id);
+		return;
+	}
+	/* re-check: the slot was FREE for the limits while pending */
+	if (ask.client_id && id_taken(g, c, ask.client_id)) {
+		refuse(g, fd, -EBUSY, "client id %llu is held by another live connection",
+		       (unsigned long long)ask.client_id);
+		return;
+	}
+	if (ask.client_id) {
+		c->client_id = ask.client_id;
+	} else {
+		g->nconnects++;
+		c->client_id = mix64(g->generation + g->nconnects * UINT64_C(0x9e3779b97f4a7c15)) |
+			       CQRS_GW_ASSIGNED_BIT;
+	}
 	mfd = conn_create(g, c);
 	if (mfd < 0) {
 		conn_free(g, c);
@@ -447,9 +588,11 @@ static void on_connect(gateway *g, int fd)
 	}
 	c->fd = fd;
 	atomic_store_explicit(&c->hup, 0, memory_order_relaxed); /* published by READY */
-	u = uid_slot(g, cr.uid, 1);
-	if (u)
-		u->n++;
+	{
+		gw_uid_count *u = uid_slot(g, c->uid, 1);
+		if (u)
+			u->n++;
+	}
 	g->nclients++;
 	watch(g, c);
 	CTR_ADD(g->e->ctr, gw_connects, 1);

@@ -7,8 +7,10 @@
  * Layouts and protocol: client/gateway_format.h.
  *
  * A connection slot's life (st, one atomic word per slot):
- *   FREE     the gateway thread owns the slot. It fills it (socket, memory,
- *            handle, tickets) and stores READY (release).
+ *   FREE     the gateway thread owns the slot. An admitted connection
+ *            waits in it (pending) for its ask; then the gateway thread
+ *            fills it (client id, memory, handle, tickets) and stores
+ *            READY (release).
  *   READY    the command thread adopts it on its next scan (it scans when
  *            `changes` moved; acquire pairs with the release above) and
  *            stores LIVE: from then on it alone touches the rings and
@@ -79,6 +81,7 @@ typedef struct gw_conn {
 	int finishing;        /* queued to go DONE at the end of the poll */
 	/* Gateway thread only. */
 	uint32_t pfd_pos;     /* index in the poll set, GW_NONE when not watched */
+	int pending;          /* admitted, its ask not read yet (st stays FREE) */
 } gw_conn;
 
 typedef struct gw_uid_count {

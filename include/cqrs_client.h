@@ -28,10 +28,26 @@
  *   (cqrs_view.h) returns once the view has applied that seq.
  *
  * Idempotency
- *   The engine assigns every connection a client id, used with each
- *   request's client_seq as the key of the engine's dedup window: a request
- *   repeated with the same client_seq on the same connection answers
- *   CQRS_EDUPLICATE with the original's seq. client_seq 0 lets the library
+ *   Every connection has a client id, used with each request's client_seq
+ *   as the key of the engine's dedup window: a request repeated with the
+ *   same client_seq under the same client id answers CQRS_EDUPLICATE with
+ *   the original's seq. By default the engine assigns the id (bit 63 set)
+ *   and a new connection (reconnect) gets a new one. A client that must
+ *   survive losing an answer connects with a stable id instead
+ *   (cqrs_client_connect_opts: client_id 1 .. 2^63-1, or client_name,
+ *   hashed into that range by cqrs_client_id_from_name): the same id on
+ *   every connection, and the engine's window for it (rebuilt from the
+ *   journal when the engine starts) survives reconnects and engine
+ *   restarts, so after a lost answer it reconnects and resends with the
+ *   same client_seq: CQRS_EDUPLICATE and the original seq if it had been
+ *   applied, else it is applied now, never twice. A stable id is held by
+ *   one live connection at a time (-EBUSY for another; a dead holder's
+ *   hang-up frees it at once), and every request on it carries an explicit
+ *   client_seq (-EINVAL without: the library does not know which numbers
+ *   earlier connections used). Stable ids are keys, not credentials: any
+ *   process allowed to connect may use any one. Commands submitted in the
+ *   engine's process share the id space (cqrs_cmd.client_id).
+ *   On an engine-assigned id: client_seq 0 lets the library
  *   number the request: the highest client_seq used on this connection so
  *   far (automatic or explicit) plus one, so automatic numbers never collide
  *   with explicit keys sent before them; after an explicit UINT64_MAX,
@@ -39,7 +55,7 @@
  *   caller's: one that repeats an earlier request's (automatic or explicit)
  *   answers CQRS_EDUPLICATE, and so does one more than the engine's
  *   dedup_window below the highest seen on the connection (too old to tell
- *   from a retry). A new connection (reconnect) gets a new client id.
+ *   from a retry).
  *
  * Threads
  *   A cqrs_client is used by one thread at a time (its rings are
@@ -130,6 +146,27 @@ typedef struct cqrs_result {
  * CQRS_EFORMAT (another gateway version, or a socket that is not the
  * engine's), -ETIMEDOUT, -ENOMEM, -errno. cqrs_last_error() says why. */
 CQRS_API int cqrs_client_connect(const char *engine, cqrs_client **out);
+
+/* Options for cqrs_client_connect_opts. Zero it, set size = sizeof it
+ * (a later library with more fields reads only the fields `size` covers). */
+typedef struct cqrs_client_opts {
+	uint32_t size;           /* sizeof(cqrs_client_opts) */
+	uint32_t flags;          /* 0 */
+	uint64_t client_id;      /* 0: the engine assigns one; else a stable id, 1 .. 2^63-1 */
+	const char *client_name; /* or a stable id by name (cqrs_client_id_from_name); NULL: none */
+} cqrs_client_opts;
+
+/* cqrs_client_connect with options (NULL: the defaults). Besides
+ * cqrs_client_connect's returns: -EINVAL (bad size or flags, both an id
+ * and a name, an id with bit 63 set), -EBUSY (another live connection
+ * holds that client id). */
+CQRS_API int cqrs_client_connect_opts(const char *engine, const cqrs_client_opts *opts,
+				      cqrs_client **out);
+
+/* The stable client id for a name: FNV-1a of its bytes with bit 63
+ * cleared (never 0); 0 for NULL or "". The same name gives the same id in
+ * every process, library version and language binding. */
+CQRS_API uint64_t cqrs_client_id_from_name(const char *name);
 
 /* Closes the connection (the engine frees it) and the client (NULL ok).
  * Results not yet collected are lost. */

@@ -9,9 +9,16 @@
 # minutes after boot: apt-get then waits for the lock (DPkg::Lock::Timeout)
 # and, for the lists lock that option does not cover, this script retries,
 # up to LOCK_WAIT seconds (600) in all, saying so once.
+# `sh mk/deps.sh --bench` checks only what `make bench` adds: matplotlib
+# for Debian's python3 (bench/plot.py draws the latency plots).
 set -u
 LOCK_WAIT=${LOCK_WAIT:-600}
 missing=""
+bench_only=0
+if [ "${1:-}" = --bench ]; then
+	bench_only=1
+	shift
+fi
 pkg_of() {
 	case "$1" in
 	liburing) echo liburing-dev ;;
@@ -28,6 +35,10 @@ pkg_of() {
 	*) echo "$1" ;;
 	esac
 }
+if [ $bench_only = 1 ]; then
+	/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || missing="$missing python3-matplotlib"
+	set -- # nothing else
+else
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 for p in "$@"; do
 	pkg-config --exists "$p" 2>/dev/null || missing="$missing $(pkg_of "$p")"
@@ -45,6 +56,7 @@ done
 for prog in curl:curl promtool:prometheus wrk:wrk; do
 	command -v "${prog%%:*}" >/dev/null 2>&1 || missing="$missing ${prog#*:}"
 done
+fi
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing packages:$missing"
 if [ "$(id -u)" = 0 ]; then SUDO=""

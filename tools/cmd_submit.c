@@ -9,8 +9,11 @@
  *   a bad command line        exit 2, nothing sent
  *
  * Options: --aggregate ID, --expect-version V (sets CQRS_CMD_EXPECT_VERSION),
- * --client-seq N, --timeout-ms MS (default 10000), --list (the engine's
- * commands and their fields).
+ * --client-seq N, --client-id ID (a stable client id: a number 1 .. 2^63-1
+ * or a name, hashed by cqrs_client_id_from_name; needs --client-seq; the
+ * same ID and seq again answer "duplicate" with the original seq, across
+ * reconnects and engine restarts), --timeout-ms MS (default 10000), --list
+ * (the engine's commands and their fields).
  *
  * Values are parsed as cqrs_record_set_text does: integers in decimal only
  * ("0x1", "+1", " 1" are refused, not read as 1), out-of-range numbers
@@ -55,7 +58,8 @@ static const char *outcome(int status)
 static const tool_cmd_help submit_help = {
 	"submit",
 	"usage: cqrs submit ENGINE COMMAND [field=value...] [--aggregate ID]\n"
-	"                   [--expect-version V] [--client-seq N] [--timeout-ms MS]\n"
+	"                   [--expect-version V] [--client-id ID --client-seq N]\n"
+	"                   [--timeout-ms MS]\n"
 	"       cqrs submit ENGINE --list\n"
 	"\n"
 	"Encodes COMMAND through the engine's command schema (fields not named are\n"
@@ -70,12 +74,19 @@ static const tool_cmd_help submit_help = {
 	"                      (order 9001: 4611686018427396905)\n"
 	"  --expect-version V  refuse (conflict) unless the aggregate is at version V\n"
 	"  --client-seq N      the command's client sequence number (dedup)\n"
+	"  --client-id ID      connect with a stable client id (a number in\n"
+	"                      1..2^63-1, or a name): resending the same ID and\n"
+	"                      --client-seq N answers \"duplicate\" with the original\n"
+	"                      seq, across reconnects and engine restarts; needs\n"
+	"                      --client-seq\n"
 	"  --timeout-ms MS     how long to wait for the answer (default 10000)\n"
 };
 
 int cqrs_cmd_submit(int argc, char **argv)
 {
 	cqrs_submit_opts opts = { 0 };
+	cqrs_client_opts copts = { .size = sizeof copts };
+	const char *client_id = NULL;
 	uint64_t timeout_ms = 10000;
 	const cqrs_schema *s;
 	cqrs_client *c;
@@ -90,6 +101,7 @@ int cqrs_cmd_submit(int argc, char **argv)
 		{ "--aggregate", TOOL_OPT_U64, &opts.aggregate_id, 0, 0, NULL },
 		{ "--expect-version", TOOL_OPT_U64, &opts.expected_version, 0, 0, &expect },
 		{ "--client-seq", TOOL_OPT_U64, &opts.client_seq, 0, 0, NULL },
+		{ "--client-id", TOOL_OPT_STR, &client_id, 0, 0, NULL },
 		{ "--timeout-ms", TOOL_OPT_U64, &timeout_ms, 0, 0, NULL },
 		{ NULL }
 	};
@@ -107,6 +119,24 @@ int cqrs_cmd_submit(int argc, char **argv)
 		if (!eq || eq == pos[i] || (size_t)(eq - pos[i]) >= CQRS_NAME_MAX)
 			rc = tool_usage_error(&submit_help, "expected field=value, got '%s'", pos[i]);
 	}
+	if (rc == TOOL_ARGS_OK && client_id) {
+		/* a number when it is all digits, else a name */
+		char *end = NULL;
+		unsigned long long v;
+
+		errno = 0;
+		v = client_id[0] >= '0' && client_id[0] <= '9' ? strtoull(client_id, &end, 10) : 0;
+		if (end && *end == 0) {
+			if (errno || v == 0 || v >> 63)
+				rc = tool_usage_error(&submit_help, "--client-id %s: a number must be in "
+						      "1..9223372036854775807", client_id);
+			copts.client_id = v;
+		} else {
+			copts.client_name = client_id;
+		}
+		if (rc == TOOL_ARGS_OK && !list && opts.client_seq == 0)
+			rc = tool_usage_error(&submit_help, "--client-id needs --client-seq N");
+	}
 	if (rc != TOOL_ARGS_OK) {
 		free(pos);
 		return rc;
@@ -114,7 +144,7 @@ int cqrs_cmd_submit(int argc, char **argv)
 	if (expect)
 		opts.flags |= CQRS_CMD_EXPECT_VERSION;
 	engine = pos[0];
-	rc = cqrs_client_connect(engine, &c);
+	rc = cqrs_client_connect_opts(engine, &copts, &c);
 	if (rc) {
 		free(pos);
 		return tool_fail(engine, rc);

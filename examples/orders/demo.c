@@ -1,10 +1,15 @@
 /*
  * examples/orders/demo.c - `cqrs-orders demo`: starts the orders engine
  * (an existing one is recovered and continued), registers customers,
- * starts the reader process, the load and probe threads, shows the live
- * progress line for the run's duration, then stops everything and prints
- * the summary. Exits 1 when the reader saw an error or a read-your-writes
- * failure.
+ * starts the reader process, the load and probe threads, and runs two
+ * phases of half the duration each: full load (the load thread flat out:
+ * throughput), then paced load (--rate commands/s, by default a tenth of
+ * what full load sustained: the probes' command-to-visible latency at a
+ * load the engine keeps up with, not queueing behind a saturating one).
+ * One progress line a second (that second's rates), then everything stops
+ * and the summary (table or --json) says each phase's figures, labelled,
+ * and where the views stay and how much shared memory they hold. Exits 1
+ * when the reader saw an error or a read-your-writes failure.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -18,17 +23,32 @@
 #include "core/clock.h"
 #include "examples/orders/demo.h"
 
+/* Sleeps until `until` (monotonic ns) or a signal. */
+static void sleep_until(uint64_t until)
+{
+	uint64_t now = cqrs__mono_ns();
+
+	if (now < until) {
+		struct timespec ts = { (time_t)((until - now) / 1000000000u),
+				       (long)((until - now) % 1000000000u) };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int demo_run(const options *o)
 {
 	orders_model m;
 	cqrs_engine *e = NULL;
 	static load l;
 	pthread_t load_thread, probe_thread;
-	int to_reader = -1, from_reader = -1, rc, isatty_err = isatty(2);
+	int to_reader = -1, from_reader = -1, rc;
 	pid_t reader;
 	const cqrs_counters *c;
-	uint64_t t0, t_end, seq0, bytes0, syncs0, max_lag = 0;
+	uint64_t t0, t_end, t_half, bytes0, syncs0, next_print, last_t, last_cmds, last_seq;
+	uint64_t phase_t0, phase_cmds0;
 	reader_result rr = { 0 };
+	summary sum = { .l = &l, .rr = &rr };
+	FILE *hdr = o->json ? stderr : stdout;
 
 	if (demo_open_engine(o, &m, &e))
 		return 1;
@@ -40,11 +60,13 @@ int demo_run(const options *o)
 	l.ids.first_customer = 1 + cqrs_store_count(m.customers);
 	l.ids.customers = o->customers;
 	l.ids.next_order = 1 + cqrs_store_count(m.orders);
-	printf("cqrs-orders demo: engine '%s' in %s, durability %s%s, %.0f s; %" PRIu64
-	       " events recovered\n", o->name, o->dir, demo_durability_name(o->durability),
-	       o->threading == CQRS_THREADING_SHARED ? ", shared threading" : "", o->duration,
-	       CTR(c->replayed));
-	fflush(stdout); /* before the progress lines on stderr */
+	if (!o->json || !o->quiet)
+		fprintf(hdr, "cqrs-orders demo: engine '%s' in %s, durability %s%s, %.0f s "
+			"(half full load, half paced); %" PRIu64 " events recovered\n", o->name, o->dir,
+			demo_durability_name(o->durability),
+			o->threading == CQRS_THREADING_SHARED ? ", shared threading" : "", o->duration,
+			CTR(c->replayed));
+	fflush(hdr); /* before the progress lines on stderr */
 	if (demo_register_customers(e, &l.ids)) {
 		fprintf(stderr, "cqrs-orders: registering customers failed\n");
 		cqrs_engine_close(e);
@@ -53,36 +75,63 @@ int demo_run(const options *o)
 	reader = demo_spawn_reader(o, &l.ids, &to_reader, &from_reader);
 	l.probe_fd = to_reader;
 	signal(SIGPIPE, SIG_IGN);
-	seq0 = cqrs_engine_durable_seq(e);
+	last_seq = cqrs_engine_durable_seq(e);
 	bytes0 = CTR(c->journal_bytes);
 	syncs0 = CTR(c->fdatasyncs);
-	t0 = cqrs__mono_ns();
+	t0 = phase_t0 = last_t = cqrs__mono_ns();
 	t_end = t0 + (uint64_t)(o->duration * 1e9);
+	t_half = t0 + (t_end - t0) / 2;
+	next_print = t0 + 1000000000u;
+	last_cmds = phase_cmds0 = 0;
 	pthread_create(&load_thread, NULL, demo_load_main, &l);
 	pthread_create(&probe_thread, NULL, demo_probe_main, &l);
 	for (uint64_t now = cqrs__mono_ns(); now < t_end && !demo_got_signal; now = cqrs__mono_ns()) {
-		struct timespec tick = { 0, 250000000 };
-		uint64_t d, lag, applied;
-		double secs = (double)(now - t0) / 1e9;
+		uint64_t d, lag, applied, tick = now + 250000000u;
 
-		nanosleep(&tick, NULL);
+		sleep_until(tick < t_end ? tick : t_end);
+		now = cqrs__mono_ns();
 		applied = demo_min_applied(c); /* before durable: applied <= durable then */
 		d = cqrs_engine_durable_seq(e);
 		lag = d > applied ? d - applied : 0;
-		if (lag > max_lag)
-			max_lag = lag;
-		if (!o->quiet)
-			demo_print_progress(&l, secs, d - seq0, lag, isatty_err);
+		if (lag > sum.max_lag)
+			sum.max_lag = lag;
+		/* a line ends at the phase change too: each line is one phase's */
+		if (now >= next_print || now >= t_end ||
+		    (atomic_load(&l.phase) == PHASE_FULL && now >= t_half)) {
+			uint64_t cmds = atomic_load(&l.submitted);
+			if (!o->quiet)
+				demo_print_progress(&l, (double)(now - t0) / 1e9,
+						    (double)(now - last_t) / 1e9, cmds - last_cmds,
+						    d - last_seq, lag);
+			last_t = now;
+			last_cmds = cmds;
+			last_seq = d;
+			if (now >= next_print)
+				next_print += 1000000000u;
+		}
+		if (atomic_load(&l.phase) == PHASE_FULL && now >= t_half) {
+			/* full load ends: pace the rest well under what it sustained */
+			uint64_t cmds = atomic_load(&l.submitted);
+			double secs = (double)(now - phase_t0) / 1e9;
+			uint64_t full = secs > 0 ? (uint64_t)((double)(cmds - phase_cmds0) / secs) : 0;
+
+			sum.ph[PHASE_FULL] = (phase_result){ secs, cmds - phase_cmds0, 0 };
+			atomic_store(&l.rate, o->rate ? o->rate : full / 10 > 1000 ? full / 10 : 1000);
+			atomic_store(&l.phase, PHASE_PACED);
+			phase_t0 = now;
+			phase_cmds0 = cmds;
+		}
 	}
 	atomic_store(&l.stop, 1);
 	pthread_join(load_thread, NULL);
 	pthread_join(probe_thread, NULL);
-	if (!o->quiet && isatty_err)
-		fputc('\n', stderr);
 	{
-		double secs = (double)(cqrs__mono_ns() - t0) / 1e9;
-		int status = 0;
+		uint64_t now = cqrs__mono_ns(), cmds = atomic_load(&l.submitted);
+		int ph = atomic_load(&l.phase), status = 0;
 
+		sum.ph[ph] = (phase_result){ (double)(now - phase_t0) / 1e9, cmds - phase_cmds0,
+					     ph == PHASE_PACED ? atomic_load(&l.rate) : 0 };
+		sum.secs = (double)(now - t0) / 1e9;
 		close(to_reader);
 		if (reader > 0) {
 			if (read(from_reader, &rr, sizeof rr) != (ssize_t)sizeof rr)
@@ -90,14 +139,19 @@ int demo_run(const options *o)
 			waitpid(reader, &status, 0);
 		}
 		close(from_reader);
-		demo_print_summary(&l, c, &rr, secs, bytes0, syncs0, max_lag);
 		rc = (rr.ryw_fail == 0 && rr.errors == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			     ? 0 : 1;
 	}
+	/* every ticket was waited for: what the run journaled is counted (the
+	 * counters go with the engine's stop) */
+	sum.journal_bytes = CTR(c->journal_bytes) - bytes0;
+	sum.fdatasyncs = CTR(c->fdatasyncs) - syncs0;
 	if (cqrs_engine_stop(e))
 		rc = 1;
 	cqrs_engine_close(e);
 	orders_model_free(&m);
+	demo_shm_usage(o->name, &sum.shm);
+	demo_print_summary(o, &sum);
 	if (rc)
 		fprintf(stderr, "cqrs-orders: demo FAILED (reader errors or read-your-writes failures)\n");
 	return rc;

@@ -28,6 +28,8 @@ typedef struct options {
 	int durability;
 	uint64_t customers;
 	int quiet;
+	int json;      /* --json: the summary as one JSON document on stdout */
+	uint64_t rate; /* --rate: the paced phase's commands/s (0: a tenth of full load's) */
 	int threading; /* enum cqrs_threading_mode */
 	int log_json;  /* --log-format json: the engine's log as JSON lines */
 } options;
@@ -63,17 +65,40 @@ typedef struct id_space {
 	uint64_t first_customer;
 } id_space;
 
+/* The run's two phases, each half of --duration: the load thread flat out
+ * (throughput; the probes then measure queueing behind it), then paced at
+ * a fixed rate well under what the first phase sustained (the probes
+ * measure the engine's own latency). */
+enum { PHASE_FULL = 0, PHASE_PACED = 1, PHASES = 2 };
+
 typedef struct load {
 	cqrs_engine *e;
 	const options *o;
 	id_space ids;
 	_Atomic int stop;
+	_Atomic int phase;        /* PHASE_*, set by the demo's main thread */
+	_Atomic uint64_t rate;    /* commands/s in PHASE_PACED (set before phase) */
 	_Atomic uint64_t submitted, accepted, rejected;
-	/* probe */
-	cqrs_hist visible;
+	/* probe: command-to-visible per phase */
+	cqrs_hist visible[PHASES];
 	int probe_fd; /* pipe to the reader process */
-	_Atomic uint64_t probes;
+	_Atomic uint64_t probes[PHASES];
 } load;
+
+/* What the summary reports of one phase. */
+typedef struct phase_result {
+	double secs;
+	uint64_t commands; /* submitted by the load thread */
+	uint64_t rate;     /* the target (PHASE_PACED), 0 for full load */
+} phase_result;
+
+/* The views' shared memory once the demo stopped. */
+typedef struct shm_usage {
+	char glob[128];    /* /dev/shm/cqrs.<engine>.* */
+	uint32_t segments;
+	uint64_t bytes;    /* their sizes */
+	uint64_t resident; /* memory they hold (pages allocated) */
+} shm_usage;
 
 /* RegisterCustomer for the customers ids names. 0 or the submit error. */
 int demo_register_customers(cqrs_engine *e, id_space *ids);
@@ -103,11 +128,22 @@ pid_t demo_spawn_reader(const options *o, const id_space *ids, int *to_reader, i
 /* ---- summary.c ---- */
 /* The lowest applied seq over the engine's projections. */
 uint64_t demo_min_applied(const cqrs_counters *c);
-/* One live progress line on stderr (tty: redrawn in place). */
-void demo_print_progress(const load *l, double secs, uint64_t events, uint64_t lag, int tty);
-/* The summary table on stdout. */
-void demo_print_summary(const load *l, const cqrs_counters *c, const reader_result *rr, double secs,
-			uint64_t bytes0, uint64_t syncs0, uint64_t max_lag);
+/* One progress line on stderr: the second that just ended, its rates. */
+void demo_print_progress(const load *l, double secs, double dt, uint64_t commands,
+			 uint64_t events, uint64_t lag);
+/* The segments of engine `name` in /dev/shm and the memory they hold. */
+void demo_shm_usage(const char *name, shm_usage *u);
+/* Everything the summary reports (counters taken once the engine stopped). */
+typedef struct summary {
+	const load *l;
+	const reader_result *rr;
+	phase_result ph[PHASES];
+	double secs;
+	uint64_t journal_bytes, fdatasyncs, max_lag;
+	shm_usage shm;
+} summary;
+/* The summary table (or with o->json one JSON document) on stdout. */
+void demo_print_summary(const options *o, const summary *s);
 
 /* ---- demo.c, serve.c ---- */
 int demo_run(const options *o);

@@ -1,8 +1,10 @@
 /*
  * examples/orders/load.c - the demo's writers: the customers it registers,
  * the load thread (pipelined batches that move orders through create, ship,
- * complete or cancel) and the probe thread (one CreateOrder at a time,
- * timed until order_summaries shows it: command-to-visible latency).
+ * complete or cancel; flat out in the full-load phase, at l->rate
+ * commands/s in the paced one) and the probe thread (one CreateOrder at a
+ * time, timed until order_summaries shows it: command-to-visible latency,
+ * kept per phase).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -79,9 +81,9 @@ typedef struct load_state {
  * (ship, then complete; sometimes cancel). The live set is bounded: when
  * it is full, the command moves an order on instead of creating one, so
  * every order the load creates is eventually finished. */
-static void fill_batch(load *l, load_state *st, load_batch *b)
+static void fill_batch(load *l, load_state *st, load_batch *b, uint32_t count)
 {
-	for (uint32_t n = 0; n < BATCH; n++) {
+	for (uint32_t n = 0; n < count; n++) {
 		uint64_t r = rng_next(&st->seed);
 		cqrs_command *c = &b->cmds[n];
 
@@ -109,7 +111,32 @@ static void fill_batch(load *l, load_state *st, load_batch *b)
 				st->orders[i] = st->orders[--st->norders];
 		}
 	}
-	b->n = BATCH;
+	b->n = count;
+}
+
+/* Paced phase: how many commands may go now to keep to l->rate since the
+ * phase began (*t0; *sent so far), in steps of about a millisecond's
+ * worth; sleeps while none may. 0: stop. */
+static uint32_t paced_count(load *l, uint64_t *t0, uint64_t *sent)
+{
+	uint64_t rate = atomic_load_explicit(&l->rate, memory_order_relaxed);
+	uint64_t step = rate / 1000 ? rate / 1000 : 1;
+
+	if (*t0 == 0)
+		*t0 = cqrs__mono_ns();
+	while (!atomic_load_explicit(&l->stop, memory_order_relaxed)) {
+		uint64_t allowed = (uint64_t)((double)rate * (double)(cqrs__mono_ns() - *t0) / 1e9);
+		if (allowed > *sent) {
+			uint64_t n = allowed - *sent;
+			n = n > step ? step : n;
+			n = n > BATCH ? BATCH : n;
+			*sent += n;
+			return (uint32_t)n;
+		}
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
 }
 
 static int submit_batch(load *l, load_batch *b)
@@ -153,11 +180,17 @@ void *demo_load_main(void *arg)
 		free(st.orders);
 		return NULL;
 	}
+	uint64_t paced_t0 = 0, paced_sent = 0;
+
 	for (uint64_t k = 0; !atomic_load_explicit(&l->stop, memory_order_relaxed); k++) {
 		load_batch *b = &batches[k % DEPTH];
+		uint32_t count = BATCH;
 
 		reap_batch(l, b); /* the batch DEPTH submissions ago */
-		fill_batch(l, &st, b);
+		if (atomic_load_explicit(&l->phase, memory_order_relaxed) == PHASE_PACED &&
+		    (count = paced_count(l, &paced_t0, &paced_sent)) == 0)
+			break;
+		fill_batch(l, &st, b, count);
 		if (submit_batch(l, b))
 			atomic_store(&l->stop, 1);
 		atomic_fetch_add_explicit(&l->submitted, b->n, memory_order_relaxed);
@@ -188,6 +221,7 @@ void *demo_probe_main(void *arg)
 				    .item_count = 1, .total = 999 };
 		cqrs_command c = { .type = CMD_CREATE_ORDER, .size = sizeof co, .data = &co };
 		cqrs_ticket t;
+		int phase = atomic_load_explicit(&l->phase, memory_order_relaxed);
 		uint64_t t0 = cqrs__mono_ns(), seq;
 		struct timespec pause = { 0, 200000 };
 
@@ -198,9 +232,11 @@ void *demo_probe_main(void *arg)
 		if (rc || cqrs_ticket_wait(&t, UINT64_MAX) != 0)
 			break;
 		seq = cqrs_ticket_seq(&t);
-		if (cqrs_view_wait(v, seq, 5000000000ull) == 0) {
-			cqrs__hist_record_mt(&l->visible, cqrs__mono_ns() - t0);
-			atomic_fetch_add_explicit(&l->probes, 1, memory_order_relaxed);
+		/* a probe that straddles the phase change counts for neither */
+		if (cqrs_view_wait(v, seq, 5000000000ull) == 0 &&
+		    atomic_load_explicit(&l->phase, memory_order_relaxed) == phase) {
+			cqrs__hist_record_mt(&l->visible[phase], cqrs__mono_ns() - t0);
+			atomic_fetch_add_explicit(&l->probes[phase], 1, memory_order_relaxed);
 		}
 		if (l->probe_fd >= 0) {
 			uint64_t msg[2] = { seq, co.order_id };

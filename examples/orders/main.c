@@ -3,6 +3,7 @@
  *
  *   cqrs-orders demo  [--dir D] [--fresh] [--duration S] [--durability M]
  *                     [--customers N] [--name ENGINE] [--shared] [--quiet]
+ *                     [--rate N] [--json]
  *   cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]
  *
  * --shared: CQRS_THREADING_SHARED (projections applied on the command
@@ -20,7 +21,11 @@
  *     a row there that is not active counts as an error) for random C, and
  *     checks read-your-writes for every probe order it is told about:
  *     cqrs_view_wait(seq) then the row must be there;
- * shows a one-line live progress display and ends with a summary table.
+ * in two phases of half the duration each: full load (throughput), then
+ * paced at --rate N commands/s (default a tenth of full load's: latency at
+ * a load the engine sustains); shows one progress line a second and ends
+ * with a summary table (--json: one JSON document) that labels each
+ * figure with its phase and says where the views stay.
  *
  * This file parses the arguments and runs the mode; demo.h lists the other
  * files, one per job (setup, load, reader, summary, demo, serve).
@@ -45,9 +50,12 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cqrs-orders demo  [--dir D] [--fresh] [--duration S] [--durability none|batch|interval]\n"
 		"                         [--customers N] [--name ENGINE] [--shared] [--quiet]\n"
+		"                         [--rate N] [--json]\n"
 		"       cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]\n"
 		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n"
-		"--log-format text|json: the engine's log lines on stderr as text or JSON lines\n");
+		"--log-format text|json: the engine's log lines on stderr as text or JSON lines\n"
+		"--rate N: commands/s of the paced half (default: a tenth of full load's)\n"
+		"--json: the summary as one JSON document on stdout\n");
 }
 
 int main(int argc, char **argv)
@@ -58,6 +66,7 @@ int main(int argc, char **argv)
 		{ "customers", required_argument, 0, 'c' }, { "name", required_argument, 0, 'n' },
 		{ "quiet", no_argument, 0, 'q' },          { "help", no_argument, 0, 'h' },
 		{ "shared", no_argument, 0, 's' },        { "log-format", required_argument, 0, 'l' },
+		{ "rate", required_argument, 0, 'r' },    { "json", no_argument, 0, 'j' },
 		{ 0, 0, 0, 0 }
 	};
 	options o = { .dir = "./data", .name = "orders", .duration = 10, .customers = 10000,
@@ -97,6 +106,8 @@ int main(int argc, char **argv)
 			}
 			o.log_json = !strcmp(optarg, "json");
 			break;
+		case 'r': o.rate = strtoull(optarg, NULL, 10); break;
+		case 'j': o.json = 1; break;
 		default: usage(); return 2;
 		}
 	}

@@ -17,7 +17,8 @@
  *             size change and every write to the engine page is refused by
  *             the kernel; punching a hole in its own memory (zeroes) gets it
  *             dropped; the engine and another client go on.
- *   sockets   raw connections to the gateway socket: one that never reads
+ *   sockets   raw connections to the gateway socket (each sends a valid ask;
+ *             bad asks: gateway_identity): one that never reads
  *             or sends and one that floods doorbell rings (both harmless),
  *             one that sends garbage and one that passes descriptors (both
  *             dropped: counter gw_kicked, log lines; the engine keeps none
@@ -410,6 +411,10 @@ static int raw_connect(void)
 								      sun_path) + 1 + strlen(d->sock_name))) == 0,
 	      "raw connect");
 	cqrs__ctl_close(ctl);
+	{ /* a valid ask: what follows tests the protocol after the hello */
+		cqrs_gw_ask ask = { .magic = CQRS_GW_ASK_MAGIC, .version = CQRS_GW_VERSION };
+		CHECK(send(fd, &ask, sizeof ask, MSG_NOSIGNAL) == (ssize_t)sizeof ask, "raw ask");
+	}
 	return fd;
 }
 

@@ -3,6 +3,11 @@
  * engine.
  *
  *     local eng, err = cqrs.connect("orders" [, {readonly = true}])
+ *     local eng = cqrs.connect("orders", {client_id = "billing-1"}) -- or an integer
+ *         -- a stable client id (1 .. 2^63-1, or a name): a client_seq
+ *         -- resent after a lost answer, on a new connection or after an
+ *         -- engine restart, answers "duplicate" with the original seq;
+ *         -- every submit then needs opts.client_seq
  *     eng:views()                   -- array of view names
  *     eng:view(name)                -- View (one per name), or nil, err, kind
  *     eng:commands()                -- array of command names
@@ -62,11 +67,27 @@ int lcqrs_connect(lua_State *L)
 	lengine *e;
 	char what[96];
 
+	cqrs_client_opts opts = { .size = sizeof opts };
+
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
 		lua_getfield(L, 2, "readonly");
 		readonly = lua_toboolean(L, -1);
 		lua_pop(L, 1);
+		lua_getfield(L, 2, "client_id");
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			opts.client_name = lua_tostring(L, -1); /* the table keeps it alive */
+			luaL_argcheck(L, *opts.client_name, 2, "client_id: empty name");
+		} else if (lua_isinteger(L, -1)) {
+			lua_Integer v = lua_tointeger(L, -1);
+			luaL_argcheck(L, v > 0, 2, "client_id: an integer in 1 .. 2^63-1, or a name");
+			opts.client_id = (uint64_t)v;
+		} else if (!lua_isnil(L, -1)) {
+			luaL_argerror(L, 2, "client_id: an integer or a string");
+		}
+		lua_pop(L, 1);
+		luaL_argcheck(L, !(readonly && (opts.client_name || opts.client_id)), 2,
+			      "client_id needs a gateway connection (not readonly)");
 	}
 	luaL_argcheck(L, name_ok(name, n), 1, "engine name: 1..31 of [A-Za-z0-9_]");
 	snprintf(what, sizeof what, "connect to engine %s", name);
@@ -82,7 +103,7 @@ int lcqrs_connect(lua_State *L)
 	lua_newtable(L); /* user value 1: views by name */
 	lua_setiuservalue(L, -2, 1);
 	if (!readonly) {
-		rc = cqrs_client_connect(name, &e->c);
+		rc = cqrs_client_connect_opts(name, &opts, &e->c);
 		if (rc) {
 			e->c = NULL;
 			snprintf(what, sizeof what, "connect to the gateway of engine %s", name);

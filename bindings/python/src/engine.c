@@ -3,6 +3,12 @@
  * engine (cqrs.connect).
  *
  *     eng = cqrs.connect("orders")           # or readonly=True: views only
+ *     eng = cqrs.connect("orders", client_id="billing-1")  # or an int
+ *                         # a stable client id (1 .. 2**63-1, or a name):
+ *                         # resending a client_seq after a lost answer, on
+ *                         # a new connection or after an engine restart,
+ *                         # raises cqrs.Duplicate with the original .seq;
+ *                         # every submit then needs its client_seq
  *     eng.views()                            # ["order_summaries", ...]
  *     v = eng.view("order_summaries")        # cached: one View per name
  *     eng.commands()                         # ["RegisterCustomer", ...]
@@ -73,15 +79,46 @@ static int name_ok(const char *s, Py_ssize_t n)
 
 PyObject *cqrspy_connect(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-	static char *kw[] = { "engine", "readonly", NULL };
+	static char *kw[] = { "engine", "readonly", "client_id", NULL };
+	cqrs_client_opts opts = { .size = sizeof opts };
+	PyObject *client_id = Py_None;
 	const char *name;
 	Py_ssize_t n;
 	int readonly = 0, rc;
 	Engine *self;
 
 	(void)module;
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$p:connect", kw, &name, &n, &readonly))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$pO:connect", kw, &name, &n, &readonly,
+					 &client_id))
 		return NULL;
+	if (client_id != Py_None) {
+		if (readonly) {
+			PyErr_SetString(PyExc_ValueError, "client_id needs a gateway connection "
+					"(not readonly)");
+			return NULL;
+		}
+		if (PyUnicode_Check(client_id)) {
+			opts.client_name = PyUnicode_AsUTF8(client_id);
+			if (!opts.client_name)
+				return NULL;
+			if (!*opts.client_name) {
+				PyErr_SetString(PyExc_ValueError, "client_id: empty name");
+				return NULL;
+			}
+		} else if (PyLong_Check(client_id)) {
+			unsigned long long v = PyLong_AsUnsignedLongLong(client_id);
+			if (PyErr_Occurred() || v == 0 || v >> 63) {
+				PyErr_Clear();
+				PyErr_SetString(PyExc_ValueError, "client_id: an int in 1 .. 2**63-1, "
+						"or a name");
+				return NULL;
+			}
+			opts.client_id = v;
+		} else {
+			PyErr_SetString(PyExc_TypeError, "client_id: an int or a str");
+			return NULL;
+		}
+	}
 	if (!name_ok(name, n)) {
 		PyErr_Format(PyExc_ValueError, "bad engine name %R (1..31 of [A-Za-z0-9_])",
 			     PyTuple_GET_ITEM(args, 0));
@@ -117,7 +154,7 @@ PyObject *cqrspy_connect(PyObject *module, PyObject *args, PyObject *kwargs)
 			return PyErr_NoMemory();
 		}
 		Py_BEGIN_ALLOW_THREADS
-		rc = cqrs_client_connect(name, &self->c);
+		rc = cqrs_client_connect_opts(name, &opts, &self->c);
 		Py_END_ALLOW_THREADS
 		if (rc) {
 			char what[96];
