@@ -134,6 +134,17 @@ CQRS_API int cqrs_view_find(cqrs_view *v, const char *field, const void *key, si
  * a snapshot scan buffers the whole view. Returns the count or an error. */
 CQRS_API int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags);
 
+/* A plain scan in pieces, for iterators: calls fn for the live rows from
+ * slot *cursor on (start with 0), in slot order, until fn stops or the
+ * rows end, and sets *cursor to the slot after the last one read. Returns
+ * the number of rows delivered (0: the scan is over) or an error as
+ * cqrs_view_scan. Each row is consistent on its own, as in a plain scan,
+ * but the view changes between calls: a row that stays (same slot) for
+ * the whole scan is delivered once; one deleted and added again may be
+ * seen twice or not at all. Slots belong to one generation: when
+ * cqrs_view_generation() changes between calls, start again at 0. */
+CQRS_API int cqrs_view_scan_from(cqrs_view *v, uint64_t *cursor, cqrs_view_row_fn fn, void *arg);
+
 /* The last journal sequence number whose effects the view shows (acquire
  * load: rows of that batch are visible to the calls that follow). */
 CQRS_API uint64_t cqrs_view_applied_seq(cqrs_view *v);

@@ -741,6 +741,38 @@ int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags)
 	return rc < 0 ? rc : (int)n;
 }
 
+int cqrs_view_scan_from(cqrs_view *v, uint64_t *cursor, cqrs_view_row_fn fn, void *arg)
+{
+	uint64_t hwm, r;
+	int n = 0, rc;
+
+	if (!v || !cursor || !fn)
+		return -EINVAL;
+	rc = check_retired(v);
+	if (rc)
+		return rc;
+	/* acquire: pairs with the writer's release store of hwm */
+	hwm = atomic_load_explicit(&v->m.st->hwm, memory_order_acquire);
+	if (hwm > v->m.capacity)
+		hwm = v->m.capacity;
+	for (r = *cursor; r < hwm; r++) {
+		uint32_t flags, dummy32;
+		uint64_t dummy64;
+
+		rc = row_read(v, r, v->rowbuf, -1, &flags, &dummy64, &dummy32);
+		if (rc) {
+			*cursor = r;
+			return rc;
+		}
+		if ((flags & VROW_LIVE) && (n++, fn(arg, v->rowbuf, v->m.row_size))) {
+			r++;
+			break;
+		}
+	}
+	*cursor = r;
+	return n;
+}
+
 /* ---- waiting -------------------------------------------------------------------- */
 
 int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)
