@@ -74,6 +74,25 @@ class LazyIteration(unittest.TestCase):
         self.assertIn(cid, ids)
         self.assertNotIn(cid2, ids)
 
+    def test_find_is_a_lazy_iterator(self):
+        # A customer with four active orders; the walk starts, then the
+        # oldest order (last in the chain) is cancelled before the walk
+        # reaches it: it leaves active_orders and is not delivered.
+        AO = E.view("active_orders")
+        cid = fresh_id()
+        E.submit("RegisterCustomer", customer_id=cid, name="lazy")
+        oids = [fresh_id() for _ in range(4)]
+        for oid in oids:
+            seq = E.submit("CreateOrder", order_id=oid, customer_id=cid, item_count=1, total=1,
+                           shipping_address="")
+        self.assertTrue(AO.wait(seq, timeout=5))
+        chain = [r.order_id for r in AO.find("customer_id", cid)]
+        self.assertEqual(sorted(chain), sorted(oids))
+        it = AO.find("customer_id", cid)
+        self.assertEqual(next(it).order_id, chain[0])
+        self.assertTrue(AO.wait(E.submit("CancelOrder", order_id=chain[-1]), timeout=5))
+        self.assertEqual([r.order_id for r in it], chain[1:-1])
+
     def test_scan_holds_one_row_at_a_time(self):
         # A scan of every order (tens of thousands) keeps no list: the
         # iterator's size does not grow and rows are freed as they pass.
@@ -88,8 +107,10 @@ class LazyIteration(unittest.TestCase):
         rows = list(OS.find("customer_id", 5))
         self.assertEqual(len(rows), CS.get(5).orders)
         it = OS.find("customer_id", 5)
-        self.assertEqual(it.__length_hint__(), len(rows))
+        self.assertIsInstance(it, cqrs.RowIterator)
         self.assertEqual(sorted(r.order_id for r in it), sorted(r.order_id for r in rows))
+        snap = OS.find("customer_id", 5, snapshot=True)
+        self.assertEqual(snap.__length_hint__(), len(rows))
         self.assertEqual(sorted(r.customer_id for r in CS.scan()),
                          sorted(r.customer_id for r in CS))
         # errors in the arguments come at the call, not at the first next()

@@ -19,9 +19,9 @@
  *           straight into the object) and a reference to its RowSpec. A
  *           field is decoded through cqrs_record_get when it is accessed:
  *           View.get allocates exactly one object.
- *   RowIter a lazy iterator over a scan (one cqrs_view_scan_from piece at
- *           a time) or over rows copied out in one piece (find, snapshot
- *           scans): Rows are made as it is advanced.
+ *   RowIter a lazy iterator over a scan or a find (one cqrs_view_scan_from
+ *           or cqrs_view_find_from step at a time) or over rows copied out
+ *           in one piece (snapshots): Rows are made as it is advanced.
  *
  * Padding fields (named pad, padN, _pad or _padN: the examples' explicit
  * alignment fields) carry no data: Rows, dicts and arrays leave them out;
@@ -177,6 +177,10 @@ extern PyTypeObject cqrspy_RowIterType;
 
 /* A lazy scan of view (plain: each row consistent on its own). */
 PyObject *cqrspy_iter_scan(View *view, int flags);
+
+/* A lazy plain find of field == key (the key field's bytes, a bytes
+ * object) in view. */
+PyObject *cqrspy_iter_find(View *view, const char *field, PyObject *key, int flags);
 
 /* An iterator over n rows of spec's size in buf (a bytes or bytearray
  * object it keeps). */

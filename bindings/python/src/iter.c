@@ -2,7 +2,7 @@
  * bindings/python/src/iter.c - cqrs.RowIterator: the iterators that
  * View.scan, iter(View) and View.find return.
  *
- * Two kinds:
+ * Three kinds:
  *   scan   lazy over the view itself: each next() reads the following live
  *          row with cqrs_view_scan_from (one C call, one Row allocated), so
  *          iterating a view of millions of rows holds one row at a time.
@@ -13,9 +13,13 @@
  *          engine rebuilds the view before the first row was returned the
  *          iterator starts over in the new one; after that, next() raises
  *          cqrs.Error (EAGAIN: iterate again).
- *   rows   over rows already copied out in one piece (find: the key's
- *          chain; snapshot scans: one batch-consistent set), kept as their
- *          bytes; Rows are made as it advances.
+ *   find   lazy over a secondary index's chain (cqrs_view_find_from): each
+ *          next() walks on to the following row with the key; every row
+ *          that had the key for the whole walk comes exactly once, each
+ *          consistent on its own. A rebuilt generation: as for scan.
+ *   rows   over rows already copied out in one piece (snapshot scans and
+ *          finds: one batch-consistent set), kept as their bytes; Rows are
+ *          made as it advances.
  * Both keep the Rows they make decoding with the schema the rows were read
  * under (the RowSpec of that generation).
  */
@@ -30,9 +34,12 @@ typedef struct RowIter {
 	uint64_t gen;       /* scan: the generation the cursor counts slots of */
 	uint64_t cursor;    /* scan: the next slot */
 	Py_ssize_t yielded; /* rows returned */
-	PyObject *buf;      /* rows: their bytes (NULL for scan) */
+	PyObject *buf;      /* rows: their bytes (NULL for scan, find) */
 	Py_ssize_t n;       /* rows: how many */
 	int flags;          /* CQRSPY_DATETIMES */
+	PyObject *key;      /* find: the key's bytes (NULL for scan, rows) */
+	char field[CQRS_NAME_MAX];
+	cqrs_view_cursor fc; /* find: the walk's position */
 } RowIter;
 
 PyObject *cqrspy_iter_scan(View *view, int flags)
@@ -49,7 +56,20 @@ PyObject *cqrspy_iter_scan(View *view, int flags)
 	it->buf = NULL;
 	it->n = 0;
 	it->flags = flags;
+	it->key = NULL;
 	PyObject_GC_Track(it);
+	return (PyObject *)it;
+}
+
+PyObject *cqrspy_iter_find(View *view, const char *field, PyObject *key, int flags)
+{
+	RowIter *it = (RowIter *)cqrspy_iter_scan(view, flags);
+
+	if (!it)
+		return NULL;
+	it->key = Py_NewRef(key);
+	snprintf(it->field, sizeof it->field, "%s", field);
+	cqrs_view_cursor_init(&it->fc);
 	return (PyObject *)it;
 }
 
@@ -68,6 +88,7 @@ PyObject *cqrspy_iter_rows(View *view, RowSpec *spec, PyObject *buf, Py_ssize_t 
 	it->buf = Py_NewRef(buf);
 	it->n = n;
 	it->flags = flags;
+	it->key = NULL;
 	PyObject_GC_Track(it);
 	return (PyObject *)it;
 }
@@ -83,6 +104,7 @@ static int iter_clear(RowIter *it)
 {
 	Py_CLEAR(it->view);
 	Py_CLEAR(it->buf);
+	Py_CLEAR(it->key);
 	return 0;
 }
 
@@ -130,8 +152,12 @@ static PyObject *scan_next(RowIter *it)
 			PyErr_SetString(PyExc_ValueError, "operation on a closed cqrs.View");
 			return NULL;
 		}
-		rc = cqrs_view_scan_from(v->v, &it->cursor, take_one, &t);
-		if (cqrs_view_generation(v->v) != it->gen) {
+		if (it->key)
+			rc = cqrs_view_find_from(v->v, it->field, PyBytes_AS_STRING(it->key),
+						 (size_t)PyBytes_GET_SIZE(it->key), &it->fc, take_one, &t);
+		else
+			rc = cqrs_view_scan_from(v->v, &it->cursor, take_one, &t);
+		if (cqrs_view_generation(v->v) != it->gen || (it->key && rc == -EAGAIN)) {
 			/* The handle moved to a rebuilt generation: its slots are
 			 * another numbering. */
 			Py_XDECREF(t.row);
@@ -139,13 +165,15 @@ static PyObject *scan_next(RowIter *it)
 				return NULL;
 			if (it->yielded > 0) {
 				Py_CLEAR(it->view);
-				return cqrspy_view_raise(v, -EAGAIN, "scan (rebuilt while iterating) of");
+				return cqrspy_view_raise(v, -EAGAIN, it->key ? "find (rebuilt while iterating) in"
+									      : "scan (rebuilt while iterating) of");
 			}
 			if (cqrs_view_generation(v->v) != v->generation && cqrspy_view_sync(v))
 				return NULL;
 			Py_SETREF(it->spec, (RowSpec *)Py_NewRef(v->spec));
 			it->gen = v->generation;
 			it->cursor = 0;
+			cqrs_view_cursor_init(&it->fc);
 			continue;
 		}
 		if (t.failed)
@@ -153,7 +181,7 @@ static PyObject *scan_next(RowIter *it)
 		if (rc < 0 || t.resized) {
 			Py_XDECREF(t.row);
 			Py_CLEAR(it->view);
-			return cqrspy_view_raise(v, rc < 0 ? rc : CQRS_EFORMAT, "scan");
+			return cqrspy_view_raise(v, rc < 0 ? rc : CQRS_EFORMAT, it->key ? "find in" : "scan");
 		}
 		if (rc == 0) {
 			Py_CLEAR(it->view); /* exhausted: StopIteration */
@@ -164,7 +192,7 @@ static PyObject *scan_next(RowIter *it)
 		return (PyObject *)t.row;
 	}
 	Py_CLEAR(it->view);
-	return cqrspy_view_raise(v, -EAGAIN, "scan");
+	return cqrspy_view_raise(v, -EAGAIN, it->key ? "find in" : "scan");
 }
 
 static PyObject *iter_next(RowIter *it)
@@ -192,14 +220,14 @@ static PyObject *iter_length_hint(RowIter *it, PyObject *unused)
 	(void)unused;
 	if (it->buf)
 		return PyLong_FromSsize_t(it->n - it->yielded);
-	if (it->view && it->view->v)
+	if (it->view && it->view->v && !it->key)
 		return PyLong_FromUnsignedLongLong(cqrs_view_rows(it->view->v));
 	return PyLong_FromLong(0);
 }
 
 static PyMethodDef iter_methods[] = {
 	{ "__length_hint__", (PyCFunction)iter_length_hint, METH_NOARGS,
-	  "__length_hint__($self, /)\n--\n\nRows left (find, snapshots) or the view's row count (scans)." },
+	  "__length_hint__($self, /)\n--\n\nRows left (snapshots), the view's row count (scans), 0 (finds)." },
 	{ NULL, NULL, 0, NULL }
 };
 

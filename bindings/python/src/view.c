@@ -5,7 +5,7 @@
  *     v.get(key, *, datetimes=False)   Row or None; v[key] raises KeyError
  *     v.get_raw(key)          the row's bytes, or None
  *     v.find(field, value, snapshot=False, *, datetimes=False)
- *                             iterator of Rows (secondary index)
+ *                             iterator of Rows (secondary index; iter.c)
  *     v.scan(snapshot=False, *, datetimes=False), iter(v)
  *                             iterator of every Row (iter.c)
  *     v.wait(seq, timeout=None) -> bool      read-your-writes; raises
@@ -428,6 +428,44 @@ static PyObject *rows_iter(View *self, PyObject *field, PyObject *value, int sna
 	return it;
 }
 
+/* A lazy plain find: the field and key checked now (errors at the call),
+ * the chain walked as the iterator advances. */
+static PyObject *lazy_find(View *self, PyObject *field, PyObject *value, int flags)
+{
+	const char *fname = PyUnicode_AsUTF8(field);
+	const cqrs_field *f;
+	PyObject *key, *it, *idx;
+	int err = 0, indexed = 0;
+
+	if (!fname)
+		return NULL;
+	if (!self->v)
+		return closed_error();
+	if (moved(self, &err) && err)
+		return NULL;
+	f = cqrs_schema_field(&self->spec->s, fname);
+	if (!f || cqrspy_is_padding(f->name)) {
+		PyErr_Format(cqrspy_NotFound, "view %U has no field %R", self->name, field);
+		return NULL;
+	}
+	if (cqrspy_set_field(self->spec, self->spec->scratch, f, value))
+		return NULL;
+	/* the indexes of the generation in use, as cqrspy_view_sync read them */
+	idx = PyStructSequence_GET_ITEM(self->spec->info, 4);
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(idx); i++)
+		indexed |= !PyUnicode_Compare(PyTuple_GET_ITEM(idx, i), field);
+	if (!indexed) {
+		PyErr_Format(cqrspy_NotFound, "field %R of view %U is not indexed", field, self->name);
+		return NULL;
+	}
+	key = PyBytes_FromStringAndSize((const char *)self->spec->scratch + f->offset, f->size);
+	if (!key)
+		return NULL;
+	it = cqrspy_iter_find(self, fname, key, flags);
+	Py_DECREF(key);
+	return it;
+}
+
 static PyObject *view_find(View *self, PyObject *args, PyObject *kwargs)
 {
 	static char *kw[] = { "field", "value", "snapshot", "datetimes", NULL };
@@ -437,6 +475,8 @@ static PyObject *view_find(View *self, PyObject *args, PyObject *kwargs)
 	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO|p$p:find", kw, &field, &value, &snapshot,
 					 &dt))
 		return NULL;
+	if (!snapshot)
+		return lazy_find(self, field, value, dt ? CQRSPY_DATETIMES : 0);
 	return rows_iter(self, field, value, snapshot, dt ? CQRSPY_DATETIMES : 0);
 }
 
@@ -717,10 +757,10 @@ static PyMethodDef view_methods[] = {
 	  "The row's bytes, or None (see .schema for the layout)." },
 	{ "find", (PyCFunction)(void (*)(void))view_find, METH_VARARGS | METH_KEYWORDS,
 	  "find($self, field, value, snapshot=False, *, datetimes=False)\n--\n\n"
-	  "An iterator of the Rows whose secondary-indexed field equals value\n"
-	  "(list(...) for a list). The key's chain is read in one call, each row\n"
-	  "consistent on its own, and its rows' bytes kept; Rows are made as it is\n"
-	  "advanced. snapshot=True: one batch-consistent set." },
+	  "A lazy iterator of the Rows whose secondary-indexed field equals value\n"
+	  "(list(...) for a list): the index's chain is walked as it advances, each\n"
+	  "row consistent on its own, every row that keeps the key meanwhile once.\n"
+	  "snapshot=True: one batch-consistent set, copied at the call." },
 	{ "scan", (PyCFunction)(void (*)(void))view_scan, METH_VARARGS | METH_KEYWORDS,
 	  "scan($self, snapshot=False, *, datetimes=False)\n--\n\n"
 	  "A lazy iterator of every live Row, in slot order: each row consistent on\n"
