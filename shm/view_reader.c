@@ -11,9 +11,10 @@
  * (stamps strictly decrease), so a corrupt or hostile segment gives
  * CQRS_ECORRUPT, never an out-of-bounds read or an endless loop.
  *
- * Longer than most files (about 900 lines): the hot paths and the cold
- * paths they branch to (stalls, generation moves, waiting) share the
- * handle's private layout, which stays in this one file.
+ * Longer than most files (about 1000 lines): the hot paths, their
+ * resumable forms for iterators (scan_from, find_from) and the cold paths
+ * they branch to (stalls, generation moves, waiting) share the handle's
+ * private layout, which stays in this one file.
  */
 #include <sched.h>
 #include <stdlib.h>

@@ -245,6 +245,8 @@ class Encoding(unittest.TestCase):
             E.submit_with("RegisterCustomer", {"customer_id": 1}, defaults={"nosuch": 1})
         with self.assertRaises(TypeError):
             E.submit_with("RegisterCustomer", {"customer_id": 1}, defaults=[("name", "x")])
+        with self.assertRaises(TypeError):  # None is no fields at all, not a wildcard
+            E.submit_with("RegisterCustomer", None, defaults=None)
 
     def test_readonly_engine_cannot_submit(self):
         with cqrs.connect(ENG.name, readonly=True) as ro:

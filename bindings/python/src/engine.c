@@ -532,10 +532,19 @@ static PyObject *engine_submit_with(Engine *self, PyObject *args, PyObject *kwar
 	PyObject *name, *fields = NULL, *agg = NULL, *exp = NULL, *cs = NULL, *tmo = NULL;
 	PyObject *defaults = NULL;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|O!$OOOOO!:submit_with", kw, &name,
-					 &PyDict_Type, &fields, &agg, &exp, &cs, &tmo, &PyDict_Type,
-					 &defaults))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|O$OOOOO:submit_with", kw, &name, &fields,
+					 &agg, &exp, &cs, &tmo, &defaults))
 		return NULL;
+	if (fields == Py_None)
+		fields = NULL;
+	if (defaults == Py_None)
+		defaults = NULL;
+	if ((fields && !PyDict_Check(fields)) || (defaults && !PyDict_Check(defaults))) {
+		PyErr_Format(PyExc_TypeError, "submit_with: %s must be a dict or None, not %.64s",
+			     fields && !PyDict_Check(fields) ? "fields" : "defaults",
+			     Py_TYPE(fields && !PyDict_Check(fields) ? fields : defaults)->tp_name);
+		return NULL;
+	}
 	return do_submit(self, name, fields, agg, exp, cs, tmo, defaults);
 }
 

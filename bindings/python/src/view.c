@@ -24,6 +24,10 @@
  * is refreshed (only when it changed) and the read is redone, so a Row is
  * always decoded with the schema it was read under.
  *
+ * A little over 800 lines: every View method shares the handle's move
+ * handling (moved, cqrspy_view_sync), which keeps them in one file; the
+ * iterators live in iter.c, the columns in cqrs/_columnar.py.
+ *
  * Threads: the GIL serialises use of the main handle. wait() releases the
  * GIL while it blocks, on a handle of its own taken from a small pool (an
  * open is several syscalls, so they are kept), and wakes every 50 ms to
