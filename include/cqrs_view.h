@@ -142,6 +142,43 @@ CQRS_API int cqrs_view_find(cqrs_view *v, const char *field, const void *key, si
  * a snapshot scan buffers the whole view. Returns the count or an error. */
 CQRS_API int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags);
 
+/* The position of a find in pieces (cqrs_view_find_from). Initialise with
+ * cqrs_view_cursor_init; the fields are the reader's own. */
+typedef struct cqrs_view_cursor {
+	uint64_t generation; /* the generation it walks (set by the first call) */
+	uint64_t prev;       /* stamp of the last row passed */
+	uint64_t bound;      /* rows with stamps from here up were passed */
+	uint64_t steps;
+	uint32_t cur;        /* the next row + 1, 0 at the chain's end */
+	uint32_t restarts;
+	uint32_t state;      /* 0 fresh, 1 walking, 2 done */
+	uint32_t reserved;
+} cqrs_view_cursor;
+
+CQRS_API void cqrs_view_cursor_init(cqrs_view_cursor *c);
+
+/* A plain find in pieces, for iterators: as cqrs_view_find without flags
+ * (each row consistent on its own; every row that had the key for the
+ * whole walk delivered exactly once, the walk's restarts included), but it
+ * returns when fn stops and the next call with the same cursor, field and
+ * key goes on after that row. Returns the rows delivered by this call (0:
+ * the walk is over), -EAGAIN when the handle moved to another generation
+ * since the cursor started (start again with a fresh cursor), or an error
+ * as cqrs_view_find. */
+CQRS_API int cqrs_view_find_from(cqrs_view *v, const char *field, const void *key, size_t keylen,
+				 cqrs_view_cursor *c, cqrs_view_row_fn fn, void *arg);
+
+/* A plain scan in pieces, for iterators: calls fn for the live rows from
+ * slot *cursor on (start with 0), in slot order, until fn stops or the
+ * rows end, and sets *cursor to the slot after the last one read. Returns
+ * the number of rows delivered (0: the scan is over) or an error as
+ * cqrs_view_scan. Each row is consistent on its own, as in a plain scan,
+ * but the view changes between calls: a row that stays (same slot) for
+ * the whole scan is delivered once; one deleted and added again may be
+ * seen twice or not at all. Slots belong to one generation: when
+ * cqrs_view_generation() changes between calls, start again at 0. */
+CQRS_API int cqrs_view_scan_from(cqrs_view *v, uint64_t *cursor, cqrs_view_row_fn fn, void *arg);
+
 /* The last journal sequence number whose effects the view shows (acquire
  * load: rows of that batch are visible to the calls that follow). */
 CQRS_API uint64_t cqrs_view_applied_seq(cqrs_view *v);

@@ -1,7 +1,9 @@
 # mk/bindings.mk - the Python and Lua bindings, built in-tree for the tests
 # and benchmarks (included by the Makefile; `make` builds them):
 #
-#   $(BUILD)/python/cqrs<EXT_SUFFIX>   CPython extension `cqrs` (bindings/python)
+#   $(BUILD)/python/cqrs/              Python package `cqrs` (bindings/python/cqrs/:
+#                                      __init__.py, stubs, py.typed) with its
+#                                      extension cqrs/_cqrs<EXT_SUFFIX>
 #   $(BUILD)/lua/cqrs.so               Lua 5.4 module `cqrs`   (bindings/lua)
 #
 # Both link $(BUILD)/libcqrs_client.a statically (its objects are -fPIC), so
@@ -29,7 +31,9 @@ LUA_INC := $(shell pkg-config --cflags-only-I lua5.4 2>/dev/null | sed 's/-I//g'
 
 PY_SRC := $(sort $(wildcard bindings/python/src/*.c))
 PY_OBJ := $(PY_SRC:%.c=$(BUILD)/obj/%.o)
-PY_MOD := $(BUILD)/python/cqrs$(PY_EXT)
+PY_MOD := $(BUILD)/python/cqrs/_cqrs$(PY_EXT)
+PY_PKG_SRC := $(sort $(wildcard bindings/python/cqrs/*.py bindings/python/cqrs/*.pyi)) bindings/python/cqrs/py.typed
+PY_PKG := $(PY_PKG_SRC:bindings/python/cqrs/%=$(BUILD)/python/cqrs/%)
 LUA_SRC := $(sort $(wildcard bindings/lua/src/*.c))
 LUA_OBJ := $(LUA_SRC:%.c=$(BUILD)/obj/%.o)
 LUA_MOD := $(BUILD)/lua/cqrs.so
@@ -51,7 +55,7 @@ $(BUILD)/bindings.flags: FORCE_BINDFLAGS
 .PHONY: FORCE_BINDFLAGS bindings-python bindings-lua
 
 ifneq ($(HAVE_PY),)
-bindings: $(PY_MOD)
+bindings: $(PY_MOD) $(PY_PKG)
 else
 bindings: bindings-python
 bindings-python:
@@ -72,6 +76,10 @@ $(PY_MOD): $(PY_OBJ) $(BUILD)/libcqrs_client.a bindings/python/cqrs.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,--exclude-libs,ALL -Wl,--version-script=bindings/python/cqrs.map \
 		-o $@ $(PY_OBJ) $(BUILD)/libcqrs_client.a $(CLIENT_LIBS) -lm
+
+$(BUILD)/python/cqrs/%: bindings/python/cqrs/%
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 $(LUA_MOD): $(LUA_OBJ) $(BUILD)/libcqrs_client.a bindings/lua/cqrs.map
 	@mkdir -p $(dir $@)

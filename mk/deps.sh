@@ -48,9 +48,16 @@ for prog in lua5.4:lua5.4 luarocks:luarocks python3:python3 gcc:gcc g++:g++ clan
 done
 # The bindings' install checks use Debian's Python with pip and setuptools.
 /usr/bin/python3 -c 'import setuptools, pip' >/dev/null 2>&1 || missing="$missing python3-pip python3-setuptools"
-# `python3 -m venv` (the Python binding's install in a fresh virtualenv)
-# fails on Debian until python3-venv brings ensurepip.
+# `python3 -m venv` (the Python binding's install in a fresh virtualenv,
+# tests/scripts/python_venv.sh) fails on Debian until python3-venv brings
+# ensurepip; the offline install (--no-build-isolation) builds its wheel
+# with Debian's wheel (setuptools 66 has no bdist_wheel of its own).
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
+/usr/bin/python3 -c 'import wheel' >/dev/null 2>&1 || missing="$missing python3-wheel"
+# Optional for the binding (View.to_numpy / to_pandas import them when
+# called); installed so that the tests of those run instead of skipping.
+/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+/usr/bin/python3 -c 'import pandas' >/dev/null 2>&1 || missing="$missing python3-pandas"
 # cqrs metrics' tests: curl scrapes it, promtool (Debian's prometheus
 # package) validates the exposition format, wrk benchmarks the gateway.
 for prog in curl:curl promtool:prometheus wrk:wrk; do

@@ -11,9 +11,10 @@
  * (stamps strictly decrease), so a corrupt or hostile segment gives
  * CQRS_ECORRUPT, never an out-of-bounds read or an endless loop.
  *
- * Longer than most files (about 900 lines): the hot paths and the cold
- * paths they branch to (stalls, generation moves, waiting) share the
- * handle's private layout, which stays in this one file.
+ * Longer than most files (about 1000 lines): the hot paths, their
+ * resumable forms for iterators (scan_from, find_from) and the cold paths
+ * they branch to (stalls, generation moves, waiting) share the handle's
+ * private layout, which stays in this one file.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -739,6 +740,123 @@ int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags)
 		return snapshot(v, 0, 0, NULL, fn, arg);
 	rc = sweep(v, fn, arg, &n);
 	return rc < 0 ? rc : (int)n;
+}
+
+/* walk() in pieces for cqrs_view_find_from: the same chain walk and reuse
+ * checks (a slot reused between two calls shows a stamp that does not
+ * decrease, as one reused during a call does), the position kept in *c.
+ * 0 done, 1 stopped by fn, or an error. */
+static int walk_from(cqrs_view *v, uint32_t si, uint64_t b, const uint8_t *k,
+		     cqrs_view_cursor *c, cqrs_view_row_fn fn, void *arg, size_t *n)
+{
+	const cqrs_vfield *f = &v->m.sec[si];
+
+	if (c->state == 0) {
+restart:
+		c->prev = UINT64_MAX;
+		c->steps = 0;
+		/* acquire: pairs with the writer's release store of the head */
+		c->cur = atomic_load_explicit(&v->m.heads[si][b], memory_order_acquire);
+		c->state = 1;
+	}
+	while (c->cur) {
+		uint64_t r = (uint64_t)c->cur - 1, stamp = 0;
+		uint32_t flags = 0, next = 0;
+		int rc;
+
+		if (r >= v->m.capacity || ++c->steps > v->m.capacity)
+			return CQRS_ECORRUPT;
+		rc = row_read(v, r, v->rowbuf, (int)si, &flags, &stamp, &next);
+		if (rc)
+			return rc;
+		if (stamp >= c->prev || (c->prev == UINT64_MAX && !in_bucket(v, si, b, k))) {
+			if (++c->restarts > CHAIN_RESTARTS)
+				return -EAGAIN;
+			v->chain_restarts++;
+			if (c->prev < c->bound)
+				c->bound = c->prev;
+			goto restart;
+		}
+		c->prev = stamp;
+		c->cur = next;
+		if (stamp < c->bound && (flags & VROW_LIVE) &&
+		    memcmp(v->rowbuf + f->offset, k, f->size) == 0) {
+			rc = emit(v, fn, arg, n);
+			if (rc)
+				return rc;
+		}
+	}
+	c->state = 2;
+	return 0;
+}
+
+void cqrs_view_cursor_init(cqrs_view_cursor *c)
+{
+	memset(c, 0, sizeof *c);
+	c->bound = UINT64_MAX;
+}
+
+int cqrs_view_find_from(cqrs_view *v, const char *field, const void *key, size_t keylen,
+			cqrs_view_cursor *c, cqrs_view_row_fn fn, void *arg)
+{
+	uint8_t kb[CQRS_VIEW_KEY_MAX];
+	const uint8_t *k;
+	uint64_t b;
+	size_t n = 0;
+	int si, rc;
+
+	if (!v || !field || !c || !fn)
+		return -EINVAL;
+	rc = check_retired(v);
+	if (rc)
+		return rc;
+	if (c->state == 0)
+		c->generation = v->m.generation;
+	else if (c->generation != v->m.generation)
+		return -EAGAIN; /* moved: the chain positions were the old segment's */
+	if (c->state == 2)
+		return 0;
+	si = sec_index(v, field);
+	if (si < 0)
+		return CQRS_ENOTFOUND;
+	k = cqrs__vkey_arg(&v->m.sec[si], key, keylen, kb);
+	if (!k)
+		return -EINVAL;
+	b = XXH3_64bits(k, v->m.sec[si].size) & v->m.smask;
+	rc = walk_from(v, (uint32_t)si, b, k, c, fn, arg, &n);
+	return rc < 0 ? rc : (int)n;
+}
+
+int cqrs_view_scan_from(cqrs_view *v, uint64_t *cursor, cqrs_view_row_fn fn, void *arg)
+{
+	uint64_t hwm, r;
+	int n = 0, rc;
+
+	if (!v || !cursor || !fn)
+		return -EINVAL;
+	rc = check_retired(v);
+	if (rc)
+		return rc;
+	/* acquire: pairs with the writer's release store of hwm */
+	hwm = atomic_load_explicit(&v->m.st->hwm, memory_order_acquire);
+	if (hwm > v->m.capacity)
+		hwm = v->m.capacity;
+	for (r = *cursor; r < hwm; r++) {
+		uint32_t flags, dummy32;
+		uint64_t dummy64;
+
+		rc = row_read(v, r, v->rowbuf, -1, &flags, &dummy64, &dummy32);
+		if (rc) {
+			*cursor = r;
+			return rc;
+		}
+		if ((flags & VROW_LIVE) && (n++, fn(arg, v->rowbuf, v->m.row_size))) {
+			r++;
+			break;
+		}
+	}
+	*cursor = r;
+	return n;
 }
 
 /* ---- waiting -------------------------------------------------------------------- */

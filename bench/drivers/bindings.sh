@@ -41,7 +41,7 @@ serve_start none || { echo "(not run: serve did not come up)"; exit 1; }
 c_out=$("$cbin" "$name" order_summaries 1 $NKEYS "$SECS" $TRIALS)
 
 py_out=""
-pymod=$(ls "$BUILD"/python/cqrs*.so 2>/dev/null | head -n 1 || true)
+pymod=$(ls "$BUILD"/python/cqrs/_cqrs*.so 2>/dev/null | head -n 1 || true)
 if [ -n "$pymod" ]; then
 	py_out=$(PYTHONPATH="$BUILD/python" "$PY" - "$name" $NKEYS "$SECS" $TRIALS <<'EOF'
 import sys, time

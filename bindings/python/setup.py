@@ -1,6 +1,9 @@
-"""Builds the `cqrs` CPython extension (see README.md).
+"""Builds the `cqrs` package: its CPython extension cqrs._cqrs, the
+pure-Python parts, the type stubs and py.typed (see README.md).
 
-    pip install --no-build-isolation ./bindings/python
+    pip install ./bindings/python                      # with a package index
+    python3 -m venv --system-site-packages V           # offline (Debian's
+    V/bin/pip install --no-build-isolation ./bindings/python   # setuptools, wheel)
 
 Where the C library comes from, first match wins:
 
@@ -16,8 +19,11 @@ Where the C library comes from, first match wins:
 3. pkg-config cqrs_client (an installed cqrs found through PKG_CONFIG_PATH).
 
 Either way the module links libxxhash and libck dynamically (Debian:
-libxxhash-dev, libck-dev) and never liburing or jemalloc. No network is
-needed: setuptools must already be installed (hence --no-build-isolation).
+libxxhash-dev, libck-dev) and never liburing or jemalloc. pyproject.toml
+declares the build requirements (setuptools and wheel: setuptools before
+70.1 has no bdist_wheel of its own); without a package index, pip must use
+installed ones (--no-build-isolation: Debian's python3-setuptools and
+python3-wheel, seen from a venv made with --system-site-packages).
 """
 import glob
 import os
@@ -119,8 +125,12 @@ setup(
     long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.8",
+    packages=["cqrs"],
+    package_dir={"cqrs": os.path.join(os.path.relpath(HERE), "cqrs")},
+    package_data={"cqrs": ["py.typed", "*.pyi"]},
+    extras_require={"numpy": ["numpy"], "pandas": ["numpy", "pandas"]},
     ext_modules=[Extension(
-        "cqrs",
+        "cqrs._cqrs",
         sources=kw["sources"],
         include_dirs=kw["include_dirs"],
         define_macros=kw["define_macros"],

@@ -86,7 +86,7 @@ class RoundTrip(unittest.TestCase):
         base = fresh_id()
         last = 0
         for i in range(500):
-            seq = E.submit("CreateOrder", order_id=base + i, customer_id=cid, item_count=1,
+            seq = E.submit("CreateOrder", shipping_address="2 Side St", order_id=base + i, customer_id=cid, item_count=1,
                            total=i)
             self.assertGreater(seq, last)
             last = seq
@@ -100,7 +100,7 @@ class Outcomes(unittest.TestCase):
     def test_rejected_with_reason(self):
         unknown = fresh_id()
         with self.assertRaises(cqrs.Rejected) as cm:
-            E.submit("CreateOrder", order_id=fresh_id(), customer_id=unknown, item_count=1,
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=fresh_id(), customer_id=unknown, item_count=1,
                      total=1)
         e = cm.exception
         self.assertIsInstance(e, cqrs.Error)
@@ -111,16 +111,16 @@ class Outcomes(unittest.TestCase):
     def test_rejected_from_wrong_state(self):
         cid, _ = new_customer()
         oid = fresh_id()
-        E.submit("CreateOrder", order_id=oid, customer_id=cid, item_count=1, total=1)
+        E.submit("CreateOrder", shipping_address="2 Side St", order_id=oid, customer_id=cid, item_count=1, total=1)
         with self.assertRaises(cqrs.Rejected) as cm:
-            E.submit("CreateOrder", order_id=oid, customer_id=cid, item_count=1, total=1)
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=oid, customer_id=cid, item_count=1, total=1)
         self.assertEqual(cm.exception.reason, "order %d exists" % oid)
         with self.assertRaises(cqrs.Rejected) as cm:
             E.submit("CompleteOrder", order_id=oid)
         self.assertIn("cannot", cm.exception.reason)
         E.submit("DeactivateCustomer", customer_id=cid)
         with self.assertRaises(cqrs.Rejected) as cm:
-            E.submit("CreateOrder", order_id=fresh_id(), customer_id=cid, item_count=1, total=1)
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=fresh_id(), customer_id=cid, item_count=1, total=1)
         self.assertEqual(cm.exception.reason, "customer %d inactive" % cid)
 
     def test_conflict(self):
@@ -174,10 +174,10 @@ class Encoding(unittest.TestCase):
         with self.assertRaises(TypeError):
             E.submit("RegisterCustomer", customer_id=fresh_id(), name=7)
         with self.assertRaises(OverflowError):
-            E.submit("CreateOrder", order_id=fresh_id(), customer_id=1, item_count=2**32,
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=fresh_id(), customer_id=1, item_count=2**32,
                      total=1)
         with self.assertRaises(OverflowError):
-            E.submit("CreateOrder", order_id=-1, customer_id=1, item_count=1, total=1)
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=-1, customer_id=1, item_count=1, total=1)
         with self.assertRaises(ValueError):
             E.submit("RegisterCustomer", customer_id=fresh_id(), name="x" * 33)
         with self.assertRaises(TypeError):
@@ -196,17 +196,17 @@ class Encoding(unittest.TestCase):
             E.submit("RegisterCustomer", customer_id=True, name="x")
         self.assertIn("not bool", str(cm.exception))
         with self.assertRaises(TypeError):
-            E.submit("CreateOrder", order_id=fresh_id(), customer_id=1, item_count=False,
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=fresh_id(), customer_id=1, item_count=False,
                      total=1)
         with self.assertRaises(TypeError):
             E.submit_with("RegisterCustomer", {"customer_id": fresh_id(), "name": "x"},
                           client_seq=True)
         # numbers that do not fit the field
         with self.assertRaises(OverflowError) as cm:
-            E.submit("CreateOrder", order_id=2**64, customer_id=1, item_count=1, total=1)
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=2**64, customer_id=1, item_count=1, total=1)
         self.assertIn("out of range", str(cm.exception))
         with self.assertRaises(OverflowError):
-            E.submit("CreateOrder", order_id=fresh_id(), customer_id=1, item_count=1,
+            E.submit("CreateOrder", shipping_address="2 Side St", order_id=fresh_id(), customer_id=1, item_count=1,
                      total=-(2**63) - 1)
 
     def test_bytes_and_unicode(self):
@@ -219,10 +219,34 @@ class Encoding(unittest.TestCase):
         CS.wait(seq)
         self.assertEqual(CS.get(cid).name, "raw")
 
-    def test_missing_fields_are_zero(self):
-        with self.assertRaises(cqrs.Rejected) as cm:
+    def test_missing_field_is_an_error(self):
+        # A field left out is a TypeError naming it, before anything is sent.
+        with self.assertRaises(TypeError) as cm:
             E.submit("RegisterCustomer", customer_id=fresh_id())
+        self.assertIn("'name'", str(cm.exception))
+        with self.assertRaises(TypeError) as cm:
+            E.submit_with("CreateOrder", {"order_id": fresh_id()})
+        for f in ("customer_id", "item_count", "total", "shipping_address"):
+            self.assertIn("'%s'" % f, str(cm.exception))
+        self.assertNotIn("pad0", str(cm.exception))  # padding is never required
+
+    def test_defaults_declare_optional_fields(self):
+        cid = fresh_id()
+        # defaults= gives the fields that may be left out; a given field wins
+        seq = E.submit_with("RegisterCustomer", {"customer_id": cid},
+                            defaults={"name": "Default", "customer_id": 1})
+        self.assertTrue(CS.wait(seq, timeout=5))
+        self.assertEqual(CS.get(cid).name, "Default")
+        # an explicit zero default reaches the engine, which judges it
+        with self.assertRaises(cqrs.Rejected) as cm:
+            E.submit_with("RegisterCustomer", {"customer_id": fresh_id()}, defaults={"name": ""})
         self.assertEqual(cm.exception.reason, "customer name is empty")
+        with self.assertRaises(TypeError):
+            E.submit_with("RegisterCustomer", {"customer_id": 1}, defaults={"nosuch": 1})
+        with self.assertRaises(TypeError):
+            E.submit_with("RegisterCustomer", {"customer_id": 1}, defaults=[("name", "x")])
+        with self.assertRaises(TypeError):  # None is no fields at all, not a wildcard
+            E.submit_with("RegisterCustomer", None, defaults=None)
 
     def test_readonly_engine_cannot_submit(self):
         with cqrs.connect(ENG.name, readonly=True) as ro:
@@ -242,7 +266,7 @@ class Threads(unittest.TestCase):
         def work(t):
             try:
                 for i in range(100):
-                    seqs.append(E.submit("CreateOrder", order_id=base + t * 1000 + i,
+                    seqs.append(E.submit("CreateOrder", shipping_address="2 Side St", order_id=base + t * 1000 + i,
                                          customer_id=cid, item_count=1, total=1))
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(e)

@@ -20,7 +20,7 @@ if [ -n "$path_py" ] && [ "$(readlink -f "$path_py")" != "$(readlink -f "$PY")" 
 	echo "python.sh: note: python3 on PATH is $path_py; the module is built for $PY"
 fi
 ext=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-mod="$BUILD/python/cqrs$ext"
+mod="$BUILD/python/cqrs/_cqrs$ext"
 if [ ! -f "$mod" ]; then
 	echo "python.sh: $mod not built (no Python.h for $PY? install python3-dev)"
 	exit 77
@@ -55,7 +55,7 @@ rm -rf "$tmp/src/bindings/python/build" "$tmp/src/bindings/python/"*.egg-info
 (cd "$tmp" && "$PY" -m pip install --no-build-isolation --no-index --no-cache-dir \
 	--disable-pip-version-check -q --target "$tmp/site" ./src/bindings/python) >"$tmp/pip.log" 2>&1 || {
 	cat "$tmp/pip.log"; echo "python.sh: FAIL: pip install"; exit 1; }
-if ldd "$tmp"/site/cqrs*.so | grep -E 'liburing|jemalloc|cqrs'; then
+if ldd "$tmp"/site/cqrs/_cqrs*.so | grep -E 'liburing|jemalloc|cqrs'; then
 	echo "python.sh: FAIL: the pip-built module has unwanted dependencies"
 	exit 1
 fi

@@ -235,6 +235,114 @@ static void test_callback_stops(void **state)
 	fx_free(f);
 }
 
+/* cqrs_view_scan_from: a scan in pieces, one row per call, sees every live
+ * row once, in slot order, with the cursor past the last slot read. */
+static void test_scan_from(void **state)
+{
+	fixture *f = fx_new(64);
+	uint64_t cursor = 0, id;
+	int calls = 0, rc, got = 0;
+	(void)state;
+
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	for (uint64_t i = 1; i <= 20; i++)
+		assert_int_equal(put(f->w, i, 5, 1), 0);
+	id = 3;
+	assert_int_equal(cqrs__vw_delete(f->w, &id, sizeof id), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
+	while ((rc = cqrs_view_scan_from(f->v, &cursor, stop_after_one, &calls)) > 0)
+		got += rc;
+	assert_int_equal(rc, 0);
+	assert_int_equal(got, 19);
+	assert_int_equal(calls, 19);
+	assert_true(cursor >= 19 && cursor <= 64);
+	/* at the end, the cursor stays there */
+	assert_int_equal(cqrs_view_scan_from(f->v, &cursor, stop_after_one, &calls), 0);
+	/* the whole rest in one call when fn goes on */
+	{
+		collect c;
+		memset(&c, 0, sizeof c);
+		c.cust = UINT64_MAX;
+		cursor = 0;
+		assert_int_equal(cqrs_view_scan_from(f->v, &cursor, collect_fn, &c), 19);
+		assert_int_equal(c.bad, 0);
+	}
+	assert_int_equal(cqrs_view_scan_from(NULL, &cursor, collect_fn, NULL), -EINVAL);
+	assert_int_equal(cqrs_view_scan_from(f->v, NULL, collect_fn, NULL), -EINVAL);
+	fx_free(f);
+}
+
+/* cqrs_view_find_from: a find in pieces, one row per call, delivers what
+ * cqrs_view_find does; rows added or deleted between calls never make a
+ * row that kept the key come twice or go missing. */
+static int take_id(void *arg, const void *row, size_t size)
+{
+	uint64_t *id = arg;
+
+	(void)size;
+	*id = ((const trow *)row)->order_id;
+	return 1;
+}
+
+static void test_find_from(void **state)
+{
+	fixture *f = fx_new(256);
+	uint64_t cust = 5, id, gone, seen[64];
+	cqrs_view_cursor c;
+	int n = 0, rc;
+	(void)state;
+
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	for (uint64_t i = 1; i <= 20; i++)
+		assert_int_equal(put(f->w, i, 5, 1), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
+	cqrs_view_cursor_init(&c);
+	while (n < 5 && (rc = cqrs_view_find_from(f->v, "customer_id", &cust, 8, &c, take_id, &id)) > 0)
+		seen[n++] = id;
+	assert_int_equal(n, 5);
+	/* between calls: ten more rows with the key, one unseen row deleted,
+	 * one seen row updated in place */
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	for (uint64_t i = 100; i < 110; i++)
+		assert_int_equal(put(f->w, i, 5, 1), 0);
+	for (id = 1;; id++) { /* a row the walk has not reached */
+		int was = 0;
+		for (int i = 0; i < n; i++)
+			was |= seen[i] == id;
+		if (!was)
+			break;
+	}
+	gone = id;
+	assert_int_equal(cqrs__vw_delete(f->w, &gone, sizeof gone), 0);
+	assert_int_equal(put(f->w, seen[0], 5, 2), 0);
+	assert_int_equal(cqrs__vw_end(f->w, 2), 0);
+	while ((rc = cqrs_view_find_from(f->v, "customer_id", &cust, 8, &c, take_id, &id)) > 0) {
+		assert_true(n < 64);
+		seen[n++] = id;
+	}
+	assert_int_equal(rc, 0);
+	/* the 19 rows that kept the key, each once; new ones may come or not */
+	for (uint64_t want = 1; want <= 20; want++) {
+		int times = 0;
+		for (int i = 0; i < n; i++)
+			times += seen[i] == want;
+		assert_int_equal(times, want == gone ? 0 : 1);
+	}
+	for (uint64_t want = 100; want < 110; want++) {
+		int times = 0;
+		for (int i = 0; i < n; i++)
+			times += seen[i] == want;
+		assert_true(times <= 1);
+	}
+	assert_int_equal(cqrs_view_find_from(f->v, "customer_id", &cust, 8, &c, take_id, &id), 0);
+	cqrs_view_cursor_init(&c);
+	assert_int_equal(cqrs_view_find_from(f->v, "total", &cust, 8, &c, take_id, &id),
+			 CQRS_ENOTFOUND);
+	assert_int_equal(cqrs_view_find_from(f->v, "customer_id", &cust, 8, NULL, take_id, &id),
+			 -EINVAL);
+	fx_free(f);
+}
+
 /* ---- collisions ------------------------------------------------------------------ */
 
 /* Keys whose primary bucket (capacity 16: 32 buckets) is `bucket`. */
@@ -833,6 +941,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic_ops),
 		cmocka_unit_test(test_callback_stops),
+		cmocka_unit_test(test_scan_from),
+		cmocka_unit_test(test_find_from),
 		cmocka_unit_test(test_collisions_and_probe_deletes),
 		cmocka_unit_test(test_secondary_collisions),
 		cmocka_unit_test(test_full_view),

@@ -1,6 +1,7 @@
 /*
- * bindings/python/src/cqrs_py.h - internals shared by the CPython module
- * `cqrs` (module.c, schema.c, row.c, view.c, engine.c).
+ * bindings/python/src/cqrs_py.h - internals shared by the CPython extension
+ * `cqrs._cqrs` (module.c, schema.c, row.c, view.c, iter.c, engine.c), which
+ * the package `cqrs` (bindings/python/cqrs/) re-exports.
  *
  * Object model
  *   Engine  one connection to a running engine: its name, its open views
@@ -18,6 +19,13 @@
  *           straight into the object) and a reference to its RowSpec. A
  *           field is decoded through cqrs_record_get when it is accessed:
  *           View.get allocates exactly one object.
+ *   RowIter a lazy iterator over a scan or a find (one cqrs_view_scan_from
+ *           or cqrs_view_find_from step at a time) or over rows copied out
+ *           in one piece (snapshots): Rows are made as it is advanced.
+ *
+ * Padding fields (named pad, padN, _pad or _padN: the examples' explicit
+ * alignment fields) carry no data: Rows, dicts and arrays leave them out;
+ * the Schema still lists them (cqrs.Field.padding).
  *
  * Caveats
  *   - A View or Engine must not be used after close (calls raise
@@ -75,7 +83,13 @@ typedef struct RowSpec {
 	PyObject *info;       /* the cqrs.Schema value, built on first use (or NULL) */
 	int key;              /* index of the key field, -1 if none (commands) */
 	uint8_t *scratch;     /* s.size bytes: encoding keys and values */
+	uint32_t nvis;        /* fields that are not padding */
+	uint8_t vis[CQRS_SCHEMA_MAX_FIELDS]; /* their indexes in s.fields, in order */
+	uint64_t required;    /* bit i: field i is not padding */
 } RowSpec;
+
+/* Whether a field named name is padding (see above). */
+int cqrspy_is_padding(const char *name);
 
 extern PyTypeObject cqrspy_RowSpecType;
 extern PyTypeObject *cqrspy_SchemaType; /* structseq cqrs.Schema */
@@ -88,8 +102,11 @@ RowSpec *cqrspy_rowspec_new(const cqrs_schema *s, const char *key_field,
 /* The cqrs.Schema value of spec (new reference). */
 PyObject *cqrspy_rowspec_info(RowSpec *spec);
 
-/* Decodes field i of rec (spec->s.size bytes) to a Python value. */
-PyObject *cqrspy_decode_field(RowSpec *spec, const uint8_t *rec, int i);
+/* Decodes field i of rec (spec->s.size bytes) to a Python value; with
+ * CQRSPY_DATETIMES a ts field becomes a UTC datetime (None for 0). */
+#define CQRSPY_DATETIMES 1
+PyObject *cqrspy_decode_field_as(RowSpec *spec, const uint8_t *rec, int i, int flags);
+#define cqrspy_decode_field(spec, rec, i) cqrspy_decode_field_as(spec, rec, i, 0)
 
 /* Encodes value as field f into the field's bytes at out (f->size bytes).
  * Returns 0, or -1 with TypeError / OverflowError / ValueError set. */
@@ -105,6 +122,7 @@ int cqrspy_schema_types_init(PyObject *module);
 typedef struct Row {
 	PyObject_VAR_HEAD  /* ob_size: the row's byte count */
 	RowSpec *spec;
+	int flags;         /* CQRSPY_DATETIMES */
 	uint8_t data[1];   /* ob_size bytes (tp_itemsize 1) */
 } Row;
 
@@ -118,6 +136,7 @@ static inline Row *cqrspy_row_alloc(RowSpec *spec)
 	if (r) {
 		Py_INCREF(spec);
 		r->spec = spec;
+		r->flags = 0;
 	}
 	return r;
 }
@@ -144,6 +163,28 @@ extern PyTypeObject cqrspy_ViewType;
 /* Opens view `name` of engine `engine`: a new View or NULL with an
  * exception set. */
 PyObject *cqrspy_view_open(const char *engine, const char *name);
+
+/* Brings the View's spec and generation up to date with its handle (cold):
+ * 0, or -1 with an exception set. */
+int cqrspy_view_sync(View *self);
+
+/* Raises the error of rc for an operation op on the view. */
+PyObject *cqrspy_view_raise(View *self, int rc, const char *op);
+
+/* ---- iterators (iter.c) ----------------------------------------------------- */
+
+extern PyTypeObject cqrspy_RowIterType;
+
+/* A lazy scan of view (plain: each row consistent on its own). */
+PyObject *cqrspy_iter_scan(View *view, int flags);
+
+/* A lazy plain find of field == key (the key field's bytes, a bytes
+ * object) in view. */
+PyObject *cqrspy_iter_find(View *view, const char *field, PyObject *key, int flags);
+
+/* An iterator over n rows of spec's size in buf (a bytes or bytearray
+ * object it keeps). */
+PyObject *cqrspy_iter_rows(View *view, RowSpec *spec, PyObject *buf, Py_ssize_t n, int flags);
 
 /* ---- engines (engine.c) --------------------------------------------------- */
 

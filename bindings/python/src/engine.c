@@ -16,11 +16,15 @@
  *     seq = eng.submit("CreateOrder", order_id=1, customer_id=7, ...)
  *     seq = eng.submit_with("ShipOrder", {"order_id": 1},
  *                           aggregate_id=..., expected_version=3,
- *                           client_seq=..., timeout=1.0)
+ *                           client_seq=..., timeout=1.0,
+ *                           defaults={"note": ""})
  *     eng.close()                            # or a with-statement
  *
- * submit encodes the fields through the command's schema (fields left out
- * are zero) and waits for the engine's answer: the accepted command's seq
+ * submit encodes the fields through the command's schema and waits for the
+ * engine's answer. Every field but padding (cqrs_py.h) is required: one
+ * left out is a TypeError naming it, never a silent zero; submit_with's
+ * defaults= dict gives the values of fields that may be left out (give
+ * {"field": 0} for a zero). The answer is the accepted command's seq
  * (its last event's global seq, for View.wait), or cqrs.Rejected /
  * cqrs.Conflict / cqrs.Duplicate carrying the engine's .reason (Duplicate
  * also .seq, the original's), cqrs.Stopped when the engine went away,
@@ -363,24 +367,70 @@ static PyObject *engine_command_schema(Engine *self, PyObject *name)
 	return cqrspy_rowspec_info(spec);
 }
 
-/* Encodes fields (a dict, or NULL) as a record of spec into spec->scratch. */
-static int encode_command(RowSpec *spec, PyObject *name, PyObject *fields)
+/* Sets the fields of a dict (or NULL) into spec->scratch, marking them in
+ * *set; fields already in *set are skipped when skip_set. */
+static int set_fields(RowSpec *spec, PyObject *name, PyObject *fields, uint64_t *set, int skip_set)
 {
 	PyObject *k, *v;
 	Py_ssize_t pos = 0;
 
-	memset(spec->scratch, 0, spec->s.size);
 	if (!fields)
 		return 0;
 	while (PyDict_Next(fields, &pos, &k, &v)) {
 		PyObject *i = PyUnicode_Check(k) ? PyDict_GetItemWithError(spec->index, k) : NULL;
+		long fi;
+
 		if (!i) {
 			if (!PyErr_Occurred())
 				PyErr_Format(PyExc_TypeError, "%U has no field %R", name, k);
 			return -1;
 		}
-		if (cqrspy_set_field(spec, spec->scratch, &spec->s.fields[PyLong_AsLong(i)], v))
+		fi = PyLong_AsLong(i);
+		if (skip_set && (*set >> fi & 1))
+			continue;
+		if (cqrspy_set_field(spec, spec->scratch, &spec->s.fields[fi], v))
 			return -1;
+		*set |= 1ull << fi;
+	}
+	return 0;
+}
+
+/* Encodes fields, then defaults for the fields left out (dicts, or NULL),
+ * as a record of spec into spec->scratch: TypeError when a required field
+ * is in neither. */
+static int encode_command(RowSpec *spec, PyObject *name, PyObject *fields, PyObject *defaults)
+{
+	uint64_t set = 0, missing;
+
+	memset(spec->scratch, 0, spec->s.size);
+	if (set_fields(spec, name, fields, &set, 0) || set_fields(spec, name, defaults, &set, 1))
+		return -1;
+	missing = spec->required & ~set;
+	if (missing) {
+		PyObject *l = PyList_New(0), *sep, *j;
+
+		for (uint32_t i = 0; l && i < spec->s.nfields; i++) {
+			PyObject *r;
+			if (!(missing >> i & 1))
+				continue;
+			r = PyUnicode_FromFormat("'%s'", spec->s.fields[i].name);
+			if (!r || PyList_Append(l, r))
+				Py_CLEAR(l);
+			Py_XDECREF(r);
+		}
+		if (!l)
+			return -1;
+		sep = PyUnicode_FromString(", ");
+		j = sep ? PyUnicode_Join(sep, l) : NULL;
+		if (j)
+			PyErr_Format(PyExc_TypeError,
+				     "%U: missing required field%s %U (every field is required; "
+				     "submit_with(..., defaults={...}) names those that may be left out)",
+				     name, PyList_GET_SIZE(l) > 1 ? "s" : "", j);
+		Py_XDECREF(sep);
+		Py_XDECREF(j);
+		Py_DECREF(l);
+		return -1;
 	}
 	return 0;
 }
@@ -403,7 +453,8 @@ static int get_u64(PyObject *o, const char *what, uint64_t *out)
 }
 
 static PyObject *do_submit(Engine *self, PyObject *name, PyObject *fields, PyObject *aggregate,
-			   PyObject *expected, PyObject *client_seq, PyObject *timeout)
+			   PyObject *expected, PyObject *client_seq, PyObject *timeout,
+			   PyObject *defaults)
 {
 	cqrs_submit_opts opts;
 	cqrs_result res;
@@ -432,7 +483,7 @@ static PyObject *do_submit(Engine *self, PyObject *name, PyObject *fields, PyObj
 		Py_END_ALLOW_THREADS
 	}
 	if (client_ready(self) || command_spec(self, name, &type, &spec) ||
-	    encode_command(spec, name, fields))
+	    encode_command(spec, name, fields, defaults))
 		goto fail;
 	now = mono_ns();
 	deadline = tmo == UINT64_MAX || tmo > UINT64_MAX - now ? UINT64_MAX : now + tmo;
@@ -508,19 +559,30 @@ static PyObject *engine_submit(Engine *self, PyObject *args, PyObject *kwargs)
 		PyErr_SetString(PyExc_TypeError, "submit(command, /, **fields)");
 		return NULL;
 	}
-	return do_submit(self, PyTuple_GET_ITEM(args, 0), kwargs, NULL, NULL, NULL, NULL);
+	return do_submit(self, PyTuple_GET_ITEM(args, 0), kwargs, NULL, NULL, NULL, NULL, NULL);
 }
 
 static PyObject *engine_submit_with(Engine *self, PyObject *args, PyObject *kwargs)
 {
 	static char *kw[] = { "command", "fields", "aggregate_id", "expected_version", "client_seq",
-			      "timeout", NULL };
+			      "timeout", "defaults", NULL };
 	PyObject *name, *fields = NULL, *agg = NULL, *exp = NULL, *cs = NULL, *tmo = NULL;
+	PyObject *defaults = NULL;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|O!$OOOO:submit_with", kw, &name,
-					 &PyDict_Type, &fields, &agg, &exp, &cs, &tmo))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|O$OOOOO:submit_with", kw, &name, &fields,
+					 &agg, &exp, &cs, &tmo, &defaults))
 		return NULL;
-	return do_submit(self, name, fields, agg, exp, cs, tmo);
+	if (fields == Py_None)
+		fields = NULL;
+	if (defaults == Py_None)
+		defaults = NULL;
+	if ((fields && !PyDict_Check(fields)) || (defaults && !PyDict_Check(defaults))) {
+		PyErr_Format(PyExc_TypeError, "submit_with: %s must be a dict or None, not %.64s",
+			     fields && !PyDict_Check(fields) ? "fields" : "defaults",
+			     Py_TYPE(fields && !PyDict_Check(fields) ? fields : defaults)->tp_name);
+		return NULL;
+	}
+	return do_submit(self, name, fields, agg, exp, cs, tmo, defaults);
 }
 
 static PyObject *engine_client_id(Engine *self, void *closure)
@@ -586,27 +648,32 @@ static PyObject *engine_repr(Engine *self)
 }
 
 static PyMethodDef engine_methods[] = {
-	{ "views", (PyCFunction)engine_views, METH_NOARGS, "views() -> list of the engine's view names" },
+	{ "views", (PyCFunction)engine_views, METH_NOARGS,
+	  "views($self, /)\n--\n\nThe engine's view names (list of str)." },
 	{ "view", (PyCFunction)engine_view, METH_O,
-	  "view(name) -> View (one per name and Engine); raises cqrs.NotFound" },
+	  "view($self, name, /)\n--\n\nThe View named name (one per name and Engine); raises cqrs.NotFound." },
 	{ "commands", (PyCFunction)engine_commands, METH_NOARGS,
-	  "commands() -> list of the engine's command names" },
+	  "commands($self, /)\n--\n\nThe engine's command names (list of str)." },
 	{ "command_schema", (PyCFunction)engine_command_schema, METH_O,
-	  "command_schema(name) -> cqrs.Schema of a command" },
+	  "command_schema($self, name, /)\n--\n\nThe cqrs.Schema of a command." },
 	{ "submit", (PyCFunction)(void (*)(void))engine_submit, METH_VARARGS | METH_KEYWORDS,
-	  "submit(command, /, **fields) -> seq\n\n"
-	  "Encodes the fields through the command's schema (missing ones are zero),\n"
-	  "submits it and waits for the answer: the seq to pass to View.wait, or\n"
-	  "cqrs.Rejected / Conflict / Duplicate (with .reason), cqrs.Stopped." },
+	  "submit($self, command, /, **fields)\n--\n\n"
+	  "Encodes the fields through the command's schema (every field but padding\n"
+	  "is required: TypeError naming those left out), submits it and waits for\n"
+	  "the answer: the seq to pass to View.wait, or cqrs.Rejected / Conflict /\n"
+	  "Duplicate (with .reason), cqrs.Stopped." },
 	{ "submit_with", (PyCFunction)(void (*)(void))engine_submit_with, METH_VARARGS | METH_KEYWORDS,
-	  "submit_with(command, fields={}, *, aggregate_id=None, expected_version=None,\n"
-	  "            client_seq=None, timeout=None) -> seq\n\n"
+	  "submit_with($self, command, fields=None, *, aggregate_id=None, expected_version=None,"
+	  " client_seq=None, timeout=None, defaults=None)\n--\n\n"
 	  "submit() with options: expected_version (optimistic concurrency on\n"
 	  "aggregate_id: cqrs.Conflict when it differs), client_seq (idempotency key:\n"
-	  "cqrs.Duplicate, with .seq, when repeated), timeout in seconds (TimeoutError)." },
-	{ "close", (PyCFunction)engine_close, METH_NOARGS, "close(): closes its views and gateway client" },
-	{ "__enter__", (PyCFunction)engine_enter, METH_NOARGS, NULL },
-	{ "__exit__", (PyCFunction)engine_exit, METH_VARARGS, NULL },
+	  "cqrs.Duplicate, with .seq, when repeated), timeout in seconds (TimeoutError),\n"
+	  "defaults (a dict: values for the fields that may be left out of fields)." },
+	{ "close", (PyCFunction)engine_close, METH_NOARGS,
+	  "close($self, /)\n--\n\nCloses its views and gateway client." },
+	{ "__enter__", (PyCFunction)engine_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n" },
+	{ "__exit__", (PyCFunction)engine_exit, METH_VARARGS,
+	  "__exit__($self, exc_type, exc_value, traceback, /)\n--\n\nCloses the engine." },
 	{ NULL, NULL, 0, NULL }
 };
 

@@ -1,6 +1,7 @@
 /*
- * bindings/python/src/module.c - the `cqrs` module: exceptions, error
- * mapping, cqrs.connect, module initialisation.
+ * bindings/python/src/module.c - the extension `cqrs._cqrs` (the package
+ * cqrs re-exports it): exceptions, error mapping, cqrs.connect, module
+ * initialisation.
  *
  * Errors
  *   Every failure of the library becomes a cqrs.Error (or a subclass) whose
@@ -10,6 +11,8 @@
  *     CQRS_EREJECTED  -> cqrs.Rejected     CQRS_ENOTFOUND, -ENOENT -> cqrs.NotFound
  *     CQRS_ECONFLICT  -> cqrs.Conflict     CQRS_ESTOPPED           -> cqrs.Stopped
  *     CQRS_EDUPLICATE -> cqrs.Duplicate    anything else           -> cqrs.Error
+ *   View.wait maps a writer that died after marking its views clean (a
+ *   clean stop) to CQRS_ESTOPPED, so it raises cqrs.Stopped.
  *   Misuse is reported the Python way: TypeError (wrong argument type),
  *   OverflowError / ValueError (value does not fit the field), ValueError
  *   (closed object), TimeoutError (submit timed out).
@@ -119,17 +122,18 @@ static PyObject *mod_strerror(PyObject *self, PyObject *arg)
 
 static PyMethodDef module_methods[] = {
 	{ "connect", (PyCFunction)(void (*)(void))cqrspy_connect, METH_VARARGS | METH_KEYWORDS,
-	  "connect(engine, *, readonly=False) -> Engine\n\n"
+	  "connect($module, engine, *, readonly=False)\n--\n\n"
 	  "Connects to the running engine named `engine`: its views for reading and,\n"
 	  "unless readonly, its command gateway for submit(). Raises cqrs.NotFound when\n"
 	  "no such engine runs." },
-	{ "strerror", mod_strerror, METH_O, "strerror(code) -> str: the library's name for a code" },
+	{ "strerror", mod_strerror, METH_O,
+	  "strerror($module, code, /)\n--\n\nThe library's description of an error code (str)." },
 	{ NULL, NULL, 0, NULL }
 };
 
 static struct PyModuleDef module_def = {
 	PyModuleDef_HEAD_INIT,
-	.m_name = "cqrs",
+	.m_name = "cqrs._cqrs",
 	.m_doc = "Read the views of a running cqrs engine from shared memory and submit\n"
 		 "commands to it.\n\n"
 		 "    import cqrs\n"
@@ -187,7 +191,7 @@ static int register_mapping(void)
 	return 0;
 }
 
-PyMODINIT_FUNC PyInit_cqrs(void)
+PyMODINIT_FUNC PyInit__cqrs(void)
 {
 	PyObject *m = PyModule_Create(&module_def), *bases;
 
@@ -204,7 +208,7 @@ PyMODINIT_FUNC PyInit_cqrs(void)
 	    add_exc(m, &cqrspy_Duplicate, "Duplicate", cqrspy_Error,
 		    "The engine already processed this (client, client_seq).") ||
 	    add_exc(m, &cqrspy_Stopped, "Stopped", cqrspy_Error,
-		    "The engine stopped or restarted; connect again."))
+		    "The engine stopped (cleanly: View.wait) or went away; connect again."))
 		goto fail;
 	bases = PyTuple_Pack(2, cqrspy_Error, PyExc_LookupError);
 	if (!bases)
@@ -217,6 +221,7 @@ PyMODINIT_FUNC PyInit_cqrs(void)
 	Py_DECREF(bases);
 	if (PyType_Ready(&cqrspy_RowSpecType) || add_type(m, &cqrspy_RowType, "Row") ||
 	    add_type(m, &cqrspy_ViewType, "View") || add_type(m, &cqrspy_EngineType, "Engine") ||
+	    add_type(m, &cqrspy_RowIterType, "RowIterator") ||
 	    cqrspy_schema_types_init(m) || register_mapping())
 		goto fail;
 	if (PyModule_AddStringConstant(m, "__version__", "0.1.0") ||

@@ -13,6 +13,10 @@
  *     row._raw             the row bytes; row._fields the names;
  *     row._schema          its cqrs.Schema; row._asdict() a dict
  *
+ * Padding fields (cqrs_py.h) are left out of all of these; row._raw keeps
+ * their bytes. A Row read with datetimes=True decodes ts fields as UTC
+ * datetimes (None for 0).
+ *
  * Rows compare equal when their schemas and bytes are equal; they are
  * immutable and hashable. Trade-off: a field read twice is decoded twice;
  * decoding is a few ns (ints) to one small allocation (str).
@@ -42,7 +46,7 @@ static PyObject *row_getattro(Row *self, PyObject *name)
 	if (PyUnicode_CheckExact(name)) {
 		int i = lookup(self->spec->attrs, name);
 		if (i >= 0)
-			return cqrspy_decode_field(self->spec, self->data, i);
+			return cqrspy_decode_field_as(self->spec, self->data, i, self->flags);
 		if (i == -2)
 			return NULL;
 	}
@@ -62,7 +66,7 @@ static PyObject *row_subscript(Row *self, PyObject *key)
 	int i = PyUnicode_Check(key) ? lookup(self->spec->index, key) : -1;
 
 	if (i >= 0)
-		return cqrspy_decode_field(self->spec, self->data, i);
+		return cqrspy_decode_field_as(self->spec, self->data, i, self->flags);
 	if (i == -1)
 		PyErr_SetObject(PyExc_KeyError, key);
 	return NULL;
@@ -70,7 +74,7 @@ static PyObject *row_subscript(Row *self, PyObject *key)
 
 static Py_ssize_t row_length(Row *self)
 {
-	return (Py_ssize_t)self->spec->s.nfields;
+	return (Py_ssize_t)self->spec->nvis;
 }
 
 static int row_contains(Row *self, PyObject *key)
@@ -93,14 +97,15 @@ static PyObject *row_keys(Row *self, PyObject *unused)
 
 static PyObject *row_values(Row *self, PyObject *unused)
 {
-	uint32_t n = self->spec->s.nfields;
+	uint32_t n = self->spec->nvis;
 	PyObject *l = PyList_New(n);
 
 	(void)unused;
 	if (!l)
 		return NULL;
 	for (uint32_t i = 0; i < n; i++) {
-		PyObject *v = cqrspy_decode_field(self->spec, self->data, (int)i);
+		PyObject *v = cqrspy_decode_field_as(self->spec, self->data, self->spec->vis[i],
+						     self->flags);
 		if (!v) {
 			Py_DECREF(l);
 			return NULL;
@@ -112,14 +117,15 @@ static PyObject *row_values(Row *self, PyObject *unused)
 
 static PyObject *row_items(Row *self, PyObject *unused)
 {
-	uint32_t n = self->spec->s.nfields;
+	uint32_t n = self->spec->nvis;
 	PyObject *l = PyList_New(n);
 
 	(void)unused;
 	if (!l)
 		return NULL;
 	for (uint32_t i = 0; i < n; i++) {
-		PyObject *v = cqrspy_decode_field(self->spec, self->data, (int)i), *t;
+		PyObject *v = cqrspy_decode_field_as(self->spec, self->data, self->spec->vis[i],
+						     self->flags), *t;
 		if (!v) {
 			Py_DECREF(l);
 			return NULL;
@@ -142,8 +148,9 @@ static PyObject *row_asdict(Row *self, PyObject *unused)
 	(void)unused;
 	if (!d)
 		return NULL;
-	for (uint32_t i = 0; i < self->spec->s.nfields; i++) {
-		PyObject *v = cqrspy_decode_field(self->spec, self->data, (int)i);
+	for (uint32_t i = 0; i < self->spec->nvis; i++) {
+		PyObject *v = cqrspy_decode_field_as(self->spec, self->data, self->spec->vis[i],
+						     self->flags);
 		if (!v || PyDict_SetItem(d, PyTuple_GET_ITEM(self->spec->names, i), v)) {
 			Py_XDECREF(v);
 			Py_DECREF(d);
@@ -164,7 +171,7 @@ static PyObject *row_get(Row *self, PyObject *const *args, Py_ssize_t nargs)
 	}
 	i = PyUnicode_Check(args[0]) ? lookup(self->spec->index, args[0]) : -1;
 	if (i >= 0)
-		return cqrspy_decode_field(self->spec, self->data, i);
+		return cqrspy_decode_field_as(self->spec, self->data, i, self->flags);
 	if (i == -2)
 		return NULL;
 	return Py_NewRef(nargs == 2 ? args[1] : Py_None);
@@ -213,8 +220,9 @@ static PyObject *row_repr(Row *self)
 
 	if (!parts)
 		return NULL;
-	for (uint32_t i = 0; i < self->spec->s.nfields; i++) {
-		PyObject *v = cqrspy_decode_field(self->spec, self->data, (int)i), *s;
+	for (uint32_t i = 0; i < self->spec->nvis; i++) {
+		PyObject *v = cqrspy_decode_field_as(self->spec, self->data, self->spec->vis[i],
+						     self->flags), *s;
 		if (!v)
 			goto out;
 		s = PyUnicode_FromFormat("%U=%R", PyTuple_GET_ITEM(self->spec->names, i), v);
@@ -263,13 +271,17 @@ static Py_hash_t row_hash(Row *self)
 }
 
 static PyMethodDef row_methods[] = {
-	{ "keys", (PyCFunction)row_keys, METH_NOARGS, "field names (list)" },
-	{ "values", (PyCFunction)row_values, METH_NOARGS, "decoded values (list)" },
-	{ "items", (PyCFunction)row_items, METH_NOARGS, "(name, value) pairs (list)" },
+	{ "keys", (PyCFunction)row_keys, METH_NOARGS, "keys($self, /)\n--\n\nfield names (list)" },
+	{ "values", (PyCFunction)row_values, METH_NOARGS,
+	  "values($self, /)\n--\n\ndecoded values (list)" },
+	{ "items", (PyCFunction)row_items, METH_NOARGS,
+	  "items($self, /)\n--\n\n(name, value) pairs (list)" },
 	{ "get", (PyCFunction)(void (*)(void))row_get, METH_FASTCALL,
-	  "get(name, default=None): a field's value, or default" },
-	{ "_asdict", (PyCFunction)row_asdict, METH_NOARGS, "the row as a dict" },
-	{ "__dir__", (PyCFunction)row_dir, METH_NOARGS, NULL },
+	  "get($self, name, default=None, /)\n--\n\na field's value, or default" },
+	{ "_asdict", (PyCFunction)row_asdict, METH_NOARGS,
+	  "_asdict($self, /)\n--\n\nthe row as a dict" },
+	{ "__dir__", (PyCFunction)row_dir, METH_NOARGS,
+	  "__dir__($self, /)\n--\n\nfield names and methods" },
 	{ NULL, NULL, 0, NULL }
 };
 

@@ -7,7 +7,10 @@
  *
  * Field types in Python
  *   u8..u64, i8..i64, ts   int            (ts: nanoseconds since the epoch;
- *                                          bool refused: TypeError)
+ *                                          bool refused: TypeError; with
+ *                                          datetimes=True a ts reads as an
+ *                                          aware UTC datetime, microsecond
+ *                                          precision, and 0 as None)
  *   f64                    float          (ints accepted when encoding, bool
  *                                          refused)
  *   bool                   bool           (0/1 accepted when encoding)
@@ -21,6 +24,7 @@
  */
 #include "cqrs_py.h"
 
+#include <datetime.h>
 #include <string.h>
 
 PyTypeObject *cqrspy_SchemaType, *cqrspy_FieldType;
@@ -41,10 +45,25 @@ static PyStructSequence_Field field_fields[] = {
 	{ "type", "field type name: u8 .. u64, i8 .. i64, f64, bool, ts, str, bytes" },
 	{ "offset", "byte offset in the record" },
 	{ "size", "size in bytes" },
+	{ "padding", "True for a padding field (pad, padN, _pad, _padN): no data, left out of rows" },
 	{ NULL, NULL }
 };
 static PyStructSequence_Desc field_desc = { "cqrs.Field", "One field of a record schema.",
-					    field_fields, 4 };
+					    field_fields, 5 };
+
+static PyObject *epoch; /* datetime(1970, 1, 1, tzinfo=timezone.utc) */
+
+int cqrspy_is_padding(const char *name)
+{
+	const char *p = name[0] == '_' ? name + 1 : name;
+
+	if (strncmp(p, "pad", 3))
+		return 0;
+	for (p += 3; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	return 1;
+}
 
 int cqrspy_schema_types_init(PyObject *m)
 {
@@ -64,7 +83,12 @@ int cqrspy_schema_types_init(PyObject *m)
 		Py_DECREF(cqrspy_FieldType);
 		return -1;
 	}
-	return 0;
+	PyDateTime_IMPORT;
+	if (!PyDateTimeAPI)
+		return -1;
+	epoch = PyDateTimeAPI->DateTime_FromDateAndTime(1970, 1, 1, 0, 0, 0, 0, PyDateTime_TimeZone_UTC,
+							 PyDateTimeAPI->DateTimeType);
+	return epoch ? 0 : -1;
 }
 
 /* ---- RowSpec ---------------------------------------------------------------- */
@@ -105,12 +129,14 @@ static PyObject *build_info(const RowSpec *spec, const char *key_field,
 		if (!fo)
 			goto fail;
 		PyTuple_SET_ITEM(fields, i, fo);
-		PyStructSequence_SET_ITEM(fo, 0, Py_NewRef(PyTuple_GET_ITEM(spec->names, i)));
+		PyStructSequence_SET_ITEM(fo, 0, PyUnicode_FromStringAndSize(f->name,
+			(Py_ssize_t)strnlen(f->name, CQRS_NAME_MAX)));
 		PyStructSequence_SET_ITEM(fo, 1, PyUnicode_FromString(cqrs_ftype_name(f->type)));
 		PyStructSequence_SET_ITEM(fo, 2, PyLong_FromUnsignedLong(f->offset));
 		PyStructSequence_SET_ITEM(fo, 3, PyLong_FromUnsignedLong(f->size));
-		if (!PyStructSequence_GET_ITEM(fo, 1) || !PyStructSequence_GET_ITEM(fo, 2) ||
-		    !PyStructSequence_GET_ITEM(fo, 3))
+		PyStructSequence_SET_ITEM(fo, 4, PyBool_FromLong(cqrspy_is_padding(f->name)));
+		if (!PyStructSequence_GET_ITEM(fo, 0) || !PyStructSequence_GET_ITEM(fo, 1) ||
+		    !PyStructSequence_GET_ITEM(fo, 2) || !PyStructSequence_GET_ITEM(fo, 3))
 			goto fail;
 	}
 	for (unsigned i = 0; i < nindexes; i++) {
@@ -154,7 +180,14 @@ RowSpec *cqrspy_rowspec_new(const cqrs_schema *s, const char *key_field,
 		return NULL;
 	spec->s = *s;
 	spec->hash = cqrs_schema_hash(s);
-	spec->names = PyTuple_New(s->nfields);
+	spec->nvis = 0;
+	spec->required = 0;
+	for (uint32_t i = 0; i < s->nfields; i++)
+		if (!cqrspy_is_padding(s->fields[i].name)) {
+			spec->vis[spec->nvis++] = (uint8_t)i;
+			spec->required |= 1ull << i;
+		}
+	spec->names = PyTuple_New(spec->nvis);
 	spec->index = PyDict_New();
 	spec->attrs = PyDict_New();
 	spec->info = NULL;
@@ -162,7 +195,8 @@ RowSpec *cqrspy_rowspec_new(const cqrs_schema *s, const char *key_field,
 	spec->scratch = PyMem_Calloc(1, s->size ? s->size : 1);
 	if (!spec->names || !spec->index || !spec->attrs || !spec->scratch)
 		goto fail;
-	for (uint32_t i = 0; i < s->nfields; i++) {
+	for (uint32_t j = 0; j < spec->nvis; j++) {
+		uint32_t i = spec->vis[j];
 		const char *fn = s->fields[i].name;
 		PyObject *name = PyUnicode_FromStringAndSize(fn, (Py_ssize_t)strnlen(fn, CQRS_NAME_MAX));
 		PyObject *num;
@@ -171,7 +205,7 @@ RowSpec *cqrspy_rowspec_new(const cqrs_schema *s, const char *key_field,
 		if (!name)
 			goto fail;
 		PyUnicode_InternInPlace(&name);
-		PyTuple_SET_ITEM(spec->names, i, name);
+		PyTuple_SET_ITEM(spec->names, j, name);
 		num = PyLong_FromUnsignedLong(i);
 		if (!num || PyDict_SetItem(spec->index, name, num)) {
 			Py_XDECREF(num);
@@ -185,9 +219,10 @@ RowSpec *cqrspy_rowspec_new(const cqrs_schema *s, const char *key_field,
 			goto fail;
 		}
 		Py_DECREF(num);
-		if (key_field && !strcmp(fn, key_field))
-			spec->key = (int)i;
 	}
+	for (uint32_t i = 0; i < s->nfields; i++)
+		if (key_field && !strcmp(s->fields[i].name, key_field))
+			spec->key = (int)i;
 	spec->info = build_info(spec, key_field, indexes, nindexes);
 	if (!spec->info)
 		goto fail;
@@ -204,7 +239,28 @@ PyObject *cqrspy_rowspec_info(RowSpec *spec)
 
 /* ---- decoding ----------------------------------------------------------------- */
 
-PyObject *cqrspy_decode_field(RowSpec *spec, const uint8_t *rec, int i)
+/* ns since the epoch -> an aware UTC datetime (microseconds), None for 0. */
+static PyObject *ts_datetime(int64_t ns)
+{
+	int64_t us, days, secs;
+	PyObject *d, *r;
+
+	if (ns == 0)
+		Py_RETURN_NONE;
+	us = ns / 1000 - (ns % 1000 < 0);
+	days = us / 86400000000ll - (us % 86400000000ll < 0);
+	us -= days * 86400000000ll;
+	secs = us / 1000000;
+	us -= secs * 1000000;
+	d = PyDelta_FromDSU((int)days, (int)secs, (int)us);
+	if (!d)
+		return NULL;
+	r = PyNumber_Add(epoch, d);
+	Py_DECREF(d);
+	return r;
+}
+
+PyObject *cqrspy_decode_field_as(RowSpec *spec, const uint8_t *rec, int i, int flags)
 {
 	const cqrs_field *f = &spec->s.fields[i];
 	cqrs_value v;
@@ -214,7 +270,11 @@ PyObject *cqrspy_decode_field(RowSpec *spec, const uint8_t *rec, int i)
 	switch (f->type) {
 	case CQRS_FT_U8: case CQRS_FT_U16: case CQRS_FT_U32: case CQRS_FT_U64:
 		return PyLong_FromUnsignedLongLong(v.v.u);
-	case CQRS_FT_I8: case CQRS_FT_I16: case CQRS_FT_I32: case CQRS_FT_I64: case CQRS_FT_TS:
+	case CQRS_FT_TS:
+		if (flags & CQRSPY_DATETIMES)
+			return ts_datetime(v.v.i);
+		return PyLong_FromLongLong(v.v.i);
+	case CQRS_FT_I8: case CQRS_FT_I16: case CQRS_FT_I32: case CQRS_FT_I64:
 		return PyLong_FromLongLong(v.v.i);
 	case CQRS_FT_F64:
 		return PyFloat_FromDouble(v.v.f);

@@ -2,11 +2,15 @@
  * bindings/python/src/view.c - cqrs.View: one view of a running engine,
  * read straight from shared memory.
  *
- *     v.get(key)              Row or None; v[key] raises KeyError instead
+ *     v.get(key, *, datetimes=False)   Row or None; v[key] raises KeyError
  *     v.get_raw(key)          the row's bytes, or None
- *     v.find(field, value, snapshot=False)   list of Rows (secondary index)
- *     v.scan(snapshot=False)  list of every Row; iter(v) iterates over it
- *     v.wait(seq, timeout=None) -> bool      read-your-writes
+ *     v.find(field, value, snapshot=False, *, datetimes=False)
+ *                             iterator of Rows (secondary index; iter.c)
+ *     v.scan(snapshot=False, *, datetimes=False), iter(v)
+ *                             iterator of every Row (iter.c)
+ *     v.wait(seq, timeout=None) -> bool      read-your-writes; raises
+ *                             cqrs.Stopped when the engine stopped cleanly
+ *     v.to_numpy(), v.to_pandas()  one snapshot as columns (cqrs/_columnar.py)
  *     v.applied_seq, v.schema, v.name, v.engine, v.generation, v.capacity,
  *     len(v) (live rows), key in v, v.stat(), v.close(), with-statement
  *
@@ -19,6 +23,10 @@
  * handle moved to a rebuilt generation meanwhile; if it did, the row schema
  * is refreshed (only when it changed) and the read is redone, so a Row is
  * always decoded with the schema it was read under.
+ *
+ * A little over 800 lines: every View method shares the handle's move
+ * handling (moved, cqrspy_view_sync), which keeps them in one file; the
+ * iterators live in iter.c, the columns in cqrs/_columnar.py.
  *
  * Threads: the GIL serialises use of the main handle. wait() releases the
  * GIL while it blocks, on a handle of its own taken from a small pool (an
@@ -47,7 +55,7 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static PyObject *raise_view(View *self, int rc, const char *op)
+PyObject *cqrspy_view_raise(View *self, int rc, const char *op)
 {
 	char what[128];
 
@@ -57,8 +65,7 @@ static PyObject *raise_view(View *self, int rc, const char *op)
 	return cqrspy_raise(rc, what, NULL, !strncmp(op, "open", 4));
 }
 
-/* Brings spec and generation up to date with the handle (cold). */
-static int sync_spec(View *self)
+int cqrspy_view_sync(View *self)
 {
 	cqrs_view_info info;
 	const cqrs_schema *s;
@@ -66,7 +73,7 @@ static int sync_spec(View *self)
 	int rc = cqrs_view_stat(self->v, &info);
 
 	if (rc) {
-		raise_view(self, rc, "stat");
+		cqrspy_view_raise(self, rc, "stat");
 		return -1;
 	}
 	s = cqrs_view_schema(self->v);
@@ -78,7 +85,7 @@ static int sync_spec(View *self)
 			return -1;
 		if (spec->key < 0) {
 			Py_DECREF(spec);
-			raise_view(self, CQRS_EFORMAT, "key field of");
+			cqrspy_view_raise(self, CQRS_EFORMAT, "key field of");
 			return -1;
 		}
 		Py_XSETREF(self->spec, spec);
@@ -112,11 +119,11 @@ PyObject *cqrspy_view_open(const char *engine, const char *name)
 	Py_END_ALLOW_THREADS
 	if (rc) {
 		self->v = NULL;
-		raise_view(self, rc, "open view");
+		cqrspy_view_raise(self, rc, "open view");
 		Py_DECREF(self);
 		return NULL;
 	}
-	if (sync_spec(self)) {
+	if (cqrspy_view_sync(self)) {
 		Py_DECREF(self);
 		return NULL;
 	}
@@ -169,11 +176,11 @@ static inline int moved(View *self, int *err)
 {
 	if (__builtin_expect(cqrs_view_generation(self->v) == self->generation, 1))
 		return 0;
-	*err = sync_spec(self);
+	*err = cqrspy_view_sync(self);
 	return 1;
 }
 
-static PyObject *view_get(View *self, PyObject *key)
+static PyObject *get_row(View *self, PyObject *key, int flags)
 {
 	for (int t = 0; t < MOVE_TRIES; t++) {
 		uint64_t u;
@@ -189,6 +196,7 @@ static PyObject *view_get(View *self, PyObject *key)
 		r = cqrspy_row_alloc(self->spec);
 		if (!r)
 			return NULL;
+		r->flags = flags;
 		rc = cqrs_view_get(self->v, kp, klen, r->data, (size_t)Py_SIZE(r));
 		if (__builtin_expect(!moved(self, &err), 1)) {
 			if (rc == 0)
@@ -196,18 +204,53 @@ static PyObject *view_get(View *self, PyObject *key)
 			Py_DECREF(r);
 			if (rc == CQRS_ENOTFOUND)
 				Py_RETURN_NONE;
-			return raise_view(self, rc, "get from");
+			return cqrspy_view_raise(self, rc, "get from");
 		}
 		Py_DECREF(r);
 		if (err)
 			return NULL;
 	}
-	return raise_view(self, -EAGAIN, "get from");
+	return cqrspy_view_raise(self, -EAGAIN, "get from");
+}
+
+/* keyword-only datetimes=: CQRSPY_DATETIMES or 0 in *flags; -1 on error */
+static int dt_kw(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int *flags)
+{
+	*flags = 0;
+	if (!kwnames)
+		return 0;
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+		PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+		int t;
+
+		if (!PyUnicode_Check(k) || PyUnicode_CompareWithASCIIString(k, "datetimes")) {
+			PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", k);
+			return -1;
+		}
+		t = PyObject_IsTrue(args[nargs + i]);
+		if (t < 0)
+			return -1;
+		*flags = t ? CQRSPY_DATETIMES : 0;
+	}
+	return 0;
+}
+
+static PyObject *view_get(View *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	int flags = 0;
+
+	if (__builtin_expect(nargs != 1, 0)) {
+		PyErr_Format(PyExc_TypeError, "get() takes 1 positional argument (%zd given)", nargs);
+		return NULL;
+	}
+	if (__builtin_expect(kwnames != NULL, 0) && dt_kw(args, nargs, kwnames, &flags))
+		return NULL;
+	return get_row(self, args[0], flags);
 }
 
 static PyObject *view_getitem(View *self, PyObject *key)
 {
-	PyObject *r = view_get(self, key);
+	PyObject *r = get_row(self, key, 0);
 
 	if (r == Py_None) {
 		Py_DECREF(r);
@@ -219,7 +262,7 @@ static PyObject *view_getitem(View *self, PyObject *key)
 
 static int view_contains(View *self, PyObject *key)
 {
-	PyObject *r = view_get(self, key);
+	PyObject *r = get_row(self, key, 0);
 
 	if (!r)
 		return -1;
@@ -250,139 +293,280 @@ static PyObject *view_get_raw(View *self, PyObject *key)
 			Py_DECREF(b);
 			if (rc == CQRS_ENOTFOUND)
 				Py_RETURN_NONE;
-			return raise_view(self, rc, "get from");
+			return cqrspy_view_raise(self, rc, "get from");
 		}
 		Py_DECREF(b);
 		if (err)
 			return NULL;
 	}
-	return raise_view(self, -EAGAIN, "get from");
+	return cqrspy_view_raise(self, -EAGAIN, "get from");
 }
 
 /* ---- find and scan -------------------------------------------------------------- */
 
+/* Rows copied out in one piece (find, snapshot scans, to_numpy) go into
+ * a bytearray: row size x rows, no object per row until iterated. */
 typedef struct collect {
 	RowSpec *spec;
-	PyObject *list;
-	int failed;  /* a Python error is set */
-	int resized; /* a row of another size came: the handle moved */
+	PyObject *buf;  /* bytearray */
+	Py_ssize_t n;   /* rows in buf */
+	Py_ssize_t cap; /* rows buf has room for */
+	int failed;     /* a Python error is set */
+	int resized;    /* a row of another size came: the handle moved */
 } collect;
 
 static int collect_row(void *arg, const void *row, size_t size)
 {
 	collect *c = arg;
-	Row *r;
+	size_t rs = c->spec->s.size;
 
-	if (size != c->spec->s.size) {
+	if (size != rs) {
 		c->resized = 1;
 		return 1;
 	}
-	r = cqrspy_row_alloc(c->spec);
-	if (!r) {
-		c->failed = 1;
-		return 1;
+	if (c->n == c->cap) {
+		Py_ssize_t cap = c->cap ? c->cap * 2 : 16;
+		if (PyByteArray_Resize(c->buf, cap * (Py_ssize_t)rs)) {
+			c->failed = 1;
+			return 1;
+		}
+		c->cap = cap;
 	}
-	memcpy(r->data, row, size);
-	if (PyList_Append(c->list, (PyObject *)r)) {
-		Py_DECREF(r);
-		c->failed = 1;
-		return 1;
-	}
-	Py_DECREF(r);
+	memcpy(PyByteArray_AS_STRING(c->buf) + c->n * (Py_ssize_t)rs, row, rs);
+	c->n++;
 	return 0;
 }
 
-/* find when field is non-NULL, scan otherwise. */
-static PyObject *query(View *self, PyObject *field, PyObject *value, int snapshot)
+/* find when field is non-NULL, scan otherwise: the rows in c->buf (a new
+ * bytearray of exactly c->n rows of c->spec, both new references). */
+static int query(View *self, PyObject *field, PyObject *value, int snapshot, collect *out)
 {
 	for (int t = 0; t < MOVE_TRIES; t++) {
-		collect c = { self->spec, NULL, 0, 0 };
+		collect c = { self->spec, NULL, 0, 0, 0, 0 };
 		unsigned flags = snapshot ? CQRS_FIND_SNAPSHOT : 0;
 		int rc, err = 0;
 
-		if (!self->v)
-			return closed_error();
-		c.list = PyList_New(0);
-		if (!c.list)
-			return NULL;
+		if (!self->v) {
+			closed_error();
+			return -1;
+		}
+		c.buf = PyByteArray_FromStringAndSize(NULL, 0);
+		if (!c.buf)
+			return -1;
+		if (!field && snapshot) {
+			uint64_t hint = cqrs_view_rows(self->v);
+			if (hint && hint < (1ull << 40) / (self->spec->s.size + 1)) {
+				if (PyByteArray_Resize(c.buf, (Py_ssize_t)(hint + hint / 8 + 16) *
+								 (Py_ssize_t)self->spec->s.size)) {
+					Py_DECREF(c.buf);
+					return -1;
+				}
+				c.cap = (Py_ssize_t)(hint + hint / 8 + 16);
+			}
+		}
 		if (field) {
 			const char *fname = PyUnicode_AsUTF8(field);
 			const cqrs_field *f = fname ? cqrs_schema_field(&self->spec->s, fname) : NULL;
 
-			if (!f) {
-				Py_DECREF(c.list);
+			if (!f || cqrspy_is_padding(f->name)) {
+				Py_DECREF(c.buf);
 				if (!fname)
-					return NULL;
+					return -1;
 				PyErr_Format(cqrspy_NotFound, "view %U has no field %R", self->name, field);
-				return NULL;
+				return -1;
 			}
 			if (cqrspy_set_field(self->spec, self->spec->scratch, f, value)) {
-				Py_DECREF(c.list);
-				return NULL;
+				Py_DECREF(c.buf);
+				return -1;
 			}
 			rc = cqrs_view_find(self->v, fname, self->spec->scratch + f->offset, f->size,
 					    collect_row, &c, flags);
 			if (rc == CQRS_ENOTFOUND && !moved(self, &err)) {
-				Py_DECREF(c.list);
+				Py_DECREF(c.buf);
 				PyErr_Format(cqrspy_NotFound, "field %R of view %U is not indexed", field,
 					     self->name);
-				return NULL;
+				return -1;
 			}
 		} else {
 			rc = cqrs_view_scan(self->v, collect_row, &c, flags);
 		}
 		if (c.failed) {
-			Py_DECREF(c.list);
-			return NULL;
+			Py_DECREF(c.buf);
+			return -1;
 		}
 		if (!c.resized && !moved(self, &err)) {
-			if (rc >= 0)
-				return c.list;
-			Py_DECREF(c.list);
-			return raise_view(self, rc, field ? "find in" : "scan");
+			if (rc >= 0) {
+				if (PyByteArray_Resize(c.buf, c.n * (Py_ssize_t)c.spec->s.size)) {
+					Py_DECREF(c.buf);
+					return -1;
+				}
+				Py_INCREF(c.spec);
+				*out = c;
+				return 0;
+			}
+			Py_DECREF(c.buf);
+			cqrspy_view_raise(self, rc, field ? "find in" : "scan");
+			return -1;
 		}
-		Py_DECREF(c.list);
+		Py_DECREF(c.buf);
 		if (err)
-			return NULL;
-		if (c.resized && cqrs_view_generation(self->v) == self->generation && sync_spec(self))
-			return NULL;
+			return -1;
+		if (c.resized && cqrs_view_generation(self->v) == self->generation &&
+		    cqrspy_view_sync(self))
+			return -1;
 	}
-	return raise_view(self, -EAGAIN, field ? "find in" : "scan");
+	cqrspy_view_raise(self, -EAGAIN, field ? "find in" : "scan");
+	return -1;
+}
+
+static PyObject *rows_iter(View *self, PyObject *field, PyObject *value, int snapshot, int flags)
+{
+	collect c;
+	PyObject *it;
+
+	if (query(self, field, value, snapshot, &c))
+		return NULL;
+	it = cqrspy_iter_rows(self, c.spec, c.buf, c.n, flags);
+	Py_DECREF(c.spec);
+	Py_DECREF(c.buf);
+	return it;
+}
+
+/* A lazy plain find: the field and key checked now (errors at the call),
+ * the chain walked as the iterator advances. */
+static PyObject *lazy_find(View *self, PyObject *field, PyObject *value, int flags)
+{
+	const char *fname = PyUnicode_AsUTF8(field);
+	const cqrs_field *f;
+	PyObject *key, *it, *idx;
+	int err = 0, indexed = 0;
+
+	if (!fname)
+		return NULL;
+	if (!self->v)
+		return closed_error();
+	if (moved(self, &err) && err)
+		return NULL;
+	f = cqrs_schema_field(&self->spec->s, fname);
+	if (!f || cqrspy_is_padding(f->name)) {
+		PyErr_Format(cqrspy_NotFound, "view %U has no field %R", self->name, field);
+		return NULL;
+	}
+	if (cqrspy_set_field(self->spec, self->spec->scratch, f, value))
+		return NULL;
+	/* the indexes of the generation in use, as cqrspy_view_sync read them */
+	idx = PyStructSequence_GET_ITEM(self->spec->info, 4);
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(idx); i++)
+		indexed |= !PyUnicode_Compare(PyTuple_GET_ITEM(idx, i), field);
+	if (!indexed) {
+		PyErr_Format(cqrspy_NotFound, "field %R of view %U is not indexed", field, self->name);
+		return NULL;
+	}
+	key = PyBytes_FromStringAndSize((const char *)self->spec->scratch + f->offset, f->size);
+	if (!key)
+		return NULL;
+	it = cqrspy_iter_find(self, fname, key, flags);
+	Py_DECREF(key);
+	return it;
 }
 
 static PyObject *view_find(View *self, PyObject *args, PyObject *kwargs)
 {
-	static char *kw[] = { "field", "value", "snapshot", NULL };
+	static char *kw[] = { "field", "value", "snapshot", "datetimes", NULL };
 	PyObject *field, *value;
-	int snapshot = 0;
+	int snapshot = 0, dt = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO|p:find", kw, &field, &value, &snapshot))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO|p$p:find", kw, &field, &value, &snapshot,
+					 &dt))
 		return NULL;
-	return query(self, field, value, snapshot);
+	if (!snapshot)
+		return lazy_find(self, field, value, dt ? CQRSPY_DATETIMES : 0);
+	return rows_iter(self, field, value, snapshot, dt ? CQRSPY_DATETIMES : 0);
 }
 
 static PyObject *view_scan(View *self, PyObject *args, PyObject *kwargs)
 {
-	static char *kw[] = { "snapshot", NULL };
-	int snapshot = 0;
+	static char *kw[] = { "snapshot", "datetimes", NULL };
+	int snapshot = 0, dt = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:scan", kw, &snapshot))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p$p:scan", kw, &snapshot, &dt))
 		return NULL;
-	return query(self, NULL, NULL, snapshot);
+	if (snapshot)
+		return rows_iter(self, NULL, NULL, 1, dt ? CQRSPY_DATETIMES : 0);
+	if (!self->v)
+		return closed_error();
+	return cqrspy_iter_scan(self, dt ? CQRSPY_DATETIMES : 0);
 }
 
 static PyObject *view_iter(View *self)
 {
-	PyObject *l = query(self, NULL, NULL, 0), *it;
+	if (!self->v)
+		return closed_error();
+	return cqrspy_iter_scan(self, 0);
+}
 
-	if (!l)
+/* _snapshot() -> (bytearray, count, Schema): one batch-consistent copy of
+ * every row, for to_numpy (the bytearray becomes the array's memory). */
+static PyObject *view_snapshot(View *self, PyObject *unused)
+{
+	collect c;
+
+	(void)unused;
+	if (query(self, NULL, NULL, 1, &c))
 		return NULL;
-	it = PyObject_GetIter(l);
-	Py_DECREF(l);
-	return it;
+	{
+		PyObject *r = Py_BuildValue("(NnO)", c.buf, c.n, c.spec->info);
+		Py_DECREF(c.spec);
+		return r;
+	}
+}
+
+/* to_numpy / to_pandas: cqrs/_columnar.py builds them from _snapshot(). */
+static PyObject *columnar(View *self, const char *fn, PyObject *args, PyObject *kwargs)
+{
+	PyObject *mod = PyImport_ImportModule("cqrs._columnar"), *f, *a, *r;
+
+	if (!mod)
+		return NULL;
+	f = PyObject_GetAttrString(mod, fn);
+	Py_DECREF(mod);
+	if (!f)
+		return NULL;
+	a = PyTuple_New(1 + PyTuple_GET_SIZE(args));
+	if (!a) {
+		Py_DECREF(f);
+		return NULL;
+	}
+	PyTuple_SET_ITEM(a, 0, Py_NewRef(self));
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++)
+		PyTuple_SET_ITEM(a, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+	r = PyObject_Call(f, a, kwargs);
+	Py_DECREF(a);
+	Py_DECREF(f);
+	return r;
+}
+
+static PyObject *view_to_numpy(View *self, PyObject *args, PyObject *kwargs)
+{
+	return columnar(self, "to_numpy", args, kwargs);
+}
+
+static PyObject *view_to_pandas(View *self, PyObject *args, PyObject *kwargs)
+{
+	return columnar(self, "to_pandas", args, kwargs);
 }
 
 /* ---- waiting -------------------------------------------------------------------- */
+
+/* After wait said the writer is gone: did it shut down cleanly (a stop,
+ * not a crash)? The engine marks each view's segment clean when it stops;
+ * h still maps the segment its writer left. */
+static int stopped_cleanly(cqrs_view *h)
+{
+	cqrs_view_info info;
+
+	return cqrs_view_stat(h, &info) == 0 && info.clean && !info.writer_alive;
+}
 
 static PyObject *view_wait(View *self, PyObject *args, PyObject *kwargs)
 {
@@ -416,7 +600,7 @@ static PyObject *view_wait(View *self, PyObject *args, PyObject *kwargs)
 		rc = cqrs_view_open(e, n, &h);
 		Py_END_ALLOW_THREADS
 		if (rc)
-			return raise_view(self, rc, "open (for wait) view");
+			return cqrspy_view_raise(self, rc, "open (for wait) view");
 	}
 	now = mono_ns();
 	deadline = tmo == UINT64_MAX || tmo > UINT64_MAX - now ? UINT64_MAX : now + tmo;
@@ -432,6 +616,8 @@ static PyObject *view_wait(View *self, PyObject *args, PyObject *kwargs)
 		if (now >= deadline || PyErr_CheckSignals())
 			break;
 	}
+	if (rc == CQRS_EWRITERDEAD && stopped_cleanly(h))
+		rc = CQRS_ESTOPPED;
 	if (self->v && self->npool < CQRSPY_WAIT_POOL)
 		self->pool[self->npool++] = h;
 	else
@@ -442,7 +628,7 @@ static PyObject *view_wait(View *self, PyObject *args, PyObject *kwargs)
 		Py_RETURN_TRUE;
 	if (rc == -ETIMEDOUT)
 		Py_RETURN_FALSE;
-	return raise_view(self, rc, "wait on");
+	return cqrspy_view_raise(self, rc, "wait on");
 }
 
 /* ---- introspection -------------------------------------------------------------- */
@@ -509,7 +695,7 @@ static PyObject *view_stat(View *self, PyObject *unused)
 		return closed_error();
 	rc = cqrs_view_stat(self->v, &i);
 	if (rc)
-		return raise_view(self, rc, "stat");
+		return cqrspy_view_raise(self, rc, "stat");
 	sec = PyTuple_New(i.nsecondary);
 	if (!sec)
 		return NULL;
@@ -564,26 +750,53 @@ static PyObject *view_repr(View *self)
 }
 
 static PyMethodDef view_methods[] = {
-	{ "get", (PyCFunction)view_get, METH_O,
-	  "get(key) -> Row or None\n\nThe row with this key: one consistent copy, decoded through the\n"
-	  "view's schema on access. Keys: int for integer key fields, str/bytes for\n"
-	  "str/bytes key fields." },
+	{ "get", (PyCFunction)(void (*)(void))view_get, METH_FASTCALL | METH_KEYWORDS,
+	  "get($self, key, /, *, datetimes=False)\n--\n\n"
+	  "The row with this key (a Row), or None: one consistent copy, decoded\n"
+	  "through the view's schema on access. Keys: int for integer key fields,\n"
+	  "str/bytes for str/bytes key fields. datetimes=True: ts fields read as\n"
+	  "UTC datetimes (None for 0)." },
 	{ "get_raw", (PyCFunction)view_get_raw, METH_O,
-	  "get_raw(key) -> bytes or None: the row's bytes (see .schema for the layout)" },
+	  "get_raw($self, key, /)\n--\n\n"
+	  "The row's bytes, or None (see .schema for the layout)." },
 	{ "find", (PyCFunction)(void (*)(void))view_find, METH_VARARGS | METH_KEYWORDS,
-	  "find(field, value, snapshot=False) -> list of Rows\n\nRows whose secondary-indexed field "
-	  "equals value. snapshot=True returns one\nbatch-consistent set; otherwise each row is "
-	  "consistent on its own." },
+	  "find($self, field, value, snapshot=False, *, datetimes=False)\n--\n\n"
+	  "A lazy iterator of the Rows whose secondary-indexed field equals value\n"
+	  "(list(...) for a list): the index's chain is walked as it advances, each\n"
+	  "row consistent on its own, every row that keeps the key meanwhile once.\n"
+	  "snapshot=True: one batch-consistent set, copied at the call." },
 	{ "scan", (PyCFunction)(void (*)(void))view_scan, METH_VARARGS | METH_KEYWORDS,
-	  "scan(snapshot=False) -> list of every Row (slot order)" },
+	  "scan($self, snapshot=False, *, datetimes=False)\n--\n\n"
+	  "A lazy iterator of every live Row, in slot order: each row consistent on\n"
+	  "its own, read when the iterator reaches it (rows changing meanwhile show\n"
+	  "their state then; one deleted and added again may be seen twice or not\n"
+	  "at all). cqrs.Error (EAGAIN) if the view is rebuilt after the first row.\n"
+	  "snapshot=True: one batch-consistent copy of all rows, taken at once." },
 	{ "wait", (PyCFunction)(void (*)(void))view_wait, METH_VARARGS | METH_KEYWORDS,
-	  "wait(seq, timeout=None) -> bool\n\nWaits (GIL released) until the view has applied seq "
-	  "(a submit's result):\nTrue, or False when timeout seconds passed. Raises cqrs.Error "
-	  "if the\nengine died." },
-	{ "stat", (PyCFunction)view_stat, METH_NOARGS, "stat() -> dict: the view's statistics" },
-	{ "close", (PyCFunction)view_close, METH_NOARGS, "close(): unmaps the view (Rows stay valid)" },
-	{ "__enter__", (PyCFunction)view_enter, METH_NOARGS, NULL },
-	{ "__exit__", (PyCFunction)view_exit, METH_VARARGS, NULL },
+	  "wait($self, seq, timeout=None)\n--\n\n"
+	  "Waits (GIL released) until the view has applied seq (a submit's result):\n"
+	  "True, or False when timeout seconds passed. Raises cqrs.Stopped when the\n"
+	  "engine stopped cleanly meanwhile, cqrs.Error when it died." },
+	{ "to_numpy", (PyCFunction)(void (*)(void))view_to_numpy, METH_VARARGS | METH_KEYWORDS,
+	  "to_numpy($self, *, datetimes=False)\n--\n\n"
+	  "One batch-consistent snapshot of every row as a numpy structured array\n"
+	  "(the row's dtype, padding left out), copied once into the array's memory.\n"
+	  "datetimes=True: ts fields as datetime64[ns]." },
+	{ "to_pandas", (PyCFunction)(void (*)(void))view_to_pandas, METH_VARARGS | METH_KEYWORDS,
+	  "to_pandas($self, *, datetimes=True, index=True)\n--\n\n"
+	  "to_numpy() as a pandas DataFrame: str fields as str, ts fields as UTC\n"
+	  "datetimes (NaT for 0) unless datetimes=False, indexed by the key field\n"
+	  "unless index=False." },
+	{ "_snapshot", (PyCFunction)view_snapshot, METH_NOARGS,
+	  "_snapshot($self, /)\n--\n\n"
+	  "(bytearray, count, Schema): one batch-consistent copy of every row." },
+	{ "stat", (PyCFunction)view_stat, METH_NOARGS,
+	  "stat($self, /)\n--\n\nThe view's statistics (a dict)." },
+	{ "close", (PyCFunction)view_close, METH_NOARGS,
+	  "close($self, /)\n--\n\nUnmaps the view (Rows stay valid)." },
+	{ "__enter__", (PyCFunction)view_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n" },
+	{ "__exit__", (PyCFunction)view_exit, METH_VARARGS,
+	  "__exit__($self, exc_type, exc_value, traceback, /)\n--\n\nCloses the view." },
 	{ NULL, NULL, 0, NULL }
 };
 
