@@ -150,7 +150,7 @@ class Signatures(unittest.TestCase):
 
     def test_signatures(self):
         sig = lambda f: str(inspect.signature(f))  # noqa: E731
-        self.assertEqual(sig(cqrs.connect), "(engine, *, readonly=False)")
+        self.assertEqual(sig(cqrs.connect), "(engine, *, readonly=False, client_id=None)")
         self.assertEqual(sig(cqrs.View.get), "(self, key, /, *, datetimes=False)")
         self.assertEqual(sig(cqrs.View.find),
                          "(self, /, field, value, snapshot=False, *, datetimes=False)")

@@ -122,9 +122,11 @@ static PyObject *mod_strerror(PyObject *self, PyObject *arg)
 
 static PyMethodDef module_methods[] = {
 	{ "connect", (PyCFunction)(void (*)(void))cqrspy_connect, METH_VARARGS | METH_KEYWORDS,
-	  "connect($module, engine, *, readonly=False)\n--\n\n"
+	  "connect($module, engine, *, readonly=False, client_id=None)\n--\n\n"
 	  "Connects to the running engine named `engine`: its views for reading and,\n"
-	  "unless readonly, its command gateway for submit(). Raises cqrs.NotFound when\n"
+	  "unless readonly, its command gateway for submit(). client_id (an int or a\n"
+	  "name) is a stable identity whose dedup window survives reconnects and engine\n"
+	  "restarts; its submits need an explicit client_seq. Raises cqrs.NotFound when\n"
 	  "no such engine runs." },
 	{ "strerror", mod_strerror, METH_O,
 	  "strerror($module, code, /)\n--\n\nThe library's description of an error code (str)." },
