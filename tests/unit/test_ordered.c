@@ -27,37 +27,7 @@
 #include "shm/view_internal.h"
 #include "shm/view_writer.h"
 #include "tests/lib/testutil.h"
-#include "tests/unit/test_view_rows.h" /* tview_group_cleanup */
-
-#define OROW_FIELDS(F)        \
-	F(u64, id)            \
-	F(str, sym, 8)        \
-	F(i64, price)         \
-	F(f64, qty)           \
-	F(u64, ver)           \
-	F(u64, check)
-CQRS_RECORD(orow, "OrdRow", OROW_FIELDS)
-
-static uint64_t orow_sum(const orow *r)
-{
-	return trow_mix(r->id, (uint64_t)r->price ^ r->ver, (uint64_t)r->sym[0] << 8 | (uint64_t)r->sym[1]);
-}
-
-static void orow_fill(orow *r, uint64_t id, int sym, int64_t price, double qty, uint64_t ver)
-{
-	memset(r, 0, sizeof *r);
-	r->id = id;
-	snprintf(r->sym, sizeof r->sym, "S%d", sym);
-	r->price = price;
-	r->qty = qty;
-	r->ver = ver;
-	r->check = orow_sum(r);
-}
-
-static int orow_ok(const orow *r)
-{
-	return r->check == orow_sum(r);
-}
+#include "tests/unit/test_ordered_rows.h"
 
 typedef struct ofx {
 	char engine[64];
@@ -68,19 +38,9 @@ typedef struct ofx {
 
 static void ofx_open(ofx *f, uint64_t cap, const char *f1, const char *f2)
 {
-	cqrs_vw_config cfg = { 0 };
-
 	memset(f, 0, sizeof *f);
 	tu_unique_name(f->engine, sizeof f->engine, "tord");
-	assert_int_equal(cqrs__ctl_create(f->engine, NULL, &f->ctl), 0);
-	cfg.schema = orow_schema();
-	cfg.key_field = "id";
-	cfg.capacity = cap;
-	cfg.ordered[0] = f1;
-	cfg.ordered[1] = f2;
-	assert_int_equal(cqrs__vw_create(f->ctl, "book", &cfg, &f->w), 0);
-	assert_int_equal(cqrs__vw_publish(f->w), 0);
-	assert_int_equal(cqrs__ctl_publish(f->ctl), 0);
+	assert_int_equal(oview_setup(f->engine, cap, f1, f2, &f->ctl, &f->w), 0);
 	assert_int_equal(cqrs_view_open(f->engine, "book", &f->v), 0);
 }
 
@@ -215,11 +175,6 @@ static void normalize(const model *m, got *g, int desc)
 	qsort(g->ids, (size_t)g->n, sizeof g->ids[0], id_cmp);
 }
 
-/* lo/hi arguments: (sym[8], price) native; len 8 for a sym prefix only */
-typedef struct __attribute__((packed)) karg {
-	char sym[8];
-	int64_t price;
-} karg;
 
 static void check_all(ofx *f, const model *m, uint64_t seed)
 {
