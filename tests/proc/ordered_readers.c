@@ -190,7 +190,7 @@ static int reader(int id, struct shared *sh, uint64_t target)
 
 int main(void)
 {
-	uint64_t per_reader = getenv("CQRS_SAN") ? 500 : 5000;
+	uint64_t per_reader = getenv("CQRS_SAN") ? 200 : 2000;
 	struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t wpid, rpid[READERS];
