@@ -6,7 +6,9 @@
  * deletes and key-moving updates checked against a sorted reference
  * model after every batch (full walks both ways, random ranges with
  * prefixes, limits, counts, snapshots), the writer's own list check, an
- * adopted clean segment, an f64 index, and bad arguments.
+ * adopted clean segment, an f64 index, bad arguments, and a whole engine
+ * whose view declares the index (cqrs_view_def.ordered_fields) through
+ * growth by rebuild, a clean restart and an explicit rebuild.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -26,6 +29,7 @@
 #include "shm/ordered_writer.h"
 #include "shm/view_internal.h"
 #include "shm/view_writer.h"
+#include "tests/lib/bank.h"
 #include "tests/lib/testutil.h"
 #include "tests/unit/test_ordered_rows.h"
 
@@ -434,6 +438,93 @@ static void test_bad_config(void **state)
 	assert_int_equal(tview_shm_count(engine), 0);
 }
 
+typedef struct bcoll {
+	bank_row rows[256];
+	uint64_t n;
+} bcoll;
+
+static int bank_collect(void *arg, const void *row, size_t size)
+{
+	bcoll *c = arg;
+
+	if (c->n < 256 && size == sizeof(bank_row))
+		memcpy(&c->rows[c->n], row, size);
+	c->n++;
+	return 0;
+}
+
+/* Every balance in descending order: accounts 1..n with 7 * a % 1000. */
+static void check_bank(cqrs_view *v, uint64_t n)
+{
+	static bcoll c;
+	int64_t prev = INT64_MAX;
+	int64_t lo = 500;
+	uint64_t cnt, want = 0;
+	int k;
+
+	memset(&c, 0, sizeof c);
+	k = cqrs_view_range(v, "balance", NULL, 0, NULL, 0, CQRS_RANGE_DESC | CQRS_RANGE_SNAPSHOT, 0,
+			    bank_collect, &c);
+	assert_int_equal(k, (int)n);
+	for (int i = 0; i < k; i++) {
+		assert_true(c.rows[i].balance <= prev);
+		assert_int_equal(c.rows[i].balance, (int64_t)(c.rows[i].account * 7 % 1000));
+		prev = c.rows[i].balance;
+	}
+	for (uint64_t a = 1; a <= n; a++)
+		want += (int64_t)(a * 7 % 1000) >= lo;
+	assert_int_equal(cqrs_view_range_count(v, NULL, &lo, 8, NULL, 0, 0, &cnt), 0);
+	assert_int_equal(cnt, want);
+}
+
+static void test_engine_view(void **state)
+{
+	static const char *const fields[] = { "balance", NULL };
+	char name[64], dir[256];
+	bank_model m;
+	cqrs_engine *e;
+	cqrs_view *v;
+	uint64_t seq = 0, gen;
+	const char *names[2];
+
+	(void)state;
+	tu_unique_name(name, sizeof name, "tordeng");
+	assert_int_equal(tu_mkdtemp(dir, sizeof dir, "cqrs-ordered"), 0);
+	bank_ordered_fields = fields;
+	assert_int_equal(bank_start(name, dir, CQRS_DURABILITY_NONE, 16, CQRS_ON_ERROR_SKIP, &m, &e), 0);
+	for (uint64_t a = 1; a <= 200; a++)
+		assert_int_equal(bank_do(e, BANK_DEPOSIT, a, (int64_t)(a * 7 % 1000) + 1000, 0, 0, &seq), 0);
+	for (uint64_t a = 1; a <= 200; a++)
+		assert_int_equal(bank_do(e, BANK_WITHDRAW, a, 1000, 0, 0, &seq), 0);
+	assert_int_equal(cqrs_view_open(name, "balances", &v), 0);
+	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	assert_true(cqrs_view_capacity(v) >= 200); /* grown by rebuild: the index came along */
+	assert_int_equal(cqrs_view_ordered(v, names, 2), 1);
+	assert_string_equal(names[0], "balance");
+	check_bank(v, 200);
+	gen = cqrs_view_generation(v);
+	/* a clean restart adopts the segment (its list checked) */
+	bank_stop(e, &m);
+	assert_int_equal(bank_start(name, dir, CQRS_DURABILITY_NONE, 16, CQRS_ON_ERROR_SKIP, &m, &e), 0);
+	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	check_bank(v, 200);
+	assert_int_equal(cqrs_view_generation(v), gen);
+	/* an explicit rebuild: a new generation, the index rebuilt with it */
+	assert_int_equal(cqrs_engine_rebuild(e, "balances"), 0);
+	for (int i = 0; i < 1000 && cqrs_view_generation(v) == gen; i++) {
+		usleep(10000);
+		(void)cqrs_view_rows(v);
+	}
+	assert_true(cqrs_view_generation(v) > gen);
+	assert_int_equal(cqrs_view_wait(v, seq, 10000000000ull), 0);
+	check_bank(v, 200);
+	cqrs_view_close(v);
+	bank_stop(e, &m);
+	bank_ordered_fields = NULL;
+	cqrs_engine_remove_segments(name);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_random_against_model),
 		cmocka_unit_test(test_f64_index_and_adopt),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_engine_view),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, tview_group_cleanup);
