@@ -26,6 +26,7 @@
 #define RESTART 1               /* internal: a node changed under the walk */
 #define RESTART_YIELD 64u       /* restarts before each one yields */
 #define RESTART_MAX 100000u     /* restarts in one call before -EAGAIN */
+#define RESTART_MAX_IMAGE 16u   /* ... in an image, which nobody writes */
 #define SNAP_TRIES 100000u      /* snapshot attempts before -EAGAIN */
 
 typedef struct owalk {
@@ -35,6 +36,7 @@ typedef struct owalk {
 	cqrs_ord_geom g;
 	uint64_t cap;              /* node cap is the head */
 	uint64_t budget;           /* steps left in this attempt */
+	unsigned restart_max;
 	/* the query */
 	uint8_t lo[CQRS_ORD_KEY_MAX], hi[CQRS_ORD_KEY_MAX];
 	int has_lo, has_hi, hi_incl, desc, count_only, snapshot;
@@ -293,7 +295,7 @@ static int walk(owalk *w)
 
 		if (rc != RESTART)
 			return rc;
-		if (r >= RESTART_MAX)
+		if (r >= w->restart_max)
 			return cqrs__fail(-EAGAIN, "ordered index: %u restarts under churn", r);
 		if (r % RESTART_YIELD == RESTART_YIELD - 1)
 			sched_yield();
@@ -307,7 +309,7 @@ static int snapshot_walk(owalk *w)
 	const cqrs_vseq *vs = (const cqrs_vseq *)(const void *)((const uint8_t *)w->nodes - w->p->ord_off +
 								 CQRS_VSEQ_OFF);
 
-	for (unsigned t = 0; t < SNAP_TRIES; t++) {
+	for (unsigned t = 0; t < (w->restart_max == RESTART_MAX ? SNAP_TRIES : w->restart_max); t++) {
 		/* acquire: pairs with cqrs__vw_end's release store of the even
 		 * view sequence: the batch's rows and links are visible */
 		uint64_t s1 = atomic_load_explicit(&vs->view_seq, memory_order_acquire);
@@ -385,14 +387,15 @@ static int setup(owalk *w, cqrs_view *v, const char *index, const void *lo, size
 		 const void *hi, size_t hi_len, unsigned flags)
 {
 	const uint8_t *base;
-	int rc;
+	int rc, image;
 
 	memset(w, 0, sizeof *w);
 	if (!v || (flags & ~(CQRS_RANGE_SNAPSHOT | CQRS_RANGE_DESC)))
 		return -EINVAL;
-	rc = cqrs__view_ord_enter(v, &base, &w->p);
+	rc = cqrs__view_ord_enter(v, &base, &w->p, &image);
 	if (rc)
 		return rc;
+	w->restart_max = image ? RESTART_MAX_IMAGE : RESTART_MAX;
 	if (!w->p->nord || !index_ok(v, w->p, index))
 		return CQRS_ENOTFOUND;
 	w->v = v;
@@ -527,11 +530,11 @@ int cqrs_view_ordered(cqrs_view *v, const char **fields, size_t cap)
 	const uint8_t *base;
 	const cqrs_vparams *p;
 	const cqrs_schema *s;
-	int rc;
+	int rc, image;
 
 	if (!v || (cap && !fields))
 		return -EINVAL;
-	rc = cqrs__view_ord_enter(v, &base, &p);
+	rc = cqrs__view_ord_enter(v, &base, &p, &image);
 	if (rc)
 		return rc;
 	s = cqrs_view_schema(v);

@@ -29,9 +29,12 @@ void cqrs__view_set_head_hook(cqrs_view *v, void (*fn)(void *arg), void *arg);
 /* ---- for the ordered index reader (shm/ordered_reader.c) ---- */
 
 /* The one check every call makes (a generation move), then the current
- * mapping's base and validated parameters. 0 or CQRS_ESTALE. */
+ * mapping's base and validated parameters, and whether it is an image
+ * (no writer: a node that keeps changing is damage, not churn). 0 or
+ * CQRS_ESTALE. */
 struct cqrs_vparams;
-int cqrs__view_ord_enter(cqrs_view *v, const uint8_t **base, const struct cqrs_vparams **p);
+int cqrs__view_ord_enter(cqrs_view *v, const uint8_t **base, const struct cqrs_vparams **p,
+			 int *image);
 
 /* Copies row r (< capacity) under its seqlock into dst (the view's row
  * size, rounded up to 8), with its flags. 0, CQRS_EWRITERDEAD, -EAGAIN. */

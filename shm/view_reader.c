@@ -743,12 +743,14 @@ int cqrs_view_scan(cqrs_view *v, cqrs_view_row_fn fn, void *arg, unsigned flags)
 
 /* ---- hooks for the ordered index (shm/ordered_reader.c) ------------------------- */
 
-int cqrs__view_ord_enter(cqrs_view *v, const uint8_t **base, const struct cqrs_vparams **p)
+int cqrs__view_ord_enter(cqrs_view *v, const uint8_t **base, const struct cqrs_vparams **p,
+			 int *image)
 {
 	int rc = check_retired(v);
 
 	if (rc)
 		return rc;
+	*image = v->image;
 	*base = v->m.seg.base;
 	*p = &v->m.p;
 	return 0;
