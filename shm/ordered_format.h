@@ -141,6 +141,11 @@ static inline void cqrs__ord_encode_field(uint32_t type, uint32_t size, const ui
 		v ^= UINT64_C(1) << (8 * size - 1);
 	else if (type == CQRS_FT_F64)
 		v = (v >> 63) ? ~v : v ^ (UINT64_C(1) << 63);
+	if (size == 8) { /* the common case: one byte swap */
+		v = __builtin_bswap64(v);
+		memcpy(out, &v, 8);
+		return;
+	}
 	for (uint32_t i = 0; i < size; i++)
 		out[i] = (uint8_t)(v >> (8 * (size - 1 - i)));
 }

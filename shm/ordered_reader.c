@@ -31,7 +31,7 @@
 
 typedef struct owalk {
 	cqrs_view *v;
-	const uint8_t *nodes;
+	const uint8_t *nodes, *rows;
 	const cqrs_vparams *p;
 	cqrs_ord_geom g;
 	uint64_t cap;              /* node cap is the head */
@@ -170,6 +170,23 @@ static int search(owalk *w, const uint8_t *tk, uint64_t trow, uint64_t *x_link, 
 	return 0;
 }
 
+/* Starts the cache misses of the node after n in the walk's direction and
+ * of its row, so they overlap with the copy of n's row. A hint only: the
+ * link is loaded without validation and only range-checked (a prefetch
+ * never faults, and nothing is read through it here). */
+static inline void prefetch_after(const owalk *w, uint64_t n, uint32_t off)
+{
+	/* relaxed: a hint; the walk validates the link when it follows it */
+	uint64_t l = atomic_load_explicit(word_at(w, n, off), memory_order_relaxed);
+	uint64_t m = (l & 0xffffffffu) - 1;
+
+	if (m < w->cap) {
+		__builtin_prefetch(node_at(w, m));
+		__builtin_prefetch(w->rows + m * w->p->slot_size);
+		__builtin_prefetch(w->rows + m * w->p->slot_size + 64);
+	}
+}
+
 /* Node n (key k) is a candidate: copy its row, deliver it when it is live
  * and still has this key. */
 static int take(owalk *w, uint64_t n, const uint8_t *k)
@@ -250,6 +267,8 @@ static int attempt(owalk *w)
 						  (unsigned long long)n);
 			if (w->has_hi && memcmp(nk, w->hi, w->g.klen) >= 0)
 				return 0;
+			if (!w->count_only && w->limit != 1)
+				prefetch_after(w, n, w->g.next_off);
 			rc = take(w, n, nk);
 			if (rc || full(w))
 				return rc;
@@ -262,6 +281,8 @@ static int attempt(owalk *w)
 
 		if (cur == w->cap || (w->has_lo && memcmp(k, w->lo, w->g.klen) < 0))
 			return 0;
+		if (!w->count_only && w->limit != 1)
+			prefetch_after(w, cur, w->g.prev_off);
 		rc = take(w, cur, k);
 		if (rc || full(w))
 			return rc;
@@ -400,6 +421,7 @@ static int setup(owalk *w, cqrs_view *v, const char *index, const void *lo, size
 		return CQRS_ENOTFOUND;
 	w->v = v;
 	w->nodes = base + w->p->ord_off;
+	w->rows = base + w->p->rows_off;
 	w->cap = w->p->capacity;
 	cqrs__ord_geom(&w->g, w->p->ord_klen, w->p->ord_levels);
 	w->desc = !!(flags & CQRS_RANGE_DESC);
