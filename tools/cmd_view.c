@@ -160,8 +160,17 @@ static int check_indexed(const cqrs_view_info *info, const cqrs_schema *s, const
 	return 1;
 }
 
+static int stop_at_first(void *arg, const void *row, size_t size)
+{
+	(void)arg;
+	(void)row;
+	(void)size;
+	return 1;
+}
+
 /* Parses "v1,v2,..." as the ordered index's first values into key (the
- * fields' bytes one after the other). */
+ * fields' bytes one after the other). 0, TOOL_EXIT_USAGE (too many values,
+ * said on stderr), or a library code. */
 static int parse_ordered_key(cqrs_view *v, const char *text, uint8_t *key, size_t *keylen)
 {
 	const char *fields[8];
@@ -176,7 +185,9 @@ static int parse_ordered_key(cqrs_view *v, const char *text, uint8_t *key, size_
 	for (int i = 0; tok && !rc; i++, tok = strtok_r(NULL, ",", &save)) {
 		size_t fl;
 		if (i >= n) {
-			rc = -EINVAL;
+			fprintf(stderr, "cqrs: view range: '%s' has more values than the index has fields "
+					"(%d)\n", text, n);
+			rc = TOOL_EXIT_USAGE;
 			break;
 		}
 		rc = parse_key(s, fields[i], tok, key + len, &fl);
@@ -282,9 +293,14 @@ int cqrs_cmd_view(int argc, char **argv)
 			fprintf(stderr, "cqrs: view range: %s has no ordered index\n", info.name);
 			status = TOOL_EXIT_FAIL;
 		} else if (*pos[3] && (rc = parse_ordered_key(v, pos[3], key, &keylen))) {
-			status = tool_fail("view range: LO", rc);
+			status = rc == TOOL_EXIT_USAGE ? TOOL_EXIT_FAIL : tool_fail("view range: LO", rc);
 		} else if (*pos[4] && (rc = parse_ordered_key(v, pos[4], hi, &hilen))) {
-			status = tool_fail("view range: HI", rc);
+			status = rc == TOOL_EXIT_USAGE ? TOOL_EXIT_FAIL : tool_fail("view range: HI", rc);
+		} else if (cqrs_view_range(v, pos[2], NULL, 0, NULL, 0, 0, 1, stop_at_first, NULL) ==
+			   CQRS_ENOTFOUND) { /* the index name, checked before the header prints */
+			fprintf(stderr, "cqrs: view range: %s's ordered index is not '%s' (it starts with %s)\n",
+				info.name, pos[2], first[0]);
+			status = TOOL_EXIT_FAIL;
 		} else {
 			if (!o.json)
 				put_header(o.s);
@@ -292,11 +308,8 @@ int cqrs_cmd_view(int argc, char **argv)
 					     hilen, (desc ? CQRS_RANGE_DESC : 0) |
 						     (snapshot ? CQRS_RANGE_SNAPSHOT : 0),
 					     limit, put_row, &o);
-			if (rc == CQRS_ENOTFOUND)
-				fprintf(stderr, "cqrs: view range: %s's ordered index is not '%s' (it starts "
-						"with %s)\n", info.name, pos[2], first[0]);
 			if (rc < 0)
-				status = rc == CQRS_ENOTFOUND ? TOOL_EXIT_FAIL : tool_fail("view range", rc);
+				status = tool_fail("view range", rc);
 		}
 	} else {
 		if (!o.json)
