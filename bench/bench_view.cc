@@ -22,6 +22,20 @@
  * Secondary index: all orders of one random customer (10 rows), ours via
  * cqrs_view_find (plain and snapshot), SQLite via a prepared indexed SELECT
  * stepping every column.
+ *
+ * Ordered index: a third data set of 1M orders (CQRS_BENCH_ORDERED_ROWS)
+ * with an ordered index on (customer_id, order_id), beside an LMDB
+ * database of the same rows keyed by the same composite key (16 bytes
+ * big-endian, LMDB's default memcmp order). Seek: the first order of a
+ * random customer (cqrs_view_seek vs mdb_cursor_get MDB_SET_RANGE); the
+ * customer's 10 orders (cqrs_view_range [c, c+1) vs MDB_SET_RANGE then
+ * MDB_NEXT while the prefix matches); a scan of 100 rows from a random
+ * customer (limit 100 vs SET_RANGE + 99 NEXT). Both sides copy each row
+ * out (ours copies under the row's seqlock; LMDB's row is memcpy'd out of
+ * the map); LMDB keeps one read txn and cursor per 1024 operations
+ * (renewed); rates in CPU time of the reader (per core). Seek also runs
+ * with a concurrent writer process (ours: upserts in batches of 64; LMDB:
+ * write txns of 64 puts).
  */
 #include <benchmark/benchmark.h>
 #include <lmdb.h>
@@ -30,6 +44,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -511,6 +526,260 @@ void BM_SqliteFind(benchmark::State &st, int which)
 	st.counters["rows_per_find"] = st.iterations() ? (double)a.rows / (double)st.iterations() : 0;
 }
 
+/* ---- the ordered index ----------------------------------------------------------- */
+
+struct odataset {
+	uint64_t rows = 0, customers = 0;
+	std::string engine, lmdb_dir;
+	MDB_env *env = nullptr;
+	MDB_dbi dbi = 0;
+	cqrs_view *v = nullptr;
+	std::vector<uint64_t> custs;
+};
+
+odataset *oset;
+
+uint64_t ordered_rows()
+{
+	const char *e = getenv("CQRS_BENCH_ORDERED_ROWS");
+	return e && atoll(e) > 0 ? (uint64_t)atoll(e) : 1000000;
+}
+
+void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+MDB_env *olmdb_open(const odataset *d, MDB_dbi *dbi)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	int rc = mdb_env_create(&env);
+
+	if (!rc)
+		rc = mdb_env_set_mapsize(env, d->rows * 256 + (64u << 20));
+	if (!rc)
+		rc = mdb_env_open(env, d->lmdb_dir.c_str(), MDB_NOSYNC | MDB_NOMETASYNC, 0644);
+	if (!rc)
+		rc = mdb_txn_begin(env, nullptr, 0, &txn);
+	if (!rc)
+		rc = mdb_dbi_open(txn, nullptr, 0, dbi);
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	if (rc) {
+		fprintf(stderr, "bench_view: lmdb: %s\n", mdb_strerror(rc));
+		exit(1);
+	}
+	return env;
+}
+
+odataset *get_oset()
+{
+	if (oset)
+		return oset;
+	auto *d = new odataset;
+	char tmpl[] = "/dev/shm/cqrs_bench_lmdb_XXXXXX";
+	std::vector<std::pair<std::array<uint8_t, 16>, uint64_t>> keys;
+	vbench_row r;
+	MDB_txn *txn;
+	int rc;
+
+	d->rows = ordered_rows();
+	d->customers = d->rows / 10;
+	d->engine = "bench_view_" + std::to_string(getpid()) + "_ord";
+	rc = vbench_view_create_ordered(2, d->engine.c_str(), d->rows, d->customers);
+	if (rc)
+		die("ordered view create", rc);
+	rc = cqrs_view_open(d->engine.c_str(), "orders", &d->v);
+	if (rc)
+		die("ordered view open", rc);
+	if (!mkdtemp(tmpl))
+		die("mkdtemp", -errno);
+	d->lmdb_dir = tmpl;
+	d->env = olmdb_open(d, &d->dbi);
+	keys.reserve(d->rows);
+	for (uint64_t i = 1; i <= d->rows; i++) {
+		std::array<uint8_t, 16> k;
+		be64(k.data(), i % d->customers);
+		be64(k.data() + 8, i);
+		keys.push_back({ k, i });
+	}
+	std::sort(keys.begin(), keys.end());
+	rc = mdb_txn_begin(d->env, nullptr, 0, &txn);
+	for (size_t i = 0; !rc && i < keys.size(); i++) {
+		MDB_val k = { 16, keys[i].first.data() }, v = { sizeof r, &r };
+		vbench_row_fill(&r, keys[i].second, keys[i].second % d->customers, 0);
+		rc = mdb_put(txn, d->dbi, &k, &v, MDB_APPEND);
+	}
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	if (rc) {
+		fprintf(stderr, "bench_view: lmdb load: %s\n", mdb_strerror(rc));
+		exit(1);
+	}
+	std::mt19937_64 rng(42);
+	d->custs.resize(NKEYS);
+	for (size_t i = 0; i < NKEYS; i++)
+		d->custs[i] = rng() % d->customers;
+	oset = d;
+	return d;
+}
+
+void destroy_oset()
+{
+	odataset *d = oset;
+
+	if (!d)
+		return;
+	cqrs_view_close(d->v);
+	vbench_view_destroy(2);
+	mdb_env_close(d->env);
+	std::string data = d->lmdb_dir + "/data.mdb", lock = d->lmdb_dir + "/lock.mdb";
+	unlink(data.c_str());
+	unlink(lock.c_str());
+	rmdir(d->lmdb_dir.c_str());
+	delete d;
+	oset = nullptr;
+}
+
+uint64_t olmdb_writer_loop(const odataset *d, unsigned seed)
+{
+	MDB_dbi dbi;
+	MDB_env *env = olmdb_open(d, &dbi);
+	uint64_t n = 0, ver = 1;
+	vbench_row r;
+
+	while (!vbench_stopped()) {
+		MDB_txn *txn;
+		if (mdb_txn_begin(env, nullptr, 0, &txn))
+			break;
+		for (int i = 0; i < 64; i++) {
+			uint64_t id = 1 + (uint64_t)rand_r(&seed) % d->rows;
+			uint8_t kb[16];
+			be64(kb, id % d->customers);
+			be64(kb + 8, id);
+			MDB_val k = { 16, kb }, v = { sizeof r, &r };
+			vbench_row_fill(&r, id, id % d->customers, ++ver);
+			mdb_put(txn, dbi, &k, &v, 0);
+		}
+		mdb_txn_commit(txn);
+		n += 64;
+	}
+	mdb_env_close(env);
+	return n;
+}
+
+struct row_acc {
+	int64_t sum = 0;
+	uint64_t rows = 0;
+};
+
+int orow_cb(void *arg, const void *row, size_t size)
+{
+	auto *a = static_cast<row_acc *>(arg);
+	const auto *r = static_cast<const vbench_row *>(row);
+	(void)size;
+	a->sum += r->total + (int64_t)r->order_id;
+	a->rows++;
+	return 0;
+}
+
+enum { OP_SEEK, OP_CUSTOMER, OP_SCAN100 };
+
+/* Ours: op over the ordered index (customer_id, order_id). */
+void BM_OrdView(benchmark::State &st, int op, int writer)
+{
+	odataset *d = get_oset();
+	helpers h;
+	row_acc a;
+	vbench_row row;
+	size_t ci = 0;
+
+	vbench_reset();
+	if (writer)
+		h.spawn([] { return vbench_view_writer_loop(2, 7); });
+	h.wait_ready();
+	for (auto _ : st) {
+		uint64_t c = d->custs[ci++ & (NKEYS - 1)], c1 = c + 1;
+		int rc;
+
+		if (op == OP_SEEK) {
+			rc = cqrs_view_seek(d->v, nullptr, &c, sizeof c, 0, &row, sizeof row);
+			if (rc == 0)
+				orow_cb(&a, &row, sizeof row);
+		} else if (op == OP_CUSTOMER) {
+			rc = cqrs_view_range(d->v, nullptr, &c, sizeof c, &c1, sizeof c1, 0, 0, orow_cb, &a);
+		} else {
+			rc = cqrs_view_range(d->v, nullptr, &c, sizeof c, nullptr, 0, 0, 100, orow_cb, &a);
+		}
+		if (rc < 0) {
+			st.SkipWithError("ordered read failed");
+			break;
+		}
+	}
+	benchmark::DoNotOptimize(a.sum);
+	finish(st, h, writer, 1, op == OP_SCAN100 ? a.rows : (uint64_t)st.iterations());
+	st.counters["rows_per_op"] = st.iterations() ? (double)a.rows / (double)st.iterations() : 0;
+}
+
+/* LMDB: the same op through a cursor (txn and cursor renewed every BATCH). */
+void BM_OrdLmdb(benchmark::State &st, int op, int writer)
+{
+	odataset *d = get_oset();
+	helpers h;
+	row_acc a;
+	vbench_row row;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	size_t ci = 0;
+	int in_batch = 0;
+
+	vbench_reset();
+	if (writer)
+		h.spawn([d] { return olmdb_writer_loop(d, 7); });
+	h.wait_ready();
+	mdb_txn_begin(d->env, nullptr, MDB_RDONLY, &txn);
+	mdb_cursor_open(txn, d->dbi, &cur);
+	for (auto _ : st) {
+		uint64_t c = d->custs[ci++ & (NKEYS - 1)];
+		uint8_t kb[16];
+		MDB_val k = { 16, kb }, v;
+		int rc, n = 0;
+
+		if (in_batch++ % BATCH == 0) {
+			mdb_txn_reset(txn);
+			mdb_txn_renew(txn);
+			mdb_cursor_renew(txn, cur);
+		}
+		be64(kb, c);
+		be64(kb + 8, 0);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		while (rc == 0) {
+			if (op == OP_CUSTOMER) {
+				uint8_t want[8];
+				be64(want, c);
+				if (k.mv_size != 16 || memcmp(k.mv_data, want, 8) != 0)
+					break;
+			}
+			memcpy(&row, v.mv_data, sizeof row);
+			orow_cb(&a, &row, sizeof row);
+			if (op == OP_SEEK || (op == OP_SCAN100 && ++n == 100))
+				break;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		if (rc && rc != MDB_NOTFOUND) {
+			st.SkipWithError("mdb_cursor_get failed");
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	benchmark::DoNotOptimize(a.sum);
+	finish(st, h, writer, 1, op == OP_SCAN100 ? a.rows : (uint64_t)st.iterations());
+	st.counters["rows_per_op"] = st.iterations() ? (double)a.rows / (double)st.iterations() : 0;
+}
+
 std::string get_name(const char *who, int which, int writer, int readers)
 {
 	return std::string(who) + "/" + size_label(which) + (writer ? "/writer" : "/idle") + "/" +
@@ -583,9 +852,32 @@ int main(int argc, char **argv)
 			 "items_per_second", true, "SQLite: indexed SELECT, in memory" });
 	rows.push_back({ "find, snapshot-consistent (finds/s)", fs, fq, "items_per_second", true, "" });
 
+	{
+		static const char *ops[] = { "seek", "customer", "scan100" };
+		static const char *labels[] = { "seek to a customer's first order (seeks/s)",
+						"a customer's 10 orders in key order (ranges/s)",
+						"scan 100 rows from a customer (rows/s)" };
+		std::string sz = std::to_string(ordered_rows() / 1000) + "k";
+		for (int op = 0; op < 3; op++)
+			for (int writer = 0; writer < (op == OP_SEEK ? 2 : 1); writer++) {
+				std::string ours = std::string("view_ordered_") + ops[op] + "/" + sz +
+						   (writer ? "/writer" : "/idle"),
+					    base = std::string("lmdb_cursor_") + ops[op] + "/" + sz +
+						   (writer ? "/writer" : "/idle");
+				benchmark::RegisterBenchmark(ours.c_str(), BM_OrdView, op, writer);
+				benchmark::RegisterBenchmark(base.c_str(), BM_OrdLmdb, op, writer);
+				rows.push_back({ std::string("ordered ") + sz + ": " + labels[op] +
+							 (writer ? " + writer" : ""),
+						 ours, base, "items_per_second", true,
+						 op == 0 && !writer ? "vs LMDB cursor MDB_SET_RANGE/MDB_NEXT; per core; goal >= 3x"
+								    : "" });
+			}
+	}
+
 	int rc = cqrs_bench::main(argc, args.data(), "view",
 				  "shm view reads vs LMDB mdb_get and SQLite SELECT (same data, same run)",
 				  rows);
 	destroy_sets();
+	destroy_oset();
 	return rc;
 }

@@ -99,6 +99,8 @@ void cqrs__proj_view_config(const cqrs_engine *e, proj_view *pv, uint64_t capaci
 	for (; n < CQRS_VIEW_MAX_SECONDARY && pv->def.index_fields[n]; n++)
 		pv->cfg.secondary[n] = pv->def.index_fields[n];
 	pv->cfg.nsecondary = n;
+	for (n = 0; pv->def.ordered_fields && n <= CQRS_ORD_MAX_FIELDS && pv->def.ordered_fields[n]; n++)
+		pv->cfg.ordered[n] = pv->def.ordered_fields[n]; /* a fifth field: cqrs__vw_create refuses */
 	pv->cfg.capacity = capacity;
 	pv->cfg.mode = e->cfg.shm_mode;
 	pv->cfg.generation = generation;

@@ -105,6 +105,8 @@ int cqrs_register_projection(cqrs_engine *e, const cqrs_projection_def *def)
 	for (uint32_t i = 0; i < e->nprojs; i++)
 		if (!strcmp(e->projs[i]->def.name, def->name))
 			return cqrs__fail(-EEXIST, "projection %s registered twice", def->name);
+	/* ordered_fields took reserved[0]: the view definition keeps its size */
+	_Static_assert(sizeof(cqrs_view_def) == 96, "cqrs_view_def is fixed in CQRS_0");
 	for (uint32_t i = 0; i < sizeof def->reserved / sizeof def->reserved[0]; i++)
 		if (def->reserved[i])
 			return cqrs__fail(-EINVAL, "projection %s: reserved[%u] is set", def->name, i);

@@ -256,7 +256,13 @@ typedef struct cqrs_view_def {
 	const char *key_field;        /* primary key: a u64 or bytes field */
 	const char *index_fields[CQRS_VIEW_MAX_SECONDARY]; /* secondary indexes (NULL-terminated) */
 	uint64_t capacity;            /* initial rows; the view grows by rebuild when full */
-	uint64_t reserved[4];         /* must be zero */
+	/* The ordered index (cqrs_view.h: cqrs_view_range): its fields in order,
+	 * NULL-terminated, at most 4 (integers, bool, ts, f64, str, bytes; their
+	 * sizes summed <= 64 bytes); NULL: none. The array and its strings must
+	 * stay valid until the engine is closed (rebuilds read them again).
+	 * Took the first reserved word: zero means no ordered index. */
+	const char *const *ordered_fields;
+	uint64_t reserved[3];         /* must be zero */
 } cqrs_view_def;
 
 enum cqrs_on_error {

@@ -179,6 +179,66 @@ CQRS_API int cqrs_view_find_from(cqrs_view *v, const char *field, const void *ke
  * cqrs_view_generation() changes between calls, start again at 0. */
 CQRS_API int cqrs_view_scan_from(cqrs_view *v, uint64_t *cursor, cqrs_view_row_fn fn, void *arg);
 
+/* ---- the ordered index ----------------------------------------------------
+ * A view may declare one ordered index over up to 4 of its fields
+ * (cqrs_view_def.ordered_fields), e.g. (instrument, side, price): every
+ * row is in it, ordered by those fields' values (integers numerically,
+ * f64 by IEEE order with -0.0 before +0.0, str and bytes as bytes), rows
+ * with equal values by their slot (duplicates are allowed).
+ *
+ * Keys (lo, hi, seek): the fields' values as the row holds them, one after
+ * the other in the index's order (native integers of each field's size,
+ * str/bytes of the field's size). A shorter key is a prefix: it ends at a
+ * field boundary, or inside a str/bytes field (zero padded); missing
+ * fields compare as their smallest encoding. So (instrument, side) as lo
+ * and (instrument, side + 1) as hi is every price of that side.
+ *
+ * index: NULL, the index's first field name, or its fields joined by ','.
+ * Readers register nowhere and take no locks: the writer versions every
+ * node and readers validate each node they pass (shm/ordered_format.h).
+ * Without CQRS_RANGE_SNAPSHOT every row is untorn and in the range, every
+ * row that stayed in the range for the whole call is delivered exactly
+ * once, in order; a row that moved or changed during the call may be
+ * missed or seen at both places. With it, the rows are one batch's state.
+ * Costs: O(log n) to find the start, O(1) per row after it (plus the row's
+ * copy). Errors: CQRS_ENOTFOUND (no ordered index, or another index
+ * named), -EINVAL (bad key length, NULL fn), -EAGAIN (a walk restarted too
+ * often under churn, or a snapshot was starved), CQRS_EWRITERDEAD,
+ * CQRS_ECORRUPT (a link or node out of place), CQRS_ESTALE, -ENOMEM. */
+
+#define CQRS_RANGE_SNAPSHOT CQRS_FIND_SNAPSHOT /* one batch-consistent set (buffered) */
+#define CQRS_RANGE_DESC 2u                     /* from hi down to lo */
+
+/* Calls fn for each row with lo <= key < hi (lo NULL: from the first row;
+ * hi NULL: to the last), ascending or, with CQRS_RANGE_DESC, descending,
+ * at most limit rows (0: no limit). Returns the number delivered (fn's
+ * non-zero return stops the walk after that row) or an error. */
+CQRS_API int cqrs_view_range(cqrs_view *v, const char *index, const void *lo, size_t lo_len,
+			     const void *hi, size_t hi_len, unsigned flags, uint64_t limit,
+			     cqrs_view_row_fn fn, void *arg);
+
+/* *count = the rows with lo <= key < hi. Exact with CQRS_RANGE_SNAPSHOT;
+ * without it, rows that changed during the call may count 0, 1 or 2 times.
+ * O(log n + rows in range); copies no rows. 0 or an error. */
+CQRS_API int cqrs_view_range_count(cqrs_view *v, const char *index, const void *lo, size_t lo_len,
+				   const void *hi, size_t hi_len, unsigned flags, uint64_t *count);
+
+/* The row with the smallest (first) or largest (last) key into row_out
+ * (row_size >= the view's row size). 0, CQRS_ENOTFOUND (empty view or no
+ * such index), -ENOSPC, or an error as cqrs_view_range. */
+CQRS_API int cqrs_view_first(cqrs_view *v, const char *index, void *row_out, size_t row_size);
+CQRS_API int cqrs_view_last(cqrs_view *v, const char *index, void *row_out, size_t row_size);
+
+/* The first row whose key is >= key or, with CQRS_RANGE_DESC, the last row
+ * whose key is <= key (a prefix key is zero padded). 0, CQRS_ENOTFOUND, or
+ * an error as cqrs_view_first. */
+CQRS_API int cqrs_view_seek(cqrs_view *v, const char *index, const void *key, size_t keylen,
+			    unsigned flags, void *row_out, size_t row_size);
+
+/* Names the ordered index's fields: up to cap pointers (into the handle's
+ * schema) into fields; returns how many fields the index has (0: none). */
+CQRS_API int cqrs_view_ordered(cqrs_view *v, const char **fields, size_t cap);
+
 /* The last journal sequence number whose effects the view shows (acquire
  * load: rows of that batch are visible to the calls that follow). */
 CQRS_API uint64_t cqrs_view_applied_seq(cqrs_view *v);

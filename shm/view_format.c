@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "core/errors.h"
+#include "shm/ordered_format.h"
 #include "shm/view_format.h"
 
 #define SCHEMA_MAX 8192u
@@ -45,6 +46,26 @@ int cqrs__vparams_layout(cqrs_vparams *p, uint64_t *total)
 		if (i < p->nsec)
 			off += cqrs__align_up(UINT64_C(4) << p->sec_log2, 64);
 	}
+	if (p->nord) {
+		cqrs_ord_geom g;
+		uint32_t klen = 0;
+
+		if (p->nord > CQRS_ORD_MAX_FIELDS)
+			return -EINVAL;
+		for (uint32_t i = 0; i < p->nord; i++)
+			klen += p->ord[i].size <= CQRS_ORD_KEY_MAX ? p->ord[i].size : CQRS_ORD_KEY_MAX + 1;
+		if (klen == 0 || klen > CQRS_ORD_KEY_MAX)
+			return -EINVAL;
+		p->ord_levels = 2;
+		while (p->ord_levels < CQRS_ORD_MAX_LEVELS &&
+		       (UINT64_C(1) << (2 * (p->ord_levels - 1))) < p->capacity)
+			p->ord_levels++;
+		cqrs__ord_geom(&g, klen, p->ord_levels);
+		p->ord_klen = klen;
+		p->ord_node_size = g.node_size;
+		p->ord_off = off;
+		off += (p->capacity + 1) * g.node_size;
+	}
 	p->rows_off = off;
 	off += p->capacity * p->slot_size;
 	off = cqrs__align_up(off, 4096);
@@ -75,6 +96,33 @@ int cqrs__vfield_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out)
 	out->size = f->size;
 	out->type = f->type;
 	return 0;
+}
+
+int cqrs__vfield_ord_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out)
+{
+	const cqrs_field *f = name ? cqrs_schema_field(s, name) : NULL;
+
+	if (!f)
+		return cqrs__fail(CQRS_ENOTFOUND, "record %.31s has no field '%s'", s->name,
+				 name ? name : "(null)");
+	if (f->type < 1 || f->type > CQRS_FT_MAX || f->size > CQRS_ORD_KEY_MAX)
+		return cqrs__fail(-EINVAL, "field %.31s (%s, %u bytes) cannot be in an ordered key",
+				 f->name, cqrs_ftype_name(f->type), f->size);
+	out->field = (uint32_t)(f - s->fields);
+	out->offset = f->offset;
+	out->size = f->size;
+	out->type = f->type;
+	return 0;
+}
+
+static int vfield_ord_check(const cqrs_schema *s, const cqrs_vfield *k)
+{
+	const cqrs_field *f;
+
+	if (k->field >= s->nfields)
+		return -1;
+	f = &s->fields[k->field];
+	return f->offset == k->offset && f->size == k->size && f->type == k->type ? 0 : -1;
 }
 
 static int vfield_check(const cqrs_schema *s, const cqrs_vfield *k)
@@ -109,6 +157,9 @@ int cqrs__view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema 
 	want.key = p->key;
 	for (uint32_t i = 0; i < CQRS_VIEW_MAX_SECONDARY && i < p->nsec; i++)
 		want.sec[i] = p->sec[i];
+	want.nord = p->nord;
+	for (uint32_t i = 0; i < CQRS_ORD_MAX_FIELDS && i < p->nord; i++)
+		want.ord[i] = p->ord[i];
 	if (cqrs__vparams_layout(&want, &total) || memcmp(&want, p, sizeof want) != 0)
 		return cqrs__fail(CQRS_ECORRUPT, "view segment: layout does not match its parameters");
 	if (total != len)
@@ -125,6 +176,9 @@ int cqrs__view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema 
 	for (uint32_t i = 0; i < p->nsec; i++)
 		if (vfield_check(schema, &p->sec[i]))
 			return cqrs__fail(CQRS_ECORRUPT, "view segment: bad secondary field %u", i);
+	for (uint32_t i = 0; i < p->nord; i++)
+		if (vfield_ord_check(schema, &p->ord[i]))
+			return cqrs__fail(CQRS_ECORRUPT, "view segment: bad ordered field %u", i);
 	return 0;
 }
 

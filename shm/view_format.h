@@ -20,10 +20,14 @@
  *   index[0]   8 * 2^pri_log2    primary hash index, copy 0
  *   index[1]   8 * 2^pri_log2    primary hash index, copy 1 (see REBUILD)
  *   heads[i]   4 * 2^sec_log2    secondary index i: chain heads (row + 1)
+ *   ord        node * (cap + 1)  the ordered index, when declared: a skip
+ *                                list (layout and protocol in
+ *                                shm/ordered_format.h)
  *   rows       slot * capacity   row slots
  *
  *   Every region is 64-byte aligned and the whole layout is a function of
- *   (capacity, row size, number of secondary indexes, schema blob length):
+ *   (capacity, row size, number of secondary indexes, schema blob length,
+ *   the ordered index's field sizes):
  *   readers recompute it and refuse any header that differs.
  *
  *   A row slot (64-byte multiple, so a row never shares a line with its
@@ -152,6 +156,7 @@
 #include "shm/wordcopy.h"
 
 #define CQRS_VIEW_KEY_MAX 64u
+#define CQRS_ORD_MAX_FIELDS 4u
 #define CQRS_VIEW_MAX_ROWS (UINT64_C(1) << 31)
 
 #define VROW_LIVE 1u
@@ -187,6 +192,13 @@ typedef struct cqrs_vparams {
 	uint64_t rows_off;
 	cqrs_vfield key;
 	cqrs_vfield sec[CQRS_VIEW_MAX_SECONDARY];
+	/* the ordered index (shm/ordered_format.h); all 0 when there is none */
+	uint32_t nord;          /* fields, 0..CQRS_ORD_MAX_FIELDS */
+	uint32_t ord_klen;      /* encoded key bytes: the fields' sizes summed */
+	uint32_t ord_levels;
+	uint32_t ord_node_size;
+	uint64_t ord_off;       /* capacity + 1 nodes */
+	cqrs_vfield ord[CQRS_ORD_MAX_FIELDS];
 } cqrs_vparams;
 
 typedef struct cqrs_vapplied {
@@ -249,6 +261,10 @@ int cqrs__vfield_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out);
  * against the schema. Reads nothing outside [base, base+len). */
 int cqrs__view_check(const void *base, size_t len, cqrs_vparams *p, cqrs_schema *schema,
 		    void *imm_out);
+
+/* Checks that field name of schema s may be part of an ordered key
+ * (integers, bool, ts, f64, str, bytes). */
+int cqrs__vfield_ord_ok(const cqrs_schema *s, const char *name, cqrs_vfield *out);
 
 /* Hash of a (padded) key. */
 uint64_t cqrs__vkey_hash(const void *key, size_t len);

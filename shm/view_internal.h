@@ -6,6 +6,7 @@
 #define CQRS_SHM_VIEW_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cqrs_view.h"
 
@@ -24,5 +25,26 @@ uint64_t cqrs__view_chain_restarts(const cqrs_view *v);
  * head names, so a test can run the writer in that window. NULL removes
  * it. For tests only; costs one predictable branch per walk. */
 void cqrs__view_set_head_hook(cqrs_view *v, void (*fn)(void *arg), void *arg);
+
+/* ---- for the ordered index reader (shm/ordered_reader.c) ---- */
+
+/* The one check every call makes (a generation move), then the current
+ * mapping's base and validated parameters, and whether it is an image
+ * (no writer: a node that keeps changing is damage, not churn). 0 or
+ * CQRS_ESTALE. */
+struct cqrs_vparams;
+int cqrs__view_ord_enter(cqrs_view *v, const uint8_t **base, const struct cqrs_vparams **p,
+			 int *image);
+
+/* Copies row r (< capacity) under its seqlock into dst (the view's row
+ * size, rounded up to 8), with its flags. 0, CQRS_EWRITERDEAD, -EAGAIN. */
+int cqrs__view_row_copy(cqrs_view *v, uint64_t r, void *dst, uint32_t *flags);
+
+/* The handle's snapshot buffer, grown to at least bytes. NULL: no memory.
+ * Earlier pointers into it are invalid after a call that grows it. */
+uint8_t *cqrs__view_snap_buf(cqrs_view *v, size_t bytes);
+
+/* The handle's row scratch buffer (one row, rounded up to 8). */
+uint8_t *cqrs__view_row_buf(cqrs_view *v);
 
 #endif

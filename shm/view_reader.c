@@ -859,6 +859,48 @@ int cqrs_view_scan_from(cqrs_view *v, uint64_t *cursor, cqrs_view_row_fn fn, voi
 	return n;
 }
 
+/* ---- hooks for the ordered index (shm/ordered_reader.c) ------------------------- */
+
+int cqrs__view_ord_enter(cqrs_view *v, const uint8_t **base, const struct cqrs_vparams **p,
+			 int *image)
+{
+	int rc = check_retired(v);
+
+	if (rc)
+		return rc;
+	*image = v->image;
+	*base = v->m.seg.base;
+	*p = &v->m.p;
+	return 0;
+}
+
+int cqrs__view_row_copy(cqrs_view *v, uint64_t r, void *dst, uint32_t *flags)
+{
+	return row_read(v, r, dst, -1, flags, NULL, NULL);
+}
+
+uint8_t *cqrs__view_snap_buf(cqrs_view *v, size_t bytes)
+{
+	if (bytes > v->snap_cap) {
+		size_t cap = v->snap_cap ? v->snap_cap : 4096;
+		uint8_t *p;
+
+		while (cap < bytes)
+			cap *= 2;
+		p = realloc(v->snap, cap);
+		if (!p)
+			return NULL;
+		v->snap = p;
+		v->snap_cap = cap;
+	}
+	return v->snap;
+}
+
+uint8_t *cqrs__view_row_buf(cqrs_view *v)
+{
+	return v->rowbuf;
+}
+
 /* ---- waiting -------------------------------------------------------------------- */
 
 int cqrs_view_wait(cqrs_view *v, uint64_t seq, uint64_t timeout_ns)

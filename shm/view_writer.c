@@ -21,6 +21,7 @@
 #include "core/errors.h"
 #include "core/futex.h"
 #include "core/schema_internal.h"
+#include "shm/ordered_writer.h"
 #include "shm/view_format.h"
 #include "shm/view_writer.h"
 
@@ -49,6 +50,7 @@ struct cqrs_vw {
 	 * process and are never asserted on. */
 	int row_open, own_seqs;
 	uint8_t *scratch;
+	cqrs_ow ord; /* the ordered index (shm/ordered_writer.c); nodes NULL if none */
 };
 
 /* Relaxed loads and stores of the writer's own bookkeeping words: only this
@@ -331,7 +333,7 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	uint64_t ob[CQRS_VIEW_MAX_SECONDARY], nb[CQRS_VIEW_MAX_SECONDARY];
 	int changed[CQRS_VIEW_MAX_SECONDARY];
 	uint32_t s;
-	int rc = 0;
+	int rc = 0, moved = w->ord.nodes && cqrs__ow_moved(&w->ord, r, row);
 
 	for (uint32_t i = 0; i < w->p.nsec; i++) {
 		const cqrs_vfield *f = &w->p.sec[i];
@@ -354,6 +356,10 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		if (changed[i])
 			chain_push(w, i, r, nb[i]);
+	/* A key that moved: out of its old place, in at the new one (a new
+	 * node version); readers in between skip the row (key mismatch). */
+	if (!rc && moved && (cqrs__ow_remove(&w->ord, r) || cqrs__ow_insert(&w->ord, r, row)))
+		return poison(w, "ordered index inconsistent");
 	return rc ? rc : w->poisoned ? CQRS_ECORRUPT : 0;
 }
 
@@ -401,6 +407,8 @@ static int insert(cqrs_vw *w, const uint8_t *row, const uint8_t *k, uint64_t h, 
 	 * reader's acquire bucket load */
 	atomic_store_explicit(&active(w)[ins], (h >> 32) << 32 | ((uint64_t)r + 2),
 			      memory_order_release);
+	if (w->ord.nodes && cqrs__ow_insert(&w->ord, (uint64_t)r, row))
+		return poison(w, "ordered index inconsistent");
 	if (ins_tomb)
 		SET(w->st->tombs, GET(w->st->tombs) - 1);
 	else
@@ -523,6 +531,8 @@ int cqrs__vw_delete(cqrs_vw *w, const void *key, size_t keylen)
 	row_end(w, rw, s);
 	for (uint32_t i = 0; i < w->p.nsec && !rc; i++)
 		rc = chain_unlink(w, i, r, sec_bucket(w, i, row_data(w, r)));
+	if (!rc && w->ord.nodes && cqrs__ow_remove(&w->ord, r))
+		rc = poison(w, "ordered index inconsistent");
 	SET(rw->free_next, (uint32_t)GET(w->st->free_head));
 	SET(w->st->free_head, (uint64_t)r + 1);
 	SET(w->st->rows, GET(w->st->rows) - 1);
@@ -643,6 +653,7 @@ static void wire(cqrs_vw *w)
 	w->st = (cqrs_vstats *)(void *)(b + CQRS_VSTATS_OFF);
 	w->pmask = (UINT64_C(1) << w->p.pri_log2) - 1;
 	w->smask = w->p.nsec ? (UINT64_C(1) << w->p.sec_log2) - 1 : 0;
+	cqrs__ow_wire(&w->ord, b, &w->p);
 }
 
 /* Fills p's key and index fields from cfg. */
@@ -667,6 +678,14 @@ static int config_fields(const cqrs_vw_config *cfg, cqrs_vparams *p)
 			if (p->sec[j].field == p->sec[i].field)
 				return cqrs__fail(-EINVAL, "field %s indexed twice", cfg->secondary[i]);
 	}
+	for (n = 0; n < CQRS_ORD_MAX_FIELDS && cfg->ordered[n]; n++) {
+		rc = cqrs__vfield_ord_ok(cfg->schema, cfg->ordered[n], &p->ord[n]);
+		if (rc)
+			return rc;
+	}
+	if (n == CQRS_ORD_MAX_FIELDS && cfg->ordered[n])
+		return cqrs__fail(-EINVAL, "an ordered index has at most %u fields", CQRS_ORD_MAX_FIELDS);
+	p->nord = n;
 	return 0;
 }
 
@@ -836,7 +855,8 @@ int cqrs__vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const c
 	 * adopt it as it is. A smaller one cannot hold what is asked. */
 	if (w->p.schema_hash != cqrs_schema_hash(cfg->schema) || w->p.capacity < cfg->capacity ||
 	    memcmp(&w->p.key, &want.key, sizeof want.key) != 0 || w->p.nsec != want.nsec ||
-	    memcmp(w->p.sec, want.sec, sizeof want.sec) != 0) {
+	    memcmp(w->p.sec, want.sec, sizeof want.sec) != 0 || w->p.nord != want.nord ||
+	    memcmp(w->p.ord, want.ord, sizeof want.ord) != 0) {
 		rc = cqrs__fail(CQRS_EFORMAT, "%s: schema or indexes differ, or capacity below %llu", name,
 			       (unsigned long long)cfg->capacity);
 		goto fail;
@@ -862,6 +882,14 @@ int cqrs__vw_adopt(cqrs_ctl *ctl, const char *view, uint64_t generation, const c
 	/* release: ownership before any later store of ours */
 	atomic_store_explicit(&w->live->owner, cqrs__seg_self_owner(), memory_order_release);
 	wire(w);
+	{
+		uint64_t n;
+		/* links read from a segment another process wrote: checked once */
+		if (cqrs__ow_check(&w->ord, &n) || (w->ord.nodes && n != GET(w->st->rows))) {
+			rc = cqrs__fail(CQRS_ECORRUPT, "%s: ordered index inconsistent: rebuild it", name);
+			goto fail;
+		}
+	}
 	if (cfg->pretouch)
 		pretouch_rows(w);
 	*out = w;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "shm/control.h"
+#include "shm/view_format.h"
 #include "cqrs_schema.h"
 
 typedef struct cqrs_vw cqrs_vw;
@@ -36,6 +37,8 @@ typedef struct cqrs_vw_config {
 	const char *key_field;      /* unique key: an integer, str or bytes field <= 64 bytes */
 	const char *secondary[CQRS_VIEW_MAX_SECONDARY]; /* non-unique indexes (NULL-terminated or nsecondary) */
 	uint32_t nsecondary;        /* 0: count the non-NULL entries */
+	const char *ordered[CQRS_ORD_MAX_FIELDS + 1]; /* the ordered index's fields, in
+				       order (NULL-terminated; none: no ordered index) */
 	uint64_t capacity;          /* rows; CQRS_EFULL beyond */
 	unsigned mode;              /* 0: 0640 */
 	uint64_t generation;        /* 0: the directory's generation + 1 */

@@ -1,5 +1,5 @@
 /*
- * tools/cmd_view.c - `cqrs view get|find|dump`: reads a view through the
+ * tools/cmd_view.c - `cqrs view get|find|range|dump`: reads a view through the
  * public reader API and decodes rows through the schema stored in the
  * view's segment (no application headers needed). Keys and values are
  * parsed as the field's type (cqrs_record_set_text): integers in decimal
@@ -20,10 +20,15 @@
 static const char view_help_text[] =
 	"usage: cqrs view get ENGINE VIEW KEY [--json]\n"
 	"       cqrs view find ENGINE VIEW FIELD VALUE [--snapshot] [--json]\n"
+	"       cqrs view range ENGINE VIEW FIELD LO HI [--desc] [--limit N] [--snapshot] [--json]\n"
 	"       cqrs view dump ENGINE VIEW [--snapshot] [--json]\n"
 	"\n"
 	"get   the row whose key is KEY, as one JSON object\n"
 	"find  the rows whose indexed FIELD equals VALUE\n"
+	"range the rows of the ordered index FIELD (its first field, or all its\n"
+	"      fields joined by ',') with LO <= key < HI, in key order; LO and HI\n"
+	"      are the index fields' values joined by ',' (a prefix: the first\n"
+	"      fields only), or \"\" for an open end\n"
 	"dump  every row\n"
 	"\n"
 	"Rows print tab-separated under a header line, or one JSON object per line\n"
@@ -34,6 +39,8 @@ static const char view_help_text[] =
 	"  --snapshot  find, dump: the rows as of one batch boundary (one consistent\n"
 	"              state, buffered; retried while the engine writes) instead of\n"
 	"              rows each consistent on its own\n"
+	"  --desc      range: from HI down to LO\n"
+	"  --limit N   range: at most N rows\n"
 	"  --json      one JSON object per row\n"
 	"Exit 1 when the engine, view, key or field does not exist.\n";
 
@@ -153,6 +160,44 @@ static int check_indexed(const cqrs_view_info *info, const cqrs_schema *s, const
 	return 1;
 }
 
+static int stop_at_first(void *arg, const void *row, size_t size)
+{
+	(void)arg;
+	(void)row;
+	(void)size;
+	return 1;
+}
+
+/* Parses "v1,v2,..." as the ordered index's first values into key (the
+ * fields' bytes one after the other). 0, TOOL_EXIT_USAGE (too many values,
+ * said on stderr), or a library code. */
+static int parse_ordered_key(cqrs_view *v, const char *text, uint8_t *key, size_t *keylen)
+{
+	const char *fields[8];
+	const cqrs_schema *s = cqrs_view_schema(v);
+	int n = cqrs_view_ordered(v, fields, 8), rc = 0;
+	char *copy = strdup(text), *save = NULL, *tok;
+	size_t len = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	tok = strtok_r(copy, ",", &save);
+	for (int i = 0; tok && !rc; i++, tok = strtok_r(NULL, ",", &save)) {
+		size_t fl;
+		if (i >= n) {
+			fprintf(stderr, "cqrs: view range: '%s' has more values than the index has fields "
+					"(%d)\n", text, n);
+			rc = TOOL_EXIT_USAGE;
+			break;
+		}
+		rc = parse_key(s, fields[i], tok, key + len, &fl);
+		len += fl;
+	}
+	free(copy);
+	*keylen = len;
+	return rc;
+}
+
 /* Opens engine's view; when there is no such view, says which there are. */
 static int open_view(const char *engine, const char *name, cqrs_view **v)
 {
@@ -172,33 +217,38 @@ static int open_view(const char *engine, const char *name, cqrs_view **v)
 
 int cqrs_cmd_view(int argc, char **argv)
 {
-	static const char *subs[] = { "get", "find", "dump" };
-	static const int npos[] = { 3, 4, 2 };
+	static const char *subs[] = { "get", "find", "dump", "range" };
+	static const int npos[] = { 3, 4, 2, 5 };
 	tool_cmd_help h = { "view", view_help_text };
 	cqrs_view *v;
 	cqrs_view_info info;
 	out_ctx o = { 0 };
 	uint8_t key[64];
 	size_t keylen = 0;
-	char *pos[4];
-	int rc, status = 0, json = 0, snapshot = 0, sub, n;
+	char *pos[5];
+	uint64_t limit = 0;
+	int rc, status = 0, json = 0, snapshot = 0, desc = 0, sub, n;
 	tool_opt opts[] = { { "--json", TOOL_OPT_FLAG, &json, 0, 0, NULL },
 			    { "--snapshot", TOOL_OPT_FLAG, &snapshot, 0, 0, NULL },
+			    { "--desc", TOOL_OPT_FLAG, &desc, 0, 0, NULL },
+			    { "--limit", TOOL_OPT_U64, &limit, 1, 0, NULL },
 			    { NULL } };
 	char cmdname[16];
 
 	if (argc < 2)
-		return tool_usage_error(&h, "missing get, find or dump");
+		return tool_usage_error(&h, "missing get, find, range or dump");
 	if (tool_is_help(argv[1]))
 		return tool_help(&h);
-	for (sub = 0; sub < 3 && strcmp(argv[1], subs[sub]); sub++)
+	for (sub = 0; sub < 4 && strcmp(argv[1], subs[sub]); sub++)
 		;
-	if (sub == 3)
+	if (sub == 4)
 		return tool_usage_error(&h, "unknown view command '%s'", argv[1]);
 	snprintf(cmdname, sizeof cmdname, "view %s", subs[sub]);
 	h.cmd = cmdname;
 	if (sub == 0)
 		opts[1].name = NULL; /* get reads one row: always consistent */
+	else if (sub != 3)
+		opts[2].name = NULL; /* --desc and --limit: range only */
 	if ((rc = tool_args(&h, argc - 1, argv + 1, opts, npos[sub], npos[sub], pos, &n)) != TOOL_ARGS_OK)
 		return rc;
 	if ((rc = open_view(pos[0], pos[1], &v)))
@@ -233,6 +283,33 @@ int cqrs_cmd_view(int argc, char **argv)
 					    snapshot ? CQRS_FIND_SNAPSHOT : 0);
 			if (rc < 0)
 				status = tool_fail("view find", rc);
+		}
+	} else if (sub == 3) {
+		uint8_t hi[64];
+		size_t hilen = 0;
+		const char *first[1];
+
+		if (cqrs_view_ordered(v, first, 1) <= 0) {
+			fprintf(stderr, "cqrs: view range: %s has no ordered index\n", info.name);
+			status = TOOL_EXIT_FAIL;
+		} else if (*pos[3] && (rc = parse_ordered_key(v, pos[3], key, &keylen))) {
+			status = rc == TOOL_EXIT_USAGE ? TOOL_EXIT_FAIL : tool_fail("view range: LO", rc);
+		} else if (*pos[4] && (rc = parse_ordered_key(v, pos[4], hi, &hilen))) {
+			status = rc == TOOL_EXIT_USAGE ? TOOL_EXIT_FAIL : tool_fail("view range: HI", rc);
+		} else if (cqrs_view_range(v, pos[2], NULL, 0, NULL, 0, 0, 1, stop_at_first, NULL) ==
+			   CQRS_ENOTFOUND) { /* the index name, checked before the header prints */
+			fprintf(stderr, "cqrs: view range: %s's ordered index is not '%s' (it starts with %s)\n",
+				info.name, pos[2], first[0]);
+			status = TOOL_EXIT_FAIL;
+		} else {
+			if (!o.json)
+				put_header(o.s);
+			rc = cqrs_view_range(v, pos[2], *pos[3] ? key : NULL, keylen, *pos[4] ? hi : NULL,
+					     hilen, (desc ? CQRS_RANGE_DESC : 0) |
+						     (snapshot ? CQRS_RANGE_SNAPSHOT : 0),
+					     limit, put_row, &o);
+			if (rc < 0)
+				status = tool_fail("view range", rc);
 		}
 	} else {
 		if (!o.json)

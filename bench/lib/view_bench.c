@@ -42,7 +42,7 @@ static struct {
 	cqrs_ctl *ctl;
 	cqrs_vw *w;
 	uint64_t rows, customers;
-} ds[2];
+} ds[3];
 
 void vbench_row_fill(vbench_row *r, uint64_t order_id, uint64_t customer_id, uint64_t version)
 {
@@ -82,6 +82,39 @@ int vbench_view_create(int slot, const char *engine, uint64_t rows, uint64_t cus
 			return rc;
 	}
 	cqrs__vw_end(ds[slot].w, rows);
+	ds[slot].rows = rows;
+	ds[slot].customers = customers;
+	rc = cqrs__vw_publish(ds[slot].w);
+	return rc ? rc : cqrs__ctl_publish(ds[slot].ctl);
+}
+
+int vbench_view_create_ordered(int slot, const char *engine, uint64_t rows, uint64_t customers)
+{
+	cqrs_vw_config cfg = { 0 };
+	vbench_row r;
+	int rc;
+
+	rc = cqrs__ctl_create(engine, NULL, &ds[slot].ctl);
+	if (rc)
+		return rc;
+	cfg.schema = vbench_rec_schema();
+	cfg.key_field = "order_id";
+	cfg.ordered[0] = "customer_id";
+	cfg.ordered[1] = "order_id";
+	cfg.capacity = rows;
+	rc = cqrs__vw_create(ds[slot].ctl, "orders", &cfg, &ds[slot].w);
+	if (rc)
+		return rc;
+	for (uint64_t i = 1; i <= rows; i++) {
+		if (i % 4096 == 1)
+			cqrs__vw_begin(ds[slot].w);
+		vbench_row_fill(&r, i, i % customers, 0);
+		rc = cqrs__vw_upsert(ds[slot].w, &r);
+		if (rc)
+			return rc;
+		if (i % 4096 == 0 || i == rows)
+			cqrs__vw_end(ds[slot].w, i);
+	}
 	ds[slot].rows = rows;
 	ds[slot].customers = customers;
 	rc = cqrs__vw_publish(ds[slot].w);

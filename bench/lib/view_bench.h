@@ -34,6 +34,10 @@ void vbench_row_fill(vbench_row *r, uint64_t order_id, uint64_t customer_id, uin
  * i belonging to customer i % customers. One dataset per slot (0, 1). */
 int vbench_view_create(int slot, const char *engine, uint64_t rows, uint64_t customers);
 
+/* As vbench_view_create, with an ordered index on (customer_id,
+ * order_id) instead of the secondary index (filled in batches of 4096). */
+int vbench_view_create_ordered(int slot, const char *engine, uint64_t rows, uint64_t customers);
+
 /* Rewrites random orders (status, total) in batches of 64 as the view's
  * writer until vbench_stopped(); returns the number of rows written. For a
  * forked child: the parent must not write meanwhile. */

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_segment.c - fuzz target for segment validation and for
- * every reader path over whatever validation accepts.
+ * every reader path over whatever validation accepts (ordered ranges too).
  *
  * Input: one mode byte, then a segment image.
  *   mode bit 0: recompute the header checksum first, so mutations reach
@@ -60,6 +60,13 @@ static void read_view(const uint8_t *img, size_t len)
 			cqrs_view_find(v, info.secondary[i], key, f->size, count_rows, &n,
 				       CQRS_FIND_SNAPSHOT);
 		}
+	{
+		uint64_t c;
+		cqrs_view_range(v, NULL, NULL, 0, NULL, 0, 0, 0, count_rows, &n);
+		cqrs_view_range(v, NULL, NULL, 0, NULL, 0, CQRS_RANGE_DESC | CQRS_RANGE_SNAPSHOT, 0,
+				count_rows, &n);
+		cqrs_view_range_count(v, NULL, NULL, 0, NULL, 0, 0, &c);
+	}
 	cqrs_view_scan(v, count_rows, &n, 0);
 	cqrs_view_scan(v, count_rows, &n, CQRS_FIND_SNAPSHOT);
 	cqrs_view_applied_seq(v);

@@ -18,6 +18,7 @@ int bank_register_withdrawn = 1;
 int bank_pretouch;
 int bank_threading;
 void (*bank_config_hook)(cqrs_config *cfg);
+const char *const *bank_ordered_fields;
 
 static int64_t balance_of(bank_model *m, uint64_t account)
 {
@@ -84,7 +85,7 @@ int bank_start(const char *name, const char *dir, int durability, uint64_t capac
 	cqrs_projection_def pd = {
 		.name = "balances",
 		.views = { { .name = "balances", .row = bank_row_schema(), .key_field = "account",
-			     .capacity = capacity } },
+			     .capacity = capacity, .ordered_fields = bank_ordered_fields } },
 		.nviews = 1,
 		.apply = apply,
 		.on_error = on_error,

@@ -44,6 +44,8 @@ extern int bank_pretouch;
 extern int bank_threading;
 /* Called on the config before bank_start opens the engine (NULL: none). */
 extern void (*bank_config_hook)(cqrs_config *cfg);
+/* The balances view's ordered index fields (NULL: none; default NULL). */
+extern const char *const *bank_ordered_fields;
 
 /* Opens and starts an engine named name in dir with the bank domain.
  * capacity: the balances view's initial rows. on_error: projection policy. */

@@ -8,6 +8,11 @@
  *     v:get_raw(key)          the row's bytes as a string, or nil
  *     v:find(field, value [, snapshot])   array of row tables
  *     v:scan([snapshot])      array of every row table (slot order)
+ *     v:range(lo, hi [, opts])   array of the row tables of the ordered
+ *                             index with lo <= key < hi, in key order; lo,
+ *                             hi: nil (open), a value, or an array of the
+ *                             index fields' first values; opts: {desc=,
+ *                             limit=, snapshot=, index=}
  *     v:wait(seq [, timeout]) true, or nil, msg, "timeout"
  *     v:applied_seq(), v:schema(), v:count() (also #v), v:name(), v:engine(),
  *     v:generation(), v:close() (also __gc and <close>)
@@ -338,6 +343,99 @@ static int v_scan(lua_State *L)
 	return query(L, lv, NULL, 0, lua_toboolean(L, 2));
 }
 
+/* ---- the ordered index -------------------------------------------------------------- */
+
+/* Encodes the bound at stack index idx (nil, a value, or an array of the
+ * first index fields' values) into key. Returns 0 for nil, 1 otherwise;
+ * raises on a bad bound. */
+static int encode_bound(lua_State *L, lview *lv, int idx, uint8_t *key, size_t *len)
+{
+	const char *names[8];
+	int n = cqrs_view_ordered(lv->v, names, 8), k, table = lua_istable(L, idx);
+
+	*len = 0;
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	k = table ? (int)lua_rawlen(L, idx) : 1;
+	if (k < 1 || k > n)
+		return luaL_error(L, "a bound of view %s has 1 to %d values, not %d", lv->name, n, k);
+	for (int i = 0; i < k; i++) {
+		const cqrs_field *f = cqrs_schema_field(&lv->s, names[i]);
+
+		if (!f || *len + f->size > 64)
+			return luaL_error(L, "bad bound for view %s", lv->name);
+		if (table)
+			lua_rawgeti(L, idx, i + 1);
+		else
+			lua_pushvalue(L, idx);
+		lcqrs_set_field(L, &lv->s, lv->scratch, f, lua_gettop(L));
+		lua_pop(L, 1);
+		memcpy(key + *len, lv->scratch + f->offset, f->size);
+		*len += f->size;
+	}
+	return 1;
+}
+
+static int v_range(lua_State *L)
+{
+	lview *lv = self_open(L);
+	unsigned flags = 0;
+	lua_Integer limit = 0;
+	const char *index = NULL;
+	int base;
+
+	if (lua_istable(L, 4)) {
+		lua_getfield(L, 4, "desc");
+		flags |= lua_toboolean(L, -1) ? CQRS_RANGE_DESC : 0;
+		lua_getfield(L, 4, "snapshot");
+		flags |= lua_toboolean(L, -1) ? CQRS_RANGE_SNAPSHOT : 0;
+		lua_getfield(L, 4, "limit");
+		limit = luaL_optinteger(L, -1, 0);
+		lua_getfield(L, 4, "index");
+		index = luaL_optstring(L, -1, NULL);
+		if (limit < 0)
+			return luaL_error(L, "range: limit must be >= 0");
+	} else if (!lua_isnoneornil(L, 4)) {
+		return luaL_error(L, "range: options must be a table");
+	}
+	base = lua_gettop(L);
+	for (int t = 0; t < MOVE_TRIES; t++) {
+		collect c = { L, lv, 0, 0, 0, 0 };
+		uint8_t klo[64], khi[64];
+		size_t llo, lhi;
+		int hlo, hhi, rc, mrc = 0;
+
+		lua_settop(L, base);
+		if (cqrs_view_ordered(lv->v, NULL, 0) <= 0)
+			return luaL_error(L, "view %s has no ordered index", lv->name);
+		hlo = encode_bound(L, lv, 2, klo, &llo);
+		hhi = encode_bound(L, lv, 3, khi, &lhi);
+		lua_newtable(L);
+		c.list = lua_gettop(L);
+		lua_getiuservalue(L, 1, 1);
+		c.names = lua_gettop(L);
+		rc = cqrs_view_range(lv->v, index, hlo ? klo : NULL, llo, hhi ? khi : NULL, lhi, flags,
+				     (uint64_t)limit, collect_row, &c);
+		if (!c.resized && !moved(L, lv, &mrc)) {
+			if (rc == CQRS_ENOTFOUND)
+				return luaL_error(L, "view %s has no ordered index %s", lv->name,
+						  index ? index : "");
+			if (rc < 0)
+				return fail(L, lv, rc, "range in");
+			lua_settop(L, c.list);
+			return 1;
+		}
+		if (mrc)
+			return fail(L, lv, mrc, "range in");
+		if (c.resized && cqrs_view_generation(lv->v) == lv->generation) {
+			lv->hash = 0;
+			if ((mrc = sync_view(L, lv, 1)))
+				return fail(L, lv, mrc, "range in");
+		}
+	}
+	return fail(L, lv, -EAGAIN, "range in");
+}
+
 /* ---- waiting and introspection ------------------------------------------------------ */
 
 static int v_wait(lua_State *L)
@@ -433,6 +531,7 @@ void lcqrs_view_register(lua_State *L)
 		{ "get_raw", v_get_raw },
 		{ "find", v_find },
 		{ "scan", v_scan },
+		{ "range", v_range },
 		{ "wait", v_wait },
 		{ "applied_seq", v_applied_seq },
 		{ "schema", v_schema },

@@ -11,6 +11,10 @@
  *     v.wait(seq, timeout=None) -> bool      read-your-writes; raises
  *                             cqrs.Stopped when the engine stopped cleanly
  *     v.to_numpy(), v.to_pandas()  one snapshot as columns (cqrs/_columnar.py)
+ *     v.range(lo=None, hi=None, desc=False, limit=0, snapshot=False,
+ *             index=None)     iterator over the Rows of the ordered index with
+ *                             lo <= key < hi (lo, hi: a value or a tuple of
+ *                             the index fields' values, a prefix allowed)
  *     v.applied_seq, v.schema, v.name, v.engine, v.generation, v.capacity,
  *     len(v) (live rows), key in v, v.stat(), v.close(), with-statement
  *
@@ -556,6 +560,115 @@ static PyObject *view_to_pandas(View *self, PyObject *args, PyObject *kwargs)
 	return columnar(self, "to_pandas", args, kwargs);
 }
 
+/* ---- the ordered index ------------------------------------------------------------ */
+
+/* Encodes a bound (None, a value, or a tuple of the first index fields'
+ * values) into key; *len 0 and *none 1 for None. -1 with an error set. */
+static int encode_bound(View *self, PyObject *o, uint8_t *key, size_t *len, int *none)
+{
+	const char *names[8];
+	int n = cqrs_view_ordered(self->v, names, 8), k;
+	PyObject *t;
+
+	*len = 0;
+	*none = o == Py_None;
+	if (*none)
+		return 0;
+	t = PyTuple_Check(o) ? (Py_INCREF(o), o) : PyTuple_Pack(1, o);
+	if (!t)
+		return -1;
+	k = (int)PyTuple_GET_SIZE(t);
+	if (k > n || k == 0) {
+		PyErr_Format(PyExc_ValueError, "a bound of view %U has 1 to %d values, not %d", self->name,
+			     n, k);
+		Py_DECREF(t);
+		return -1;
+	}
+	for (int i = 0; i < k; i++) {
+		const cqrs_field *f = cqrs_schema_field(&self->spec->s, names[i]);
+
+		if (!f || *len + f->size > 64 ||
+		    cqrspy_set_field(self->spec, self->spec->scratch, f, PyTuple_GET_ITEM(t, i))) {
+			if (!PyErr_Occurred())
+				PyErr_Format(PyExc_ValueError, "bad bound for view %U", self->name);
+			Py_DECREF(t);
+			return -1;
+		}
+		memcpy(key + *len, self->spec->scratch + f->offset, f->size);
+		*len += f->size;
+	}
+	Py_DECREF(t);
+	return 0;
+}
+
+/* range(): the rows collected in one call into the library (GIL held: the
+ * walk makes no syscalls) into one bytearray, returned as an iterator that
+ * makes a Row per step. */
+static PyObject *view_range(View *self, PyObject *args, PyObject *kwargs)
+{
+	static char *kw[] = { "lo", "hi", "desc", "limit", "snapshot", "index", NULL };
+	PyObject *lo = Py_None, *hi = Py_None;
+	const char *index = NULL;
+	unsigned long long limit = 0;
+	int desc = 0, snapshot = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOpKpz:range", kw, &lo, &hi, &desc, &limit,
+					 &snapshot, &index))
+		return NULL;
+	for (int t = 0; t < MOVE_TRIES; t++) {
+		collect c = { self->spec, NULL, 0, 0, 0, 0 };
+		uint8_t klo[64], khi[64];
+		size_t llo, lhi;
+		int nlo, nhi, rc, err = 0;
+		PyObject *it;
+
+		if (!self->v)
+			return closed_error();
+		if (cqrs_view_ordered(self->v, NULL, 0) <= 0) {
+			PyErr_Format(cqrspy_NotFound, "view %U has no ordered index", self->name);
+			return NULL;
+		}
+		if (encode_bound(self, lo, klo, &llo, &nlo) || encode_bound(self, hi, khi, &lhi, &nhi))
+			return NULL;
+		c.buf = PyByteArray_FromStringAndSize(NULL, 0);
+		if (!c.buf)
+			return NULL;
+		rc = cqrs_view_range(self->v, index, nlo ? NULL : klo, llo, nhi ? NULL : khi, lhi,
+				     (desc ? CQRS_RANGE_DESC : 0) | (snapshot ? CQRS_RANGE_SNAPSHOT : 0),
+				     limit, collect_row, &c);
+		if (c.failed) {
+			Py_DECREF(c.buf);
+			return NULL;
+		}
+		if (!c.resized && !moved(self, &err)) {
+			if (rc == CQRS_ENOTFOUND) {
+				Py_DECREF(c.buf);
+				PyErr_Format(cqrspy_NotFound, "view %U has no ordered index %s", self->name,
+					     index ? index : "");
+				return NULL;
+			}
+			if (rc < 0) {
+				Py_DECREF(c.buf);
+				return cqrspy_view_raise(self, rc, "range in");
+			}
+			if (PyByteArray_Resize(c.buf, c.n * (Py_ssize_t)c.spec->s.size)) {
+				Py_DECREF(c.buf);
+				return NULL;
+			}
+			it = cqrspy_iter_rows(self, c.spec, c.buf, c.n, 0);
+			Py_DECREF(c.buf);
+			return it;
+		}
+		Py_DECREF(c.buf);
+		if (err)
+			return NULL;
+		if (c.resized && cqrs_view_generation(self->v) == self->generation &&
+		    cqrspy_view_sync(self))
+			return NULL;
+	}
+	return cqrspy_view_raise(self, -EAGAIN, "range in");
+}
+
 /* ---- waiting -------------------------------------------------------------------- */
 
 /* After wait said the writer is gone: did it shut down cleanly (a stop,
@@ -772,6 +885,11 @@ static PyMethodDef view_methods[] = {
 	  "their state then; one deleted and added again may be seen twice or not\n"
 	  "at all). cqrs.Error (EAGAIN) if the view is rebuilt after the first row.\n"
 	  "snapshot=True: one batch-consistent copy of all rows, taken at once." },
+	{ "range", (PyCFunction)(void (*)(void))view_range, METH_VARARGS | METH_KEYWORDS,
+	  "range($self, lo=None, hi=None, desc=False, limit=0, snapshot=False, index=None)\n--\n\n"
+	  "An iterator of Rows: the rows of the view's ordered index with lo <= key < hi, in key "
+	  "order\n(desc: from hi down). lo and hi: None (open), a value, or a tuple of\nthe index "
+	  "fields' first values (a prefix). limit: at most that many rows." },
 	{ "wait", (PyCFunction)(void (*)(void))view_wait, METH_VARARGS | METH_KEYWORDS,
 	  "wait($self, seq, timeout=None)\n--\n\n"
 	  "Waits (GIL released) until the view has applied seq (a submit's result):\n"
