@@ -103,11 +103,13 @@ static int evolve_one(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r)
 {
 	cqrs_event ev;
 	int rc = cqrs__schema_check_event(sc, r, &ev);
+	cqrs_evolve_fn evolve;
 
 	if (rc)
 		return rc;
-	if (e->events[r->type].evolve)
-		e->events[r->type].evolve(e->model, &ev);
+	evolve = e->events[ev.type].evolve; /* ev.type < CQRS_MAX_TYPES: checked */
+	if (evolve)
+		evolve(e->model, &ev);
 	return 0;
 }
 

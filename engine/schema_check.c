@@ -243,13 +243,14 @@ static const char *how_words(const cqrs_schema_diff *d, const event_type *et)
 	return d->match == CQRS_SCHEMA_APPENDED ? "appended fields" : "fields mapped by name";
 }
 
-int cqrs__schema_check_convert(cqrs_schema_check *c, const cqrs_jrec *r, cqrs_event *ev)
+/* A record the table cannot read, or the first converted record of a
+ * layout (logged): the message, or the log line then the conversion. */
+static __attribute__((noinline, cold)) int convert_cold(cqrs_schema_check *c, const cqrs_jrec *r,
+							cqrs_event *ev)
 {
 	const event_type *et = r->type < CQRS_MAX_TYPES ? &c->e->events[r->type] : NULL;
 	sc_type *ty = et ? &c->types[r->type] : NULL;
 	cqrs_schema_diff d;
-	cqrs_event old;
-	int rc;
 
 	if (!ty || ty->how == SC_UNREGISTERED)
 		return cqrs__fail(CQRS_EFORMAT, "replay: seq %llu (segment %s) has event type %u of %u "
@@ -279,16 +280,30 @@ int cqrs__schema_check_convert(cqrs_schema_check *c, const cqrs_jrec *r, cqrs_ev
 		return cqrs__fail(CQRS_EFORMAT, "replay: seq %llu (segment %s): event type %u '%.31s' "
 				 "of %u bytes, its layout there has %u", (unsigned long long)r->seq,
 				 c->segment, r->type, ty->from->name, r->size, ty->from->size);
-	if (ty->log_pending) {
-		ty->log_pending = 0;
-		cqrs__schema_compare(ty->from, et->schema, &d);
-		cqrs__log(c->e, CQRS_LOG_INFO, "replay: event type %u '%.31s' from segment %s on is "
-			  "converted from its stored layout (%s) by %s", r->type, et->schema->name,
-			  c->segment, d.why, how_words(&d, et));
-	}
+	ty->log_pending = 0;
+	cqrs__schema_compare(ty->from, et->schema, &d);
+	cqrs__log(c->e, CQRS_LOG_INFO, "replay: event type %u '%.31s' from segment %s on is "
+		  "converted from its stored layout (%s) by %s", r->type, et->schema->name,
+		  c->segment, d.why, how_words(&d, et));
+	return cqrs__schema_check_convert(c, r, ev);
+}
+
+int cqrs__schema_check_convert(cqrs_schema_check *c, const cqrs_jrec *r, cqrs_event *ev)
+{
+	const event_type *et;
+	sc_type *ty;
+	int rc;
+
+	if (r->type >= CQRS_MAX_TYPES)
+		return convert_cold(c, r, ev);
+	ty = &c->types[r->type];
+	if ((ty->how != SC_CONVERT && ty->how != SC_UPCAST) || r->size != ty->from->size ||
+	    ty->log_pending)
+		return convert_cold(c, r, ev);
+	et = &c->e->events[r->type];
 	cqrs__schema_conv_run(ty->conv, cqrs__jrec_payload(r), c->scratch, et->defaults);
 	if (ty->how == SC_UPCAST) {
-		old = *ev;
+		cqrs_event old = *ev;
 		rc = et->upcast(et->upcast_arg, &old, ty->from, c->scratch, et->schema);
 		if (rc)
 			return cqrs__fail(CQRS_EFORMAT, "replay: seq %llu (segment %s): the upcaster of "

@@ -121,11 +121,14 @@ int cqrs__schema_check_convert(cqrs_schema_check *c, const cqrs_jrec *r, cqrs_ev
 static inline int cqrs__schema_check_event(cqrs_schema_check *c, const cqrs_jrec *r,
 					   cqrs_event *ev)
 {
+	uint32_t type = r->type, size = r->size; /* before the stores to *ev, which may alias r */
+	int same = type < CQRS_MAX_TYPES && c->same_size[type] == size;
+
 	*ev = (cqrs_event){ .seq = r->seq, .timestamp_ns = r->timestamp_ns,
 			    .aggregate_id = r->aggregate_id,
-			    .aggregate_version = r->aggregate_version, .type = r->type,
-			    .size = r->size, .data = cqrs__jrec_payload(r) };
-	if (__builtin_expect(r->type < CQRS_MAX_TYPES && c->same_size[r->type] == r->size, 1))
+			    .aggregate_version = r->aggregate_version, .type = type,
+			    .size = size, .data = cqrs__jrec_payload(r) };
+	if (__builtin_expect(same, 1))
 		return 0;
 	return cqrs__schema_check_convert(c, r, ev);
 }
