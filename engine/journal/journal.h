@@ -76,6 +76,10 @@
  *   - Iterator records point into read-only mappings: valid until the next
  *     cqrs__journal_iter_next() or cqrs__journal_iter_close().
  *   - Records are host-endian (little-endian only, like schema records).
+ *   - A segment's records are in the layouts its header describes: a
+ *     writer opened with other event schemas than the last segment's
+ *     starts a new segment with its first record (an empty last segment
+ *     is replaced under its name).
  */
 #ifndef CQRS_ENGINE_JOURNAL_H
 #define CQRS_ENGINE_JOURNAL_H

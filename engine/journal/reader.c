@@ -12,6 +12,12 @@
  * continues the chain and that its predecessor link (format version 2)
  * names the segment before it. Cost: one XXH3 pass over the bytes plus, at the end
  * of each segment, one scan of its zero tail.
+ *
+ * Each segment's header schemas are decoded as the iterator enters it
+ * (cqrs__journal_iter_schema); a caller that must know when they change
+ * (replay reads records by them: engine/schema_check.c) sets a hook that
+ * runs there (cqrs__journal_iter_on_segment), so it decides per segment,
+ * not per record.
  */
 #include <errno.h>
 #include <fcntl.h>
