@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "engine/engine_internal.h"
 #include "core/errors.h"
@@ -107,7 +108,8 @@ static int evolve_one(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r)
 
 	if (rc)
 		return rc;
-	evolve = e->events[ev.type].evolve; /* ev.type < CQRS_MAX_TYPES: checked */
+	CQRS_ASSERT(ev.type < CQRS_MAX_TYPES); /* the check reads only registered types */
+	evolve = e->events[ev.type].evolve;
 	if (evolve)
 		evolve(e->model, &ev);
 	return 0;

@@ -12,6 +12,7 @@
  * each segment carrying the layout its records have, an empty old segment
  * replaced; the comparison's verdicts; and `cqrs journal dump` decoding
  * each segment with its own layout (skipped when $BUILD/cqrs is not built).
+ * The appended and swapped cases run again in SHARED threading.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -199,6 +200,7 @@ typedef struct fixture {
 	const void *defaults;
 	cqrs_upcast_fn upcast;
 	uint64_t segment_bytes;
+	int threading;
 } fixture;
 
 static int setup(void **state)
@@ -217,6 +219,17 @@ static int setup(void **state)
 	g_refuse_qty = 0;
 	*state = f;
 	return 0;
+}
+
+/* The same, projections on the command thread (their catch-up on the
+ * starting thread). */
+static int setup_shared(void **state)
+{
+	int rc = setup(state);
+
+	if (!rc)
+		((fixture *)*state)->threading = CQRS_THREADING_SHARED;
+	return rc;
 }
 
 static int teardown(void **state)
@@ -257,6 +270,7 @@ static int start(fixture *f)
 	cfg.durability = CQRS_DURABILITY_NONE;
 	cfg.ring_bytes = 1u << 22;
 	cfg.segment_bytes = f->segment_bytes;
+	cfg.threading = f->threading;
 	rc = cqrs_engine_open(&cfg, f->m, &f->e);
 	assert_int_equal(rc, 0);
 	rc = cqrs_register_command(f->e, 1, place_cmd_schema(), decide);
@@ -622,6 +636,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swapped_fields_refused_then_by_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registered_upcaster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_appended_field_upcast, setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_swapped_fields_refused_then_by_name, setup_shared,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_empty_old_segment_replaced, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
