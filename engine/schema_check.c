@@ -208,7 +208,6 @@ int cqrs__schema_check_open(cqrs_engine *e, cqrs_journal_iter *it, cqrs_schema_c
 		if (e->events[t].schema && e->events[t].schema->size > max)
 			max = e->events[t].schema->size;
 	c->e = e;
-	c->it = it;
 	c->types = calloc(CQRS_MAX_TYPES, sizeof *c->types);
 	c->scratch = aligned_alloc(64, (max + 63u) & ~63u);
 	if (!c->types || !c->scratch) {

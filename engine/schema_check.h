@@ -96,15 +96,16 @@ typedef struct cqrs_schema_check {
 	 * the slow path). */
 	uint32_t same_size[CQRS_MAX_TYPES];
 	cqrs_engine *e;
-	const cqrs_journal_iter *it;  /* the iterator it follows */
 	char segment[40];             /* the current segment's file name */
 	sc_type *types;               /* CQRS_MAX_TYPES of them */
 	uint8_t *scratch;             /* the converted record (largest registered size) */
 } cqrs_schema_check;
 
 /* A table for replays of e's journal, attached to iterator it: computed
- * for the segment it is in now and again each time it enters another.
- * Returns 0, -ENOMEM, or the error the current segment gives. Cold. */
+ * for the segment it is in now and again each time it enters another
+ * (the iterator's hook points at it: close it before the iterator moves
+ * again or closes). Returns 0, -ENOMEM, or the error the current segment
+ * gives. Cold: a few KiB plus a scratch record, once per replay. */
 int cqrs__schema_check_open(cqrs_engine *e, cqrs_journal_iter *it, cqrs_schema_check **out);
 
 void cqrs__schema_check_close(cqrs_schema_check *c);
