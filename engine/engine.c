@@ -1,6 +1,7 @@
 /*
  * engine/engine.c - the engine object: config defaults, open, registration
- * of command and event types, durable_seq and error, the log callback.
+ * of command and event types (and how replay reads an event type's older
+ * layouts: options, upcaster), durable_seq and error, the log callback.
  * Start and stop live in lifecycle.c, the command thread in
  * command_thread.c.
  */
@@ -204,6 +205,48 @@ int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *s, cqr
 	e->events[type].schema = s;
 	e->events[type].evolve = evolve;
 	e->event_schemas[type] = s;
+	return 0;
+}
+
+/* The registered event type `type`, before start; else NULL (failed). */
+static event_type *registered_event(cqrs_engine *e, uint32_t type, const char *what)
+{
+	if (atomic_load_explicit(&e->state, memory_order_relaxed) != ENGINE_OPEN) { /* owner thread */
+		cqrs__fail(-EINVAL, "%s: before cqrs_engine_start", what);
+		return NULL;
+	}
+	if (type == 0 || type >= CQRS_MAX_TYPES || !e->events[type].schema) {
+		cqrs__fail(-EINVAL, "%s: event type %u is not registered", what, type);
+		return NULL;
+	}
+	return &e->events[type];
+}
+
+int cqrs_register_event_options(cqrs_engine *e, uint32_t type, uint32_t flags, const void *defaults)
+{
+	event_type *et = registered_event(e, type, "cqrs_register_event_options");
+
+	if (!et)
+		return -EINVAL;
+	if (flags & ~CQRS_EVENT_MAP_BY_NAME)
+		return cqrs__fail(-EINVAL, "event %s: unknown flags 0x%x", et->schema->name, flags);
+	et->flags = flags;
+	et->defaults = defaults;
+	return 0;
+}
+
+int cqrs_register_upcaster(cqrs_engine *e, uint32_t type, cqrs_upcast_fn fn, void *arg)
+{
+	event_type *et = registered_event(e, type, "cqrs_register_upcaster");
+
+	if (!et)
+		return -EINVAL;
+	if (!fn)
+		return cqrs__fail(-EINVAL, "event %s: upcaster is NULL", et->schema->name);
+	if (et->upcast)
+		return cqrs__fail(-EEXIST, "event %s: upcaster registered twice", et->schema->name);
+	et->upcast = fn;
+	et->upcast_arg = arg;
 	return 0;
 }
 

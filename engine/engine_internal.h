@@ -13,6 +13,7 @@
  *   proj_deadletter.c, projector_thread.c   the projector side
  *                       (engine/projector.h)
  *   replay.c            the write model from the journal at start
+ *   schema_check.c      old event layouts read as the registered ones
  *   deadletter.c        the dead-letter log's format
  *   ticket.c            ticket completion and waiting
  *   journal/            the journal (engine/journal/journal.h)
@@ -69,6 +70,11 @@ typedef struct cmd_type {
 typedef struct event_type {
 	const cqrs_schema *schema;
 	cqrs_evolve_fn evolve;
+	/* Reading its records written with another layout (engine/schema_check.h) */
+	uint32_t flags;               /* CQRS_EVENT_MAP_BY_NAME */
+	const void *defaults;         /* NULL (zeros) or a record of schema */
+	cqrs_upcast_fn upcast;        /* NULL or the application's upcaster */
+	void *upcast_arg;
 } event_type;
 
 /* One event emitted by decide, kept in the command thread's scratch until

@@ -20,6 +20,7 @@
 #include "engine/deadletter.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
+#include "engine/schema_check.h"
 
 static int append(cqrs_engine *e, const cqrs_deadletter *d)
 {
@@ -101,20 +102,27 @@ static void mark_resolved(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 static int retry_one(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 {
 	cqrs_journal_iter *it;
+	cqrs_schema_check *sc;
 	const cqrs_jrec *r;
+	cqrs_event ev;
 	int ok = 0;
 
 	if (cqrs__journal_iter_open(&it, e->journal_dir, seq))
 		return 0;
-	if (cqrs__journal_iter_next(it, &r) == 1 && r->seq == seq) {
-		cqrs_event ev = cqrs__proj_event_of(r);
-
+	if (cqrs__schema_check_open(e, it, &sc)) {
+		cqrs__journal_iter_close(it);
+		return 0;
+	}
+	/* in the registered layout, as every replay (engine/schema_check.h) */
+	if (cqrs__journal_iter_next(it, &r) == 1 && r->seq == seq &&
+	    cqrs__schema_check_event(sc, r, &ev) == 0) {
 		cqrs__proj_begin(p);
 		p->fail_code = 0;
 		p->fail_reason[0] = 0;
 		ok = p->def.apply(p, &ev, p->def.arg) == 0;
 		cqrs__proj_end(e, p, atomic_load_explicit(&p->applied_seq, memory_order_relaxed));
 	}
+	cqrs__schema_check_close(sc);
 	cqrs__journal_iter_close(it);
 	return ok;
 }

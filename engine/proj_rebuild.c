@@ -2,6 +2,9 @@
  * engine/proj_rebuild.c - projections from the journal: replay a range of
  * seqs into a projection's views (catch-up at start, a halted projection's
  * resume), and rebuild a projection into a new generation of its views.
+ * Every replayed event reaches apply in the registered layout: older
+ * layouts are converted, or the replay fails with CQRS_EFORMAT
+ * (engine/schema_check.h), as the write model's replay does.
  *
  * A rebuild (cqrs_engine_rebuild, or a view that is full: capacity
  * doubled) creates the new generation beside the live one, replays the
@@ -16,12 +19,14 @@
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
+#include "engine/schema_check.h"
 
 #define REPLAY_BATCH 4096u /* events per view batch while replaying the journal */
 
 int cqrs__proj_replay(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t from, uint64_t upto)
 {
 	cqrs_journal_iter *it;
+	cqrs_schema_check *sc;
 	const cqrs_jrec *r;
 	uint64_t in_batch = 0, last = from;
 	int rc;
@@ -31,10 +36,17 @@ int cqrs__proj_replay(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t fr
 	rc = cqrs__journal_iter_open(&it, e->journal_dir, from + 1);
 	if (rc)
 		return rc;
+	rc = cqrs__schema_check_open(e, it, &sc);
+	if (rc) {
+		cqrs__journal_iter_close(it);
+		return rc;
+	}
 	for (uint32_t k = 0; k < n; k++)
 		cqrs__proj_begin(projs[k]);
 	while ((rc = cqrs__journal_iter_next(it, &r)) == 1 && r->seq <= upto) {
-		cqrs_event ev = cqrs__proj_event_of(r);
+		cqrs_event ev;
+		if ((rc = cqrs__schema_check_event(sc, r, &ev)) != 0)
+			break;
 		for (uint32_t k = 0; k < n; k++)
 			cqrs__proj_apply(e, projs[k], &ev);
 		last = r->seq;
@@ -49,6 +61,7 @@ int cqrs__proj_replay(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t fr
 	/* cqrs__proj_end keeps applied_seq when last is behind it. */
 	for (uint32_t k = 0; k < n; k++)
 		cqrs__proj_end(e, projs[k], last);
+	cqrs__schema_check_close(sc);
 	cqrs__journal_iter_close(it);
 	if (rc < 0)
 		return rc;

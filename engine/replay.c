@@ -19,6 +19,13 @@
  * replay's time on one thread; on two, a 1M-event replay went from
  * 4.3-4.7M to 5.4-6.8M events/s (bench_engine, BM_EngineRecovery/0). With
  * fewer than two CPUs to run on, one pass does both.
+ *
+ * evolve sees every record in the registered layout: the evolve half
+ * reads through a schema check (engine/schema_check.h), which compares
+ * each segment's stored layouts with the registered ones as the iterator
+ * enters it and converts older layouts (or refuses them, failing the
+ * start with CQRS_EFORMAT); a layout that is the registered one costs the
+ * one compare the size check before it did.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -26,6 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "engine/engine_internal.h"
 #include "core/errors.h"
@@ -33,22 +41,29 @@
 #include "engine/model/dedup.h"
 #include "engine/model/versions.h"
 #include "engine/replay.h"
+#include "engine/schema_check.h"
 
-typedef int (*replay_fn)(cqrs_engine *e, const cqrs_jrec *r);
+typedef int (*replay_fn)(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r);
 
 /* Walks seqs 1..next_seq-1, calling fn on each record, until done, an
  * error, or *stop (the other half failed: 0 is returned, the other half
- * reports). *count: records. progress: log every millionth record. */
-static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
+ * reports). *count: records. progress: log every millionth record.
+ * layouts: the half reads payloads, through the schema check (sc). */
+static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress, int layouts,
 		_Atomic int *stop, uint64_t *count)
 {
 	cqrs_journal_iter *it;
+	cqrs_schema_check *sc = NULL;
 	const cqrs_jrec *r;
 	uint64_t n = 0, expect = 1;
 	int rc = cqrs__journal_iter_open(&it, e->journal_dir, 1);
 
 	if (rc)
 		return rc;
+	if (layouts && (rc = cqrs__schema_check_open(e, it, &sc)) != 0) {
+		cqrs__journal_iter_close(it);
+		return rc;
+	}
 	while ((rc = cqrs__journal_iter_next(it, &r)) == 1) {
 		if (r->seq != expect) {
 			rc = cqrs__fail(CQRS_ECORRUPT, "replay: seq %llu where %llu was expected",
@@ -56,7 +71,7 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
 			break;
 		}
 		expect++;
-		rc = fn(e, r);
+		rc = fn(e, sc, r);
 		if (rc)
 			break;
 		if (++n % 1000000 == 0 && progress)
@@ -67,10 +82,12 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
 		/* relaxed: only a flag; the failing half's error travels through
 		 * pthread_join */
 		if ((n & 1023) == 0 && atomic_load_explicit(stop, memory_order_relaxed)) {
+			cqrs__schema_check_close(sc);
 			cqrs__journal_iter_close(it);
 			return 0;
 		}
 	}
+	cqrs__schema_check_close(sc);
 	cqrs__journal_iter_close(it);
 	if (rc < 0)
 		return rc;
@@ -81,29 +98,27 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress,
 	return 0;
 }
 
-/* The user's half: evolve. */
-static int evolve_one(cqrs_engine *e, const cqrs_jrec *r)
+/* The user's half: evolve, on records of the registered layout (the
+ * schema check reads them in place, or converts an older layout). */
+static int evolve_one(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r)
 {
-	const event_type *et = r->type < CQRS_MAX_TYPES ? &e->events[r->type] : NULL;
 	cqrs_event ev;
+	int rc = cqrs__schema_check_event(sc, r, &ev);
+	cqrs_evolve_fn evolve;
 
-	if (!et || !et->schema || et->schema->size != r->size)
-		return cqrs__fail(CQRS_EFORMAT,
-				 "replay: seq %llu has event type %u of %u bytes, which this engine "
-				 "does not register with that size",
-				 (unsigned long long)r->seq, r->type, r->size);
-	ev = (cqrs_event){ .seq = r->seq, .timestamp_ns = r->timestamp_ns,
-			   .aggregate_id = r->aggregate_id,
-			   .aggregate_version = r->aggregate_version, .type = r->type,
-			   .size = r->size, .data = cqrs__jrec_payload(r) };
-	if (et->evolve)
-		et->evolve(e->model, &ev);
+	if (rc)
+		return rc;
+	CQRS_ASSERT(ev.type < CQRS_MAX_TYPES); /* the check reads only registered types */
+	evolve = e->events[ev.type].evolve;
+	if (evolve)
+		evolve(e->model, &ev);
 	return 0;
 }
 
 /* The engine's half: versions and the idempotency window. */
-static int book_one(cqrs_engine *e, const cqrs_jrec *r)
+static int book_one(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r)
 {
+	(void)sc; /* reads no payload */
 	if (r->aggregate_id != UINT64_MAX &&
 	    cqrs__versions_set(e->versions, r->aggregate_id, r->aggregate_version))
 		return cqrs__fail(-ENOMEM, "replay: no memory for the version of aggregate %llu",
@@ -116,11 +131,11 @@ static int book_one(cqrs_engine *e, const cqrs_jrec *r)
 }
 
 /* Both halves in one pass. */
-static int evolve_and_book(cqrs_engine *e, const cqrs_jrec *r)
+static int evolve_and_book(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r)
 {
-	int rc = evolve_one(e, r);
+	int rc = evolve_one(e, sc, r);
 
-	return rc ? rc : book_one(e, r);
+	return rc ? rc : book_one(e, sc, r);
 }
 
 typedef struct books_job {
@@ -136,7 +151,7 @@ static void *books_main(void *arg)
 	books_job *job = arg;
 	uint64_t n;
 
-	job->rc = walk(job->e, job->next_seq, book_one, 0, &job->stop, &n);
+	job->rc = walk(job->e, job->next_seq, book_one, 0, 0, &job->stop, &n);
 	if (job->rc) {
 		snprintf(job->why, sizeof job->why, "%s", cqrs_last_error());
 		atomic_store_explicit(&job->stop, 1, memory_order_relaxed); /* a flag, see walk */
@@ -166,10 +181,10 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 	if (cpus_to_run_on() >= 2)
 		threaded = pthread_create(&helper, NULL, books_main, &job) == 0;
 	if (!threaded) {
-		rc = walk(e, next_seq, evolve_and_book, 1, &job.stop, &n);
+		rc = walk(e, next_seq, evolve_and_book, 1, 1, &job.stop, &n);
 	} else {
 		pthread_setname_np(helper, "cqrs-replay");
-		rc = walk(e, next_seq, evolve_one, 1, &job.stop, &n);
+		rc = walk(e, next_seq, evolve_one, 1, 1, &job.stop, &n);
 		if (rc)
 			atomic_store_explicit(&job.stop, 1, memory_order_relaxed); /* a flag */
 		pthread_join(helper, NULL);

@@ -14,8 +14,10 @@ typedef struct cqrs_replay_stats {
 } cqrs_replay_stats;
 
 /* Replays seqs 1..next_seq-1 of the engine's journal through evolve,
- * setting aggregate versions and the idempotency window. 0, CQRS_ECORRUPT,
- * CQRS_EFORMAT (an event type this engine does not know), -errno. */
+ * setting aggregate versions and the idempotency window; older layouts of
+ * an event are converted (engine/schema_check.h). 0, CQRS_ECORRUPT,
+ * CQRS_EFORMAT (an event type this engine does not know, or a stored
+ * layout it cannot read), -errno. */
 int cqrs__replay_write_model(struct cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st);
 
 #endif

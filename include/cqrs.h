@@ -36,6 +36,8 @@
  *   - decide must be deterministic in (command, model) and must not block;
  *     evolve must not fail (validation belongs in decide).
  *   - Events are fixed-layout records of their registered schema's size.
+ *     Changing an event's layout between releases: see "events written
+ *     with an older layout" below.
  *   - After a journal failure the engine is poisoned: every pending and
  *     later submission completes with the journal's error.
  *   - Aggregate ids are u64 in 0..UINT64_MAX-1; 0 means "no aggregate".
@@ -243,6 +245,57 @@ CQRS_API int cqrs_register_command(cqrs_engine *e, uint32_t type, const cqrs_sch
  * (evolve may be NULL for events the write model ignores). Before start. */
 CQRS_API int cqrs_register_event(cqrs_engine *e, uint32_t type, const cqrs_schema *schema,
 				 cqrs_evolve_fn evolve);
+
+/* ---- events written with an older layout --------------------------------- */
+
+/* Replay (of the write model and of the views) compares each journal
+ * segment's stored layout of an event type (its header embeds the schema
+ * every type had when the segment was written) with the registered one,
+ * field by field:
+ *   - the same fields (name, type, offset, size): read as they are;
+ *   - the registered layout only appends fields after the old ones, every
+ *     old field unchanged (SBE's rule): read with the new fields at their
+ *     default (see cqrs_register_event_options) or zero;
+ *   - fields moved, renamed, added or dropped, but each registered field
+ *     that the old layout names has the same type and size there: read by
+ *     name, if the type was registered with CQRS_EVENT_MAP_BY_NAME (new
+ *     fields defaulted, dropped ones lost);
+ *   - anything else (a field that changed type or size, or fields moved
+ *     without CQRS_EVENT_MAP_BY_NAME) only through an upcaster registered
+ *     for the type; without one, start refuses with CQRS_EFORMAT, and
+ *     cqrs_last_error() names the event type, the segment and the first
+ *     field that differs.
+ * evolve and apply always see records of the registered layout (size and
+ * fields); what the engine journals is in the registered layout (a start
+ * whose layouts differ from the last segment's writes into a new one). */
+
+/* Converts one record written with old_schema (old->data, old->size bytes;
+ * old's other fields are the event's seq, aggregate...) into rec, a record
+ * of the registered schema that holds on entry what the automatic rules
+ * give: the type's defaults, then every field with the same name, type and
+ * size copied from the old record. Returns 0, or non-zero to refuse the
+ * record (replay then fails with CQRS_EFORMAT naming its seq). Called on
+ * the thread that replays (start's, a projector's), possibly on several at
+ * once: it must be reentrant and must not call the engine. */
+typedef int (*cqrs_upcast_fn)(void *arg, const cqrs_event *old, const cqrs_schema *old_schema,
+			      void *rec, const cqrs_schema *schema);
+
+#define CQRS_EVENT_MAP_BY_NAME 0x1u /* read old layouts by field name */
+
+/* Sets how replay reads event type `type`'s records written with another
+ * layout: flags (0 or CQRS_EVENT_MAP_BY_NAME) and defaults, NULL or a
+ * record of the registered schema whose bytes fields missing from an old
+ * layout start with (not copied: it must stay valid until
+ * cqrs_engine_close). After cqrs_register_event of the type, before start.
+ * Returns 0, -EINVAL (type not registered, unknown flags, after start). */
+CQRS_API int cqrs_register_event_options(cqrs_engine *e, uint32_t type, uint32_t flags,
+					 const void *defaults);
+
+/* Registers the upcaster of event type `type` (registered before), with
+ * its argument: it converts every old layout of the type that is not the
+ * registered one (above). Before start. Returns 0, -EINVAL (type not
+ * registered, fn NULL, after start), -EEXIST (one already). */
+CQRS_API int cqrs_register_upcaster(cqrs_engine *e, uint32_t type, cqrs_upcast_fn fn, void *arg);
 
 /* ABI of the two definitions below: callers fill them with designated
  * initializers, and views are an array inside a projection, so they keep

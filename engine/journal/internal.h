@@ -77,6 +77,7 @@ struct cqrs_journal {
 	/* The current segment. */
 	int seg_fd;
 	uint64_t seg_first_seq;
+	uint64_t seg_prev_first_seq;   /* its predecessor link (0: the first) */
 	uint64_t seg_size;             /* its file size */
 	uint64_t write_off;            /* where the next batch goes */
 	int spare_fd;                  /* preallocated next segment, or -1 */

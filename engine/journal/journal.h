@@ -76,6 +76,10 @@
  *   - Iterator records point into read-only mappings: valid until the next
  *     cqrs__journal_iter_next() or cqrs__journal_iter_close().
  *   - Records are host-endian (little-endian only, like schema records).
+ *   - A segment's records are in the layouts its header describes: a
+ *     writer opened with other event schemas than the last segment's
+ *     starts a new segment with its first record (an empty last segment
+ *     is replaced under its name).
  */
 #ifndef CQRS_ENGINE_JOURNAL_H
 #define CQRS_ENGINE_JOURNAL_H
@@ -399,9 +403,20 @@ int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t f
  * segment, byte offset and seq, or -errno. */
 int cqrs__journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec);
 
-/* Schema of `type` embedded in the current record's segment header, or
- * NULL. Valid until the iterator moves to another segment (or closes). */
+/* Schema of `type` embedded in the current record's segment header (the
+ * layout of that segment's records of the type: a segment describes every
+ * type its writer registered), or NULL. Valid until the iterator moves to
+ * another segment (or closes): cqrs__journal_iter_on_segment says when. */
 const cqrs_schema *cqrs__journal_iter_schema(const cqrs_journal_iter *it, uint32_t type);
+
+/* Called with the iterator each time it enters a segment, after its
+ * header's schemas are decoded and before its first record is returned;
+ * an error it returns fails the iterator (iter_next returns it). */
+typedef int (*cqrs_journal_segment_fn)(void *arg, const cqrs_journal_iter *it);
+
+/* Sets fn (NULL: none) and calls it at once for the segment the iterator
+ * is in. Returns 0 or fn's error (the iterator is then failed). */
+int cqrs__journal_iter_on_segment(cqrs_journal_iter *it, cqrs_journal_segment_fn fn, void *arg);
 
 /* The current segment (after iter_next returned 1) and the last record's
  * byte offset in it. */

@@ -12,6 +12,12 @@
  * continues the chain and that its predecessor link (format version 2)
  * names the segment before it. Cost: one XXH3 pass over the bytes plus, at the end
  * of each segment, one scan of its zero tail.
+ *
+ * Each segment's header schemas are decoded as the iterator enters it
+ * (cqrs__journal_iter_schema); a caller that must know when they change
+ * (replay reads records by them: engine/schema_check.c) sets a hook that
+ * runs there (cqrs__journal_iter_on_segment), so it decides per segment,
+ * not per record.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -141,6 +147,8 @@ struct cqrs_journal_iter {
 	int err;
 	char engine[CQRS_NAME_MAX];
 	cqrs_journal_tail tail;
+	cqrs_journal_segment_fn on_segment; /* called as each segment is entered */
+	void *on_segment_arg;
 };
 
 static void free_schemas(cqrs_journal_iter *it)
@@ -214,6 +222,8 @@ static int enter_segment(cqrs_journal_iter *it, int si)
 	}
 	it->off = it->group_end = it->m.h.header_size;
 	it->expect = it->m.h.first_seq;
+	if (it->on_segment && (rc = it->on_segment(it->on_segment_arg, it)) != 0)
+		return iter_fail(it, rc);
 	return 0;
 }
 
@@ -310,6 +320,18 @@ int cqrs__journal_iter_next(cqrs_journal_iter *it, const cqrs_jrec **rec)
 		it->tail.bytes = t.kind == JTAIL_TORN ? t.nz_end - it->off : 0;
 		return 0;
 	}
+}
+
+int cqrs__journal_iter_on_segment(cqrs_journal_iter *it, cqrs_journal_segment_fn fn, void *arg)
+{
+	int rc;
+
+	if (it->err)
+		return it->err;
+	it->on_segment = fn;
+	it->on_segment_arg = arg;
+	rc = fn ? fn(arg, it) : 0;
+	return rc ? iter_fail(it, rc) : 0;
 }
 
 const cqrs_schema *cqrs__journal_iter_schema(const cqrs_journal_iter *it, uint32_t type)

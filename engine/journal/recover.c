@@ -16,7 +16,10 @@
  *      directory fsync), zeroed in place and fdatasynced;
  *   5. re-preallocate the last segment if it is shorter than its header
  *      says (a file cut by hand), fdatasync it, and resume appending there
- *      (the writer then replaces the manifest).
+ *      (the writer then replaces the manifest) - unless its header
+ *      describes other event schemas than the writer's: then the first
+ *      record rolls to a new segment (an empty last segment is replaced),
+ *      so every segment's records are in the layouts its header names.
  *
  * Cost: one pass over the last two segments (checksums) plus a header read
  * per older segment; replay validates the rest.
@@ -96,6 +99,22 @@ static int cut_torn_tail(cqrs_journal *j, jseg_map *m, size_t off, size_t end,
 		   "(from seq %" PRIu64 ") cut; its bytes are kept in %s", j->dir, end - off, m->name,
 		   off, rec->torn_from_seq, name);
 	return 0;
+}
+
+/* Whether segment m's header describes the event schemas this writer
+ * puts in new headers (the same schema area, byte for byte: the blobs
+ * are canonical). */
+static bool same_schemas(cqrs_journal *j, const jseg_map *m)
+{
+	jseg_header h;
+
+	memset(j->hdrbuf, 0, j->hsize);
+	if (cqrs__jseg_header_encode(j->hdrbuf, j->hsize, j->engine, m->h.first_seq, 0, 0, 0,
+				     j->schemas, j->ntypes) < 0)
+		return true; /* open checked the schemas: cannot happen */
+	memcpy(&h, j->hdrbuf, sizeof h);
+	return h.ntypes == m->h.ntypes && h.schema_bytes == m->h.schema_bytes &&
+	       memcmp(j->hdrbuf + JSEG_FIXED, m->img + JSEG_FIXED, h.schema_bytes) == 0;
 }
 
 /* Logs the error cqrs__fail recorded (cold path: open refuses). */
@@ -216,7 +235,17 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 	j->seg_fd = m.fd;
 	m.fd = -1; /* kept open for appending */
 	j->seg_first_seq = m.h.first_seq;
+	j->seg_prev_first_seq = jseg_has_prev(&m.h) ? m.h.prev_first_seq : n >= 2 ? segs[n - 2] : 0;
 	j->write_off = s.end;
+	if (!same_schemas(j, &m)) {
+		/* Its header describes other event schemas than this writer's:
+		 * it takes no more records (a segment's records are in its
+		 * header's layouts), the first claim rolls to a new segment
+		 * (an empty one is replaced under its name). */
+		j->write_off = j->seg_size;
+		cqrs__jlog(j, CQRS_LOG_INFO, "journal %s: event schemas differ from segment %s's: "
+			   "the next record starts a new segment", j->dir, m.name);
+	}
 	j->next_seq = s.next_seq;
 	rec->next_seq = s.next_seq;
 	rec->segments = (uint32_t)n;

@@ -178,6 +178,10 @@ static void maybe_prealloc(cqrs_journal *j)
 int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 {
 	bool ahead = j->spare_fd >= 0;
+	/* The segment it follows; first_seq == the current one's only when
+	 * that one is empty and is replaced (recover.c: other schemas). */
+	uint64_t prev = j->seg_fd < 0 ? 0 : first_seq == j->seg_first_seq ? j->seg_prev_first_seq
+									  : j->seg_first_seq;
 	char name[32];
 	int rc, n;
 
@@ -188,8 +192,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 					 cqrs_strerror(rc));
 	}
 	memset(j->hdrbuf, 0, j->hsize);
-	n = cqrs__jseg_header_encode(j->hdrbuf, j->hsize, j->engine, first_seq,
-				     j->seg_fd >= 0 ? j->seg_first_seq : 0,
+	n = cqrs__jseg_header_encode(j->hdrbuf, j->hsize, j->engine, first_seq, prev,
 				     j->cfg.ctime_ns ? j->cfg.ctime_ns : cqrs__wall_ns(), j->seg_size_cfg,
 				     j->schemas, j->ntypes);
 	if (n < 0) {
@@ -236,6 +239,7 @@ int cqrs__jw_new_segment(cqrs_journal *j, uint64_t first_seq)
 	j->spare_fd = -1;
 	j->spare_failed = false;
 	j->seg_first_seq = first_seq;
+	j->seg_prev_first_seq = prev;
 	j->seg_size = j->seg_size_cfg;
 	j->write_off = j->hsize;
 	j->st.rolls++;
