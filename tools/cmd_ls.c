@@ -2,8 +2,10 @@
  * tools/cmd_ls.c - `cqrs ls [ENGINE] [--json]`: the engines found through
  * their control segments in /dev/shm ("cqrs.<engine>.ctl"), each with its
  * state and whether its process lives, and its views: generation, rows,
- * capacity, segment bytes, applied_seq and flags. --json prints the same
- * as one JSON document (shape in the help text below and cqrs(1)).
+ * capacity, segment bytes, applied_seq and flags; and every /dev/shm name
+ * the engine name owns with its size and role, orphaned generations marked
+ * (tools/segments.h). --json prints the same as one JSON document (shape in
+ * the help text below and cqrs(1)).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "tools/commands.h"
+#include "tools/segments.h"
 #include "cqrs_view.h"
 #include "shm/control.h"
 
@@ -19,19 +22,28 @@ static const tool_cmd_help ls_help = {
 	"usage: cqrs ls [ENGINE] [--json]\n"
 	"\n"
 	"Lists the engines that have a control segment in /dev/shm (or only ENGINE):\n"
-	"state (starting, running, stopped), pid and whether that process lives, and\n"
-	"each view's generation, rows, capacity, segment bytes, applied seq and flags\n"
-	"(clean: shut down cleanly; retired: replaced by a newer generation).\n"
+	"state (starting, running, stopped, dead: its process is gone without\n"
+	"stopping), pid and whether that process lives; each view's generation, rows,\n"
+	"capacity, segment bytes, applied seq and flags (clean: shut down cleanly;\n"
+	"retired: replaced by a newer generation); and every segment the engine name\n"
+	"owns (/dev/shm/cqrs.ENGINE.*) with its size and role: control, current,\n"
+	"pending (being published), kept (clean, for a later run to adopt), being\n"
+	"created, or orphaned (nothing uses it: `cqrs rm --orphans` removes it).\n"
+	"With ENGINE, an engine without a control segment is listed by its segments.\n"
 	"  --json  one JSON document: {\"engines\": [{\"name\", \"state\", \"pid\",\n"
 	"          \"alive\", \"views\": [{\"name\", \"generation\", \"rows\", \"capacity\",\n"
-	"          \"bytes\", \"applied_seq\", \"clean\", \"retired\", \"writer_alive\"}]}]};\n"
-	"          an engine or view that cannot be read has \"error\" instead\n"
-	"Exit 1 when an engine cannot be read (ENGINE: does not exist).\n"
+	"          \"bytes\", \"applied_seq\", \"clean\", \"retired\", \"writer_alive\"}],\n"
+	"          \"segments\": [{\"name\", \"kind\", \"size\", \"uid\", \"role\",\n"
+	"          \"orphaned\"}]}]}; an engine or view that cannot be read has \"error\"\n"
+	"Exit 1 when an engine cannot be read (ENGINE: has neither a control segment\n"
+	"nor any other segment).\n"
 };
 
-static const char *state_name(uint32_t s)
+static const char *state_name(const cqrs_ctl_info *ci)
 {
-	switch (s) {
+	if (ci->state != CQRS_ENGINE_STOPPED && !ci->owner_alive)
+		return "dead";
+	switch (ci->state) {
 	case CQRS_ENGINE_STARTING: return "starting";
 	case CQRS_ENGINE_RUNNING: return "running";
 	case CQRS_ENGINE_STOPPED: return "stopped";
@@ -98,7 +110,40 @@ static void text_view(const char *engine, const cqrs_ctl_view *e)
 	cqrs_view_close(v);
 }
 
-/* Lists one engine; returns 1 when its control segment cannot be read. */
+/* The engine's segments: ",\"segments\":[...]" or an indented table.
+ * Returns how many. */
+static int list_segments(const char *engine, int json)
+{
+	tool_seg *v;
+	int n = tool_segments(engine, &v);
+
+	if (n < 0) {
+		if (json)
+			printf(",\"segments\":[]");
+		return 0;
+	}
+	if (json) {
+		printf(",\"segments\":[");
+		for (int i = 0; i < n; i++) {
+			printf("%s{\"name\":", i ? "," : "");
+			tool_json_str(stdout, v[i].name);
+			printf(",\"kind\":\"%s\",\"size\":%llu,\"uid\":%u,\"role\":\"%s\",\"orphaned\":%s}",
+			       tool_seg_kind_name(v[i].kind), (unsigned long long)v[i].size,
+			       (unsigned)v[i].uid, v[i].role, jbool(v[i].orphaned));
+		}
+		printf("]");
+	} else if (n) {
+		printf("  %-40s %-10s %12s %6s  %s\n", "SEGMENT", "KIND", "SIZE", "UID", "ROLE");
+		for (int i = 0; i < n; i++)
+			printf("  %-40s %-10s %12llu %6u  %s\n", v[i].name, tool_seg_kind_name(v[i].kind),
+			       (unsigned long long)v[i].size, (unsigned)v[i].uid, v[i].role);
+	}
+	free(v);
+	return n;
+}
+
+/* Lists one engine; returns 1 when it has neither a readable control
+ * segment nor any other segment. */
 static int list_engine(const char *engine, int json)
 {
 	cqrs_ctl *c;
@@ -110,23 +155,26 @@ static int list_engine(const char *engine, int json)
 		tool_json_str(stdout, engine);
 	}
 	if (rc) {
+		int n;
+
 		if (json) {
 			printf(",\"error\":");
 			tool_json_str(stdout, cqrs_strerror(rc));
-			printf("}");
 		} else {
-			printf("%-24s (unreadable: %s)\n", engine, cqrs_strerror(rc));
+			printf("%-24s (no control segment: %s)\n", engine, cqrs_strerror(rc));
 		}
-		return 1;
+		n = list_segments(engine, json);
+		if (json)
+			printf("}");
+		return n > 0 ? 0 : 1;
 	}
 	cqrs__ctl_info_get(c, &ci);
 	if (json)
-		printf(",\"state\":\"%s\",\"pid\":%u,\"alive\":%s,\"views\":[", state_name(ci.state),
+		printf(",\"state\":\"%s\",\"pid\":%u,\"alive\":%s,\"views\":[", state_name(&ci),
 		       ci.owner_pid, jbool(ci.owner_alive));
 	else
-		printf("%-24s %-9s pid %-8u %s\n", engine, state_name(ci.state), ci.owner_pid,
-		       ci.owner_alive ? "alive"
-				      : ci.state == CQRS_ENGINE_STOPPED ? "exited" : "stale (dead)");
+		printf("%-24s %-9s pid %-8u %s\n", engine, state_name(&ci), ci.owner_pid,
+		       ci.owner_alive ? "alive" : "gone");
 	if (!json && ci.nviews)
 		printf("  %-24s %5s %10s %10s %12s %14s  %s\n", "VIEW", "GEN", "ROWS", "CAPACITY",
 		       "BYTES", "APPLIED_SEQ", "FLAGS");
@@ -143,8 +191,11 @@ static int list_engine(const char *engine, int json)
 		}
 	}
 	if (json)
-		printf("]}");
+		printf("]");
 	cqrs__ctl_close(c);
+	list_segments(engine, json);
+	if (json)
+		printf("}");
 	return 0;
 }
 

@@ -564,6 +564,86 @@ static void view_find(tool_gateway *g, const tool_http_req *r, view_ent *e)
 	tool_http_reply(r, 200, JSON_TYPE, buf, len);
 }
 
+/* Parses "v1,v2,..." (the ordered index's first fields' values, as
+ * `cqrs view range` takes them) into key. 0, or -1 after answering 400. */
+static int parse_bound(const tool_http_req *r, view_ent *e, const char *fields[], int nfields,
+		       const char *which, const char *text, uint8_t *key, size_t *keylen)
+{
+	const cqrs_schema *s = cqrs_view_schema(e->v);
+	char *copy = strdup(text), *save = NULL, *tok;
+	size_t len = 0, fl;
+	int rc = 0, i = 0;
+
+	if (!copy)
+		return tool_http_error(r, 500, "out of memory"), -1;
+	for (tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save), i++) {
+		if (i >= nfields) {
+			tool_http_error(r, 400, "%s has more values than %s's ordered index has fields (%d)",
+					which, e->name, nfields);
+			rc = -1;
+		} else if (len + cqrs_schema_field(s, fields[i])->size > CQRS_RECORD_MAX) {
+			tool_http_error(r, 400, "%s is too long", which);
+			rc = -1;
+		} else if (!(rc = parse_key(r, s, fields[i], tok, key + len, &fl))) {
+			len += fl;
+		}
+	}
+	free(copy);
+	*keylen = len;
+	return rc ? -1 : 0;
+}
+
+/* GET /views/<view>/range?lo=&hi=&desc=1&limit=N&snapshot=1: the rows of
+ * the view's ordered index in [lo, hi] (either may be left out). */
+static void view_range(tool_gateway *g, const tool_http_req *r, view_ent *e)
+{
+	const char *lo = tool_http_arg(r, "lo"), *hi = tool_http_arg(r, "hi");
+	const char *snap = tool_http_arg(r, "snapshot"), *desc = tool_http_arg(r, "desc");
+	const cqrs_schema *s = cqrs_view_schema(e->v);
+	find_ctx fc = { pthread_getspecific(g->views), NULL, s, 0, FIND_LIMIT_DEFAULT, 0 };
+	uint8_t lokey[CQRS_RECORD_MAX], hikey[CQRS_RECORD_MAX];
+	size_t lolen = 0, hilen = 0, len = 0;
+	const char *fields[8];
+	int nfields = cqrs_view_ordered(e->v, fields, 8), rc, flags = 0;
+	char *buf = NULL;
+	uint64_t applied;
+
+	if (nfields <= 0) {
+		tool_http_error(r, 404, "view %s has no ordered index", e->name);
+		return;
+	}
+	if (u64_arg(r, "limit", tool_http_arg(r, "limit"), &fc.limit) < 0)
+		return;
+	if (fc.limit == 0 || fc.limit > FIND_LIMIT_MAX) {
+		tool_http_error(r, 400, "limit is out of range (1..%u)", FIND_LIMIT_MAX);
+		return;
+	}
+	if ((lo && *lo && parse_bound(r, e, fields, nfields, "lo", lo, lokey, &lolen)) ||
+	    (hi && *hi && parse_bound(r, e, fields, nfields, "hi", hi, hikey, &hilen)))
+		return;
+	if (desc && strcmp(desc, "0"))
+		flags |= CQRS_RANGE_DESC;
+	if (snap && strcmp(snap, "0"))
+		flags |= CQRS_RANGE_SNAPSHOT;
+	if (!(fc.f = open_memstream(&buf, &len))) {
+		tool_http_error(r, 500, "out of memory");
+		return;
+	}
+	applied = cqrs_view_applied_seq(e->v);
+	fprintf(fc.f, "{\"applied_seq\":%" PRIu64 ",\"rows\":[", applied);
+	/* one row past the limit tells truncated from exactly limit rows */
+	rc = cqrs_view_range(e->v, fields[0], lolen ? lokey : NULL, lolen, hilen ? hikey : NULL, hilen,
+			     flags, fc.limit + 1, find_row, &fc);
+	fprintf(fc.f, "],\"truncated\":%s}\n", fc.truncated ? "true" : "false");
+	fclose(fc.f);
+	if (rc < 0 && !fc.truncated) {
+		free(buf);
+		tool_http_error(r, rc == -EAGAIN ? 503 : 500, "range in %s: %s", e->name, cqrs_strerror(rc));
+		return;
+	}
+	tool_http_reply(r, 200, JSON_TYPE, buf, len);
+}
+
 static void view_get(tool_gateway *g, const tool_http_req *r, view_ent *e, const char *text)
 {
 	const cqrs_schema *s = cqrs_view_schema(e->v);
@@ -624,7 +704,7 @@ void tool_gateway_view(tool_gateway *g, const tool_http_req *r, const char *view
 		return;
 	}
 	if (!*rest) {
-		tool_http_error(r, 404, "want /views/%s/KEY or /views/%s/find?field=&value=", view, view);
+		tool_http_error(r, 404, "want /views/%s/KEY, /views/%s/find?field=&value= or /views/%s/range?lo=&hi=", view, view, view);
 		return;
 	}
 	if (!(e = view_for(g, r, view)))
@@ -633,6 +713,8 @@ void tool_gateway_view(tool_gateway *g, const tool_http_req *r, const char *view
 		return;
 	if (!strcmp(rest, "find"))
 		view_find(g, r, e);
+	else if (!strcmp(rest, "range"))
+		view_range(g, r, e);
 	else
 		view_get(g, r, e, rest);
 }

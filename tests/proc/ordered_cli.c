@@ -3,8 +3,9 @@
  * ordered index on (sym, price): full and prefix bounds, open ends,
  * --desc, --limit, --snapshot, --json, and what it refuses; then the same
  * view through Python's View.range and Lua's v:range when those modules
- * are built (skipped with a note otherwise). Runs $BUILD/cqrs (BUILD
- * defaults to "build").
+ * are built (skipped with a note otherwise); and through the HTTP
+ * gateway's GET /views/book/range (`cqrs metrics`, read with Python's
+ * urllib). Runs $BUILD/cqrs (BUILD defaults to "build").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,7 @@ static int lines(void)
 
 int main(void)
 {
-	char args[512];
+	char args[512], http[4096];
 	cqrs_ctl *ctl;
 	cqrs_vw *w;
 	orow r;
@@ -155,6 +156,29 @@ int main(void)
 	} else {
 		printf("note: Lua module not built: v:range not checked here\n");
 	}
+
+	/* HTTP: GET /views/book/range through `cqrs metrics` */
+	snprintf(http, sizeof http,
+		 "d=$(mktemp -d); %s/cqrs metrics %s --listen 127.0.0.1:0 >$d/m.out 2>&1 & m=$!\n"
+		 "i=0; until grep -q '^listening on ' $d/m.out; do i=$((i+1)); "
+		 "[ $i -lt 200 ] || break; sleep 0.05; done\n"
+		 "PORT=$(sed -n 's|^listening on http://127.0.0.1:||p' $d/m.out | cut -d' ' -f1) "
+		 "/usr/bin/python3 -c '\n"
+		 "import json, os, urllib.request, urllib.error\n"
+		 "b = \"http://127.0.0.1:%%s/views/\" %% os.environ[\"PORT\"]\n"
+		 "def get(p):\n"
+		 "    try:\n"
+		 "        with urllib.request.urlopen(b + p) as r: return r.status, json.loads(r.read())\n"
+		 "    except urllib.error.HTTPError as e: return e.code, None\n"
+		 "s, d = get(\"book/range\"); print(s, [r[\"price\"] for r in d[\"rows\"]], d[\"truncated\"], d[\"applied_seq\"])\n"
+		 "s, d = get(\"book/range?lo=S1&hi=S2&desc=1&limit=2\"); print(s, [r[\"price\"] for r in d[\"rows\"]], d[\"truncated\"])\n"
+		 "s, d = get(\"book/range?lo=S0,0&hi=S0,40&snapshot=1&min_seq=7\"); print(s, [r[\"id\"] for r in d[\"rows\"]], d[\"truncated\"])\n"
+		 "print(get(\"book/range?lo=S0,x\")[0], get(\"book/range?lo=S0,1,2\")[0], get(\"book/range?limit=0\")[0])\n"
+		 "print(get(\"nosuch/range\")[0])\n"
+		 "' 2>&1; rc=$?; kill $m; wait $m; rm -rf $d; exit $rc",
+		 build_dir(), engine);
+	EXPECT(sh(http) == 0 && strstr(out, "200 [-20, 0, 20, 40, -10, 10, 30, 50] False 7\n"
+					      "200 [50, 30] True\n200 [3, 5] False\n400 400 400\n404"));
 
 	tview_teardown(ctl, w);
 	EXPECT(tview_shm_count(engine) == 0);

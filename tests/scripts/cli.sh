@@ -238,6 +238,49 @@ assert d["state"] == "dead" and d["alive"] is False, d["state"]
 ' "$dir/out" || fail "stat of a killed engine: not dead"
 expect 0 stat "$E" --watch --interval 5
 grep -q "state dead" "$dir/out" || fail "stat --watch of a dead engine"
+
+# --- ls of a dead engine: dead, every segment with its size, orphans marked ------
+cur=$(ls /dev/shm | grep "^cqrs\.$E\.v\.order_summaries\.[0-9]*$" | sort -t. -k5 -n | tail -1)
+gen=${cur##*.}
+orphan="cqrs.$E.v.order_summaries.$((gen + 7))"
+head -c 12345 /dev/zero >"/dev/shm/$orphan"
+expect 0 ls "$E"
+grep -Eq "^$E +dead " "$dir/out" || fail "ls of a killed engine: not dead"
+grep -Eq "^ +$orphan +view +12345 .*orphaned" "$dir/out" || fail "ls: orphan not listed with its size"
+grep -Eq "^ +$cur +view .*current" "$dir/out" || fail "ls: current generation not listed"
+expect 0 ls "$E" --json
+json_ok ls dead --json
+python3 - "$dir/out" "$orphan" "$cur" <<'PY' || fail "ls --json of a dead engine"
+import json, sys
+[e] = json.load(open(sys.argv[1]))["engines"]
+assert e["state"] == "dead" and e["alive"] is False, e["state"]
+segs = {s["name"]: s for s in e["segments"]}
+assert segs[sys.argv[2]]["orphaned"] is True and segs[sys.argv[2]]["size"] == 12345, segs
+assert segs[sys.argv[3]]["role"] == "current" and not segs[sys.argv[3]]["orphaned"], segs
+assert [s for s in segs.values() if s["kind"] == "control"], segs
+assert [n for n, s in segs.items() if s["orphaned"]] == [sys.argv[2]], segs
+PY
+usage_error rm --orphans
+expect 0 rm --orphans "$E"
+out_has "removed $orphan (12345 bytes)"
+[ ! -e "/dev/shm/$orphan" ] || fail "rm --orphans left the orphan"
+[ -e "/dev/shm/$cur" ] || fail "rm --orphans removed the current generation"
+[ -e "/dev/shm/cqrs.$E.ctl" ] || fail "rm --orphans removed the control segment"
+expect 0 rm --orphans "$E"
+out_has "removed 0 orphaned"
+# the engine restarts on what is left
+serve_start none || fail "restart after rm --orphans"
+expect 0 ls "$E" --json
+python3 -c '
+import json, sys
+[e] = json.load(open(sys.argv[1]))["engines"]
+assert e["state"] == "running" and not [s for s in e["segments"] if s["orphaned"]], e
+' "$dir/out" || fail "ls after the restart"
+expect 0 rm --orphans "$E"
+[ -e "/dev/shm/cqrs.$E.ctl" ] || fail "rm --orphans of a running engine removed its control"
+kill -KILL "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null || true
+SERVE_PID=""
 expect 0 rm "$E"
 
 if [ "$fails" -ne 0 ]; then
