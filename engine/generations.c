@@ -34,40 +34,6 @@
 #include "engine/generations.h"
 #include "shm/control.h"
 
-/* Splits "<view>.<generation>" (what follows "cqrs.<engine>.v."). */
-static int parse_view(const char *rest, char *view, uint64_t *gen)
-{
-	const char *dot = strrchr(rest, '.');
-	char *end;
-	size_t n;
-
-	if (!dot || dot == rest || (n = (size_t)(dot - rest)) >= CQRS_NAME_MAX)
-		return 0;
-	if (dot[1] < '0' || dot[1] > '9')
-		return 0;
-	*gen = strtoull(dot + 1, &end, 10);
-	if (*end || *gen == 0)
-		return 0;
-	memcpy(view, rest, n);
-	view[n] = 0;
-	return cqrs__name_valid(view, CQRS_NAME_MAX);
-}
-
-/* Whether the segment was shut down cleanly (a view no projection uses
- * now, kept for a later run to adopt). */
-static int is_clean(const char *name)
-{
-	cqrs_seg s;
-	int clean;
-
-	if (cqrs__seg_open(&s, name, CQRS_SEG_VIEW, 0))
-		return 0;
-	/* relaxed: the engine that wrote it is gone (or we decide nothing) */
-	clean = (atomic_load_explicit(&cqrs__seg_live_line(&s)->flags, memory_order_relaxed) &
-		 (CQRS_SEG_CLEAN | CQRS_SEG_RETIRED)) == CQRS_SEG_CLEAN;
-	cqrs__seg_close(&s);
-	return clean;
-}
 
 int cqrs__generations_retire_old(cqrs_engine *e)
 {
@@ -92,13 +58,13 @@ int cqrs__generations_retire_old(cqrs_engine *e)
 		uint64_t gen;
 		int rc;
 
-		if (strncmp(ent->d_name, prefix, n) || !parse_view(ent->d_name + n, view, &gen))
+		if (strncmp(ent->d_name, prefix, n) || !cqrs__seg_parse_view_name(ent->d_name + n, view, &gen))
 			continue;
 		snprintf(name, sizeof name, "/%s", ent->d_name);
 		if (cqrs__ctl_find_view(ctl, view, &cur, NULL) == 0) {
 			if (cur.generation == gen)
 				continue;
-		} else if (is_clean(name)) {
+		} else if (cqrs__seg_view_is_clean(name)) {
 			continue;
 		}
 		if (fstatat(dirfd(d), ent->d_name, &st, 0))

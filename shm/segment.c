@@ -613,3 +613,36 @@ int cqrs__seg_sweep_unfinished(const char *engine)
 	closedir(d);
 	return removed;
 }
+
+int cqrs__seg_parse_view_name(const char *rest, char *view, uint64_t *gen)
+{
+	const char *dot = strrchr(rest, '.');
+	char *end;
+	size_t n;
+
+	if (!dot || dot == rest || (n = (size_t)(dot - rest)) >= CQRS_NAME_MAX)
+		return 0;
+	if (dot[1] < '0' || dot[1] > '9')
+		return 0;
+	*gen = strtoull(dot + 1, &end, 10);
+	if (*end || *gen == 0)
+		return 0;
+	memcpy(view, rest, n);
+	view[n] = 0;
+	return cqrs__name_valid(view, CQRS_NAME_MAX);
+}
+
+int cqrs__seg_view_is_clean(const char *name)
+{
+	cqrs_seg s;
+	int clean;
+
+	if (cqrs__seg_open(&s, name, CQRS_SEG_VIEW, 0))
+		return 0;
+	/* relaxed: a snapshot of the flags (the writer is gone, or the caller
+	 * only reports it); nothing is read through it afterwards */
+	clean = (atomic_load_explicit(&cqrs__seg_live_line(&s)->flags, memory_order_relaxed) &
+		 (CQRS_SEG_CLEAN | CQRS_SEG_RETIRED)) == CQRS_SEG_CLEAN;
+	cqrs__seg_close(&s);
+	return clean;
+}

@@ -133,6 +133,16 @@ int cqrs__seg_name_ctl(char *out, size_t cap, const char *engine);
 int cqrs__seg_name_board(char *out, size_t cap, const char *engine);
 int cqrs__seg_name_view(char *out, size_t cap, const char *engine, const char *view, uint64_t gen);
 
+/* The inverse for what follows "cqrs.<engine>.v." in a view segment's
+ * name: "<view>.<generation>" into view (CQRS_NAME_MAX bytes) and *gen.
+ * 1 when it is one (a valid view name, a generation > 0), else 0. */
+int cqrs__seg_parse_view_name(const char *rest, char *view, uint64_t *gen);
+
+/* Whether the view segment `name` ("/cqrs...") was shut down cleanly and
+ * not retired since (a snapshot of its live flags; 0 when it cannot be
+ * opened). */
+int cqrs__seg_view_is_clean(const char *name);
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 /* Creates and maps a segment for name read-write with `size` zero bytes

@@ -29,40 +29,14 @@ const char *tool_seg_kind_name(tool_seg_kind k)
 	}
 }
 
-/* Splits "<view>.<generation>" (what follows "cqrs.<engine>.v."). */
-static int parse_view(const char *rest, char *view, uint64_t *gen)
-{
-	const char *dot = strrchr(rest, '.');
-	char *end;
-	size_t n;
 
-	if (!dot || dot == rest || (n = (size_t)(dot - rest)) >= CQRS_NAME_MAX)
-		return 0;
-	if (dot[1] < '0' || dot[1] > '9')
-		return 0;
-	*gen = strtoull(dot + 1, &end, 10);
-	if (*end || *gen == 0)
-		return 0;
-	memcpy(view, rest, n);
-	view[n] = 0;
-	return cqrs__name_valid(view, CQRS_NAME_MAX);
-}
-
-/* Whether the view segment was shut down cleanly and not retired since. */
-static int is_clean(const char *name)
+/* cqrs__seg_view_is_clean for a name as listed in /dev/shm (no '/'). */
+static int view_is_clean(const char *listed)
 {
 	char path[300];
-	cqrs_seg s;
-	int clean;
 
-	snprintf(path, sizeof path, "/%s", name);
-	if (cqrs__seg_open(&s, path, CQRS_SEG_VIEW, 0))
-		return 0;
-	/* relaxed: a snapshot of the flag for a listing; nothing is read after */
-	clean = (atomic_load_explicit(&cqrs__seg_live_line(&s)->flags, memory_order_relaxed) &
-		 (CQRS_SEG_CLEAN | CQRS_SEG_RETIRED)) == CQRS_SEG_CLEAN;
-	cqrs__seg_close(&s);
-	return clean;
+	snprintf(path, sizeof path, "/%s", listed);
+	return cqrs__seg_view_is_clean(path);
 }
 
 static int cmp_seg(const void *a, const void *b)
@@ -79,7 +53,7 @@ static uint64_t newest_gen(const tool_seg *v, int n, const char *view, size_t pl
 		char other[CQRS_NAME_MAX];
 		uint64_t g;
 
-		if (v[i].kind == TOOL_SEG_VIEW && parse_view(v[i].name + plen, other, &g) &&
+		if (v[i].kind == TOOL_SEG_VIEW && cqrs__seg_parse_view_name(v[i].name + plen, other, &g) &&
 		    !strcmp(other, view) && g > best)
 			best = g;
 	}
@@ -139,7 +113,7 @@ int tool_segments(const char *engine, tool_seg **out)
 			char view[CQRS_NAME_MAX];
 
 			s->kind = !strncmp(s->name, vprefix, vlen) &&
-						  parse_view(s->name + vlen, view, &s->generation)
+						  cqrs__seg_parse_view_name(s->name + vlen, view, &s->generation)
 					  ? TOOL_SEG_VIEW
 					  : TOOL_SEG_OTHER;
 			s->role = "unknown";
@@ -159,7 +133,7 @@ int tool_segments(const char *engine, tool_seg **out)
 		cqrs_ctl_view cur;
 		uint64_t gen;
 
-		if (s->kind != TOOL_SEG_VIEW || !parse_view(s->name + vlen, view, &gen))
+		if (s->kind != TOOL_SEG_VIEW || !cqrs__seg_parse_view_name(s->name + vlen, view, &gen))
 			continue;
 		if (have_ctl && cqrs__ctl_find_view(c, view, &cur, NULL) == 0 && cur.generation) {
 			if (cur.generation == gen)
@@ -171,7 +145,7 @@ int tool_segments(const char *engine, tool_seg **out)
 		} else if (live) {
 			/* a running engine that does not list the view kept it for a later run */
 			s->role = "kept";
-		} else if (gen == newest_gen(v, n, view, vlen) && is_clean(s->name)) {
+		} else if (gen == newest_gen(v, n, view, vlen) && view_is_clean(s->name)) {
 			s->role = "kept";
 		} else {
 			s->orphaned = 1;
