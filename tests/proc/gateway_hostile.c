@@ -395,26 +395,14 @@ static void memory(void)
 
 /* ---- raw sockets ------------------------------------------------------------ */
 
+/* A connection past its ask: what follows tests the protocol after the
+ * hello. */
 static int raw_connect(void)
 {
-	cqrs_ctl *ctl;
-	uint64_t size;
-	const cqrs_gw_dir *d;
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd;
+	int fd = gp_raw_connect();
+	cqrs_gw_ask ask = { .magic = CQRS_GW_ASK_MAGIC, .version = CQRS_GW_VERSION };
 
-	CHECK(cqrs__ctl_open(gp_name, &ctl) == 0, "control");
-	d = cqrs__ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
-	memcpy(a.sun_path + 1, d->sock_name, strlen(d->sock_name));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un,
-								      sun_path) + 1 + strlen(d->sock_name))) == 0,
-	      "raw connect");
-	cqrs__ctl_close(ctl);
-	{ /* a valid ask: what follows tests the protocol after the hello */
-		cqrs_gw_ask ask = { .magic = CQRS_GW_ASK_MAGIC, .version = CQRS_GW_VERSION };
-		CHECK(send(fd, &ask, sizeof ask, MSG_NOSIGNAL) == (ssize_t)sizeof ask, "raw ask");
-	}
+	CHECK(send(fd, &ask, sizeof ask, MSG_NOSIGNAL) == (ssize_t)sizeof ask, "raw ask");
 	return fd;
 }
 

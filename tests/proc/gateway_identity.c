@@ -180,29 +180,10 @@ static void busy(void)
 	printf("busy: a second live connection with the id refused -EBUSY, freed by close: ok\n");
 }
 
-static int raw(void)
-{
-	cqrs_ctl *ctl;
-	uint64_t size;
-	const cqrs_gw_dir *d;
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd;
-
-	CHECK(cqrs__ctl_open(gp_name, &ctl) == 0, "control");
-	d = cqrs__ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
-	memcpy(a.sun_path + 1, d->sock_name, strlen(d->sock_name));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un,
-								      sun_path) + 1 + strlen(d->sock_name))) == 0,
-	      "raw connect");
-	cqrs__ctl_close(ctl);
-	return fd;
-}
-
 /* Sends ask, expects a refusing hello with status and then the close. */
 static void raw_refused(const void *ask, size_t n, int status, const char *what)
 {
-	int fd = raw();
+	int fd = gp_raw_connect();
 	cqrs_gw_hello h;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char b;
@@ -244,7 +225,7 @@ static void refused(void)
 	}
 	cqrs_client_close(c);
 
-	silent = raw(); /* connects, never asks */
+	silent = gp_raw_connect(); /* connects, never asks */
 	memset(junk, 'x', sizeof junk);
 	raw_refused(junk, sizeof junk, CQRS_EFORMAT, "garbage ask");
 	raw_refused(&ask, 10, CQRS_EFORMAT, "short ask");

@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@
 #include "cqrs.h"
 #include "cqrs_client.h"
 #include "cqrs_counters.h"
+#include "client/gateway_format.h"
 #include "shm/control.h"
 #include "examples/orders/orders.h"
 #include "tests/lib/testutil.h"
@@ -276,6 +280,28 @@ static inline int gp_cli(char *out, size_t cap, const char *fmt, ...)
 	out[n] = 0;
 	st = pclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+
+/* A bare connection to the engine's gateway socket (no hello read, no ask
+ * sent): for tests that speak the socket protocol by hand. */
+static inline int gp_raw_connect(void)
+{
+	cqrs_ctl *ctl;
+	uint64_t size;
+	const cqrs_gw_dir *d;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
+
+	CHECK(cqrs__ctl_open(gp_name, &ctl) == 0, "control");
+	d = cqrs__ctl_region(ctl, CQRS_CTL_GATEWAY, &size);
+	memcpy(a.sun_path + 1, d->sock_name, strlen(d->sock_name));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un,
+								      sun_path) + 1 + strlen(d->sock_name))) == 0,
+	      "raw connect");
+	cqrs__ctl_close(ctl);
+	return fd;
 }
 
 #endif
