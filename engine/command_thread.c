@@ -23,6 +23,9 @@
  * then wait on the journal's completions; otherwise yield, then sleep on
  * the doorbell (engine/doorbell.h), re-checking every request source.
  *
+ * Between steps (a batch boundary) the snapshot triggers are checked
+ * (engine/snapshot.c: a fork when one is due).
+ *
  * Stop: the loop ends once the stop was seen before a step that found
  * nothing and nothing is in flight; it then flushes, waits until every
  * batch is durable (published), and tells the projectors it is done.
@@ -38,6 +41,7 @@
 #include "engine/idle.h"
 #include "engine/projector.h"
 #include "engine/publish.h"
+#include "engine/snapshot.h"
 #include "engine/submit.h"
 
 #define JOURNAL_WAIT_NS UINT64_C(200000)  /* one wait on the journal's completions */
@@ -154,6 +158,9 @@ static void *command_main(void *arg)
 		int stopping = atomic_load_explicit(&e->state, memory_order_acquire) >= ENGINE_STOPPING;
 		uint32_t work = do_work(e);
 
+		if (e->snap)
+			cqrs__snapshot_tick(e); /* a batch boundary: triggers, the writer */
+
 		/* relaxed: poison is written by this thread. A poisoned journal
 		 * never reports its batches in flight: do not wait for them. */
 		if (!work && !atomic_load_explicit(&e->poison, memory_order_relaxed) &&
@@ -173,6 +180,7 @@ static void *command_main(void *arg)
 	/* release: pairs with the projectors' acquire in their stop check. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release);
 	cqrs__publish_done(e);
+	cqrs__snapshot_at_stop(e); /* everything is durable */
 	return NULL;
 }
 

@@ -13,6 +13,7 @@
  *   proj_deadletter.c, projector_thread.c   the projector side
  *                       (engine/projector.h)
  *   replay.c            the write model from the journal at start
+ *   snapshot*.c         write-model snapshots (engine/snapshot.h)
  *   schema_check.c      old event layouts read as the registered ones
  *   deadletter.c        the dead-letter log's format
  *   ticket.c            ticket completion and waiting
@@ -53,6 +54,7 @@ struct cqrs_ctl;            /* shm/control.h: the control segment */
 struct cqrs_dedup;          /* engine/model/dedup.h */
 struct cqrs_dl_log;         /* engine/deadletter.h */
 struct cqrs_journal;        /* engine/journal/journal.h */
+struct cqrs__snap;          /* engine/snapshot.h */
 struct cqrs_versions;       /* engine/model/versions.h */
 struct gateway;             /* engine/gateway.c */
 struct submit_queue;        /* engine/submit.c */
@@ -180,6 +182,7 @@ struct cqrs_engine {
 	cqrs_counters *ctr;           /* in the control segment's counters region */
 	cqrs_counters private_ctr;    /* used while there is no control segment */
 	int command_started;
+	struct cqrs__snap *snap;      /* NULL until a store, callbacks or start need it */
 };
 
 enum engine_state {

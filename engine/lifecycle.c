@@ -4,7 +4,8 @@
  *
  * Start order matters:
  *   1. journal open (recovers the tail or refuses corruption)
- *   2. write model replay (evolve, versions, dedup window)
+ *   2. write model: the newest valid snapshot (engine/snapshot.h), then the
+ *      journal's replay after it (evolve, versions, dedup window)
  *   3. control segment (a dead engine's stale one is replaced), counters
  *   4. views: adopt clean ones (resume at their applied_seq), create the rest;
  *      every other generation of them is retired and removed (readers move)
@@ -41,6 +42,7 @@
 #include "engine/projector.h"
 #include "engine/publish.h"
 #include "engine/replay.h"
+#include "engine/snapshot.h"
 #include "engine/submit.h"
 #include "shm/control.h"
 
@@ -140,7 +142,7 @@ static int start(cqrs_engine *e)
 {
 	cqrs_journal_recovery rec;
 	cqrs_replay_stats rs;
-	uint64_t cap;
+	uint64_t cap, snap_seq;
 	int rc;
 
 	e->command_owner = pthread_self(); /* until the command thread starts */
@@ -162,7 +164,9 @@ static int start(cqrs_engine *e)
 	if (rc)
 		return rc;
 	e->journal_origin = journal_origin(e->journal_dir);
-	rc = cqrs__replay_write_model(e, rec.next_seq, &rs);
+	rc = cqrs__snapshot_restore(e, rec.next_seq, &snap_seq);
+	if (!rc)
+		rc = cqrs__replay_write_model(e, snap_seq + 1, rec.next_seq, &rs);
 	if (rc)
 		return rc;
 	if (e->cfg.pretouch) {
@@ -182,6 +186,7 @@ static int start(cqrs_engine *e)
 	if (rc)
 		return rc;
 	init_counters(e, &rs);
+	cqrs__snapshot_counters_init(e);
 	CTR_SET(e->ctr, durable_seq, rec.next_seq - 1);
 	for (uint32_t k = 0; k < e->nprojs; k++) {
 		uint64_t resume;
@@ -282,6 +287,7 @@ void cqrs_engine_close(cqrs_engine *e)
 	cqrs__projections_free(e);
 	cqrs__dedup_destroy(e->dedup);
 	cqrs__versions_destroy(e->versions);
+	cqrs__snapshot_free(e);
 	cqrs__wm_free(e->ctx, sizeof *e->ctx);
 	free(e->acks);
 	pthread_mutex_destroy(&e->dl_lock);

@@ -169,6 +169,17 @@ typedef struct cqrs_config {
 	uint32_t gateway_ngids;       /* entries in gateway_gids */
 	const uint32_t *gateway_uids;
 	const uint32_t *gateway_gids;
+	/* Write-model snapshots (DATA/snapshots; cqrs_engine_register_store).
+	 * Taken only by an engine whose application registered a store or
+	 * snapshot callbacks: registering says that they hold all of the
+	 * write model, which a start then restores instead of replaying the
+	 * journal before the snapshot. */
+	uint64_t snapshot_every_events; /* a snapshot after this many events since the
+					   last one; default 1000000 (~140 MB of
+					   journal, ~0.2 s of replay at start), 0 = off */
+	uint64_t snapshot_every_bytes;  /* ... or this many journal bytes; default 0 = off */
+	uint32_t snapshot_keep;         /* newest snapshots kept; default 2 (0 reads as 1) */
+	int snapshot_on_stop;           /* 1: a clean stop takes one; default 1 */
 } cqrs_config;
 
 /* An event as decide sees what it emitted, evolve and apply see it. */
@@ -475,6 +486,62 @@ CQRS_API uint64_t cqrs_store_count(const cqrs_store *s);
 CQRS_API int cqrs_store_foreach(cqrs_store *s, int (*fn)(void *arg, const void *key, void *value),
 				void *arg);
 CQRS_API void cqrs_store_destroy(cqrs_store *s);
+
+/* ---- write-model snapshots ----------------------------------------------- */
+
+/* A snapshot at seq S holds the write model as after event S: every store
+ * registered below (keys and values), the aggregate version map, every
+ * client's idempotency window, and what the registered save callbacks
+ * write. A start loads the newest valid snapshot and replays the journal
+ * from S+1 (engine/snapshot_format.h has the file format, the rules and
+ * the fallbacks). The model must therefore be a function of those parts
+ * alone: state kept elsewhere and rebuilt only by evolve would be lost.
+ *
+ * Caveats: snapshots are taken by a fork()ed child of the engine process
+ * at a batch boundary (copy-on-write, as Redis's BGSAVE), which walks the
+ * stores and calls the save callbacks. A save callback therefore runs in
+ * a child with only one thread: it may read the model and allocate, but
+ * must not take locks other threads of the application may hold, start
+ * threads, or touch descriptors other than through the writer. At a clean
+ * stop the snapshot is written on the command thread instead. */
+
+/* Registers store s (created by the caller, still owned by it) under name
+ * (1..31 bytes) as part of the write model. Before start. The store must
+ * be empty at start: a snapshot's content is loaded into it. Returns 0,
+ * -EINVAL (after start, bad name, too many stores: 64), -EEXIST (name or
+ * store registered twice). */
+CQRS_API int cqrs_engine_register_store(cqrs_engine *e, const char *name, cqrs_store *s);
+
+/* The byte stream a save callback writes and its load callback reads. */
+typedef struct cqrs_snapshot_io cqrs_snapshot_io;
+/* Appends n bytes. 0 or -errno (the snapshot then fails). */
+CQRS_API int cqrs_snapshot_write(cqrs_snapshot_io *io, const void *p, size_t n);
+/* Reads exactly n bytes. 0, or CQRS_ECORRUPT when fewer are left. */
+CQRS_API int cqrs_snapshot_read(cqrs_snapshot_io *io, void *p, size_t n);
+/* Bytes the load callback has not read yet. */
+CQRS_API uint64_t cqrs_snapshot_remaining(const cqrs_snapshot_io *io);
+
+/* save: writes what the model keeps outside registered stores; 0 or an
+ * error (the snapshot is dropped). load: reads it back at start, into
+ * the model, before the journal's tail is replayed; it gets exactly the
+ * bytes save wrote; 0, or an error that fails the start. */
+typedef int (*cqrs_snapshot_save_fn)(const void *model, cqrs_snapshot_io *w, void *arg);
+typedef int (*cqrs_snapshot_load_fn)(void *model, cqrs_snapshot_io *r, void *arg);
+
+/* Registers a save/load pair under name (1..31 bytes) and a format
+ * version: a snapshot saved with another version (or without this name)
+ * is not loaded. Before start; at most 16. Returns 0, -EINVAL, -EEXIST. */
+CQRS_API int cqrs_engine_register_snapshot(cqrs_engine *e, const char *name, uint32_t version,
+					   cqrs_snapshot_save_fn save, cqrs_snapshot_load_fn load,
+					   void *arg);
+
+/* Takes a snapshot now and waits until its file is in place (durable, and
+ * the journal durable up to its seq), or, when nothing was decided since
+ * the newest one, answers that one. *seq: its seq. Any thread but the
+ * command thread (not from decide). Returns 0, -EINVAL (not running, no
+ * store or callbacks registered), -ECANCELED (the engine stopped first),
+ * or the snapshot's failure (cqrs_last_error() says why). */
+CQRS_API int cqrs_engine_snapshot(cqrs_engine *e, uint64_t *seq);
 
 #ifdef __cplusplus
 }

@@ -101,6 +101,21 @@ typedef struct cqrs_counters {
 	uint64_t journal_refused; /* commands answered with the journal's refusal (-ENOSPC
 				     creating a segment, ...): nothing journaled */
 	uint64_t pad2[7];
+	/* write-model snapshots: the command thread's line */
+	uint64_t snap_seq;        /* seq of the newest snapshot (taken or loaded), 0: none */
+	int64_t snap_wall_ns;     /* wall clock when it was written (or loaded) */
+	uint64_t snap_bytes;      /* its size */
+	uint64_t snap_taken;      /* snapshots written since start */
+	uint64_t snap_failed;     /* snapshots that failed (the log says why) */
+	uint64_t snap_fork_us;    /* the last fork()'s stall of the command thread */
+	uint64_t snap_fork_max_us;
+	uint64_t snap_loaded_seq; /* seq of the snapshot loaded at start, 0: full replay */
+	/* written by other processes (cqrs snapshot ENGINE): bumped to ask for a
+	 * snapshot; the command thread serves it between batches and sets
+	 * snap_served to the value it saw */
+	uint64_t snap_requests;
+	uint64_t snap_served;
+	uint64_t snap_pad[6];
 } cqrs_counters;
 
 #ifdef __cplusplus
