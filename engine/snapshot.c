@@ -299,7 +299,9 @@ static void answer(cqrs_engine *e, uint64_t api, uint64_t ctl, uint64_t seq, int
 	 * cqrs_engine_snapshot's acquire load of api_served. */
 	atomic_store_explicit(&sn->api_served, api, memory_order_release);
 	sn->ctl_seen = ctl;
-	CTR_SET(e->ctr, snap_served, ctl);
+	/* release: snap_seq and snap_failed before snap_served; pairs with
+	 * cqrs snapshot's acquire load of snap_served (tools/cmd_snapshot.c). */
+	atomic_store_explicit((_Atomic uint64_t *)&e->ctr->snap_served, ctl, memory_order_release);
 }
 
 static void taken(cqrs_engine *e, uint64_t seq, uint64_t bytes, uint64_t ns)
@@ -411,8 +413,15 @@ void cqrs__snapshot_tick(cqrs_engine *e)
 	int due;
 
 	CQRS_ASSERT(cqrs__on_command_thread(e));
-	if (!sn->on)
+	if (!sn->on) {
+		/* no snapshots: a request from cqrs snapshot is answered at once,
+		 * snap_seq 0 (the tool says why) */
+		ctl = CTR_GET(e->ctr, snap_requests); /* another process's word: a value only */
+		if (ctl != sn->ctl_seen)
+			answer(e, atomic_load_explicit(&sn->api_served, memory_order_relaxed), ctl, 0,
+			       -EINVAL, NULL); /* api_served: this thread's */
 		return;
+	}
 	if (sn->child && poll_child(e))
 		return;
 	/* acquire: pairs with cqrs_engine_snapshot's fetch_add (a request
@@ -431,7 +440,7 @@ void cqrs__snapshot_tick(cqrs_engine *e)
 	/* relaxed: poison is written by this thread */
 	if (!due || atomic_load_explicit(&e->poison, memory_order_relaxed))
 		return;
-	if (since == 0 && sn->last_seq) { /* nothing new: the newest one answers */
+	if (since == 0) { /* nothing new: the newest one (or none, seq 0) answers */
 		answer(e, api, ctl, sn->last_seq, 0, NULL);
 		return;
 	}

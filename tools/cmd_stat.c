@@ -179,6 +179,19 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 		printf("%-22s %14s\n", "ring bytes in use", "none (projections on the command thread)");
 	printf("%-22s %14llu events in %.1f ms\n", "replayed at start", (unsigned long long)c->replayed,
 	       (double)c->replay_ns / 1e6);
+	if (c->snap_seq || c->snap_taken || c->snap_failed) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		printf("%-22s %14llu  %.0f s ago, %llu bytes; %llu taken, %llu failed since start "
+		       "(loaded at start: %llu); fork stall %llu us, max %llu us\n", "snapshot seq",
+		       (unsigned long long)c->snap_seq,
+		       ((double)now.tv_sec * 1e9 + (double)now.tv_nsec - (double)c->snap_wall_ns) / 1e9,
+		       (unsigned long long)c->snap_bytes, (unsigned long long)c->snap_taken,
+		       (unsigned long long)c->snap_failed, (unsigned long long)c->snap_loaded_seq,
+		       (unsigned long long)c->snap_fork_us, (unsigned long long)c->snap_fork_max_us);
+	} else {
+		printf("%-22s %14s\n", "snapshot seq", "none");
+	}
 	printf("%-22s p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n", "command-to-ack",
 	       quantile(c->ack_latency, 0.5) / 1e3, quantile(c->ack_latency, 0.99) / 1e3,
 	       quantile(c->ack_latency, 0.999) / 1e3);
@@ -251,6 +264,14 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	FIELD(gw_malformed)
 	FIELD(gw_drops)
 	FIELD(gw_overflows)
+	FIELD(snap_seq)
+	FIELD(snap_wall_ns)
+	FIELD(snap_bytes)
+	FIELD(snap_taken)
+	FIELD(snap_failed)
+	FIELD(snap_fork_us)
+	FIELD(snap_fork_max_us)
+	FIELD(snap_loaded_seq)
 #undef FIELD
 	printf("},\"rates_per_s\":");
 	if (prev && s->mono_ns > prev->mono_ns) {
