@@ -239,6 +239,9 @@ static void teardown(cqrs_engine *e, int clean)
 	cqrs__submit_free(e);
 	cqrs__publish_close(e);
 	if (e->ctl) {
+		/* the last figures stay readable through cqrs_engine_counters
+		 * (the stop's snapshot, the run's totals) */
+		memcpy(&e->private_ctr, e->ctr, sizeof e->private_ctr);
 		cqrs__ctl_destroy(e->ctl);
 		e->ctl = NULL;
 		e->ctr = &e->private_ctr;

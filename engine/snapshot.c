@@ -225,9 +225,10 @@ int cqrs__snapshot_restore(cqrs_engine *e, uint64_t next_seq, uint64_t *from)
 			return rc;
 		sn->on = 1;
 		sn->last_seq = sn->loaded_seq = *from;
+		sn->load_ns = cqrs__mono_ns() - t0;
 		if (*from)
 			cqrs__log(e, CQRS_LOG_INFO, "recovery: snapshot at seq %llu loaded in %.1f ms",
-				  (unsigned long long)*from, (double)(cqrs__mono_ns() - t0) / 1e6);
+				  (unsigned long long)*from, (double)sn->load_ns / 1e6);
 	} else if (cqrs__snapshot_seqs(sn->dir, seqs, 1, &n) == 0 && n) {
 		cqrs__log(e, CQRS_LOG_WARN, "snapshots in %s not used: no store or snapshot callbacks "
 			  "registered", sn->dir);
@@ -246,6 +247,7 @@ void cqrs__snapshot_counters_init(cqrs_engine *e)
 	if (!sn || !sn->on)
 		return;
 	CTR_SET(e->ctr, snap_loaded_seq, sn->loaded_seq);
+	CTR_SET(e->ctr, snap_load_ns, sn->load_ns);
 	CTR_SET(e->ctr, snap_seq, sn->loaded_seq);
 	if (sn->loaded_seq)
 		CTR_SET(e->ctr, snap_wall_ns, cqrs__wall_ns());

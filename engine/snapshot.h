@@ -70,6 +70,7 @@ typedef struct cqrs__snap {
 	char dir[3300];             /* DATA/snapshots */
 	int on;                     /* something registered: snapshots are taken */
 	uint64_t loaded_seq;        /* the snapshot loaded at start, 0: none */
+	uint64_t load_ns;           /* ... and how long its choice and load took */
 	/* command thread */
 	int child;                  /* pid of the writer in flight, 0: none */
 	int parent;                 /* the engine's pid, for the child */

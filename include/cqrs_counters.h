@@ -115,7 +115,8 @@ typedef struct cqrs_counters {
 	 * snap_served to the value it saw */
 	uint64_t snap_requests;
 	uint64_t snap_served;
-	uint64_t snap_pad[6];
+	uint64_t snap_load_ns;    /* loading it at start (then replay_ns: the tail) */
+	uint64_t snap_pad[5];
 } cqrs_counters;
 
 #ifdef __cplusplus

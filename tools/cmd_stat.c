@@ -272,6 +272,7 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	FIELD(snap_fork_us)
 	FIELD(snap_fork_max_us)
 	FIELD(snap_loaded_seq)
+	FIELD(snap_load_ns)
 #undef FIELD
 	printf("},\"rates_per_s\":");
 	if (prev && s->mono_ns > prev->mono_ns) {

@@ -141,6 +141,11 @@ typedef struct summary {
 	double secs;
 	uint64_t journal_bytes, fdatasyncs, max_lag;
 	shm_usage shm;
+	/* the start: the snapshot it loaded (0: none), then the journal's tail */
+	uint64_t restart_snap_seq, restart_replayed;
+	double restart_ms;
+	/* snapshots taken during the run and at its stop */
+	uint64_t snaps_taken, snap_seq, snap_bytes, fork_us, fork_max_us;
 } summary;
 /* The summary table (or with o->json one JSON document) on stdout. */
 void demo_print_summary(const options *o, const summary *s);

@@ -49,7 +49,7 @@ print("demo --json:", json.dumps(p))
 PY
 
 "$BUILD/cqrs-orders" demo --dir "$dir" --name "$name" --duration 1 --quiet --customers 500 > "$dir/out2"
-events=$(sed -n 's/.*; \([0-9]*\) events recovered/\1/p' "$dir/out2")
+events=$(sed -n 's/.*; \([0-9]*\) events recovered.*/\1/p' "$dir/out2")
 echo "second run recovered $events events"
 [ "$events" -gt 0 ]
 
