@@ -89,6 +89,7 @@ int main(int argc, char **argv)
 	register_engine_recovery();
 	register_sqlite_commands();
 	register_queries();
+	register_snapshots();
 	int rc = cqrs_bench::main(argc, argv, "engine", "orders end to end vs SQLite (WAL, synchronous=FULL)", {
 		{ "commands/s, batch durability", cmds_key(1),
 		  "BM_SqliteCommands/1/min_time:2.000/real_time", "items_per_second", true,
@@ -135,12 +136,30 @@ int main(int argc, char **argv)
 		  "items_per_second", true, "goal >= 5M/s" },
 		{ "recovery events/s, model + views", "BM_EngineRecovery/1/iterations:1/repeats:5/real_time", "",
 		  "items_per_second", true, "" },
+		{ "snapshot write bytes/s (1M orders)", "BM_SnapshotWrite/iterations:5/real_time",
+		  "BM_RawWrite/iterations:5/real_time", "bytes_per_second", true,
+		  "fork + serialize + fdatasync + rename vs raw write+fdatasync; goal >= 0.7x" },
+		{ "snapshot load bytes/s", "BM_SnapshotLoad/iterations:5/manual_time",
+		  "BM_RawRead/iterations:5/real_time", "bytes_per_second", true,
+		  "verify every checksum + fill the stores vs read() (page cache); goal >= 0.7x" },
+		{ "restart ms from a snapshot, 1M events", "BM_SnapshotRestart/iterations:5/real_time",
+		  "BM_EngineRecovery/0/iterations:1/repeats:5/real_time", "real_time", false,
+		  "vs full replay of 1M events; goal <= 1 s" },
+		{ "snapshot fork stall p50 us", "BM_SnapshotWrite/iterations:5/real_time", "",
+		  "fork_p50_us", false, "the command thread stops this long" },
+		{ "snapshot fork stall max us", "BM_SnapshotWrite/iterations:5/real_time", "",
+		  "fork_max_us", false, "" },
+		{ "cmd-to-ack p99.9 ns, snapshots back to back",
+		  "BM_AckDuringSnapshot/1/iterations:3000/real_time",
+		  "BM_AckDuringSnapshot/0/iterations:3000/real_time", "p999_ns", false,
+		  "batches of 64 vs no snapshot; goal <= 2x" },
 		{ "active orders of a customer, queries/s", "BM_QueryView/min_time:1.000/real_time",
 		  "BM_QuerySqliteJoin/min_time:1.000/real_time", "items_per_second", true,
 		  "vs SQLite JOIN + GROUP BY; goal >= 100x" },
 	});
 	close_queries();
 	close_recovery();
+	close_snapshots();
 	remove_root();
 	return rc;
 }

@@ -72,9 +72,15 @@ int engine_env::open(int durability, bool fresh)
 	cfg.threading = threading;
 	if (const char *iy = getenv("CQRS_BENCH_IDLE_YIELD_US"))
 		cfg.idle_yield_us = (uint32_t)strtoul(iy, nullptr, 10);
+	if (snapshots)
+		cfg.snapshot_every_events = 0; /* taken when the benchmark asks, and at stop */
 	int rc = cqrs_engine_open(&cfg, &m, &e);
 	if (!rc)
 		rc = orders_register(e, orders, orders, 1u << 15); /* every order may be open */
+	if (!rc && snapshots)
+		rc = cqrs_engine_register_store(e, "customers", m.customers);
+	if (!rc && snapshots)
+		rc = cqrs_engine_register_store(e, "orders", m.orders);
 	if (!rc)
 		rc = cqrs_engine_start(e);
 	if (rc) {

@@ -49,6 +49,7 @@ struct engine_env {
 	uint64_t orders = kOrderCapacity; /* sizes the write model and views */
 	bool pretouch = true;             /* cqrs_config.pretouch */
 	int threading = CQRS_THREADING_DEDICATED; /* cqrs_config.threading */
+	bool snapshots = false;           /* stores registered: snapshots at stop and on request */
 
 	/* Opens and starts the engine (fresh: under a new name and folder;
 	 * else reopens the last one). 0 or the error, printed. */
@@ -79,11 +80,13 @@ void register_engine_commands();   /* throughput.cc */
 void register_engine_visible();    /* visible.cc */
 void register_engine_recovery();   /* recovery.cc */
 void register_sqlite_commands();   /* sqlite.cc */
+void register_snapshots();         /* snapshot.cc */
 void register_queries();           /* query.cc */
 
 /* Closes and removes what the recovery and query benchmarks kept open
  * across their runs. */
 void close_recovery();
+void close_snapshots();
 void close_queries();
 
 } /* namespace bench_engine */
