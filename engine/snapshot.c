@@ -195,6 +195,9 @@ int cqrs__snapshot_restore(cqrs_engine *e, uint64_t next_seq, uint64_t *from)
 	*from = 0;
 	if (!sn)
 		return cqrs__fail(-ENOMEM, "out of memory");
+	if (sn->verified)
+		return cqrs__fail(-EINVAL, "cqrs_engine_verify_snapshot filled this engine's stores: "
+				  "open a new engine to start");
 	snprintf(sn->dir, sizeof sn->dir, "%s/snapshots", e->data_dir);
 	if (mkdir(sn->dir, 0750) && errno != EEXIST)
 		return cqrs__fail(-errno, "cannot create %s: %s", sn->dir, strerror(errno));

@@ -69,6 +69,7 @@ typedef struct cqrs__snap {
 	uint32_t nusers;
 	char dir[3300];             /* DATA/snapshots */
 	int on;                     /* something registered: snapshots are taken */
+	int verified;               /* cqrs_engine_verify_snapshot filled the stores */
 	uint64_t loaded_seq;        /* the snapshot loaded at start, 0: none */
 	uint64_t load_ns;           /* ... and how long its choice and load took */
 	/* command thread */

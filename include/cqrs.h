@@ -543,6 +543,17 @@ CQRS_API int cqrs_engine_register_snapshot(cqrs_engine *e, const char *name, uin
  * or the snapshot's failure (cqrs_last_error() says why). */
 CQRS_API int cqrs_engine_snapshot(cqrs_engine *e, uint64_t *seq);
 
+/* The deterministic check: on an engine opened and registered as for a
+ * start, not started, rebuilds the model from the journal (seqs 1..S,
+ * through evolve) into the registered stores and compares it with the
+ * snapshot at seq S (0: the newest that verifies): every store record,
+ * aggregate version and remembered command. A difference means decide or
+ * evolve is not deterministic. (The save/load callbacks' bytes are not
+ * compared.) The engine can only be closed afterwards. *verified: S.
+ * Returns 0 (equal), CQRS_ECORRUPT (a difference: cqrs_last_error()
+ * names the first), -ENOENT (no snapshot), -EINVAL, or replay errors. */
+CQRS_API int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified);
+
 #ifdef __cplusplus
 }
 #endif

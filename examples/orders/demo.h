@@ -32,6 +32,7 @@ typedef struct options {
 	uint64_t rate; /* --rate: the paced phase's commands/s (0: a tenth of full load's) */
 	int threading; /* enum cqrs_threading_mode */
 	int log_json;  /* --log-format json: the engine's log as JSON lines */
+	int open_only; /* demo_open_engine registers, does not start (snapshot verify) */
 } options;
 
 /* The signal that asked the demo to stop early (0: none); set by main.c. */
@@ -153,5 +154,7 @@ void demo_print_summary(const options *o, const summary *s);
 /* ---- demo.c, serve.c ---- */
 int demo_run(const options *o);
 int demo_serve(const options *o);
+/* verify.c: `cqrs-orders snapshot verify DIR`; the exit status. */
+int demo_snapshot_verify(const options *o);
 
 #endif

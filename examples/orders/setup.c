@@ -111,7 +111,7 @@ int demo_open_engine(const options *o, orders_model *m, cqrs_engine **out)
 		rc = cqrs_engine_register_store(*out, "customers", m->customers);
 	if (rc == 0)
 		rc = cqrs_engine_register_store(*out, "orders", m->orders);
-	if (rc == 0)
+	if (rc == 0 && !o->open_only)
 		rc = cqrs_engine_start(*out);
 	if (rc) {
 		fprintf(stderr, "cqrs-orders: cannot start engine %s in %s: %s (%s)\n", o->name, o->dir,
