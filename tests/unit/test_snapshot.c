@@ -100,6 +100,7 @@ typedef struct fixture {
 	int extra_event;
 	int no_callbacks;
 	uint64_t every;
+	uint64_t every_bytes;
 	uint32_t keep;
 	int on_stop;
 	const char *engine_name; /* NULL: name */
@@ -160,6 +161,7 @@ static int try_open(fixture *f, int start)
 	cfg.segment_bytes = 1u << 20;
 	cfg.ring_bytes = 1u << 22;
 	cfg.snapshot_every_events = f->every;
+	cfg.snapshot_every_bytes = f->every_bytes;
 	cfg.snapshot_keep = f->keep;
 	cfg.snapshot_on_stop = f->on_stop;
 	cfg.log = logger;
@@ -447,6 +449,21 @@ static void test_every_and_keep(void **state)
 	check_model(f, 750);
 }
 
+static void test_every_bytes(void **state)
+{
+	fixture *f = *state;
+
+	f->every_bytes = 32 << 10;
+	start(f);
+	for (int round = 0; round < 3; round++) {
+		adds(f, (uint64_t)round * 400, 400); /* > 32 KiB of journal each */
+		for (int i = 0; i < 2000 && CTR(ctr(f)->snap_taken) < (uint64_t)round + 1; i++)
+			usleep(1000);
+	}
+	assert_true(CTR(ctr(f)->snap_taken) >= 2);
+	assert_true(CTR(ctr(f)->snap_seq) >= 800);
+}
+
 typedef struct flow {
 	fixture *f;
 	_Atomic int stop;
@@ -560,6 +577,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_engine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_and_keep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_while_flowing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_errors, setup, teardown),
