@@ -442,9 +442,17 @@ void cqrs__snapshot_tick(cqrs_engine *e)
 		if (due && sn->retry_ns && cqrs__mono_ns() < sn->retry_ns)
 			due = 0;
 	}
-	/* relaxed: poison is written by this thread */
-	if (!due || atomic_load_explicit(&e->poison, memory_order_relaxed))
+	if (!due)
 		return;
+	/* relaxed: poison is written by this thread. A poisoned journal never
+	 * gets durable: requests are answered with its error. */
+	if (atomic_load_explicit(&e->poison, memory_order_relaxed)) {
+		if (api != atomic_load_explicit(&sn->api_served, memory_order_relaxed) ||
+		    ctl != sn->ctl_seen)
+			answer(e, api, ctl, 0, atomic_load_explicit(&e->poison, memory_order_relaxed),
+			       "snapshot: the journal failed");
+		return;
+	}
 	if (since == 0) { /* nothing new: the newest one (or none, seq 0) answers */
 		answer(e, api, ctl, sn->last_seq, 0, NULL);
 		return;
