@@ -29,7 +29,8 @@
  *     next start.
  *   - The parent learns the result from a shared page (done flag, release
  *     / acquire): a load per step while a child runs, a waitpid when done
- *     (and every 50 ms, for a child that died without reporting).
+ *     (and every 50 ms, for a child that died without reporting); the
+ *     child rings the command thread's doorbell where it is shared.
  * Hot-path cost: none per event; per step, a few loads (the triggers).
  */
 #include <errno.h>
@@ -288,6 +289,12 @@ static _Noreturn void child_main(cqrs_engine *e, uint64_t seq)
 	/* release: the fields above before done; pairs with the parent's
 	 * acquire load of done. */
 	atomic_store_explicit(&r->done, 1, memory_order_release);
+	/* The command thread may sleep on its doorbell: where that lives in
+	 * shared memory (the gateway's engine page) the child wakes it; the
+	 * heap's own bell is this process's copy (a wake-up would reach no
+	 * one): the parent then sees done within its 10 ms sleep. */
+	if (e->bell != &e->own_bell)
+		cqrs__bell_ring(e->bell);
 	_exit(rc ? 1 : 0);
 }
 

@@ -32,6 +32,17 @@
 
 #define CTR(expr) __atomic_load_n(&(expr), __ATOMIC_RELAXED)
 
+#if defined(__SANITIZE_THREAD__)
+/* Snapshots fork(): jemalloc's fork handler holds every one of its locks
+ * at once, more than the 64 ThreadSanitizer's deadlock detector tracks per
+ * thread (it aborts with a CHECK). Data races are still reported. */
+const char *__tsan_default_options(void);
+__attribute__((visibility("default"))) const char *__tsan_default_options(void)
+{
+	return "detect_deadlocks=0";
+}
+#endif
+
 /* ---- the domain: tallies per key, and a count outside any store ------------- */
 
 #define ADD_FIELDS(F) F(u64, key) F(i64, n)
