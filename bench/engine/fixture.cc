@@ -72,8 +72,10 @@ int engine_env::open(int durability, bool fresh)
 	cfg.threading = threading;
 	if (const char *iy = getenv("CQRS_BENCH_IDLE_YIELD_US"))
 		cfg.idle_yield_us = (uint32_t)strtoul(iy, nullptr, 10);
-	if (snapshots)
-		cfg.snapshot_every_events = 0; /* taken when the benchmark asks, and at stop */
+	if (snapshots) {
+		cfg.snapshot_every_events = snapshot_every; /* default 0: when the benchmark asks */
+		cfg.snapshot_on_stop = snapshot_on_stop;
+	}
 	int rc = cqrs_engine_open(&cfg, &m, &e);
 	if (!rc)
 		rc = orders_register(e, orders, orders, 1u << 15); /* every order may be open */

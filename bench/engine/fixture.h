@@ -50,6 +50,8 @@ struct engine_env {
 	bool pretouch = true;             /* cqrs_config.pretouch */
 	int threading = CQRS_THREADING_DEDICATED; /* cqrs_config.threading */
 	bool snapshots = false;           /* stores registered: snapshots at stop and on request */
+	uint64_t snapshot_every = 0;      /* ... and every this many events (0: none) */
+	int snapshot_on_stop = 1;
 
 	/* Opens and starts the engine (fresh: under a new name and folder;
 	 * else reopens the last one). 0 or the error, printed. */
