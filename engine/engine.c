@@ -39,6 +39,9 @@ static const cqrs_config config_defaults = {
 	.aggregates_hint = 1u << 16,
 	.inline_write_bytes = 256u << 10,
 	.threading = CQRS_THREADING_DEDICATED,
+	.checkpoint_every_events = 1000000,
+	.checkpoint_keep = 2,
+	.checkpoint_on_stop = 1,
 };
 
 int cqrs_config_init_size(cqrs_config *cfg, size_t size)

@@ -1,0 +1,670 @@
+/*
+ * engine/checkpoint_write.c - taking view checkpoints (file format in
+ * engine/checkpoint_format.h) without stopping the projector for longer
+ * than a batch.
+ *
+ * TRIGGER
+ *   At the end of each batch the projection's own thread (its projector,
+ *   or the command thread in SHARED threading) calls
+ *   cqrs__checkpoint_tick: a checkpoint is due when the projection has
+ *   applied checkpoint_every_events seqs since its last one, or one was
+ *   requested (cqrs_engine_checkpoint; idle projectors look at requests in
+ *   their request step). One checkpoint is in flight per engine (the busy
+ *   word, claimed with a CAS by the projection's thread, released by the
+ *   checkpoint thread when the files are renamed into place); a projection
+ *   that finds it taken tries again at a later batch. A clean stop
+ *   checkpoints, on the stopping thread, every projection whose views moved.
+ *
+ * COPY (which one: cqrs_counters.ckpt_mode, `cqrs stat`)
+ *   userfaultfd write-protect (CQRS_CKPT_MODE_UFFD). At the batch boundary
+ *   the projection's thread maps each of its view segments a second time,
+ *   read-only, for the checkpoint thread, opens a userfaultfd
+ *   (UFFD_USER_MODE_ONLY: no privilege needed), registers its own writable
+ *   mapping of each segment for write-protect faults and write-protects it
+ *   whole (page table bits, no copy), and hands the job over. The
+ *   checkpoint thread writes the segments chunk by chunk (64 KiB) into the
+ *   temporary file from its read-only mapping, hashing each chunk, and
+ *   lifts the protection of each chunk right after writing it. A projector
+ *   store to a chunk not yet written faults and waits; between chunks the
+ *   checkpoint thread reads the fault queue and writes the faulting chunk
+ *   first, and lifting its protection wakes the projector. So every chunk
+ *   reaches the file as it was at the boundary, the projector waits at
+ *   most one chunk's write per first store to a chunk, and readers in
+ *   other processes (their own read-only mappings, never registered) see
+ *   nothing. Kernel-mode writes to a protected chunk (MADV_POPULATE_WRITE,
+ *   the view writer's prefault hint) fail instead of waiting, and the hint
+ *   is ignored: the user-mode store that follows faults as above.
+ *   Growth: a projection that grows or rebuilds a view during a checkpoint
+ *   unmaps the old generation's writable mapping (its registration goes
+ *   with it) and never writes it again, so the checkpoint thread's
+ *   read-only mapping still holds the boundary's bytes; lifting protection
+ *   on the vanished range fails harmlessly (-ENOENT). The checkpoint is of
+ *   the old generation at the boundary's seq, which is what it claims.
+ *   Copy at the boundary (CQRS_CKPT_MODE_STOPCOPY: the kernel has no
+ *   userfaultfd, seccomp forbids it, or checkpoint_copy 1): the projection's
+ *   thread copies each segment into private memory (memory bandwidth:
+ *   ~1 ms for 10 MiB) and the checkpoint thread writes that. The wait is
+ *   counted in ckpt_stall_max_ns either way.
+ *
+ * FILES
+ *   DATA/checkpoints/<view>/.tmp-ckpt-<seq>.cqckpt is written (body, chunk
+ *   table, then the header), fsynced, renamed to ckpt-<seq>.cqckpt, and
+ *   the folder fsynced; then the view keeps its newest checkpoint_keep
+ *   files and the rest are removed. Views apply only durable seqs, so a
+ *   checkpoint never holds an event the journal may still lose.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "core/clock.h"
+#include "core/errors.h"
+#include "engine/checkpoint.h"
+#include "engine/counters.h"
+#include "engine/engine_internal.h"
+#include "engine/projector.h"
+#include "shm/view_writer.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+typedef struct ckpt_view {
+	char tmp[4096], path[4096];
+	int fd;
+	const uint8_t *src;  /* what the thread writes: the read-only mapping, the
+				private copy, or (at stop) the writer's mapping */
+	int src_kind;        /* 0: not ours, 1: munmap, 2: free */
+	uint64_t wbase;      /* the writer's mapping (UFFD) */
+	size_t bytes;
+	uint64_t *sums;
+	uint8_t *done;
+	uint64_t next;       /* first chunk not yet written, in order */
+	cqrs_ckpt_hdr hdr;
+} ckpt_view;
+
+typedef struct ckpt_job {
+	cqrs_proj *p;
+	uint64_t seq;
+	int mode;
+	int uffd;            /* -1: none */
+	uint32_t nviews;
+	uint64_t stall_ns;   /* the boundary's setup (or copy) */
+	uint64_t fault_max_ns;
+	ckpt_view v[CQRS_MAX_VIEWS_PER_PROJECTION];
+} ckpt_job;
+
+struct cqrs_ckpt {
+	cqrs_engine *e;
+	int mode;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;   /* the hand-over (cold: once per checkpoint) */
+	pthread_cond_t cond;
+	ckpt_job *job;          /* under lock */
+	int quit;               /* under lock */
+	_Atomic int busy;       /* a job is claimed or in flight */
+	int uffd_warned;
+};
+
+/* ---- the userfaultfd side ------------------------------------------------------ */
+
+static int uffd_open(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) || !(api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
+		int rc = errno ? -errno : -ENOTSUP;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Registers [base, base + len) for write-protect faults and protects it. */
+static int uffd_protect(int fd, uint64_t base, uint64_t len)
+{
+	struct uffdio_register reg = { .range = { .start = base, .len = len },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .range = { .start = base, .len = len },
+					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) || ioctl(fd, UFFDIO_WRITEPROTECT, &wp))
+		return -errno;
+	return 0;
+}
+
+/* Lifts the protection of a range, waking a store waiting in it. A range
+ * its writer unmapped meanwhile fails (-ENOENT): nothing waits there. */
+static void uffd_release(int fd, uint64_t base, uint64_t len)
+{
+	struct uffdio_writeprotect wp = { .range = { .start = base, .len = len }, .mode = 0 };
+
+	(void)ioctl(fd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+/* ---- the checkpoint thread's work -------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t k = pwrite(fd, p, len, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Writes chunk c of v, then lifts its protection. */
+static int do_chunk(ckpt_job *j, ckpt_view *v, uint64_t c)
+{
+	uint64_t off = c * CQRS_CKPT_CHUNK;
+	size_t len = v->bytes - off < CQRS_CKPT_CHUNK ? v->bytes - off : CQRS_CKPT_CHUNK;
+	int rc = write_all(v->fd, v->src + off, len, CQRS_CKPT_HDR_SIZE + off);
+
+	v->sums[c] = XXH3_64bits(v->src + off, len);
+	v->done[c] = 1;
+	if (j->uffd >= 0)
+		uffd_release(j->uffd, v->wbase + off, len); /* even after a failed write */
+	return rc;
+}
+
+/* Serves the stores that wait on protected chunks: each one's chunk first. */
+static int drain_faults(ckpt_job *j)
+{
+	struct uffd_msg msg[16];
+	int rc = 0;
+
+	for (;;) {
+		ssize_t n = read(j->uffd, msg, sizeof msg);
+		if (n <= 0)
+			return rc;
+		for (size_t m = 0; m < (size_t)n / sizeof msg[0]; m++) {
+			uint64_t a = msg[m].arg.pagefault.address, t0 = cqrs__mono_ns();
+			int hit = 0;
+			if (msg[m].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			for (uint32_t i = 0; i < j->nviews; i++) {
+				ckpt_view *v = &j->v[i];
+				uint64_t c;
+				if (a < v->wbase || a >= v->wbase + v->bytes)
+					continue;
+				c = (a - v->wbase) / CQRS_CKPT_CHUNK;
+				hit = 1;
+				if (!v->done[c]) {
+					int r = do_chunk(j, v, c);
+					if (r && !rc)
+						rc = r;
+				} else {
+					/* written already; its release raced this fault */
+					struct uffdio_range w = { .start = a & ~UINT64_C(4095), .len = 4096 };
+					(void)ioctl(j->uffd, UFFDIO_WAKE, &w);
+				}
+			}
+			if (!hit) {
+				struct uffdio_range w = { .start = a & ~UINT64_C(4095), .len = 4096 };
+				(void)ioctl(j->uffd, UFFDIO_WAKE, &w);
+			}
+			if (cqrs__mono_ns() - t0 > j->fault_max_ns)
+				j->fault_max_ns = cqrs__mono_ns() - t0;
+		}
+	}
+}
+
+static void fsync_dir(const char *file)
+{
+	char dir[4096];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s", file);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/* Table, header, fsync, rename, fsync the folder. */
+static int finish_view(ckpt_view *v)
+{
+	_Alignas(8) uint8_t block[CQRS_CKPT_HDR_SIZE];
+	uint64_t sum;
+	int rc;
+
+	v->hdr.total = XXH3_64bits(v->sums, 8 * v->hdr.nchunks);
+	memset(block, 0, sizeof block);
+	memcpy(block, &v->hdr, sizeof v->hdr);
+	sum = XXH3_64bits(block, CQRS_CKPT_HDR_SUM_OFF);
+	memcpy(block + CQRS_CKPT_HDR_SUM_OFF, &sum, 8);
+	rc = write_all(v->fd, v->sums, 8 * v->hdr.nchunks, v->hdr.table_off);
+	if (!rc)
+		rc = write_all(v->fd, block, sizeof block, 0);
+	if (!rc && fsync(v->fd))
+		rc = -errno;
+	if (!rc && rename(v->tmp, v->path))
+		rc = -errno;
+	if (!rc)
+		fsync_dir(v->path);
+	return rc;
+}
+
+/* Keeps the newest `keep` checkpoints of the view whose newest is path. */
+static void prune(cqrs_engine *e, const char *view)
+{
+	char dir[4096], path[4096];
+	uint64_t *seqs;
+	size_t n;
+	uint32_t keep = e->cfg.checkpoint_keep ? e->cfg.checkpoint_keep : 1;
+
+	snprintf(dir, sizeof dir, "%s/checkpoints/%s", e->data_dir, view);
+	if (cqrs__checkpoint_seqs(dir, &seqs, &n))
+		return;
+	for (size_t i = keep; i < n; i++)
+		if (cqrs__checkpoint_path(path, sizeof path, e->data_dir, view, seqs[i], 0) == 0)
+			(void)unlink(path);
+	free(seqs);
+}
+
+static void job_free(ckpt_job *j)
+{
+	if (j->uffd >= 0)
+		close(j->uffd); /* drops the registrations, wakes anything left waiting */
+	for (uint32_t i = 0; i < j->nviews; i++) {
+		ckpt_view *v = &j->v[i];
+		if (v->src_kind == 1)
+			munmap((void *)v->src, v->bytes);
+		else if (v->src_kind == 2)
+			free((void *)v->src);
+		if (v->fd >= 0)
+			close(v->fd);
+		free(v->sums);
+		free(v->done);
+	}
+	free(j);
+}
+
+/* Writes every view of j (the checkpoint thread, or the stopping thread). */
+static int run_job(cqrs_engine *e, ckpt_job *j)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; i < j->nviews; i++) {
+		ckpt_view *v = &j->v[i];
+		v->fd = open(v->tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+		v->sums = calloc(v->hdr.nchunks, 8);
+		v->done = calloc(v->hdr.nchunks, 1);
+		if (v->fd < 0 || !v->sums || !v->done) {
+			rc = v->fd < 0 ? -errno : -ENOMEM;
+			break;
+		}
+	}
+	if (rc && j->uffd >= 0) /* no file to write to: the projector goes on */
+		for (uint32_t i = 0; i < j->nviews; i++)
+			uffd_release(j->uffd, j->v[i].wbase, j->v[i].bytes);
+	/* Every chunk is written, failed or not, so that every protected
+	 * chunk is released. */
+	for (uint32_t i = 0; !rc && i < j->nviews; i++) {
+		ckpt_view *v = &j->v[i];
+		for (; v->next < v->hdr.nchunks; v->next++) {
+			int r = 0;
+			if (j->uffd >= 0)
+				r = drain_faults(j);
+			if (!v->done[v->next]) {
+				int w = do_chunk(j, v, v->next);
+				r = r ? r : w;
+			}
+			if (r && !rc)
+				rc = r;
+		}
+	}
+	if (j->uffd >= 0) {
+		close(j->uffd);
+		j->uffd = -1;
+	}
+	for (uint32_t i = 0; !rc && i < j->nviews; i++)
+		rc = finish_view(&j->v[i]);
+	if (rc) {
+		for (uint32_t i = 0; i < j->nviews; i++)
+			(void)unlink(j->v[i].tmp);
+		CTR_ADD(e->ctr, ckpt_failed, 1);
+		cqrs__log(e, CQRS_LOG_WARN, "projection %s: checkpoint at seq %llu failed: %s",
+			  j->p->def.name, (unsigned long long)j->seq, cqrs_strerror(rc));
+		return rc;
+	}
+	for (uint32_t i = 0; i < j->nviews; i++)
+		prune(e, j->v[i].hdr.view);
+	CTR_ADD(e->ctr, ckpt_taken, 1);
+	CTR_SET(e->ctr, ckpt_seq[j->p->index], j->seq);
+	CTR_SET(e->ctr, ckpt_time_ns[j->p->index], cqrs__wall_ns());
+	{
+		uint64_t stall = j->stall_ns > j->fault_max_ns ? j->stall_ns : j->fault_max_ns;
+		if (stall > CTR_GET(e->ctr, ckpt_stall_max_ns))
+			CTR_SET(e->ctr, ckpt_stall_max_ns, stall);
+	}
+	return 0;
+}
+
+static void *ckpt_main(void *arg)
+{
+	struct cqrs_ckpt *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		ckpt_job *j;
+		while (!c->job && !c->quit)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!c->job)
+			break;
+		j = c->job;
+		c->job = NULL;
+		pthread_mutex_unlock(&c->lock);
+		(void)run_job(c->e, j);
+		job_free(j);
+		/* release: the files and counters of this job before the next
+		 * claim (the projector's acquire CAS) */
+		atomic_store_explicit(&c->busy, 0, memory_order_release);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* ---- the projection's side ------------------------------------------------------ */
+
+/* Fills j's views from p's writers at seq. src_mode: how the thread gets
+ * the bytes (CQRS_CKPT_MODE_*, or 0: the writer's mapping itself). */
+static int job_fill(cqrs_engine *e, cqrs_proj *p, ckpt_job *j, uint64_t seq, int src_mode)
+{
+	j->p = p;
+	j->seq = seq;
+	j->mode = src_mode ? src_mode : CQRS_CKPT_MODE_STOPCOPY;
+	j->uffd = -1;
+	for (uint32_t i = 0; i < p->def.nviews; i++) {
+		proj_view *pv = p->views[i];
+		ckpt_view *v = &j->v[i];
+		uint8_t *base;
+		size_t size;
+		uint32_t epoch;
+
+		v->fd = -1;
+		if (!pv->w || cqrs__vw_mapping(pv->w, &base, &size, &epoch))
+			return -EAGAIN; /* a view missing (stalled projection): later */
+		j->nviews = i + 1;
+		if (cqrs__checkpoint_path(v->tmp, sizeof v->tmp, e->data_dir, pv->def.name, seq, 1) ||
+		    cqrs__checkpoint_path(v->path, sizeof v->path, e->data_dir, pv->def.name, seq, 0))
+			return -ENAMETOOLONG;
+		v->bytes = size;
+		v->wbase = (uint64_t)(uintptr_t)base;
+		v->hdr = (cqrs_ckpt_hdr){ .magic = CQRS_CKPT_MAGIC, .format = CQRS_CKPT_FORMAT,
+					  .header_size = CQRS_CKPT_HDR_SIZE,
+					  .schema_hash = cqrs_schema_hash(pv->def.row),
+					  .applied_seq = seq, .generation = cqrs__vw_generation(pv->w),
+					  .origin = e->journal_origin, .capacity = cqrs__vw_capacity(pv->w),
+					  .seg_bytes = size, .chunk_bytes = CQRS_CKPT_CHUNK,
+					  .epoch = epoch,
+					  .nchunks = (size + CQRS_CKPT_CHUNK - 1) / CQRS_CKPT_CHUNK,
+					  .table_off = CQRS_CKPT_HDR_SIZE + size,
+					  .created_ns = cqrs__wall_ns(), .copy_mode = (uint32_t)j->mode };
+		snprintf(v->hdr.engine, sizeof v->hdr.engine, "%s", e->name);
+		snprintf(v->hdr.view, sizeof v->hdr.view, "%s", pv->def.name);
+		if (src_mode == 0) {
+			v->src = base;
+		} else if (src_mode == CQRS_CKPT_MODE_UFFD) {
+			int fd = shm_open(cqrs__vw_segment_name(pv->w), O_RDONLY | O_CLOEXEC, 0);
+			void *m;
+			if (fd < 0)
+				return -errno;
+			m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+			close(fd);
+			if (m == MAP_FAILED)
+				return -errno;
+			v->src = m;
+			v->src_kind = 1;
+		} else {
+			uint8_t *copy = malloc(size);
+			if (!copy)
+				return -ENOMEM;
+			memcpy(copy, base, size);
+			v->src = copy;
+			v->src_kind = 2;
+		}
+	}
+	return 0;
+}
+
+static void start_job(struct cqrs_ckpt *c, cqrs_proj *p, uint64_t seq)
+{
+	cqrs_engine *e = c->e;
+	uint64_t t0 = cqrs__mono_ns();
+	int expected = 0, rc;
+	ckpt_job *j;
+
+	/* acquire: pairs with the thread's release of busy after the last job */
+	if (!atomic_compare_exchange_strong_explicit(&c->busy, &expected, 1, memory_order_acquire,
+						     memory_order_relaxed))
+		return;
+	j = calloc(1, sizeof *j);
+	rc = j ? job_fill(e, p, j, seq, c->mode) : -ENOMEM;
+	if (!rc && c->mode == CQRS_CKPT_MODE_UFFD) {
+		j->uffd = uffd_open();
+		rc = j->uffd < 0 ? j->uffd : 0;
+		for (uint32_t i = 0; !rc && i < j->nviews; i++)
+			rc = uffd_protect(j->uffd, j->v[i].wbase, j->v[i].bytes);
+		if (rc) {
+			/* this one by copy; the log says why, once */
+			if (!c->uffd_warned++)
+				cqrs__log(e, CQRS_LOG_WARN, "checkpoints: userfaultfd write-protect "
+					  "failed (%s): copying at the batch boundary instead",
+					  strerror(-rc));
+			for (uint32_t i = 0; i < j->nviews; i++) /* release what was protected */
+				if (j->uffd >= 0)
+					uffd_release(j->uffd, j->v[i].wbase, j->v[i].bytes);
+			job_free(j);
+			j = calloc(1, sizeof *j);
+			rc = j ? job_fill(e, p, j, seq, CQRS_CKPT_MODE_STOPCOPY) : -ENOMEM;
+		}
+	}
+	if (rc) {
+		if (j)
+			job_free(j);
+		atomic_store_explicit(&c->busy, 0, memory_order_relaxed); /* nothing was handed over */
+		if (rc != -EAGAIN) {
+			cqrs__log(e, CQRS_LOG_WARN, "projection %s: checkpoint at seq %llu not started: %s",
+				  p->def.name, (unsigned long long)seq, cqrs_strerror(rc));
+			p->ckpt_seq = seq; /* not again before the next interval */
+		}
+		return;
+	}
+	p->ckpt_seq = seq;
+	/* relaxed: this thread is the request's consumer; a request made after
+	 * this load is served by the next checkpoint */
+	atomic_store_explicit(&p->ckpt_requested, 0, memory_order_relaxed);
+	j->stall_ns = cqrs__mono_ns() - t0;
+	pthread_mutex_lock(&c->lock);
+	c->job = j;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cqrs__checkpoint_tick(cqrs_engine *e, cqrs_proj *p)
+{
+	struct cqrs_ckpt *c = e->ckpt;
+	uint64_t every, a;
+
+	if (!c)
+		return;
+	every = e->cfg.checkpoint_every_events;
+	a = atomic_load_explicit(&p->applied_seq, memory_order_relaxed); /* this thread's own */
+	/* relaxed: a flag; what it asks for is read on this thread */
+	if (!(every && a - p->ckpt_seq >= every) &&
+	    !atomic_load_explicit(&p->ckpt_requested, memory_order_relaxed))
+		return;
+	if (a == 0 || a <= p->ckpt_seq) { /* its newest checkpoint is this state */
+		atomic_store_explicit(&p->ckpt_requested, 0, memory_order_relaxed); /* consumer */
+		return;
+	}
+	start_job(c, p, a);
+}
+
+bool cqrs__checkpoint_requested(cqrs_engine *e)
+{
+	if (!e->ckpt)
+		return false;
+	for (uint32_t k = 0; k < e->nprojs; k++)
+		/* seq_cst: pairs with cqrs_engine_checkpoint's seq_cst exchange */
+		if (atomic_load_explicit(&e->projs[k]->ckpt_requested, memory_order_seq_cst))
+			return true;
+	return false;
+}
+
+/* ---- open / close ----------------------------------------------------------------- */
+
+int cqrs__checkpoint_open(cqrs_engine *e)
+{
+	struct cqrs_ckpt *c;
+	int rc;
+
+	if (e->cfg.checkpoint_copy < 0)
+		return 0;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->e = e;
+	c->mode = CQRS_CKPT_MODE_STOPCOPY;
+	if (e->cfg.checkpoint_copy == 0) {
+		int fd = uffd_open();
+		if (fd >= 0) {
+			c->mode = CQRS_CKPT_MODE_UFFD;
+			close(fd);
+		} else {
+			cqrs__log(e, CQRS_LOG_INFO, "checkpoints: no userfaultfd write-protect (%s): "
+				  "views are copied at the batch boundary", strerror(-fd));
+		}
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	rc = pthread_create(&c->thread, NULL, ckpt_main, c);
+	if (rc) {
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cond);
+		free(c);
+		return cqrs__fail(-rc, "checkpoint thread: %s", strerror(rc));
+	}
+	pthread_setname_np(c->thread, "cqrs-ckpt");
+	c->started = 1;
+	e->ckpt = c;
+	CTR_SET(e->ctr, ckpt_mode, c->mode);
+	/* each projection's newest checkpoint, for the interval and cqrs stat */
+	for (uint32_t k = 0; k < e->nprojs; k++) {
+		cqrs_proj *p = e->projs[k];
+		char dir[4096], path[4096];
+		uint64_t *seqs;
+		size_t n;
+		struct stat st;
+
+		snprintf(dir, sizeof dir, "%s/checkpoints/%s", e->data_dir, p->def.views[0].name);
+		if (cqrs__checkpoint_seqs(dir, &seqs, &n))
+			continue;
+		if (n && seqs[0] > p->ckpt_seq) {
+			p->ckpt_seq = seqs[0];
+			CTR_SET(e->ctr, ckpt_seq[k], seqs[0]);
+			if (cqrs__checkpoint_path(path, sizeof path, e->data_dir, p->def.views[0].name,
+						  seqs[0], 0) == 0 && stat(path, &st) == 0)
+				CTR_SET(e->ctr, ckpt_time_ns[k],
+					(int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+		}
+		free(seqs);
+	}
+	return 0;
+}
+
+void cqrs__checkpoint_close(cqrs_engine *e, int clean)
+{
+	struct cqrs_ckpt *c = e->ckpt;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->quit = 1;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL); /* after the job in flight */
+	if (c->job) { /* handed over after the thread's last look */
+		job_free(c->job);
+		c->job = NULL;
+	}
+	for (uint32_t k = 0; clean && e->cfg.checkpoint_on_stop && k < e->nprojs; k++) {
+		cqrs_proj *p = e->projs[k];
+		uint64_t a = atomic_load_explicit(&p->applied_seq, memory_order_relaxed); /* joined */
+		ckpt_job *j;
+		int rc;
+
+		if (a == 0 || a <= p->ckpt_seq)
+			continue;
+		j = calloc(1, sizeof *j);
+		/* the projectors are joined: the writers' own mappings hold still */
+		rc = j ? job_fill(e, p, j, a, 0) : -ENOMEM;
+		if (!rc && !run_job(e, j))
+			p->ckpt_seq = a;
+		if (j)
+			job_free(j);
+	}
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+	e->ckpt = NULL;
+}
+
+int cqrs_engine_checkpoint(cqrs_engine *e, const char *view)
+{
+	int found = 0;
+
+	if (!e)
+		return -EINVAL;
+	if (e->cfg.checkpoint_copy < 0)
+		return -ENOTSUP;
+	for (uint32_t k = 0; k < e->nprojs; k++) {
+		cqrs_proj *p = e->projs[k];
+		int mine = !view;
+		for (uint32_t i = 0; !mine && i < p->def.nviews; i++)
+			mine = !strcmp(p->def.views[i].name, view);
+		if (!mine)
+			continue;
+		found = 1;
+		/* seq_cst RMW: as cqrs_engine_rebuild's request (the SHARED
+		 * command thread re-checks it with seq_cst before sleeping) */
+		(void)atomic_exchange_explicit(&p->ckpt_requested, 1, memory_order_seq_cst);
+	}
+	if (!found)
+		return CQRS_ENOTFOUND;
+	cqrs__command_kick(e);
+	return 0;
+}
