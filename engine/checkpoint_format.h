@@ -24,6 +24,13 @@
  *                                          last one may be shorter)
  *   The header's total = XXH3-64 of the chunk table; the file's size is
  *   exactly header_size + seg_bytes + 8 * nchunks.
+ *   ZERO CHUNKS: a chunk that is all zero bytes is not written (a hole in
+ *   the file) and its table entry is the XXH3-64 of that many zero bytes
+ *   (cqrs__ckpt_zero_sum); restore leaves those bytes of the new, zeroed
+ *   segment alone and verification does not read them. A view's capacity
+ *   is mostly rows never used and index buckets never filled: the file's
+ *   data, and the time to write and load it, follow what the view holds,
+ *   not its capacity.
  *
  * VALIDATION (engine/checkpoint_load.c), before any offset is followed:
  *   magic, format, header_size, hdr_sum; the file size equals the sizes the
@@ -47,6 +54,7 @@
 #ifndef CQRS_ENGINE_CHECKPOINT_FORMAT_H
 #define CQRS_ENGINE_CHECKPOINT_FORMAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cqrs_schema.h"
@@ -86,6 +94,12 @@ typedef struct cqrs_ckpt_hdr {
 #define CQRS_CKPT_HDR_SUM_OFF (CQRS_CKPT_HDR_SIZE - 8u) /* u64 hdr_sum */
 
 _Static_assert(sizeof(cqrs_ckpt_hdr) <= CQRS_CKPT_HDR_SUM_OFF, "header fits its block");
+
+/* CQRS_CKPT_CHUNK zero bytes (engine/checkpoint_load.c). */
+extern const uint8_t cqrs__ckpt_zeros[];
+
+/* The table entry of a zero chunk of len bytes (<= CQRS_CKPT_CHUNK). */
+uint64_t cqrs__ckpt_zero_sum(size_t len);
 _Static_assert(CQRS_CKPT_CHUNK % 4096u == 0, "chunks are whole pages");
 
 #endif

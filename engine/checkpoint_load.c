@@ -15,6 +15,7 @@
  * sequential read of each file, straight into the new segment.
  */
 #include <dirent.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -41,6 +42,24 @@
 #define CKPT_SUFFIX ".cqckpt"
 #define CKPT_TMP ".tmp-"
 #define LIST_MAX_FILES 4096u /* files considered per view folder */
+
+const uint8_t cqrs__ckpt_zeros[CQRS_CKPT_CHUNK];
+
+uint64_t cqrs__ckpt_zero_sum(size_t len)
+{
+	static _Atomic uint64_t full; /* the common length, computed once (0: not yet) */
+	uint64_t h;
+
+	if (len != CQRS_CKPT_CHUNK)
+		return XXH3_64bits(cqrs__ckpt_zeros, len);
+	/* relaxed: a cache of a pure function; any thread may fill it */
+	h = atomic_load_explicit(&full, memory_order_relaxed);
+	if (!h) {
+		h = XXH3_64bits(cqrs__ckpt_zeros, len);
+		atomic_store_explicit(&full, h, memory_order_relaxed);
+	}
+	return h;
+}
 
 int cqrs__checkpoint_path(char *out, size_t cap, const char *data_dir, const char *view,
 			  uint64_t seq, int tmp)
@@ -164,6 +183,8 @@ int cqrs__checkpoint_verify(const char *path, cqrs_ckpt_hdr *hdr, char *why, siz
 	for (uint64_t c = 0; !rc && c < hdr->nchunks; c++) {
 		uint64_t off = c * CQRS_CKPT_CHUNK;
 		size_t len = hdr->seg_bytes - off < CQRS_CKPT_CHUNK ? hdr->seg_bytes - off : CQRS_CKPT_CHUNK;
+		if (table[c] == cqrs__ckpt_zero_sum(len))
+			continue; /* a hole: zeros, not read by restore either */
 		if ((rc = read_all(fd, buf, len, hdr->header_size + off)))
 			why_set(why, whylen, rc, "body unreadable%s", NULL);
 		else if (XXH3_64bits(buf, len) != table[c])
@@ -379,6 +400,8 @@ static int load_view(cqrs_engine *e, proj_view *pv, const char *path, uint64_t s
 		/* chunk 0 holds the new segment's own header and live line:
 		 * read aside, keep only its mutable lines */
 		uint8_t *dst = c == 0 ? first : base + off;
+		if (c > 0 && table[c] == cqrs__ckpt_zero_sum(len))
+			continue; /* zeros: the new segment has them already */
 		if ((rc = read_all(fd, dst, len, h.header_size + off))) {
 			why_set(why, whylen, rc, "body unreadable%s", NULL);
 			goto out;

@@ -110,7 +110,8 @@ typedef struct cqrs_counters {
 	uint64_t ckpt_stall_max_ns; /* longest projector wait a checkpoint caused (the
 				      boundary's setup, or the copy, plus faults) */
 	uint64_t ckpt_restored;    /* projections restored from checkpoints at start */
-	uint64_t ckpt_pad1[3];
+	uint64_t ckpt_faults;      /* projector stores that waited for their chunk's copy */
+	uint64_t ckpt_pad1[2];
 	uint64_t ckpt_seq[CQRS_COUNTERS_MAX_PROJ];    /* per projection: last checkpoint's seq */
 	int64_t ckpt_time_ns[CQRS_COUNTERS_MAX_PROJ]; /* ... its wall clock time */
 } cqrs_counters;
