@@ -67,6 +67,9 @@
 #define CQRS_CKPT_PARAMS_OFF 128u   /* the segment's parameter block ... */
 #define CQRS_CKPT_PARAMS_END 1016u  /* ... up to the immutable block's checksum */
 #define CQRS_CKPT_BODY_COPY_OFF 1088u /* restore copies [this, seg_bytes) */
+#define CQRS_CKPT_REQUEST ".request" /* DATA/checkpoints/[<view>/].request: a
+					request from another process (the engine
+					takes and removes it) */
 
 typedef struct cqrs_ckpt_hdr {
 	uint64_t magic;

@@ -381,6 +381,31 @@ static int run_job(cqrs_engine *e, ckpt_job *j)
 	return 0;
 }
 
+/* Requests from other processes (`cqrs checkpoint ENGINE [VIEW]`): a file
+ * DATA/checkpoints/.request (every projection) or
+ * DATA/checkpoints/<view>/.request, made by whoever may write the data
+ * directory (the control segment is read-only to every other process),
+ * taken and removed here. Cold: a few stat calls per poll. */
+static void poll_requests(cqrs_engine *e)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof path, "%s/checkpoints/" CQRS_CKPT_REQUEST, e->data_dir) <
+		    (int)sizeof path &&
+	    unlink(path) == 0)
+		(void)cqrs_engine_checkpoint(e, NULL);
+	for (uint32_t k = 0; k < e->nprojs; k++)
+		for (uint32_t i = 0; i < e->projs[k]->def.nviews; i++) {
+			const char *view = e->projs[k]->def.views[i].name;
+			if (snprintf(path, sizeof path, "%s/checkpoints/%s/" CQRS_CKPT_REQUEST, e->data_dir,
+				     view) < (int)sizeof path &&
+			    unlink(path) == 0)
+				(void)cqrs_engine_checkpoint(e, view);
+		}
+}
+
+#define REQUEST_POLL_NS 200000000L /* how often the thread looks for request files */
+
 static void *ckpt_main(void *arg)
 {
 	struct cqrs_ckpt *c = arg;
@@ -388,8 +413,20 @@ static void *ckpt_main(void *arg)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		ckpt_job *j;
-		while (!c->job && !c->quit)
-			pthread_cond_wait(&c->cond, &c->lock);
+		while (!c->job && !c->quit) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += REQUEST_POLL_NS;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT) {
+				pthread_mutex_unlock(&c->lock);
+				poll_requests(c->e);
+				pthread_mutex_lock(&c->lock);
+			}
+		}
 		if (!c->job)
 			break;
 		j = c->job;
