@@ -62,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -92,12 +93,22 @@ typedef struct ckpt_view {
 	uint64_t wbase;      /* the writer's mapping (UFFD) */
 	size_t bytes;
 	uint64_t *sums;
-	uint8_t *done;
-	uint64_t next;       /* first chunk not yet written, in order */
+	uint8_t *state;      /* per chunk, CH_* (under the job's mu) */
+	uint8_t **saved;     /* per chunk: the fault thread's copy (CH_SAVED) */
 	cqrs_ckpt_hdr hdr;
 } ckpt_view;
 
+/* A chunk's way to the file. Protected chunks are written in order by the
+ * checkpoint thread; a store that faults on one first has it copied aside
+ * by the fault thread. */
+enum { CH_PROTECTED = 0, CH_WRITING = 1, CH_SAVED = 2, CH_DONE = 3 };
+
 typedef struct ckpt_job {
+	pthread_mutex_t mu;  /* chunk states, between the two threads (cold: per chunk) */
+	pthread_t fault_thread;
+	int fault_started;
+	int stop_fd;         /* eventfd: the fault thread's stop */
+	int fault_rc;
 	cqrs_proj *p;
 	uint64_t seq;
 	int mode;
@@ -180,66 +191,141 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Writes chunk c of v, then lifts its protection. */
-static int do_chunk(ckpt_job *j, ckpt_view *v, uint64_t c)
+/* Writes chunk c of v from bytes (its copy as at the boundary) and records
+ * its checksum; an all-zero chunk stays a hole. */
+static int write_chunk(ckpt_view *v, uint64_t c, const uint8_t *bytes)
 {
 	uint64_t off = c * CQRS_CKPT_CHUNK;
 	size_t len = v->bytes - off < CQRS_CKPT_CHUNK ? v->bytes - off : CQRS_CKPT_CHUNK;
+
+	if (c > 0 && !memcmp(bytes, cqrs__ckpt_zeros, len)) {
+		v->sums[c] = cqrs__ckpt_zero_sum(len);
+		return 0;
+	}
+	v->sums[c] = XXH3_64bits(bytes, len);
+	return write_all(v->fd, bytes, len, CQRS_CKPT_HDR_SIZE + off);
+}
+
+static size_t chunk_len(const ckpt_view *v, uint64_t c)
+{
+	uint64_t off = c * CQRS_CKPT_CHUNK;
+	return v->bytes - off < CQRS_CKPT_CHUNK ? v->bytes - off : CQRS_CKPT_CHUNK;
+}
+
+/* The chunk's turn in the file, in order (the checkpoint thread). */
+static int seq_chunk(ckpt_job *j, ckpt_view *v, uint64_t c)
+{
+	uint8_t st;
 	int rc = 0;
 
-	if (c > 0 && !memcmp(v->src + off, cqrs__ckpt_zeros, len)) {
-		v->sums[c] = cqrs__ckpt_zero_sum(len); /* a hole in the file */
+	pthread_mutex_lock(&j->mu);
+	st = v->state[c];
+	if (st == CH_PROTECTED)
+		v->state[c] = CH_WRITING;
+	pthread_mutex_unlock(&j->mu);
+	if (st == CH_PROTECTED) {
+		rc = write_chunk(v, c, v->src + c * CQRS_CKPT_CHUNK);
+		if (j->uffd >= 0) /* even after a failed write: the projector goes on */
+			uffd_release(j->uffd, v->wbase + c * CQRS_CKPT_CHUNK, chunk_len(v, c));
+	} else if (st == CH_SAVED) {
+		/* the fault thread's copy; only this thread touches it now */
+		rc = write_chunk(v, c, v->saved[c]);
+		free(v->saved[c]);
+		v->saved[c] = NULL;
 	} else {
-		rc = write_all(v->fd, v->src + off, len, CQRS_CKPT_HDR_SIZE + off);
-		v->sums[c] = XXH3_64bits(v->src + off, len);
+		return 0; /* written already */
 	}
-	v->done[c] = 1;
-	if (j->uffd >= 0)
-		uffd_release(j->uffd, v->wbase + off, len); /* even after a failed write */
+	pthread_mutex_lock(&j->mu);
+	v->state[c] = CH_DONE;
+	pthread_mutex_unlock(&j->mu);
 	return rc;
 }
 
-/* Serves the stores that wait on protected chunks: each one's chunk first. */
-static int drain_faults(ckpt_job *j)
+static void uffd_wake_page(int fd, uint64_t a)
 {
+	struct uffdio_range w = { .start = a & ~UINT64_C(4095), .len = 4096 };
+
+	(void)ioctl(fd, UFFDIO_WAKE, &w);
+}
+
+/* One store waits at address a: its chunk is copied aside (memory speed)
+ * and released at once; the checkpoint thread writes the copy at its turn.
+ * A chunk the checkpoint thread is writing right now is released by it,
+ * which wakes the store. */
+static void serve_fault(ckpt_job *j, uint64_t a)
+{
+	for (uint32_t i = 0; i < j->nviews; i++) {
+		ckpt_view *v = &j->v[i];
+		uint64_t c;
+		size_t len;
+		uint8_t st;
+
+		if (a < v->wbase || a >= v->wbase + v->bytes)
+			continue;
+		c = (a - v->wbase) / CQRS_CKPT_CHUNK;
+		len = chunk_len(v, c);
+		pthread_mutex_lock(&j->mu);
+		st = v->state[c];
+		if (st == CH_PROTECTED) {
+			uint8_t *copy = malloc(len);
+			if (copy) {
+				memcpy(copy, v->src + c * CQRS_CKPT_CHUNK, len);
+				v->saved[c] = copy;
+				v->state[c] = CH_SAVED;
+			} else {
+				v->state[c] = CH_WRITING; /* no memory: written here, now */
+			}
+			pthread_mutex_unlock(&j->mu);
+			if (!copy) {
+				int rc = write_chunk(v, c, v->src + c * CQRS_CKPT_CHUNK);
+				if (rc && !j->fault_rc)
+					j->fault_rc = rc;
+			}
+			uffd_release(j->uffd, v->wbase + c * CQRS_CKPT_CHUNK, len);
+			if (!copy) {
+				pthread_mutex_lock(&j->mu);
+				v->state[c] = CH_DONE;
+				pthread_mutex_unlock(&j->mu);
+			}
+		} else {
+			pthread_mutex_unlock(&j->mu);
+			if (st != CH_WRITING)
+				uffd_wake_page(j->uffd, a); /* its release raced this fault */
+		}
+		return;
+	}
+	uffd_wake_page(j->uffd, a); /* not ours (a vanished mapping): let it retry */
+}
+
+/* The fault thread of a write-protected job: blocks on the userfaultfd and
+ * serves each fault as it comes, until the checkpoint thread says stop. */
+static void *fault_main(void *arg)
+{
+	ckpt_job *j = arg;
 	struct uffd_msg msg[16];
-	int rc = 0;
 
 	for (;;) {
-		ssize_t n = read(j->uffd, msg, sizeof msg);
-		if (n <= 0)
-			return rc;
-		for (size_t m = 0; m < (size_t)n / sizeof msg[0]; m++) {
-			uint64_t a = msg[m].arg.pagefault.address, t0 = cqrs__mono_ns();
-			int hit = 0;
+		struct pollfd pf[2] = { { .fd = j->uffd, .events = POLLIN },
+					{ .fd = j->stop_fd, .events = POLLIN } };
+		ssize_t n;
+
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents)
+			break;
+		n = read(j->uffd, msg, sizeof msg);
+		for (ssize_t m = 0; n > 0 && m < n / (ssize_t)sizeof msg[0]; m++) {
+			uint64_t t0 = cqrs__mono_ns(), dt;
 			if (msg[m].event != UFFD_EVENT_PAGEFAULT)
 				continue;
-			for (uint32_t i = 0; i < j->nviews; i++) {
-				ckpt_view *v = &j->v[i];
-				uint64_t c;
-				if (a < v->wbase || a >= v->wbase + v->bytes)
-					continue;
-				c = (a - v->wbase) / CQRS_CKPT_CHUNK;
-				hit = 1;
-				if (!v->done[c]) {
-					int r = do_chunk(j, v, c);
-					if (r && !rc)
-						rc = r;
-				} else {
-					/* written already; its release raced this fault */
-					struct uffdio_range w = { .start = a & ~UINT64_C(4095), .len = 4096 };
-					(void)ioctl(j->uffd, UFFDIO_WAKE, &w);
-				}
-			}
-			if (!hit) {
-				struct uffdio_range w = { .start = a & ~UINT64_C(4095), .len = 4096 };
-				(void)ioctl(j->uffd, UFFDIO_WAKE, &w);
-			}
+			serve_fault(j, msg[m].arg.pagefault.address);
 			j->faults++;
-			if (cqrs__mono_ns() - t0 > j->fault_max_ns)
-				j->fault_max_ns = cqrs__mono_ns() - t0;
+			dt = cqrs__mono_ns() - t0;
+			if (dt > j->fault_max_ns)
+				j->fault_max_ns = dt;
 		}
 	}
+	return NULL;
 }
 
 static void fsync_dir(const char *file)
@@ -301,10 +387,24 @@ static void prune(cqrs_engine *e, const char *view)
 	free(seqs);
 }
 
+static ckpt_job *job_alloc(void)
+{
+	ckpt_job *j = calloc(1, sizeof *j);
+
+	if (!j)
+		return NULL;
+	pthread_mutex_init(&j->mu, NULL);
+	j->uffd = j->stop_fd = -1;
+	return j;
+}
+
 static void job_free(ckpt_job *j)
 {
 	if (j->uffd >= 0)
 		close(j->uffd); /* drops the registrations, wakes anything left waiting */
+	if (j->stop_fd >= 0)
+		close(j->stop_fd);
+	pthread_mutex_destroy(&j->mu);
 	for (uint32_t i = 0; i < j->nviews; i++) {
 		ckpt_view *v = &j->v[i];
 		if (v->src_kind == 1)
@@ -314,7 +414,10 @@ static void job_free(ckpt_job *j)
 		if (v->fd >= 0)
 			close(v->fd);
 		free(v->sums);
-		free(v->done);
+		free(v->state);
+		for (uint64_t c = 0; v->saved && c < v->hdr.nchunks; c++)
+			free(v->saved[c]);
+		free(v->saved);
 	}
 	free(j);
 }
@@ -328,8 +431,9 @@ static int run_job(cqrs_engine *e, ckpt_job *j)
 		ckpt_view *v = &j->v[i];
 		v->fd = open(v->tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
 		v->sums = calloc(v->hdr.nchunks, 8);
-		v->done = calloc(v->hdr.nchunks, 1);
-		if (v->fd < 0 || !v->sums || !v->done) {
+		v->state = calloc(v->hdr.nchunks, 1);
+		v->saved = calloc(v->hdr.nchunks, sizeof *v->saved);
+		if (v->fd < 0 || !v->sums || !v->state || !v->saved) {
 			rc = v->fd < 0 ? -errno : -ENOMEM;
 			break;
 		}
@@ -337,21 +441,34 @@ static int run_job(cqrs_engine *e, ckpt_job *j)
 	if (rc && j->uffd >= 0) /* no file to write to: the projector goes on */
 		for (uint32_t i = 0; i < j->nviews; i++)
 			uffd_release(j->uffd, j->v[i].wbase, j->v[i].bytes);
+	if (!rc && j->uffd >= 0) {
+		j->stop_fd = eventfd(0, EFD_CLOEXEC);
+		if (j->stop_fd < 0 || pthread_create(&j->fault_thread, NULL, fault_main, j)) {
+			rc = -EAGAIN;
+			for (uint32_t i = 0; i < j->nviews; i++)
+				uffd_release(j->uffd, j->v[i].wbase, j->v[i].bytes);
+		} else {
+			j->fault_started = 1;
+		}
+	}
 	/* Every chunk is written, failed or not, so that every protected
 	 * chunk is released. */
 	for (uint32_t i = 0; !rc && i < j->nviews; i++) {
 		ckpt_view *v = &j->v[i];
-		for (; v->next < v->hdr.nchunks; v->next++) {
-			int r = 0;
-			if (j->uffd >= 0)
-				r = drain_faults(j);
-			if (!v->done[v->next]) {
-				int w = do_chunk(j, v, v->next);
-				r = r ? r : w;
-			}
+		for (uint64_t c = 0; c < v->hdr.nchunks; c++) {
+			int r = seq_chunk(j, v, c);
 			if (r && !rc)
 				rc = r;
 		}
+	}
+	if (j->fault_started) {
+		uint64_t one = 1;
+		if (write(j->stop_fd, &one, sizeof one) != sizeof one)
+			pthread_cancel(j->fault_thread); /* cannot happen on an eventfd */
+		pthread_join(j->fault_thread, NULL);
+		j->fault_started = 0;
+		if (j->fault_rc && !rc)
+			rc = j->fault_rc;
 	}
 	if (j->uffd >= 0) {
 		close(j->uffd);
@@ -377,6 +494,10 @@ static int run_job(cqrs_engine *e, ckpt_job *j)
 		uint64_t stall = j->stall_ns > j->fault_max_ns ? j->stall_ns : j->fault_max_ns;
 		if (stall > CTR_GET(e->ctr, ckpt_stall_max_ns))
 			CTR_SET(e->ctr, ckpt_stall_max_ns, stall);
+		if (j->stall_ns > CTR_GET(e->ctr, ckpt_setup_max_ns))
+			CTR_SET(e->ctr, ckpt_setup_max_ns, j->stall_ns);
+		if (j->fault_max_ns > CTR_GET(e->ctr, ckpt_fault_max_ns))
+			CTR_SET(e->ctr, ckpt_fault_max_ns, j->fault_max_ns);
 	}
 	return 0;
 }
@@ -523,7 +644,7 @@ static void start_job(struct cqrs_ckpt *c, cqrs_proj *p, uint64_t seq)
 	if (!atomic_compare_exchange_strong_explicit(&c->busy, &expected, 1, memory_order_acquire,
 						     memory_order_relaxed))
 		return;
-	j = calloc(1, sizeof *j);
+	j = job_alloc();
 	rc = j ? job_fill(e, p, j, seq, c->mode) : -ENOMEM;
 	if (!rc && c->mode == CQRS_CKPT_MODE_UFFD) {
 		j->uffd = uffd_open();
@@ -540,7 +661,7 @@ static void start_job(struct cqrs_ckpt *c, cqrs_proj *p, uint64_t seq)
 				if (j->uffd >= 0)
 					uffd_release(j->uffd, j->v[i].wbase, j->v[i].bytes);
 			job_free(j);
-			j = calloc(1, sizeof *j);
+			j = job_alloc();
 			rc = j ? job_fill(e, p, j, seq, CQRS_CKPT_MODE_STOPCOPY) : -ENOMEM;
 		}
 	}
@@ -681,7 +802,7 @@ void cqrs__checkpoint_close(cqrs_engine *e, int clean)
 
 		if (a == 0 || a <= p->ckpt_seq)
 			continue;
-		j = calloc(1, sizeof *j);
+		j = job_alloc();
 		/* the projectors are joined: the writers' own mappings hold still */
 		rc = j ? job_fill(e, p, j, a, 0) : -ENOMEM;
 		if (!rc && !run_job(e, j))

@@ -111,7 +111,8 @@ typedef struct cqrs_counters {
 				      boundary's setup, or the copy, plus faults) */
 	uint64_t ckpt_restored;    /* projections restored from checkpoints at start */
 	uint64_t ckpt_faults;      /* projector stores that waited for their chunk's copy */
-	uint64_t ckpt_pad1[2];
+	uint64_t ckpt_setup_max_ns; /* ... the longest boundary part of those waits */
+	uint64_t ckpt_fault_max_ns; /* ... the longest serving of one fault */
 	uint64_t ckpt_seq[CQRS_COUNTERS_MAX_PROJ];    /* per projection: last checkpoint's seq */
 	int64_t ckpt_time_ns[CQRS_COUNTERS_MAX_PROJ]; /* ... its wall clock time */
 } cqrs_counters;

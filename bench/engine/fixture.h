@@ -49,6 +49,9 @@ struct engine_env {
 	uint64_t orders = kOrderCapacity; /* sizes the write model and views */
 	bool pretouch = true;             /* cqrs_config.pretouch */
 	int threading = CQRS_THREADING_DEDICATED; /* cqrs_config.threading */
+	/* view checkpoints: off unless a benchmark measures them (checkpoint.cc) */
+	int checkpoint_copy = -1;         /* cqrs_config.checkpoint_copy */
+	uint64_t checkpoint_every = 0;    /* cqrs_config.checkpoint_every_events */
 
 	/* Opens and starts the engine (fresh: under a new name and folder;
 	 * else reopens the last one). 0 or the error, printed. */
@@ -78,6 +81,8 @@ void register_handoff_floor();     /* handoff.cc */
 void register_engine_commands();   /* throughput.cc */
 void register_engine_visible();    /* visible.cc */
 void register_engine_recovery();   /* recovery.cc */
+void register_checkpoint();        /* checkpoint.cc */
+void close_checkpoint();
 void register_sqlite_commands();   /* sqlite.cc */
 void register_queries();           /* query.cc */
 
