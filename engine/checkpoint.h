@@ -84,6 +84,10 @@ int cqrs__checkpoint_dirs(struct cqrs_engine *e);
 int cqrs__checkpoint_restore(struct cqrs_engine *e, struct cqrs_proj *p, uint64_t last_seq,
 			     uint64_t *resume);
 
+/* A hash of every registered event type's number and schema: a view
+ * checkpoint applied with other event layouts is rebuilt instead. */
+uint64_t cqrs__checkpoint_events_hash(const struct cqrs_engine *e);
+
 /* The journal's first seq (1 unless retention removed its head). */
 uint64_t cqrs__checkpoint_journal_first(struct cqrs_engine *e);
 
@@ -105,6 +109,12 @@ void cqrs__checkpoint_close(struct cqrs_engine *e, int clean);
  * flight (else it tries at a later batch). Cost when none is due: two
  * loads and a compare. */
 void cqrs__checkpoint_tick(struct cqrs_engine *e, struct cqrs_proj *p);
+
+/* Test hook: the checkpoint thread sleeps this long before each chunk it
+ * writes in order, so that a test can make the projector store into, grow
+ * or rebuild views while a checkpoint is in flight. 0 (the default): no
+ * sleep; one relaxed load per chunk. */
+extern _Atomic uint32_t cqrs__ckpt_test_chunk_delay_us;
 
 /* Whether a checkpoint was requested for any projection (seq_cst loads). */
 bool cqrs__checkpoint_requested(struct cqrs_engine *e);

@@ -36,7 +36,11 @@
  *   magic, format, header_size, hdr_sum; the file size equals the sizes the
  *   header gives, nchunks = ceil(seg_bytes / chunk_bytes), seg_bytes a
  *   multiple of 4096 within CQRS_SEG_MAX_SIZE; engine name and view name
- *   equal the engine's; the chunk table hashes to total; every chunk read
+ *   equal the engine's; the row schema hash and the event layouts hash
+ *   (every registered event type's schema and how older layouts of it are
+ *   read: flags, declared defaults, an upcaster; a checkpoint applied
+ *   otherwise is not what a replay today would build) equal the
+ *   registered ones; the chunk table hashes to total; every chunk read
  *   hashes to its entry. A restore then creates a new generation of the
  *   view with the checkpoint's capacity and requires that its parameter
  *   block (bytes [128, 1016) of the segment: capacity, row size, indexes,
@@ -91,7 +95,9 @@ typedef struct cqrs_ckpt_hdr {
 	uint32_t copy_mode;     /* enum cqrs_ckpt_mode it was taken with */
 	uint32_t reserved0;
 	uint64_t total;         /* XXH3-64 of the chunk table */
-	uint64_t reserved[8];
+	uint64_t events_hash;   /* the registered event layouts and their upcasting
+				   it was applied with (cqrs__checkpoint_events_hash) */
+	uint64_t reserved[7];
 } cqrs_ckpt_hdr;
 
 #define CQRS_CKPT_HDR_SUM_OFF (CQRS_CKPT_HDR_SIZE - 8u) /* u64 hdr_sum */

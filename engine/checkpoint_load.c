@@ -336,6 +336,25 @@ int cqrs__checkpoint_dirs(cqrs_engine *e)
 	return 0;
 }
 
+uint64_t cqrs__checkpoint_events_hash(const cqrs_engine *e)
+{
+	uint64_t w[4 * CQRS_MAX_TYPES];
+	size_t n = 0;
+
+	/* the layouts and how older ones are read (engine/schema_check.h):
+	 * the flags, the declared defaults, whether an upcaster is registered */
+	for (uint32_t t = 1; t < CQRS_MAX_TYPES; t++) {
+		const event_type *et = &e->events[t];
+		if (!e->event_schemas[t])
+			continue;
+		w[n++] = t;
+		w[n++] = cqrs_schema_hash(e->event_schemas[t]);
+		w[n++] = et->flags | (uint64_t)(et->upcast != NULL) << 32;
+		w[n++] = et->defaults ? XXH3_64bits(et->defaults, e->event_schemas[t]->size) : 0;
+	}
+	return XXH3_64bits(w, n * sizeof w[0]);
+}
+
 uint64_t cqrs__checkpoint_journal_first(cqrs_engine *e)
 {
 	cqrs_journal_extent x;
@@ -373,6 +392,10 @@ static int load_view(cqrs_engine *e, proj_view *pv, const char *path, uint64_t s
 	}
 	if (h.schema_hash != cqrs_schema_hash(pv->def.row)) {
 		rc = why_set(why, whylen, CQRS_EFORMAT, "row schema changed%s", NULL);
+		goto out;
+	}
+	if (h.events_hash != cqrs__checkpoint_events_hash(e)) {
+		rc = why_set(why, whylen, CQRS_EFORMAT, "event layouts changed since%s", NULL);
 		goto out;
 	}
 	if (h.capacity < pv->def.capacity || h.capacity > CQRS_VIEW_MAX_ROWS) {

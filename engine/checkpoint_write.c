@@ -212,11 +212,18 @@ static size_t chunk_len(const ckpt_view *v, uint64_t c)
 	return v->bytes - off < CQRS_CKPT_CHUNK ? v->bytes - off : CQRS_CKPT_CHUNK;
 }
 
+_Atomic uint32_t cqrs__ckpt_test_chunk_delay_us;
+
 /* The chunk's turn in the file, in order (the checkpoint thread). */
 static int seq_chunk(ckpt_job *j, ckpt_view *v, uint64_t c)
 {
+	/* relaxed: a test knob, read once per chunk */
+	uint32_t delay = atomic_load_explicit(&cqrs__ckpt_test_chunk_delay_us, memory_order_relaxed);
 	uint8_t st;
 	int rc = 0;
+
+	if (delay)
+		usleep(delay);
 
 	pthread_mutex_lock(&j->mu);
 	st = v->state[c];
@@ -599,7 +606,8 @@ static int job_fill(cqrs_engine *e, cqrs_proj *p, ckpt_job *j, uint64_t seq, int
 					  .epoch = epoch,
 					  .nchunks = (size + CQRS_CKPT_CHUNK - 1) / CQRS_CKPT_CHUNK,
 					  .table_off = CQRS_CKPT_HDR_SIZE + size,
-					  .created_ns = cqrs__wall_ns(), .copy_mode = (uint32_t)j->mode };
+					  .created_ns = cqrs__wall_ns(), .copy_mode = (uint32_t)j->mode,
+					  .events_hash = cqrs__checkpoint_events_hash(e) };
 		snprintf(v->hdr.engine, sizeof v->hdr.engine, "%s", e->name);
 		snprintf(v->hdr.view, sizeof v->hdr.view, "%s", pv->def.name);
 		if (src_mode == 0) {
