@@ -964,6 +964,7 @@ int cqrs__vw_restored(cqrs_vw *w, uint32_t epoch)
 	w->own_seqs = 0; /* the version words came from a file */
 	if (GET(w->st->rows) > w->p.capacity || GET(w->st->hwm) > w->p.capacity ||
 	    GET(w->st->free_head) > w->p.capacity ||
+	    /* relaxed: not published yet, only this thread has stored it */
 	    (atomic_load_explicit(&w->vs->view_seq, memory_order_relaxed) & 1) ||
 	    cqrs__ow_check(&w->ord, &n) || (w->ord.nodes && n != GET(w->st->rows)))
 		return poison(w, "restored segment inconsistent");

@@ -65,6 +65,7 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* relaxed: counters with one writer each, orders nothing (as cqrs stat) */
 #define LOAD(field) atomic_load_explicit((const _Atomic uint64_t *)&(field), memory_order_relaxed)
 
 /* The engine took the request (the file is gone) and every projection's
