@@ -116,7 +116,9 @@ void cqrs__checkpoint_tick(struct cqrs_engine *e, struct cqrs_proj *p);
  * sleep; one relaxed load per chunk. */
 extern _Atomic uint32_t cqrs__ckpt_test_chunk_delay_us;
 
-/* Whether a checkpoint was requested for any projection (seq_cst loads). */
+/* Whether a checkpoint was requested for any projection and none is in
+ * flight (seq_cst loads; the checkpoint thread kicks the command thread
+ * when a job ends with a request pending). */
 bool cqrs__checkpoint_requested(struct cqrs_engine *e);
 
 #endif

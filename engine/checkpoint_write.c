@@ -570,9 +570,14 @@ static void *ckpt_main(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		(void)run_job(c->e, j);
 		job_free(j);
-		/* release: the files and counters of this job before the next
-		 * claim (the projector's acquire CAS) */
-		atomic_store_explicit(&c->busy, 0, memory_order_release);
+		/* seq_cst RMW: the files and counters of this job before the
+		 * next claim (the projector's acquire CAS); and, as a request's
+		 * publication (cqrs__command_kick's contract), before the look at
+		 * pending requests below, which the SHARED command thread did
+		 * not serve while this one was in flight */
+		(void)atomic_exchange_explicit(&c->busy, 0, memory_order_seq_cst);
+		if (cqrs__checkpoint_requested(c->e))
+			cqrs__command_kick(c->e);
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -726,6 +731,11 @@ void cqrs__checkpoint_tick(cqrs_engine *e, cqrs_proj *p)
 bool cqrs__checkpoint_requested(cqrs_engine *e)
 {
 	if (!e->ckpt)
+		return false;
+	/* seq_cst: pairs with the thread's exchange of busy at a job's end.
+	 * While one is in flight a request waits (no spinning on it); the
+	 * thread kicks the command thread when it ends. */
+	if (atomic_load_explicit(&e->ckpt->busy, memory_order_seq_cst))
 		return false;
 	for (uint32_t k = 0; k < e->nprojs; k++)
 		/* seq_cst: pairs with cqrs_engine_checkpoint's seq_cst exchange */

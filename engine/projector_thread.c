@@ -61,7 +61,11 @@ static uint32_t do_requests(cqrs_engine *e, projector *t, cqrs_proj *p)
 	 * tick clears it once a checkpoint started (or none is needed) */
 	if (atomic_load_explicit(&p->ckpt_requested, memory_order_acquire)) {
 		cqrs__checkpoint_tick(e, p);
-		n++;
+		/* relaxed: the tick on this thread clears it once served; one
+		 * still pending (another checkpoint in flight) is no work done,
+		 * so the thread may idle and look again */
+		if (!atomic_load_explicit(&p->ckpt_requested, memory_order_relaxed))
+			n++;
 	}
 	return n;
 }
