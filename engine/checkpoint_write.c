@@ -3,6 +3,12 @@
  * engine/checkpoint_format.h) without stopping the projector for longer
  * than a batch.
  *
+ * One file past 800 lines: the trigger on the projection's thread, the
+ * checkpoint thread and the fault thread share one job's private state
+ * (ckpt_job, ckpt_view, the chunk states) and must follow one protocol
+ * (a chunk released only once its bytes as at the boundary are in the file
+ * or copied aside); split, each part would have to know the others'.
+ *
  * TRIGGER
  *   At the end of each batch the projection's own thread (its projector,
  *   or the command thread in SHARED threading) calls
@@ -712,16 +718,19 @@ void cqrs__checkpoint_tick(cqrs_engine *e, cqrs_proj *p)
 {
 	struct cqrs_ckpt *c = e->ckpt;
 	uint64_t every, a;
+	int req;
 
 	if (!c)
 		return;
 	every = e->cfg.checkpoint_every_events;
 	a = atomic_load_explicit(&p->applied_seq, memory_order_relaxed); /* this thread's own */
 	/* relaxed: a flag; what it asks for is read on this thread */
-	if (!(every && a - p->ckpt_seq >= every) &&
-	    !atomic_load_explicit(&p->ckpt_requested, memory_order_relaxed))
+	req = atomic_load_explicit(&p->ckpt_requested, memory_order_relaxed);
+	if (!(every && a - p->ckpt_seq >= every) && !req)
 		return;
-	if (a == 0 || a <= p->ckpt_seq) { /* its newest checkpoint is this state */
+	/* A request is answered by a checkpoint even at the seq of the last
+	 * one (the file is rewritten: its asker sees one taken). */
+	if (a == 0 || (!req && a <= p->ckpt_seq)) {
 		atomic_store_explicit(&p->ckpt_requested, 0, memory_order_relaxed); /* consumer */
 		return;
 	}
