@@ -215,12 +215,14 @@ test: tests-build
 
 # The crash loops run long (outside make test): SOAK_CYCLES kill -9 cycles
 # each, with a gateway client killed at random, a reader open across every
-# restart, kills during start, /dev/shm usage checked every cycle.
+# restart, kills during start, /dev/shm usage checked every cycle, and
+# reboots (every segment removed) restored from view checkpoints.
 SOAK_CYCLES ?= 200
 soak: tests-build
 	$(BUILD)/tests/proc/test_engine_killloop $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/view_restart_readers $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/engine_start_kill $(SOAK_CYCLES)
+	$(BUILD)/tests/proc/view_reboot_loop $(SOAK_CYCLES)
 
 # Sub-builds in their own folders, every object with CQRS_DEBUG (DEBUG=1).
 SUBMAKE_ARGS = --no-print-directory DEPS_OK=$(DEPS_OK) DEBUG=1

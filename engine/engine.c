@@ -42,6 +42,9 @@ static const cqrs_config config_defaults = {
 	.snapshot_every_events = 1000000,
 	.snapshot_keep = 2,
 	.snapshot_on_stop = 1,
+	.checkpoint_every_events = 1000000,
+	.checkpoint_keep = 2,
+	.checkpoint_on_stop = 1,
 };
 
 int cqrs_config_init_size(cqrs_config *cfg, size_t size)

@@ -125,6 +125,9 @@ struct cqrs_proj {
 	uint64_t stall_backoff_ns;
 	uint32_t stall_retries;
 	uint64_t dead_letters;
+	/* view checkpoints (engine/checkpoint_write.c) */
+	_Atomic int ckpt_requested;   /* cqrs_engine_checkpoint */
+	uint64_t ckpt_seq;            /* seq of its last checkpoint started (its thread) */
 	int fail_code;
 	char fail_reason[184];
 };
@@ -183,6 +186,7 @@ struct cqrs_engine {
 	cqrs_counters private_ctr;    /* used while there is no control segment */
 	int command_started;
 	struct cqrs__snap *snap;      /* NULL until a store, callbacks or start need it */
+	struct cqrs_ckpt *ckpt;       /* the checkpoint thread (engine/checkpoint_write.c); NULL: off */
 };
 
 enum engine_state {

@@ -7,8 +7,11 @@
  *   2. write model: the newest valid snapshot (engine/snapshot.h), then the
  *      journal's replay after it (evolve, versions, dedup window)
  *   3. control segment (a dead engine's stale one is replaced), counters
- *   4. views: adopt clean ones (resume at their applied_seq), create the rest;
- *      every other generation of them is retired and removed (readers move)
+ *   4. views: adopt clean ones (resume at their applied_seq), else load the
+ *      newest valid checkpoint into a new generation (resume at its seq:
+ *      engine/checkpoint.h), else create empty ones (rebuilt from seq 1);
+ *      every other generation of them is retired and removed (readers move);
+ *      the checkpoint thread starts before them
  *   5. broadcast ring + one consumer per projector, added at the tail before
  *      anything is published: ring seqs start at the journal's next seq
  *   6. projector threads (replay the journal gap, then follow the ring)
@@ -28,6 +31,7 @@
 
 #include "core/clock.h"
 #include "core/errors.h"
+#include "engine/checkpoint.h"
 #include "engine/command.h"
 #include "engine/command_thread.h"
 #include "engine/counters.h"
@@ -188,6 +192,11 @@ static int start(cqrs_engine *e)
 	init_counters(e, &rs);
 	cqrs__snapshot_counters_init(e);
 	CTR_SET(e->ctr, durable_seq, rec.next_seq - 1);
+	rc = cqrs__checkpoint_dirs(e);
+	if (!rc)
+		rc = cqrs__checkpoint_open(e); /* before the views: restore reads checkpoints */
+	if (rc)
+		return rc;
 	for (uint32_t k = 0; k < e->nprojs; k++) {
 		uint64_t resume;
 		rc = cqrs__proj_open_views(e, e->projs[k], rec.next_seq - 1, &resume);

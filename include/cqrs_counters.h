@@ -117,6 +117,20 @@ typedef struct cqrs_counters {
 	uint64_t snap_served;
 	uint64_t snap_load_ns;    /* loading it at start (then replay_ns: the tail) */
 	uint64_t snap_pad[5];
+	/* view checkpoints (the checkpoint thread; engine/checkpoint.h) */
+	uint32_t ckpt_mode;        /* 0 off, 1 userfaultfd write-protect, 2 copy at the
+				      batch boundary */
+	uint32_t ckpt_pad0;
+	uint64_t ckpt_taken;       /* checkpoints written since start */
+	uint64_t ckpt_failed;      /* ... that failed (logged) */
+	uint64_t ckpt_stall_max_ns; /* longest projector wait a checkpoint caused (the
+				      boundary's setup, or the copy, plus faults) */
+	uint64_t ckpt_restored;    /* projections restored from checkpoints at start */
+	uint64_t ckpt_faults;      /* projector stores that waited for their chunk's copy */
+	uint64_t ckpt_setup_max_ns; /* ... the longest boundary part of those waits */
+	uint64_t ckpt_fault_max_ns; /* ... the longest serving of one fault */
+	uint64_t ckpt_seq[CQRS_COUNTERS_MAX_PROJ];    /* per projection: last checkpoint's seq */
+	int64_t ckpt_time_ns[CQRS_COUNTERS_MAX_PROJ]; /* ... its wall clock time */
 } cqrs_counters;
 
 #ifdef __cplusplus

@@ -945,6 +945,32 @@ uint64_t cqrs__vw_rebuilds(const cqrs_vw *w)
 	return GET(w->st->rebuilds);
 }
 
+int cqrs__vw_mapping(cqrs_vw *w, uint8_t **base, size_t *size, uint32_t *epoch)
+{
+	CHECK(w);
+	*base = w->seg.base;
+	*size = w->seg.size;
+	*epoch = GET(w->live->epoch);
+	return 0;
+}
+
+int cqrs__vw_restored(cqrs_vw *w, uint32_t epoch)
+{
+	uint64_t n;
+
+	CHECK(w);
+	/* relaxed: the segment is not published yet (cqrs__vw_publish follows) */
+	SET(w->live->epoch, epoch);
+	w->own_seqs = 0; /* the version words came from a file */
+	if (GET(w->st->rows) > w->p.capacity || GET(w->st->hwm) > w->p.capacity ||
+	    GET(w->st->free_head) > w->p.capacity ||
+	    /* relaxed: not published yet, only this thread has stored it */
+	    (atomic_load_explicit(&w->vs->view_seq, memory_order_relaxed) & 1) ||
+	    cqrs__ow_check(&w->ord, &n) || (w->ord.nodes && n != GET(w->st->rows)))
+		return poison(w, "restored segment inconsistent");
+	return 0;
+}
+
 int cqrs__vw_test_leave_odd(cqrs_vw *w, const void *key, size_t keylen)
 {
 	uint64_t pos;

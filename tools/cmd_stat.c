@@ -39,7 +39,11 @@ static const tool_cmd_help stat_help = {
 	"command-to-ack latency, and per projection its applied seq, lag, events,\n"
 	"rebuilds since the engine started, dead letters and state: running,\n"
 	"catching up (applied/target seq, with rate and ETA when watching) or\n"
-	"halted. The engine's state is starting, running, stopped, or dead (its\n"
+	"halted; then the views' checkpoints: how they are copied (uffd: the\n"
+	"projector waits only for pages it writes before they are copied;\n"
+	"stop-copy: copied at a batch boundary), how many were taken, the longest\n"
+	"projector wait, and per projection the newest one's seq and age. The\n"
+	"engine's state is starting, running, stopped, or dead (its\n"
 	"process is gone; the counters are as it left them).\n"
 	"  --json              one JSON document\n"
 	"  --watch             repeat, with rates per second since the last sample;\n"
@@ -130,6 +134,47 @@ static double rate(const sample *s, const sample *prev, uint64_t now, uint64_t b
 	X(commands) X(accepted) X(rejected) X(conflicts) X(duplicates) X(journal_refused)   \
 	X(events) X(batches) \
 	X(journal_bytes) X(fdatasyncs)
+
+static const char *ckpt_mode_name(uint32_t mode)
+{
+	return mode == 1 ? "uffd" : mode == 2 ? "stop-copy" : "off";
+}
+
+/* Seconds since a checkpoint's wall clock time (-1: none). */
+static double ckpt_age_s(int64_t t)
+{
+	struct timespec ts;
+
+	if (!t)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((double)ts.tv_sec * 1e9 + (double)ts.tv_nsec - (double)t) / 1e9;
+}
+
+/* The views' checkpoints: how they are copied and, per projection, the
+ * seq and age of the newest one. */
+static void show_checkpoints(const cqrs_counters *c)
+{
+	printf("\n%-22s %s", "checkpoints", ckpt_mode_name(c->ckpt_mode));
+	if (c->ckpt_mode == 1)
+		printf(" (userfaultfd write-protect; %llu stores waited for a copy)",
+		       (unsigned long long)c->ckpt_faults);
+	else if (c->ckpt_mode == 2)
+		printf(" (copied at the batch boundary)");
+	printf(", %llu taken, %llu failed, longest projector wait %.1f us, %llu restored at start\n",
+	       (unsigned long long)c->ckpt_taken, (unsigned long long)c->ckpt_failed,
+	       (double)c->ckpt_stall_max_ns / 1e3, (unsigned long long)c->ckpt_restored);
+	for (uint32_t i = 0; c->ckpt_mode && i < c->nproj && i < CQRS_COUNTERS_MAX_PROJ; i++) {
+		double age = ckpt_age_s(c->ckpt_time_ns[i]);
+		if (!c->ckpt_seq[i])
+			printf("  %-20.31s none yet\n", c->proj[i].name);
+		else if (age < 0)
+			printf("  %-20.31s seq %llu\n", c->proj[i].name, (unsigned long long)c->ckpt_seq[i]);
+		else
+			printf("  %-20.31s seq %llu (%.0f s ago)\n", c->proj[i].name,
+			       (unsigned long long)c->ckpt_seq[i], age);
+	}
+}
 
 static void show_text(const char *engine, const sample *s, const sample *prev)
 {
@@ -226,6 +271,7 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 		}
 		putchar('\n');
 	}
+	show_checkpoints(c);
 }
 
 static void show_json(const char *engine, const sample *s, const sample *prev)
@@ -323,11 +369,20 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 		else
 			printf(",\"applied_per_s\":null,\"eta_s\":");
 		if (lag && r > 0)
-			printf("%.1f}", (double)lag / r);
+			printf("%.1f", (double)lag / r);
 		else
-			printf("%s}", lag ? "null" : "0");
+			printf("%s", lag ? "null" : "0");
+		printf(",\"checkpoint_seq\":%llu,\"checkpoint_age_s\":", (unsigned long long)c->ckpt_seq[i]);
+		if (ckpt_age_s(c->ckpt_time_ns[i]) >= 0)
+			printf("%.1f}", ckpt_age_s(c->ckpt_time_ns[i]));
+		else
+			printf("null}");
 	}
-	printf("]}\n");
+	printf("],\"checkpoints\":{\"mode\":\"%s\",\"taken\":%llu,\"failed\":%llu,"
+	       "\"stall_max_ns\":%llu,\"faults\":%llu,\"restored\":%llu}}\n",
+	       ckpt_mode_name(c->ckpt_mode), (unsigned long long)c->ckpt_taken,
+	       (unsigned long long)c->ckpt_failed, (unsigned long long)c->ckpt_stall_max_ns,
+	       (unsigned long long)c->ckpt_faults, (unsigned long long)c->ckpt_restored);
 }
 
 int cqrs_cmd_stat(int argc, char **argv)

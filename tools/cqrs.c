@@ -19,6 +19,7 @@ static const cqrs_tool_cmd commands[] = {
 	{ "snapshot", "write-model snapshots: take one (ENGINE), ls DIR, verify DIR", cqrs_cmd_snapshot },
 	{ "deadletters", "the events projections refused", cqrs_cmd_deadletters },
 	{ "metrics", "serve metrics (Prometheus) and an HTTP/JSON gateway", cqrs_cmd_metrics },
+	{ "checkpoint", "checkpoint an engine's views now; ls DIR lists checkpoints", cqrs_cmd_checkpoint },
 	{ "rm", "remove the segments of a stopped or dead engine", cqrs_cmd_rm },
 	{ NULL, NULL, NULL }
 };

@@ -70,6 +70,9 @@ int engine_env::open(int durability, bool fresh)
 	if (const char *iw = getenv("CQRS_BENCH_INLINE_WRITE"))
 		cfg.inline_write_bytes = (uint32_t)strtoul(iw, nullptr, 10);
 	cfg.threading = threading;
+	cfg.checkpoint_copy = checkpoint_copy;
+	cfg.checkpoint_every_events = checkpoint_every;
+	cfg.checkpoint_on_stop = 0;
 	if (const char *iy = getenv("CQRS_BENCH_IDLE_YIELD_US"))
 		cfg.idle_yield_us = (uint32_t)strtoul(iy, nullptr, 10);
 	if (snapshots) {

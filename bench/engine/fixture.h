@@ -52,6 +52,9 @@ struct engine_env {
 	bool snapshots = false;           /* stores registered: snapshots at stop and on request */
 	uint64_t snapshot_every = 0;      /* ... and every this many events (0: none) */
 	int snapshot_on_stop = 1;
+	/* view checkpoints: off unless a benchmark measures them (checkpoint.cc) */
+	int checkpoint_copy = -1;         /* cqrs_config.checkpoint_copy */
+	uint64_t checkpoint_every = 0;    /* cqrs_config.checkpoint_every_events */
 
 	/* Opens and starts the engine (fresh: under a new name and folder;
 	 * else reopens the last one). 0 or the error, printed. */
@@ -81,6 +84,8 @@ void register_handoff_floor();     /* handoff.cc */
 void register_engine_commands();   /* throughput.cc */
 void register_engine_visible();    /* visible.cc */
 void register_engine_recovery();   /* recovery.cc */
+void register_checkpoint();        /* checkpoint.cc */
+void close_checkpoint();
 void register_sqlite_commands();   /* sqlite.cc */
 void register_snapshots();         /* snapshot.cc */
 void register_queries();           /* query.cc */

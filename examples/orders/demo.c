@@ -161,6 +161,7 @@ int demo_run(const options *o)
 	cqrs_engine_close(e);
 	orders_model_free(&m);
 	demo_shm_usage(o->name, &sum.shm);
+	demo_checkpoints(o->dir, sum.ckpt, &sum.nckpt);
 	demo_print_summary(o, &sum);
 	if (rc)
 		fprintf(stderr, "cqrs-orders: demo FAILED (reader errors or read-your-writes failures)\n");

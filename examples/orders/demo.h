@@ -134,8 +134,19 @@ void demo_print_progress(const load *l, double secs, double dt, uint64_t command
 			 uint64_t events, uint64_t lag);
 /* The segments of engine `name` in /dev/shm and the memory they hold. */
 void demo_shm_usage(const char *name, shm_usage *u);
+/* The newest valid checkpoint of each view under the data directory (the
+ * clean stop takes one of every view that moved). */
+#define DEMO_MAX_CKPT 8
+typedef struct ckpt_seen {
+	char view[32];
+	uint64_t seq;
+} ckpt_seen;
+void demo_checkpoints(const char *dir, ckpt_seen *out, unsigned *n);
+
 /* Everything the summary reports (counters taken once the engine stopped). */
 typedef struct summary {
+	ckpt_seen ckpt[DEMO_MAX_CKPT];
+	unsigned nckpt;
 	const load *l;
 	const reader_result *rr;
 	phase_result ph[PHASES];
