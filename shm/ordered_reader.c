@@ -21,6 +21,7 @@
  * restart under churn spins, then yields after RESTART_YIELD of them.
  */
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/errors.h"
@@ -122,24 +123,59 @@ static int ver_same(const owalk *w, uint32_t n, uint32_t s)
 	return atomic_load_explicit(&hd(w, n)->ver, memory_order_relaxed) == s; /* after the fence */
 }
 
-/* First of node n's cnt positions at or after pos: a binary search,
- * each probe a copy of one position. */
-static uint32_t lower_bound(const owalk *w, uint32_t n, uint32_t cnt, const uint8_t *pos)
+/* A position to search for as host-order words: the key's big-endian
+ * words byte-swapped, so that integer comparison is memcmp order, then
+ * the row number. */
+typedef struct otarget {
+	uint64_t w[CQRS_ORD_KEY_MAX / 8];
+	uint64_t row;
+	uint32_t nw;
+} otarget;
+
+static void target_of(const owalk *w, const uint8_t *pos, otarget *t)
+{
+	t->nw = w->g.kw / 8;
+	for (uint32_t i = 0; i < t->nw; i++) {
+		memcpy(&t->w[i], pos + 8 * i, 8);
+		t->w[i] = __builtin_bswap64(t->w[i]);
+	}
+	memcpy(&t->row, pos + w->g.kw, 8);
+}
+
+/* Whether the position at p (shared) is before t (le: or equal). No
+ * branch on the data: a binary search's probes do not mispredict. */
+static inline uint64_t pos_before(const uint8_t *p, const otarget *t, int le)
+{
+	const _Atomic uint64_t *q = (const _Atomic uint64_t *)(const void *)p;
+	uint64_t lt = 0, eq = 1, r;
+
+	for (uint32_t i = 0; i < t->nw; i++) {
+		/* relaxed: the node's version check after the search orders it */
+		uint64_t a = __builtin_bswap64(atomic_load_explicit(&q[i], memory_order_relaxed));
+
+		lt |= eq & (a < t->w[i]);
+		eq &= a == t->w[i];
+	}
+	r = atomic_load_explicit(&q[t->nw], memory_order_relaxed); /* as above */
+	return lt | (eq & (le ? r <= t->row : r < t->row));
+}
+
+/* The first of node n's cnt positions after t (le) or at or after it
+ * (!le): a branch-free binary search over the contiguous positions. */
+static uint32_t search(const owalk *w, uint32_t n, uint32_t cnt, const otarget *t, int le)
 {
 	const uint8_t *base = nd(w, n) + w->g.ents;
-	uint32_t lo = 0, hi = cnt;
-	uint8_t k[PMAX];
+	uint32_t at = 0, len = cnt, psz = w->g.psz;
 
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
+	if (!cnt)
+		return 0;
+	while (len > 1) {
+		uint32_t half = len / 2;
 
-		cqrs__words_load(k, base + (size_t)mid * w->g.psz, w->g.psz);
-		if (cmp(w, k, pos) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+		at += (uint32_t)pos_before(base + (size_t)(at + half) * psz, t, le) * half;
+		len -= half;
 	}
-	return lo;
+	return at + (uint32_t)pos_before(base + (size_t)at * psz, t, le);
 }
 
 /* Starts the cache misses of a node's header and position array (what
@@ -153,6 +189,17 @@ static inline void prefetch_pos(const owalk *w, uint32_t n, uint32_t max)
 		__builtin_prefetch(p + off);
 }
 
+/* Starts the cache misses of a whole leaf that carries rows: its
+ * positions first, then its rows, so the row a seek finds arrives with
+ * (not after) the binary search. A hint only. */
+static inline void prefetch_leaf(const owalk *w, uint32_t n)
+{
+	const uint8_t *p = nd(w, n);
+
+	for (size_t off = 0; off < w->g.node_size; off += 64)
+		__builtin_prefetch(p + off);
+}
+
 /* The leaf for target, from the root. 0, RESTART or CQRS_ECORRUPT. */
 static int descend(owalk *w, const uint8_t *target, uint32_t *leaf)
 {
@@ -160,9 +207,12 @@ static int descend(owalk *w, const uint8_t *target, uint32_t *leaf)
 	/* acquire: pairs with the writer's release store of root: the root
 	 * node is complete */
 	uint32_t n = atomic_load_explicit(&m->root, memory_order_acquire), up = 0;
+	otarget t;
+
+	target_of(w, target, &t);
 
 	for (uint32_t d = 0; d < CQRS_ORD_MAX_DEPTH; d++) {
-		uint8_t h[8], k[PMAX];
+		uint8_t h[8];
 		uint32_t s, kind, cnt, lvl, i;
 		uint64_t child;
 		int rc = ver_begin(w, n, &s);
@@ -188,21 +238,19 @@ static int descend(owalk *w, const uint8_t *target, uint32_t *leaf)
 				: cqrs__fail(CQRS_ECORRUPT, "ordered index: node %u kind %#x count %u level %u",
 					     n, kind, cnt, lvl);
 		}
-		i = lower_bound(w, n, cnt, target);
-		if (i < cnt) {
-			cqrs__words_load(k, nd(w, n) + w->g.ents + (size_t)i * w->g.psz, w->g.psz);
-			if (cmp(w, k, target) > 0)
-				i = i ? i - 1 : 0;
-		} else {
-			i--;
-		}
+		/* the child holding the target: the last entry at or before it */
+		i = search(w, n, cnt, &t, 1);
+		i = i ? i - 1 : 0;
 		cqrs__words_load(&child, nd(w, n) + w->g.ipay + (size_t)i * 8, 8);
 		if (!ver_same(w, n, s))
 			return RESTART;
 		if (child == 0 || child >= w->nnodes)
 			return cqrs__fail(CQRS_ECORRUPT, "ordered index: child %llu of node %u",
 					  (unsigned long long)child, n);
-		prefetch_pos(w, (uint32_t)child, lvl == 1 ? w->g.lmax : w->g.imax);
+		if (lvl == 1 && w->g.cover && !w->count_only)
+			prefetch_leaf(w, (uint32_t)child);
+		else
+			prefetch_pos(w, (uint32_t)child, lvl == 1 ? w->g.lmax : w->g.imax);
 		up = lvl;
 		n = (uint32_t)child;
 	}
@@ -245,6 +293,7 @@ static inline void prefetch_run(const owalk *w, uint32_t n, uint32_t link, uint3
 static int leaf_read(owalk *w, uint32_t n, const uint8_t *cur, uint64_t need, oleaf *L)
 {
 	uint8_t h[CQRS_ORD_HDR + 2 * PMAX];
+	otarget t;
 	uint32_t s, kind, cnt, i, run;
 	int rc = ver_begin(w, n, &s);
 
@@ -258,7 +307,8 @@ static int leaf_read(owalk *w, uint32_t n, const uint8_t *cur, uint64_t need, ol
 			return RESTART; /* reused since it was named */
 		return cqrs__fail(CQRS_ECORRUPT, "ordered index: leaf %u kind %#x count %u", n, kind, cnt);
 	}
-	i = lower_bound(w, n, cnt, cur);
+	target_of(w, cur, &t);
+	i = search(w, n, cnt, &t, 0);
 	if (!w->desc) {
 		run = cnt - i < need ? cnt - i : (uint32_t)need;
 		L->a = i;
@@ -541,7 +591,7 @@ static int setup(owalk *w, cqrs_view *v, const char *index, const void *lo, size
 	const uint8_t *base;
 	int rc, image;
 
-	memset(w, 0, sizeof *w);
+	memset(w, 0, offsetof(owalk, pos)); /* not the run buffers: 8 KiB per call */
 	if (!v || (flags & ~(CQRS_RANGE_SNAPSHOT | CQRS_RANGE_DESC)))
 		return -EINVAL;
 	rc = cqrs__view_ord_enter(v, &base, &w->p, &image);
