@@ -15,8 +15,10 @@
  * descending, with and without bounds, limits, snapshots, counts, first,
  * last, seek (an input with no patch must see all ROWS rows). Any outcome is fine except a crash, an out-of-bounds read
  * (ASan under `make fuzz`), a hang, or more rows than the view has slots.
- * The seed corpus in tests/fuzz/corpus/fuzz_ordered holds a few patch
- * lists (none, a link to a far node, a cycle, a wrong version, a height).
+ * The seed corpus in tests/fuzz/corpus/fuzz_ordered holds a few hand-made
+ * patch lists (none, a far link, a cycle, a wrong version, a height, for
+ * the earlier skip-list layout) and the inputs a libFuzzer run over the
+ * B+tree image kept for new coverage (-merge=1).
  */
 #include <fcntl.h>
 #include <stdio.h>
