@@ -48,17 +48,18 @@ typedef struct owalk {
 	uint64_t budget;           /* node reads left in this attempt */
 	unsigned restart_max;
 	int image;
-	/* the query */
-	uint8_t lo[CQRS_ORD_KEY_MAX], hi[CQRS_ORD_KEY_MAX];
+	/* the query (bounds below) */
 	int has_lo, has_hi, hi_incl, desc, count_only, snapshot;
 	uint64_t limit;
 	cqrs_view_row_fn fn;
 	void *arg;
-	/* progress: the position last delivered (or counted) */
-	int started;
-	uint8_t last[PMAX];
+	/* progress */
+	int started;               /* last holds the position last delivered (or counted) */
 	uint64_t n;                /* rows delivered or counted */
 	int stopped;               /* fn asked to stop */
+	/* from here on not zeroed per call */
+	uint8_t lo[CQRS_ORD_KEY_MAX], hi[CQRS_ORD_KEY_MAX]; /* encoded, zero padded to kw */
+	uint8_t last[PMAX];
 	_Alignas(64) uint8_t pos[CQRS_ORD_NODE_SIZE];  /* a run of positions */
 	_Alignas(64) uint8_t run_rows[CQRS_ORD_NODE_SIZE]; /* and of rows (covering) */
 } owalk;
@@ -94,6 +95,17 @@ static uint64_t rd64(const uint8_t *p)
 
 	memcpy(&v, p, 8);
 	return v;
+}
+
+/* dst = src, n bytes (a multiple of 8: positions, padded keys), inline. */
+static inline void pcopy(uint8_t *dst, const uint8_t *src, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, src + i, 8);
+		memcpy(dst + i, &x, 8);
+	}
 }
 
 static int cmp(const owalk *w, const uint8_t *a, const uint8_t *b)
@@ -330,8 +342,8 @@ static int leaf_read(owalk *w, uint32_t n, const uint8_t *cur, uint64_t need, ol
 	L->cnt = cnt;
 	L->next = rd32(h, 16);
 	L->prev = rd32(h, 20);
-	memcpy(L->low, h + CQRS_ORD_HDR, w->g.psz);
-	memcpy(L->high, h + CQRS_ORD_HDR + w->g.psz, w->g.psz);
+	pcopy(L->low, h + CQRS_ORD_HDR, w->g.psz);
+	pcopy(L->high, h + CQRS_ORD_HDR + w->g.psz, w->g.psz);
 	return 0;
 }
 
@@ -381,7 +393,7 @@ static int take(owalk *w, const uint8_t *e, const uint8_t *rowp)
 	if (!w->snapshot && w->fn(w->arg, dst, rs))
 		w->stopped = 1;
 done:
-	memcpy(w->last, e, w->g.psz);
+	pcopy(w->last, e, w->g.psz);
 	w->started = 1;
 	return 0;
 }
@@ -409,15 +421,15 @@ static int attempt(owalk *w)
 	if (w->started) {
 		uint64_t r = rd64(w->last + w->g.kw) + !w->desc;
 
-		memcpy(cur, w->last, w->g.kw);
+		pcopy(cur, w->last, w->g.kw);
 		memcpy(cur + w->g.kw, &r, 8);
 	} else if (!w->desc) {
 		if (w->has_lo)
-			memcpy(cur, w->lo, w->g.klen);
+			pcopy(cur, w->lo, w->g.kw);
 	} else if (w->has_hi) {
 		uint64_t r = w->hi_incl ? UINT64_MAX : 0;
 
-		memcpy(cur, w->hi, w->g.klen);
+		pcopy(cur, w->hi, w->g.kw);
 		memcpy(cur + w->g.kw, &r, 8);
 	} else {
 		memset(cur, 0xff, w->g.psz);
@@ -451,13 +463,13 @@ static int attempt(owalk *w)
 				const uint8_t *e = w->pos + (size_t)(L.b - 1 - L.a) * w->g.psz;
 				uint64_t r = rd64(e + w->g.kw) + 1;
 
-				memcpy(cur, e, w->g.kw);
+				pcopy(cur, e, w->g.kw);
 				memcpy(cur + w->g.kw, &r, 8);
 				continue;
 			}
 			if (!L.next)
 				return 0;
-			memcpy(cur, L.high, w->g.psz);
+			pcopy(cur, L.high, w->g.psz);
 			n = L.next - 1;
 			continue;
 		}
@@ -479,12 +491,12 @@ static int attempt(owalk *w)
 				return rc;
 		}
 		if (L.a > 0) {
-			memcpy(cur, w->pos, w->g.psz);
+			pcopy(cur, w->pos, w->g.psz);
 			continue;
 		}
 		if (!L.prev)
 			return 0;
-		memcpy(cur, L.low, w->g.psz);
+		pcopy(cur, L.low, w->g.psz);
 		n = L.prev - 1;
 	}
 }
@@ -542,7 +554,7 @@ static int snapshot_walk(owalk *w)
  * out (klen bytes, missing bytes zero). 0 or -EINVAL. */
 static int encode_arg(const owalk *w, const uint8_t *raw, size_t len, uint8_t *out)
 {
-	memset(out, 0, w->g.klen);
+	memset(out, 0, w->g.kw);
 	for (uint32_t i = 0; i < w->p->nord && len; i++) {
 		const cqrs_vfield *f = &w->p->ord[i];
 
@@ -591,7 +603,7 @@ static int setup(owalk *w, cqrs_view *v, const char *index, const void *lo, size
 	const uint8_t *base;
 	int rc, image;
 
-	memset(w, 0, offsetof(owalk, pos)); /* not the run buffers: 8 KiB per call */
+	memset(w, 0, offsetof(owalk, lo)); /* not the buffers: 8 KiB per call */
 	if (!v || (flags & ~(CQRS_RANGE_SNAPSHOT | CQRS_RANGE_DESC)))
 		return -EINVAL;
 	rc = cqrs__view_ord_enter(v, &base, &w->p, &image);
