@@ -156,38 +156,58 @@ static void target_of(const owalk *w, const uint8_t *pos, otarget *t)
 
 /* Whether the position at p (shared) is before t (le: or equal). No
  * branch on the data: a binary search's probes do not mispredict. */
-static inline uint64_t pos_before(const uint8_t *p, const otarget *t, int le)
+static inline __attribute__((always_inline)) uint64_t pos_before(const uint8_t *p, const otarget *t,
+								  int le, uint32_t nw)
 {
 	const _Atomic uint64_t *q = (const _Atomic uint64_t *)(const void *)p;
 	uint64_t lt = 0, eq = 1, r;
 
-	for (uint32_t i = 0; i < t->nw; i++) {
+	for (uint32_t i = 0; i < nw; i++) {
 		/* relaxed: the node's version check after the search orders it */
 		uint64_t a = __builtin_bswap64(atomic_load_explicit(&q[i], memory_order_relaxed));
 
 		lt |= eq & (a < t->w[i]);
 		eq &= a == t->w[i];
 	}
-	r = atomic_load_explicit(&q[t->nw], memory_order_relaxed); /* as above */
+	r = atomic_load_explicit(&q[nw], memory_order_relaxed); /* as above */
 	return lt | (eq & (le ? r <= t->row : r < t->row));
 }
 
-/* The first of node n's cnt positions after t (le) or at or after it
- * (!le): a branch-free binary search over the contiguous positions. */
-static uint32_t search(const owalk *w, uint32_t n, uint32_t cnt, const otarget *t, int le)
+/* The search below for keys of nw words (a constant where inlined). */
+static inline __attribute__((always_inline)) uint32_t search_nw(const uint8_t *base, uint32_t psz,
+								 uint32_t cnt, const otarget *t, int le,
+								 uint32_t nw)
 {
-	const uint8_t *base = nd(w, n) + w->g.ents;
-	uint32_t at = 0, len = cnt, psz = w->g.psz;
+	uint32_t at = 0, len = cnt;
 
-	if (!cnt)
-		return 0;
 	while (len > 1) {
 		uint32_t half = len / 2;
 
-		at += (uint32_t)pos_before(base + (size_t)(at + half) * psz, t, le) * half;
+		at += (uint32_t)pos_before(base + (size_t)(at + half) * psz, t, le, nw) * half;
 		len -= half;
 	}
-	return at + (uint32_t)pos_before(base + (size_t)at * psz, t, le);
+	return at + (uint32_t)pos_before(base + (size_t)at * psz, t, le, nw);
+}
+
+/* The first of node n's cnt positions after t (le) or at or after it
+ * (!le): a branch-free binary search over the contiguous positions,
+ * unrolled for keys of one to three words. */
+static uint32_t search(const owalk *w, uint32_t n, uint32_t cnt, const otarget *t, int le)
+{
+	const uint8_t *base = nd(w, n) + w->g.ents;
+
+	if (!cnt)
+		return 0;
+	switch (t->nw) {
+	case 1:
+		return search_nw(base, 16, cnt, t, le, 1);
+	case 2:
+		return search_nw(base, 24, cnt, t, le, 2);
+	case 3:
+		return search_nw(base, 32, cnt, t, le, 3);
+	default:
+		return search_nw(base, w->g.psz, cnt, t, le, t->nw);
+	}
 }
 
 /* Starts the cache misses of a node's header and position array (what
