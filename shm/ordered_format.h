@@ -75,8 +75,10 @@
  *   (covering views) under the leaf's version; one that moves the key is a
  *   remove and an insert.
  *   Cost: O(log n) node visits per insert, delete or key move (a binary
- *   search in each, ~3 levels for a million rows), plus copying the
- *   node's tail on insert/remove; a split or merge touches 3-4 nodes.
+ *   search in each, 3 levels for a million rows), plus copying the leaf
+ *   into a private image and storing its entries from the changed one on;
+ *   a split or merge touches 3-4 nodes; an update that keeps the key
+ *   finds its leaf through the owner array and rewrites one row.
  *
  * READER (shm/ordered_reader.c)
  *   A node is read optimistically: ver (acquire, must be even), the

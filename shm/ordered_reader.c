@@ -15,10 +15,12 @@
  * hostile segment gives CQRS_ECORRUPT.
  *
  * Hot path: no syscalls, locks or allocation (a snapshot's buffer aside):
- * a seek is one descent (a binary search per level, each probe a copy of
- * one position) and a copy of the entries it returns; a scan copies runs
- * of entries (rows too, when the leaves carry them) leaf by leaf. A
- * restart under churn spins, then yields after RESTART_YIELD of them.
+ * a seek is one descent (per level: the node's position array prefetched
+ * whole, then a branch-free binary search loading key words in place) and
+ * a copy of the entries it returns; a scan copies runs of entries (rows
+ * too, when the leaves carry them) leaf by leaf, the next leaf prefetched
+ * while this one is copied. A restart under churn spins, then yields
+ * after RESTART_YIELD of them.
  */
 #include <sched.h>
 #include <stddef.h>

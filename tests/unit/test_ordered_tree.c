@@ -7,7 +7,8 @@
  * model in both directions across leaf boundaries, with limits that end
  * inside and at the edge of leaves; one key duplicated over dozens of
  * leaves; covering rows that follow updates which keep their key; the
- * tree emptied (the root collapses to one leaf) and grown again.
+ * tree emptied (the root collapses to one leaf) and grown again; a tree
+ * of another layout version refused by name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -323,12 +324,38 @@ static void test_runs_across_leaves(void **state)
 	tfx_close(f);
 }
 
+/* A segment whose tree says another layout version is refused by name
+ * (the segment header's own format word changes with it, so an older
+ * library refuses the whole segment and an engine rebuilds its views). */
+static void test_other_format_refused(void **state)
+{
+	tfx *f = &F;
+	cqrs_ometa *m;
+	orow r;
+	uint64_t n;
+
+	(void)state;
+	tfx_open(f);
+	assert_int_equal(cqrs__vw_begin(f->w), 0);
+	upsert(f, 1, 0, 5, 1);
+	assert_int_equal(cqrs__vw_end(f->w, 1), 0);
+	m = (cqrs_ometa *)(void *)cqrs__vw_ordered(f->w)->nodes;
+	atomic_store_explicit(&m->format, 1, memory_order_relaxed); /* the test is the writer */
+	assert_int_equal(cqrs_view_first(f->v, NULL, &r, sizeof r), CQRS_EFORMAT);
+	assert_non_null(strstr(cqrs_last_error(), "format 1"));
+	assert_int_equal(cqrs__ow_check(cqrs__vw_ordered(f->w), &n), CQRS_ECORRUPT); /* adopt refuses */
+	atomic_store_explicit(&m->format, CQRS_ORD_FORMAT, memory_order_relaxed);
+	assert_int_equal(cqrs_view_first(f->v, NULL, &r, sizeof r), 0);
+	tfx_close(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_churn_deep),
 		cmocka_unit_test(test_duplicates_across_leaves),
 		cmocka_unit_test(test_runs_across_leaves),
+		cmocka_unit_test(test_other_format_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
