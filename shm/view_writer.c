@@ -333,7 +333,7 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	uint64_t ob[CQRS_VIEW_MAX_SECONDARY], nb[CQRS_VIEW_MAX_SECONDARY];
 	int changed[CQRS_VIEW_MAX_SECONDARY];
 	uint32_t s;
-	int rc = 0, moved = w->ord.nodes && cqrs__ow_moved(&w->ord, r, row);
+	int rc = 0, moved = w->ord.nodes ? cqrs__ow_moved(&w->ord, r, row) : 0;
 
 	for (uint32_t i = 0; i < w->p.nsec; i++) {
 		const cqrs_vfield *f = &w->p.sec[i];
@@ -356,9 +356,12 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		if (changed[i])
 			chain_push(w, i, r, nb[i]);
-	/* A key that moved: out of its old place, in at the new one (a new
-	 * node version); readers in between skip the row (key mismatch). */
-	if (!rc && moved && (cqrs__ow_remove(&w->ord, r) || cqrs__ow_insert(&w->ord, r, row)))
+	/* A key that moved: out of its old place, in at the new one; a key
+	 * that stayed: the row's bytes in its leaf entry follow (covering). */
+	if (!rc && w->ord.nodes &&
+	    (moved < 0 ||
+	     (moved ? cqrs__ow_remove(&w->ord, r) || cqrs__ow_insert(&w->ord, r, row)
+		    : cqrs__ow_update(&w->ord, r, row))))
 		return poison(w, "ordered index inconsistent");
 	return rc ? rc : w->poisoned ? CQRS_ECORRUPT : 0;
 }
@@ -938,6 +941,11 @@ uint64_t cqrs__vw_capacity(const cqrs_vw *w)
 const char *cqrs__vw_segment_name(const cqrs_vw *w)
 {
 	return w->seg.name;
+}
+
+const struct cqrs_ow *cqrs__vw_ordered(const cqrs_vw *w)
+{
+	return &w->ord;
 }
 
 uint64_t cqrs__vw_rebuilds(const cqrs_vw *w)

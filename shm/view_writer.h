@@ -118,6 +118,10 @@ uint64_t cqrs__vw_applied_seq(const cqrs_vw *w);
 uint64_t cqrs__vw_generation(const cqrs_vw *w);
 uint64_t cqrs__vw_capacity(const cqrs_vw *w);
 const char *cqrs__vw_segment_name(const cqrs_vw *w);
+
+/* The view's ordered index (its nodes NULL when there is none), for
+ * tests that check the tree (cqrs__ow_check). */
+const struct cqrs_ow *cqrs__vw_ordered(const cqrs_vw *w);
 uint64_t cqrs__vw_rebuilds(const cqrs_vw *w); /* primary index rebuilds so far */
 
 /* For view checkpoints (engine/checkpoint_*.c): the writer's own mapping
