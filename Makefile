@@ -140,7 +140,7 @@ BENCHLIB_OBJ := $(BENCHLIB_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB_FILES := $(BUILD)/libcqrs_client.a $(BUILD)/libcqrs_client.so.0 $(BUILD)/libcqrs_client.so \
 	$(BUILD)/libcqrs.a $(BUILD)/libcqrs.so.0 $(BUILD)/libcqrs.so
-PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders) $(if $(wildcard examples/exchange/main.c),$(BUILD)/cqrs-exchange)
+PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders) $(if $(EXCH_SRC),$(BUILD)/cqrs-exchange)
 
 .PHONY: all deps test soak run exchange bench asan tsan fuzz coverage install clean tests-build bindings
 .DEFAULT_GOAL := all
@@ -327,7 +327,7 @@ install: all
 	ln -sf libcqrs_client.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so
 	install -m 0755 $(BUILD)/cqrs $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0644 man/cqrs.1 man/cqrs-orders.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/cqrs.1 man/cqrs-orders.1 man/cqrs-exchange.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs.pc
 	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs_client.pc.in \
