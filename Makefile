@@ -289,8 +289,14 @@ fuzz: $(FUZZ_LF)
 ORDERS_DOMAIN_OBJ := $(BUILD)/obj/examples/orders/orders_domain.o
 $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a bench/harness.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) \
+	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BENCH_EXTRA_OBJ) \
 		$(BUILD)/libcqrs.a $(BENCH_LIBS) $(ENGINE_LIBS) $(SYS_LIBS)
+
+# bench_exchange links the exchange example's book, domain and flow instead
+# of the orders domain (the two domains share record names: CancelOrder).
+$(BUILD)/bench/bench_exchange: ORDERS_DOMAIN_OBJ :=
+$(BUILD)/bench/bench_exchange: BENCH_EXTRA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
+$(BUILD)/bench/bench_exchange: $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
 
 # bench_engine's benchmarks live in bench/engine/ (compiled with it).
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
