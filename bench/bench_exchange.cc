@@ -60,7 +60,8 @@ constexpr uint32_t kAccounts = 200;
 constexpr uint64_t kCommands = 2u << 20; /* per throughput run */
 constexpr uint32_t kBatch = 1024;
 constexpr uint32_t kDepth = 4;
-constexpr uint32_t kMaxOrders = 1u << 20;
+constexpr uint32_t kMaxOrders = 1u << 18;   /* the pool (as the demo's) */
+constexpr uint32_t kOrdersView = 1u << 16;  /* the orders view's first capacity */
 constexpr size_t kLog = 1u << 22; /* reader observations */
 
 /* ---- the reader process's shared log ---- */
@@ -176,7 +177,7 @@ struct xenv {
 		exch_limits lim;
 		exch_flow_init(&f, 1, kInstruments, kAccounts, 0);
 		exch_flow_limits(&f, kMaxOrders, &lim);
-		exchange_sizes sz = { 1u << 16, kMaxOrders, (uint64_t)EXCH_TRADES_KEPT * kInstruments,
+		exchange_sizes sz = { 1u << 16, kOrdersView, (uint64_t)EXCH_TRADES_KEPT * kInstruments,
 				      2 * (kAccounts + 1) * (kInstruments + 1) };
 		cqrs_config cfg;
 		int rc = exch_market_init(&m, &lim);

@@ -571,6 +571,14 @@ static void free_slot(exch_market *m, uint32_t slot)
 	m->live--;
 }
 
+/* Applies take events from the journal: one written by a market with
+ * more instruments or accounts than this one (a restart with other
+ * limits) is ignored rather than followed out of bounds. */
+static int out_of_range(const exch_market *m, uint32_t instrument, uint64_t account)
+{
+	return instrument > m->lim.ninstruments || account == 0 || account > m->lim.max_accounts;
+}
+
 void exch_apply_trade(exch_market *m, uint32_t instrument, uint64_t maker_account,
 		      uint64_t maker_coid, uint64_t taker_account, uint32_t price, uint64_t qty)
 {
@@ -580,9 +588,10 @@ void exch_apply_trade(exch_market *m, uint32_t instrument, uint64_t maker_accoun
 	exch_holding *bp, *sp;
 	int64_t cash = (int64_t)price * (int64_t)qty;
 
-	if (s == EXCH_NONE)
+	if (s == EXCH_NONE || out_of_range(m, instrument, taker_account) || instrument == 0)
 		return; /* decide only emits trades against resting makers */
 	o = &m->orders[s];
+	instrument = o->instrument; /* the maker's book, whatever the event says */
 	maker = &m->accounts[maker_account];
 	taker = &m->accounts[taker_account];
 	/* the maker's resting quantity and what it held */
@@ -621,7 +630,8 @@ void exch_apply_accepted(exch_market *m, const exch_place *p, uint64_t order_id,
 	exch_order *o;
 
 	m->next_order_id = order_id + 1;
-	if (!leaves || m->free_head == EXCH_NONE)
+	if (!leaves || m->free_head == EXCH_NONE || out_of_range(m, p->instrument, p->account) ||
+	    p->instrument == 0 || p->side > EXCH_SELL || p->price == 0 || p->price >= EXCH_TICKS)
 		return;
 	s = m->free_head;
 	o = &m->orders[s];
@@ -670,7 +680,7 @@ void exch_apply_amend(exch_market *m, uint64_t account, uint64_t coid, uint64_t 
 	exch_order *o;
 	exch_account *a = &m->accounts[account];
 
-	if (s == EXCH_NONE)
+	if (s == EXCH_NONE || new_qty == 0 || new_price >= EXCH_TICKS)
 		return;
 	o = &m->orders[s];
 	release(m, o);
@@ -695,8 +705,11 @@ void exch_apply_amend(exch_market *m, uint64_t account, uint64_t coid, uint64_t 
 
 void exch_apply_balance(exch_market *m, uint64_t account, uint32_t asset, int64_t delta)
 {
-	exch_holding *h = &m->accounts[account].asset[asset];
+	exch_holding *h;
 
+	if (out_of_range(m, asset, account))
+		return;
+	h = &m->accounts[account].asset[asset];
 	exch_holding_transfer(&h->total, &h->cost, delta);
 	if (asset == 0)
 		h->cost = 0;

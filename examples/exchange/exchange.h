@@ -42,7 +42,7 @@
 #define LEVEL_KEY(instrument, side, price) \
 	((uint64_t)(instrument) << 40 | (uint64_t)(side) << 32 | (uint64_t)(price))
 #define POSITION_KEY(account, asset) ((uint64_t)(account) << 8 | (uint64_t)(asset))
-#define EXCH_TRADES_KEPT 65536u /* per instrument, in the trades view */
+#define EXCH_TRADES_KEPT 8192u /* per instrument, in the trades view */
 #define TRADE_KEY(instrument, trade_no) \
 	((uint64_t)(instrument) << 32 | ((trade_no) & (EXCH_TRADES_KEPT - 1)))
 

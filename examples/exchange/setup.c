@@ -8,7 +8,13 @@
 
 #include "examples/exchange/demo.h"
 
-#define XDEMO_MAX_ORDERS (1u << 20) /* resting orders at once (the pool) */
+/* Resting orders at once (the pool, and the order table at twice that:
+ * 2 MiB) and the orders view's first capacity (it grows by rebuild when
+ * full). Sized for what the flow keeps open (a few thousand), not more:
+ * every lookup in a table far larger than the live set misses the cache
+ * (measured: half the command thread's time with a 2^20 pool and view). */
+#define XDEMO_MAX_ORDERS (1u << 18)
+#define XDEMO_ORDERS_VIEW (1u << 16)
 
 static void log_cb(void *arg, int level, const char *msg)
 {
@@ -37,7 +43,7 @@ int xdemo_open_engine(const xoptions *o, exch_market *m, cqrs_engine **out)
 {
 	exch_limits lim = { .ninstruments = o->instruments, .max_accounts = o->accounts + 1,
 			    .max_orders = XDEMO_MAX_ORDERS, .max_position = INT64_C(1) << 42 };
-	exchange_sizes sz = { .levels = 1u << 16, .orders = XDEMO_MAX_ORDERS,
+	exchange_sizes sz = { .levels = 1u << 16, .orders = XDEMO_ORDERS_VIEW,
 			      .trades = (uint64_t)EXCH_TRADES_KEPT * o->instruments,
 			      .positions = 2 * (uint64_t)(o->accounts + 1) * (o->instruments + 1) };
 	cqrs_config cfg;
