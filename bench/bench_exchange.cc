@@ -7,7 +7,10 @@
  *   BM_ExchEngine/M/T          the same flow through the engine (durability
  *                              M, threading T): pipelined batches of 1024
  *                              from one thread, timed until both
- *                              projections applied the last command
+ *                              projections applied the last command;
+ *                              also the CPU time of all the process's
+ *                              threads per order (less sensitive than
+ *                              orders/s to a host shared with other work)
  *   BM_ExchVisible/R           open loop at R orders/s (bursts of 10 on
  *                              schedule, a late burst timed from when it
  *                              was due: no coordinated omission), each
@@ -95,6 +98,14 @@ pid_t spawn_reader(const char *mode, const std::string &engine, int fd)
 		_exit(127);
 	}
 	return pid;
+}
+
+/* CPU time of every thread of this process so far (ns). */
+uint64_t cpu_ns()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int count_row(void *arg, const void *, size_t)
@@ -333,12 +344,14 @@ void BM_ExchPlain(benchmark::State &state)
 	}
 	for (uint32_t i = 0; exch_flow_funding(&f, i, &c); i++)
 		exch_flow_run(&m, &c);
+	uint64_t cpu0 = cpu_ns();
 	for (auto _ : state) {
 		for (uint64_t i = 0; i < kCommands; i++) {
 			exch_flow_next(&f, &c);
 			rejected += exch_flow_run(&m, &c) != 0;
 		}
 	}
+	state.counters["cpu_ns_per_order"] = (double)(cpu_ns() - cpu0) / (double)(state.iterations() * kCommands);
 	uint64_t trades = 0;
 	for (uint32_t i = 1; i <= kInstruments; i++)
 		trades += m.books[i].trades;
@@ -362,11 +375,15 @@ void BM_ExchEngine(benchmark::State &state)
 	}
 	exch_flow_init(&f, 1, kInstruments, kAccounts, 0);
 	wait_views(env.name, fund(env.e, &f));
+	uint64_t cpu0 = cpu_ns();
 	for (auto _ : state) {
 		uint64_t seq = run_flow(env.e, &f, kCommands, &rejected);
 		if (wait_views(env.name, seq))
 			state.SkipWithError("views did not catch up");
 	}
+	/* every thread: the client's, the command thread, the projectors, the
+	 * journal's (the kernel's page-cache copy counts as system time) */
+	state.counters["cpu_ns_per_order"] = (double)(cpu_ns() - cpu0) / (double)(state.iterations() * kCommands);
 	state.SetItemsProcessed((int64_t)(state.iterations() * kCommands));
 	state.counters["rejected"] = (double)rejected;
 	env.close();
@@ -607,6 +624,10 @@ int main(int argc, char **argv)
 		  "projections on the command thread" },
 		{ "orders/s, batch, shared threading", ek(1, 1), plain, "items_per_second", true, "" },
 		{ "plain loop orders/s", plain, "", "items_per_second", true, "book.c alone, no engine" },
+		{ "CPU ns per order, none", ek(0, 0), plain, "cpu_ns_per_order", false,
+		  "all threads, client included, vs the plain loop" },
+		{ "CPU ns per order, batch", ek(1, 0), plain, "cpu_ns_per_order", false, "" },
+		{ "CPU ns per order, none, shared", ek(0, 1), plain, "cpu_ns_per_order", false, "" },
 		{ "order->md p50 ns @100k/s", "BM_ExchVisible/100000/min_time:2.000/real_time", "", "p50_ns", false,
 		  "submit -> top_of_book in another process" },
 		{ "order->md p99 ns @100k/s", "BM_ExchVisible/100000/min_time:2.000/real_time", "", "p99_ns", false,

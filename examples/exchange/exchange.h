@@ -10,7 +10,7 @@
  *
  * A PlaceOrder emits, in order: per fill a Trade (and an OrderFilled for
  * a maker it empties), then OrderAccepted (the order's id, what filled,
- * what rests, the top of the book after the command), then OrderFilled
+ * what rests, the market data after the command), then OrderFilled
  * for the taker when it filled completely, or OrderExpired for what
  * neither filled nor rests (IOC, FOK, market, the fill cap). A cancel
  * emits OrderCancelled, an amend OrderAmended, Deposit/Withdraw a
@@ -24,7 +24,8 @@
  *   book_levels  (instrument, side, price) -> qty, orders; ordered index
  *                (instrument, side, price): a side's top N levels are one
  *                cqrs_view_range (bids descending, asks ascending)
- *   top_of_book  instrument -> best bid/ask and sizes, last trade, seq
+ *   top_of_book  instrument -> best bid/ask and sizes, last trade, trades,
+ *                seq (the event that last changed any of them)
  *   orders       open orders by order_id, index account
  *   trades       the last EXCH_TRADES_KEPT trades per instrument, ordered
  *                index (instrument, seq)
@@ -83,8 +84,12 @@ enum {
 	EV_BALANCE_CHANGED = 7,
 };
 
-/* The top of the instrument's book after the command (0 prices: empty). */
-#define TOP_FIELDS(F) F(u32, bid) F(u32, ask) F(u64, bid_qty) F(u64, ask_qty)
+/* The instrument's market data after the command: the top of the book
+ * (0 prices: empty), the last trade, the trade count; top_changed: any of
+ * them differs from before the command (top_of_book is written only then). */
+#define TOP_FIELDS(F)                                                        \
+	F(u32, bid) F(u32, ask) F(u64, bid_qty) F(u64, ask_qty)             \
+	F(u32, last_price) F(u32, top_changed) F(u64, last_qty) F(u64, trades)
 #define ORDER_ACCEPTED_FIELDS(F)                                             \
 	F(u64, order_id) F(u64, account) F(u64, client_order_id) F(u64, qty) \
 	F(u64, filled) F(u64, leaves) F(u32, price) F(u32, instrument)       \

@@ -26,12 +26,41 @@ CQRS_RECORD_DEFINE(open_order, "OpenOrder", OPEN_ORDER_FIELDS)
 CQRS_RECORD_DEFINE(trade_row, "TradeRow", TRADE_ROW_FIELDS)
 CQRS_RECORD_DEFINE(position, "Position", POSITION_FIELDS)
 
-#define SET_TOP(ev, t) \
-	do { (ev).bid = (t).bid; (ev).ask = (t).ask; (ev).bid_qty = (t).bid_qty; (ev).ask_qty = (t).ask_qty; } while (0)
+/* The market data after a command (TOP_FIELDS). */
+typedef struct md_after {
+	exch_top top;
+	uint32_t last_price, changed;
+	uint64_t last_qty, trades;
+} md_after;
+
+static void md_compute(const exch_market *m, uint32_t instrument, const exch_plan *plan,
+		       md_after *md)
+{
+	const exch_book *b = &m->books[instrument];
+	exch_top before = exch_market_top(m, instrument);
+
+	md->top = plan->top;
+	md->trades = b->trades + plan->nfills;
+	md->last_price = plan->nfills ? plan->fills[plan->nfills - 1].price : b->last_price;
+	md->last_qty = plan->nfills ? plan->fills[plan->nfills - 1].qty : b->last_qty;
+	md->changed = plan->nfills || memcmp(&before, &plan->top, sizeof before) != 0;
+}
+
+#define SET_TOP(ev, md)                                                                \
+	do {                                                                           \
+		(ev).bid = (md).top.bid;                                               \
+		(ev).ask = (md).top.ask;                                               \
+		(ev).bid_qty = (md).top.bid_qty;                                       \
+		(ev).ask_qty = (md).top.ask_qty;                                       \
+		(ev).last_price = (md).last_price;                                     \
+		(ev).top_changed = (md).changed;                                       \
+		(ev).last_qty = (md).last_qty;                                         \
+		(ev).trades = (md).trades;                                             \
+	} while (0)
 
 /* ---- decide ---- */
 
-static void fill_done(order_filled *ev, const exch_order *o, const exch_top *t)
+static void fill_done(order_filled *ev, const exch_order *o, const md_after *md)
 {
 	memset(ev, 0, sizeof *ev);
 	ev->order_id = o->order_id;
@@ -40,7 +69,7 @@ static void fill_done(order_filled *ev, const exch_order *o, const exch_top *t)
 	ev->price = o->price;
 	ev->instrument = o->instrument;
 	ev->side = o->side;
-	SET_TOP(*ev, *t);
+	SET_TOP(*ev, *md);
 }
 
 static int decide_place(cqrs_ctx *ctx, const void *cmd, void *model)
@@ -50,6 +79,7 @@ static int decide_place(cqrs_ctx *ctx, const void *cmd, void *model)
 	exch_place p = { c->account, c->client_order_id, c->qty, c->price, c->instrument,
 			 c->side, c->type, c->tif };
 	exch_plan plan;
+	md_after md;
 	order_accepted acc;
 	order_filled done;
 	uint64_t agg = BOOK_AGG(c->instrument);
@@ -58,6 +88,7 @@ static int decide_place(cqrs_ctx *ctx, const void *cmd, void *model)
 	exch_plan_place(m, &p, &plan);
 	if (plan.reject)
 		return cqrs_reject(ctx, "%s", plan.why);
+	md_compute(m, c->instrument, &plan, &md);
 	for (uint32_t i = 0; i < plan.nfills && rc == 0; i++) {
 		const exch_fill *f = &plan.fills[i];
 		const exch_order *o = &m->orders[f->slot];
@@ -76,7 +107,7 @@ static int decide_place(cqrs_ctx *ctx, const void *cmd, void *model)
 		t.taker_side = c->side;
 		rc = cqrs_emit(ctx, EV_TRADE, agg, &t);
 		if (rc == 0 && f->maker_leaves == 0) {
-			fill_done(&done, o, &plan.top);
+			fill_done(&done, o, &md);
 			rc = cqrs_emit(ctx, EV_ORDER_FILLED, agg, &done);
 		}
 	}
@@ -94,7 +125,7 @@ static int decide_place(cqrs_ctx *ctx, const void *cmd, void *model)
 	acc.side = c->side;
 	acc.type = c->type;
 	acc.tif = c->tif;
-	SET_TOP(acc, plan.top);
+	SET_TOP(acc, md);
 	rc = cqrs_emit(ctx, EV_ORDER_ACCEPTED, agg, &acc);
 	if (rc || (plan.filled < c->qty && plan.expired == 0))
 		return rc;
@@ -105,7 +136,7 @@ static int decide_place(cqrs_ctx *ctx, const void *cmd, void *model)
 	done.price = acc.price;
 	done.instrument = c->instrument;
 	done.side = c->side;
-	SET_TOP(done, plan.top);
+	SET_TOP(done, md);
 	if (plan.filled == c->qty)
 		return cqrs_emit(ctx, EV_ORDER_FILLED, agg, &done);
 	done.qty = plan.expired;
@@ -119,12 +150,14 @@ static int decide_cancel(cqrs_ctx *ctx, const void *cmd, void *model)
 	exch_plan plan;
 	order_filled ev; /* OrderCancelled has the same layout (ORDER_DONE_FIELDS) */
 	const exch_order *o;
+	md_after md;
 
 	exch_plan_cancel(m, c->account, c->client_order_id, &plan);
 	if (plan.reject)
 		return cqrs_reject(ctx, "%s", plan.why);
 	o = exch_market_find(m, c->account, c->client_order_id);
-	fill_done(&ev, o, &plan.top);
+	md_compute(m, o->instrument, &plan, &md);
+	fill_done(&ev, o, &md);
 	ev.qty = o->leaves;
 	return cqrs_emit(ctx, EV_ORDER_CANCELLED, BOOK_AGG(o->instrument), &ev);
 }
@@ -136,11 +169,13 @@ static int decide_amend(cqrs_ctx *ctx, const void *cmd, void *model)
 	exch_plan plan;
 	order_amended ev;
 	const exch_order *o;
+	md_after md;
 
 	exch_plan_amend(m, c->account, c->client_order_id, c->qty, c->price, &plan);
 	if (plan.reject)
 		return cqrs_reject(ctx, "%s", plan.why);
 	o = exch_market_find(m, c->account, c->client_order_id);
+	md_compute(m, o->instrument, &plan, &md);
 	memset(&ev, 0, sizeof ev);
 	ev.order_id = o->order_id;
 	ev.account = o->account;
@@ -152,7 +187,7 @@ static int decide_amend(cqrs_ctx *ctx, const void *cmd, void *model)
 	ev.instrument = o->instrument;
 	ev.side = o->side;
 	ev.kept_priority = (uint8_t)plan.keep_priority;
-	SET_TOP(ev, plan.top);
+	SET_TOP(ev, md);
 	return cqrs_emit(ctx, EV_ORDER_AMENDED, BOOK_AGG(o->instrument), &ev);
 }
 
@@ -251,28 +286,21 @@ static int level_add(cqrs_proj *p, uint32_t instrument, uint32_t side, uint64_t 
 	return cqrs_proj_upsert(p, VIEW_BOOK_LEVELS, &row);
 }
 
-static int top_set(cqrs_proj *p, const cqrs_event *ev, uint32_t instrument, uint32_t bid,
-		   uint64_t bid_qty, uint32_t ask, uint64_t ask_qty, const trade *t)
-{
-	uint64_t key = instrument;
-	top_of_book row;
+/* top_of_book from an event's TOP_FIELDS (a whole row: no lookup),
+ * written only when the command changed it. */
+#define TOP_SET(p, ev, e)                                                              \
+	((e)->top_changed ? top_set(p, ev, (e)->instrument, (e)->bid, (e)->bid_qty, (e)->ask, \
+				    (e)->ask_qty, (e)->last_price, (e)->last_qty, (e)->trades) \
+			  : 0)
 
-	if (cqrs_proj_get(p, VIEW_TOP_OF_BOOK, &key, 8, &row)) {
-		memset(&row, 0, sizeof row);
-		row.instrument = instrument;
-	}
-	if (t) {
-		row.last_price = t->price;
-		row.last_qty = t->qty;
-		row.trades = t->trade_no;
-	} else {
-		row.bid = bid;
-		row.bid_qty = bid_qty;
-		row.ask = ask;
-		row.ask_qty = ask_qty;
-	}
-	row.seq = ev->seq;
-	row.updated_at = ev->timestamp_ns;
+static int top_set(cqrs_proj *p, const cqrs_event *ev, uint32_t instrument, uint32_t bid,
+		   uint64_t bid_qty, uint32_t ask, uint64_t ask_qty, uint32_t last_price,
+		   uint64_t last_qty, uint64_t trades)
+{
+	top_of_book row = { .instrument = instrument, .bid = bid, .bid_qty = bid_qty, .ask = ask,
+			    .ask_qty = ask_qty, .last_price = last_price, .last_qty = last_qty,
+			    .trades = trades, .seq = ev->seq, .updated_at = ev->timestamp_ns };
+
 	return cqrs_proj_upsert(p, VIEW_TOP_OF_BOOK, &row);
 }
 
@@ -286,18 +314,17 @@ static int apply_market(cqrs_proj *p, const cqrs_event *ev, void *arg)
 		const order_accepted *e = ev->data;
 		if (e->leaves && (rc = level_add(p, e->instrument, e->side, e->price, (int64_t)e->leaves, 1)))
 			return rc;
-		return top_set(p, ev, e->instrument, e->bid, e->bid_qty, e->ask, e->ask_qty, NULL);
+		return TOP_SET(p, ev, e);
 	}
-	case EV_TRADE: {
+	case EV_TRADE: { /* the OrderAccepted after the trades carries the top */
 		const trade *e = ev->data;
-		rc = level_add(p, e->instrument, e->taker_side ^ 1u, e->price, -(int64_t)e->qty,
-			       e->maker_leaves ? 0 : -1);
-		return rc ? rc : top_set(p, ev, e->instrument, 0, 0, 0, 0, e);
+		return level_add(p, e->instrument, e->taker_side ^ 1u, e->price, -(int64_t)e->qty,
+				 e->maker_leaves ? 0 : -1);
 	}
 	case EV_ORDER_CANCELLED: {
 		const order_cancelled *e = ev->data;
 		rc = level_add(p, e->instrument, e->side, e->price, -(int64_t)e->qty, -1);
-		return rc ? rc : top_set(p, ev, e->instrument, e->bid, e->bid_qty, e->ask, e->ask_qty, NULL);
+		return rc ? rc : TOP_SET(p, ev, e);
 	}
 	case EV_ORDER_AMENDED: {
 		const order_amended *e = ev->data;
@@ -308,7 +335,7 @@ static int apply_market(cqrs_proj *p, const cqrs_event *ev, void *arg)
 			rc = level_add(p, e->instrument, e->side, e->old_price, -(int64_t)e->old_leaves, -1);
 			rc = rc ? rc : level_add(p, e->instrument, e->side, e->price, (int64_t)e->leaves, 1);
 		}
-		return rc ? rc : top_set(p, ev, e->instrument, e->bid, e->bid_qty, e->ask, e->ask_qty, NULL);
+		return rc ? rc : TOP_SET(p, ev, e);
 	}
 	default:
 		return 0;
