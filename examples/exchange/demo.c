@@ -1,8 +1,9 @@
 /*
  * examples/exchange/demo.c - `cqrs-exchange demo`: funding, the load
- * thread (flow.h's order flow in pipelined batches, flat out), the probe
- * thread (one command at a time, timed until the views show it), the
- * reader processes (reader.c in C, depth.py in Python) and the summary.
+ * thread (flow.h's order flow in pipelined batches: flat out for the first
+ * half of the run, then paced at --rate orders/s), the probe thread (one
+ * command at a time, timed until the views show it, per half), the reader
+ * processes (reader.c in C, depth.py in Python) and the summary.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,9 +33,12 @@ typedef struct xload {
 	exch_flow flow;
 	_Atomic int stop;
 	_Atomic uint64_t submitted, accepted, rejected;
-	/* the probe */
-	cqrs_hist to_top;     /* IOC order -> top_of_book shows its batch */
-	cqrs_hist to_balance; /* deposit -> positions shows it */
+	_Atomic int phase;        /* 0 flat out, 1 paced (set by the main thread) */
+	_Atomic uint64_t rate;    /* orders/s of the paced half (set before phase) */
+	uint64_t phase_submitted; /* submitted when the paced half began */
+	/* the probe, per half */
+	cqrs_hist to_top[2];     /* IOC order -> top_of_book shows its batch */
+	cqrs_hist to_balance[2]; /* deposit -> positions shows it */
 	uint64_t probe_cash;
 	int probe_fd;
 	uint64_t probes;
@@ -110,27 +114,54 @@ static void reap(xload *l, xbatch *b)
 	b->n = 0;
 }
 
+/* How many orders the load thread sends now: a batch flat out; paced,
+ * what keeps to l->rate since the paced half began (steps of about a
+ * millisecond's worth), sleeping while none may. 0: stop. */
+static uint32_t next_count(xload *l, uint64_t *t0, uint64_t *sent)
+{
+	while (!atomic_load_explicit(&l->stop, memory_order_relaxed)) {
+		if (!atomic_load_explicit(&l->phase, memory_order_acquire)) /* pairs with main's release: rate */
+			return BATCH;
+		uint64_t rate = atomic_load_explicit(&l->rate, memory_order_relaxed);
+		uint64_t step = rate / 1000 ? rate / 1000 : 1;
+		if (*t0 == 0)
+			*t0 = cqrs__mono_ns();
+		uint64_t allowed = (uint64_t)((double)rate * (double)(cqrs__mono_ns() - *t0) / 1e9);
+		if (allowed > *sent) {
+			uint64_t n = allowed - *sent;
+			n = n > step ? step : n;
+			n = n > BATCH ? BATCH : n;
+			*sent += n;
+			return (uint32_t)n;
+		}
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 static void *load_main(void *arg)
 {
 	xload *l = arg;
 	xbatch *b = calloc(DEPTH, sizeof *b);
-	uint64_t i = 0;
+	uint64_t i = 0, t0 = 0, sent = 0;
+	uint32_t n;
 
 	if (!b)
 		return NULL;
-	while (!atomic_load_explicit(&l->stop, memory_order_relaxed)) {
+	while ((n = next_count(l, &t0, &sent)) > 0) {
 		xbatch *cur = &b[i % DEPTH];
 		reap(l, cur); /* the batch DEPTH ago */
-		for (uint32_t k = 0; k < BATCH; k++) {
+		for (uint32_t k = 0; k < n; k++) {
 			exch_flow_next(&l->flow, &cur->data[k]);
 			to_command(&cur->data[k], &cur->cmds[k]);
 		}
-		cur->n = BATCH;
+		cur->n = n;
 		if (submit_all(l->e, cur->cmds, cur->tickets, cur->n)) {
 			cur->n = 0;
 			break;
 		}
-		atomic_fetch_add_explicit(&l->submitted, BATCH, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->submitted, n, memory_order_relaxed);
 		i++;
 	}
 	for (uint32_t k = 0; k < DEPTH; k++)
@@ -172,14 +203,15 @@ static void *probe_main(void *arg)
 				  .type = EXCH_LIMIT, .tif = EXCH_IOC };
 		deposit d = { .account = probe_account, .amount = 1, .asset = 0 };
 		uint64_t seq, t0 = cqrs__mono_ns(), msg[2];
+		int ph = atomic_load_explicit(&l->phase, memory_order_relaxed);
 
 		if (submit_one(l, CMD_PLACE_ORDER, &p, sizeof p, &seq) == 0 && seq &&
 		    cqrs_view_wait(tob, seq, 5000000000ull) == 0)
-			cqrs__hist_record(&l->to_top, cqrs__mono_ns() - t0);
+			cqrs__hist_record(&l->to_top[ph], cqrs__mono_ns() - t0);
 		t0 = cqrs__mono_ns();
 		if (submit_one(l, CMD_DEPOSIT, &d, sizeof d, &seq) == 0) {
 			if (cqrs_view_wait(pos, seq, 5000000000ull) == 0)
-				cqrs__hist_record(&l->to_balance, cqrs__mono_ns() - t0);
+				cqrs__hist_record(&l->to_balance[ph], cqrs__mono_ns() - t0);
 			l->probe_cash++;
 			msg[0] = seq;
 			msg[1] = l->probe_cash;
@@ -267,7 +299,7 @@ int xdemo_run(const xoptions *o)
 	int to_reader = -1, from_reader = -1, status;
 	pid_t reader, py;
 	xreader_result rr = { 0 };
-	uint64_t t0, t1, orders0, trades = 0, live;
+	uint64_t t0, t1, t_half = 0, orders0, trades = 0, live, full_rate = 0;
 
 	if (xdemo_open_engine(o, &m, &e))
 		return 1;
@@ -295,6 +327,13 @@ int xdemo_run(const xoptions *o)
 	while (!xdemo_got_signal && cqrs__mono_ns() - t0 < (uint64_t)(o->duration * 1e9)) {
 		struct timespec ts = { 0, 50000000 };
 		nanosleep(&ts, NULL);
+		if (!t_half && cqrs__mono_ns() - t0 >= (uint64_t)(o->duration * 0.5e9)) {
+			t_half = cqrs__mono_ns();
+			l.phase_submitted = atomic_load(&l.submitted);
+			full_rate = (uint64_t)((double)l.phase_submitted * 1e9 / (double)(t_half - t0));
+			atomic_store_explicit(&l.rate, o->rate ? o->rate : full_rate / 10 + 1, memory_order_relaxed);
+			atomic_store_explicit(&l.phase, 1, memory_order_release); /* the rate before the phase */
+		}
 	}
 	atomic_store(&l.stop, 1);
 	pthread_join(load_t, NULL);
@@ -319,6 +358,8 @@ int xdemo_run(const xoptions *o)
 			 rej = atomic_load(&l.rejected);
 		printf("\n== cqrs-exchange summary (%.1f s, durability %s) ==\n", secs,
 		       xdemo_durability_name(o->durability));
+		uint64_t paced = sub - l.phase_submitted;
+		double half2 = t_half ? (double)(t1 - t_half) / 1e9 : 0;
 		printf("%-40s %14" PRIu64 "  (%.0f/s)\n", "commands (load thread)", sub, (double)sub / secs);
 		printf("%-40s %14" PRIu64 "\n", "  accepted", acc);
 		printf("%-40s %14" PRIu64 "  (cancels of filled quotes, market orders without liquidity)\n",
@@ -326,10 +367,17 @@ int xdemo_run(const xoptions *o)
 		printf("%-40s %14" PRIu64 "\n", "orders accepted (whole run)", m.next_order_id - orders0);
 		printf("%-40s %14" PRIu64 "\n", "trades (all runs over this journal)", trades);
 		printf("%-40s %14" PRIu64 "\n", "resting orders now", live);
-		printf("%-40s %8.1f / %.1f / %.1f us\n", "order -> top_of_book p50/p99/p99.9",
-		       q_us(&l.to_top, 0.5), q_us(&l.to_top, 0.99), q_us(&l.to_top, 0.999));
-		printf("%-40s %8.1f / %.1f / %.1f us\n", "deposit -> positions p50/p99/p99.9",
-		       q_us(&l.to_balance, 0.5), q_us(&l.to_balance, 0.99), q_us(&l.to_balance, 0.999));
+		printf("full load: commands/s (load thread flat out) %10" PRIu64 "\n", full_rate);
+		printf("full load: order -> top_of_book p50/p99/p99.9 %.1f / %.1f / %.1f us (queued behind the load)\n",
+		       q_us(&l.to_top[0], 0.5), q_us(&l.to_top[0], 0.99), q_us(&l.to_top[0], 0.999));
+		printf("full load: deposit -> positions p50/p99/p99.9 %.1f / %.1f / %.1f us\n",
+		       q_us(&l.to_balance[0], 0.5), q_us(&l.to_balance[0], 0.99), q_us(&l.to_balance[0], 0.999));
+		printf("paced at %" PRIu64 "/s: commands/s %.0f\n", atomic_load(&l.rate),
+		       half2 > 0 ? (double)paced / half2 : 0.0);
+		printf("paced: order -> top_of_book p50/p99/p99.9 %.1f / %.1f / %.1f us\n",
+		       q_us(&l.to_top[1], 0.5), q_us(&l.to_top[1], 0.99), q_us(&l.to_top[1], 0.999));
+		printf("paced: deposit -> positions p50/p99/p99.9 %.1f / %.1f / %.1f us\n",
+		       q_us(&l.to_balance[1], 0.5), q_us(&l.to_balance[1], 0.99), q_us(&l.to_balance[1], 0.999));
 		printf("%-40s %14.0f  (top 10 levels a side, other process)\n", "depth reads/s (paced)",
 		       rr.secs > 0 ? (double)rr.depth_reads / rr.secs : 0.0);
 		printf("%-40s %14" PRIu64 " ok, %" PRIu64 " failed\n", "read-your-writes (reader process)",

@@ -23,6 +23,7 @@ typedef struct xoptions {
 	double duration;
 	uint32_t instruments;
 	uint32_t accounts;  /* the flow's; the probe's is accounts + 1 */
+	uint64_t rate;      /* orders/s of the paced half (0: a tenth of full load's) */
 } xoptions;
 
 extern volatile sig_atomic_t xdemo_got_signal;

@@ -3,15 +3,17 @@
  *
  *   cqrs-exchange demo  [--dir D] [--fresh] [--duration S] [--durability M]
  *                       [--instruments N] [--accounts N] [--name ENGINE]
- *                       [--shared] [--quiet]
+ *                       [--shared] [--quiet] [--rate N]
  *   cqrs-exchange serve [--dir D] [--fresh] [--durability M] [--instruments N]
  *                       [--accounts N] [--name ENGINE] [--shared]
  *
  * demo: starts the `exchange` engine in D (default ./data-exchange; an
  * existing one is recovered and continued, --fresh starts over), funds the
  * accounts, then runs the order flow of flow.h (makers quoting and
- * cancelling, takers crossing) flat out from a load thread for the
- * duration, while
+ * cancelling, takers crossing) from a load thread: flat out for the first
+ * half of the duration (throughput; the probe's latency is queueing behind
+ * that load), then paced at --rate N orders/s (default a tenth of what full
+ * load sustained: the latency at a load the engine keeps up with), while
  *   - a probe thread submits one command at a time: an IOC order timed
  *     until top_of_book shows it, a deposit timed until positions shows it
  *     and handed to the reader process for its read-your-writes check;
@@ -42,9 +44,11 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cqrs-exchange demo  [--dir D] [--fresh] [--duration S] [--durability none|batch|interval]\n"
 		"                           [--instruments N] [--accounts N] [--name ENGINE] [--shared] [--quiet]\n"
+		"                           [--rate N]\n"
 		"       cqrs-exchange serve [--dir D] [--fresh] [--durability M] [--instruments N]\n"
 		"                           [--accounts N] [--name ENGINE] [--shared]\n"
-		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n");
+		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n"
+		"--rate N: orders/s of the paced second half (default: a tenth of full load's)\n");
 }
 
 int main(int argc, char **argv)
@@ -55,6 +59,7 @@ int main(int argc, char **argv)
 		{ "instruments", required_argument, 0, 'i' }, { "accounts", required_argument, 0, 'a' },
 		{ "name", required_argument, 0, 'n' },     { "quiet", no_argument, 0, 'q' },
 		{ "shared", no_argument, 0, 's' },         { "help", no_argument, 0, 'h' },
+		{ "rate", required_argument, 0, 'r' },
 		{ 0, 0, 0, 0 }
 	};
 	xoptions o = { .dir = "./data-exchange", .name = "exchange", .duration = 10,
@@ -89,6 +94,7 @@ int main(int argc, char **argv)
 		case 'n': o.name = optarg; break;
 		case 'q': o.quiet = 1; break;
 		case 's': o.threading = CQRS_THREADING_SHARED; break;
+		case 'r': o.rate = strtoull(optarg, NULL, 10); break;
 		default: usage(); return 2;
 		}
 	}

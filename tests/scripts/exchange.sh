@@ -1,8 +1,9 @@
 #!/bin/sh
 # tests/scripts/exchange.sh - the matching-engine demo end to end, as `make
-# exchange` runs it: a fresh run passes its own checks (the market-data
-# reader process saw no crossed book and no error, every read-your-writes
-# check held), a second run recovers the same journal and continues, and
+# exchange` runs it: a fresh run shows both halves (full load, paced) with
+# their latencies and passes its own checks (the market-data reader process
+# saw no crossed book and no error, every read-your-writes check held), a
+# second run recovers the same journal and continues, and
 # nothing is left in /dev/shm.
 set -eu
 BUILD=${BUILD:-build}
@@ -16,6 +17,9 @@ grep -q "^read-your-writes (reader process) *[1-9][0-9]* ok, 0 failed" "$dir/out
 grep -q "^crossed tops seen by the reader *0$" "$dir/out1"
 grep -q "^commands (load thread) *[1-9]" "$dir/out1"
 grep -q "^trades (all runs over this journal) *[1-9]" "$dir/out1"
+grep -q "^full load: order -> top_of_book p50/p99/p99.9 [0-9.]* / .*queued behind the load" "$dir/out1"
+grep -q "^paced at [1-9][0-9]*/s: commands/s *[1-9]" "$dir/out1"
+grep -q "^paced: order -> top_of_book p50/p99/p99.9 [0-9.]* / " "$dir/out1"
 t1=$(sed -n 's/^trades (all runs over this journal) *\([0-9]*\)$/\1/p' "$dir/out1")
 
 # recovered and continued: more trades over the same journal
