@@ -251,6 +251,13 @@ static void test_matching_vs_reference(void **state)
 			uint64_t rested;
 			random_place(&seed, &p, ++coid);
 			int nf = ref_place(&r, &p, f, &rested);
+			/* the makers, in order, before the apply frees their slots */
+			exch_plan_place(&m, &p, &plan);
+			for (int k = 0; k < nf && k < (int)plan.nfills; k++) {
+				const exch_order *mk = &m.orders[plan.fills[k].slot];
+				assert_int_equal(mk->account, f[k].maker_account);
+				assert_int_equal(mk->coid, f[k].maker_coid);
+			}
 			exch_place_order(&m, &p, &plan);
 			if (nf < 0) {
 				assert_int_equal(plan.reject, EXCH_R_NO_LIQUIDITY);
@@ -517,10 +524,25 @@ static int got_level(void *arg, const void *row, size_t size)
 	return 0;
 }
 
+typedef struct last_trade {
+	trade_row rows[2];
+	int n;
+} last_trade;
+
+static int got_trade(void *arg, const void *row, size_t size)
+{
+	last_trade *t = arg;
+	(void)size;
+	if (t->n < 2)
+		memcpy(&t->rows[t->n++], row, sizeof(trade_row));
+	return 0;
+}
+
 /* The views against the engine's model once they applied seq (the last
  * command's: its ticket completed after evolve, so the model is read after
  * the command thread's last change): every level of every book in order
- * through the ordered index, the top of every book. */
+ * through the ordered index, the top of every book, every account's
+ * positions, the open orders, each instrument's last trades. */
 static void assert_views_match(const char *engine, const exch_market *m, uint64_t seq)
 {
 	cqrs_view *levels, *tob;
@@ -559,6 +581,63 @@ static void assert_views_match(const char *engine, const exch_market *m, uint64_
 	}
 	cqrs_view_close(levels);
 	cqrs_view_close(tob);
+
+	/* positions: every account's holdings as the model has them */
+	cqrs_view *pos, *orders;
+	assert_int_equal(cqrs_view_open(engine, "positions", &pos), 0);
+	assert_int_equal(cqrs_view_open(engine, "orders", &orders), 0);
+	assert_int_equal(cqrs_view_wait(pos, seq, 5000000000ull), 0);
+	for (uint64_t a = 1; a <= NA; a++) {
+		for (uint32_t k = 0; k <= NI; k++) {
+			const exch_holding *h = &m->accounts[a].asset[k];
+			uint64_t key = POSITION_KEY(a, k);
+			position row;
+			if (cqrs_view_get(pos, &key, 8, &row, sizeof row)) {
+				assert_int_equal(h->total, 0);
+				continue;
+			}
+			assert_int_equal(row.qty, h->total);
+			if (k) {
+				assert_int_equal(row.cost, h->cost);
+				assert_int_equal(row.realized, h->realized);
+			}
+		}
+	}
+	/* orders: exactly the resting ones, with their leaves */
+	assert_int_equal(cqrs_view_rows(orders), m->live);
+	for (uint32_t s = 0; s < m->lim.max_orders; s++) {
+		const exch_order *o = &m->orders[s];
+		open_order row;
+		if (!o->used)
+			continue;
+		assert_int_equal(cqrs_view_get(orders, &o->order_id, 8, &row, sizeof row), 0);
+		assert_int_equal(row.leaves, o->leaves);
+		assert_int_equal(row.price, o->price);
+		assert_int_equal(row.account, o->account);
+	}
+	cqrs_view_close(pos);
+	cqrs_view_close(orders);
+
+	/* trades: the latest of each instrument is its last, in seq order */
+	cqrs_view *trades;
+	assert_int_equal(cqrs_view_open(engine, "trades", &trades), 0);
+	for (uint64_t i = 1; i <= NI; i++) {
+		uint64_t lo = i, hi = i + 1;
+		last_trade lt = { .n = 0 };
+		assert_true(cqrs_view_range(trades, NULL, &lo, 8, &hi, 8, CQRS_RANGE_DESC | CQRS_RANGE_SNAPSHOT,
+					    2, got_trade, &lt) >= 0);
+		if (m->books[i].trades == 0) {
+			assert_int_equal(lt.n, 0);
+			continue;
+		}
+		assert_true(lt.n >= 1);
+		assert_int_equal(lt.rows[0].trade_no, m->books[i].trades);
+		assert_int_equal(lt.rows[0].price, m->books[i].last_price);
+		assert_int_equal(lt.rows[0].qty, m->books[i].last_qty);
+		if (lt.n == 2)
+			assert_true(lt.rows[1].seq < lt.rows[0].seq && lt.rows[1].trade_no + 1 == lt.rows[0].trade_no);
+	}
+	cqrs_view_close(trades);
 }
 
 static void assert_same_market(const exch_market *a, const exch_market *b)
