@@ -194,7 +194,8 @@ int exch_market_init(exch_market *m, const exch_limits *lim)
 
 	memset(m, 0, sizeof *m);
 	if (!lim->ninstruments || lim->ninstruments > EXCH_MAX_INSTRUMENTS || !lim->max_accounts ||
-	    !lim->max_orders || lim->max_orders >= EXCH_NONE / 2 || lim->max_position <= 0)
+	    !lim->max_orders || lim->max_orders >= EXCH_NONE / 2 || lim->max_position <= 0 ||
+	    lim->max_position > EXCH_MAX_POSITION)
 		return -EINVAL;
 	m->lim = *lim;
 	while (tsize < 2ull * lim->max_orders)
@@ -531,6 +532,11 @@ void exch_plan_balance(const exch_market *m, uint64_t account, uint32_t asset, i
 		       (long long)-delta, (long long)(h->total - h->held));
 		return;
 	}
+	if (delta > 0 && !asset && delta > EXCH_CASH_MAX - m->cash_in) {
+		refuse(out, EXCH_R_CASH_LIMIT, "deposit %lld: the market holds %lld cash, at most %lld",
+		       (long long)delta, (long long)m->cash_in, (long long)EXCH_CASH_MAX);
+		return;
+	}
 	if (delta > 0 && asset && h->total + h->buy_open + delta > m->lim.max_position) {
 		refuse(out, EXCH_R_POSITION, "position limit: deposit past %lld lots",
 		       (long long)m->lim.max_position);
@@ -711,8 +717,10 @@ void exch_apply_balance(exch_market *m, uint64_t account, uint32_t asset, int64_
 		return;
 	h = &m->accounts[account].asset[asset];
 	exch_holding_transfer(&h->total, &h->cost, delta);
-	if (asset == 0)
+	if (asset == 0) {
 		h->cost = 0;
+		m->cash_in += delta;
+	}
 }
 
 void exch_place_order(exch_market *m, const exch_place *p, exch_plan *out)

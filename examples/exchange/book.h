@@ -46,6 +46,7 @@
 #define EXCH_TICKS 65536u   /* prices 1..EXCH_TICKS-1 */
 #define EXCH_MAX_FILLS 20   /* makers one order takes from; the rest expires */
 #define EXCH_NONE UINT32_MAX
+#define EXCH_MAX_POSITION (INT64_C(1) << 44)
 
 enum exch_side { EXCH_BUY = 0, EXCH_SELL = 1 };
 enum exch_type { EXCH_LIMIT = 0, EXCH_MARKET = 1 };
@@ -63,6 +64,7 @@ enum exch_reject {
 	EXCH_R_BOOK_FULL,    /* the order pool is full */
 	EXCH_R_CROSSES,      /* an amended price would cross the book */
 	EXCH_R_NO_LIQUIDITY, /* a market order with nothing to take */
+	EXCH_R_CASH_LIMIT,   /* a deposit past EXCH_CASH_MAX in the market */
 };
 
 /* One resting order (pool slot). */
@@ -121,7 +123,9 @@ typedef struct exch_limits {
 	uint32_t max_accounts;  /* accounts 1..max_accounts */
 	uint32_t max_orders;    /* resting orders at once (the pool) */
 	uint32_t pad;
-	int64_t max_position;   /* lots per account and instrument */
+	int64_t max_position;   /* lots per account and instrument, at most
+				   EXCH_MAX_POSITION (so that a position's cost,
+				   lots x ticks, fits an int64 many times over) */
 } exch_limits;
 
 typedef struct exch_market {
@@ -134,7 +138,11 @@ typedef struct exch_market {
 	uint64_t tmask;
 	exch_account *accounts; /* [max_accounts + 1] */
 	uint64_t next_order_id; /* the id the next accepted order gets (from 1) */
+	int64_t cash_in;        /* cash deposited less withdrawn, all accounts (at
+				   most EXCH_CASH_MAX: no balance can overflow) */
 } exch_market;
+
+#define EXCH_CASH_MAX (INT64_C(1) << 62)
 
 /* The top of one book. Prices 0: that side is empty. */
 typedef struct exch_top {
