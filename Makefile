@@ -120,7 +120,7 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 ORDERS_SRC := $(sort $(wildcard examples/orders/*.c))
 EXCH_SRC := $(sort $(wildcard examples/exchange/*.c))
-EXCH_DOMAIN_SRC := examples/exchange/book.c examples/exchange/exchange_domain.c
+EXCH_DOMAIN_SRC := examples/exchange/book.c examples/exchange/book_check.c examples/exchange/exchange_domain.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
 PROC_SRC := $(sort $(wildcard tests/proc/*.c))
