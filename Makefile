@@ -7,6 +7,7 @@
 #   make tests-build  the test programs only (run them with tests/run.sh)
 #   make soak       the kill -9 loops for SOAK_CYCLES (200) cycles each
 #   make run        the reference demo (cqrs-orders demo $(ARGS))
+#   make exchange   the matching-engine demo (cqrs-exchange demo $(ARGS))
 #   make bench      benchmark suite; tables on stdout, raw JSON and latency
 #                   percentile plots (PNG, bench/plot.py) in build/bench/
 #   make asan/tsan  unit + stress (+ fuzz replay) tests under AddressSanitizer
@@ -41,6 +42,9 @@
 #   engine/ engine/journal/ engine/model/ -> libcqrs (adds the engine; links both)
 #   tools/*.c                     -> build/cqrs
 #   examples/orders/*.c           -> build/cqrs-orders
+#   examples/exchange/*.c         -> build/cqrs-exchange (book.c and
+#                                    exchange_domain.c also into test_exchange
+#                                    and bench_exchange)
 #   tests/unit/test_*.c           -> cmocka programs       build/tests/unit/
 #   tests/stress/*.c, tests/proc/*.c -> stand-alone programs build/tests/{stress,proc}/
 #   tests/lib/*.c                 -> linked into every test program
@@ -115,6 +119,8 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 ORDERS_SRC := $(sort $(wildcard examples/orders/*.c))
+EXCH_SRC := $(sort $(wildcard examples/exchange/*.c))
+EXCH_DOMAIN_SRC := examples/exchange/book.c examples/exchange/book_check.c examples/exchange/exchange_domain.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
 PROC_SRC := $(sort $(wildcard tests/proc/*.c))
@@ -134,9 +140,9 @@ BENCHLIB_OBJ := $(BENCHLIB_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB_FILES := $(BUILD)/libcqrs_client.a $(BUILD)/libcqrs_client.so.0 $(BUILD)/libcqrs_client.so \
 	$(BUILD)/libcqrs.a $(BUILD)/libcqrs.so.0 $(BUILD)/libcqrs.so
-PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders)
+PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders) $(if $(EXCH_SRC),$(BUILD)/cqrs-exchange)
 
-.PHONY: all deps test soak run bench asan tsan fuzz coverage install clean tests-build bindings
+.PHONY: all deps test soak run exchange bench asan tsan fuzz coverage install clean tests-build bindings
 .DEFAULT_GOAL := all
 # Keep object files of test and bench programs between runs.
 .SECONDARY:
@@ -185,6 +191,9 @@ $(BUILD)/cqrs: $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
 $(BUILD)/cqrs-orders: $(ORDERS_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(SYS_LIBS)
 
+$(BUILD)/cqrs-exchange: $(EXCH_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(SYS_LIBS)
+
 # ---- the debug library the tests link ------------------------------------------
 
 ifneq ($(DBG),$(BUILD))
@@ -204,6 +213,7 @@ endif
 # ordinary compiler get main() from tests/fuzz/replay.c.
 $(UNIT_BIN): TEST_LIBS := $(CMOCKA_LIBS)
 $(FUZZ_BIN): $(DBG)/obj/tests/fuzz/replay.o
+$(BUILD)/tests/unit/test_exchange: $(EXCH_DOMAIN_SRC:%.c=$(DBG)/obj/%.o)
 $(TEST_BIN): $(BUILD)/tests/%: $(DBG)/obj/tests/%.o $(TESTLIB_OBJ) $(DBG)/libcqrs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(DBG)/libcqrs.a $(TEST_LIBS) $(ENGINE_LIBS) $(SYS_LIBS)
@@ -281,8 +291,14 @@ fuzz: $(FUZZ_LF)
 ORDERS_DOMAIN_OBJ := $(BUILD)/obj/examples/orders/orders_domain.o
 $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a bench/harness.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) \
+	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BENCH_EXTRA_OBJ) \
 		$(BUILD)/libcqrs.a $(BENCH_LIBS) $(ENGINE_LIBS) $(SYS_LIBS)
+
+# bench_exchange links the exchange example's book, domain and flow instead
+# of the orders domain (the two domains share record names: CancelOrder).
+$(BUILD)/bench/bench_exchange: ORDERS_DOMAIN_OBJ :=
+$(BUILD)/bench/bench_exchange: BENCH_EXTRA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
+$(BUILD)/bench/bench_exchange: $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
 
 # bench_engine's benchmarks live in bench/engine/ (compiled with it).
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
@@ -295,6 +311,9 @@ bench: all $(BENCH_BIN)
 
 run: all
 	$(BUILD)/cqrs-orders demo $(ARGS)
+
+exchange: all
+	$(BUILD)/cqrs-exchange demo $(ARGS)
 
 include mk/bindings.mk
 
@@ -316,7 +335,7 @@ install: all
 	ln -sf libcqrs_client.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so
 	install -m 0755 $(BUILD)/cqrs $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0644 man/cqrs.1 man/cqrs-orders.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/cqrs.1 man/cqrs-orders.1 man/cqrs-exchange.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs.pc
 	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs_client.pc.in \
