@@ -433,9 +433,20 @@ static int load_view(cqrs_engine *e, proj_view *pv, const char *path, uint64_t s
 			rc = why_set(why, whylen, CQRS_ECORRUPT, "chunk checksum mismatch%s", NULL);
 			goto out;
 		}
-		if (c == 0)
+		if (c == 0) {
+			/* the bytes after the header lines are laid out by the
+			 * segment format that wrote them: another format (the
+			 * ordered index's layout, say) is not copied in */
+			const cqrs_seg_hdr *was = (const cqrs_seg_hdr *)first;
+			const cqrs_seg_hdr *now = (const cqrs_seg_hdr *)base;
+			if (was->magic != now->magic || was->format != now->format ||
+			    was->kind != now->kind) {
+				rc = why_set(why, whylen, CQRS_EFORMAT, "written by another segment format%s", NULL);
+				goto out;
+			}
 			memcpy(base + CQRS_CKPT_BODY_COPY_OFF, first + CQRS_CKPT_BODY_COPY_OFF,
 			       len - CQRS_CKPT_BODY_COPY_OFF);
+		}
 	}
 	rc = cqrs__vw_restored(w, h.epoch);
 	if (!rc && cqrs__vw_applied_seq(w) != seq)
