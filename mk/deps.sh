@@ -32,6 +32,7 @@ pkg_of() {
 	lmdb) echo liblmdb-dev ;;
 	sqlite3) echo libsqlite3-dev ;;
 	libmicrohttpd) echo libmicrohttpd-dev ;;
+	libnats) echo libnats-dev ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -60,7 +61,8 @@ done
 /usr/bin/python3 -c 'import pandas' >/dev/null 2>&1 || missing="$missing python3-pandas"
 # cqrs metrics' tests: curl scrapes it, promtool (Debian's prometheus
 # package) validates the exposition format, wrk benchmarks the gateway.
-for prog in curl:curl promtool:prometheus wrk:wrk; do
+# Replication's tests and bench start their own JetStream cluster.
+for prog in curl:curl promtool:prometheus wrk:wrk nats-server:nats-server; do
 	command -v "${prog%%:*}" >/dev/null 2>&1 || missing="$missing ${prog#*:}"
 done
 fi
