@@ -12,7 +12,9 @@
  *   2. flush: the journal writes the batch (group commit) while the loop
  *      goes on;
  *   3. poll the journal: each batch now durable is published to the
- *      projections and its tickets complete (cqrs__on_durable).
+ *      projections and its tickets complete (cqrs__on_durable); in
+ *      CQRS_ACK_REPLICATED they complete once the stream acknowledged
+ *      them too (engine/replication/replication.h).
  * SHARED threading adds the projectors' step (rebuild and dead-letter
  * retry requests, engine/projector_thread.c); the durable batches are
  * applied inside step 3 (engine/publish.c). The composition is chosen once,
@@ -38,6 +40,7 @@
 #include "engine/idle.h"
 #include "engine/projector.h"
 #include "engine/publish.h"
+#include "engine/replication/replication.h"
 #include "engine/submit.h"
 
 #define JOURNAL_WAIT_NS UINT64_C(200000)  /* one wait on the journal's completions */
@@ -85,6 +88,8 @@ static uint32_t command_do_work(cqrs_engine *e)
 	rc = cqrs__journal_poll(e->journal);
 	if (rc < 0)
 		cqrs__poison(e, rc);
+	if (e->repl) /* CQRS_ACK_REPLICATED: tickets the stream acknowledged */
+		n += cqrs__repl_command_step(e);
 	return n + (rc > 0 ? (uint32_t)rc : 0);
 }
 
@@ -97,7 +102,8 @@ static bool command_ready(void *arg)
 {
 	cqrs_engine *e = arg;
 
-	return cqrs__submit_ready(e) || (e->gateway && cqrs__gateway_ready(e));
+	return cqrs__submit_ready(e) || (e->gateway && cqrs__gateway_ready(e)) ||
+	       (e->repl && cqrs__repl_ready(e));
 }
 
 static bool shared_ready(void *arg)
@@ -170,6 +176,7 @@ static void *command_main(void *arg)
 	while (!atomic_load_explicit(&e->poison, memory_order_relaxed) && journal_inflight(e) &&
 	       cqrs__journal_wait(e->journal, DRAIN_WAIT_NS) >= 0)
 		;
+	cqrs__repl_drain(e); /* CQRS_ACK_REPLICATED: tickets waiting for the stream */
 	/* release: pairs with the projectors' acquire in their stop check. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release);
 	cqrs__publish_done(e);

@@ -10,7 +10,8 @@
  *      every other generation of them is retired and removed (readers move)
  *   5. broadcast ring + one consumer per projector, added at the tail before
  *      anything is published: ring seqs start at the journal's next seq
- *   6. projector threads (replay the journal gap, then follow the ring)
+ *   6. projector threads (replay the journal gap, then follow the ring),
+ *      the replicator thread when replication is configured
  *   7. command thread; control state RUNNING
  * SHARED threading skips 5, and 6 replays the journal gap on the starting
  * thread: the command thread applies every batch from there on.
@@ -41,6 +42,7 @@
 #include "engine/projector.h"
 #include "engine/publish.h"
 #include "engine/replay.h"
+#include "engine/replication/replication.h"
 #include "engine/submit.h"
 #include "shm/control.h"
 
@@ -200,6 +202,8 @@ static int start(cqrs_engine *e)
 	if (rc)
 		return rc;
 	rc = cqrs__projectors_start(e, rec.next_seq);
+	if (!rc)
+		rc = cqrs__repl_start(e, rec.next_seq); /* without waiting for the network */
 	if (rc)
 		return rc;
 	/* release: everything set up above is visible to submitters that see
@@ -220,6 +224,7 @@ static int start(cqrs_engine *e)
 static void teardown(cqrs_engine *e, int clean)
 {
 	cqrs__command_thread_join(e);
+	cqrs__repl_stop(e);
 	/* Without a command thread the projectors still need to be told. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
 	cqrs__publish_done(e);
