@@ -281,8 +281,13 @@ fuzz: $(FUZZ_LF)
 ORDERS_DOMAIN_OBJ := $(BUILD)/obj/examples/orders/orders_domain.o
 $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a bench/harness.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) \
+	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BENCH_EXTRA_OBJ) \
 		$(BUILD)/libcqrs.a $(BENCH_LIBS) $(ENGINE_LIBS) $(SYS_LIBS)
+
+# bench_replication starts its JetStream cluster with the tests' harness.
+NATS_HARNESS_OBJ := $(BUILD)/obj/tests/lib/nats_cluster.o $(BUILD)/obj/tests/lib/testutil.o
+$(BUILD)/bench/bench_replication: BENCH_EXTRA_OBJ := $(NATS_HARNESS_OBJ)
+$(BUILD)/bench/bench_replication: $(NATS_HARNESS_OBJ)
 
 # bench_engine's benchmarks live in bench/engine/ (compiled with it).
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
