@@ -98,6 +98,38 @@ static uint32_t shared_do_work(cqrs_engine *e)
 	return command_do_work(e) + cqrs__projectors_do_requests(e);
 }
 
+/* A view node (engine/replication/node.c): the stream's records in place
+ * of commands. */
+static uint32_t node_do_work(cqrs_engine *e)
+{
+	uint32_t n;
+	int rc;
+
+	CQRS_ASSERT(cqrs__on_command_thread(e));
+	n = cqrs__node_step(e, e->cfg.max_batch_commands);
+	if (n)
+		cqrs__journal_flush(e->journal);
+	rc = cqrs__journal_poll(e->journal);
+	if (rc < 0)
+		cqrs__poison(e, rc);
+	return n + (rc > 0 ? (uint32_t)rc : 0);
+}
+
+static uint32_t node_shared_do_work(cqrs_engine *e)
+{
+	return node_do_work(e) + cqrs__projectors_do_requests(e);
+}
+
+static bool node_ready(void *arg)
+{
+	return cqrs__node_ready(arg);
+}
+
+static bool node_shared_ready(void *arg)
+{
+	return node_ready(arg) || cqrs__projectors_requested(arg);
+}
+
 static bool command_ready(void *arg)
 {
 	cqrs_engine *e = arg;
@@ -113,6 +145,8 @@ static bool shared_ready(void *arg)
 
 static const cqrs_command_loop dedicated_loop = { command_do_work, command_ready };
 static const cqrs_command_loop shared_loop = { shared_do_work, shared_ready };
+static const cqrs_command_loop node_loop = { node_do_work, node_ready };
+static const cqrs_command_loop node_shared_loop = { node_shared_do_work, node_shared_ready };
 
 /* ---- idle waits (engine/idle.h) --------------------------------------------------- */
 
@@ -187,7 +221,10 @@ int cqrs__command_thread_start(cqrs_engine *e)
 {
 	int rc;
 
-	e->loop = e->cfg.threading == CQRS_THREADING_SHARED ? &shared_loop : &dedicated_loop;
+	if (e->cfg.node_of)
+		e->loop = e->cfg.threading == CQRS_THREADING_SHARED ? &node_shared_loop : &node_loop;
+	else
+		e->loop = e->cfg.threading == CQRS_THREADING_SHARED ? &shared_loop : &dedicated_loop;
 	rc = pthread_create(&e->command_thread, NULL, command_main, e);
 	if (rc)
 		return -rc;

@@ -56,6 +56,7 @@ struct cqrs_dedup;          /* engine/model/dedup.h */
 struct cqrs_dl_log;         /* engine/deadletter.h */
 struct cqrs_journal;        /* engine/journal/journal.h */
 struct cqrs_repl;           /* engine/replication/replicator.c */
+struct cqrs_node;           /* engine/replication/node.c */
 struct cqrs_versions;       /* engine/model/versions.h */
 struct gateway;             /* engine/gateway.c */
 struct submit_queue;        /* engine/submit.c */
@@ -136,6 +137,7 @@ struct cqrs_engine {
 	char data_dir[3072];
 	char journal_dir[3200];
 	char repl_urls[1024];    /* the config's replication_urls, copied */
+	char node_of[CQRS_NAME_MAX]; /* the config's node_of, copied */
 	uint64_t journal_origin; /* hash of the journal's real path: stamped on the
 				    views written from it (engine/proj_views.c) */
 	void *model; /* the application's write model, opaque to the engine */
@@ -184,6 +186,7 @@ struct cqrs_engine {
 	cqrs_counters *ctr;           /* in the control segment's counters region */
 	cqrs_counters private_ctr;    /* used while there is no control segment */
 	struct cqrs_repl *repl;       /* NULL without replication */
+	struct cqrs_node *node;       /* a view node's receiver (cfg.node_of), or NULL */
 	int command_started;
 };
 

@@ -195,15 +195,16 @@ static int start(cqrs_engine *e)
 	}
 	(void)cqrs__generations_retire_old(e); /* before any seq is handed out */
 	rc = cqrs__publish_open(e); /* the broadcast ring, in DEDICATED threading */
-	if (!rc)
+	if (!rc && !e->cfg.node_of) /* a view node takes no commands */
 		rc = cqrs__gateway_open(e); /* points e->bell into its engine page */
 	if (!rc)
 		rc = cqrs__submit_init(e);
 	if (rc)
 		return rc;
 	rc = cqrs__projectors_start(e, rec.next_seq);
-	if (!rc)
-		rc = cqrs__repl_start(e, rec.next_seq); /* without waiting for the network */
+	if (!rc) /* without waiting for the network: the replicator, or a node's receiver */
+		rc = e->cfg.node_of ? cqrs__node_start(e, rec.next_seq)
+				    : cqrs__repl_start(e, rec.next_seq);
 	if (rc)
 		return rc;
 	/* release: everything set up above is visible to submitters that see
@@ -225,6 +226,7 @@ static void teardown(cqrs_engine *e, int clean)
 {
 	cqrs__command_thread_join(e);
 	cqrs__repl_stop(e);
+	cqrs__node_stop(e);
 	/* Without a command thread the projectors still need to be told. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
 	cqrs__publish_done(e);

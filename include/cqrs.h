@@ -190,6 +190,13 @@ typedef struct cqrs_config {
 	uint32_t replication_batch_bytes; /* journal bytes per message at most
 					 (whole command groups); default 0: the
 					 server's max payload less 4 KiB */
+	/* A view node: NULL, or the name of the engine whose stream (on
+	 * replication_urls) this engine follows instead of taking commands:
+	 * it journals the stream's verified records and runs the projections
+	 * registered here over them, so its views are the writer's, read with
+	 * the same API (cqrs_view_wait(seq) included). cqrs_submit on a node
+	 * returns -EPERM; it has no command gateway; ack_level must be LOCAL. */
+	const char *node_of;
 } cqrs_config;
 
 /* When a ticket completes (cqrs_config.ack_level). What each survives:

@@ -73,7 +73,7 @@ static int ensure_stream(nats_link *l)
 		jsStreamInfo_Destroy(si);
 		return 0;
 	}
-	if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND)
+	if ((jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND) || l->no_create)
 		return fail(l, -EIO, "stream info", s, jerr);
 	jsStreamConfig_Init(&sc);
 	sc.Name = l->stream;

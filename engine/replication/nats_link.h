@@ -10,6 +10,7 @@
 #ifndef CQRS_ENGINE_REPLICATION_NATS_LINK_H
 #define CQRS_ENGINE_REPLICATION_NATS_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,7 @@ typedef struct nats_link {
 	int nurls;
 	char *url_buf;          /* the config's copy the urls point into */
 	uint32_t replicas;
+	bool no_create;         /* a reader's: a missing stream is an error */
 	int64_t wait_ms;        /* publish and API requests */
 	uint64_t stream_last;   /* the stream's last sequence, as last seen */
 	char err[160];          /* why the last call failed */

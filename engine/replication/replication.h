@@ -55,4 +55,20 @@ uint64_t cqrs__repl_ack_frontier(cqrs_engine *e, uint64_t durable);
  * UINT64_MAX when replication is off. Any thread. */
 uint64_t cqrs__replication_watermark(const cqrs_engine *e);
 
+/* ---- view nodes (engine/replication/node.c) ---- */
+
+/* Starts the receiver when cfg.node_of names an engine to follow (else
+ * does nothing); next_seq: the node journal's next seq. 0 or -errno. */
+int cqrs__node_start(cqrs_engine *e, uint64_t next_seq);
+
+/* Stops and joins the receiver (after the command thread ended). */
+void cqrs__node_stop(cqrs_engine *e);
+
+/* Command thread, in place of submissions: appends up to max records the
+ * receiver verified to the node's journal. Returns how many. */
+uint32_t cqrs__node_step(cqrs_engine *e, uint32_t max);
+
+/* Whether records wait (the command thread's check before sleeping). */
+bool cqrs__node_ready(cqrs_engine *e);
+
 #endif
