@@ -183,7 +183,10 @@ typedef struct cqrs_config {
 					 its submission completes with
 					 -ETIMEDOUT (its events are durable
 					 locally and replicated later); 0 = wait
-					 as long as it takes; default 5000 */
+					 as long as it takes; default 5000.
+					 When replication stops (the stream and
+					 the journal disagree) waiting tickets
+					 complete with -EIO */
 	uint32_t replication_replicas; /* copies of a stream the replicator
 					 creates; default 3 (1 for a single
 					 server) */

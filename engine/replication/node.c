@@ -256,12 +256,14 @@ static void *receiver_main(void *arg)
 		}
 		at = first <= n->expect ? verify(n, m, first, last) : -1;
 		if (at < 0) {
-			cqrs__log(e, CQRS_LOG_WARN, "node: stream message with seqs %" PRIu64 "..%" PRIu64
-				  " %s at seq %" PRIu64 ": resync", first, last,
-				  first > n->expect ? "leaves a gap" : "does not verify", n->expect);
+			if (!failing++)
+				cqrs__log(e, CQRS_LOG_WARN, "node: stream message with seqs %" PRIu64 "..%"
+					  PRIu64 " %s at seq %" PRIu64 ": resync (retrying)", first, last,
+					  first > n->expect ? "leaves a gap" : "does not verify", n->expect);
 			CTR_ADD(e->ctr, repl_errors, 1);
 			natsMsg_Destroy(m);
 			drop_sub(n);
+			sleep_ms(RETRY_MS); /* the stream may hold it for good: no busy loop */
 			continue;
 		}
 		failing = 0;

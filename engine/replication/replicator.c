@@ -77,6 +77,7 @@ struct cqrs_repl {
 	bool started;
 	bool acks;                        /* CQRS_ACK_REPLICATED */
 	_Atomic int stop;
+	_Atomic int failed;               /* replication stopped (state FAILED) */
 	/* Written by the replicator, read by the command thread and by
 	 * cqrs__replication_watermark. */
 	_Atomic uint64_t replicated_seq;
@@ -144,6 +145,13 @@ uint32_t cqrs__repl_command_step(cqrs_engine *e)
 		r->released = frontier;
 		n += (uint32_t)(e->ack_head - before);
 	}
+	/* acquire: pairs with the replicator's release store of failed. */
+	if (atomic_load_explicit(&r->failed, memory_order_acquire) && e->ack_head != e->ack_tail) {
+		uint32_t k = cqrs__acks_expire(e, UINT64_MAX, -EIO, "durable locally; replication "
+					       "stopped (the stream and the journal disagree: see the log)");
+		CTR_ADD(e->ctr, repl_timeouts, k);
+		return n + k;
+	}
 	timeout_ns = (uint64_t)e->cfg.replication_timeout_ms * 1000000;
 	if (timeout_ns && e->ack_head != e->ack_tail) {
 		uint64_t now = cqrs__mono_ns();
@@ -167,8 +175,9 @@ bool cqrs__repl_ready(cqrs_engine *e)
 
 	if (!r || !r->acks || e->ack_head == e->ack_tail)
 		return false;
-	/* acquire: pairs with the replicator's release store. */
-	return atomic_load_explicit(&r->replicated_seq, memory_order_acquire) != r->released;
+	/* acquire: pairs with the replicator's release stores. */
+	return atomic_load_explicit(&r->replicated_seq, memory_order_acquire) != r->released ||
+	       atomic_load_explicit(&r->failed, memory_order_acquire);
 }
 
 void cqrs__repl_drain(cqrs_engine *e)
@@ -222,6 +231,13 @@ static void sleep_ms(struct cqrs_repl *r, uint32_t ms)
 static void set_state(struct cqrs_repl *r, enum cqrs_repl_state st)
 {
 	CTR_SET(r->e->ctr, repl_state, st);
+	if (st == CQRS_REPL_FAILED) {
+		/* release: pairs with the command thread's acquire (its step
+		 * fails the tickets that wait for the stream). */
+		atomic_store_explicit(&r->failed, 1, memory_order_release);
+		if (r->acks)
+			cqrs__command_kick(r->e);
+	}
 }
 
 static void replicated(struct cqrs_repl *r, uint64_t seq)

@@ -12,8 +12,12 @@
  *   restart:       the node stops, the writer goes on, the node starts
  *                  again from its own journal and views: it takes only
  *                  the new messages from the stream (its message counter),
- *                  replays nothing it had applied before the stop beyond
- *                  its journal, and its views equal the writer's again.
+ *                  and its views equal the writer's again.
+ *   bad record:    a message whose record fails its checksum (published
+ *                  into the stream by hand) is refused and counted, the
+ *                  node resyncs and applies nothing of it; the writer,
+ *                  restarted, finds the stream ahead of its journal and
+ *                  stops replicating (FAILED) while it keeps serving.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,8 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nats/nats.h>
+
 #include "cqrs.h"
 #include "cqrs_counters.h"
+#include "engine/journal/journal.h"
 #include "cqrs_view.h"
 #include "tests/lib/bank.h"
 #include "tests/lib/nats_cluster.h"
@@ -181,6 +188,53 @@ static void views_equal(run *w, run *n, uint64_t seq)
 		CHECK(memcmp(&a.r[i], &b.r[i], sizeof a.r[i]) == 0);
 }
 
+/* Publishes to engine's journal subject a message naming seq whose one
+ * record has a wrong checksum (what a hostile or broken publisher could
+ * put in the stream). */
+static int publish_bad(const char *engine, uint64_t seq)
+{
+	const char *urls[TN_MAX_NODES];
+	char ubuf[TN_MAX_NODES][64], subj[96], num[24];
+	_Alignas(8) uint8_t buf[CQRS_JREC_HEADER + 24] = { 0 };
+	cqrs_jrec *r = (cqrs_jrec *)(void *)buf;
+	natsOptions *o = NULL;
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	natsMsg *m = NULL;
+	jsPubAck *pa = NULL;
+	int rc = -1;
+
+	r->size = 24;
+	r->type = 1;
+	r->flags = CQRS_JREC_CMD_END;
+	r->seq = seq;
+	r->aggregate_id = 1;
+	r->checksum = 12345; /* wrong */
+	for (int i = 0; i < cl.n; i++) {
+		tn_node_url(&cl, i, ubuf[i], sizeof ubuf[i]);
+		urls[i] = ubuf[i];
+	}
+	snprintf(subj, sizeof subj, "cqrs.%s.journal", engine);
+	snprintf(num, sizeof num, "%" PRIu64, seq);
+	natsOptions_Create(&o);
+	natsOptions_SetServers(o, urls, cl.n);
+	if (natsConnection_Connect(&nc, o) == NATS_OK &&
+	    natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+	    natsMsg_Create(&m, subj, NULL, (const char *)buf, (int)sizeof buf) == NATS_OK) {
+		natsMsgHeader_Set(m, "Cqrs-First", num);
+		natsMsgHeader_Set(m, "Cqrs-Last", num);
+		if (js_PublishMsg(&pa, js, m, NULL, NULL) == NATS_OK) {
+			jsPubAck_Destroy(pa);
+			rc = 0;
+		}
+	}
+	natsMsg_Destroy(m);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(o);
+	return rc;
+}
+
 int main(void)
 {
 	const char *why = NULL;
@@ -222,6 +276,32 @@ int main(void)
 	CHECK(msgs_before <= 5000 / 256 + 3); /* only the new ones: one per batch at most */
 	seq = load(w.e, 3000, 5);
 	views_equal(&w, &n, seq);
+
+	fprintf(stderr, "a record that does not verify\n");
+	bank_stop(w.e, &w.m);
+	c = cqrs_engine_counters(n.e);
+	{
+		uint64_t errs = c->repl_errors;
+		cqrs_view *v;
+		CHECK(publish_bad(w.name, seq + 1) == 0);
+		for (int i = 0; i < 300 && c->repl_errors == errs; i++)
+			usleep(10000);
+		CHECK(c->repl_errors > errs); /* seen, refused, resynced */
+		usleep(300000);
+		CHECK(cqrs_view_open(n.name, "balances", &v) == 0);
+		CHECK(cqrs_view_applied_seq(v) == seq); /* nothing of it applied */
+		cqrs_view_close(v);
+		CHECK(cqrs_engine_durable_seq(n.e) == seq);
+	}
+	fprintf(stderr, "a writer whose stream is ahead of its journal\n");
+	start(&w, NULL); /* ack level replicated, no timeout */
+	c = cqrs_engine_counters(w.e);
+	for (int i = 0; i < 500 && c->repl_state != CQRS_REPL_FAILED; i++)
+		usleep(10000);
+	CHECK(c->repl_state == CQRS_REPL_FAILED); /* never appends after a foreign message */
+	/* Still serving: journaled, and the ticket says replication stopped. */
+	CHECK(bank_do(w.e, BANK_DEPOSIT, 1, 1, 0, 0, NULL) == -EIO);
+	CHECK(cqrs_engine_durable_seq(w.e) == seq + 1);
 
 	bank_stop(n.e, &n.m);
 	bank_stop(w.e, &w.m);
