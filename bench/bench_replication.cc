@@ -13,6 +13,10 @@
  *                       one at a time with a message id and the expected
  *                       last sequence, as the replicator does, to a stream
  *                       of the same kind (file storage, R3).
+ *   BM_NodeVisible      one command at a time (ack level replicated) on a
+ *                       writer with a view, and a view node of it in the
+ *                       same process: submit -> visible on the writer and
+ *                       -> visible on the node (cqrs_view_wait), p50/p99.
  * Without nats-server both are skipped (the table says so).
  */
 #include "bench/harness.h"
@@ -24,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -32,6 +37,7 @@
 extern "C" {
 #include "cqrs.h"
 #include "cqrs_counters.h"
+#include "cqrs_view.h"
 #include "tests/lib/nats_cluster.h"
 #include "tests/lib/testutil.h"
 }
@@ -65,41 +71,84 @@ int decide(cqrs_ctx *ctx, const void *cmd, void *model)
 	return cqrs_emit(ctx, 1, ((const put_cmd *)cmd)->id, cmd);
 }
 
+#define ROW_FIELDS(F) F(u64, id) F(u64, value) F(u64, seq)
+CQRS_RECORD(put_row, "PutRow", ROW_FIELDS)
+
+int apply(cqrs_proj *p, const cqrs_event *ev, void *arg)
+{
+	(void)arg;
+	const put_ev *e = (const put_ev *)ev->data;
+	put_row r = { e->id, e->value, ev->seq };
+	return cqrs_proj_upsert(p, 0, &r);
+}
+
+/* An engine of the Put domain under a fresh name and folder: a writer
+ * replicating to the cluster (views: with the "puts" view), or a view
+ * node of writer node_of. */
+struct engine_run {
+	char name[64], dir[256];
+	cqrs_engine *e = nullptr;
+
+	int open(bool views, int ack, const char *node_of)
+	{
+		tu_unique_name(name, sizeof name, node_of ? "bnode" : "brepl");
+		if (tu_mkdtemp(dir, sizeof dir, "cqrs_brepl"))
+			return -1;
+		cqrs_config cfg;
+		cqrs_config_init(&cfg);
+		cfg.name = name;
+		cfg.data_dir = dir;
+		cfg.durability = CQRS_DURABILITY_BATCH;
+		cfg.replication_urls = g_cl.urls;
+		cfg.ack_level = ack;
+		cfg.node_of = node_of;
+		cfg.aggregates_hint = 1u << 20;
+		int rc = cqrs_engine_open(&cfg, nullptr, &e);
+		if (!rc)
+			rc = cqrs_register_command(e, 1, put_cmd_schema(), decide);
+		if (!rc)
+			rc = cqrs_register_event(e, 1, put_ev_schema(), nullptr);
+		if (!rc && views) {
+			cqrs_projection_def pd = {};
+			pd.name = "puts";
+			pd.views[0].name = "puts";
+			pd.views[0].row = put_row_schema();
+			pd.views[0].key_field = "id";
+			pd.views[0].capacity = 1u << 12;
+			pd.nviews = 1;
+			pd.apply = apply;
+			rc = cqrs_register_projection(e, &pd);
+		}
+		if (!rc)
+			rc = cqrs_engine_start(e);
+		if (rc)
+			fprintf(stderr, "engine: %s (%s)\n", cqrs_strerror(rc), cqrs_last_error());
+		return rc;
+	}
+
+	~engine_run()
+	{
+		if (e)
+			cqrs_engine_close(e);
+		if (name[0])
+			cqrs_engine_remove_segments(name);
+		if (dir[0])
+			tu_rmrf(dir);
+	}
+};
+
 void BM_Replicated(benchmark::State &state)
 {
 	if (!g_up) {
 		state.SkipWithError("nats-server is not installed");
 		return;
 	}
-	char name[64], dir[256];
-	tu_unique_name(name, sizeof name, "brepl");
-	if (tu_mkdtemp(dir, sizeof dir, "cqrs_brepl")) {
-		state.SkipWithError("no temp dir");
-		return;
-	}
-	cqrs_config cfg;
-	cqrs_config_init(&cfg);
-	cfg.name = name;
-	cfg.data_dir = dir;
-	cfg.durability = CQRS_DURABILITY_BATCH;
-	cfg.replication_urls = g_cl.urls;
-	cfg.ack_level = CQRS_ACK_LOCAL;
-	cfg.aggregates_hint = 1u << 20;
-	cqrs_engine *e = nullptr;
-	int rc = cqrs_engine_open(&cfg, nullptr, &e);
-	if (!rc)
-		rc = cqrs_register_command(e, 1, put_cmd_schema(), decide);
-	if (!rc)
-		rc = cqrs_register_event(e, 1, put_ev_schema(), nullptr);
-	if (!rc)
-		rc = cqrs_engine_start(e);
-	if (rc) {
-		fprintf(stderr, "engine: %s (%s)\n", cqrs_strerror(rc), cqrs_last_error());
+	engine_run w;
+	if (w.open(false, CQRS_ACK_LOCAL, nullptr)) {
 		state.SkipWithError("engine start failed");
-		cqrs_engine_close(e);
-		tu_rmrf(dir);
 		return;
 	}
+	cqrs_engine *e = w.e;
 	const cqrs_counters *c = cqrs_engine_counters(e);
 	/* The stream exists and the replicator streams before timing. */
 	while (ctr(c->repl_state) != CQRS_REPL_STREAMING)
@@ -147,9 +196,65 @@ void BM_Replicated(benchmark::State &state)
 	state.counters["messages"] = (double)g_messages;
 	state.counters["bytes_per_msg"] = g_messages ? (double)g_bytes / (double)g_messages : 0;
 	state.counters["publish_errors"] = (double)ctr(c->repl_errors);
-	cqrs_engine_close(e);
-	cqrs_engine_remove_segments(name);
-	tu_rmrf(dir);
+}
+
+uint64_t quantile(std::vector<uint64_t> &v, double q)
+{
+	std::sort(v.begin(), v.end());
+	return v.empty() ? 0 : v[(size_t)(q * (double)(v.size() - 1))];
+}
+
+/* One command at a time (closed loop, ack level replicated): submit ->
+ * visible in the writer's view and -> visible in the node's view
+ * (cqrs_view_wait on each). */
+void BM_NodeVisible(benchmark::State &state)
+{
+	if (!g_up) {
+		state.SkipWithError("nats-server is not installed");
+		return;
+	}
+	engine_run w, n;
+	if (w.open(true, CQRS_ACK_REPLICATED, nullptr) || n.open(true, CQRS_ACK_LOCAL, w.name)) {
+		state.SkipWithError("engine start failed");
+		return;
+	}
+	cqrs_view *wv = nullptr, *nv = nullptr;
+	if (cqrs_view_open(w.name, "puts", &wv) || cqrs_view_open(n.name, "puts", &nv)) {
+		state.SkipWithError("view open failed");
+		if (wv)
+			cqrs_view_close(wv);
+		return;
+	}
+	std::vector<uint64_t> on_writer, on_node;
+	uint64_t k = 0;
+	for (auto _ : state) {
+		put_cmd p{ 1 + k % 1000, k, {} };
+		cqrs_command cmd{ 1, sizeof p, &p, p.id };
+		cqrs_ticket t;
+		double t0 = now_s();
+		if (cqrs_submit(w.e, &cmd, &t) || cqrs_ticket_wait(&t, UINT64_MAX)) {
+			state.SkipWithError("submit failed");
+			break;
+		}
+		uint64_t seq = cqrs_ticket_seq(&t);
+		if (cqrs_view_wait(wv, seq, 10ull * 1000000000))
+			break;
+		double t1 = now_s();
+		if (cqrs_view_wait(nv, seq, 10ull * 1000000000)) {
+			state.SkipWithError("node did not apply");
+			break;
+		}
+		double t2 = now_s();
+		on_writer.push_back((uint64_t)((t1 - t0) * 1e9));
+		on_node.push_back((uint64_t)((t2 - t0) * 1e9));
+		k++;
+	}
+	cqrs_view_close(wv);
+	cqrs_view_close(nv);
+	state.counters["writer_p50_ns"] = (double)quantile(on_writer, 0.5);
+	state.counters["writer_p99_ns"] = (double)quantile(on_writer, 0.99);
+	state.counters["node_p50_ns"] = (double)quantile(on_node, 0.5);
+	state.counters["node_p99_ns"] = (double)quantile(on_node, 0.99);
 }
 
 void BM_BareJetStream(benchmark::State &state)
@@ -237,6 +342,7 @@ void BM_BareJetStream(benchmark::State &state)
 
 BENCHMARK(BM_Replicated)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BareJetStream)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_NodeVisible)->Iterations(2000)->Unit(benchmark::kMicrosecond);
 
 } /* namespace */
 
@@ -258,6 +364,14 @@ int main(int argc, char **argv)
 		  "bare: same message count and mean size, sync publish" },
 		{ "replicated bytes/s", "BM_Replicated/iterations:1/manual_time",
 		  "BM_BareJetStream/iterations:1/manual_time", "bytes_per_second", true, "" },
+		{ "visible on a node p50 (ns)", "BM_NodeVisible/iterations:2000",
+		  "", "node_p50_ns", false, "one command at a time, ack replicated" },
+		{ "visible on the writer p50 (ns)", "BM_NodeVisible/iterations:2000",
+		  "", "writer_p50_ns", false, "the same commands, the writer's own view" },
+		{ "visible on a node p99 (ns)", "BM_NodeVisible/iterations:2000",
+		  "", "node_p99_ns", false, "" },
+		{ "visible on the writer p99 (ns)", "BM_NodeVisible/iterations:2000",
+		  "", "writer_p99_ns", false, "" },
 	});
 	if (g_up)
 		tn_cluster_stop(&g_cl);

@@ -5,7 +5,8 @@
  *
  *   stream:      under ack level replicated every ticket completes, and the
  *                stream equals the journal seq by seq (bytes, checksums,
- *                gapless, across segment rolls), with decodable schemas.
+ *                gapless, across segment rolls), with decodable schemas;
+ *                `cqrs stat` shows replicated_seq, state and latency.
  *   node kill:   kill -9 of a node (the stream's leader) during a load:
  *                acknowledgements go on after a new leader is elected,
  *                and every acknowledged seq is in the stream afterwards.
@@ -160,6 +161,39 @@ static void check_stream(run *r, uint64_t want_last)
 	CHECK(st.schemas >= 1);
 }
 
+/* `cqrs stat` (the release tool, $BUILD/cqrs) shows the replication
+ * counters; skipped when the tool is not built. */
+static void stat_shows(const char *engine, uint64_t seq)
+{
+	const char *build = getenv("BUILD");
+	char cmd[512], out[16384], want[64];
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd, "%s/cqrs", build && *build ? build : "build");
+	if (access(cmd, X_OK)) {
+		fprintf(stderr, "  (no %s: cqrs stat not checked)\n", cmd);
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "%s/cqrs stat %s --json", build && *build ? build : "build", engine);
+	f = popen(cmd, "r");
+	CHECK(f);
+	n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	CHECK(pclose(f) == 0);
+	snprintf(want, sizeof want, "\"replicated_seq\":%" PRIu64, seq);
+	CHECK(strstr(out, want));
+	CHECK(strstr(out, "\"repl_state\":3"));
+	CHECK(strstr(out, "\"repl_latency_ns\":{\"p50\":"));
+	snprintf(cmd, sizeof cmd, "%s/cqrs stat %s", build && *build ? build : "build", engine);
+	f = popen(cmd, "r");
+	CHECK(f);
+	n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	CHECK(pclose(f) == 0);
+	CHECK(strstr(out, "replicated seq") && strstr(out, "streaming, lag 0 events"));
+}
+
 static void test_stream(void)
 {
 	run r;
@@ -178,6 +212,7 @@ static void test_stream(void)
 	CHECK(ctr(&r)->repl_state == CQRS_REPL_STREAMING);
 	CHECK(ctr(&r)->repl_messages > 1);
 	check_stream(&r, hi);
+	stat_shows(r.name, hi);
 	run_end(&r);
 }
 
