@@ -10,6 +10,9 @@
  *   node kill:   kill -9 of a node (the stream's leader) during a load:
  *                acknowledgements go on after a new leader is elected,
  *                and every acknowledged seq is in the stream afterwards.
+ *   writer kill: kill -9 of a writer process under load; restarted, it
+ *                catches up from its journal and the stream equals it
+ *                (every acknowledged seq, nothing doubled).
  *   unavailable: no server at start: local ack keeps serving; replicated
  *                ack fails a ticket with -ETIMEDOUT (seq kept, reason
  *                given) after replication_timeout_ms; once the servers
@@ -19,9 +22,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -75,18 +80,23 @@ typedef struct run {
 	cqrs_engine *e;
 } run;
 
-static void run_start(run *r, const char *prefix)
+static void run_open(run *r)
 {
 	int rc;
 
-	tu_unique_name(r->name, sizeof r->name, prefix);
-	CHECK(tu_mkdtemp(r->dir, sizeof r->dir, prefix) == 0);
-	snprintf(r->jdir, sizeof r->jdir, "%s/journal", r->dir);
 	bank_config_hook = hook;
 	rc = bank_start(r->name, r->dir, CQRS_DURABILITY_BATCH, 1024, CQRS_ON_ERROR_SKIP, &r->m, &r->e);
 	if (rc)
 		fprintf(stderr, "bank_start: %s: %s\n", cqrs_strerror(rc), cqrs_last_error());
 	CHECK(rc == 0);
+}
+
+static void run_start(run *r, const char *prefix)
+{
+	tu_unique_name(r->name, sizeof r->name, prefix);
+	CHECK(tu_mkdtemp(r->dir, sizeof r->dir, prefix) == 0);
+	snprintf(r->jdir, sizeof r->jdir, "%s/journal", r->dir);
+	run_open(r);
 }
 
 static void run_end(run *r)
@@ -282,6 +292,55 @@ static void test_node_kill(void)
 	run_end(&r);
 }
 
+/* A writer process killed with -9 under load (ack level replicated):
+ * restarted on its journal, its replicator resyncs from the stream's tail
+ * and the stream ends up equal to the journal, every acknowledged seq in
+ * it, nothing doubled. */
+static void test_writer_kill(void)
+{
+	run r;
+	int fds[2];
+	uint64_t acked = 0, got;
+	uint32_t failed = 0;
+	pid_t pid;
+
+	fprintf(stderr, "kill -9 of the writer under load, restart\n");
+	cfg_urls = cl.urls;
+	cfg_ack = CQRS_ACK_REPLICATED;
+	cfg_timeout_ms = 0;
+	tu_unique_name(r.name, sizeof r.name, "nrw");
+	CHECK(tu_mkdtemp(r.dir, sizeof r.dir, "nrw") == 0);
+	snprintf(r.jdir, sizeof r.jdir, "%s/journal", r.dir);
+	CHECK(pipe(fds) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		cluster_up = 0; /* the parent's cluster: never stopped from here */
+		close(fds[0]);
+		run_open(&r);
+		for (;;) {
+			uint64_t hi = load(r.e, 512, 512, &failed);
+			if (failed || write(fds[1], &hi, sizeof hi) != sizeof hi)
+				_exit(3);
+		}
+	}
+	close(fds[1]);
+	while (acked < 8000 && read(fds[0], &got, sizeof got) == sizeof got)
+		acked = got;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(fds[0]);
+	fprintf(stderr, "  killed the writer at acked seq %" PRIu64 "\n", acked);
+	CHECK(acked >= 8000);
+	run_open(&r);
+	CHECK(cqrs_engine_durable_seq(r.e) >= acked);
+	CHECK(wait_caught_up(&r, 30000) == 0);
+	check_stream(&r, cqrs_engine_durable_seq(r.e));
+	CHECK(load(r.e, 1000, 256, &failed) > acked && failed == 0);
+	check_stream(&r, cqrs_engine_durable_seq(r.e));
+	run_end(&r);
+}
+
 static void test_unavailable(void)
 {
 	char urls[256];
@@ -357,6 +416,7 @@ int main(void)
 	cluster_up = 1;
 	test_stream();
 	test_node_kill();
+	test_writer_kill();
 	test_unavailable();
 	cleanup();
 	fprintf(stderr, "nats_replication: ok\n");
