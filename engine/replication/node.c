@@ -10,8 +10,9 @@
  *                    Cqrs-Last), verifies every journal message (each
  *                    record's XXH3 checksum, seqs chained from the message's
  *                    Cqrs-First to its Cqrs-Last, nothing left over) and
- *                    hands whole messages to the command thread through a
- *                    single-producer single-consumer queue of pointers. A
+ *                    hands whole messages (copied 8-byte aligned: record
+ *                    headers hold 64-bit fields) to the command thread
+ *                    through a single-producer single-consumer queue. A
  *                    message that starts past the next seq (a gap) or fails
  *                    verification drops the subscription and resubscribes
  *                    from the next seq (a resync): nothing partial is
@@ -26,8 +27,8 @@
  *                    every reader work as beside the writer.
  * A restart recovers the node's journal (its next seq) and views (their
  * applied seqs) as any engine's, and subscribes from the next seq: the
- * stream is not read again from its start. Cost: one pointer hand-off per
- * message (a release store each side), one append per record.
+ * stream is not read again from its start. Cost: one copy and one
+ * hand-off per message (a release store each side), one append per record.
  *
  * Counters: repl_state, replicated_seq (the last seq verified and handed
  * over), repl_messages, repl_bytes, repl_resyncs (subscriptions started),
@@ -67,7 +68,8 @@ struct cqrs_node {
 	uint64_t expect;                  /* receiver: the next seq to hand over */
 	/* The queue: the receiver writes q[tail], the command thread reads
 	 * q[head]. */
-	natsMsg *q[NODE_QUEUE];
+	uint8_t *q[NODE_QUEUE];           /* each message's records, copied 8-byte aligned */
+	size_t q_len[NODE_QUEUE];
 	size_t q_off[NODE_QUEUE];         /* where each message's new records start */
 	_Atomic uint64_t head, tail;
 	size_t off;                       /* command thread: offset in q[head] */
@@ -168,12 +170,12 @@ static void drop_sub(struct cqrs_node *n)
 	n->sub = NULL;
 }
 
-/* Checks a journal message: records chained from first to last, valid
- * checksums, nothing else. Returns the offset of record n->expect, or -1. */
-static long verify(struct cqrs_node *n, natsMsg *m, uint64_t first, uint64_t last)
+/* Checks a journal message's records (d: an 8-byte aligned copy):
+ * chained from first to last, valid checksums, nothing else. Returns the
+ * offset of record n->expect, or -1. */
+static long verify(struct cqrs_node *n, const uint8_t *d, size_t len, uint64_t first, uint64_t last)
 {
-	const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
-	size_t len = (size_t)natsMsg_GetDataLength(m), off = 0, at = 0;
+	size_t off = 0, at = 0;
 	uint64_t seq = first;
 
 	while (off < len) {
@@ -189,7 +191,7 @@ static long verify(struct cqrs_node *n, natsMsg *m, uint64_t first, uint64_t las
 	return seq - 1 == last && last >= n->expect ? (long)at : -1;
 }
 
-static void push(struct cqrs_node *n, natsMsg *m, size_t off)
+static void push(struct cqrs_node *n, uint8_t *m, size_t len, size_t off)
 {
 	/* relaxed: tail is written by this thread only. */
 	uint64_t t = atomic_load_explicit(&n->tail, memory_order_relaxed);
@@ -198,12 +200,13 @@ static void push(struct cqrs_node *n, natsMsg *m, size_t off)
 	 * is free again). */
 	while (t - atomic_load_explicit(&n->head, memory_order_acquire) >= NODE_QUEUE) {
 		if (stopping(n)) {
-			natsMsg_Destroy(m);
+			free(m);
 			return;
 		}
 		sleep_ms(1);
 	}
 	n->q[t % NODE_QUEUE] = m;
+	n->q_len[t % NODE_QUEUE] = len;
 	n->q_off[t % NODE_QUEUE] = off;
 	/* release: the slot's pointer (and the message) before the consumer
 	 * sees the new tail (its acquire in cqrs__node_step). */
@@ -219,7 +222,9 @@ static void *receiver_main(void *arg)
 
 	while (!stopping(n)) {
 		natsMsg *m = NULL;
+		uint8_t *copy;
 		uint64_t first, last;
+		size_t len;
 		long at;
 		natsStatus s;
 
@@ -254,8 +259,15 @@ static void *receiver_main(void *arg)
 			natsMsg_Destroy(m);
 			continue;
 		}
-		at = first <= n->expect ? verify(n, m, first, last) : -1;
+		/* Record headers hold 64-bit fields: read them from an aligned
+		 * copy (the message's data follows its headers unaligned). */
+		len = (size_t)natsMsg_GetDataLength(m);
+		copy = len ? aligned_alloc(8, (len + 7) & ~(size_t)7) : NULL;
+		if (copy)
+			memcpy(copy, natsMsg_GetData(m), len);
+		at = first <= n->expect && copy ? verify(n, copy, len, first, last) : -1;
 		if (at < 0) {
+			free(copy);
 			if (!failing++)
 				cqrs__log(e, CQRS_LOG_WARN, "node: stream message with seqs %" PRIu64 "..%"
 					  PRIu64 " %s at seq %" PRIu64 ": resync (retrying)", first, last,
@@ -267,11 +279,12 @@ static void *receiver_main(void *arg)
 			continue;
 		}
 		failing = 0;
+		natsMsg_Destroy(m);
 		CTR_ADD(e->ctr, repl_messages, 1);
-		CTR_ADD(e->ctr, repl_bytes, natsMsg_GetDataLength(m));
+		CTR_ADD(e->ctr, repl_bytes, len);
 		n->expect = last + 1;
 		CTR_SET(e->ctr, replicated_seq, last);
-		push(n, m, (size_t)at); /* the records before at were applied already */
+		push(n, copy, len, (size_t)at); /* the records before at were applied already */
 	}
 	drop_sub(n);
 	return NULL;
@@ -330,16 +343,14 @@ uint32_t cqrs__node_step(cqrs_engine *e, uint32_t max)
 	while (done < max && !n->failed) {
 		/* relaxed: head is written by this thread only. */
 		uint64_t h = atomic_load_explicit(&n->head, memory_order_relaxed);
-		natsMsg *m;
-		const uint8_t *d;
+		uint8_t *d;
 		size_t len;
 
 		/* acquire: pairs with the receiver's release of tail. */
 		if (h == atomic_load_explicit(&n->tail, memory_order_acquire))
 			break;
-		m = n->q[h % NODE_QUEUE];
-		d = (const uint8_t *)natsMsg_GetData(m);
-		len = (size_t)natsMsg_GetDataLength(m);
+		d = n->q[h % NODE_QUEUE];
+		len = n->q_len[h % NODE_QUEUE];
 		if (!n->in_msg) {
 			n->off = n->q_off[h % NODE_QUEUE];
 			n->in_msg = true;
@@ -359,7 +370,7 @@ uint32_t cqrs__node_step(cqrs_engine *e, uint32_t max)
 		}
 		if (n->off < len)
 			break;
-		natsMsg_Destroy(m);
+		free(d);
 		n->in_msg = false;
 		/* release: the slot is free (pairs with the receiver's acquire). */
 		atomic_store_explicit(&n->head, h + 1, memory_order_release);
@@ -420,7 +431,7 @@ void cqrs__node_stop(cqrs_engine *e)
 	/* relaxed: the receiver has ended (joined). */
 	for (uint64_t h = atomic_load_explicit(&n->head, memory_order_relaxed);
 	     h != atomic_load_explicit(&n->tail, memory_order_relaxed); h++)
-		natsMsg_Destroy(n->q[h % NODE_QUEUE]);
+		free(n->q[h % NODE_QUEUE]);
 	cqrs__link_close(&n->link);
 	free(n->link.url_buf);
 	e->node = NULL;

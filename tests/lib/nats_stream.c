@@ -59,6 +59,7 @@ int tn_stream_matches_journal(const char *urls, const char *engine, const char *
 	char stream[64], subj[96], ssubj[96];
 	uint64_t expect = 1;
 	jsErrCode jerr = 0;
+	uint8_t *copy = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
@@ -92,8 +93,16 @@ int tn_stream_matches_journal(const char *urls, const char *engine, const char *
 			}
 			nats_Sleep(100);
 		}
-		d = (const uint8_t *)natsMsg_GetData(m);
 		len = (size_t)natsMsg_GetDataLength(m);
+		/* An aligned copy: record headers hold 64-bit fields. */
+		free(copy);
+		copy = malloc(len + 8);
+		if (!copy) {
+			natsMsg_Destroy(m);
+			goto out;
+		}
+		memcpy(copy, natsMsg_GetData(m), len);
+		d = copy;
 		if (!strcmp(natsMsg_GetSubject(m), ssubj)) {
 			jseg_header h;
 			cqrs_schema sc;
@@ -144,6 +153,7 @@ int tn_stream_matches_journal(const char *urls, const char *engine, const char *
 	out->last_seq = expect - 1;
 	rc = 0;
 out:
+	free(copy);
 	if (it)
 		cqrs__journal_iter_close(it);
 	if (si)
