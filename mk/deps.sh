@@ -61,10 +61,12 @@ done
 /usr/bin/python3 -c 'import pandas' >/dev/null 2>&1 || missing="$missing python3-pandas"
 # cqrs metrics' tests: curl scrapes it, promtool (Debian's prometheus
 # package) validates the exposition format, wrk benchmarks the gateway.
-# Replication's tests and bench start their own JetStream cluster.
-for prog in curl:curl promtool:prometheus wrk:wrk nats-server:nats-server; do
+for prog in curl:curl promtool:prometheus wrk:wrk; do
 	command -v "${prog%%:*}" >/dev/null 2>&1 || missing="$missing ${prog#*:}"
 done
+# Replication's tests and bench start their own JetStream cluster
+# (Debian puts nats-server in /usr/sbin, off a plain user's PATH).
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
 fi
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing packages:$missing"
