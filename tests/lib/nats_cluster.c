@@ -28,8 +28,18 @@ static char server_path[512];
 
 bool tn_available(const char **why)
 {
-	const char *path = getenv("PATH");
+	const char *path = getenv("PATH"), *own = getenv("CQRS_NATS_SERVER");
 	char buf[4096];
+
+	if (own && *own) { /* a server of one's own choosing (or none: a path that is not one) */
+		snprintf(server_path, sizeof server_path, "%s", own);
+		if (access(server_path, X_OK) == 0)
+			return true;
+		server_path[0] = 0;
+		if (why)
+			*why = "CQRS_NATS_SERVER names no executable nats-server";
+		return false;
+	}
 
 	snprintf(buf, sizeof buf, "%s:/usr/sbin:/usr/bin", path ? path : "");
 	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {

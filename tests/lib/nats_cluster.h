@@ -12,7 +12,8 @@
  * SIGKILL after 3 s) and reaps them.
  *
  * A test calls tn_available() first and exits 77 with its message when
- * nats-server is not installed.
+ * nats-server is not installed ($CQRS_NATS_SERVER, if set, names the
+ * server to use instead of the PATH's).
  */
 #ifndef CQRS_TESTS_NATS_CLUSTER_H
 #define CQRS_TESTS_NATS_CLUSTER_H
