@@ -3,13 +3,18 @@
  * beside a bare JetStream publish loop, same run, same three-node cluster
  * on loopback (tests/lib/nats_cluster.h), same C client and options.
  *
+ *   BM_ReplicatedCatchUp  the replicator alone: kEvents journaled without
+ *                       replication, the engine reopened with it, timed
+ *                       from its first resync until replicated_seq is the
+ *                       last (a catch-up after an outage); its message
+ *                       count and sizes are the bare loop's.
  *   BM_Replicated       an engine (ack local, batch durability) takes
  *                       kEvents commands of one 64-byte event each, pipelined;
  *                       timed from the first submission until the
  *                       replicator's replicated_seq reaches the last:
  *                       events/s and journal MB/s into the stream.
  *   BM_BareJetStream    the same number of messages of the same mean size
- *                       as the replicator sent (its counters), published
+ *                       as the catch-up sent (its counters), published
  *                       one at a time with a message id and the expected
  *                       last sequence, as the replicator does, to a stream
  *                       of the same kind (file storage, R3).
@@ -89,17 +94,21 @@ struct engine_run {
 	char name[64], dir[256];
 	cqrs_engine *e = nullptr;
 
-	int open(bool views, int ack, const char *node_of)
+	/* again: reopen this run's engine (name and folder) instead of a
+	 * fresh one; replicate: set replication_urls. */
+	int open(bool views, int ack, const char *node_of, bool replicate = true, bool again = false)
 	{
-		tu_unique_name(name, sizeof name, node_of ? "bnode" : "brepl");
-		if (tu_mkdtemp(dir, sizeof dir, "cqrs_brepl"))
-			return -1;
+		if (!again) {
+			tu_unique_name(name, sizeof name, node_of ? "bnode" : "brepl");
+			if (tu_mkdtemp(dir, sizeof dir, "cqrs_brepl"))
+				return -1;
+		}
 		cqrs_config cfg;
 		cqrs_config_init(&cfg);
 		cfg.name = name;
 		cfg.data_dir = dir;
 		cfg.durability = CQRS_DURABILITY_BATCH;
-		cfg.replication_urls = g_cl.urls;
+		cfg.replication_urls = replicate ? g_cl.urls : nullptr;
 		cfg.ack_level = ack;
 		cfg.node_of = node_of;
 		cfg.aggregates_hint = 1u << 20;
@@ -126,16 +135,94 @@ struct engine_run {
 		return rc;
 	}
 
-	~engine_run()
+	void close()
 	{
 		if (e)
 			cqrs_engine_close(e);
+		e = nullptr;
+	}
+
+	~engine_run()
+	{
+		close();
 		if (name[0])
 			cqrs_engine_remove_segments(name);
 		if (dir[0])
 			tu_rmrf(dir);
 	}
 };
+
+/* Submits kEvents Put commands pipelined (kDepth x kBatch in flight) and
+ * waits for every ticket. */
+void put_all(cqrs_engine *e)
+{
+	struct slot {
+		put_cmd p[kBatch];
+		cqrs_command cmds[kBatch];
+		cqrs_ticket t[kBatch];
+		uint32_t n = 0;
+	};
+	std::vector<slot> slots(kDepth);
+	uint64_t next = 0;
+	for (uint32_t k = 0; next < kEvents; k++) {
+		slot &s = slots[k % kDepth];
+		for (uint32_t i = 0; i < s.n; i++)
+			cqrs_ticket_wait(&s.t[i], UINT64_MAX);
+		s.n = 0;
+		for (uint32_t i = 0; i < kBatch && next < kEvents; i++, s.n++) {
+			s.p[i] = put_cmd{ 1 + next % 100000, next, {} };
+			s.cmds[i] = cqrs_command{ 1, sizeof(put_cmd), &s.p[i], s.p[i].id };
+			next++;
+		}
+		for (uint32_t q = 0; q < s.n;) {
+			int r = cqrs_submit_batch(e, s.cmds + q, s.t + q, s.n - q);
+			if (r > 0)
+				q += (uint32_t)r;
+			else
+				usleep(50);
+		}
+	}
+	for (auto &s : slots)
+		for (uint32_t i = 0; i < s.n; i++)
+			cqrs_ticket_wait(&s.t[i], UINT64_MAX);
+}
+
+/* The replicator alone: kEvents journaled without replication, then the
+ * engine reopened with it, timed from the replicator's first resync until
+ * the stream holds the last seq (a catch-up after an outage). */
+void BM_ReplicatedCatchUp(benchmark::State &state)
+{
+	if (!g_up) {
+		state.SkipWithError("nats-server is not installed");
+		return;
+	}
+	engine_run w;
+	if (w.open(false, CQRS_ACK_LOCAL, nullptr, false)) {
+		state.SkipWithError("engine start failed");
+		return;
+	}
+	put_all(w.e);
+	w.close();
+	for (auto _ : state) {
+		if (w.open(false, CQRS_ACK_LOCAL, nullptr, true, true)) {
+			state.SkipWithError("engine restart failed");
+			return;
+		}
+		const cqrs_counters *c = cqrs_engine_counters(w.e);
+		while (ctr(c->repl_state) != CQRS_REPL_STREAMING)
+			usleep(100);
+		double t0 = now_s();
+		while (ctr(c->replicated_seq) < kEvents)
+			usleep(100);
+		state.SetIterationTime(now_s() - t0);
+		g_messages = ctr(c->repl_messages);
+		g_bytes = ctr(c->repl_bytes);
+	}
+	state.SetItemsProcessed((int64_t)state.iterations() * kEvents);
+	state.SetBytesProcessed((int64_t)g_bytes * (int64_t)state.iterations());
+	state.counters["messages"] = (double)g_messages;
+	state.counters["bytes_per_msg"] = g_messages ? (double)g_bytes / (double)g_messages : 0;
+}
 
 void BM_Replicated(benchmark::State &state)
 {
@@ -153,48 +240,22 @@ void BM_Replicated(benchmark::State &state)
 	/* The stream exists and the replicator streams before timing. */
 	while (ctr(c->repl_state) != CQRS_REPL_STREAMING)
 		usleep(1000);
-	struct slot {
-		put_cmd p[kBatch];
-		cqrs_command cmds[kBatch];
-		cqrs_ticket t[kBatch];
-		uint32_t n = 0;
-	};
-	std::vector<slot> slots(kDepth);
+	uint64_t messages = 0, bytes = 0;
 	for (auto _ : state) {
 		uint64_t m0 = ctr(c->repl_messages), b0 = ctr(c->repl_bytes);
-		uint64_t base = cqrs_engine_durable_seq(e), next = 0;
+		uint64_t base = cqrs_engine_durable_seq(e);
 		double t0 = now_s();
-		for (uint32_t k = 0; next < kEvents; k++) {
-			slot &s = slots[k % kDepth];
-			for (uint32_t i = 0; i < s.n; i++)
-				cqrs_ticket_wait(&s.t[i], UINT64_MAX);
-			s.n = 0;
-			for (uint32_t i = 0; i < kBatch && next < kEvents; i++, s.n++) {
-				s.p[i] = put_cmd{ 1 + next % 100000, next, {} };
-				s.cmds[i] = cqrs_command{ 1, sizeof(put_cmd), &s.p[i], s.p[i].id };
-				next++;
-			}
-			for (uint32_t q = 0; q < s.n;) {
-				int r = cqrs_submit_batch(e, s.cmds + q, s.t + q, s.n - q);
-				if (r > 0)
-					q += (uint32_t)r;
-				else
-					usleep(50);
-			}
-		}
+		put_all(e);
 		while (ctr(c->replicated_seq) < base + kEvents)
 			usleep(100);
 		state.SetIterationTime(now_s() - t0);
-		for (auto &s : slots)
-			for (uint32_t i = 0; i < s.n; i++)
-				cqrs_ticket_wait(&s.t[i], UINT64_MAX);
-		g_messages = ctr(c->repl_messages) - m0;
-		g_bytes = ctr(c->repl_bytes) - b0;
+		messages = ctr(c->repl_messages) - m0;
+		bytes = ctr(c->repl_bytes) - b0;
 	}
 	state.SetItemsProcessed((int64_t)state.iterations() * kEvents);
-	state.SetBytesProcessed((int64_t)g_bytes * (int64_t)state.iterations());
-	state.counters["messages"] = (double)g_messages;
-	state.counters["bytes_per_msg"] = g_messages ? (double)g_bytes / (double)g_messages : 0;
+	state.SetBytesProcessed((int64_t)bytes * (int64_t)state.iterations());
+	state.counters["messages"] = (double)messages;
+	state.counters["bytes_per_msg"] = messages ? (double)bytes / (double)messages : 0;
 	state.counters["publish_errors"] = (double)ctr(c->repl_errors);
 }
 
@@ -340,6 +401,7 @@ void BM_BareJetStream(benchmark::State &state)
 	natsConnection_Destroy(nc);
 }
 
+BENCHMARK(BM_ReplicatedCatchUp)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Replicated)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BareJetStream)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_NodeVisible)->Iterations(2000)->Unit(benchmark::kMicrosecond);
@@ -359,11 +421,14 @@ int main(int argc, char **argv)
 	}
 	int rc = cqrs_bench::main(argc, argv, "replication",
 				  "journal into a 3-node JetStream (R3, loopback) vs a bare publish loop", {
-		{ "replicated events/s", "BM_Replicated/iterations:1/manual_time",
+		{ "replicated events/s (catch-up)", "BM_ReplicatedCatchUp/iterations:1/manual_time",
 		  "BM_BareJetStream/iterations:1/manual_time", "items_per_second", true,
 		  "bare: same message count and mean size, sync publish" },
-		{ "replicated bytes/s", "BM_Replicated/iterations:1/manual_time",
+		{ "replicated bytes/s (catch-up)", "BM_ReplicatedCatchUp/iterations:1/manual_time",
 		  "BM_BareJetStream/iterations:1/manual_time", "bytes_per_second", true, "" },
+		{ "replicated events/s (live)", "BM_Replicated/iterations:1/manual_time",
+		  "BM_BareJetStream/iterations:1/manual_time", "items_per_second", true,
+		  "the engine deciding and journaling beside it" },
 		{ "visible on a node p50 (ns)", "BM_NodeVisible/iterations:2000",
 		  "", "node_p50_ns", false, "one command at a time, ack replicated" },
 		{ "visible on the writer p50 (ns)", "BM_NodeVisible/iterations:2000",
