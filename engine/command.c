@@ -28,10 +28,10 @@
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/journal/journal.h"
-#include "engine/replication/replication.h"
 #include "engine/model/dedup.h"
 #include "engine/model/versions.h"
 #include "engine/publish.h"
+#include "engine/replication/replication.h"
 #include "engine/ticket.h"
 
 /* ---- decide's context ------------------------------------------------------ */

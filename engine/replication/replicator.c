@@ -41,9 +41,10 @@
  * leads back to resync: the stream says what it holds, the journal has
  * the rest.
  *
- * Cost on the command thread: one relaxed add and store per durable batch
- * (cqrs__repl_on_durable) and a futex wake while the replicator sleeps;
- * in CQRS_ACK_REPLICATED one acquire load per step.
+ * Cost on the command thread per durable batch (cqrs__repl_on_durable): a
+ * relaxed load and store (a statistic), a seq_cst increment and load, and
+ * a futex wake only while the replicator sleeps; in CQRS_ACK_REPLICATED
+ * one acquire load per step, and a clock read while tickets wait.
  */
 #include <errno.h>
 #include <inttypes.h>
