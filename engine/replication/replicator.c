@@ -303,8 +303,8 @@ static int resync(struct cqrs_repl *r)
 	durable = durable_now(e);
 	if (pos.journal_last > durable) {
 		cqrs__log(e, CQRS_LOG_ERROR, "replication: stream %s holds seq %" PRIu64 ", past this "
-			  "journal's durable seq %" PRIu64 " (another journal wrote it?): not "
-			  "replicating", r->link.stream, pos.journal_last, durable);
+			  "journal's durable seq %" PRIu64 " (this journal lost its tail in a "
+			  "crash of the host, or another journal wrote the stream): not replicating", r->link.stream, pos.journal_last, durable);
 		return CQRS_ECORRUPT;
 	}
 	/* The next seq: durable or not yet written, its predecessors are. */
