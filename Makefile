@@ -39,7 +39,8 @@
 #
 # Sources are picked up by folder, so adding a file needs no Makefile edit:
 #   core/ ringbuf/ shm/ client/   -> libcqrs_client (no liburing, no jemalloc)
-#   engine/ engine/journal/ engine/model/ -> libcqrs (adds the engine; links both)
+#   engine/ engine/journal/ engine/model/ engine/replication/
+#                                 -> libcqrs (adds the engine; links both)
 #   tools/*.c                     -> build/cqrs
 #   examples/orders/*.c           -> build/cqrs-orders
 #   examples/exchange/*.c         -> build/cqrs-exchange (book.c and
@@ -63,7 +64,7 @@ DEBUG ?=
 # ---- dependencies -------------------------------------------------------------
 
 # pkg-config names; mk/deps.sh maps each to its Debian package.
-PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3 libmicrohttpd
+PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3 libmicrohttpd libnats
 DEPS_OK ?= $(BUILD)/.deps-ok
 # What the stamp records: the list and the script, so a build folder made
 # before either changed checks the packages again.
@@ -81,7 +82,8 @@ endif
 endif
 
 CLIENT_PKGS := libxxhash ck
-ENGINE_PKGS := liburing jemalloc $(CLIENT_PKGS)
+# libnats (the replicator, engine/replication/) only in the engine library.
+ENGINE_PKGS := liburing jemalloc libnats $(CLIENT_PKGS)
 DEP_CFLAGS := $(shell pkg-config --cflags $(ENGINE_PKGS) cmocka 2>/dev/null)
 CLIENT_LIBS := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)
 ENGINE_LIBS := $(shell pkg-config --libs $(ENGINE_PKGS) 2>/dev/null)
@@ -112,7 +114,7 @@ endif
 # ---- sources ------------------------------------------------------------------
 
 CLIENT_SRC := $(sort $(wildcard core/*.c ringbuf/*.c shm/*.c client/*.c))
-ENGINE_SRC := $(sort $(wildcard engine/*.c engine/journal/*.c engine/model/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/*.c engine/journal/*.c engine/model/*.c engine/replication/*.c))
 LIB_SRC := $(CLIENT_SRC) $(ENGINE_SRC)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/obj/%.o)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -299,6 +301,10 @@ $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcq
 $(BUILD)/bench/bench_exchange: ORDERS_DOMAIN_OBJ :=
 $(BUILD)/bench/bench_exchange: BENCH_EXTRA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
 $(BUILD)/bench/bench_exchange: $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
+# bench_replication starts its JetStream cluster with the tests' harness.
+NATS_HARNESS_OBJ := $(BUILD)/obj/tests/lib/nats_cluster.o $(BUILD)/obj/tests/lib/testutil.o
+$(BUILD)/bench/bench_replication: BENCH_EXTRA_OBJ := $(NATS_HARNESS_OBJ)
+$(BUILD)/bench/bench_replication: $(NATS_HARNESS_OBJ)
 
 # bench_engine's benchmarks live in bench/engine/ (compiled with it).
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)

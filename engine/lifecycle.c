@@ -14,7 +14,8 @@
  *      the checkpoint thread starts before them
  *   5. broadcast ring + one consumer per projector, added at the tail before
  *      anything is published: ring seqs start at the journal's next seq
- *   6. projector threads (replay the journal gap, then follow the ring)
+ *   6. projector threads (replay the journal gap, then follow the ring),
+ *      the replicator thread when replication is configured
  *   7. command thread; control state RUNNING
  * SHARED threading skips 5, and 6 replays the journal gap on the starting
  * thread: the command thread applies every batch from there on.
@@ -47,6 +48,7 @@
 #include "engine/publish.h"
 #include "engine/replay.h"
 #include "engine/snapshot.h"
+#include "engine/replication/replication.h"
 #include "engine/submit.h"
 #include "shm/control.h"
 
@@ -207,13 +209,16 @@ static int start(cqrs_engine *e)
 	}
 	(void)cqrs__generations_retire_old(e); /* before any seq is handed out */
 	rc = cqrs__publish_open(e); /* the broadcast ring, in DEDICATED threading */
-	if (!rc)
+	if (!rc && !e->cfg.node_of) /* a view node takes no commands */
 		rc = cqrs__gateway_open(e); /* points e->bell into its engine page */
 	if (!rc)
 		rc = cqrs__submit_init(e);
 	if (rc)
 		return rc;
 	rc = cqrs__projectors_start(e, rec.next_seq);
+	if (!rc) /* without waiting for the network: the replicator, or a node's receiver */
+		rc = e->cfg.node_of ? cqrs__node_start(e, rec.next_seq)
+				    : cqrs__repl_start(e, rec.next_seq);
 	if (rc)
 		return rc;
 	/* release: everything set up above is visible to submitters that see
@@ -234,6 +239,8 @@ static int start(cqrs_engine *e)
 static void teardown(cqrs_engine *e, int clean)
 {
 	cqrs__command_thread_join(e);
+	cqrs__repl_stop(e);
+	cqrs__node_stop(e);
 	/* Without a command thread the projectors still need to be told. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
 	cqrs__publish_done(e);

@@ -197,7 +197,51 @@ typedef struct cqrs_config {
 					     offers it, else a copy at the batch
 					     boundary; 1: always that copy; -1: no
 					     checkpoints at all; default 0 */
+	/* Replication to a NATS JetStream stream (docs/ARCHITECTURE.md,
+	 * Replication): a thread of the engine reads the durable journal and
+	 * publishes it, batch by batch, to stream CQRS_<name> (subjects
+	 * cqrs.<name>.journal and cqrs.<name>.schema), creating the stream
+	 * (file storage, replication_replicas copies) if it is missing. */
+	const char *replication_urls; /* NULL or "": no replication; else NATS
+					 server URLs, comma-separated (copied at
+					 open) */
+	int ack_level;                /* enum cqrs_ack_level; default LOCAL */
+	uint32_t replication_timeout_ms; /* ACK_REPLICATED: a ticket the stream
+					 has not acknowledged this long after
+					 its submission completes with
+					 -ETIMEDOUT (its events are durable
+					 locally and replicated later); 0 = wait
+					 as long as it takes; default 5000.
+					 When replication stops (the stream and
+					 the journal disagree) waiting tickets
+					 complete with -EIO */
+	uint32_t replication_replicas; /* copies of a stream the replicator
+					 creates; default 3 (1 for a single
+					 server) */
+	uint32_t replication_batch_bytes; /* journal bytes per message at most
+					 (whole command groups); default 0: the
+					 server's max payload less 4 KiB */
+	/* A view node: NULL, or the name of the engine whose stream (on
+	 * replication_urls) this engine follows instead of taking commands:
+	 * it journals the stream's verified records and runs the projections
+	 * registered here over them, so its views are the writer's, read with
+	 * the same API (cqrs_view_wait(seq) included). cqrs_submit on a node
+	 * returns -EPERM; it has no command gateway; ack_level must be LOCAL. */
+	const char *node_of;
 } cqrs_config;
+
+/* When a ticket completes (cqrs_config.ack_level). What each survives:
+ * LOCAL: the engine's durability mode (BATCH: fdatasynced here, so a
+ * crash or power loss of this host keeps it, losing the host's disk does
+ * not). REPLICATED: in addition, a quorum of the stream's servers stored
+ * it (JetStream acknowledges once a quorum has the message, before its
+ * own fsync): the loss of this host, disk included, keeps it, as does the
+ * loss of a minority of the servers; a power loss of the whole quorum at
+ * once may not. */
+enum cqrs_ack_level {
+	CQRS_ACK_LOCAL = 0,           /* durable locally (as the durability mode says) */
+	CQRS_ACK_REPLICATED = 1,      /* durable locally AND acknowledged by the stream */
+};
 
 /* An event as decide sees what it emitted, evolve and apply see it. */
 typedef struct cqrs_event {

@@ -131,7 +131,32 @@ typedef struct cqrs_counters {
 	uint64_t ckpt_fault_max_ns; /* ... the longest serving of one fault */
 	uint64_t ckpt_seq[CQRS_COUNTERS_MAX_PROJ];    /* per projection: last checkpoint's seq */
 	int64_t ckpt_time_ns[CQRS_COUNTERS_MAX_PROJ]; /* ... its wall clock time */
+	/* replication (engine/replication/), the replicator thread's lines;
+	 * lag: durable_seq - replicated_seq events, repl_lag_bytes bytes (of
+	 * the records journaled since start) */
+	uint64_t repl_state;       /* enum cqrs_repl_state */
+	uint64_t replicated_seq;   /* every seq <= this is in the stream */
+	uint64_t repl_messages;    /* messages the stream acknowledged */
+	uint64_t repl_bytes;       /* journal bytes in them */
+	uint64_t repl_errors;      /* failed connects and publishes */
+	uint64_t repl_resyncs;     /* times the position was read back from the stream */
+	uint64_t repl_stream_seq;  /* the stream's last message sequence */
+	uint64_t repl_lag_bytes;
+	uint64_t repl_latency[CQRS_COUNTERS_HIST]; /* publish -> the stream's ack, ns */
+	/* replication, the command thread's line */
+	uint64_t repl_timeouts;    /* tickets failed with -ETIMEDOUT (ACK_REPLICATED) */
+	uint64_t repl_pad[7];
 } cqrs_counters;
+
+/* cqrs_counters.repl_state */
+enum cqrs_repl_state {
+	CQRS_REPL_OFF = 0,         /* no replication configured */
+	CQRS_REPL_CONNECTING = 1,  /* no connection to the servers (retrying) */
+	CQRS_REPL_SYNCING = 2,     /* reading the stream's position back */
+	CQRS_REPL_STREAMING = 3,   /* publishing the journal as it becomes durable */
+	CQRS_REPL_FAILED = 4,      /* stopped: the stream and the journal disagree
+				      (the log says how) */
+};
 
 #ifdef __cplusplus
 static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");

@@ -92,6 +92,12 @@ static const char *mode_name(uint32_t d)
 	return d == 0 ? "none" : d == 1 ? "batch" : d == 2 ? "interval" : "?";
 }
 
+static const char *repl_state_name(uint64_t st)
+{
+	return st == CQRS_REPL_CONNECTING ? "connecting" : st == CQRS_REPL_SYNCING ? "syncing"
+	       : st == CQRS_REPL_STREAMING ? "streaming" : st == CQRS_REPL_FAILED ? "FAILED" : "off";
+}
+
 static const char *engine_state(const cqrs_ctl_info *ci)
 {
 	if (ci->state == CQRS_ENGINE_STOPPED)
@@ -240,6 +246,19 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 	printf("%-22s p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n", "command-to-ack",
 	       quantile(c->ack_latency, 0.5) / 1e3, quantile(c->ack_latency, 0.99) / 1e3,
 	       quantile(c->ack_latency, 0.999) / 1e3);
+	if (c->repl_state != CQRS_REPL_OFF) {
+		printf("%-22s %14llu  %s, lag %llu events / %llu bytes, %llu messages, %llu errors, "
+		       "%llu resyncs, %llu timeouts\n", "replicated seq",
+		       (unsigned long long)c->replicated_seq, repl_state_name(c->repl_state),
+		       (unsigned long long)(c->durable_seq > c->replicated_seq ?
+					    c->durable_seq - c->replicated_seq : 0),
+		       (unsigned long long)c->repl_lag_bytes, (unsigned long long)c->repl_messages,
+		       (unsigned long long)c->repl_errors, (unsigned long long)c->repl_resyncs,
+		       (unsigned long long)c->repl_timeouts);
+		printf("%-22s p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n", "publish-to-stream-ack",
+		       quantile(c->repl_latency, 0.5) / 1e3, quantile(c->repl_latency, 0.99) / 1e3,
+		       quantile(c->repl_latency, 0.999) / 1e3);
+	}
 	if (c->poison)
 		printf("%-22s %s\n", "JOURNAL FAILED", cqrs_strerror((int)c->poison));
 	printf("\n%-24s %6s %14s %10s %12s %10s %8s %8s  %s\n", "projection", "thread", "applied_seq",
@@ -319,6 +338,15 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	FIELD(snap_fork_max_us)
 	FIELD(snap_loaded_seq)
 	FIELD(snap_load_ns)
+	FIELD(repl_state)
+	FIELD(replicated_seq)
+	FIELD(repl_messages)
+	FIELD(repl_bytes)
+	FIELD(repl_errors)
+	FIELD(repl_resyncs)
+	FIELD(repl_stream_seq)
+	FIELD(repl_lag_bytes)
+	FIELD(repl_timeouts)
 #undef FIELD
 	printf("},\"rates_per_s\":");
 	if (prev && s->mono_ns > prev->mono_ns) {
@@ -341,6 +369,10 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	       (unsigned long long)quantile(c->batch_latency, 0.5),
 	       (unsigned long long)quantile(c->batch_latency, 0.99),
 	       (unsigned long long)quantile(c->batch_latency, 0.999));
+	printf(",\"repl_latency_ns\":{\"p50\":%llu,\"p99\":%llu,\"p999\":%llu}",
+	       (unsigned long long)quantile(c->repl_latency, 0.5),
+	       (unsigned long long)quantile(c->repl_latency, 0.99),
+	       (unsigned long long)quantile(c->repl_latency, 0.999));
 	printf(",\"journal_error\":");
 	if (c->poison)
 		tool_json_str(stdout, cqrs_strerror((int)c->poison));
