@@ -304,6 +304,18 @@ uint64_t cqrs__journal_next_seq(const cqrs_journal *j);
  * appended. */
 int cqrs__journal_check_seen(const cqrs_journal *j, uint64_t seq, const char *what);
 
+/* For retention (engine/journal/retention.h), from any thread: the
+ * journal now starts at segment first_seq, every older segment being
+ * collected. Replaces the manifest (first seq and collected seq =
+ * first_seq), fsynced, before returning, so the caller may remove the
+ * older files afterwards. first_seq must be a segment's first seq, at
+ * most the newest segment the manifest names (never past the active
+ * segment). Takes the lock the writer's manifest updates take (a segment
+ * roll waits for it: one manifest write). Returns 0, -EINVAL (first_seq
+ * below the journal's start or past its newest segment), or the write's
+ * -errno (the old manifest then stands). */
+int cqrs__journal_set_start(cqrs_journal *j, uint64_t first_seq);
+
 /* 0, or the error that poisoned the journal. */
 int cqrs__journal_poisoned(const cqrs_journal *j);
 
@@ -392,9 +404,19 @@ typedef struct cqrs_journal_tail {
 
 /* Opens an iterator over dir positioned at the first record with seq >=
  * from_seq (the first record if from_seq is below the journal's start).
- * Read-only: never modifies the directory. Returns 0; CQRS_ENOTFOUND (no
- * segments); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment header); -errno. */
+ * It starts in the segment whose first seq (its name) is the highest <=
+ * from_seq: the segments before it are not read. A journal whose prefix
+ * retention collected starts at the manifest's first seq (segments left
+ * below it are skipped); the caller that needs seqs below
+ * cqrs__journal_iter_start() must check that the first record is the one
+ * it asked for. Read-only: never modifies the directory. Returns 0;
+ * CQRS_ENOTFOUND (no segments); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment
+ * header, or a missing first segment not collected); -errno. */
 int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq);
+
+/* First seq of the journal's first segment (above 1 when a prefix was
+ * collected). */
+uint64_t cqrs__journal_iter_start(const cqrs_journal_iter *it);
 
 /* Next record in *rec (zero-copy, into a read-only mapping; valid until the
  * next call). Validates every checksum, the seq chain within and across

@@ -48,7 +48,8 @@ int cqrs__jman_check(const void *img, size_t len, jmanifest *out)
 	if (XXH3_64bits(img, offsetof(jmanifest, checksum)) != m.checksum)
 		return cqrs__fail(CQRS_ECORRUPT, JMAN_NAME ": checksum mismatch");
 	if (!cqrs__name_valid(m.engine, sizeof m.engine) || m.first_seq == 0 ||
-	    m.last_segment < m.first_seq || m.durable_seq + 1 < m.last_segment)
+	    m.last_segment < m.first_seq || m.durable_seq + 1 < m.last_segment ||
+	    (m.collected_seq != 0 && m.collected_seq != m.first_seq))
 		return cqrs__fail(CQRS_ECORRUPT, JMAN_NAME ": impossible contents (seqs out of order)");
 	if (out)
 		*out = m;
@@ -101,6 +102,17 @@ int cqrs__jman_write(int dirfd, jmanifest *m)
 	return rc;
 }
 
+int cqrs__jman_live_from(const jmanifest *m, const uint64_t *segs, int n)
+{
+	int i = 0;
+
+	if (!m || m->collected_seq == 0)
+		return 0;
+	while (i < n && segs[i] < m->collected_seq)
+		i++;
+	return i;
+}
+
 /* ---- the writer's side ---------------------------------------------------------- */
 
 int cqrs__jw_manifest_locked(cqrs_journal *j, uint64_t last_segment, uint64_t durable,
@@ -110,11 +122,13 @@ int cqrs__jw_manifest_locked(cqrs_journal *j, uint64_t last_segment, uint64_t du
 	int rc;
 
 	if (j->man.magic == JMAN_MAGIC && j->man.first_seq == j->journal_first_seq &&
+	    (j->man.collected_seq != 0) == j->journal_collected &&
 	    j->man.last_segment == last_segment && j->man.durable_seq == durable)
 		return 0;
 	memset(&m, 0, sizeof m);
 	memcpy(m.engine, j->engine, sizeof m.engine);
 	m.first_seq = j->journal_first_seq;
+	m.collected_seq = j->journal_collected ? j->journal_first_seq : 0;
 	m.last_segment = last_segment;
 	m.durable_seq = durable;
 	m.durability = (uint32_t)j->cfg.durability;
@@ -129,10 +143,40 @@ int cqrs__jw_manifest(cqrs_journal *j, uint64_t durable, enum jman_why why)
 {
 	int rc;
 
-	if (!j->thr_started)
-		return cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
+	/* mu also keeps out a collection (cqrs__journal_collected) */
 	pthread_mutex_lock(&j->mu);
 	rc = cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
+}
+
+int cqrs__journal_set_start(cqrs_journal *j, uint64_t first_seq)
+{
+	uint64_t old_first;
+	bool old_collected;
+	int rc;
+
+	pthread_mutex_lock(&j->mu);
+	if (first_seq < j->journal_first_seq || j->man.magic != JMAN_MAGIC ||
+	    first_seq > j->man.last_segment) {
+		pthread_mutex_unlock(&j->mu);
+		return cqrs__fail(-EINVAL, "journal %s: cannot start at seq %" PRIu64 " (it starts at "
+				 "%" PRIu64 ", newest segment %" PRIu64 ")", j->dir, first_seq,
+				 j->journal_first_seq, j->man.last_segment);
+	}
+	if (first_seq == j->journal_first_seq) {
+		pthread_mutex_unlock(&j->mu);
+		return 0;
+	}
+	old_first = j->journal_first_seq;
+	old_collected = j->journal_collected;
+	j->journal_first_seq = first_seq;
+	j->journal_collected = true;
+	rc = cqrs__jw_manifest_locked(j, j->man.last_segment, j->man.durable_seq, JMAN_COLLECT);
+	if (rc) {
+		j->journal_first_seq = old_first;
+		j->journal_collected = old_collected;
+	}
 	pthread_mutex_unlock(&j->mu);
 	return rc;
 }
@@ -188,6 +232,11 @@ int cqrs__jextent_load(int dirfd, const char *dir, const char *engine, jextent *
 	n = cqrs__jseg_list(dirfd, &x->segs);
 	if (n < 0)
 		return cqrs__fail(n, "journal %s: cannot list: %s", dir, cqrs_strerror(n));
+	x->collected_left = cqrs__jman_live_from(x->have_man ? &x->man : NULL, x->segs, n);
+	if (x->collected_left) {
+		n -= x->collected_left;
+		memmove(x->segs, x->segs + x->collected_left, (size_t)n * sizeof *x->segs);
+	}
 	x->n = n;
 	x->hdr = calloc(n ? (size_t)n : 1, sizeof *x->hdr);
 	if (!x->hdr) {
@@ -246,7 +295,8 @@ int cqrs__jextent_check(const jextent *x, const char *dir, enum jman_state *stat
 		const jseg_header *h = &x->hdr[i];
 		uint64_t want = i ? x->segs[i - 1] : 0;
 
-		if (!jseg_has_prev(h) || h->prev_first_seq == want)
+		if (!jseg_has_prev(h) || h->prev_first_seq == want ||
+		    (i == 0 && x->have_man && jman_prefix_collected(&x->man, x->segs[0])))
 			continue;
 		cqrs__jseg_name(a, sizeof a, x->segs[i]);
 		if (i == 0 || h->prev_first_seq > want)
