@@ -39,6 +39,8 @@ static const cqrs_config config_defaults = {
 	.aggregates_hint = 1u << 16,
 	.inline_write_bytes = 256u << 10,
 	.threading = CQRS_THREADING_DEDICATED,
+	.retention_mode = CQRS_RETENTION_DELETE,
+	.retention_min_segments = 2,
 };
 
 int cqrs_config_init_size(cqrs_config *cfg, size_t size)

@@ -179,6 +179,7 @@ struct cqrs_engine {
 	struct cqrs_ctl *ctl;
 	cqrs_counters *ctr;           /* in the control segment's counters region */
 	cqrs_counters private_ctr;    /* used while there is no control segment */
+	struct housekeeping *hk;      /* journal retention's thread, or NULL */
 	int command_started;
 };
 

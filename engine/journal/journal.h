@@ -198,6 +198,11 @@ typedef struct cqrs_journal_config {
 				       from another core's cache; 0 = never */
 	int64_t ctime_ns;           /* creation time put in new headers; 0 = now
 				       (tests set it for reproducible files) */
+	void (*on_roll)(void *arg, uint64_t first_seq); /* optional: a segment was
+				       sealed and segment first_seq started
+				       (after its manifest; on the writer's
+				       thread, inside claim: must be quick) */
+	void *roll_arg;
 } cqrs_journal_config;
 
 /* What opening (recovery) found. */
