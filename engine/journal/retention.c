@@ -118,23 +118,29 @@ static void pin_add(cqrs__ret_seg *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The seq after seq, saturating (a pin at UINT64_MAX needs nothing). */
+static uint64_t next_seq(uint64_t seq)
+{
+	return seq == UINT64_MAX ? UINT64_MAX : seq + 1;
+}
+
 void cqrs__retention_plan(cqrs__ret_seg *segs, size_t n, const cqrs__ret_pins *pins,
 			  const cqrs__ret_policy *pol, cqrs__ret_summary *sum)
 {
-	uint64_t need = pins->snapshot_valid ? pins->snapshot_seq + 1 : 1, tail_bytes = 0;
+	uint64_t need = pins->snapshot_valid ? next_seq(pins->snapshot_seq) : 1, tail_bytes = 0;
 	uint32_t sealed_newer = 0;
 	bool kept = false;
 
 	memset(sum, 0, sizeof *sum);
 	for (uint32_t v = 0; v < pins->nviews; v++) {
-		uint64_t vn = pins->views[v].valid ? pins->views[v].seq + 1 : 1;
+		uint64_t vn = pins->views[v].valid ? next_seq(pins->views[v].seq) : 1;
 		if (vn < need)
 			need = vn;
 	}
 	if (pins->views_unknown)
 		need = 1;
-	if (pins->replication && pins->replicated_seq + 1 < need)
-		need = pins->replicated_seq + 1;
+	if (pins->replication && next_seq(pins->replicated_seq) < need)
+		need = next_seq(pins->replicated_seq);
 	sum->need_seq = need;
 	sum->segments = (uint32_t)n;
 

@@ -9,7 +9,9 @@
  * collection); a first segment deleted by hand is still a loss; archive
  * and hook actions; collection beside a running writer, whose later
  * manifests keep the prefix; the offline run refuses while a writer holds
- * the journal. CQRS_RET_ITERS scales the model-based test (`make soak`).
+ * the journal; the engine's housekeeping thread, woken by segment rolls,
+ * plans, asks the replication hook and collects nothing while no snapshot
+ * exists. CQRS_RET_ITERS scales the model-based test (`make soak`).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +20,9 @@
 
 #include <cmocka.h>
 
+#include "cqrs_counters.h"
 #include "engine/journal/retention.h"
+#include "tests/lib/bank.h"
 #include "tests/unit/test_journal_util.h"
 
 static char g_dir[256];
@@ -125,7 +129,7 @@ static void test_plan_model(void **state)
 		}
 		pins->views_unknown = rnd_below(20) == 0;
 		pins->replication = rnd_below(3) == 0;
-		pins->replicated_seq = rnd_below(top);
+		pins->replicated_seq = rnd_below(8) == 0 ? UINT64_MAX : rnd_below(top);
 		pol.min_segments = (uint32_t)rnd_below(4);
 		pol.min_bytes = rnd_below(3) == 0 ? rnd_below(3000) : 0;
 		pol.min_age_s = rnd_below(3) == 0 ? rnd_below(12) : 0;
@@ -468,6 +472,67 @@ static void test_collect_beside_writer(void **state)
 	free(pins);
 }
 
+/* ---- the engine's housekeeping thread ------------------------------------------------ */
+
+static _Atomic int watermark_calls;
+
+static uint64_t watermark(void *arg)
+{
+	(void)arg;
+	watermark_calls++;
+	return UINT64_MAX;
+}
+
+static void retention_config(cqrs_config *cfg)
+{
+	cfg->segment_bytes = 64 << 10;
+	cfg->retention_mode = CQRS_RETENTION_DELETE;
+	cfg->retention_min_segments = 0;
+	cfg->replication_watermark = watermark;
+}
+
+#define CTR(expr) __atomic_load_n(&(expr), __ATOMIC_RELAXED)
+
+static void test_engine_housekeeping(void **state)
+{
+	char name[64];
+	bank_model m;
+	cqrs_engine *e;
+	const cqrs_counters *c;
+	uint64_t seq = 0;
+	int before, rc;
+
+	(void)state;
+	tu_unique_name(name, sizeof name, "tret");
+	bank_config_hook = retention_config;
+	rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
+	bank_config_hook = NULL;
+	if (rc)
+		fail_msg("bank_start: %s (%s)", cqrs_strerror(rc), cqrs_last_error());
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(bank_do(e, BANK_DEPOSIT, 1 + (uint64_t)i % 50, 1, 0, 0, &seq), 0);
+	c = cqrs_engine_counters(e);
+	/* One run at start, one per roll (they may merge): wait for a few. */
+	for (int i = 0; i < 500 && CTR(c->ret_runs) < 2; i++)
+		usleep(10000);
+	assert_true(CTR(c->ret_runs) >= 2);
+	assert_true(watermark_calls >= 2);
+	/* No snapshot: a restart replays from seq 1, nothing goes. */
+	if (CTR(c->ret_need_seq) != 1)
+		fail_msg("need %llu error %lld runs %llu bytes %llu first %llu", (unsigned long long)CTR(c->ret_need_seq), (long long)CTR(c->ret_error), (unsigned long long)CTR(c->ret_runs), (unsigned long long)CTR(c->ret_journal_bytes), (unsigned long long)CTR(c->ret_first_seq));
+	assert_true(CTR(c->ret_collected_segments) == 0);
+	assert_true(CTR(c->ret_journal_bytes) > 0);
+	assert_true(CTR(c->ret_first_seq) == 1);
+	bank_stop(e, &m);
+	{
+		char jdir[300];
+		snprintf(jdir, sizeof jdir, "%s/journal", g_dir);
+		before = count_segments(jdir);
+		assert_true(before >= 4);
+	}
+	cqrs_engine_remove_segments(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +542,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_segment_lost_is_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive_and_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_collect_beside_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_housekeeping, setup, teardown),
 	};
 	if (getenv("CQRS_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("CQRS_TEST_FILTER"));
