@@ -199,6 +199,7 @@ int cqrs__housekeeping_start(cqrs_engine *e)
 		free(hk);
 		return cqrs__fail(rc, "cannot start the housekeeping thread: %s", cqrs_strerror(rc));
 	}
+	pthread_setname_np(hk->thr, "cqrs-housekeep"); /* for top -H, perf */
 	return 0;
 }
 
