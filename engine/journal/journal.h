@@ -411,12 +411,13 @@ typedef struct cqrs_journal_tail {
  * from_seq (the first record if from_seq is below the journal's start).
  * It starts in the segment whose first seq (its name) is the highest <=
  * from_seq: the segments before it are not read. A journal whose prefix
- * retention collected starts at the manifest's first seq (segments left
- * below it are skipped); the caller that needs seqs below
- * cqrs__journal_iter_start() must check that the first record is the one
- * it asked for. Read-only: never modifies the directory. Returns 0;
- * CQRS_ENOTFOUND (no segments); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment
- * header, or a missing first segment not collected); -errno. */
+ * retention collected starts at the manifest's first seq F (segments
+ * left below it are skipped): from_seq 0 reads from F, from_seq 1..F-1 is
+ * refused (CQRS_ENOTFOUND naming the collected seqs), so no reader takes
+ * the events after a gap for the ones it asked for. Read-only: never
+ * modifies the directory. Returns 0; CQRS_ENOTFOUND (no segments, or
+ * from_seq collected); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment header,
+ * or a missing first segment not collected); -errno. */
 int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq);
 
 /* First seq of the journal's first segment (above 1 when a prefix was

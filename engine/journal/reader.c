@@ -267,6 +267,17 @@ int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t f
 		}
 		memmove(it->segs, it->segs + live, (size_t)(it->nseg - live) * sizeof *it->segs);
 		it->nseg -= live;
+		/* A reader that asks for a seq retention took gets an error, never
+		 * the events after it as though they followed. */
+		if (it->man.collected_seq && from_seq >= 1 && from_seq < it->man.first_seq) {
+			uint64_t start = it->man.first_seq;
+			cqrs__journal_iter_close(it);
+			return cqrs__fail(CQRS_ENOTFOUND, "journal %s: seqs %" PRIu64 "..%" PRIu64 " were "
+					 "collected by retention (the journal starts at seq %" PRIu64 "); "
+					 "reading from seq %" PRIu64 " needs them (an archived copy, or a "
+					 "snapshot or checkpoint after them)", dir, from_seq, start - 1, start,
+					 from_seq);
+		}
 	}
 	/* The last segment whose first seq is <= from_seq (by the segments'
 	 * names: no scan of the earlier ones). */

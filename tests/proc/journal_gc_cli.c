@@ -113,6 +113,9 @@ int main(void)
 	snprintf(args, sizeof args, "dump %s --from 1000 --limit 1", dir);
 	rc = run(args, out, sizeof out);
 	CHECK(rc == 0 && !strncmp(out, "1000 Ev", 7), "dump --from: rc %d: %s", rc, out);
+	snprintf(args, sizeof args, "dump %s --from 1 --limit 1", dir);
+	rc = run(args, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "collected by retention"), "dump --from 1: rc %d: %s", rc, out);
 	snprintf(args, sizeof args, "stat %s", dir);
 	rc = run(args, out, sizeof out);
 	snprintf(want, sizeof want, "manifest: journal from seq %llu", (unsigned long long)first);

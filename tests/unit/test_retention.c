@@ -11,7 +11,8 @@
  * manifests keep the prefix; the offline run refuses while a writer holds
  * the journal; the engine's housekeeping thread, woken by segment rolls,
  * plans, asks the replication hook and collects nothing while no snapshot
- * exists. CQRS_RET_ITERS scales the model-based test (`make soak`).
+ * exists; a start on a journal collected with no snapshot to load
+ * refuses, naming the missing seqs. CQRS_RET_ITERS scales the model-based test (`make soak`).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -258,6 +259,16 @@ static void test_collect_reopen(void **state)
 	assert_int_equal(cqrs__journal_extent(g_dir, &x), 0);
 	assert_int_equal(x.first_seq, first);
 	check_reads(g_dir, first, last);
+	{
+		/* Asking for a collected seq is an error, not the seqs after it;
+		 * from the first seq on it reads. */
+		cqrs_journal_iter *it;
+		assert_int_equal(cqrs__journal_iter_open(&it, g_dir, 1), CQRS_ENOTFOUND);
+		assert_non_null(strstr(cqrs_last_error(), "collected by retention"));
+		assert_int_equal(cqrs__journal_iter_open(&it, g_dir, first - 1), CQRS_ENOTFOUND);
+		assert_int_equal(cqrs__journal_iter_open(&it, g_dir, first), 0);
+		cqrs__journal_iter_close(it);
+	}
 	/* The writer opens it, appends, rolls (its manifests keep the
 	 * prefix), closes; it opens again. */
 	jt_config(&c, g_dir, CQRS_DURABILITY_BATCH);
@@ -529,6 +540,27 @@ static void test_engine_housekeeping(void **state)
 		snprintf(jdir, sizeof jdir, "%s/journal", g_dir);
 		before = count_segments(jdir);
 		assert_true(before >= 4);
+		/* Collected behind its back (as if a snapshot had pinned seq
+		 * 1000), with no snapshot to load: the start refuses, naming
+		 * the seqs that are gone, instead of replaying from the middle. */
+		{
+			cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
+			cqrs__ret_pins *pins = calloc(1, sizeof *pins);
+			cqrs__ret_summary sum;
+			cqrs__ret_seg *segs;
+			size_t n;
+
+			pins->snapshot_valid = true;
+			pins->snapshot_seq = 1000;
+			assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n,
+								     &sum), 0);
+			free(segs);
+			free(pins);
+			assert_true(sum.collected > 0);
+			rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
+			assert_int_equal(rc, CQRS_ENOTFOUND);
+			assert_non_null(strstr(cqrs_last_error(), "collected by retention"));
+		}
 	}
 	cqrs_engine_remove_segments(name);
 }
