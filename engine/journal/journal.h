@@ -70,7 +70,9 @@
  *     open (CQRS_ECORRUPT naming it). What was written since the last
  *     roll, open or close (interval mode: the last second) is proven only
  *     by the records and by the engine's other witnesses
- *     (cqrs__journal_check_seen).
+ *     (cqrs__journal_check_seen). Retention (retention.h) moves the
+ *     journal's start forward: the manifest then names the collected
+ *     prefix, and the first segment may name a predecessor that is gone.
  *   - Opening scans the last two segments only; the iterator validates the
  *     others when the engine replays them.
  *   - Iterator records point into read-only mappings: valid until the next
