@@ -279,7 +279,7 @@ static int cmd_stat(const char *dir)
 	cqrs_journal_tail tail;
 	cqrs_journal_segment_info seg;
 	uint64_t *segs = NULL, counts[CQRS_JOURNAL_MAX_TYPES] = { 0 }, other = 0, total = 0, bytes = 0;
-	uint64_t first = 0;
+	uint64_t first = 0, collected_below = 0;
 	char names[CQRS_JOURNAL_MAX_TYPES > 64 ? 64 : CQRS_JOURNAL_MAX_TYPES][CQRS_NAME_MAX] = { { 0 } };
 	seg_row *rows;
 	int nseg, dirfd, rc, si = -1;
@@ -339,16 +339,18 @@ static int cmd_stat(const char *dir)
 	printf("journal %s\n", dir);
 	{
 		static const char *why[] = { "?", "create", "roll", "close", "open", "repair",
-					     "interval fsync" };
+					     "interval fsync", "retention" };
 		cqrs_journal_extent x;
 		char mname[32];
 
 		rc = cqrs__journal_extent(dir, &x);
 		if (rc == 0 && x.manifest) {
 			cqrs__jseg_name(mname, sizeof mname, x.last_segment);
-			printf("manifest: journal from seq %" PRIu64 ", newest segment %s, seqs up to %"
-			       PRIu64 " durable (written at %s)\n", x.first_seq, mname, x.durable_seq,
-			       x.written_at < 7 ? why[x.written_at] : "?");
+			printf("manifest: journal from seq %" PRIu64 "%s, newest segment %s, seqs up to %"
+			       PRIu64 " durable (written at %s)\n", x.first_seq,
+			       x.first_seq > 1 ? " (retention collected the seqs before it)" : "", mname,
+			       x.durable_seq, x.written_at < 8 ? why[x.written_at] : "?");
+			collected_below = x.first_seq;
 		} else {
 			printf("manifest: %s\n", rc ? tool_detail() : "none");
 		}
@@ -361,6 +363,8 @@ static int cmd_stat(const char *dir)
 			printf("  %s  seqs %" PRIu64 "..%" PRIu64 "  %" PRIu64 " events  %" PRIu64
 			       " bytes\n", name, rows[i].first_seq, rows[i].last_seq, rows[i].records,
 			       rows[i].bytes);
+		else if (segs[i] < collected_below)
+			printf("  %s  collected (its file is removed by the next collection)\n", name);
 		else
 			printf("  %s  empty\n", name);
 	}

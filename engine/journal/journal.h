@@ -345,7 +345,7 @@ typedef struct cqrs_journal_extent {
 	uint64_t last_segment;      /* manifest: the newest segment's first seq */
 	uint64_t durable_seq;       /* manifest: every seq <= this is in the journal */
 	uint32_t written_at;        /* manifest: 1 create, 2 roll, 3 close, 4 open,
-				       5 repair, 6 interval fsync */
+				       5 repair, 6 interval fsync, 7 collect */
 } cqrs_journal_extent;
 
 /* Read-only: reads dir's manifest and every segment header and checks the

@@ -339,12 +339,12 @@ static int short_tail(const char *dir, uint64_t durable, uint32_t why, uint64_t 
 		      const char *seg, uint64_t off)
 {
 	static const char *const whys[] = { "?", "creation", "a segment roll", "a clean close",
-					    "open", "repair", "an interval fsync" };
+					    "open", "repair", "an interval fsync", "a collection" };
 
 	return cqrs__fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %" PRIu64 ", seq %" PRIu64
 			 ": the journal ends here, but seqs up to %" PRIu64 " were in it (" JMAN_NAME
 			 ", written at %s): seqs %" PRIu64 "..%" PRIu64 " are missing", dir, seg, off,
-			 next_seq, durable, why < 7 ? whys[why] : "?", next_seq, durable);
+			 next_seq, durable, why < 8 ? whys[why] : "?", next_seq, durable);
 }
 
 int cqrs__jextent_check_end(const jextent *x, const char *dir, uint64_t next_seq, const char *seg,
