@@ -92,10 +92,26 @@ static int snapshot_pin(const char *data_dir, cqrs__ret_pins *out, char *note, s
 	if (!s)
 		return -ENOMEM;
 	rc = cqrs__snapshot_list(data_dir, s, SNAP_CAP, &n);
+	if (rc == 0 && n > SNAP_CAP) {
+		/* More than kept by default: list them all, the oldest counts. */
+		size_t want = n + 16;
+		struct cqrs__snapshot_info *more = realloc(s, want * sizeof *s);
+		if (!more) {
+			free(s);
+			return -ENOMEM;
+		}
+		s = more;
+		rc = cqrs__snapshot_list(data_dir, s, want, &n);
+		if (rc == 0 && n > want) {
+			/* Still growing: the oldest is not known, nothing is unpinned. */
+			note_add(note, cap, "snapshots appeared while listing (everything pinned)");
+			n = 0;
+		}
+	}
 	if (rc == 0) {
 		/* Newest first: the oldest valid one kept is the start's last
 		 * resort before a full replay. */
-		for (size_t i = 0; i < n && i < SNAP_CAP; i++)
+		for (size_t i = 0; i < n; i++)
 			if (s[i].valid) {
 				out->snapshot_valid = true;
 				out->snapshot_seq = s[i].seq;
