@@ -10,9 +10,13 @@
  * Also the writer's manifest update (cqrs__jw_manifest) and the engine's
  * check against other witnesses (cqrs__journal_check_seen).
  *
+ * Also the collected prefix retention records (cqrs__journal_set_start,
+ * from the housekeeping thread, under the writer's manifest lock).
+ *
  * Cost: the manifest is written only on cold paths (open, segment roll,
- * clean close, repair): one 128-byte write, an fdatasync, a rename and a
- * directory fsync each time. The checks read one header per segment.
+ * clean close, repair, a collection): one 128-byte write, an fdatasync, a
+ * rename and a directory fsync each time. The checks read one header per
+ * segment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,7 +147,7 @@ int cqrs__jw_manifest(cqrs_journal *j, uint64_t durable, enum jman_why why)
 {
 	int rc;
 
-	/* mu also keeps out a collection (cqrs__journal_collected) */
+	/* mu also orders this against a collection (cqrs__journal_set_start) */
 	pthread_mutex_lock(&j->mu);
 	rc = cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
 	pthread_mutex_unlock(&j->mu);
