@@ -558,8 +558,11 @@ static void test_engine_housekeeping(void **state)
 			free(pins);
 			assert_true(sum.collected > 0);
 			rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
-			assert_int_equal(rc, CQRS_ENOTFOUND);
-			assert_non_null(strstr(cqrs_last_error(), "collected by retention"));
+			/* The iterator's refusal, or the snapshot code's own check
+			 * where the tree has one: either names what is gone. */
+			assert_true(rc == CQRS_ENOTFOUND || rc == CQRS_ECORRUPT);
+			assert_true(strstr(cqrs_last_error(), "collected by retention") ||
+				    strstr(cqrs_last_error(), "no valid snapshot covers"));
 		}
 	}
 	cqrs_engine_remove_segments(name);
