@@ -235,6 +235,9 @@ soak: tests-build
 	$(BUILD)/tests/proc/view_restart_readers $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/engine_start_kill $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/view_reboot_loop $(SOAK_CYCLES)
+	CQRS_RET_ITERS=1000000 CQRS_TEST_FILTER=test_plan_model $(BUILD)/tests/unit/test_retention
+	$(BUILD)/tests/proc/retention_kill $(SOAK_CYCLES)
+	$(BUILD)/tests/proc/retention_engine_kill $(SOAK_CYCLES)
 
 # Sub-builds in their own folders, every object with CQRS_DEBUG (DEBUG=1).
 SUBMAKE_ARGS = --no-print-directory DEPS_OK=$(DEPS_OK) DEBUG=1

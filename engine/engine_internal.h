@@ -192,6 +192,7 @@ struct cqrs_engine {
 	cqrs_counters private_ctr;    /* used while there is no control segment */
 	struct cqrs_repl *repl;       /* NULL without replication */
 	struct cqrs_node *node;       /* a view node's receiver (cfg.node_of), or NULL */
+	struct housekeeping *hk;      /* journal retention's thread, or NULL */
 	int command_started;
 	struct cqrs__snap *snap;      /* NULL until a store, callbacks or start need it */
 	struct cqrs_ckpt *ckpt;       /* the checkpoint thread (engine/checkpoint_write.c); NULL: off */

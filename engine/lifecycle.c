@@ -16,7 +16,8 @@
  *      anything is published: ring seqs start at the journal's next seq
  *   6. projector threads (replay the journal gap, then follow the ring),
  *      the replicator thread when replication is configured
- *   7. command thread; control state RUNNING
+ *   7. housekeeping thread (journal retention), command thread; control
+ *      state RUNNING
  * SHARED threading skips 5, and 6 replays the journal gap on the starting
  * thread: the command thread applies every batch from there on.
  * Stop is the reverse: the command thread drains submissions, flushes and
@@ -40,6 +41,7 @@
 #include "engine/engine_internal.h"
 #include "engine/gateway.h"
 #include "engine/generations.h"
+#include "engine/housekeeping.h"
 #include "engine/journal/journal.h"
 #include "engine/model/dedup.h"
 #include "engine/model/versions.h"
@@ -68,6 +70,8 @@ static int open_journal(cqrs_engine *e, cqrs_journal_recovery *rec)
 		.durable_arg = e,
 		.batch_bytes = e->cfg.max_batch_bytes,
 		.inline_write_max = e->cfg.inline_write_bytes,
+		.on_roll = cqrs__housekeeping_on_roll,
+		.roll_arg = e,
 	};
 	int rc = cqrs__journal_open(&e->journal, &jc, rec);
 
@@ -219,6 +223,8 @@ static int start(cqrs_engine *e)
 	if (!rc) /* without waiting for the network: the replicator, or a node's receiver */
 		rc = e->cfg.node_of ? cqrs__node_start(e, rec.next_seq)
 				    : cqrs__repl_start(e, rec.next_seq);
+	if (!rc)
+		rc = cqrs__housekeeping_start(e); /* journal retention */
 	if (rc)
 		return rc;
 	/* release: everything set up above is visible to submitters that see
@@ -245,6 +251,7 @@ static void teardown(cqrs_engine *e, int clean)
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
 	cqrs__publish_done(e);
 	cqrs__projectors_join(e, clean && !atomic_load_explicit(&e->poison, memory_order_relaxed));
+	cqrs__housekeeping_stop(e); /* nothing rolls a segment any more */
 	if (e->journal) {
 		int rc = cqrs__journal_close(e->journal);
 		if (rc)

@@ -2,7 +2,9 @@
  * engine/snapshot_verify.c - cqrs_engine_verify_snapshot: the
  * deterministic check. The model is rebuilt on the side from the journal
  * (seqs 1..S, through the application's evolve, as a start without a
- * snapshot would) into the engine's registered, empty stores, and
+ * snapshot would; where retention collected the journal's prefix, from
+ * the newest older valid snapshot B the journal continues, seqs B+1..S)
+ * into the engine's registered, empty stores, and
  * compared with a snapshot at S: every store record (key and value
  * bytes), every aggregate version, every remembered command of every
  * client's dedup window, and the counts. A difference means decide or
@@ -20,6 +22,7 @@
 
 #include "core/errors.h"
 #include "engine/engine_internal.h"
+#include "engine/journal/journal.h"
 #include "engine/model/dedup.h"
 #include "engine/model/versions.h"
 #include "engine/replay.h"
@@ -141,13 +144,59 @@ static int compare(cqrs_engine *e, const cqrs__snap_image *img)
 	return 0;
 }
 
+/* Where the side rebuild starts: seq 0 (an empty model, the journal from
+ * seq 1) while the journal still has seq 1; else the newest older
+ * snapshot (seqs: older ones, newest first) that verifies and that the
+ * journal continues, loaded into the model. Retention keeps the journal
+ * from the oldest kept snapshot on, so the check then covers what the
+ * journal still has: the replay of (base, target] over that snapshot. */
+static int side_base(cqrs_engine *e, uint64_t target, const uint64_t *seqs, size_t n,
+		     uint64_t *base)
+{
+	cqrs_journal_extent x;
+	uint64_t first = 1;
+	cqrs__snap_image *old;
+	char path[3400], why[240];
+	int rc = -ENOENT;
+
+	*base = 0;
+	if (cqrs__journal_extent(e->journal_dir, &x) == 0 && x.manifest && x.first_seq)
+		first = x.first_seq;
+	if (first <= 1)
+		return 0;
+	old = malloc(sizeof *old);
+	if (!old)
+		return cqrs__fail(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (seqs[i] >= target || seqs[i] + 1 < first)
+			continue;
+		cqrs__snapshot_name(path, sizeof path, e->snap->dir, seqs[i]);
+		if (cqrs__snapshot_open(path, old, why, sizeof why) != 0)
+			continue;
+		if (cqrs__snapshot_fits(e, old, why, sizeof why) == 0 &&
+		    (rc = cqrs__snapshot_load(e, old)) == 0)
+			*base = seqs[i];
+		cqrs__snapshot_close(old);
+		if (*base || rc != -ENOENT)
+			break;
+	}
+	free(old);
+	if (*base)
+		return 0;
+	return cqrs__fail(rc == -ENOENT ? CQRS_ENOTFOUND : rc,
+			  "the journal starts at seq %llu (retention collected 1..%llu) and no older "
+			  "valid snapshot before seq %llu covers them: nothing to replay the "
+			  "snapshot's model from", (unsigned long long)first,
+			  (unsigned long long)first - 1, (unsigned long long)target);
+}
+
 int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified)
 {
 	cqrs__snap *sn = e->snap;
 	cqrs__snap_image *img;
 	cqrs_replay_stats rs;
 	char path[3400], why[240];
-	uint64_t seqs[64];
+	uint64_t seqs[64], base = 0;
 	size_t n = 0;
 	int rc;
 
@@ -172,6 +221,10 @@ int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified
 	} else {
 		seqs[0] = seq;
 		n = 1;
+		if (cqrs__snapshot_seqs(sn->dir, seqs + 1, 63, &n) == 0)
+			n = n + 1 < 64 ? n + 1 : 64; /* the older ones: side_base's */
+		else
+			n = 1;
 	}
 	img = malloc(sizeof *img);
 	if (!img)
@@ -180,8 +233,12 @@ int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified
 	for (size_t i = 0; i < n && i < 64; i++) {
 		cqrs__snapshot_name(path, sizeof path, sn->dir, seqs[i]);
 		rc = cqrs__snapshot_open(path, img, why, sizeof why);
-		if (rc == 0 && (rc = cqrs__snapshot_fits(e, img, why, sizeof why)) == 0)
+		if (rc == 0 && (rc = cqrs__snapshot_fits(e, img, why, sizeof why)) == 0) {
+			/* the rest are older ones the side replay may start from */
+			memmove(seqs, seqs + i + 1, (n - i - 1) * sizeof *seqs);
+			n -= i + 1;
 			break;
+		}
 		cqrs__log(e, CQRS_LOG_WARN, "snapshot %s not verified: %s", path, why);
 		if (seq) {
 			free(img);
@@ -196,18 +253,22 @@ int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified
 	if (!rc)
 		rc = cqrs__dedup_create(e->cfg.dedup_window, &e->dedup);
 	if (!rc)
-		rc = cqrs__replay_write_model(e, 1, img->hdr.seq + 1, &rs);
+		rc = side_base(e, img->hdr.seq, seqs, n, &base);
+	if (!rc)
+		rc = cqrs__replay_write_model(e, base + 1, img->hdr.seq + 1, &rs);
 	if (!rc)
 		rc = compare(e, img);
 	if (!rc) {
-		cqrs__log(e, CQRS_LOG_INFO, "snapshot %s equals the replay of seqs 1..%llu", path,
-			  (unsigned long long)img->hdr.seq);
+		cqrs__log(e, CQRS_LOG_INFO, "snapshot %s equals the replay of seqs %llu..%llu%s", path,
+			  (unsigned long long)base + 1, (unsigned long long)img->hdr.seq,
+			  base ? " from the older snapshot before them" : "");
 		if (verified)
 			*verified = img->hdr.seq;
 	} else {
 		char detail[4200];
-		snprintf(detail, sizeof detail, "snapshot %s differs from the replay of seqs 1..%llu: %s",
-			 path, (unsigned long long)img->hdr.seq, cqrs_last_error());
+		snprintf(detail, sizeof detail, "snapshot %s differs from the replay of seqs %llu..%llu: %s",
+			 path, (unsigned long long)base + 1, (unsigned long long)img->hdr.seq,
+			 cqrs_last_error());
 		cqrs__set_error_text(rc, detail);
 	}
 	cqrs__snapshot_close(img);

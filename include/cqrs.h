@@ -95,6 +95,27 @@ enum cqrs_threading_mode {
  * because several defaults are not zero (a reserved word must read as its
  * field's default when zero), and over LMDB's per-field setters, because a
  * struct keeps every setting visible in one place and in one call. */
+/* What journal retention does with a segment no restart needs. */
+enum cqrs_retention_mode {
+	CQRS_RETENTION_OFF = 0,       /* keep every segment */
+	CQRS_RETENTION_DELETE = 1,    /* unlink it */
+	CQRS_RETENTION_ARCHIVE = 2,   /* move it to archive_dir */
+	CQRS_RETENTION_HOOK = 3       /* hand it to retention_hook */
+};
+
+/* Called on the engine's housekeeping thread with a collected segment's
+ * path and seqs [first_seq, last_seq]: copy it, upload it, move it away.
+ * Return 0 when done with it (the engine then removes the file if it is
+ * still there), or an error to have it offered again at the next
+ * collection (the journal no longer includes it either way). */
+typedef int (*cqrs_retention_hook_fn)(void *arg, const char *path, uint64_t first_seq,
+				      uint64_t last_seq);
+
+/* The highest seq another system holds (a replication watermark): retention
+ * keeps every segment with a seq above it. Called on the housekeeping
+ * thread; must not block for long. */
+typedef uint64_t (*cqrs_watermark_fn)(void *arg);
+
 #define CQRS_CONFIG_MAGIC 0x31474643u /* "CFG1": set by cqrs_config_init */
 typedef struct cqrs_config {
 	uint32_t size;                /* sizeof(cqrs_config) where the program was
@@ -228,6 +249,28 @@ typedef struct cqrs_config {
 	 * the same API (cqrs_view_wait(seq) included). cqrs_submit on a node
 	 * returns -EPERM; it has no command gateway; ack_level must be LOCAL. */
 	const char *node_of;
+	/* Journal retention (docs/ARCHITECTURE.md, Lifecycle): a housekeeping
+	 * thread collects the sealed segments no restart needs any more (below
+	 * the oldest snapshot kept, every view's newest checkpoint and the
+	 * replication watermark), keeping the minimum below besides. */
+	int retention_mode;           /* enum cqrs_retention_mode; default DELETE
+					 (nothing is collectable before a snapshot
+					 and every view's checkpoint exist) */
+	uint32_t retention_min_segments; /* newest sealed segments always kept;
+					 default 2 (a short history for `cqrs
+					 journal dump` and a slow reader) */
+	uint64_t retention_min_bytes; /* newest sealed segments holding at least
+					 this many bytes are kept; default 0 */
+	uint64_t retention_min_age_s; /* segments written less than this long ago
+					 are kept; default 0 */
+	const char *archive_dir;      /* ARCHIVE: collected segments move here
+					 (created if missing; copied when on
+					 another file system); copied at start */
+	cqrs_retention_hook_fn retention_hook; /* HOOK */
+	void *retention_hook_arg;
+	cqrs_watermark_fn replication_watermark; /* optional: the highest seq
+					 replicated; segments above it are kept */
+	void *replication_watermark_arg;
 } cqrs_config;
 
 /* When a ticket completes (cqrs_config.ack_level). What each survives:

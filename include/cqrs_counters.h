@@ -146,6 +146,15 @@ typedef struct cqrs_counters {
 	/* replication, the command thread's line */
 	uint64_t repl_timeouts;    /* tickets failed with -ETIMEDOUT (ACK_REPLICATED) */
 	uint64_t repl_pad[7];
+	/* journal retention, the housekeeping thread's line */
+	uint64_t ret_journal_bytes;      /* segment files in the journal (last plan) */
+	uint64_t ret_pinned_bytes;       /* ... of sealed segments something pins */
+	uint64_t ret_first_seq;          /* the journal's first seq after the last run */
+	uint64_t ret_need_seq;           /* the oldest seq a restart needs (1 = all) */
+	uint64_t ret_collected_segments; /* collected since start */
+	uint64_t ret_collected_bytes;
+	uint64_t ret_runs;               /* plans made */
+	int64_t ret_error;               /* 0, or the last collection's error */
 } cqrs_counters;
 
 /* cqrs_counters.repl_state */
@@ -162,6 +171,8 @@ enum cqrs_repl_state {
 static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
 static_assert(offsetof(cqrs_counters, data_dir) == 64, "identity line is one cache line");
+static_assert(offsetof(cqrs_counters, ret_journal_bytes) % 64 == 0,
+	       "the housekeeping thread's counters on a cache line of their own");
 static_assert(offsetof(cqrs_counters, gw_connects) % 64 == 0 &&
 		   offsetof(cqrs_counters, gw_requests) == offsetof(cqrs_counters, gw_connects) + 64,
 	       "each gateway writer's counters on a cache line of their own");
@@ -169,6 +180,8 @@ static_assert(offsetof(cqrs_counters, gw_connects) % 64 == 0 &&
 _Static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");
 _Static_assert(sizeof(cqrs_counters) <= 64 * 1024, "counters fit the control's region");
 _Static_assert(offsetof(cqrs_counters, data_dir) == 64, "identity line is one cache line");
+_Static_assert(offsetof(cqrs_counters, ret_journal_bytes) % 64 == 0,
+	       "the housekeeping thread's counters on a cache line of their own");
 _Static_assert(offsetof(cqrs_counters, gw_connects) % 64 == 0 &&
 		   offsetof(cqrs_counters, gw_requests) == offsetof(cqrs_counters, gw_connects) + 64,
 	       "each gateway writer's counters on a cache line of their own");

@@ -228,6 +228,19 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 		       (unsigned long long)c->ring_size);
 	else
 		printf("%-22s %14s\n", "ring bytes in use", "none (projections on the command thread)");
+	if (!c->ret_runs) {
+		printf("%-22s %14s\n", "journal retention", "no run yet (or retention_mode off)");
+	} else {
+		printf("%-22s %14llu bytes, %llu pinned, from seq %llu (restart needs %llu..)\n",
+		       "journal on disk", (unsigned long long)c->ret_journal_bytes,
+		       (unsigned long long)c->ret_pinned_bytes, (unsigned long long)c->ret_first_seq,
+		       (unsigned long long)c->ret_need_seq);
+		printf("%-22s %14llu segments, %llu bytes, %llu runs%s%s\n", "journal collected",
+		       (unsigned long long)c->ret_collected_segments,
+		       (unsigned long long)c->ret_collected_bytes, (unsigned long long)c->ret_runs,
+		       c->ret_error ? ", last failed: " : "",
+		       c->ret_error ? cqrs_strerror((int)c->ret_error) : "");
+	}
 	printf("%-22s %14llu events in %.1f ms\n", "replayed at start", (unsigned long long)c->replayed,
 	       (double)c->replay_ns / 1e6);
 	if (c->snap_seq || c->snap_taken || c->snap_failed) {
@@ -347,6 +360,13 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	FIELD(repl_stream_seq)
 	FIELD(repl_lag_bytes)
 	FIELD(repl_timeouts)
+	FIELD(ret_journal_bytes)
+	FIELD(ret_pinned_bytes)
+	FIELD(ret_first_seq)
+	FIELD(ret_need_seq)
+	FIELD(ret_collected_segments)
+	FIELD(ret_collected_bytes)
+	FIELD(ret_runs)
 #undef FIELD
 	printf("},\"rates_per_s\":");
 	if (prev && s->mono_ns > prev->mono_ns) {

@@ -148,6 +148,17 @@ void tool_prom_write(FILE *f, const char *engine, const cqrs_counters *c, const 
 	metric(f, "cqrs_replayed_events", "gauge", "Events replayed from the journal at the last start", c->replayed);
 	head(f, "cqrs_replay_duration_seconds", "gauge", "Time the last start spent replaying the journal");
 	fprintf(f, "cqrs_replay_duration_seconds %.9g\n", (double)c->replay_ns / 1e9);
+	metric(f, "cqrs_journal_disk_bytes", "gauge", "Journal segment bytes on disk (retention's last run)",
+	       c->ret_journal_bytes);
+	metric(f, "cqrs_journal_pinned_bytes", "gauge",
+	       "Sealed journal segment bytes a snapshot, checkpoint or the minimum retention keeps",
+	       c->ret_pinned_bytes);
+	metric(f, "cqrs_journal_first_seq", "gauge", "The journal's first seq (above 1 once retention collected)",
+	       c->ret_first_seq);
+	metric(f, "cqrs_journal_collected_segments_total", "counter", "Journal segments retention collected",
+	       c->ret_collected_segments);
+	metric(f, "cqrs_journal_collected_bytes_total", "counter", "Journal bytes retention collected",
+	       c->ret_collected_bytes);
 	histogram(f, "cqrs_command_ack_latency_seconds", "Command submitted to its answer", c->ack_latency);
 	histogram(f, "cqrs_journal_batch_latency_seconds", "Journal batch flushed to durable", c->batch_latency);
 

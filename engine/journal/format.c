@@ -81,8 +81,12 @@
  *      64     8  durable seq D: every seq <= D is in the journal
  *      72     8  time written, ns since the epoch
  *      80     4  durability mode of the writer
- *      84     4  why: 1 create, 2 roll, 3 close, 4 open, 5 repair, 6 sync
- *      88    32  reserved, zero
+ *      84     4  why: 1 create, 2 roll, 3 close, 4 open, 5 repair, 6 sync,
+ *                7 collect
+ *      88     8  collected seq C: retention removed (or is removing) every
+ *                segment before seq C on purpose; C equals the first seq
+ *                (0: nothing was ever collected)
+ *      96    24  reserved, zero
  *     120     8  XXH3-64 of bytes [0,120)
  *
  *   It is replaced whole: written to MANIFEST.tmp, fdatasynced, renamed,
@@ -109,6 +113,20 @@
  *   written after the last roll/open/close (in `interval` mode: the last
  *   second) is proven only by the records themselves and by the engine's
  *   other witnesses (views' applied seqs: cqrs__journal_check_seen).
+ *
+ *   A COLLECTED PREFIX (journal retention: engine/journal/retention.c).
+ *   Retention removes sealed segments from the start of the journal. It
+ *   first replaces the manifest with first seq F and collected seq C = F
+ *   (F being the first seq of the first segment kept), fsynced, and only
+ *   then removes, moves or hands over the older files, oldest first. So
+ *   after a crash in the middle the manifest already says where the
+ *   journal starts: segments before C still in the directory are
+ *   leftovers (ignored by recovery, the iterator, verify and repair; the
+ *   next collection finishes them), and the segment at F may name a
+ *   predecessor that is gone. A first segment that names a missing
+ *   predecessor while the manifest records no collection up to it is
+ *   still a lost segment (CQRS_ECORRUPT), as is a journal whose first
+ *   segment lies after F.
  *
  *   No manifest: with no segment it is a new journal; with segments of
  *   format version 1 only, a journal from before manifests: recovery
@@ -153,7 +171,8 @@
  *
  *   Every segment header must be valid and name the engine; first seqs
  *   increase; each version 2 header's predecessor is the segment listed
- *   before it (the first's is 0). With a manifest, the first segment is
+ *   before it (the first's is 0, or anything after a collected prefix:
+ *   above). With a manifest, the first segment is
  *   the journal's first and the newest segment it names exists (newer
  *   ones may follow: a crash between a roll and its manifest). Any
  *   missing segment is CQRS_ECORRUPT naming the file and its first seq.

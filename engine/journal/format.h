@@ -166,7 +166,8 @@ void cqrs__jseg_scan(const uint8_t *img, size_t len, size_t data_off, uint64_t f
 /* Why the manifest was written (informational). */
 enum jman_why {
 	JMAN_CREATE = 1, JMAN_ROLL = 2, JMAN_CLOSE = 3, JMAN_OPEN = 4, JMAN_REPAIR = 5,
-	JMAN_SYNC = 6            /* the interval thread, after an fdatasync */
+	JMAN_SYNC = 6,           /* the interval thread, after an fdatasync */
+	JMAN_COLLECT = 7         /* retention collected a prefix (retention.c) */
 };
 #define JMAN_SYNC_EVERY_NS 1000000000ull /* interval mode: manifest refresh period */
 
@@ -181,12 +182,29 @@ typedef struct jmanifest {
 	int64_t written_ns;      /*  72 wall clock when written */
 	uint32_t durability;     /*  80 the writer's mode (enum cqrs_durability_mode) */
 	uint32_t why;            /*  84 enum jman_why */
-	uint8_t reserved[32];    /*  88 zero */
+	uint64_t collected_seq;  /*  88 retention collected every segment
+				    before this seq, on purpose (then equal
+				    to first_seq; 0: nothing was collected) */
+	uint8_t reserved[24];    /*  96 zero */
 	uint64_t checksum;       /* 120 XXH3-64 of [0, 120) */
 } jmanifest;
 
 static_assert(sizeof(jmanifest) == JMAN_SIZE, "manifest is 128 bytes");
 static_assert(offsetof(jmanifest, checksum) == 120, "manifest checksum at 120");
+static_assert(offsetof(jmanifest, collected_seq) == 88, "collected prefix at 88");
+
+/* Index of m's journal's first segment in the ascending list segs[0..n):
+ * segments below a collected prefix (m->collected_seq) are leftovers of
+ * a collection that was interrupted before it removed them; they are not
+ * part of the journal. m may be NULL (no manifest: 0). */
+int cqrs__jman_live_from(const jmanifest *m, const uint64_t *segs, int n);
+
+/* Whether segment first_seq may name a predecessor that is not in the
+ * directory: it is the first segment after a prefix m says was collected. */
+static inline bool jman_prefix_collected(const jmanifest *m, uint64_t first_seq)
+{
+	return m && m->collected_seq != 0 && first_seq == m->first_seq;
+}
 
 /* Validates a manifest image of len bytes: size, magic, version, checksum,
  * engine name, seqs in order. Returns 0, CQRS_EFORMAT or CQRS_ECORRUPT. */
@@ -205,11 +223,15 @@ int cqrs__jman_write(int dirfd, jmanifest *m);
 /* What a journal directory holds, for the checks that need no record
  * scan: the segments, each one's header, the manifest. */
 typedef struct jextent {
-	uint64_t *segs;          /* first seqs, ascending (malloc'ed) */
+	uint64_t *segs;          /* first seqs, ascending (malloc'ed): the
+				    journal's, from its first segment on */
 	jseg_header *hdr;        /* their checked headers (malloc'ed) */
 	int n;
 	bool have_man;
 	bool any_v2;             /* a segment names its predecessor */
+	int collected_left;      /* segments below the manifest's collected
+				    prefix still in the directory (left out
+				    of segs: retention removes them) */
 	jmanifest man;
 } jextent;
 

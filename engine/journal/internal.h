@@ -72,6 +72,9 @@ struct cqrs_journal {
 
 	/* The journal's extent (the manifest: format.c). */
 	uint64_t journal_first_seq;    /* first seq of the first segment */
+	bool journal_collected;        /* a prefix before it was collected
+				          (retention); with journal_first_seq,
+				          guarded by mu once the engine runs */
 	jmanifest man;                 /* as last written (or read at open) */
 
 	/* The current segment. */
@@ -157,7 +160,7 @@ int cqrs__jw_new_segment(struct cqrs_journal *j, uint64_t first_seq);
  * in it. Skips the write when the manifest already says exactly that.
  * cqrs__jw_manifest: the command thread's (newest = the current segment;
  * takes mu while the interval thread runs); _locked: mu held, or no
- * interval thread. */
+ * interval thread. Both keep the collected prefix (journal_collected). */
 int cqrs__jw_manifest(struct cqrs_journal *j, uint64_t durable, enum jman_why why);
 int cqrs__jw_manifest_locked(struct cqrs_journal *j, uint64_t last_segment, uint64_t durable,
 			     enum jman_why why);

@@ -70,7 +70,9 @@
  *     open (CQRS_ECORRUPT naming it). What was written since the last
  *     roll, open or close (interval mode: the last second) is proven only
  *     by the records and by the engine's other witnesses
- *     (cqrs__journal_check_seen).
+ *     (cqrs__journal_check_seen). Retention (retention.h) moves the
+ *     journal's start forward: the manifest then names the collected
+ *     prefix, and the first segment may name a predecessor that is gone.
  *   - Opening scans the last two segments only; the iterator validates the
  *     others when the engine replays them.
  *   - Iterator records point into read-only mappings: valid until the next
@@ -198,6 +200,11 @@ typedef struct cqrs_journal_config {
 				       from another core's cache; 0 = never */
 	int64_t ctime_ns;           /* creation time put in new headers; 0 = now
 				       (tests set it for reproducible files) */
+	void (*on_roll)(void *arg, uint64_t first_seq); /* optional: a segment was
+				       sealed and segment first_seq started
+				       (after its manifest; on the writer's
+				       thread, inside claim: must be quick) */
+	void *roll_arg;
 } cqrs_journal_config;
 
 /* What opening (recovery) found. */
@@ -304,6 +311,18 @@ uint64_t cqrs__journal_next_seq(const cqrs_journal *j);
  * appended. */
 int cqrs__journal_check_seen(const cqrs_journal *j, uint64_t seq, const char *what);
 
+/* For retention (engine/journal/retention.h), from any thread: the
+ * journal now starts at segment first_seq, every older segment being
+ * collected. Replaces the manifest (first seq and collected seq =
+ * first_seq), fsynced, before returning, so the caller may remove the
+ * older files afterwards. first_seq must be a segment's first seq, at
+ * most the newest segment the manifest names (never past the active
+ * segment). Takes the lock the writer's manifest updates take (a segment
+ * roll waits for it: one manifest write). Returns 0, -EINVAL (first_seq
+ * below the journal's start or past its newest segment), or the write's
+ * -errno (the old manifest then stands). */
+int cqrs__journal_set_start(cqrs_journal *j, uint64_t first_seq);
+
 /* 0, or the error that poisoned the journal. */
 int cqrs__journal_poisoned(const cqrs_journal *j);
 
@@ -326,7 +345,7 @@ typedef struct cqrs_journal_extent {
 	uint64_t last_segment;      /* manifest: the newest segment's first seq */
 	uint64_t durable_seq;       /* manifest: every seq <= this is in the journal */
 	uint32_t written_at;        /* manifest: 1 create, 2 roll, 3 close, 4 open,
-				       5 repair, 6 interval fsync */
+				       5 repair, 6 interval fsync, 7 collect */
 } cqrs_journal_extent;
 
 /* Read-only: reads dir's manifest and every segment header and checks the
@@ -392,9 +411,20 @@ typedef struct cqrs_journal_tail {
 
 /* Opens an iterator over dir positioned at the first record with seq >=
  * from_seq (the first record if from_seq is below the journal's start).
- * Read-only: never modifies the directory. Returns 0; CQRS_ENOTFOUND (no
- * segments); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment header); -errno. */
+ * It starts in the segment whose first seq (its name) is the highest <=
+ * from_seq: the segments before it are not read. A journal whose prefix
+ * retention collected starts at the manifest's first seq F (segments
+ * left below it are skipped): from_seq 0 reads from F, from_seq 1..F-1 is
+ * refused (CQRS_ENOTFOUND naming the collected seqs), so no reader takes
+ * the events after a gap for the ones it asked for. Read-only: never
+ * modifies the directory. Returns 0; CQRS_ENOTFOUND (no segments, or
+ * from_seq collected); CQRS_ECORRUPT / CQRS_EFORMAT (bad segment header,
+ * or a missing first segment not collected); -errno. */
 int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t from_seq);
+
+/* First seq of the journal's first segment (above 1 when a prefix was
+ * collected). */
+uint64_t cqrs__journal_iter_start(const cqrs_journal_iter *it);
 
 /* Next record in *rec (zero-copy, into a read-only mapping; valid until the
  * next call). Validates every checksum, the seq chain within and across

@@ -10,9 +10,13 @@
  * Also the writer's manifest update (cqrs__jw_manifest) and the engine's
  * check against other witnesses (cqrs__journal_check_seen).
  *
+ * Also the collected prefix retention records (cqrs__journal_set_start,
+ * from the housekeeping thread, under the writer's manifest lock).
+ *
  * Cost: the manifest is written only on cold paths (open, segment roll,
- * clean close, repair): one 128-byte write, an fdatasync, a rename and a
- * directory fsync each time. The checks read one header per segment.
+ * clean close, repair, a collection): one 128-byte write, an fdatasync, a
+ * rename and a directory fsync each time. The checks read one header per
+ * segment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +52,8 @@ int cqrs__jman_check(const void *img, size_t len, jmanifest *out)
 	if (XXH3_64bits(img, offsetof(jmanifest, checksum)) != m.checksum)
 		return cqrs__fail(CQRS_ECORRUPT, JMAN_NAME ": checksum mismatch");
 	if (!cqrs__name_valid(m.engine, sizeof m.engine) || m.first_seq == 0 ||
-	    m.last_segment < m.first_seq || m.durable_seq + 1 < m.last_segment)
+	    m.last_segment < m.first_seq || m.durable_seq + 1 < m.last_segment ||
+	    (m.collected_seq != 0 && m.collected_seq != m.first_seq))
 		return cqrs__fail(CQRS_ECORRUPT, JMAN_NAME ": impossible contents (seqs out of order)");
 	if (out)
 		*out = m;
@@ -101,6 +106,17 @@ int cqrs__jman_write(int dirfd, jmanifest *m)
 	return rc;
 }
 
+int cqrs__jman_live_from(const jmanifest *m, const uint64_t *segs, int n)
+{
+	int i = 0;
+
+	if (!m || m->collected_seq == 0)
+		return 0;
+	while (i < n && segs[i] < m->collected_seq)
+		i++;
+	return i;
+}
+
 /* ---- the writer's side ---------------------------------------------------------- */
 
 int cqrs__jw_manifest_locked(cqrs_journal *j, uint64_t last_segment, uint64_t durable,
@@ -110,11 +126,13 @@ int cqrs__jw_manifest_locked(cqrs_journal *j, uint64_t last_segment, uint64_t du
 	int rc;
 
 	if (j->man.magic == JMAN_MAGIC && j->man.first_seq == j->journal_first_seq &&
+	    (j->man.collected_seq != 0) == j->journal_collected &&
 	    j->man.last_segment == last_segment && j->man.durable_seq == durable)
 		return 0;
 	memset(&m, 0, sizeof m);
 	memcpy(m.engine, j->engine, sizeof m.engine);
 	m.first_seq = j->journal_first_seq;
+	m.collected_seq = j->journal_collected ? j->journal_first_seq : 0;
 	m.last_segment = last_segment;
 	m.durable_seq = durable;
 	m.durability = (uint32_t)j->cfg.durability;
@@ -129,10 +147,40 @@ int cqrs__jw_manifest(cqrs_journal *j, uint64_t durable, enum jman_why why)
 {
 	int rc;
 
-	if (!j->thr_started)
-		return cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
+	/* mu also orders this against a collection (cqrs__journal_set_start) */
 	pthread_mutex_lock(&j->mu);
 	rc = cqrs__jw_manifest_locked(j, j->seg_first_seq, durable, why);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
+}
+
+int cqrs__journal_set_start(cqrs_journal *j, uint64_t first_seq)
+{
+	uint64_t old_first;
+	bool old_collected;
+	int rc;
+
+	pthread_mutex_lock(&j->mu);
+	if (first_seq < j->journal_first_seq || j->man.magic != JMAN_MAGIC ||
+	    first_seq > j->man.last_segment) {
+		pthread_mutex_unlock(&j->mu);
+		return cqrs__fail(-EINVAL, "journal %s: cannot start at seq %" PRIu64 " (it starts at "
+				 "%" PRIu64 ", newest segment %" PRIu64 ")", j->dir, first_seq,
+				 j->journal_first_seq, j->man.last_segment);
+	}
+	if (first_seq == j->journal_first_seq) {
+		pthread_mutex_unlock(&j->mu);
+		return 0;
+	}
+	old_first = j->journal_first_seq;
+	old_collected = j->journal_collected;
+	j->journal_first_seq = first_seq;
+	j->journal_collected = true;
+	rc = cqrs__jw_manifest_locked(j, j->man.last_segment, j->man.durable_seq, JMAN_COLLECT);
+	if (rc) {
+		j->journal_first_seq = old_first;
+		j->journal_collected = old_collected;
+	}
 	pthread_mutex_unlock(&j->mu);
 	return rc;
 }
@@ -188,6 +236,11 @@ int cqrs__jextent_load(int dirfd, const char *dir, const char *engine, jextent *
 	n = cqrs__jseg_list(dirfd, &x->segs);
 	if (n < 0)
 		return cqrs__fail(n, "journal %s: cannot list: %s", dir, cqrs_strerror(n));
+	x->collected_left = cqrs__jman_live_from(x->have_man ? &x->man : NULL, x->segs, n);
+	if (x->collected_left) {
+		n -= x->collected_left;
+		memmove(x->segs, x->segs + x->collected_left, (size_t)n * sizeof *x->segs);
+	}
 	x->n = n;
 	x->hdr = calloc(n ? (size_t)n : 1, sizeof *x->hdr);
 	if (!x->hdr) {
@@ -246,7 +299,8 @@ int cqrs__jextent_check(const jextent *x, const char *dir, enum jman_state *stat
 		const jseg_header *h = &x->hdr[i];
 		uint64_t want = i ? x->segs[i - 1] : 0;
 
-		if (!jseg_has_prev(h) || h->prev_first_seq == want)
+		if (!jseg_has_prev(h) || h->prev_first_seq == want ||
+		    (i == 0 && x->have_man && jman_prefix_collected(&x->man, x->segs[0])))
 			continue;
 		cqrs__jseg_name(a, sizeof a, x->segs[i]);
 		if (i == 0 || h->prev_first_seq > want)
@@ -289,12 +343,12 @@ static int short_tail(const char *dir, uint64_t durable, uint32_t why, uint64_t 
 		      const char *seg, uint64_t off)
 {
 	static const char *const whys[] = { "?", "creation", "a segment roll", "a clean close",
-					    "open", "repair", "an interval fsync" };
+					    "open", "repair", "an interval fsync", "a collection" };
 
 	return cqrs__fail(CQRS_ECORRUPT, "journal %s: segment %s, offset %" PRIu64 ", seq %" PRIu64
 			 ": the journal ends here, but seqs up to %" PRIu64 " were in it (" JMAN_NAME
 			 ", written at %s): seqs %" PRIu64 "..%" PRIu64 " are missing", dir, seg, off,
-			 next_seq, durable, why < 7 ? whys[why] : "?", next_seq, durable);
+			 next_seq, durable, why < 8 ? whys[why] : "?", next_seq, durable);
 }
 
 int cqrs__jextent_check_end(const jextent *x, const char *dir, uint64_t next_seq, const char *seg,

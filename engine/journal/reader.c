@@ -143,6 +143,8 @@ struct cqrs_journal_iter {
 	size_t last_off;        /* the record returned last */
 	uint64_t expect;        /* seq expected at group_end */
 	uint64_t from;
+	jmanifest man;          /* the directory's manifest, if have_man */
+	bool have_man;
 	bool done;
 	int err;
 	char engine[CQRS_NAME_MAX];
@@ -185,7 +187,8 @@ static int enter_segment(cqrs_journal_iter *it, int si)
 	/* The predecessor link names a missing segment (only where the
 	 * iterator needs what it held: not before the from seq). */
 	if (jseg_has_prev(&it->m.h) && it->m.h.prev_first_seq != (si ? it->segs[si - 1] : 0) &&
-	    (si > 0 || it->from < it->m.h.first_seq)) {
+	    (si > 0 || (it->from < it->m.h.first_seq &&
+			!jman_prefix_collected(it->have_man ? &it->man : NULL, it->m.h.first_seq)))) {
 		char lost[32];
 		cqrs__jseg_name(lost, sizeof lost, it->m.h.prev_first_seq);
 		if (first)
@@ -250,7 +253,34 @@ int cqrs__journal_iter_open(cqrs_journal_iter **out, const char *dir, uint64_t f
 		return rc < 0 ? rc : cqrs__fail(CQRS_ENOTFOUND, "journal %s: no segments", dir);
 	}
 	it->nseg = rc;
-	/* The last segment whose first seq is <= from_seq. */
+	/* Segments below a collected prefix are not the journal's (format.c,
+	 * A COLLECTED PREFIX). A manifest that does not read is the writer's
+	 * and verify's business: the iterator checks only the chain. */
+	if (cqrs__jman_read(it->dirfd, &it->man) == 0) {
+		int live = cqrs__jman_live_from(&it->man, it->segs, it->nseg);
+
+		it->have_man = true;
+		if (live == it->nseg) {
+			cqrs__journal_iter_close(it);
+			return cqrs__fail(CQRS_ENOTFOUND, "journal %s: no segments from seq %" PRIu64
+					 " (where " JMAN_NAME " says it starts)", dir, it->man.first_seq);
+		}
+		memmove(it->segs, it->segs + live, (size_t)(it->nseg - live) * sizeof *it->segs);
+		it->nseg -= live;
+		/* A reader that asks for a seq retention took gets an error, never
+		 * the events after it as though they followed. */
+		if (it->man.collected_seq && from_seq >= 1 && from_seq < it->man.first_seq) {
+			uint64_t start = it->man.first_seq;
+			cqrs__journal_iter_close(it);
+			return cqrs__fail(CQRS_ENOTFOUND, "journal %s: seqs %" PRIu64 "..%" PRIu64 " were "
+					 "collected by retention (the journal starts at seq %" PRIu64 "); "
+					 "reading from seq %" PRIu64 " needs them (an archived copy, or a "
+					 "snapshot or checkpoint after them)", dir, from_seq, start - 1, start,
+					 from_seq);
+		}
+	}
+	/* The last segment whose first seq is <= from_seq (by the segments'
+	 * names: no scan of the earlier ones). */
 	for (int i = 0; i < it->nseg; i++)
 		if (it->segs[i] <= from_seq)
 			start = i;
@@ -332,6 +362,11 @@ int cqrs__journal_iter_on_segment(cqrs_journal_iter *it, cqrs_journal_segment_fn
 	it->on_segment_arg = arg;
 	rc = fn ? fn(arg, it) : 0;
 	return rc ? iter_fail(it, rc) : 0;
+}
+
+uint64_t cqrs__journal_iter_start(const cqrs_journal_iter *it)
+{
+	return it->segs[0];
 }
 
 const cqrs_schema *cqrs__journal_iter_schema(const cqrs_journal_iter *it, uint32_t type)

@@ -158,8 +158,13 @@ int cqrs__jrecover(cqrs_journal *j, cqrs_journal_recovery *rec)
 		return 0;
 	}
 	j->journal_first_seq = x.have_man ? x.man.first_seq : segs[0];
+	j->journal_collected = x.have_man && x.man.collected_seq != 0;
 	if (x.have_man)
 		j->man = x.man;
+	if (x.collected_left)
+		cqrs__jlog(j, CQRS_LOG_INFO, "journal %s: %d segment(s) before seq %" PRIu64 " were "
+			   "collected and are not yet removed (the next collection removes them)",
+			   j->dir, x.collected_left, x.man.first_seq);
 
 	if (n >= 2) {
 		rc = cqrs__jseg_map(j->dirfd, segs[n - 2], false, j->engine, &m);

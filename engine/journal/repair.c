@@ -77,8 +77,8 @@ static int move_aside(int dirfd, const char *dir, const uint64_t *segs, int from
  * if it is whole (*next = the seq after it), 0 if it must be cut at *cut
  * (then *cut_seq), or a negative error. */
 static int check_segment(int dirfd, const char *dir, const char *engine, const uint64_t *segs,
-			 int i, int n, uint64_t *next, jseg_map *m, size_t *cut, uint64_t *cut_seq,
-			 cqrs_journal_repair *out)
+			 int i, int n, const jmanifest *man, uint64_t *next, jseg_map *m, size_t *cut,
+			 uint64_t *cut_seq, cqrs_journal_repair *out)
 {
 	jseg_scan s;
 	int rc;
@@ -90,7 +90,8 @@ static int check_segment(int dirfd, const char *dir, const char *engine, const u
 		problem(out, "%s", cqrs_last_error());
 		return 2; /* the whole segment goes */
 	}
-	if (jseg_has_prev(&m->h) && m->h.prev_first_seq != (i ? segs[i - 1] : 0)) {
+	if (jseg_has_prev(&m->h) && m->h.prev_first_seq != (i ? segs[i - 1] : 0) &&
+	    !(i == 0 && jman_prefix_collected(man, segs[0]))) {
 		problem(out, "segment %s, offset 88: its predecessor link says seq %" PRIu64, m->name,
 			m->h.prev_first_seq);
 		return 2;
@@ -127,7 +128,7 @@ int cqrs__journal_repair(const char *dir, cqrs_journal_repair *out)
 {
 	char engine[CQRS_NAME_MAX] = "";
 	uint64_t *segs = NULL, expect, start;
-	int dirfd, lockfd = -1, n, rc, keep = 0;
+	int dirfd, lockfd = -1, n, rc, keep = 0, live;
 	jseg_map m = { .fd = -1 };
 	jmanifest man, nm;
 	bool have_man;
@@ -158,6 +159,11 @@ int cqrs__journal_repair(const char *dir, cqrs_journal_repair *out)
 		rc = cqrs__fail(n, "journal %s: cannot list: %s", dir, cqrs_strerror(n));
 		goto out;
 	}
+	/* Segments left below a collected prefix are not the journal's:
+	 * neither checked nor moved (retention removes them). */
+	live = cqrs__jman_live_from(have_man ? &man : NULL, segs, n);
+	memmove(segs, segs + live, (size_t)(n - live) * sizeof *segs);
+	n -= live;
 	start = have_man ? man.first_seq : 1;
 	expect = start;
 	if (have_man)
@@ -172,8 +178,8 @@ int cqrs__journal_repair(const char *dir, cqrs_journal_repair *out)
 			problem(out, "segment %s (from seq %" PRIu64 ") is missing", name, expect);
 			break;
 		}
-		rc = check_segment(dirfd, dir, engine[0] ? engine : NULL, segs, i, n, &next, &m, &cut,
-				   &cut_seq, out);
+		rc = check_segment(dirfd, dir, engine[0] ? engine : NULL, segs, i, n,
+				   have_man ? &man : NULL, &next, &m, &cut, &cut_seq, out);
 		if (rc < 0)
 			goto out;
 		if (rc == 2) {
@@ -230,6 +236,7 @@ int cqrs__journal_repair(const char *dir, cqrs_journal_repair *out)
 	memset(&nm, 0, sizeof nm);
 	memcpy(nm.engine, engine, sizeof nm.engine);
 	nm.first_seq = start;
+	nm.collected_seq = have_man ? man.collected_seq : 0;
 	nm.last_segment = segs[keep - 1];
 	nm.durable_seq = expect - 1;
 	nm.durability = have_man ? man.durability : 0;

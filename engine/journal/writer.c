@@ -314,6 +314,8 @@ static int roll(cqrs_journal *j, uint64_t first_seq)
 		cqrs__jlog(j, CQRS_LOG_WARN, "journal %s: updating " JMAN_NAME " at the roll to seq %llu "
 			   "failed: %s; it keeps naming the previous segment", j->dir,
 			   (unsigned long long)first_seq, cqrs_strerror(rc));
+	if (j->cfg.on_roll)
+		j->cfg.on_roll(j->cfg.roll_arg, first_seq);
 	return 0;
 }
 

@@ -51,6 +51,7 @@
 #include "cqrs_view.h"
 #include "engine/journal/journal.h"
 #include "tests/lib/bank.h"
+#include "tests/lib/journal_ref.h"
 #include "tests/lib/testutil.h"
 
 #define ACCOUNTS 64
@@ -58,7 +59,7 @@
 #define MAX_CSEQ (1u << 24)
 #define MAX_GW_ACKS (1u << 24)
 
-static char name[64], dir[256], jdir[300];
+static char name[64], dir[256], jdir[300], refdir[300];
 
 static int fail(const char *what)
 {
@@ -186,6 +187,10 @@ static void sleep_ms(long ms)
 static void snapshot_often(cqrs_config *cfg)
 {
 	cfg->snapshot_every_events = 500;
+	/* retention on: collected segments stay readable in the reference
+	 * folder the walk below reads (tests/lib/journal_ref.h) */
+	cfg->retention_mode = CQRS_RETENTION_HOOK;
+	cfg->retention_hook = journal_ref_hook;
 }
 
 int main(int argc, char **argv)
@@ -204,6 +209,9 @@ int main(int argc, char **argv)
 	if (tu_mkdtemp(dir, sizeof dir, "cqrs-kill"))
 		return 1;
 	snprintf(jdir, sizeof jdir, "%s/journal", dir);
+	snprintf(refdir, sizeof refdir, "%s/reference", dir);
+	if (journal_ref_init(jdir, refdir))
+		return fail("reference folder");
 	acked = calloc(MAX_CSEQ, sizeof *acked);
 	gw_acks = calloc(MAX_GW_ACKS, sizeof *gw_acks);
 	if (!acked || !gw_acks)
@@ -316,7 +324,8 @@ int main(int argc, char **argv)
 		gw_cseq_at = calloc(durable + 1, sizeof *gw_cseq_at);
 		if (!gw_cid_at || !gw_cseq_at)
 			return fail("memory");
-		if (cqrs__journal_iter_open(&it, jdir, 1))
+		journal_ref_link_journal();
+		if (cqrs__journal_iter_open(&it, refdir, 1))
 			return fail("journal iterator");
 		while (cqrs__journal_iter_next(it, &r) == 1) {
 			const bank_deposited *ev = cqrs__jrec_payload(r);
@@ -434,10 +443,17 @@ int main(int argc, char **argv)
 	close(to_reader[1]);
 	close(from_reader[0]);
 	waitpid(reader, NULL, 0);
+	int jfd = open(jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t *segs = NULL;
+	int nsegs = jfd >= 0 ? cqrs__jseg_list(jfd, &segs) : 0;
 	printf("kill loop passed: %d cycles, %llu acknowledged commands in-process and %llu through "
-	       "the gateway, %llu events, none lost or doubled\n",
+	       "the gateway, %llu events, none lost or doubled; retention left the journal from "
+	       "seq %llu\n",
 	       cycles, (unsigned long long)total_acked, (unsigned long long)n_gw_acks,
-	       (unsigned long long)total_events);
+	       (unsigned long long)total_events, (unsigned long long)(nsegs > 0 ? segs[0] : 0));
+	free(segs);
+	if (jfd >= 0)
+		close(jfd);
 	cqrs_engine_remove_segments(name);
 	tu_rmrf(dir);
 	free(acked);
