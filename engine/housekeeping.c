@@ -30,6 +30,7 @@
 #include "engine/counters.h"
 #include "engine/housekeeping.h"
 #include "engine/projector.h"
+#include "engine/replication/replication.h"
 #include "engine/retention_pins.h"
 
 struct housekeeping {
@@ -88,6 +89,12 @@ int cqrs__housekeeping_run(cqrs_engine *e, cqrs__ret_summary *sum)
 	if (rc == 0 && e->cfg.replication_watermark) {
 		pins->replication = true;
 		pins->replicated_seq = e->cfg.replication_watermark(e->cfg.replication_watermark_arg);
+	}
+	if (rc == 0 && e->repl) { /* the engine's own replicator: what the stream lacks stays */
+		uint64_t w = cqrs__replication_watermark(e);
+		if (!pins->replication || w < pins->replicated_seq)
+			pins->replicated_seq = w;
+		pins->replication = true;
 	}
 	if (rc == 0) {
 		n = cqrs__retention_scan(e->journal_dir, &segs, &first);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "cqrs_counters.h"
+#include "cqrs_view.h"
 #include "engine/journal/retention.h"
 #include "tests/lib/bank.h"
 #include "tests/unit/test_journal_util.h"
@@ -568,6 +569,110 @@ static void test_engine_housekeeping(void **state)
 	cqrs_engine_remove_segments(name);
 }
 
+/* Empties DIR/SUB of files (the snapshots or a view's checkpoints). */
+static void empty_dir(const char *sub)
+{
+	char path[600];
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(path, sizeof path, "%s/%s", g_dir, sub);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_type == DT_REG) {
+			char f[900];
+			snprintf(f, sizeof f, "%s/%s", path, de->d_name);
+			unlink(f);
+		}
+	closedir(d);
+}
+
+static void lifecycle_config(cqrs_config *cfg)
+{
+	cfg->segment_bytes = 64 << 10;
+	cfg->retention_mode = CQRS_RETENTION_DELETE;
+	cfg->retention_min_segments = 0;
+	cfg->snapshot_every_events = 0; /* at stop only */
+}
+
+/* A restart that needs what retention collected is refused, naming it:
+ * the write model without a valid snapshot, and a view (its segment gone
+ * as after a reboot) without a usable checkpoint. With both in place the
+ * same journal starts and the views equal the model. */
+static void test_restart_needs_collected(void **state)
+{
+	char name[64], jdir[300];
+	bank_model m;
+	cqrs_engine *e;
+	uint64_t seq = 0;
+	int rc;
+
+	(void)state;
+	tu_unique_name(name, sizeof name, "tretneed");
+	snprintf(jdir, sizeof jdir, "%s/journal", g_dir);
+	bank_snapshots = 1;
+	bank_config_hook = lifecycle_config;
+	assert_int_equal(bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e),
+			 0);
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(bank_do(e, BANK_DEPOSIT, 1 + (uint64_t)i % 50, 1, 0, 0, &seq), 0);
+	bank_stop(e, &m); /* a snapshot and the view's checkpoint at seq 3000 */
+	{
+		/* the stop's pins allow collecting every sealed segment */
+		cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
+		cqrs__ret_pins *pins = calloc(1, sizeof *pins);
+		cqrs__ret_summary sum;
+		cqrs__ret_seg *segs;
+		size_t n;
+		pins->snapshot_valid = true;
+		pins->snapshot_seq = seq;
+		assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n, &sum), 0);
+		free(segs);
+		free(pins);
+		assert_true(sum.collected > 0);
+	}
+	/* the views' segments gone (a reboot), the checkpoints there: starts */
+	cqrs_engine_remove_segments(name);
+	rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
+	if (rc)
+		fail_msg("start from the snapshot and checkpoint: %s", cqrs_last_error());
+	{
+		cqrs_view *v;
+		bank_row row;
+		assert_int_equal(cqrs_view_open(name, "balances", &v), 0);
+		assert_int_equal(cqrs_view_wait(v, seq, 5000000000ull), 0);
+		for (uint64_t a = 1; a <= 50; a++) {
+			assert_int_equal(cqrs_view_get(v, &a, sizeof a, &row, sizeof row), 0);
+			assert_int_equal(row.balance, 60); /* 3000 deposits of 1 over 50 accounts */
+			int64_t *bal = cqrs_store_get(m.accounts, &a);
+			assert_non_null(bal);
+			assert_int_equal(*bal, 60);
+		}
+		cqrs_view_close(v);
+	}
+	bank_stop(e, &m);
+
+	/* no checkpoint and no segment: the view's rebuild needs seqs 1.. */
+	cqrs_engine_remove_segments(name);
+	empty_dir("checkpoints/balances");
+	rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
+	assert_int_not_equal(rc, 0);
+	if (!strstr(cqrs_last_error(), "view balances: no usable checkpoint"))
+		fail_msg("unexpected refusal: %s", cqrs_last_error());
+
+	/* no snapshot: the write model's replay needs seqs 1.. */
+	empty_dir("snapshots");
+	rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
+	assert_int_not_equal(rc, 0);
+	if (!strstr(cqrs_last_error(), "no valid snapshot covers"))
+		fail_msg("unexpected refusal: %s", cqrs_last_error());
+	bank_config_hook = NULL;
+	bank_snapshots = 0;
+	cqrs_engine_remove_segments(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -578,6 +683,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_archive_and_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_collect_beside_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_housekeeping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_needs_collected, setup, teardown),
 	};
 	if (getenv("CQRS_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("CQRS_TEST_FILTER"));
