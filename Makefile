@@ -7,6 +7,7 @@
 #   make tests-build  the test programs only (run them with tests/run.sh)
 #   make soak       the kill -9 loops for SOAK_CYCLES (200) cycles each
 #   make run        the reference demo (cqrs-orders demo $(ARGS))
+#   make exchange   the matching-engine demo (cqrs-exchange demo $(ARGS))
 #   make bench      benchmark suite; tables on stdout, raw JSON and latency
 #                   percentile plots (PNG, bench/plot.py) in build/bench/
 #   make asan/tsan  unit + stress (+ fuzz replay) tests under AddressSanitizer
@@ -38,9 +39,13 @@
 #
 # Sources are picked up by folder, so adding a file needs no Makefile edit:
 #   core/ ringbuf/ shm/ client/   -> libcqrs_client (no liburing, no jemalloc)
-#   engine/ engine/journal/ engine/model/ -> libcqrs (adds the engine; links both)
+#   engine/ engine/journal/ engine/model/ engine/replication/
+#                                 -> libcqrs (adds the engine; links both)
 #   tools/*.c                     -> build/cqrs
 #   examples/orders/*.c           -> build/cqrs-orders
+#   examples/exchange/*.c         -> build/cqrs-exchange (book.c and
+#                                    exchange_domain.c also into test_exchange
+#                                    and bench_exchange)
 #   tests/unit/test_*.c           -> cmocka programs       build/tests/unit/
 #   tests/stress/*.c, tests/proc/*.c -> stand-alone programs build/tests/{stress,proc}/
 #   tests/lib/*.c                 -> linked into every test program
@@ -59,7 +64,7 @@ DEBUG ?=
 # ---- dependencies -------------------------------------------------------------
 
 # pkg-config names; mk/deps.sh maps each to its Debian package.
-PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3 libmicrohttpd
+PKGS := liburing jemalloc ck libxxhash cmocka benchmark lua5.4 python3 lmdb sqlite3 libmicrohttpd libnats
 DEPS_OK ?= $(BUILD)/.deps-ok
 # What the stamp records: the list and the script, so a build folder made
 # before either changed checks the packages again.
@@ -77,7 +82,8 @@ endif
 endif
 
 CLIENT_PKGS := libxxhash ck
-ENGINE_PKGS := liburing jemalloc $(CLIENT_PKGS)
+# libnats (the replicator, engine/replication/) only in the engine library.
+ENGINE_PKGS := liburing jemalloc libnats $(CLIENT_PKGS)
 DEP_CFLAGS := $(shell pkg-config --cflags $(ENGINE_PKGS) cmocka 2>/dev/null)
 CLIENT_LIBS := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null)
 ENGINE_LIBS := $(shell pkg-config --libs $(ENGINE_PKGS) 2>/dev/null)
@@ -108,13 +114,15 @@ endif
 # ---- sources ------------------------------------------------------------------
 
 CLIENT_SRC := $(sort $(wildcard core/*.c ringbuf/*.c shm/*.c client/*.c))
-ENGINE_SRC := $(sort $(wildcard engine/*.c engine/journal/*.c engine/model/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/*.c engine/journal/*.c engine/model/*.c engine/replication/*.c))
 LIB_SRC := $(CLIENT_SRC) $(ENGINE_SRC)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/obj/%.o)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 ORDERS_SRC := $(sort $(wildcard examples/orders/*.c))
+EXCH_SRC := $(sort $(wildcard examples/exchange/*.c))
+EXCH_DOMAIN_SRC := examples/exchange/book.c examples/exchange/book_check.c examples/exchange/exchange_domain.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
 PROC_SRC := $(sort $(wildcard tests/proc/*.c))
@@ -134,9 +142,9 @@ BENCHLIB_OBJ := $(BENCHLIB_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB_FILES := $(BUILD)/libcqrs_client.a $(BUILD)/libcqrs_client.so.0 $(BUILD)/libcqrs_client.so \
 	$(BUILD)/libcqrs.a $(BUILD)/libcqrs.so.0 $(BUILD)/libcqrs.so
-PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders)
+PROGS := $(BUILD)/cqrs $(if $(ORDERS_SRC),$(BUILD)/cqrs-orders) $(if $(EXCH_SRC),$(BUILD)/cqrs-exchange)
 
-.PHONY: all deps test soak run bench asan tsan fuzz coverage install clean tests-build bindings
+.PHONY: all deps test soak run exchange bench asan tsan fuzz coverage install clean tests-build bindings
 .DEFAULT_GOAL := all
 # Keep object files of test and bench programs between runs.
 .SECONDARY:
@@ -185,6 +193,9 @@ $(BUILD)/cqrs: $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
 $(BUILD)/cqrs-orders: $(ORDERS_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(SYS_LIBS)
 
+$(BUILD)/cqrs-exchange: $(EXCH_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libcqrs.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(BUILD)/libcqrs.a $(ENGINE_LIBS) $(SYS_LIBS)
+
 # ---- the debug library the tests link ------------------------------------------
 
 ifneq ($(DBG),$(BUILD))
@@ -204,6 +215,7 @@ endif
 # ordinary compiler get main() from tests/fuzz/replay.c.
 $(UNIT_BIN): TEST_LIBS := $(CMOCKA_LIBS)
 $(FUZZ_BIN): $(DBG)/obj/tests/fuzz/replay.o
+$(BUILD)/tests/unit/test_exchange: $(EXCH_DOMAIN_SRC:%.c=$(DBG)/obj/%.o)
 $(TEST_BIN): $(BUILD)/tests/%: $(DBG)/obj/tests/%.o $(TESTLIB_OBJ) $(DBG)/libcqrs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(DBG)/libcqrs.a $(TEST_LIBS) $(ENGINE_LIBS) $(SYS_LIBS)
@@ -215,12 +227,14 @@ test: tests-build
 
 # The crash loops run long (outside make test): SOAK_CYCLES kill -9 cycles
 # each, with a gateway client killed at random, a reader open across every
-# restart, kills during start, /dev/shm usage checked every cycle.
+# restart, kills during start, /dev/shm usage checked every cycle, and
+# reboots (every segment removed) restored from view checkpoints.
 SOAK_CYCLES ?= 200
 soak: tests-build
 	$(BUILD)/tests/proc/test_engine_killloop $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/view_restart_readers $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/engine_start_kill $(SOAK_CYCLES)
+	$(BUILD)/tests/proc/view_reboot_loop $(SOAK_CYCLES)
 	CQRS_RET_ITERS=1000000 CQRS_TEST_FILTER=test_plan_model $(BUILD)/tests/unit/test_retention
 	$(BUILD)/tests/proc/retention_kill $(SOAK_CYCLES)
 	$(BUILD)/tests/proc/retention_engine_kill $(SOAK_CYCLES)
@@ -282,8 +296,18 @@ fuzz: $(FUZZ_LF)
 ORDERS_DOMAIN_OBJ := $(BUILD)/obj/examples/orders/orders_domain.o
 $(BUILD)/bench/%: bench/%.cc $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BUILD)/libcqrs.a bench/harness.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) \
+	$(CXX) $(CPPFLAGS_ALL) $(BENCH_CFLAGS) $(CXXFLAGS_ALL) -o $@ $(filter %.cc,$^) $(BENCHLIB_OBJ) $(ORDERS_DOMAIN_OBJ) $(BENCH_EXTRA_OBJ) \
 		$(BUILD)/libcqrs.a $(BENCH_LIBS) $(ENGINE_LIBS) $(SYS_LIBS)
+
+# bench_exchange links the exchange example's book, domain and flow instead
+# of the orders domain (the two domains share record names: CancelOrder).
+$(BUILD)/bench/bench_exchange: ORDERS_DOMAIN_OBJ :=
+$(BUILD)/bench/bench_exchange: BENCH_EXTRA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
+$(BUILD)/bench/bench_exchange: $(patsubst %.c,$(BUILD)/obj/%.o,$(EXCH_DOMAIN_SRC) examples/exchange/flow.c)
+# bench_replication starts its JetStream cluster with the tests' harness.
+NATS_HARNESS_OBJ := $(BUILD)/obj/tests/lib/nats_cluster.o $(BUILD)/obj/tests/lib/testutil.o
+$(BUILD)/bench/bench_replication: BENCH_EXTRA_OBJ := $(NATS_HARNESS_OBJ)
+$(BUILD)/bench/bench_replication: $(NATS_HARNESS_OBJ)
 
 # bench_engine's benchmarks live in bench/engine/ (compiled with it).
 $(BUILD)/bench/bench_engine: $(wildcard bench/engine/*.cc bench/engine/*.h)
@@ -296,6 +320,9 @@ bench: all $(BENCH_BIN)
 
 run: all
 	$(BUILD)/cqrs-orders demo $(ARGS)
+
+exchange: all
+	$(BUILD)/cqrs-exchange demo $(ARGS)
 
 include mk/bindings.mk
 
@@ -317,7 +344,7 @@ install: all
 	ln -sf libcqrs_client.so.0 $(DESTDIR)$(PREFIX)/lib/libcqrs_client.so
 	install -m 0755 $(BUILD)/cqrs $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0644 man/cqrs.1 man/cqrs-orders.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/cqrs.1 man/cqrs-orders.1 man/cqrs-exchange.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/cqrs.pc
 	sed 's|@PREFIX@|$(PREFIX)|g; s|@RPATH@|$(PC_RPATH)|g' mk/cqrs_client.pc.in \

@@ -28,6 +28,12 @@
  *                           V = 0 views resumed (write model replay only),
  *                           V = 1 views removed (write model + view rebuild).
  *                           events/s, median of 5 restarts.
+ *   BM_ViewRestore/S        after a reboot (segments removed): views from
+ *                           their checkpoints + the tail (S = 0) vs a full
+ *                           rebuild (S = 1), same journal; ms, median of 3.
+ *   BM_CheckpointStall/M    load while views are checkpointed (M = 1 uffd,
+ *                           2 stop-copy) or not (M = 0): the longest apply
+ *                           gap and the engine's projector wait.
  *   BM_SqliteCommands/B     the same CreateOrder validation and writes in
  *                           SQLite (WAL, synchronous=FULL) over normalized
  *                           tables: one transaction per command (B = 1) or
@@ -50,7 +56,7 @@
  * This file holds main() and the summary table; the benchmarks live in
  * bench/engine/: fixture (the shared engine, sizes and generated data),
  * open_loop.h (the latency client), handoff, throughput, visible, recovery,
- * sqlite (the SQLite model and its commands) and query. main() registers
+ * checkpoint, sqlite (the SQLite model and its commands) and query. main() registers
  * them in the order they run (the floor first, before any engine has
  * mapped memory).
  */
@@ -87,8 +93,10 @@ int main(int argc, char **argv)
 	register_engine_commands();
 	register_engine_visible();
 	register_engine_recovery();
+	register_checkpoint();
 	register_sqlite_commands();
 	register_queries();
+	register_snapshots();
 	int rc = cqrs_bench::main(argc, argv, "engine", "orders end to end vs SQLite (WAL, synchronous=FULL)", {
 		{ "commands/s, batch durability", cmds_key(1),
 		  "BM_SqliteCommands/1/min_time:2.000/real_time", "items_per_second", true,
@@ -135,12 +143,46 @@ int main(int argc, char **argv)
 		  "items_per_second", true, "goal >= 5M/s" },
 		{ "recovery events/s, model + views", "BM_EngineRecovery/1/iterations:1/repeats:5/real_time", "",
 		  "items_per_second", true, "" },
+		{ "snapshot write bytes/s (1M orders)", "BM_SnapshotWrite/iterations:5/real_time",
+		  "BM_RawWrite/iterations:5/real_time", "bytes_per_second", true,
+		  "fork + serialize + fdatasync + rename vs raw write+fdatasync; goal >= 0.7x" },
+		{ "snapshot load bytes/s", "BM_SnapshotLoad/iterations:5/manual_time",
+		  "BM_RawRead/iterations:5/real_time", "bytes_per_second", true,
+		  "verify every checksum + fill the stores vs read() (page cache); goal >= 0.7x" },
+		{ "restart ms from a snapshot, 1M events", "BM_SnapshotRestart/iterations:5/real_time",
+		  "BM_EngineRecovery/0/iterations:1/repeats:5/real_time", "real_time", false,
+		  "vs full replay of 1M events; goal <= 1 s" },
+		{ "restart ms, same state after 3M events", "BM_RestartHistory/3/iterations:3/real_time",
+		  "BM_RestartHistory/1/iterations:3/real_time", "real_time", false,
+		  "vs after 1M (snapshots every 1M, the tail replayed); goal within 1.5x, <= 1 s" },
+		{ "snapshot fork stall p50 us", "BM_SnapshotWrite/iterations:5/real_time", "",
+		  "fork_p50_us", false, "the command thread stops this long" },
+		{ "snapshot fork stall max us", "BM_SnapshotWrite/iterations:5/real_time", "",
+		  "fork_max_us", false, "" },
+		{ "cmd-to-ack p99.9 ns, snapshots back to back",
+		  "BM_AckDuringSnapshot/1/iterations:3000/real_time",
+		  "BM_AckDuringSnapshot/0/iterations:3000/real_time", "p999_ns", false,
+		  "batches of 64 vs no snapshot; goal <= 2x" },
+		{ "view restore after a reboot, ms", "BM_ViewRestore/0/iterations:1/repeats:3/real_time",
+		  "BM_ViewRestore/1/iterations:1/repeats:3/real_time", "real_time", false,
+		  "checkpoints + 10% tail vs full rebuild, same journal" },
+		{ "longest apply gap us, uffd checkpoints", "BM_CheckpointStall/1/iterations:1/real_time",
+		  "BM_CheckpointStall/0/iterations:1/real_time", "max_gap_us", false,
+		  "checkpoint every 500k events vs none, under load" },
+		{ "longest apply gap us, stop-copy", "BM_CheckpointStall/2/iterations:1/real_time",
+		  "BM_CheckpointStall/0/iterations:1/real_time", "max_gap_us", false,
+		  "the fallback: copied at the batch boundary" },
+		{ "projector wait us, uffd checkpoints", "BM_CheckpointStall/1/iterations:1/real_time",
+		  "BM_CheckpointStall/2/iterations:1/real_time", "wait_us", false,
+		  "the engine's own count, vs stop-copy" },
 		{ "active orders of a customer, queries/s", "BM_QueryView/min_time:1.000/real_time",
 		  "BM_QuerySqliteJoin/min_time:1.000/real_time", "items_per_second", true,
 		  "vs SQLite JOIN + GROUP BY; goal >= 100x" },
 	});
 	close_queries();
 	close_recovery();
+	close_snapshots();
+	close_checkpoint();
 	remove_root();
 	return rc;
 }

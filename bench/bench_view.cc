@@ -31,8 +31,12 @@
  * customer's 10 orders (cqrs_view_range [c, c+1) vs MDB_SET_RANGE then
  * MDB_NEXT while the prefix matches); a scan of 100 rows from a random
  * customer (limit 100 vs SET_RANGE + 99 NEXT). Both sides copy each row
- * out (ours copies under the row's seqlock; LMDB's row is memcpy'd out of
- * the map); LMDB keeps one read txn and cursor per 1024 operations
+ * out (ours out of the B+tree's leaf, which carries the 80-byte row, under
+ * the leaf's version; LMDB's row is memcpy'd out of the map). The view is
+ * loaded in order_id order (leaves split as they fill, ~2/3 full), LMDB
+ * with MDB_APPEND in key order (pages full); both live in /dev/shm with
+ * 4 KiB pages, so every random node is a TLB and cache miss on both
+ * sides; LMDB keeps one read txn and cursor per 1024 operations
  * (renewed); rates in CPU time of the reader (per core). Seek also runs
  * with a concurrent writer process (ours: upserts in batches of 64; LMDB:
  * write txns of 64 puts).

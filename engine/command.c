@@ -31,6 +31,7 @@
 #include "engine/model/dedup.h"
 #include "engine/model/versions.h"
 #include "engine/publish.h"
+#include "engine/replication/replication.h"
 #include "engine/ticket.h"
 
 /* ---- decide's context ------------------------------------------------------ */
@@ -79,12 +80,14 @@ int64_t cqrs_ctx_now(const cqrs_ctx *ctx)
 
 /* ---- acks -------------------------------------------------------------------- */
 
-/* Completes every queued ack whose target is durable. Acks are queued in
+/* Completes every queued ack whose target is <= durable (the ack frontier:
+ * durable_seq, or in CQRS_ACK_REPLICATED the replicated seq below it,
+ * engine/replication/replication.h). Acks are queued in
  * decide order and their targets never decrease (a target is the last seq
  * handed out when the command was decided, duplicates and rejections
  * included), so stopping at the first undurable target never holds back
  * an answer whose target is durable. */
-static void release_acks(cqrs_engine *e, uint64_t durable)
+void cqrs__acks_release(cqrs_engine *e, uint64_t durable)
 {
 	uint64_t now = 0;
 
@@ -99,6 +102,26 @@ static void release_acks(cqrs_engine *e, uint64_t durable)
 		cqrs__ticket_release(a->ticket);
 		e->ack_head++;
 	}
+}
+
+uint32_t cqrs__acks_expire(cqrs_engine *e, uint64_t submitted_before, int code, const char *why)
+{
+	/* relaxed: durable_seq is written by this thread only. */
+	uint64_t durable = atomic_load_explicit(&e->durable_seq, memory_order_relaxed);
+	uint32_t n = 0;
+
+	while (e->ack_head != e->ack_tail) {
+		pending_ack *a = &e->acks[e->ack_head & (e->ack_cap - 1)];
+		if (a->target > durable || a->submit_ns >= submitted_before)
+			break;
+		snprintf(a->ticket->reason, sizeof a->ticket->reason, "%s (answer: %s)", why,
+			 a->ticket->status ? cqrs_strerror(a->ticket->status) : "accepted");
+		a->ticket->status = code; /* seq stays: the events are in the journal */
+		cqrs__ticket_release(a->ticket);
+		e->ack_head++;
+		n++;
+	}
+	return n;
 }
 
 /* Fails every queued ack with code (the journal is poisoned). */
@@ -129,7 +152,8 @@ static void queue_ack(cqrs_engine *e, const sub_hdr *h, uint64_t target)
 	CQRS_ASSERT(e->ack_head == e->ack_tail ||
 		    e->acks[(e->ack_tail - 1) & (e->ack_cap - 1)].target <= target);
 	/* relaxed: durable_seq is written by this thread only. */
-	if (target <= atomic_load_explicit(&e->durable_seq, memory_order_relaxed) &&
+	if (target <= cqrs__repl_ack_frontier(e, atomic_load_explicit(&e->durable_seq,
+								      memory_order_relaxed)) &&
 	    e->ack_head == e->ack_tail) {
 		cqrs__hist_record(ctr_hist(e->ctr->ack_latency), cqrs__mono_ns() - h->submit_ns);
 		cqrs__ticket_release(h->ticket);
@@ -162,7 +186,9 @@ void cqrs__on_durable(void *arg, uint64_t first, uint64_t last, const void *reco
 	 * whose events are already published. */
 	atomic_store_explicit(&e->durable_seq, last, memory_order_release);
 	CTR_SET(e->ctr, durable_seq, last);
-	release_acks(e, last);
+	if (e->repl)
+		cqrs__repl_on_durable(e, last, bytes);
+	cqrs__acks_release(e, cqrs__repl_ack_frontier(e, last));
 }
 
 /* ---- counters ---------------------------------------------------------------------- */

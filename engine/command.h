@@ -39,6 +39,14 @@ void cqrs__command_reset_ctx(cqrs_engine *e);
 /* 1 when no ack slot is left: stop taking commands until acks complete. */
 int cqrs__acks_full(const cqrs_engine *e);
 
+/* Completes every queued ack whose target is <= frontier. */
+void cqrs__acks_release(cqrs_engine *e, uint64_t frontier);
+
+/* Completes with code (reason why, and what the answer was) the queued
+ * acks, oldest first, whose target is durable and that were submitted
+ * before submitted_before (monotonic ns). Returns how many. */
+uint32_t cqrs__acks_expire(cqrs_engine *e, uint64_t submitted_before, int code, const char *why);
+
 /* The journal failed with code: every waiting ticket gets it, every later
  * command is refused with it. */
 void cqrs__poison(cqrs_engine *e, int code);

@@ -12,7 +12,9 @@
  *   2. flush: the journal writes the batch (group commit) while the loop
  *      goes on;
  *   3. poll the journal: each batch now durable is published to the
- *      projections and its tickets complete (cqrs__on_durable).
+ *      projections and its tickets complete (cqrs__on_durable); in
+ *      CQRS_ACK_REPLICATED they complete once the stream acknowledged
+ *      them too (engine/replication/replication.h).
  * SHARED threading adds the projectors' step (rebuild and dead-letter
  * retry requests, engine/projector_thread.c); the durable batches are
  * applied inside step 3 (engine/publish.c). The composition is chosen once,
@@ -22,6 +24,9 @@
  * another step, so what arrives meanwhile is decided without a syscall),
  * then wait on the journal's completions; otherwise yield, then sleep on
  * the doorbell (engine/doorbell.h), re-checking every request source.
+ *
+ * Between steps (a batch boundary) the snapshot triggers are checked
+ * (engine/snapshot.c: a fork when one is due).
  *
  * Stop: the loop ends once the stop was seen before a step that found
  * nothing and nothing is in flight; it then flushes, waits until every
@@ -38,6 +43,8 @@
 #include "engine/idle.h"
 #include "engine/projector.h"
 #include "engine/publish.h"
+#include "engine/snapshot.h"
+#include "engine/replication/replication.h"
 #include "engine/submit.h"
 
 #define JOURNAL_WAIT_NS UINT64_C(200000)  /* one wait on the journal's completions */
@@ -85,6 +92,8 @@ static uint32_t command_do_work(cqrs_engine *e)
 	rc = cqrs__journal_poll(e->journal);
 	if (rc < 0)
 		cqrs__poison(e, rc);
+	if (e->repl) /* CQRS_ACK_REPLICATED: tickets the stream acknowledged */
+		n += cqrs__repl_command_step(e);
 	return n + (rc > 0 ? (uint32_t)rc : 0);
 }
 
@@ -93,11 +102,44 @@ static uint32_t shared_do_work(cqrs_engine *e)
 	return command_do_work(e) + cqrs__projectors_do_requests(e);
 }
 
+/* A view node (engine/replication/node.c): the stream's records in place
+ * of commands. */
+static uint32_t node_do_work(cqrs_engine *e)
+{
+	uint32_t n;
+	int rc;
+
+	CQRS_ASSERT(cqrs__on_command_thread(e));
+	n = cqrs__node_step(e, e->cfg.max_batch_commands);
+	if (n)
+		cqrs__journal_flush(e->journal);
+	rc = cqrs__journal_poll(e->journal);
+	if (rc < 0)
+		cqrs__poison(e, rc);
+	return n + (rc > 0 ? (uint32_t)rc : 0);
+}
+
+static uint32_t node_shared_do_work(cqrs_engine *e)
+{
+	return node_do_work(e) + cqrs__projectors_do_requests(e);
+}
+
+static bool node_ready(void *arg)
+{
+	return cqrs__node_ready(arg);
+}
+
+static bool node_shared_ready(void *arg)
+{
+	return node_ready(arg) || cqrs__projectors_requested(arg);
+}
+
 static bool command_ready(void *arg)
 {
 	cqrs_engine *e = arg;
 
-	return cqrs__submit_ready(e) || (e->gateway && cqrs__gateway_ready(e));
+	return cqrs__submit_ready(e) || (e->gateway && cqrs__gateway_ready(e)) ||
+	       (e->repl && cqrs__repl_ready(e));
 }
 
 static bool shared_ready(void *arg)
@@ -107,6 +149,8 @@ static bool shared_ready(void *arg)
 
 static const cqrs_command_loop dedicated_loop = { command_do_work, command_ready };
 static const cqrs_command_loop shared_loop = { shared_do_work, shared_ready };
+static const cqrs_command_loop node_loop = { node_do_work, node_ready };
+static const cqrs_command_loop node_shared_loop = { node_shared_do_work, node_shared_ready };
 
 /* ---- idle waits (engine/idle.h) --------------------------------------------------- */
 
@@ -154,6 +198,9 @@ static void *command_main(void *arg)
 		int stopping = atomic_load_explicit(&e->state, memory_order_acquire) >= ENGINE_STOPPING;
 		uint32_t work = do_work(e);
 
+		if (e->snap)
+			cqrs__snapshot_tick(e); /* a batch boundary: triggers, the writer */
+
 		/* relaxed: poison is written by this thread. A poisoned journal
 		 * never reports its batches in flight: do not wait for them. */
 		if (!work && !atomic_load_explicit(&e->poison, memory_order_relaxed) &&
@@ -170,9 +217,11 @@ static void *command_main(void *arg)
 	while (!atomic_load_explicit(&e->poison, memory_order_relaxed) && journal_inflight(e) &&
 	       cqrs__journal_wait(e->journal, DRAIN_WAIT_NS) >= 0)
 		;
+	cqrs__repl_drain(e); /* CQRS_ACK_REPLICATED: tickets waiting for the stream */
 	/* release: pairs with the projectors' acquire in their stop check. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release);
 	cqrs__publish_done(e);
+	cqrs__snapshot_at_stop(e); /* everything is durable */
 	return NULL;
 }
 
@@ -180,7 +229,10 @@ int cqrs__command_thread_start(cqrs_engine *e)
 {
 	int rc;
 
-	e->loop = e->cfg.threading == CQRS_THREADING_SHARED ? &shared_loop : &dedicated_loop;
+	if (e->cfg.node_of)
+		e->loop = e->cfg.threading == CQRS_THREADING_SHARED ? &node_shared_loop : &node_loop;
+	else
+		e->loop = e->cfg.threading == CQRS_THREADING_SHARED ? &shared_loop : &dedicated_loop;
 	rc = pthread_create(&e->command_thread, NULL, command_main, e);
 	if (rc)
 		return -rc;

@@ -39,6 +39,15 @@ static const cqrs_config config_defaults = {
 	.aggregates_hint = 1u << 16,
 	.inline_write_bytes = 256u << 10,
 	.threading = CQRS_THREADING_DEDICATED,
+	.snapshot_every_events = 1000000,
+	.snapshot_keep = 2,
+	.snapshot_on_stop = 1,
+	.checkpoint_every_events = 1000000,
+	.checkpoint_keep = 2,
+	.checkpoint_on_stop = 1,
+	.ack_level = CQRS_ACK_LOCAL,
+	.replication_timeout_ms = 5000,
+	.replication_replicas = 3,
 	.retention_mode = CQRS_RETENTION_DELETE,
 	.retention_min_segments = 2,
 };
@@ -146,6 +155,18 @@ int cqrs_engine_open(const cqrs_config *user_cfg, void *model, cqrs_engine **out
 		return cqrs__fail(-EINVAL, "projector_threads must be 1..%d", CQRS_MAX_PROJECTORS);
 	if (cfg->max_batch_commands == 0 || cfg->max_batch_bytes < 4096)
 		return cqrs__fail(-EINVAL, "batch limits too small");
+	if (cfg->ack_level != CQRS_ACK_LOCAL && cfg->ack_level != CQRS_ACK_REPLICATED)
+		return cqrs__fail(-EINVAL, "unknown ack level %d", cfg->ack_level);
+	if (cfg->ack_level == CQRS_ACK_REPLICATED &&
+	    (!cfg->replication_urls || !cfg->replication_urls[0]))
+		return cqrs__fail(-EINVAL, "ack level replicated needs replication_urls");
+	if (cfg->replication_urls && strlen(cfg->replication_urls) >= sizeof(((cqrs_engine *)0)->repl_urls))
+		return cqrs__fail(-EINVAL, "replication_urls too long");
+	if (cfg->node_of && cfg->node_of[0] &&
+	    (!cqrs__name_valid(cfg->node_of, CQRS_NAME_MAX) || !cfg->replication_urls ||
+	     !cfg->replication_urls[0] || cfg->ack_level != CQRS_ACK_LOCAL))
+		return cqrs__fail(-EINVAL, "node_of needs an engine name, replication_urls and ack "
+				  "level local");
 	if (cfg->aggregates_hint > CQRS_WM_MAX_ENTRIES)
 		return cqrs__fail(-EINVAL, "aggregates_hint above 2^30");
 	e = calloc(1, sizeof *e);
@@ -158,6 +179,16 @@ int cqrs_engine_open(const cqrs_config *user_cfg, void *model, cqrs_engine **out
 	snprintf(e->journal_dir, sizeof e->journal_dir, "%s/journal", cfg->data_dir);
 	e->cfg.name = e->name;
 	e->cfg.data_dir = e->data_dir;
+	if (cfg->replication_urls) { /* the caller's string need not outlive open */
+		snprintf(e->repl_urls, sizeof e->repl_urls, "%s", cfg->replication_urls);
+		e->cfg.replication_urls = e->repl_urls;
+	}
+	if (cfg->node_of && cfg->node_of[0]) {
+		snprintf(e->node_of, sizeof e->node_of, "%s", cfg->node_of);
+		e->cfg.node_of = e->node_of;
+	} else {
+		e->cfg.node_of = NULL;
+	}
 	pthread_mutex_init(&e->dl_lock, NULL);
 	rc = mkdir_p(e->data_dir);
 	if (rc) {

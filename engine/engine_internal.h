@@ -13,10 +13,12 @@
  *   proj_deadletter.c, projector_thread.c   the projector side
  *                       (engine/projector.h)
  *   replay.c            the write model from the journal at start
+ *   snapshot*.c         write-model snapshots (engine/snapshot.h)
  *   schema_check.c      old event layouts read as the registered ones
  *   deadletter.c        the dead-letter log's format
  *   ticket.c            ticket completion and waiting
  *   journal/            the journal (engine/journal/journal.h)
+ *   replication/        the journal to NATS JetStream (replication.h)
  *   model/              write-model helpers: versions, dedup, store
  *
  * Threads and what they own:
@@ -25,6 +27,7 @@
  *                     SHARED threading, every projector)
  *   projector i       its projections' views (single writer each), its ring
  *                     consumer cursor
+ *   replicator        its connection, its journal follower, replicated_seq
  *   any thread        cqrs_submit* (MPSC submission ring), cqrs_engine_stop,
  *                     rebuild and retry requests
  * Before the command thread starts, and after it ended, its state belongs
@@ -53,6 +56,9 @@ struct cqrs_ctl;            /* shm/control.h: the control segment */
 struct cqrs_dedup;          /* engine/model/dedup.h */
 struct cqrs_dl_log;         /* engine/deadletter.h */
 struct cqrs_journal;        /* engine/journal/journal.h */
+struct cqrs__snap;          /* engine/snapshot.h */
+struct cqrs_repl;           /* engine/replication/replicator.c */
+struct cqrs_node;           /* engine/replication/node.c */
 struct cqrs_versions;       /* engine/model/versions.h */
 struct gateway;             /* engine/gateway.c */
 struct submit_queue;        /* engine/submit.c */
@@ -123,6 +129,9 @@ struct cqrs_proj {
 	uint64_t stall_backoff_ns;
 	uint32_t stall_retries;
 	uint64_t dead_letters;
+	/* view checkpoints (engine/checkpoint_write.c) */
+	_Atomic int ckpt_requested;   /* cqrs_engine_checkpoint */
+	uint64_t ckpt_seq;            /* seq of its last checkpoint started (its thread) */
 	int fail_code;
 	char fail_reason[184];
 };
@@ -132,6 +141,8 @@ struct cqrs_engine {
 	char name[CQRS_NAME_MAX];
 	char data_dir[3072];
 	char journal_dir[3200];
+	char repl_urls[1024];    /* the config's replication_urls, copied */
+	char node_of[CQRS_NAME_MAX]; /* the config's node_of, copied */
 	uint64_t journal_origin; /* hash of the journal's real path: stamped on the
 				    views written from it (engine/proj_views.c) */
 	void *model; /* the application's write model, opaque to the engine */
@@ -179,8 +190,12 @@ struct cqrs_engine {
 	struct cqrs_ctl *ctl;
 	cqrs_counters *ctr;           /* in the control segment's counters region */
 	cqrs_counters private_ctr;    /* used while there is no control segment */
+	struct cqrs_repl *repl;       /* NULL without replication */
+	struct cqrs_node *node;       /* a view node's receiver (cfg.node_of), or NULL */
 	struct housekeeping *hk;      /* journal retention's thread, or NULL */
 	int command_started;
+	struct cqrs__snap *snap;      /* NULL until a store, callbacks or start need it */
+	struct cqrs_ckpt *ckpt;       /* the checkpoint thread (engine/checkpoint_write.c); NULL: off */
 };
 
 enum engine_state {

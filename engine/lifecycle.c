@@ -4,13 +4,18 @@
  *
  * Start order matters:
  *   1. journal open (recovers the tail or refuses corruption)
- *   2. write model replay (evolve, versions, dedup window)
+ *   2. write model: the newest valid snapshot (engine/snapshot.h), then the
+ *      journal's replay after it (evolve, versions, dedup window)
  *   3. control segment (a dead engine's stale one is replaced), counters
- *   4. views: adopt clean ones (resume at their applied_seq), create the rest;
- *      every other generation of them is retired and removed (readers move)
+ *   4. views: adopt clean ones (resume at their applied_seq), else load the
+ *      newest valid checkpoint into a new generation (resume at its seq:
+ *      engine/checkpoint.h), else create empty ones (rebuilt from seq 1);
+ *      every other generation of them is retired and removed (readers move);
+ *      the checkpoint thread starts before them
  *   5. broadcast ring + one consumer per projector, added at the tail before
  *      anything is published: ring seqs start at the journal's next seq
- *   6. projector threads (replay the journal gap, then follow the ring)
+ *   6. projector threads (replay the journal gap, then follow the ring),
+ *      the replicator thread when replication is configured
  *   7. housekeeping thread (journal retention), command thread; control
  *      state RUNNING
  * SHARED threading skips 5, and 6 replays the journal gap on the starting
@@ -28,6 +33,7 @@
 
 #include "core/clock.h"
 #include "core/errors.h"
+#include "engine/checkpoint.h"
 #include "engine/command.h"
 #include "engine/command_thread.h"
 #include "engine/counters.h"
@@ -43,6 +49,8 @@
 #include "engine/projector.h"
 #include "engine/publish.h"
 #include "engine/replay.h"
+#include "engine/snapshot.h"
+#include "engine/replication/replication.h"
 #include "engine/submit.h"
 #include "shm/control.h"
 
@@ -144,7 +152,7 @@ static int start(cqrs_engine *e)
 {
 	cqrs_journal_recovery rec;
 	cqrs_replay_stats rs;
-	uint64_t cap;
+	uint64_t cap, snap_seq;
 	int rc;
 
 	e->command_owner = pthread_self(); /* until the command thread starts */
@@ -166,7 +174,9 @@ static int start(cqrs_engine *e)
 	if (rc)
 		return rc;
 	e->journal_origin = journal_origin(e->journal_dir);
-	rc = cqrs__replay_write_model(e, rec.next_seq, &rs);
+	rc = cqrs__snapshot_restore(e, rec.next_seq, &snap_seq);
+	if (!rc)
+		rc = cqrs__replay_write_model(e, snap_seq + 1, rec.next_seq, &rs);
 	if (rc)
 		return rc;
 	if (e->cfg.pretouch) {
@@ -186,7 +196,13 @@ static int start(cqrs_engine *e)
 	if (rc)
 		return rc;
 	init_counters(e, &rs);
+	cqrs__snapshot_counters_init(e);
 	CTR_SET(e->ctr, durable_seq, rec.next_seq - 1);
+	rc = cqrs__checkpoint_dirs(e);
+	if (!rc)
+		rc = cqrs__checkpoint_open(e); /* before the views: restore reads checkpoints */
+	if (rc)
+		return rc;
 	for (uint32_t k = 0; k < e->nprojs; k++) {
 		uint64_t resume;
 		rc = cqrs__proj_open_views(e, e->projs[k], rec.next_seq - 1, &resume);
@@ -197,13 +213,16 @@ static int start(cqrs_engine *e)
 	}
 	(void)cqrs__generations_retire_old(e); /* before any seq is handed out */
 	rc = cqrs__publish_open(e); /* the broadcast ring, in DEDICATED threading */
-	if (!rc)
+	if (!rc && !e->cfg.node_of) /* a view node takes no commands */
 		rc = cqrs__gateway_open(e); /* points e->bell into its engine page */
 	if (!rc)
 		rc = cqrs__submit_init(e);
 	if (rc)
 		return rc;
 	rc = cqrs__projectors_start(e, rec.next_seq);
+	if (!rc) /* without waiting for the network: the replicator, or a node's receiver */
+		rc = e->cfg.node_of ? cqrs__node_start(e, rec.next_seq)
+				    : cqrs__repl_start(e, rec.next_seq);
 	if (!rc)
 		rc = cqrs__housekeeping_start(e); /* journal retention */
 	if (rc)
@@ -226,11 +245,15 @@ static int start(cqrs_engine *e)
 static void teardown(cqrs_engine *e, int clean)
 {
 	cqrs__command_thread_join(e);
+	/* Nothing rolls a segment any more; and before the replicator goes,
+	 * so that no collection runs without its watermark. */
+	cqrs__housekeeping_stop(e);
+	cqrs__repl_stop(e);
+	cqrs__node_stop(e);
 	/* Without a command thread the projectors still need to be told. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
 	cqrs__publish_done(e);
 	cqrs__projectors_join(e, clean && !atomic_load_explicit(&e->poison, memory_order_relaxed));
-	cqrs__housekeeping_stop(e); /* nothing rolls a segment any more */
 	if (e->journal) {
 		int rc = cqrs__journal_close(e->journal);
 		if (rc)
@@ -241,6 +264,9 @@ static void teardown(cqrs_engine *e, int clean)
 	cqrs__submit_free(e);
 	cqrs__publish_close(e);
 	if (e->ctl) {
+		/* the last figures stay readable through cqrs_engine_counters
+		 * (the stop's snapshot, the run's totals) */
+		memcpy(&e->private_ctr, e->ctr, sizeof e->private_ctr);
 		cqrs__ctl_destroy(e->ctl);
 		e->ctl = NULL;
 		e->ctr = &e->private_ctr;
@@ -289,6 +315,7 @@ void cqrs_engine_close(cqrs_engine *e)
 	cqrs__projections_free(e);
 	cqrs__dedup_destroy(e->dedup);
 	cqrs__versions_destroy(e->versions);
+	cqrs__snapshot_free(e);
 	cqrs__wm_free(e->ctx, sizeof *e->ctx);
 	free(e->acks);
 	pthread_mutex_destroy(&e->dl_lock);

@@ -17,6 +17,7 @@
  * (proj_deadletter.c), after which the projection skips the event or
  * halts, per its policy.
  */
+#include "engine/checkpoint.h"
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
@@ -119,6 +120,7 @@ static void end_batch(projector *t, uint64_t last, uint64_t events)
 		cqrs__proj_end(e, pr, last);
 		CTR_ADD(e->ctr, proj[pr->index].events, events);
 		CTR_ADD(e->ctr, proj[pr->index].batches, 1);
+		cqrs__checkpoint_tick(e, pr); /* a batch boundary: a checkpoint may be due */
 	}
 }
 

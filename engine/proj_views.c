@@ -1,7 +1,8 @@
 /*
  * engine/proj_views.c - a projection's view segments: at start adopt the
  * clean ones (all views of a projection must agree on one applied_seq the
- * journal reaches), create fresh generations for the rest; at stop mark
+ * journal reaches), else restore them from their checkpoints
+ * (engine/checkpoint.h), else create fresh generations; at stop mark
  * them clean and close them. Segment names: "cqrs.<engine>.v.<view>.<gen>"
  * in /dev/shm (shm/segment.h).
  */
@@ -15,6 +16,7 @@
 
 #include "core/assert.h"
 #include "core/errors.h"
+#include "engine/checkpoint.h"
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/projector.h"
@@ -155,7 +157,7 @@ int cqrs__proj_create_missing(cqrs_engine *e, cqrs_proj *p)
 int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint64_t *resume)
 {
 	uint64_t applied = UINT64_MAX;
-	int adopted = 1, foreign, rc;
+	int adopted = 1, restored = 0, foreign, rc;
 
 	for (uint32_t i = 0; i < p->def.nviews; i++) {
 		proj_view *pv = p->views[i];
@@ -192,26 +194,45 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 	CQRS_ASSERT(!adopted || applied == UINT64_MAX || applied <= last_seq); /* check_witness */
 	if (!adopted)
 		applied = 0;
+	for (uint32_t i = 0; !adopted && i < p->def.nviews; i++) {
+		proj_view *pv = p->views[i];
+		uint64_t gen = last_generation(e->name, pv->def.name);
+		char old[CQRS_SEG_NAME_MAX];
+		if (pv->w) {
+			cqrs__vw_retire(pv->w);
+			cqrs__vw_close(pv->w);
+			pv->w = NULL;
+		} else if (gen && cqrs__seg_name_view(old, sizeof old, e->name, pv->def.name, gen) == 0) {
+			/* A generation that could not be adopted (a dead run's)
+			 * goes before its successor is created, not after the
+			 * start (engine/generations.c): where /dev/shm has room
+			 * for one set of views, not two, the new one would not
+			 * fit beside it. Readers still mapping it find it
+			 * orphaned, as they would after the start. */
+			(void)cqrs__seg_remove_unused(old);
+		}
+		cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
+	}
+	/* Not adoptable (missing after a reboot, dirty after a kill -9, stale):
+	 * the newest valid checkpoint and the journal's tail, else a rebuild
+	 * from seq 1, which needs the journal from seq 1. */
+	if (!adopted && last_seq > 0) {
+		uint64_t first;
+		restored = cqrs__checkpoint_restore(e, p, last_seq, &applied);
+		if (restored < 0)
+			return restored;
+		if (!restored && (first = cqrs__checkpoint_journal_first(e)) > 1)
+			return cqrs__fail(CQRS_ECORRUPT,
+					  "view %s: no usable checkpoint, and the journal starts at seq "
+					  "%llu: seqs 1..%llu, which a rebuild needs, are gone (restore "
+					  "a checkpoint into %s/checkpoints/%s, or the journal's head)",
+					  p->views[0]->def.name, (unsigned long long)first,
+					  (unsigned long long)first - 1, e->data_dir,
+					  p->views[0]->def.name);
+	}
 	for (uint32_t i = 0; i < p->def.nviews; i++) {
 		proj_view *pv = p->views[i];
-		if (!adopted) {
-			uint64_t gen = last_generation(e->name, pv->def.name);
-			char old[CQRS_SEG_NAME_MAX];
-			if (pv->w) {
-				cqrs__vw_retire(pv->w);
-				cqrs__vw_close(pv->w);
-				pv->w = NULL;
-			} else if (gen &&
-				   cqrs__seg_name_view(old, sizeof old, e->name, pv->def.name, gen) == 0) {
-				/* A generation that could not be adopted (a dead run's)
-				 * goes before its successor is created, not after the
-				 * start (engine/generations.c): where /dev/shm has room
-				 * for one set of views, not two, the new one would not
-				 * fit beside it. Readers still mapping it find it
-				 * orphaned, as they would after the start. */
-				(void)cqrs__seg_remove_unused(old);
-			}
-			cqrs__proj_view_config(e, pv, pv->def.capacity, gen + 1);
+		if (!adopted && !restored) {
 			rc = cqrs__proj_view_create(e, pv->def.name, &pv->cfg, &pv->w);
 			if (rc && cqrs__proj_shortage(rc)) {
 				/* No room for it now: the projection starts stalled,
@@ -238,7 +259,7 @@ int cqrs__proj_open_views(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, uint6
 	if (adopted)
 		cqrs__log(e, CQRS_LOG_INFO, "projection %s: resumed at seq %llu", p->def.name,
 			  (unsigned long long)applied);
-	else if (last_seq > 0)
+	else if (last_seq > 0 && !restored)
 		CTR_ADD(e->ctr, proj[p->index].rebuilds, 1); /* rebuilt from the journal at start */
 	*resume = applied;
 	return 0;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "core/errors.h"
+#include "engine/checkpoint.h"
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
 #include "engine/idle.h"
@@ -56,6 +57,16 @@ static uint32_t do_requests(cqrs_engine *e, projector *t, cqrs_proj *p)
 		cqrs__proj_retry_dead_letters(e, t, p);
 		n++;
 	}
+	/* acquire: pairs with cqrs_engine_checkpoint's seq_cst exchange; the
+	 * tick clears it once a checkpoint started (or none is needed) */
+	if (atomic_load_explicit(&p->ckpt_requested, memory_order_acquire)) {
+		cqrs__checkpoint_tick(e, p);
+		/* relaxed: the tick on this thread clears it once served; one
+		 * still pending (another checkpoint in flight) is no work done,
+		 * so the thread may idle and look again */
+		if (!atomic_load_explicit(&p->ckpt_requested, memory_order_relaxed))
+			n++;
+	}
 	return n;
 }
 
@@ -67,7 +78,7 @@ bool cqrs__projectors_requested(cqrs_engine *e)
 		if (atomic_load_explicit(&e->projs[k]->rebuild_requested, memory_order_seq_cst) ||
 		    atomic_load_explicit(&e->projs[k]->retry_requested, memory_order_seq_cst))
 			return true;
-	return false;
+	return cqrs__checkpoint_requested(e);
 }
 
 uint32_t cqrs__projectors_do_requests(cqrs_engine *e)
@@ -249,6 +260,7 @@ void cqrs__projectors_join(cqrs_engine *e, int clean)
 	for (uint32_t i = 0; i < e->nprojectors; i++)
 		pthread_join(e->projector_threads[i], NULL);
 	e->nprojectors = 0;
+	cqrs__checkpoint_close(e, clean); /* the checkpoint at stop reads the views */
 	cqrs__proj_close_views(e, clean);
 	if (ts) {
 		for (uint32_t i = 0; i < e->cfg.projector_threads; i++) {

@@ -12,6 +12,8 @@
  *     and the idempotency window, which learns the command's (client id,
  *     client seq) from its last event (the CMD_END record), so a duplicate
  *     sent after a restart still gets the original answer.
+ * A start that loaded a snapshot at seq S (engine/snapshot.h) replays
+ * from S+1: the iterator skips what is before it.
  * Each half walks the journal with its own iterator (every checksum is
  * checked on both) and checks seq continuity; a half that fails stops the
  * other, the halves are joined before the command thread starts, and the
@@ -45,18 +47,18 @@
 
 typedef int (*replay_fn)(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jrec *r);
 
-/* Walks seqs 1..next_seq-1, calling fn on each record, until done, an
+/* Walks seqs from..next_seq-1, calling fn on each record, until done, an
  * error, or *stop (the other half failed: 0 is returned, the other half
  * reports). *count: records. progress: log every millionth record.
  * layouts: the half reads payloads, through the schema check (sc). */
-static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress, int layouts,
-		_Atomic int *stop, uint64_t *count)
+static int walk(cqrs_engine *e, uint64_t from, uint64_t next_seq, replay_fn fn, int progress,
+		int layouts, _Atomic int *stop, uint64_t *count)
 {
 	cqrs_journal_iter *it;
 	cqrs_schema_check *sc = NULL;
 	const cqrs_jrec *r;
-	uint64_t n = 0, expect = 1;
-	int rc = cqrs__journal_iter_open(&it, e->journal_dir, 1);
+	uint64_t n = 0, expect = from;
+	int rc = cqrs__journal_iter_open(&it, e->journal_dir, from);
 
 	if (rc)
 		return rc;
@@ -76,7 +78,7 @@ static int walk(cqrs_engine *e, uint64_t next_seq, replay_fn fn, int progress, i
 			break;
 		if (++n % 1000000 == 0 && progress)
 			cqrs__log(e, CQRS_LOG_INFO, "recovery: %llu of %llu events replayed",
-				  (unsigned long long)n, (unsigned long long)(next_seq - 1));
+				  (unsigned long long)n, (unsigned long long)(next_seq - from));
 		if (r->seq + 1 >= next_seq)
 			break;
 		/* relaxed: only a flag; the failing half's error travels through
@@ -140,7 +142,7 @@ static int evolve_and_book(cqrs_engine *e, cqrs_schema_check *sc, const cqrs_jre
 
 typedef struct books_job {
 	cqrs_engine *e;
-	uint64_t next_seq;
+	uint64_t from, next_seq;
 	_Atomic int stop; /* set by the half that fails */
 	int rc;
 	char why[512]; /* the helper's cqrs_last_error(), for the caller's thread */
@@ -151,7 +153,7 @@ static void *books_main(void *arg)
 	books_job *job = arg;
 	uint64_t n;
 
-	job->rc = walk(job->e, job->next_seq, book_one, 0, 0, &job->stop, &n);
+	job->rc = walk(job->e, job->from, job->next_seq, book_one, 0, 0, &job->stop, &n);
 	if (job->rc) {
 		snprintf(job->why, sizeof job->why, "%s", cqrs_last_error());
 		atomic_store_explicit(&job->stop, 1, memory_order_relaxed); /* a flag, see walk */
@@ -166,25 +168,26 @@ static int cpus_to_run_on(void)
 	return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
-int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st)
+int cqrs__replay_write_model(cqrs_engine *e, uint64_t from, uint64_t next_seq,
+			     cqrs_replay_stats *st)
 {
-	books_job job = { .e = e, .next_seq = next_seq };
+	books_job job = { .e = e, .from = from, .next_seq = next_seq };
 	uint64_t start = cqrs__mono_ns(), n = 0;
 	pthread_t helper;
 	int rc, threaded = 0;
 
 	memset(st, 0, sizeof *st);
-	if (next_seq <= 1)
+	if (next_seq <= from)
 		return 0;
 	/* pthread_create/join order the helper's books before the caller's
 	 * (and the command thread's) use of them. */
 	if (cpus_to_run_on() >= 2)
 		threaded = pthread_create(&helper, NULL, books_main, &job) == 0;
 	if (!threaded) {
-		rc = walk(e, next_seq, evolve_and_book, 1, 1, &job.stop, &n);
+		rc = walk(e, from, next_seq, evolve_and_book, 1, 1, &job.stop, &n);
 	} else {
 		pthread_setname_np(helper, "cqrs-replay");
-		rc = walk(e, next_seq, evolve_one, 1, 1, &job.stop, &n);
+		rc = walk(e, from, next_seq, evolve_one, 1, 1, &job.stop, &n);
 		if (rc)
 			atomic_store_explicit(&job.stop, 1, memory_order_relaxed); /* a flag */
 		pthread_join(helper, NULL);
@@ -195,7 +198,7 @@ int cqrs__replay_write_model(cqrs_engine *e, uint64_t next_seq, cqrs_replay_stat
 		return cqrs__set_error_text(job.rc, job.why[0] ? job.why : cqrs_strerror(job.rc));
 	st->events = n;
 	st->ns = cqrs__mono_ns() - start;
-	cqrs__log(e, CQRS_LOG_INFO, "recovery: write model rebuilt from %llu events in %.1f ms",
-		  (unsigned long long)n, (double)st->ns / 1e6);
+	cqrs__log(e, CQRS_LOG_INFO, "recovery: write model rebuilt from %llu events (from seq %llu) "
+		  "in %.1f ms", (unsigned long long)n, (unsigned long long)from, (double)st->ns / 1e6);
 	return 0;
 }

@@ -13,11 +13,13 @@ typedef struct cqrs_replay_stats {
 	uint64_t ns;
 } cqrs_replay_stats;
 
-/* Replays seqs 1..next_seq-1 of the engine's journal through evolve,
+/* Replays seqs from..next_seq-1 of the engine's journal (from: 1, or one
+ * past the seq of the snapshot loaded) through evolve,
  * setting aggregate versions and the idempotency window; older layouts of
  * an event are converted (engine/schema_check.h). 0, CQRS_ECORRUPT,
  * CQRS_EFORMAT (an event type this engine does not know, or a stored
  * layout it cannot read), -errno. */
-int cqrs__replay_write_model(struct cqrs_engine *e, uint64_t next_seq, cqrs_replay_stats *st);
+int cqrs__replay_write_model(struct cqrs_engine *e, uint64_t from, uint64_t next_seq,
+			     cqrs_replay_stats *st);
 
 #endif

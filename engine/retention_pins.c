@@ -4,11 +4,7 @@
  * reduced to the seqs a restart needs.
  *
  * The listings are the snapshot and checkpoint code's own
- * (cqrs__snapshot_list, cqrs__checkpoint_list, which verify every file),
- * from their headers where the tree has them. Without one, the listing
- * is declared here, weak, with the structure of its contract: a build
- * without it lists nothing, and then everything is pinned (a restart
- * would replay and rebuild from seq 1).
+ * (cqrs__snapshot_list, cqrs__checkpoint_list), which verify every file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,54 +12,9 @@
 #include <string.h>
 
 #include "core/errors.h"
-#include "engine/retention_pins.h"
-
-#if __has_include("engine/snapshot.h")
-#include "engine/snapshot.h"
-#define HAVE_SNAPSHOT_LIST 1
-#else
-#define HAVE_SNAPSHOT_LIST 0
-struct cqrs__snapshot_info {
-	uint64_t seq;
-	uint64_t bytes;
-	int64_t mtime_ns;
-	int valid;
-	char path[4096];
-	char why[160];
-};
-int cqrs__snapshot_list(const char *data_dir, struct cqrs__snapshot_info *out, size_t cap,
-			size_t *n) __attribute__((weak));
-#endif
-
-#if __has_include("engine/checkpoint.h")
 #include "engine/checkpoint.h"
-#define HAVE_CHECKPOINT_LIST 1
-#else
-#define HAVE_CHECKPOINT_LIST 0
-struct cqrs__checkpoint_info {
-	char view[64];
-	uint64_t seq;
-	uint64_t bytes;
-	int64_t mtime_ns;
-	int valid;
-	char path[4096];
-	char why[160];
-};
-int cqrs__checkpoint_list(const char *data_dir, struct cqrs__checkpoint_info *out, size_t cap,
-			  size_t *n) __attribute__((weak));
-#endif
-
-/* Whether the listing is linked in (always, with its header). */
-#if HAVE_SNAPSHOT_LIST
-#define snapshot_list_linked() 1
-#else
-#define snapshot_list_linked() (cqrs__snapshot_list != NULL)
-#endif
-#if HAVE_CHECKPOINT_LIST
-#define checkpoint_list_linked() 1
-#else
-#define checkpoint_list_linked() (cqrs__checkpoint_list != NULL)
-#endif
+#include "engine/retention_pins.h"
+#include "engine/snapshot.h"
 
 #define SNAP_CAP 64u
 #define CKPT_CAP 1024u
@@ -84,10 +35,6 @@ static int snapshot_pin(const char *data_dir, cqrs__ret_pins *out, char *note, s
 	size_t n = 0;
 	int rc;
 
-	if (!snapshot_list_linked()) {
-		note_add(note, cap, "this build reads no snapshots");
-		return 0;
-	}
 	s = calloc(SNAP_CAP, sizeof *s);
 	if (!s)
 		return -ENOMEM;
@@ -143,11 +90,6 @@ static int checkpoint_pins(const char *data_dir, const char *const *views, uint3
 
 	for (uint32_t i = 0; i < nviews; i++)
 		view_index(out, views[i]); /* invalid until a checkpoint says otherwise */
-	if (!checkpoint_list_linked()) {
-		note_add(note, cap, "this build reads no view checkpoints (views pin everything)");
-		out->views_unknown = true;
-		return 0;
-	}
 	c = calloc(CKPT_CAP, sizeof *c);
 	if (!c)
 		return -ENOMEM;

@@ -171,6 +171,8 @@ static int admit(cqrs_engine *e)
 		return poison;
 	if (atomic_load_explicit(&e->state, memory_order_relaxed) != ENGINE_RUNNING)
 		return CQRS_ESTOPPED;
+	if (e->cfg.node_of) /* a view node follows its writer's stream */
+		return -EPERM;
 	return 0;
 }
 

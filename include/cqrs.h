@@ -190,6 +190,65 @@ typedef struct cqrs_config {
 	uint32_t gateway_ngids;       /* entries in gateway_gids */
 	const uint32_t *gateway_uids;
 	const uint32_t *gateway_gids;
+	/* Write-model snapshots (DATA/snapshots; cqrs_engine_register_store).
+	 * Taken only by an engine whose application registered a store or
+	 * snapshot callbacks: registering says that they hold all of the
+	 * write model, which a start then restores instead of replaying the
+	 * journal before the snapshot. */
+	uint64_t snapshot_every_events; /* a snapshot after this many events since the
+					   last one; default 1000000 (~140 MB of
+					   journal, ~0.2 s of replay at start), 0 = off */
+	uint64_t snapshot_every_bytes;  /* ... or this many journal bytes; default 0 = off */
+	uint32_t snapshot_keep;         /* newest snapshots kept; default 2 (0 reads as 1) */
+	int snapshot_on_stop;           /* 1: a clean stop takes one; default 1 */
+	/* View checkpoints: each projection's views copied to
+	 * DATA/checkpoints/<view>/ at a batch boundary, so that a start after a
+	 * reboot (no segments) or a kill -9 (dirty ones) loads them and replays
+	 * only the journal's tail instead of rebuilding from seq 1. */
+	uint64_t checkpoint_every_events; /* a checkpoint each time a projection has
+					     applied this many more seqs; default
+					     1000000 (a copy of the views per million
+					     events: seconds of replay saved for
+					     milliseconds of copying), 0 = only on
+					     request and at stop */
+	uint32_t checkpoint_keep;         /* newest checkpoints kept per view; default 2 */
+	int checkpoint_on_stop;           /* 1: a clean stop checkpoints the views that
+					     moved; default 1 */
+	int checkpoint_copy;              /* 0: userfaultfd write-protect where the kernel
+					     offers it, else a copy at the batch
+					     boundary; 1: always that copy; -1: no
+					     checkpoints at all; default 0 */
+	/* Replication to a NATS JetStream stream (docs/ARCHITECTURE.md,
+	 * Replication): a thread of the engine reads the durable journal and
+	 * publishes it, batch by batch, to stream CQRS_<name> (subjects
+	 * cqrs.<name>.journal and cqrs.<name>.schema), creating the stream
+	 * (file storage, replication_replicas copies) if it is missing. */
+	const char *replication_urls; /* NULL or "": no replication; else NATS
+					 server URLs, comma-separated (copied at
+					 open) */
+	int ack_level;                /* enum cqrs_ack_level; default LOCAL */
+	uint32_t replication_timeout_ms; /* ACK_REPLICATED: a ticket the stream
+					 has not acknowledged this long after
+					 its submission completes with
+					 -ETIMEDOUT (its events are durable
+					 locally and replicated later); 0 = wait
+					 as long as it takes; default 5000.
+					 When replication stops (the stream and
+					 the journal disagree) waiting tickets
+					 complete with -EIO */
+	uint32_t replication_replicas; /* copies of a stream the replicator
+					 creates; default 3 (1 for a single
+					 server) */
+	uint32_t replication_batch_bytes; /* journal bytes per message at most
+					 (whole command groups); default 0: the
+					 server's max payload less 4 KiB */
+	/* A view node: NULL, or the name of the engine whose stream (on
+	 * replication_urls) this engine follows instead of taking commands:
+	 * it journals the stream's verified records and runs the projections
+	 * registered here over them, so its views are the writer's, read with
+	 * the same API (cqrs_view_wait(seq) included). cqrs_submit on a node
+	 * returns -EPERM; it has no command gateway; ack_level must be LOCAL. */
+	const char *node_of;
 	/* Journal retention (docs/ARCHITECTURE.md, Lifecycle): a housekeeping
 	 * thread collects the sealed segments no restart needs any more (below
 	 * the oldest snapshot kept, every view's newest checkpoint and the
@@ -213,6 +272,19 @@ typedef struct cqrs_config {
 					 replicated; segments above it are kept */
 	void *replication_watermark_arg;
 } cqrs_config;
+
+/* When a ticket completes (cqrs_config.ack_level). What each survives:
+ * LOCAL: the engine's durability mode (BATCH: fdatasynced here, so a
+ * crash or power loss of this host keeps it, losing the host's disk does
+ * not). REPLICATED: in addition, a quorum of the stream's servers stored
+ * it (JetStream acknowledges once a quorum has the message, before its
+ * own fsync): the loss of this host, disk included, keeps it, as does the
+ * loss of a minority of the servers; a power loss of the whole quorum at
+ * once may not. */
+enum cqrs_ack_level {
+	CQRS_ACK_LOCAL = 0,           /* durable locally (as the durability mode says) */
+	CQRS_ACK_REPLICATED = 1,      /* durable locally AND acknowledged by the stream */
+};
 
 /* An event as decide sees what it emitted, evolve and apply see it. */
 typedef struct cqrs_event {
@@ -404,6 +476,13 @@ CQRS_API void cqrs_engine_close(cqrs_engine *e);
  * by themselves). Asynchronous: returns 0 once requested, CQRS_ENOTFOUND. */
 CQRS_API int cqrs_engine_rebuild(cqrs_engine *e, const char *projection);
 
+/* Requests a checkpoint of the projection that owns view (NULL: every
+ * projection) to DATA/checkpoints/<view>/, taken at its next batch
+ * boundary. Asynchronous: returns 0 once requested, CQRS_ENOTFOUND, or
+ * -ENOTSUP when checkpoints are off (checkpoint_copy -1). Progress shows in
+ * the counters (ckpt_seq). */
+CQRS_API int cqrs_engine_checkpoint(cqrs_engine *e, const char *view);
+
 /* Applies a projection's open dead letters again (after a fix), each from
  * the journal; successes are recorded as resolved in the dead-letter log. A
  * projection halted by a dead letter resumes from that event. Asynchronous:
@@ -518,6 +597,73 @@ CQRS_API uint64_t cqrs_store_count(const cqrs_store *s);
 CQRS_API int cqrs_store_foreach(cqrs_store *s, int (*fn)(void *arg, const void *key, void *value),
 				void *arg);
 CQRS_API void cqrs_store_destroy(cqrs_store *s);
+
+/* ---- write-model snapshots ----------------------------------------------- */
+
+/* A snapshot at seq S holds the write model as after event S: every store
+ * registered below (keys and values), the aggregate version map, every
+ * client's idempotency window, and what the registered save callbacks
+ * write. A start loads the newest valid snapshot and replays the journal
+ * from S+1 (engine/snapshot_format.h has the file format, the rules and
+ * the fallbacks). The model must therefore be a function of those parts
+ * alone: state kept elsewhere and rebuilt only by evolve would be lost.
+ *
+ * Caveats: snapshots are taken by a fork()ed child of the engine process
+ * at a batch boundary (copy-on-write, as Redis's BGSAVE), which walks the
+ * stores and calls the save callbacks. A save callback therefore runs in
+ * a child with only one thread: it may read the model and allocate, but
+ * must not take locks other threads of the application may hold, start
+ * threads, or touch descriptors other than through the writer. At a clean
+ * stop the snapshot is written on the command thread instead. */
+
+/* Registers store s (created by the caller, still owned by it) under name
+ * (1..31 bytes) as part of the write model. Before start. The store must
+ * be empty at start: a snapshot's content is loaded into it. Returns 0,
+ * -EINVAL (after start, bad name, too many stores: 64), -EEXIST (name or
+ * store registered twice). */
+CQRS_API int cqrs_engine_register_store(cqrs_engine *e, const char *name, cqrs_store *s);
+
+/* The byte stream a save callback writes and its load callback reads. */
+typedef struct cqrs_snapshot_io cqrs_snapshot_io;
+/* Appends n bytes. 0 or -errno (the snapshot then fails). */
+CQRS_API int cqrs_snapshot_write(cqrs_snapshot_io *io, const void *p, size_t n);
+/* Reads exactly n bytes. 0, or CQRS_ECORRUPT when fewer are left. */
+CQRS_API int cqrs_snapshot_read(cqrs_snapshot_io *io, void *p, size_t n);
+/* Bytes the load callback has not read yet. */
+CQRS_API uint64_t cqrs_snapshot_remaining(const cqrs_snapshot_io *io);
+
+/* save: writes what the model keeps outside registered stores; 0 or an
+ * error (the snapshot is dropped). load: reads it back at start, into
+ * the model, before the journal's tail is replayed; it gets exactly the
+ * bytes save wrote; 0, or an error that fails the start. */
+typedef int (*cqrs_snapshot_save_fn)(const void *model, cqrs_snapshot_io *w, void *arg);
+typedef int (*cqrs_snapshot_load_fn)(void *model, cqrs_snapshot_io *r, void *arg);
+
+/* Registers a save/load pair under name (1..31 bytes) and a format
+ * version: a snapshot saved with another version (or without this name)
+ * is not loaded. Before start; at most 16. Returns 0, -EINVAL, -EEXIST. */
+CQRS_API int cqrs_engine_register_snapshot(cqrs_engine *e, const char *name, uint32_t version,
+					   cqrs_snapshot_save_fn save, cqrs_snapshot_load_fn load,
+					   void *arg);
+
+/* Takes a snapshot now and waits until its file is in place (durable, and
+ * the journal durable up to its seq), or, when nothing was decided since
+ * the newest one, answers that one. *seq: its seq. Any thread but the
+ * command thread (not from decide). Returns 0, -EINVAL (not running, no
+ * store or callbacks registered), -ECANCELED (the engine stopped first),
+ * or the snapshot's failure (cqrs_last_error() says why). */
+CQRS_API int cqrs_engine_snapshot(cqrs_engine *e, uint64_t *seq);
+
+/* The deterministic check: on an engine opened and registered as for a
+ * start, not started, rebuilds the model from the journal (seqs 1..S,
+ * through evolve) into the registered stores and compares it with the
+ * snapshot at seq S (0: the newest that verifies): every store record,
+ * aggregate version and remembered command. A difference means decide or
+ * evolve is not deterministic. (The save/load callbacks' bytes are not
+ * compared.) The engine can only be closed afterwards. *verified: S.
+ * Returns 0 (equal), CQRS_ECORRUPT (a difference: cqrs_last_error()
+ * names the first), -ENOENT (no snapshot), -EINVAL, or replay errors. */
+CQRS_API int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified);
 
 #ifdef __cplusplus
 }

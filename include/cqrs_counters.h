@@ -101,6 +101,51 @@ typedef struct cqrs_counters {
 	uint64_t journal_refused; /* commands answered with the journal's refusal (-ENOSPC
 				     creating a segment, ...): nothing journaled */
 	uint64_t pad2[7];
+	/* write-model snapshots: the command thread's line */
+	uint64_t snap_seq;        /* seq of the newest snapshot (taken or loaded), 0: none */
+	int64_t snap_wall_ns;     /* wall clock when it was written (or loaded) */
+	uint64_t snap_bytes;      /* its size */
+	uint64_t snap_taken;      /* snapshots written since start */
+	uint64_t snap_failed;     /* snapshots that failed (the log says why) */
+	uint64_t snap_fork_us;    /* the last fork()'s stall of the command thread */
+	uint64_t snap_fork_max_us;
+	uint64_t snap_loaded_seq; /* seq of the snapshot loaded at start, 0: full replay */
+	/* written by other processes (cqrs snapshot ENGINE): bumped to ask for a
+	 * snapshot; the command thread serves it between batches and sets
+	 * snap_served to the value it saw */
+	uint64_t snap_requests;
+	uint64_t snap_served;
+	uint64_t snap_load_ns;    /* loading it at start (then replay_ns: the tail) */
+	uint64_t snap_pad[5];
+	/* view checkpoints (the checkpoint thread; engine/checkpoint.h) */
+	uint32_t ckpt_mode;        /* 0 off, 1 userfaultfd write-protect, 2 copy at the
+				      batch boundary */
+	uint32_t ckpt_pad0;
+	uint64_t ckpt_taken;       /* checkpoints written since start */
+	uint64_t ckpt_failed;      /* ... that failed (logged) */
+	uint64_t ckpt_stall_max_ns; /* longest projector wait a checkpoint caused (the
+				      boundary's setup, or the copy, plus faults) */
+	uint64_t ckpt_restored;    /* projections restored from checkpoints at start */
+	uint64_t ckpt_faults;      /* projector stores that waited for their chunk's copy */
+	uint64_t ckpt_setup_max_ns; /* ... the longest boundary part of those waits */
+	uint64_t ckpt_fault_max_ns; /* ... the longest serving of one fault */
+	uint64_t ckpt_seq[CQRS_COUNTERS_MAX_PROJ];    /* per projection: last checkpoint's seq */
+	int64_t ckpt_time_ns[CQRS_COUNTERS_MAX_PROJ]; /* ... its wall clock time */
+	/* replication (engine/replication/), the replicator thread's lines;
+	 * lag: durable_seq - replicated_seq events, repl_lag_bytes bytes (of
+	 * the records journaled since start) */
+	uint64_t repl_state;       /* enum cqrs_repl_state */
+	uint64_t replicated_seq;   /* every seq <= this is in the stream */
+	uint64_t repl_messages;    /* messages the stream acknowledged */
+	uint64_t repl_bytes;       /* journal bytes in them */
+	uint64_t repl_errors;      /* failed connects and publishes */
+	uint64_t repl_resyncs;     /* times the position was read back from the stream */
+	uint64_t repl_stream_seq;  /* the stream's last message sequence */
+	uint64_t repl_lag_bytes;
+	uint64_t repl_latency[CQRS_COUNTERS_HIST]; /* publish -> the stream's ack, ns */
+	/* replication, the command thread's line */
+	uint64_t repl_timeouts;    /* tickets failed with -ETIMEDOUT (ACK_REPLICATED) */
+	uint64_t repl_pad[7];
 	/* journal retention, the housekeeping thread's line */
 	uint64_t ret_journal_bytes;      /* segment files in the journal (last plan) */
 	uint64_t ret_pinned_bytes;       /* ... of sealed segments something pins */
@@ -111,6 +156,16 @@ typedef struct cqrs_counters {
 	uint64_t ret_runs;               /* plans made */
 	int64_t ret_error;               /* 0, or the last collection's error */
 } cqrs_counters;
+
+/* cqrs_counters.repl_state */
+enum cqrs_repl_state {
+	CQRS_REPL_OFF = 0,         /* no replication configured */
+	CQRS_REPL_CONNECTING = 1,  /* no connection to the servers (retrying) */
+	CQRS_REPL_SYNCING = 2,     /* reading the stream's position back */
+	CQRS_REPL_STREAMING = 3,   /* publishing the journal as it becomes durable */
+	CQRS_REPL_FAILED = 4,      /* stopped: the stream and the journal disagree
+				      (the log says how) */
+};
 
 #ifdef __cplusplus
 static_assert(sizeof(cqrs_counters_proj) == 96, "projection entry size");

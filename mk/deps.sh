@@ -32,6 +32,7 @@ pkg_of() {
 	lmdb) echo liblmdb-dev ;;
 	sqlite3) echo libsqlite3-dev ;;
 	libmicrohttpd) echo libmicrohttpd-dev ;;
+	libnats) echo libnats-dev ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -63,6 +64,9 @@ done
 for prog in curl:curl promtool:prometheus wrk:wrk; do
 	command -v "${prog%%:*}" >/dev/null 2>&1 || missing="$missing ${prog#*:}"
 done
+# Replication's tests and bench start their own JetStream cluster
+# (Debian puts nats-server in /usr/sbin, off a plain user's PATH).
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
 fi
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing packages:$missing"

@@ -55,7 +55,7 @@
 #include "cqrs_schema.h"
 
 #define CQRS_SHM_MAGIC UINT64_C(0x314d485353525143) /* "CQRSSHM1" little-endian */
-#define CQRS_SHM_FORMAT 1u /* changes whenever any segment layout changes */
+#define CQRS_SHM_FORMAT 2u /* changes whenever any segment layout changes */
 
 #define CQRS_SEG_IMM_SIZE 1024u  /* immutable block, checksum in its last 8 bytes */
 #define CQRS_SEG_LIVE_OFF 1024u  /* cqrs_seg_live */

@@ -56,15 +56,15 @@ int cqrs__vparams_layout(cqrs_vparams *p, uint64_t *total)
 			klen += p->ord[i].size <= CQRS_ORD_KEY_MAX ? p->ord[i].size : CQRS_ORD_KEY_MAX + 1;
 		if (klen == 0 || klen > CQRS_ORD_KEY_MAX)
 			return -EINVAL;
-		p->ord_levels = 2;
-		while (p->ord_levels < CQRS_ORD_MAX_LEVELS &&
-		       (UINT64_C(1) << (2 * (p->ord_levels - 1))) < p->capacity)
-			p->ord_levels++;
-		cqrs__ord_geom(&g, klen, p->ord_levels);
+		cqrs__ord_geom(&g, klen, p->row_size);
+		if (g.lmax < 4 || cqrs__ord_pool(&g, p->capacity) >= UINT32_MAX)
+			return -EINVAL;
 		p->ord_klen = klen;
+		p->ord_nodes = (uint32_t)cqrs__ord_pool(&g, p->capacity);
 		p->ord_node_size = g.node_size;
+		off = cqrs__align_up(off, 4096); /* a node is a page */
 		p->ord_off = off;
-		off += (p->capacity + 1) * g.node_size;
+		off += (uint64_t)p->ord_nodes * g.node_size + cqrs__align_up(4 * p->capacity, 64);
 	}
 	p->rows_off = off;
 	off += p->capacity * p->slot_size;

@@ -20,9 +20,9 @@
  *   index[0]   8 * 2^pri_log2    primary hash index, copy 0
  *   index[1]   8 * 2^pri_log2    primary hash index, copy 1 (see REBUILD)
  *   heads[i]   4 * 2^sec_log2    secondary index i: chain heads (row + 1)
- *   ord        node * (cap + 1)  the ordered index, when declared: a skip
- *                                list (layout and protocol in
- *                                shm/ordered_format.h)
+ *   ord        4 KiB * ord_nodes the ordered index, when declared: a
+ *              + 4 * cap         B+tree (layout and protocol in
+ *                                shm/ordered_format.h), page aligned
  *   rows       slot * capacity   row slots
  *
  *   Every region is 64-byte aligned and the whole layout is a function of
@@ -195,9 +195,9 @@ typedef struct cqrs_vparams {
 	/* the ordered index (shm/ordered_format.h); all 0 when there is none */
 	uint32_t nord;          /* fields, 0..CQRS_ORD_MAX_FIELDS */
 	uint32_t ord_klen;      /* encoded key bytes: the fields' sizes summed */
-	uint32_t ord_levels;
+	uint32_t ord_nodes;     /* B+tree nodes in the pool, the meta node included */
 	uint32_t ord_node_size;
-	uint64_t ord_off;       /* capacity + 1 nodes */
+	uint64_t ord_off;       /* the node pool, then the owner array */
 	cqrs_vfield ord[CQRS_ORD_MAX_FIELDS];
 } cqrs_vparams;
 

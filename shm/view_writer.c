@@ -333,7 +333,7 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	uint64_t ob[CQRS_VIEW_MAX_SECONDARY], nb[CQRS_VIEW_MAX_SECONDARY];
 	int changed[CQRS_VIEW_MAX_SECONDARY];
 	uint32_t s;
-	int rc = 0, moved = w->ord.nodes && cqrs__ow_moved(&w->ord, r, row);
+	int rc = 0, moved = w->ord.nodes ? cqrs__ow_moved(&w->ord, r, row) : 0;
 
 	for (uint32_t i = 0; i < w->p.nsec; i++) {
 		const cqrs_vfield *f = &w->p.sec[i];
@@ -356,9 +356,12 @@ static int overwrite(cqrs_vw *w, uint64_t r, const uint8_t *row, const uint64_t 
 	for (uint32_t i = 0; i < w->p.nsec; i++)
 		if (changed[i])
 			chain_push(w, i, r, nb[i]);
-	/* A key that moved: out of its old place, in at the new one (a new
-	 * node version); readers in between skip the row (key mismatch). */
-	if (!rc && moved && (cqrs__ow_remove(&w->ord, r) || cqrs__ow_insert(&w->ord, r, row)))
+	/* A key that moved: out of its old place, in at the new one; a key
+	 * that stayed: the row's bytes in its leaf entry follow (covering). */
+	if (!rc && w->ord.nodes &&
+	    (moved < 0 ||
+	     (moved ? cqrs__ow_remove(&w->ord, r) || cqrs__ow_insert(&w->ord, r, row)
+		    : cqrs__ow_update(&w->ord, r, row))))
 		return poison(w, "ordered index inconsistent");
 	return rc ? rc : w->poisoned ? CQRS_ECORRUPT : 0;
 }
@@ -940,9 +943,40 @@ const char *cqrs__vw_segment_name(const cqrs_vw *w)
 	return w->seg.name;
 }
 
+const struct cqrs_ow *cqrs__vw_ordered(const cqrs_vw *w)
+{
+	return &w->ord;
+}
+
 uint64_t cqrs__vw_rebuilds(const cqrs_vw *w)
 {
 	return GET(w->st->rebuilds);
+}
+
+int cqrs__vw_mapping(cqrs_vw *w, uint8_t **base, size_t *size, uint32_t *epoch)
+{
+	CHECK(w);
+	*base = w->seg.base;
+	*size = w->seg.size;
+	*epoch = GET(w->live->epoch);
+	return 0;
+}
+
+int cqrs__vw_restored(cqrs_vw *w, uint32_t epoch)
+{
+	uint64_t n;
+
+	CHECK(w);
+	/* relaxed: the segment is not published yet (cqrs__vw_publish follows) */
+	SET(w->live->epoch, epoch);
+	w->own_seqs = 0; /* the version words came from a file */
+	if (GET(w->st->rows) > w->p.capacity || GET(w->st->hwm) > w->p.capacity ||
+	    GET(w->st->free_head) > w->p.capacity ||
+	    /* relaxed: not published yet, only this thread has stored it */
+	    (atomic_load_explicit(&w->vs->view_seq, memory_order_relaxed) & 1) ||
+	    cqrs__ow_check(&w->ord, &n) || (w->ord.nodes && n != GET(w->st->rows)))
+		return poison(w, "restored segment inconsistent");
+	return 0;
 }
 
 int cqrs__vw_test_leave_odd(cqrs_vw *w, const void *key, size_t keylen)

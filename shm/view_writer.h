@@ -118,7 +118,22 @@ uint64_t cqrs__vw_applied_seq(const cqrs_vw *w);
 uint64_t cqrs__vw_generation(const cqrs_vw *w);
 uint64_t cqrs__vw_capacity(const cqrs_vw *w);
 const char *cqrs__vw_segment_name(const cqrs_vw *w);
+
+/* The view's ordered index (its nodes NULL when there is none), for
+ * tests that check the tree (cqrs__ow_check). */
+const struct cqrs_ow *cqrs__vw_ordered(const cqrs_vw *w);
 uint64_t cqrs__vw_rebuilds(const cqrs_vw *w); /* primary index rebuilds so far */
+
+/* For view checkpoints (engine/checkpoint_*.c): the writer's own mapping
+ * of its segment (the whole segment, size bytes) and its primary index
+ * epoch. The caller reads it only between batches, or write-protects it. */
+int cqrs__vw_mapping(cqrs_vw *w, uint8_t **base, size_t *size, uint32_t *epoch);
+
+/* After a checkpoint's bytes were copied into a just created (unpublished)
+ * segment through cqrs__vw_mapping: takes epoch as the primary index's,
+ * forgets that the version words are its own, and checks the ordered
+ * index and the row counts as cqrs__vw_adopt does. 0 or CQRS_ECORRUPT. */
+int cqrs__vw_restored(cqrs_vw *w, uint32_t epoch);
 
 /* Test hook: makes the row's seqlock odd and leaves it so, as a writer
  * killed mid-update would. The view is unusable for that row afterwards. */

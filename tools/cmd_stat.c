@@ -39,7 +39,11 @@ static const tool_cmd_help stat_help = {
 	"command-to-ack latency, and per projection its applied seq, lag, events,\n"
 	"rebuilds since the engine started, dead letters and state: running,\n"
 	"catching up (applied/target seq, with rate and ETA when watching) or\n"
-	"halted. The engine's state is starting, running, stopped, or dead (its\n"
+	"halted; then the views' checkpoints: how they are copied (uffd: the\n"
+	"projector waits only for pages it writes before they are copied;\n"
+	"stop-copy: copied at a batch boundary), how many were taken, the longest\n"
+	"projector wait, and per projection the newest one's seq and age. The\n"
+	"engine's state is starting, running, stopped, or dead (its\n"
 	"process is gone; the counters are as it left them).\n"
 	"  --json              one JSON document\n"
 	"  --watch             repeat, with rates per second since the last sample;\n"
@@ -88,6 +92,12 @@ static const char *mode_name(uint32_t d)
 	return d == 0 ? "none" : d == 1 ? "batch" : d == 2 ? "interval" : "?";
 }
 
+static const char *repl_state_name(uint64_t st)
+{
+	return st == CQRS_REPL_CONNECTING ? "connecting" : st == CQRS_REPL_SYNCING ? "syncing"
+	       : st == CQRS_REPL_STREAMING ? "streaming" : st == CQRS_REPL_FAILED ? "FAILED" : "off";
+}
+
 static const char *engine_state(const cqrs_ctl_info *ci)
 {
 	if (ci->state == CQRS_ENGINE_STOPPED)
@@ -130,6 +140,47 @@ static double rate(const sample *s, const sample *prev, uint64_t now, uint64_t b
 	X(commands) X(accepted) X(rejected) X(conflicts) X(duplicates) X(journal_refused)   \
 	X(events) X(batches) \
 	X(journal_bytes) X(fdatasyncs)
+
+static const char *ckpt_mode_name(uint32_t mode)
+{
+	return mode == 1 ? "uffd" : mode == 2 ? "stop-copy" : "off";
+}
+
+/* Seconds since a checkpoint's wall clock time (-1: none). */
+static double ckpt_age_s(int64_t t)
+{
+	struct timespec ts;
+
+	if (!t)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((double)ts.tv_sec * 1e9 + (double)ts.tv_nsec - (double)t) / 1e9;
+}
+
+/* The views' checkpoints: how they are copied and, per projection, the
+ * seq and age of the newest one. */
+static void show_checkpoints(const cqrs_counters *c)
+{
+	printf("\n%-22s %s", "checkpoints", ckpt_mode_name(c->ckpt_mode));
+	if (c->ckpt_mode == 1)
+		printf(" (userfaultfd write-protect; %llu stores waited for a copy)",
+		       (unsigned long long)c->ckpt_faults);
+	else if (c->ckpt_mode == 2)
+		printf(" (copied at the batch boundary)");
+	printf(", %llu taken, %llu failed, longest projector wait %.1f us, %llu restored at start\n",
+	       (unsigned long long)c->ckpt_taken, (unsigned long long)c->ckpt_failed,
+	       (double)c->ckpt_stall_max_ns / 1e3, (unsigned long long)c->ckpt_restored);
+	for (uint32_t i = 0; c->ckpt_mode && i < c->nproj && i < CQRS_COUNTERS_MAX_PROJ; i++) {
+		double age = ckpt_age_s(c->ckpt_time_ns[i]);
+		if (!c->ckpt_seq[i])
+			printf("  %-20.31s none yet\n", c->proj[i].name);
+		else if (age < 0)
+			printf("  %-20.31s seq %llu\n", c->proj[i].name, (unsigned long long)c->ckpt_seq[i]);
+		else
+			printf("  %-20.31s seq %llu (%.0f s ago)\n", c->proj[i].name,
+			       (unsigned long long)c->ckpt_seq[i], age);
+	}
+}
 
 static void show_text(const char *engine, const sample *s, const sample *prev)
 {
@@ -192,9 +243,35 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 	}
 	printf("%-22s %14llu events in %.1f ms\n", "replayed at start", (unsigned long long)c->replayed,
 	       (double)c->replay_ns / 1e6);
+	if (c->snap_seq || c->snap_taken || c->snap_failed) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		printf("%-22s %14llu  %.0f s ago, %llu bytes; %llu taken, %llu failed since start "
+		       "(loaded at start: %llu); fork stall %llu us, max %llu us\n", "snapshot seq",
+		       (unsigned long long)c->snap_seq,
+		       ((double)now.tv_sec * 1e9 + (double)now.tv_nsec - (double)c->snap_wall_ns) / 1e9,
+		       (unsigned long long)c->snap_bytes, (unsigned long long)c->snap_taken,
+		       (unsigned long long)c->snap_failed, (unsigned long long)c->snap_loaded_seq,
+		       (unsigned long long)c->snap_fork_us, (unsigned long long)c->snap_fork_max_us);
+	} else {
+		printf("%-22s %14s\n", "snapshot seq", "none");
+	}
 	printf("%-22s p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n", "command-to-ack",
 	       quantile(c->ack_latency, 0.5) / 1e3, quantile(c->ack_latency, 0.99) / 1e3,
 	       quantile(c->ack_latency, 0.999) / 1e3);
+	if (c->repl_state != CQRS_REPL_OFF) {
+		printf("%-22s %14llu  %s, lag %llu events / %llu bytes, %llu messages, %llu errors, "
+		       "%llu resyncs, %llu timeouts\n", "replicated seq",
+		       (unsigned long long)c->replicated_seq, repl_state_name(c->repl_state),
+		       (unsigned long long)(c->durable_seq > c->replicated_seq ?
+					    c->durable_seq - c->replicated_seq : 0),
+		       (unsigned long long)c->repl_lag_bytes, (unsigned long long)c->repl_messages,
+		       (unsigned long long)c->repl_errors, (unsigned long long)c->repl_resyncs,
+		       (unsigned long long)c->repl_timeouts);
+		printf("%-22s p50 %.1f us  p99 %.1f us  p99.9 %.1f us\n", "publish-to-stream-ack",
+		       quantile(c->repl_latency, 0.5) / 1e3, quantile(c->repl_latency, 0.99) / 1e3,
+		       quantile(c->repl_latency, 0.999) / 1e3);
+	}
 	if (c->poison)
 		printf("%-22s %s\n", "JOURNAL FAILED", cqrs_strerror((int)c->poison));
 	printf("\n%-24s %6s %14s %10s %12s %10s %8s %8s  %s\n", "projection", "thread", "applied_seq",
@@ -226,6 +303,7 @@ static void show_text(const char *engine, const sample *s, const sample *prev)
 		}
 		putchar('\n');
 	}
+	show_checkpoints(c);
 }
 
 static void show_json(const char *engine, const sample *s, const sample *prev)
@@ -264,6 +342,24 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	FIELD(gw_malformed)
 	FIELD(gw_drops)
 	FIELD(gw_overflows)
+	FIELD(snap_seq)
+	FIELD(snap_wall_ns)
+	FIELD(snap_bytes)
+	FIELD(snap_taken)
+	FIELD(snap_failed)
+	FIELD(snap_fork_us)
+	FIELD(snap_fork_max_us)
+	FIELD(snap_loaded_seq)
+	FIELD(snap_load_ns)
+	FIELD(repl_state)
+	FIELD(replicated_seq)
+	FIELD(repl_messages)
+	FIELD(repl_bytes)
+	FIELD(repl_errors)
+	FIELD(repl_resyncs)
+	FIELD(repl_stream_seq)
+	FIELD(repl_lag_bytes)
+	FIELD(repl_timeouts)
 	FIELD(ret_journal_bytes)
 	FIELD(ret_pinned_bytes)
 	FIELD(ret_first_seq)
@@ -293,6 +389,10 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 	       (unsigned long long)quantile(c->batch_latency, 0.5),
 	       (unsigned long long)quantile(c->batch_latency, 0.99),
 	       (unsigned long long)quantile(c->batch_latency, 0.999));
+	printf(",\"repl_latency_ns\":{\"p50\":%llu,\"p99\":%llu,\"p999\":%llu}",
+	       (unsigned long long)quantile(c->repl_latency, 0.5),
+	       (unsigned long long)quantile(c->repl_latency, 0.99),
+	       (unsigned long long)quantile(c->repl_latency, 0.999));
 	printf(",\"journal_error\":");
 	if (c->poison)
 		tool_json_str(stdout, cqrs_strerror((int)c->poison));
@@ -321,11 +421,20 @@ static void show_json(const char *engine, const sample *s, const sample *prev)
 		else
 			printf(",\"applied_per_s\":null,\"eta_s\":");
 		if (lag && r > 0)
-			printf("%.1f}", (double)lag / r);
+			printf("%.1f", (double)lag / r);
 		else
-			printf("%s}", lag ? "null" : "0");
+			printf("%s", lag ? "null" : "0");
+		printf(",\"checkpoint_seq\":%llu,\"checkpoint_age_s\":", (unsigned long long)c->ckpt_seq[i]);
+		if (ckpt_age_s(c->ckpt_time_ns[i]) >= 0)
+			printf("%.1f}", ckpt_age_s(c->ckpt_time_ns[i]));
+		else
+			printf("null}");
 	}
-	printf("]}\n");
+	printf("],\"checkpoints\":{\"mode\":\"%s\",\"taken\":%llu,\"failed\":%llu,"
+	       "\"stall_max_ns\":%llu,\"faults\":%llu,\"restored\":%llu}}\n",
+	       ckpt_mode_name(c->ckpt_mode), (unsigned long long)c->ckpt_taken,
+	       (unsigned long long)c->ckpt_failed, (unsigned long long)c->ckpt_stall_max_ns,
+	       (unsigned long long)c->ckpt_faults, (unsigned long long)c->ckpt_restored);
 }
 
 int cqrs_cmd_stat(int argc, char **argv)

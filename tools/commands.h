@@ -25,5 +25,7 @@ int cqrs_cmd_deadletters(int argc, char **argv); /* tools/cmd_deadletters.c */
 int cqrs_cmd_rm(int argc, char **argv);      /* tools/cmd_rm.c */
 int cqrs_cmd_submit(int argc, char **argv);  /* tools/cmd_submit.c */
 int cqrs_cmd_metrics(int argc, char **argv); /* tools/cmd_metrics.c */
+int cqrs_cmd_snapshot(int argc, char **argv); /* tools/cmd_snapshot.c */
+int cqrs_cmd_checkpoint(int argc, char **argv); /* tools/cmd_checkpoint.c */
 
 #endif

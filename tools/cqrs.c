@@ -16,8 +16,10 @@ static const cqrs_tool_cmd commands[] = {
 	{ "view", "read a view: get KEY, find FIELD VALUE, dump", cqrs_cmd_view },
 	{ "submit", "send a command through the engine's gateway", cqrs_cmd_submit },
 	{ "journal", "check, print or repair a journal: verify, dump, stat, repair", cqrs_cmd_journal },
+	{ "snapshot", "write-model snapshots: take one (ENGINE), ls DIR, verify DIR", cqrs_cmd_snapshot },
 	{ "deadletters", "the events projections refused", cqrs_cmd_deadletters },
 	{ "metrics", "serve metrics (Prometheus) and an HTTP/JSON gateway", cqrs_cmd_metrics },
+	{ "checkpoint", "checkpoint an engine's views now; ls DIR lists checkpoints", cqrs_cmd_checkpoint },
 	{ "rm", "remove the segments of a stopped or dead engine", cqrs_cmd_rm },
 	{ NULL, NULL, NULL }
 };

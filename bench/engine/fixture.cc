@@ -70,11 +70,22 @@ int engine_env::open(int durability, bool fresh)
 	if (const char *iw = getenv("CQRS_BENCH_INLINE_WRITE"))
 		cfg.inline_write_bytes = (uint32_t)strtoul(iw, nullptr, 10);
 	cfg.threading = threading;
+	cfg.checkpoint_copy = checkpoint_copy;
+	cfg.checkpoint_every_events = checkpoint_every;
+	cfg.checkpoint_on_stop = 0;
 	if (const char *iy = getenv("CQRS_BENCH_IDLE_YIELD_US"))
 		cfg.idle_yield_us = (uint32_t)strtoul(iy, nullptr, 10);
+	if (snapshots) {
+		cfg.snapshot_every_events = snapshot_every; /* default 0: when the benchmark asks */
+		cfg.snapshot_on_stop = snapshot_on_stop;
+	}
 	int rc = cqrs_engine_open(&cfg, &m, &e);
 	if (!rc)
 		rc = orders_register(e, orders, orders, 1u << 15); /* every order may be open */
+	if (!rc && snapshots)
+		rc = cqrs_engine_register_store(e, "customers", m.customers);
+	if (!rc && snapshots)
+		rc = cqrs_engine_register_store(e, "orders", m.orders);
 	if (!rc)
 		rc = cqrs_engine_start(e);
 	if (rc) {

@@ -49,6 +49,12 @@ struct engine_env {
 	uint64_t orders = kOrderCapacity; /* sizes the write model and views */
 	bool pretouch = true;             /* cqrs_config.pretouch */
 	int threading = CQRS_THREADING_DEDICATED; /* cqrs_config.threading */
+	bool snapshots = false;           /* stores registered: snapshots at stop and on request */
+	uint64_t snapshot_every = 0;      /* ... and every this many events (0: none) */
+	int snapshot_on_stop = 1;
+	/* view checkpoints: off unless a benchmark measures them (checkpoint.cc) */
+	int checkpoint_copy = -1;         /* cqrs_config.checkpoint_copy */
+	uint64_t checkpoint_every = 0;    /* cqrs_config.checkpoint_every_events */
 
 	/* Opens and starts the engine (fresh: under a new name and folder;
 	 * else reopens the last one). 0 or the error, printed. */
@@ -78,12 +84,16 @@ void register_handoff_floor();     /* handoff.cc */
 void register_engine_commands();   /* throughput.cc */
 void register_engine_visible();    /* visible.cc */
 void register_engine_recovery();   /* recovery.cc */
+void register_checkpoint();        /* checkpoint.cc */
+void close_checkpoint();
 void register_sqlite_commands();   /* sqlite.cc */
+void register_snapshots();         /* snapshot.cc */
 void register_queries();           /* query.cc */
 
 /* Closes and removes what the recovery and query benchmarks kept open
  * across their runs. */
 void close_recovery();
+void close_snapshots();
 void close_queries();
 
 } /* namespace bench_engine */

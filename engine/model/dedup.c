@@ -92,3 +92,65 @@ int cqrs__dedup_record(cqrs_dedup *d, uint64_t id, uint64_t cseq, uint64_t seq)
 		c->max_cseq = cseq;
 	return 0;
 }
+
+uint32_t cqrs__dedup_window(const cqrs_dedup *d)
+{
+	return d->window;
+}
+
+uint64_t cqrs__dedup_clients(const cqrs_dedup *d)
+{
+	return cqrs_store_count(d->clients);
+}
+
+typedef struct foreach_job {
+	int (*fn)(void *arg, uint64_t client, uint64_t max_cseq, const uint64_t *slots);
+	void *arg;
+} foreach_job;
+
+static int foreach_one(void *arg, const void *key, void *value)
+{
+	foreach_job *job = arg;
+	const client *c = value;
+	uint64_t id;
+
+	memcpy(&id, key, 8);
+	_Static_assert(sizeof(slot) == 16, "a slot is two words");
+	return job->fn(job->arg, id, c->max_cseq, (const uint64_t *)(const void *)c->slots);
+}
+
+int cqrs__dedup_foreach(cqrs_dedup *d,
+			int (*fn)(void *arg, uint64_t client, uint64_t max_cseq,
+				  const uint64_t *slots),
+			void *arg)
+{
+	foreach_job job = { fn, arg };
+
+	return cqrs_store_foreach(d->clients, foreach_one, &job);
+}
+
+int cqrs__dedup_restore(cqrs_dedup *d, uint64_t id, uint64_t max_cseq, const uint64_t *slots,
+			uint32_t window)
+{
+	client *c = cqrs_store_upsert(d->clients, &id, NULL);
+
+	if (!c)
+		return -ENOMEM;
+	if (window == d->window) {
+		memcpy(c->slots, slots, (size_t)window * sizeof(slot));
+	} else {
+		for (uint32_t i = 0; i < window; i++) {
+			uint64_t cs = slots[2 * i];
+			slot *s = &c->slots[cs % d->window];
+
+			/* of two remembered commands on one slot, the newer stays */
+			if (cs && cs > s->cseq) {
+				s->cseq = cs;
+				s->seq = slots[2 * i + 1];
+			}
+		}
+	}
+	if (max_cseq > c->max_cseq)
+		c->max_cseq = max_cseq;
+	return 0;
+}

@@ -26,6 +26,7 @@
 #include "cqrs.h"
 #include "core/errors.h"
 #include "engine/model/id_hash.h"
+#include "engine/model/store.h"
 #include "engine/model/wm_alloc.h"
 
 struct cqrs_store {
@@ -158,6 +159,12 @@ int cqrs_store_remove(cqrs_store *s, const void *key)
 uint64_t cqrs_store_count(const cqrs_store *s)
 {
 	return s->count;
+}
+
+void cqrs__store_layout(const cqrs_store *s, uint32_t *keylen, uint32_t *value_size)
+{
+	*keylen = s->keylen;
+	*value_size = s->value_size;
 }
 
 int cqrs_store_foreach(cqrs_store *s, int (*fn)(void *arg, const void *key, void *value), void *arg)

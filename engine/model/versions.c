@@ -63,3 +63,23 @@ int cqrs__versions_set(cqrs_versions *v, uint64_t id, uint64_t version)
 	ck_ht_entry_set_direct(&e, h, (uintptr_t)(id + 1), (uintptr_t)version);
 	return ck_ht_set_spmc(&v->ht, h, &e) ? 0 : -ENOMEM;
 }
+
+uint64_t cqrs__versions_count(cqrs_versions *v)
+{
+	return ck_ht_count(&v->ht);
+}
+
+int cqrs__versions_foreach(cqrs_versions *v, int (*fn)(void *arg, uint64_t id, uint64_t version),
+			   void *arg)
+{
+	ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
+	ck_ht_entry_t *e;
+
+	while (ck_ht_next(&v->ht, &it, &e)) {
+		int rc = fn(arg, (uint64_t)ck_ht_entry_key_direct(e) - 1,
+			    (uint64_t)ck_ht_entry_value_direct(e));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -17,5 +17,11 @@ void cqrs__versions_destroy(cqrs_versions *v);
 uint64_t cqrs__versions_get(cqrs_versions *v, uint64_t aggregate_id);
 /* 0 or -ENOMEM / -EINVAL (aggregate id UINT64_MAX). */
 int cqrs__versions_set(cqrs_versions *v, uint64_t aggregate_id, uint64_t version);
+/* Aggregates in the map. */
+uint64_t cqrs__versions_count(cqrs_versions *v);
+/* Calls fn for every (aggregate, version) until it returns non-zero
+ * (returned). O(table slots); snapshots only. */
+int cqrs__versions_foreach(cqrs_versions *v, int (*fn)(void *arg, uint64_t id, uint64_t version),
+			   void *arg);
 
 #endif

@@ -53,6 +53,9 @@ int demo_run(const options *o)
 	if (demo_open_engine(o, &m, &e))
 		return 1;
 	c = cqrs_engine_counters(e);
+	sum.restart_snap_seq = CTR(c->snap_loaded_seq);
+	sum.restart_replayed = CTR(c->replayed);
+	sum.restart_ms = (double)(CTR(c->snap_load_ns) + CTR(c->replay_ns)) / 1e6;
 	memset(&l, 0, sizeof l);
 	l.e = e;
 	l.o = o;
@@ -62,10 +65,11 @@ int demo_run(const options *o)
 	l.ids.next_order = 1 + cqrs_store_count(m.orders);
 	if (!o->json || !o->quiet)
 		fprintf(hdr, "cqrs-orders demo: engine '%s' in %s, durability %s%s, %.0f s "
-			"(half full load, half paced); %" PRIu64 " events recovered\n", o->name, o->dir,
+			"(half full load, half paced); %" PRIu64 " events recovered (%" PRIu64
+			" from a snapshot, %" PRIu64 " replayed)\n", o->name, o->dir,
 			demo_durability_name(o->durability),
 			o->threading == CQRS_THREADING_SHARED ? ", shared threading" : "", o->duration,
-			CTR(c->replayed));
+			sum.restart_snap_seq + CTR(c->replayed), sum.restart_snap_seq, CTR(c->replayed));
 	fflush(hdr); /* before the progress lines on stderr */
 	if (demo_register_customers(e, &l.ids)) {
 		fprintf(stderr, "cqrs-orders: registering customers failed\n");
@@ -148,9 +152,16 @@ int demo_run(const options *o)
 	sum.fdatasyncs = CTR(c->fdatasyncs) - syncs0;
 	if (cqrs_engine_stop(e))
 		rc = 1;
+	c = cqrs_engine_counters(e); /* the figures as the stop left them */
+	sum.snaps_taken = CTR(c->snap_taken);
+	sum.snap_seq = CTR(c->snap_seq);
+	sum.snap_bytes = CTR(c->snap_bytes);
+	sum.fork_us = CTR(c->snap_fork_us);
+	sum.fork_max_us = CTR(c->snap_fork_max_us);
 	cqrs_engine_close(e);
 	orders_model_free(&m);
 	demo_shm_usage(o->name, &sum.shm);
+	demo_checkpoints(o->dir, sum.ckpt, &sum.nckpt);
 	demo_print_summary(o, &sum);
 	if (rc)
 		fprintf(stderr, "cqrs-orders: demo FAILED (reader errors or read-your-writes failures)\n");

@@ -32,6 +32,7 @@ typedef struct options {
 	uint64_t rate; /* --rate: the paced phase's commands/s (0: a tenth of full load's) */
 	int threading; /* enum cqrs_threading_mode */
 	int log_json;  /* --log-format json: the engine's log as JSON lines */
+	int open_only; /* demo_open_engine registers, does not start (snapshot verify) */
 } options;
 
 /* The signal that asked the demo to stop early (0: none); set by main.c. */
@@ -133,14 +134,30 @@ void demo_print_progress(const load *l, double secs, double dt, uint64_t command
 			 uint64_t events, uint64_t lag);
 /* The segments of engine `name` in /dev/shm and the memory they hold. */
 void demo_shm_usage(const char *name, shm_usage *u);
+/* The newest valid checkpoint of each view under the data directory (the
+ * clean stop takes one of every view that moved). */
+#define DEMO_MAX_CKPT 8
+typedef struct ckpt_seen {
+	char view[32];
+	uint64_t seq;
+} ckpt_seen;
+void demo_checkpoints(const char *dir, ckpt_seen *out, unsigned *n);
+
 /* Everything the summary reports (counters taken once the engine stopped). */
 typedef struct summary {
+	ckpt_seen ckpt[DEMO_MAX_CKPT];
+	unsigned nckpt;
 	const load *l;
 	const reader_result *rr;
 	phase_result ph[PHASES];
 	double secs;
 	uint64_t journal_bytes, fdatasyncs, max_lag;
 	shm_usage shm;
+	/* the start: the snapshot it loaded (0: none), then the journal's tail */
+	uint64_t restart_snap_seq, restart_replayed;
+	double restart_ms;
+	/* snapshots taken during the run and at its stop */
+	uint64_t snaps_taken, snap_seq, snap_bytes, fork_us, fork_max_us;
 } summary;
 /* The summary table (or with o->json one JSON document) on stdout. */
 void demo_print_summary(const options *o, const summary *s);
@@ -148,5 +165,7 @@ void demo_print_summary(const options *o, const summary *s);
 /* ---- demo.c, serve.c ---- */
 int demo_run(const options *o);
 int demo_serve(const options *o);
+/* verify.c: `cqrs-orders snapshot verify DIR`; the exit status. */
+int demo_snapshot_verify(const options *o);
 
 #endif

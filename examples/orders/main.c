@@ -52,6 +52,8 @@ static void usage(void)
 		"                         [--customers N] [--name ENGINE] [--shared] [--quiet]\n"
 		"                         [--rate N] [--json]\n"
 		"       cqrs-orders serve [--dir D] [--fresh] [--durability M] [--name ENGINE] [--shared]\n"
+		"       cqrs-orders snapshot verify DIR [--name ENGINE]: the newest snapshot equals\n"
+		"                         the model a replay of the journal builds\n"
 		"--shared: projections run on the command thread (CQRS_THREADING_SHARED)\n"
 		"--log-format text|json: the engine's log lines on stderr as text or JSON lines\n"
 		"--rate N: commands/s of the paced half (default: a tenth of full load's)\n"
@@ -83,6 +85,14 @@ int main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
+	if (!strcmp(mode, "snapshot")) {
+		if (argc < 4 || strcmp(argv[2], "verify")) {
+			usage();
+			return 2;
+		}
+		o.dir = argv[3];
+		optind = 4;
+	}
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': o.dir = optarg; break;
@@ -121,6 +131,8 @@ int main(int argc, char **argv)
 		return demo_run(&o);
 	if (!strcmp(mode, "serve"))
 		return demo_serve(&o);
+	if (!strcmp(mode, "snapshot"))
+		return demo_snapshot_verify(&o);
 	usage();
 	return 2;
 }

@@ -66,7 +66,8 @@ static int remove_data(const char *dir)
 {
 	char cmd[4200];
 
-	snprintf(cmd, sizeof cmd, "rm -rf -- '%s/journal' '%s/deadletters.log'", dir, dir);
+	snprintf(cmd, sizeof cmd, "rm -rf -- '%s/journal' '%s/deadletters.log' '%s/snapshots'", dir, dir,
+		 dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -103,7 +104,14 @@ int demo_open_engine(const options *o, orders_model *m, cqrs_engine **out)
 	rc = cqrs_engine_open(&cfg, m, out);
 	if (rc == 0)
 		rc = orders_register(*out, DEMO_ORDERS, 1u << 18, DEMO_CUSTOMERS);
+	/* the write model is its two stores: snapshots with the defaults (every
+	 * 1M events, the newest 2 kept, one at stop); a restart loads the
+	 * newest and replays only the journal after it */
 	if (rc == 0)
+		rc = cqrs_engine_register_store(*out, "customers", m->customers);
+	if (rc == 0)
+		rc = cqrs_engine_register_store(*out, "orders", m->orders);
+	if (rc == 0 && !o->open_only)
 		rc = cqrs_engine_start(*out);
 	if (rc) {
 		fprintf(stderr, "cqrs-orders: cannot start engine %s in %s: %s (%s)\n", o->name, o->dir,

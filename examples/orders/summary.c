@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/checkpoint.h"
 #include "examples/orders/demo.h"
 
 static const char *phase_name[PHASES] = { "full load", "paced" };
@@ -62,6 +63,26 @@ void demo_shm_usage(const char *name, shm_usage *u)
 	closedir(d);
 }
 
+void demo_checkpoints(const char *dir, ckpt_seen *out, unsigned *n)
+{
+	static struct cqrs__checkpoint_info info[64];
+	size_t k;
+
+	*n = 0;
+	if (cqrs__checkpoint_list(dir, info, 64, &k))
+		return;
+	for (size_t i = 0; i < k && i < 64; i++) {
+		int known = 0;
+		for (unsigned j = 0; j < *n; j++)
+			known |= !strcmp(out[j].view, info[i].view);
+		if (known || !info[i].valid || *n == DEMO_MAX_CKPT)
+			continue; /* newest first: the first valid one of a view */
+		snprintf(out[*n].view, sizeof out[*n].view, "%.31s", info[i].view);
+		out[*n].seq = info[i].seq;
+		(*n)++;
+	}
+}
+
 static double q_us(const cqrs_hist *h, double q)
 {
 	return (double)cqrs__hist_quantile(h, q) / 1e3;
@@ -95,9 +116,17 @@ static void print_json(const options *o, const summary *s)
 	printf(" \"journal_mb_per_s\": %.1f, \"fdatasyncs\": %" PRIu64 ", \"max_projection_lag_events\": %"
 	       PRIu64 ",\n", s->secs > 0 ? (double)s->journal_bytes / s->secs / 1e6 : 0, s->fdatasyncs,
 	       s->max_lag);
+	printf(" \"restart\": {\"snapshot_seq\": %" PRIu64 ", \"events_replayed\": %" PRIu64
+	       ", \"ms\": %.1f},\n", s->restart_snap_seq, s->restart_replayed, s->restart_ms);
+	printf(" \"snapshots\": {\"taken\": %" PRIu64 ", \"newest_seq\": %" PRIu64 ", \"bytes\": %" PRIu64
+	       ", \"fork_us\": %" PRIu64 ", \"fork_max_us\": %" PRIu64 "},\n", s->snaps_taken,
+	       s->snap_seq, s->snap_bytes, s->fork_us, s->fork_max_us);
 	printf(" \"views\": {\"glob\": \"%s\", \"segments\": %u, \"bytes\": %" PRIu64
-	       ", \"resident_bytes\": %" PRIu64 "}}\n", s->shm.glob, s->shm.segments, s->shm.bytes,
-	       s->shm.resident);
+	       ", \"resident_bytes\": %" PRIu64 "},\n \"checkpoints\": {", s->shm.glob, s->shm.segments,
+	       s->shm.bytes, s->shm.resident);
+	for (unsigned i = 0; i < s->nckpt; i++)
+		printf("%s\"%s\": %" PRIu64, i ? ", " : "", s->ckpt[i].view, s->ckpt[i].seq);
+	printf("}}\n");
 }
 
 void demo_print_summary(const options *o, const summary *s)
@@ -132,6 +161,19 @@ void demo_print_summary(const options *o, const summary *s)
 	printf("%-44s %.1f\n", "journal MB/s", s->secs > 0 ? (double)s->journal_bytes / s->secs / 1e6 : 0);
 	printf("%-44s %" PRIu64 "\n", "fdatasyncs", s->fdatasyncs);
 	printf("%-44s %" PRIu64 " events max (sampled every 250 ms)\n", "projection lag", s->max_lag);
+	if (s->restart_snap_seq)
+		printf("%-44s %.1f ms: snapshot at seq %" PRIu64 ", then %" PRIu64 " events replayed\n",
+		       "restart", s->restart_ms, s->restart_snap_seq, s->restart_replayed);
+	else
+		printf("%-44s %.1f ms: %" PRIu64 " events replayed (no snapshot)\n", "restart",
+		       s->restart_ms, s->restart_replayed);
+	printf("%-44s %" PRIu64 " (newest at seq %" PRIu64 ", %.1f MiB; fork stall last %" PRIu64
+	       " us, max %" PRIu64 " us)\n", "snapshots taken (run and stop)", s->snaps_taken,
+	       s->snap_seq, (double)s->snap_bytes / 1048576.0, s->fork_us, s->fork_max_us);
+	printf("%-44s", "view checkpoints (seq)");
+	for (unsigned i = 0; i < s->nckpt; i++)
+		printf("%s %s %" PRIu64, i ? "," : "", s->ckpt[i].view, s->ckpt[i].seq);
+	printf("%s\n", s->nckpt ? "" : " none");
 	printf("\nThe views stay for readers after the demo: %s, %u segment(s), %.1f MiB "
 	       "(%.1f MiB of memory held).\nRead them with `cqrs view dump %s order_summaries`; "
 	       "free them with `cqrs rm %s`.\n", s->shm.glob, s->shm.segments,

@@ -19,6 +19,7 @@ int bank_pretouch;
 int bank_threading;
 void (*bank_config_hook)(cqrs_config *cfg);
 const char *const *bank_ordered_fields;
+int bank_snapshots;
 
 static int64_t balance_of(bank_model *m, uint64_t account)
 {
@@ -114,6 +115,7 @@ int bank_start(const char *name, const char *dir, int durability, uint64_t capac
 	if (!rc && bank_register_withdrawn)
 		rc = cqrs_register_event(*out, 2, bank_withdrawn_schema(), evolve);
 	if (!rc) rc = cqrs_register_projection(*out, &pd);
+	if (!rc && bank_snapshots) rc = cqrs_engine_register_store(*out, "accounts", m->accounts);
 	if (!rc) rc = cqrs_engine_start(*out);
 	if (rc) {
 		cqrs_engine_close(*out);

@@ -44,6 +44,9 @@ extern int bank_pretouch;
 extern int bank_threading;
 /* Called on the config before bank_start opens the engine (NULL: none). */
 extern void (*bank_config_hook)(cqrs_config *cfg);
+/* 1: bank_start registers the accounts store with the engine (write-model
+ * snapshots on; default 0). */
+extern int bank_snapshots;
 /* The balances view's ordered index fields (NULL: none; default NULL). */
 extern const char *const *bank_ordered_fields;
 

@@ -26,7 +26,12 @@
  *     restarts, no stale generation);
  *   - the engine's segments in /dev/shm (count and bytes) after every
  *     restart are no more than after the first;
- *   - the restart's rebuild of dirty views is counted (`cqrs stat`).
+ *   - the restart's restore (from the view checkpoints the clean stops
+ *     take) or rebuild of dirty views is counted (`cqrs stat`);
+ *   - write-model snapshots are on (the accounts store registered, one
+ *     every 500 events and at each clean stop), so kills land while a
+ *     forked writer works too: the restart's write model (a snapshot and
+ *     the journal after it) holds every balance the journal gives.
  * Usage: test_engine_killloop [cycles]   (default 12; 4 under sanitizers;
  * `make soak` runs 200)
  */
@@ -178,6 +183,11 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+static void snapshot_often(cqrs_config *cfg)
+{
+	cfg->snapshot_every_events = 500;
+}
+
 int main(int argc, char **argv)
 {
 	int cycles = argc > 1 ? atoi(argv[1]) : (getenv("CQRS_SAN") ? 4 : 12);
@@ -209,6 +219,8 @@ int main(int argc, char **argv)
 	}
 	close(to_reader[0]);
 	close(from_reader[1]);
+	bank_snapshots = 1;
+	bank_config_hook = snapshot_often;
 	printf("kill loop: %d cycles, seed %u\n", cycles, seed);
 	for (int cycle = 1; cycle <= cycles; cycle++) {
 		int p[2], g[2], status;
@@ -272,17 +284,20 @@ int main(int argc, char **argv)
 		}
 		uint64_t durable = cqrs_engine_durable_seq(e);
 		/* A killed run that got as far as opening the views left them
-		 * dirty: the restart rebuilds them into a new generation, and
-		 * `cqrs stat` counts it (rebuilds 1); views it never touched are
-		 * adopted (rebuilds 0, same generation). */
+		 * dirty: the restart restores them from their checkpoint (the
+		 * last clean stop took one) or rebuilds them, into a new
+		 * generation, and `cqrs stat` counts which (ckpt_restored 1 or
+		 * rebuilds 1); views it never touched are adopted (both 0, same
+		 * generation). */
 		{
 			cqrs_view *gv;
-			uint64_t rebuilds = __atomic_load_n(&cqrs_engine_counters(e)->proj[0].rebuilds,
-							    __ATOMIC_RELAXED);
+			const cqrs_counters *cc = cqrs_engine_counters(e);
+			uint64_t rebuilds = __atomic_load_n(&cc->proj[0].rebuilds, __ATOMIC_RELAXED) +
+					    __atomic_load_n(&cc->ckpt_restored, __ATOMIC_RELAXED);
 			if (cqrs_view_open(name, "balances", &gv))
 				return fail("view after restart");
 			if (last_gen && rebuilds != (cqrs_view_generation(gv) != last_gen))
-				return fail("a rebuild at start is not counted as one");
+				return fail("a rebuild or restore at start is not counted as one");
 			last_gen = cqrs_view_generation(gv);
 			cqrs_view_close(gv);
 		}
@@ -347,6 +362,18 @@ int main(int argc, char **argv)
 					(unsigned long long)a->client_id, (unsigned long long)a->client_seq,
 					(unsigned long long)a->seq);
 				return fail("an acknowledged gateway command was lost");
+			}
+		}
+
+		/* The write model (a snapshot, then the journal after it) too. */
+		for (uint64_t a = 1; a <= ACCOUNTS; a++) {
+			const int64_t *b = cqrs_store_get(m.accounts, &a);
+			if ((b ? *b : 0) != balance[a]) {
+				fprintf(stderr, "account %llu: write model %lld, journal %lld (snapshot at "
+					"seq %llu loaded)\n", (unsigned long long)a, (long long)(b ? *b : 0),
+					(long long)balance[a],
+					(unsigned long long)cqrs_engine_counters(e)->snap_loaded_seq);
+				return fail("the restored write model differs from the journal");
 			}
 		}
 

@@ -49,15 +49,22 @@ print("demo --json:", json.dumps(p))
 PY
 
 "$BUILD/cqrs-orders" demo --dir "$dir" --name "$name" --duration 1 --quiet --customers 500 > "$dir/out2"
-events=$(sed -n 's/.*; \([0-9]*\) events recovered/\1/p' "$dir/out2")
+events=$(sed -n 's/.*; \([0-9]*\) events recovered.*/\1/p' "$dir/out2")
 echo "second run recovered $events events"
 [ "$events" -gt 0 ]
 
 "$BUILD/cqrs" journal verify "$dir/journal"
+# the second run started from the first's stop snapshot and left its own
+grep -q "from a snapshot" "$dir/out2"
+"$BUILD/cqrs" snapshot verify "$dir"
+"$BUILD/cqrs" snapshot ls "$dir" | grep -q valid
+"$BUILD/cqrs-orders" snapshot verify "$dir" --name "$name" | grep -q "equals the replay"
 
 serve_start none
 "$BUILD/cqrs" stat "$name" > "$dir/stat.out"
 grep -q "order_summaries" "$dir/stat.out"
+grep -q "snapshot seq" "$dir/stat.out"
+"$BUILD/cqrs" snapshot "$name" | grep -q "snapshot at seq"
 "$BUILD/cqrs" ls "$name" | grep -q running
 serve_stop
 "$BUILD/cqrs" rm "$name"
