@@ -48,7 +48,6 @@ static const cqrs_config config_defaults = {
 	.ack_level = CQRS_ACK_LOCAL,
 	.replication_timeout_ms = 5000,
 	.replication_replicas = 3,
-	.retention_mode = CQRS_RETENTION_DELETE,
 	.retention_min_segments = 2,
 };
 

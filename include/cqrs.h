@@ -253,7 +253,12 @@ typedef struct cqrs_config {
 	 * thread collects the sealed segments no restart needs any more (below
 	 * the oldest snapshot kept, every view's newest checkpoint and the
 	 * replication watermark), keeping the minimum below besides. */
-	int retention_mode;           /* enum cqrs_retention_mode; default DELETE
+	int retention_mode;           /* enum cqrs_retention_mode; default OFF:
+					 every segment is kept, so tools that read
+					 the whole history (a full replay beside a
+					 snapshot: cqrs-orders snapshot verify, an
+					 audit from seq 1) keep working; DELETE,
+					 ARCHIVE or HOOK make the engine collect
 					 (nothing is collectable before a snapshot
 					 and every view's checkpoint exist) */
 	uint32_t retention_min_segments; /* newest sealed segments always kept;
