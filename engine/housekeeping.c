@@ -7,8 +7,9 @@
  * or a checkpoint (cqrs__housekeeping_kick), once at start, and, with a
  * minimum age configured, every min(age, 60 s) so that aged segments go.
  * Each run reads the pins from the data directory (the snapshot and
- * checkpoint listings verify their files), asks the replication hook for
- * its watermark, plans, and collects: the running writer moves the
+ * checkpoint listings verify their files), takes the replication
+ * watermark (the engine's replicator's, and the application's hook: a
+ * segment the stream does not hold yet is kept), plans, and collects: the running writer moves the
  * journal's start in its manifest (cqrs__journal_set_start, under the
  * writer's manifest lock) before any file goes. The active segment is
  * never part of a plan, and segments sealed while a run plans are newer
@@ -86,15 +87,17 @@ int cqrs__housekeeping_run(cqrs_engine *e, cqrs__ret_summary *sum)
 				  note, sizeof note);
 	if (rc == 0 && hk && hk->views_unknown)
 		pins->views_unknown = true;
-	if (rc == 0 && e->cfg.replication_watermark) {
-		pins->replication = true;
-		pins->replicated_seq = e->cfg.replication_watermark(e->cfg.replication_watermark_arg);
-	}
-	if (rc == 0 && e->repl) { /* the engine's own replicator: what the stream lacks stays */
+	if (rc == 0) {
+		/* The engine's replicator (UINT64_MAX without one), and the
+		 * application's watermark: the lower one pins. */
 		uint64_t w = cqrs__replication_watermark(e);
-		if (!pins->replication || w < pins->replicated_seq)
-			pins->replicated_seq = w;
-		pins->replication = true;
+		if (e->cfg.replication_watermark) {
+			uint64_t u = e->cfg.replication_watermark(e->cfg.replication_watermark_arg);
+			if (u < w)
+				w = u;
+		}
+		pins->replication = w != UINT64_MAX || e->cfg.replication_watermark;
+		pins->replicated_seq = w;
 	}
 	if (rc == 0) {
 		n = cqrs__retention_scan(e->journal_dir, &segs, &first);

@@ -15,12 +15,15 @@
 int cqrs__housekeeping_start(cqrs_engine *e);
 
 /* Stops and joins it (no-op when not started). After the command thread
- * was joined (nothing rolls a segment any more), before the journal
- * closes. */
+ * was joined (nothing rolls a segment any more), before the replicator
+ * stops (its watermark pins) and the journal closes. */
 void cqrs__housekeeping_stop(cqrs_engine *e);
 
 /* Wakes the thread for a collection: a segment was sealed, a snapshot or
- * a checkpoint landed. Any thread; cold path (a mutex and a signal). */
+ * a checkpoint landed. Any thread that ends before
+ * cqrs__housekeeping_stop (the command thread, the snapshot and
+ * checkpoint code while the engine runs); cold path (a mutex and a
+ * signal). */
 void cqrs__housekeeping_kick(cqrs_engine *e);
 
 /* The journal's roll hook (cqrs_journal_config.on_roll): arg is the engine. */

@@ -245,13 +245,15 @@ static int start(cqrs_engine *e)
 static void teardown(cqrs_engine *e, int clean)
 {
 	cqrs__command_thread_join(e);
+	/* Nothing rolls a segment any more; and before the replicator goes,
+	 * so that no collection runs without its watermark. */
+	cqrs__housekeeping_stop(e);
 	cqrs__repl_stop(e);
 	cqrs__node_stop(e);
 	/* Without a command thread the projectors still need to be told. */
 	atomic_store_explicit(&e->command_done, 1, memory_order_release); /* pairs with projectors */
 	cqrs__publish_done(e);
 	cqrs__projectors_join(e, clean && !atomic_load_explicit(&e->poison, memory_order_relaxed));
-	cqrs__housekeeping_stop(e); /* nothing rolls a segment any more */
 	if (e->journal) {
 		int rc = cqrs__journal_close(e->journal);
 		if (rc)

@@ -4,7 +4,7 @@
  * reduced to the seqs a restart needs.
  *
  * The listings are the snapshot and checkpoint code's own
- * (cqrs__snapshot_list, cqrs__checkpoint_list, which verify every file).
+ * (cqrs__snapshot_list, cqrs__checkpoint_list), which verify every file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,9 +12,8 @@
 #include <string.h>
 
 #include "core/errors.h"
-#include "engine/retention_pins.h"
-
 #include "engine/checkpoint.h"
+#include "engine/retention_pins.h"
 #include "engine/snapshot.h"
 
 #define SNAP_CAP 64u

@@ -17,10 +17,10 @@
  * (none: everything pinned) and each view's newest valid checkpoint
  * (a view folder without one pins everything). views[0..nviews) are the
  * engine's registered views (NULL, 0 from the CLI, which knows only the
- * folders): one missing from the checkpoints pins everything. Where this
- * build cannot read snapshots or checkpoints, *out pins everything and
- * `note` says why. Returns 0 or -errno (cold: reads and verifies every
- * snapshot and checkpoint file). */
+ * folders): one missing from the checkpoints pins everything. `note`
+ * says what else pins everything (more files than a listing holds).
+ * Returns 0 or -errno (cold: reads and verifies every snapshot and
+ * checkpoint file). */
 int cqrs__retention_pins(const char *data_dir, const char *const *views, uint32_t nviews,
 			 cqrs__ret_pins *out, char *note, size_t cap);
 

@@ -10,6 +10,7 @@
  * the journal are linked before each check (tests/lib/journal_ref.h).
  * Usage: retention_engine_kill [CYCLES] (default 12; `make soak` runs more).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
