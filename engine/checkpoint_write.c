@@ -91,6 +91,7 @@
 #include "engine/checkpoint.h"
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
+#include "engine/housekeeping.h"
 #include "engine/projector.h"
 #include "shm/view_writer.h"
 
@@ -507,10 +508,15 @@ static int run_job(cqrs_engine *e, ckpt_job *j)
 	}
 	for (uint32_t i = 0; i < j->nviews; i++)
 		prune(e, j->v[i].hdr.view);
-	CTR_ADD(e->ctr, ckpt_taken, 1);
-	CTR_ADD(e->ctr, ckpt_faults, j->faults);
+	/* the seq before the count: a reader that sees the count move finds it */
 	CTR_SET(e->ctr, ckpt_seq[j->p->index], j->seq);
 	CTR_SET(e->ctr, ckpt_time_ns[j->p->index], cqrs__wall_ns());
+	CTR_ADD(e->ctr, ckpt_faults, j->faults);
+	/* release: the seq and time above before the count; pairs with a
+	 * reader's acquire (or x86's ordered) load of ckpt_taken */
+	atomic_thread_fence(memory_order_release);
+	CTR_ADD(e->ctr, ckpt_taken, 1);
+	cqrs__housekeeping_kick(e); /* a newer pin: retention may collect */
 	{
 		uint64_t stall = j->stall_ns > j->fault_max_ns ? j->stall_ns : j->fault_max_ns;
 		if (stall > CTR_GET(e->ctr, ckpt_stall_max_ns))

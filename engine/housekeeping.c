@@ -41,6 +41,7 @@ struct housekeeping {
 	pthread_cond_t cv;
 	bool kicked;
 	bool stop;
+	bool joined;                 /* the stopping thread's: the thread is gone */
 	char archive_dir[PATH_MAX];
 	uint32_t nviews;
 	char views[CQRS__RET_MAX_VIEWS][CQRS_NAME_MAX];
@@ -235,13 +236,24 @@ void cqrs__housekeeping_stop(cqrs_engine *e)
 {
 	struct housekeeping *hk = e->hk;
 
-	if (!hk)
+	if (!hk || hk->joined)
 		return;
 	pthread_mutex_lock(&hk->mu);
 	hk->stop = true;
 	pthread_cond_signal(&hk->cv);
 	pthread_mutex_unlock(&hk->mu);
 	pthread_join(hk->thr, NULL);
+	hk->joined = true;
+	/* the struct stays until cqrs__housekeeping_free: a checkpoint landing
+	 * during the stop still kicks (a flag nobody reads any more) */
+}
+
+void cqrs__housekeeping_free(cqrs_engine *e)
+{
+	struct housekeeping *hk = e->hk;
+
+	if (!hk)
+		return;
 	e->hk = NULL;
 	pthread_cond_destroy(&hk->cv);
 	pthread_mutex_destroy(&hk->mu);

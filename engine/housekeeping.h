@@ -19,6 +19,10 @@ int cqrs__housekeeping_start(cqrs_engine *e);
  * stops (its watermark pins) and the journal closes. */
 void cqrs__housekeeping_stop(cqrs_engine *e);
 
+/* Frees what start allocated (cqrs_engine_close: after every thread that
+ * may kick has ended). */
+void cqrs__housekeeping_free(cqrs_engine *e);
+
 /* Wakes the thread for a collection: a segment was sealed, a snapshot or
  * a checkpoint landed. Any thread that ends before
  * cqrs__housekeeping_stop (the command thread, the snapshot and

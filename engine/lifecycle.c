@@ -316,6 +316,7 @@ void cqrs_engine_close(cqrs_engine *e)
 	cqrs__dedup_destroy(e->dedup);
 	cqrs__versions_destroy(e->versions);
 	cqrs__snapshot_free(e);
+	cqrs__housekeeping_free(e);
 	cqrs__wm_free(e->ctx, sizeof *e->ctx);
 	free(e->acks);
 	pthread_mutex_destroy(&e->dl_lock);

@@ -52,6 +52,7 @@
 #include "core/errors.h"
 #include "engine/counters.h"
 #include "engine/engine_internal.h"
+#include "engine/housekeeping.h"
 #include "engine/journal/journal.h"
 #include "engine/model/store.h"
 #include "engine/snapshot.h"
@@ -285,6 +286,9 @@ static _Noreturn void child_main(cqrs_engine *e, uint64_t seq)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != sn->parent) /* the parent died before the prctl */
 		_exit(2);
+	/* The journal's LOCK ends with the engine, not with this child: a
+	 * restart right after a kill -9 finds it free. */
+	cqrs__journal_close_lock_in_child(e->journal);
 	/* Below the engine's threads for the CPU and the disk: a busy command
 	 * thread (and the journal's fdatasync) come first, the snapshot takes
 	 * what is left (SCHED_BATCH, nice 10, best-effort I/O level 7). */
@@ -338,6 +342,7 @@ static void taken(cqrs_engine *e, uint64_t seq, uint64_t bytes, uint64_t ns)
 	CTR_SET(e->ctr, snap_wall_ns, cqrs__wall_ns());
 	CTR_SET(e->ctr, snap_bytes, bytes);
 	CTR_ADD(e->ctr, snap_taken, 1);
+	cqrs__housekeeping_kick(e); /* a newer pin: retention may collect */
 	cqrs__log(e, CQRS_LOG_INFO, "snapshot at seq %llu: %llu bytes in %.1f ms (fork %llu us)",
 		  (unsigned long long)seq, (unsigned long long)bytes, (double)ns / 1e6,
 		  (unsigned long long)CTR_GET(e->ctr, snap_fork_us));

@@ -323,6 +323,11 @@ int cqrs__journal_check_seen(const cqrs_journal *j, uint64_t seq, const char *wh
  * -errno (the old manifest then stands). */
 int cqrs__journal_set_start(cqrs_journal *j, uint64_t first_seq);
 
+/* In a child forked from the writer's process (the snapshot writer):
+ * closes the child's copy of the LOCK descriptor, so that the flock
+ * ends with the writer's process. Async-signal-safe; NULL is fine. */
+void cqrs__journal_close_lock_in_child(cqrs_journal *j);
+
 /* 0, or the error that poisoned the journal. */
 int cqrs__journal_poisoned(const cqrs_journal *j);
 

@@ -998,3 +998,9 @@ int cqrs__journal_close(cqrs_journal *j)
 	destroy(j);
 	return rc;
 }
+
+void cqrs__journal_close_lock_in_child(cqrs_journal *j)
+{
+	if (j && j->lockfd >= 0)
+		close(j->lockfd); /* the child's descriptor only: the lock stays the writer's */
+}
