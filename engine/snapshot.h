@@ -164,6 +164,12 @@ void cqrs__snapshot_close(cqrs__snap_image *img);
 int cqrs__snapshot_fits(struct cqrs_engine *e, const cqrs__snap_image *img, char *why,
 			size_t whycap);
 
+/* Calls fn on each record of a verified fixed-size section (a store,
+ * the versions, the dedup windows), in file order; stops at fn's first
+ * non-zero return and returns it. */
+int cqrs__snapshot_each_record(const cqrs__snap_image *img, const cqrs__snap_sec *s,
+			       int (*fn)(void *arg, const uint8_t *rec), void *arg);
+
 /* Loads a fitting image into the model (stores empty). 0 or an error. */
 int cqrs__snapshot_load(struct cqrs_engine *e, const cqrs__snap_image *img);
 

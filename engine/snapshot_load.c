@@ -187,9 +187,8 @@ static const cqrs__snap_sec *find_sec(const cqrs__snap_image *img, uint32_t kind
 	return NULL;
 }
 
-/* Calls fn on each record of a verified fixed-size section. */
-static int each_record(const cqrs__snap_image *img, const cqrs__snap_sec *s,
-		       int (*fn)(void *arg, const uint8_t *rec), void *arg)
+int cqrs__snapshot_each_record(const cqrs__snap_image *img, const cqrs__snap_sec *s,
+			       int (*fn)(void *arg, const uint8_t *rec), void *arg)
 {
 	uint64_t pos = s->off, rec = (uint64_t)s->keylen + s->value_size;
 
@@ -245,7 +244,7 @@ int cqrs__snapshot_fits(cqrs_engine *e, const cqrs__snap_image *img, char *why, 
 	if (strcmp(img->hdr.engine, e->name) != 0)
 		return bad(CQRS_EFORMAT, why, whycap, "written by engine %s, not %s", img->hdr.engine,
 			   e->name);
-	if ((rc = each_record(img, &img->sec[0], schema_one, &job)) != 0)
+	if ((rc = cqrs__snapshot_each_record(img, &img->sec[0], schema_one, &job)) != 0)
 		return rc;
 	for (uint32_t t = 0; t < CQRS_MAX_TYPES; t++) {
 		int c = !!(job.seen[0][t / 32] & (1u << (t % 32)));
@@ -404,7 +403,7 @@ int cqrs__snapshot_load(cqrs_engine *e, const cqrs__snap_image *img)
 		if (cqrs_store_count(sn->stores[i].store))
 			return cqrs__fail(-EINVAL, "snapshot: store %s is not empty at start",
 					  sn->stores[i].name);
-	rc = each_record(img, &img->sec[1], load_version, e);
+	rc = cqrs__snapshot_each_record(img, &img->sec[1], load_version, e);
 	if (rc)
 		return cqrs__fail(rc, "snapshot: no memory for the version map");
 	dj = malloc(sizeof *dj + (size_t)window * 16);
@@ -412,7 +411,7 @@ int cqrs__snapshot_load(cqrs_engine *e, const cqrs__snap_image *img)
 		return cqrs__fail(-ENOMEM, "snapshot: out of memory");
 	dj->e = e;
 	dj->window = window;
-	rc = each_record(img, &img->sec[2], load_client, dj);
+	rc = cqrs__snapshot_each_record(img, &img->sec[2], load_client, dj);
 	free(dj);
 	if (rc)
 		return cqrs__fail(rc, "snapshot: no memory for the idempotency windows");
@@ -420,7 +419,7 @@ int cqrs__snapshot_load(cqrs_engine *e, const cqrs__snap_image *img)
 		const cqrs__snap_sec *s = find_sec(img, CQRS_SNAP_STORE, sn->stores[i].name);
 		store_job j = { sn->stores[i].store, s->keylen, s->value_size };
 
-		rc = each_record(img, s, load_store_rec, &j);
+		rc = cqrs__snapshot_each_record(img, s, load_store_rec, &j);
 		if (rc)
 			return cqrs__fail(rc, "snapshot: store %s: %s", sn->stores[i].name,
 					  rc == CQRS_ECORRUPT ? "a key twice" : "out of memory");

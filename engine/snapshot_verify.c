@@ -88,27 +88,6 @@ static int cmp_client(void *arg, const uint8_t *rec)
 	return 0;
 }
 
-/* Walks a verified fixed-size section (snapshot_load.c has the same). */
-static int each(const cqrs__snap_image *img, const cqrs__snap_sec *s,
-		int (*fn)(void *arg, const uint8_t *rec), void *arg)
-{
-	uint64_t pos = s->off, rec = (uint64_t)s->keylen + s->value_size;
-
-	for (;;) {
-		cqrs__snap_chunk c;
-
-		memcpy(&c, img->base + pos, sizeof c);
-		if (c.len == 0)
-			return 0;
-		for (uint64_t o = 0; o < c.len; o += rec) {
-			int rc = fn(arg, img->base + pos + sizeof c + o);
-			if (rc)
-				return rc;
-		}
-		pos += sizeof c + c.len;
-	}
-}
-
 static int compare(cqrs_engine *e, const cqrs__snap_image *img)
 {
 	cqrs__snap *sn = e->snap;
@@ -119,10 +98,10 @@ static int compare(cqrs_engine *e, const cqrs__snap_image *img)
 		return cqrs__fail(CQRS_ECORRUPT, "%llu aggregates versioned in the snapshot, %llu in the "
 				  "replay", (unsigned long long)img->sec[1].count,
 				  (unsigned long long)cqrs__versions_count(e->versions));
-	if ((rc = each(img, &img->sec[1], cmp_version, &j)) != 0)
+	if ((rc = cqrs__snapshot_each_record(img, &img->sec[1], cmp_version, &j)) != 0)
 		return cqrs__fail(rc, "%s", j.why);
 	j.window = (img->sec[2].value_size - 16) / 16;
-	if ((rc = each(img, &img->sec[2], cmp_client, &j)) != 0)
+	if ((rc = cqrs__snapshot_each_record(img, &img->sec[2], cmp_client, &j)) != 0)
 		return cqrs__fail(rc, "%s", j.why);
 	for (uint32_t i = 0; i < sn->nstores; i++) {
 		const cqrs__snap_sec *s = NULL;
@@ -138,7 +117,7 @@ static int compare(cqrs_engine *e, const cqrs__snap_image *img)
 			return cqrs__fail(CQRS_ECORRUPT, "store %s: %llu aggregates in the snapshot, %llu in "
 					  "the replay", j.name, (unsigned long long)s->count,
 					  (unsigned long long)cqrs_store_count(j.store));
-		if ((rc = each(img, s, cmp_store, &j)) != 0)
+		if ((rc = cqrs__snapshot_each_record(img, s, cmp_store, &j)) != 0)
 			return cqrs__fail(rc, "%s", j.why);
 	}
 	return 0;
