@@ -193,8 +193,10 @@ int cqrs__housekeeping_start(cqrs_engine *e)
 				hk->views_unknown = true;
 				continue;
 			}
+			/* the registered definition: the projector threads are
+			 * running and a rebuild replaces views[i] whole */
 			snprintf(hk->views[hk->nviews], sizeof hk->views[0], "%s",
-				 e->projs[k]->views[i]->def.name);
+				 e->projs[k]->def.views[i].name);
 			hk->view_ptrs[hk->nviews] = hk->views[hk->nviews];
 			hk->nviews++;
 		}
