@@ -485,9 +485,27 @@ int cqrs__checkpoint_restore(cqrs_engine *e, cqrs_proj *p, uint64_t last_seq, ui
 		uint64_t s = seqs[k];
 		uint32_t i;
 		if (s > last_seq) {
+			/* rows of events the journal does not have (a power cut under
+			 * durability none or interval, a repair, a journal from a
+			 * backup): put aside, so that no later start takes them for
+			 * the history the journal goes on to write */
+			for (uint32_t i = 0; i < p->def.nviews; i++) {
+				char aside[4200];
+				if (cqrs__checkpoint_path(path, sizeof path, e->data_dir,
+							  p->views[i]->def.name, s, 0))
+					continue;
+				snprintf(aside, sizeof aside, "%s.beyond-journal", path);
+				if (rename(path, aside) != 0 && errno != ENOENT) {
+					free(seqs);
+					return cqrs__fail(-errno, "view %s: checkpoint %s is past the "
+							  "journal's end (%llu) and cannot be put aside: %s",
+							  p->views[i]->def.name, path,
+							  (unsigned long long)last_seq, strerror(errno));
+				}
+			}
 			cqrs__log(e, CQRS_LOG_WARN, "view %s: checkpoint at seq %llu is past the journal's "
-				  "end (%llu): not used", p->views[0]->def.name, (unsigned long long)s,
-				  (unsigned long long)last_seq);
+				  "end (%llu): put aside (.beyond-journal)", p->views[0]->def.name,
+				  (unsigned long long)s, (unsigned long long)last_seq);
 			continue;
 		}
 		if (!first)

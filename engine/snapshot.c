@@ -169,10 +169,22 @@ static int try_one(cqrs_engine *e, uint64_t seq, uint64_t first_seq, uint64_t ne
 	int rc;
 
 	cqrs__snapshot_name(path, sizeof path, sn->dir, seq);
-	if (seq >= next_seq)
-		snprintf(why, sizeof why, "its seq is past the journal's end (seq %llu)",
-			 (unsigned long long)(next_seq - 1));
-	else if (seq + 1 < first_seq)
+	if (seq >= next_seq) {
+		/* It holds events the journal does not (lost in a power cut under
+		 * durability none or interval, cut by a repair, or a journal put
+		 * back from a backup): a later start must not take it for the
+		 * history the journal goes on to write. Put aside, not deleted. */
+		char aside[3500];
+		snprintf(aside, sizeof aside, "%s.beyond-journal", path);
+		if (rename(path, aside) != 0)
+			return cqrs__fail(-errno, "snapshot %s is past the journal's end (seq %llu) and "
+					  "cannot be put aside: %s", path,
+					  (unsigned long long)(next_seq - 1), strerror(errno));
+		cqrs__log(e, CQRS_LOG_WARN, "snapshot %s is past the journal's end (seq %llu): put "
+			  "aside as %s; trying an older one", path, (unsigned long long)(next_seq - 1),
+			  aside);
+		return 0;
+	} else if (seq + 1 < first_seq)
 		snprintf(why, sizeof why, "the journal starts at seq %llu, after it",
 			 (unsigned long long)first_seq);
 	else if (cqrs__snapshot_open(path, img, why, sizeof why) == 0) {

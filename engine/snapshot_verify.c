@@ -197,6 +197,8 @@ int cqrs_engine_verify_snapshot(cqrs_engine *e, uint64_t seq, uint64_t *verified
 		rc = cqrs__snapshot_seqs(sn->dir, seqs, 64, &n);
 		if (rc || n == 0)
 			return cqrs__fail(rc ? rc : -ENOENT, "no snapshot in %s", sn->dir);
+		if (n > 64)
+			n = 64; /* *n counts every file; seqs holds the newest 64 */
 	} else {
 		seqs[0] = seq;
 		n = 1;

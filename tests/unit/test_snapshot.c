@@ -384,10 +384,13 @@ static void test_refused(void **state)
 	check_model(f, 500);
 	stop(f);
 	f->value_size = 8;
-	/* another set of schemas */
+	/* a new event type, registered after the snapshot: nothing of it is in
+	 * the history, the snapshot still holds (a release that adds an event
+	 * must not need the journal from seq 1, which retention may have
+	 * collected) */
 	f->extra_event = 1;
 	start(f);
-	assert_int_equal(CTR(ctr(f)->snap_loaded_seq), 0);
+	assert_int_equal(CTR(ctr(f)->snap_loaded_seq), 500);
 	check_model(f, 500);
 	stop(f);
 	f->extra_event = 0;
