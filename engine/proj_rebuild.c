@@ -6,9 +6,12 @@
  * layouts are converted, or the replay fails with CQRS_EFORMAT
  * (engine/schema_check.h), as the write model's replay does.
  *
- * A rebuild (cqrs_engine_rebuild, or a view that is full: capacity
- * doubled) creates the new generation beside the live one, replays the
- * journal into it through a private copy of the projection, then swaps:
+ * A rebuild (cqrs_engine_rebuild) creates the new generation beside the
+ * live one, replays the journal into it through a private copy of the
+ * projection, then swaps; a view that is full grows the same way except
+ * that its rows are copied into a generation of twice the capacity
+ * instead of replayed (O(rows), and no journal needed: retention may have
+ * collected its start). Either way the swap:
  * the new generation is published and the old one retired, so readers
  * keep reading the old generation until they follow the swap. It runs on
  * the projection's projector (SHARED threading: the command thread), in
@@ -99,7 +102,21 @@ int cqrs__proj_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int grow)
 	}
 	atomic_store_explicit(&shadow.applied_seq, 0, memory_order_relaxed); /* private copy */
 	atomic_store_explicit(&shadow.halted, 0, memory_order_relaxed);
-	rc = cqrs__proj_replay(e, &one, 1, 0, upto);
+	if (grow) {
+		/* Growth keeps the rows as they are at upto (the batch before is
+		 * closed): copied into the larger generation, O(rows), without
+		 * the journal, which retention may have collected. */
+		for (uint32_t i = 0; i < p->def.nviews && rc == 0; i++) {
+			rc = cqrs__vw_begin(fresh[i].w);
+			if (rc == 0)
+				rc = cqrs__vw_copy_rows(old[i]->w, fresh[i].w);
+			if (rc == 0)
+				rc = cqrs__vw_end(fresh[i].w, upto);
+		}
+		shadow.dead_letters = p->dead_letters;
+	} else {
+		rc = cqrs__proj_replay(e, &one, 1, 0, upto);
+	}
 	if (rc) {
 		for (uint32_t i = 0; i < p->def.nviews; i++) {
 			cqrs__vw_retire(fresh[i].w);

@@ -97,8 +97,9 @@ void cqrs__projector_apply_run(projector *t, const void *recs, size_t bytes);
 /* ---- proj_rebuild.c ---- */
 /* Replays journal seqs (from, upto] into the current views of projs[0..n). */
 int cqrs__proj_replay(cqrs_engine *e, cqrs_proj **projs, uint32_t n, uint64_t from, uint64_t upto);
-/* Rebuilds every view of p into a new generation (capacity doubled when
- * grow) from the journal up to upto, then swaps it in. */
+/* Rebuilds every view of p into a new generation from the journal up to
+ * upto, then swaps it in; grow: the rows copied into a generation of twice
+ * the capacity instead (no journal read). */
 int cqrs__proj_rebuild(cqrs_engine *e, cqrs_proj *p, uint64_t upto, int grow);
 
 /* Makes the views of p that could not be made at start (no room), empty;

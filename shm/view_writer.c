@@ -997,3 +997,19 @@ int cqrs__vw_test_leave_odd(cqrs_vw *w, const void *key, size_t keylen)
 	w->row_open = 0;
 	return 0;
 }
+
+int cqrs__vw_copy_rows(cqrs_vw *from, cqrs_vw *to)
+{
+	uint64_t hwm;
+	int rc = 0;
+
+	CHECK(from);
+	CHECK(to);
+	if (from->p.row_size != to->p.row_size || from->p.schema_hash != to->p.schema_hash)
+		return cqrs__fail(-EINVAL, "view %s: copying rows between different schemas", to->view);
+	hwm = GET(from->st->hwm);
+	for (uint64_t r = 0; r < hwm && rc == 0; r++)
+		if (GET(row_at(from, r)->flags) & VROW_LIVE) /* this thread's own rows */
+			rc = cqrs__vw_upsert(to, row_data(from, r));
+	return rc;
+}

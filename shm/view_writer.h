@@ -94,6 +94,10 @@ int cqrs__vw_patch(cqrs_vw *w, const void *key, size_t keylen, size_t offset, co
 
 /* Removes a row. 0 or CQRS_ENOTFOUND. */
 int cqrs__vw_delete(cqrs_vw *w, const void *key, size_t keylen);
+/* Upserts every live row of from (same schema; its writer is this
+ * thread) into to, inside to's open batch: a view grown into a larger
+ * generation without the journal. O(from's high-water mark). */
+int cqrs__vw_copy_rows(cqrs_vw *from, cqrs_vw *to);
 
 /* Ends the batch: the view sequence goes even, applied_seq (>= the last
  * one) is published with release order, waiters are woken if any wait. */

@@ -673,6 +673,57 @@ static void test_restart_needs_collected(void **state)
 	cqrs_engine_remove_segments(name);
 }
 
+/* A view that fills up after retention collected the journal's start
+ * grows by copying its rows (no replay from seq 1): every row is there,
+ * nothing is dead-lettered. */
+static void test_growth_after_collection(void **state)
+{
+	char name[64], jdir[300];
+	bank_model m;
+	cqrs_engine *e;
+	uint64_t seq = 0;
+	cqrs_view *v;
+	bank_row row;
+
+	(void)state;
+	tu_unique_name(name, sizeof name, "tretgrow");
+	snprintf(jdir, sizeof jdir, "%s/journal", g_dir);
+	bank_snapshots = 1;
+	bank_config_hook = lifecycle_config;
+	assert_int_equal(bank_start(name, g_dir, CQRS_DURABILITY_NONE, 64, CQRS_ON_ERROR_SKIP, &m, &e), 0);
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(bank_do(e, BANK_DEPOSIT, 1 + (uint64_t)i % 30, 1, 0, 0, &seq), 0);
+	bank_stop(e, &m);
+	{
+		cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
+		cqrs__ret_pins *pins = calloc(1, sizeof *pins);
+		cqrs__ret_summary sum;
+		cqrs__ret_seg *segs;
+		size_t n;
+		pins->snapshot_valid = true;
+		pins->snapshot_seq = seq;
+		assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n, &sum), 0);
+		free(segs);
+		free(pins);
+		assert_true(sum.collected > 0);
+	}
+	assert_int_equal(bank_start(name, g_dir, CQRS_DURABILITY_NONE, 64, CQRS_ON_ERROR_SKIP, &m, &e), 0);
+	for (uint64_t a = 31; a <= 300; a++) /* 270 new rows: the view grows twice or more */
+		assert_int_equal(bank_do(e, BANK_DEPOSIT, a, 5, 0, 0, &seq), 0);
+	assert_int_equal(cqrs_view_open(name, "balances", &v), 0);
+	assert_int_equal(cqrs_view_wait(v, seq, 5000000000ull), 0);
+	for (uint64_t a = 1; a <= 300; a++) {
+		assert_int_equal(cqrs_view_get(v, &a, sizeof a, &row, sizeof row), 0);
+		assert_int_equal(row.balance, a <= 30 ? 100 : 5);
+	}
+	cqrs_view_close(v);
+	assert_int_equal(__atomic_load_n(&cqrs_engine_counters(e)->proj[0].dead_letters, __ATOMIC_RELAXED), 0);
+	bank_stop(e, &m);
+	bank_config_hook = NULL;
+	bank_snapshots = 0;
+	cqrs_engine_remove_segments(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +735,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_collect_beside_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_housekeeping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_needs_collected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_growth_after_collection, setup, teardown),
 	};
 	if (getenv("CQRS_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("CQRS_TEST_FILTER"));
