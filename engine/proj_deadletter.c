@@ -107,8 +107,17 @@ static int retry_one(cqrs_engine *e, cqrs_proj *p, uint64_t seq)
 	cqrs_event ev;
 	int ok = 0;
 
-	if (cqrs__journal_iter_open(&it, e->journal_dir, seq))
+	int rc = cqrs__journal_iter_open(&it, e->journal_dir, seq);
+
+	if (rc) {
+		/* said, not swallowed: the letter stays open (dead letters do not
+		 * pin retention; an archived segment put back makes it retryable) */
+		cqrs__log(e, CQRS_LOG_WARN, "projection %s: dead letter at seq %llu cannot be retried: "
+			  "%s", p->def.name, (unsigned long long)seq,
+			  rc == CQRS_ENOTFOUND ? "retention collected its journal segment"
+					       : cqrs_strerror(rc));
 		return 0;
+	}
 	if (cqrs__schema_check_open(e, it, &sc)) {
 		cqrs__journal_iter_close(it);
 		return 0;
