@@ -84,9 +84,12 @@ int cqrs__checkpoint_dirs(struct cqrs_engine *e);
 int cqrs__checkpoint_restore(struct cqrs_engine *e, struct cqrs_proj *p, uint64_t last_seq,
 			     uint64_t *resume);
 
-/* A hash of every registered event type's number and schema: a view
- * checkpoint applied with other event layouts is rebuilt instead. */
-uint64_t cqrs__checkpoint_events_hash(const struct cqrs_engine *e);
+/* A hash of the number, schema and upcasting of each event type in the
+ * bitmap types: a view checkpoint applied with other layouts of its types
+ * is rebuilt instead (a type registered since is new and does not count). */
+uint64_t cqrs__checkpoint_events_hash(const struct cqrs_engine *e, const uint64_t types[4]);
+/* The bitmap of registered event types (for events_types). */
+void cqrs__checkpoint_event_types(const struct cqrs_engine *e, uint64_t types[4]);
 
 /* The journal's first seq (1 unless retention removed its head). */
 uint64_t cqrs__checkpoint_journal_first(struct cqrs_engine *e);

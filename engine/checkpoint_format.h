@@ -96,8 +96,12 @@ typedef struct cqrs_ckpt_hdr {
 	uint32_t reserved0;
 	uint64_t total;         /* XXH3-64 of the chunk table */
 	uint64_t events_hash;   /* the registered event layouts and their upcasting
-				   it was applied with (cqrs__checkpoint_events_hash) */
-	uint64_t reserved[7];
+				   it was applied with (cqrs__checkpoint_events_hash),
+				   over the types in events_types */
+	uint64_t events_types[4]; /* bitmap of the event types registered then: a
+				   type registered later is new (no event of it is
+				   in the rows) and does not invalidate the file */
+	uint64_t reserved[3];
 } cqrs_ckpt_hdr;
 
 #define CQRS_CKPT_HDR_SUM_OFF (CQRS_CKPT_HDR_SIZE - 8u) /* u64 hdr_sum */

@@ -336,17 +336,33 @@ int cqrs__checkpoint_dirs(cqrs_engine *e)
 	return 0;
 }
 
-uint64_t cqrs__checkpoint_events_hash(const cqrs_engine *e)
+void cqrs__checkpoint_event_types(const cqrs_engine *e, uint64_t types[4])
+{
+	memset(types, 0, 4 * sizeof types[0]);
+	for (uint32_t t = 1; t < CQRS_MAX_TYPES; t++)
+		if (e->event_schemas[t])
+			types[t / 64] |= UINT64_C(1) << (t % 64);
+}
+
+uint64_t cqrs__checkpoint_events_hash(const cqrs_engine *e, const uint64_t types[4])
 {
 	uint64_t w[4 * CQRS_MAX_TYPES];
 	size_t n = 0;
 
 	/* the layouts and how older ones are read (engine/schema_check.h):
-	 * the flags, the declared defaults, whether an upcaster is registered */
+	 * the flags, the declared defaults, whether an upcaster is registered;
+	 * of the types in the bitmap (one no longer registered hashes as
+	 * absent: a mismatch) */
+	_Static_assert(CQRS_MAX_TYPES <= 4 * 64, "event type bitmap");
 	for (uint32_t t = 1; t < CQRS_MAX_TYPES; t++) {
 		const event_type *et = &e->events[t];
-		if (!e->event_schemas[t])
+		if (!(types[t / 64] >> (t % 64) & 1))
 			continue;
+		if (!e->event_schemas[t]) {
+			w[n++] = t;
+			w[n++] = UINT64_MAX; /* gone */
+			continue;
+		}
 		w[n++] = t;
 		w[n++] = cqrs_schema_hash(e->event_schemas[t]);
 		w[n++] = et->flags | (uint64_t)(et->upcast != NULL) << 32;
@@ -394,7 +410,7 @@ static int load_view(cqrs_engine *e, proj_view *pv, const char *path, uint64_t s
 		rc = why_set(why, whylen, CQRS_EFORMAT, "row schema changed%s", NULL);
 		goto out;
 	}
-	if (h.events_hash != cqrs__checkpoint_events_hash(e)) {
+	if (h.events_hash != cqrs__checkpoint_events_hash(e, h.events_types)) {
 		rc = why_set(why, whylen, CQRS_EFORMAT, "event layouts changed since%s", NULL);
 		goto out;
 	}

@@ -632,7 +632,9 @@ static int job_fill(cqrs_engine *e, cqrs_proj *p, ckpt_job *j, uint64_t seq, int
 					  .nchunks = (size + CQRS_CKPT_CHUNK - 1) / CQRS_CKPT_CHUNK,
 					  .table_off = CQRS_CKPT_HDR_SIZE + size,
 					  .created_ns = cqrs__wall_ns(), .copy_mode = (uint32_t)j->mode,
-					  .events_hash = cqrs__checkpoint_events_hash(e) };
+					  };
+		cqrs__checkpoint_event_types(e, v->hdr.events_types);
+		v->hdr.events_hash = cqrs__checkpoint_events_hash(e, v->hdr.events_types);
 		snprintf(v->hdr.engine, sizeof v->hdr.engine, "%s", e->name);
 		snprintf(v->hdr.view, sizeof v->hdr.view, "%s", pv->def.name);
 		if (src_mode == 0) {

@@ -344,6 +344,27 @@ static void test_schema_change_rebuilds(void **state)
 	check_live(f);
 }
 
+/* A release that adds an event type keeps the checkpoints: nothing of
+ * the new type is in their rows. */
+static void test_new_event_type_restores(void **state)
+{
+	fixture *f = *state;
+	const cqrs_counters *c;
+
+	bank_register_withdrawn = 0;
+	start(f);
+	deposits(f, 100);
+	(void)checkpoint(f);
+	deposits(f, 10);
+	reboot(f);
+	bank_register_withdrawn = 1; /* the Withdrawn event, new */
+	start(f);
+	c = cqrs_engine_counters(f->e);
+	assert_int_equal(CTR(c->ckpt_restored), 1);
+	assert_int_equal(CTR(c->proj[0].rebuilds), 0);
+	check_live(f);
+}
+
 typedef struct churn {
 	fixture *f;
 	_Atomic int stop;
@@ -518,6 +539,7 @@ static int group(int mode, int threading)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_restore_replays_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_falls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_event_type_restores, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_change_rebuilds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_under_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_events_and_list, setup, teardown),
