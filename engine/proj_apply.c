@@ -9,7 +9,7 @@
  * durable batch in place (SHARED), or a replay (proj_rebuild.c).
  *
  * Failures: an apply that returns CQRS_EFULL grows the projection (the
- * batch so far is published, every view regrows from the journal into a
+ * batch so far is published, every view's rows are copied into a
  * generation of twice the capacity, proj_rebuild.c) and the event is
  * applied again; when there is no room to grow into (-ENOSPC, -ENOMEM),
  * the projection stalls instead (proj_stall.c); any other error records a
@@ -64,8 +64,9 @@ void cqrs__proj_apply(cqrs_engine *e, cqrs_proj *p, const cqrs_event *ev)
 	p->fail_reason[0] = 0;
 	rc = p->def.apply(p, ev, p->def.arg);
 	if (rc == CQRS_EFULL) {
-		/* The batch so far is published, every view of p regrows from
-		 * the journal up to ev->seq - 1, and ev is applied again. */
+		/* The batch so far is published, every view of p grows (its rows
+		 * as of ev->seq - 1 copied into twice the capacity), and ev is
+		 * applied again. */
 		cqrs__proj_end(e, p, ev->seq - 1);
 		rc = cqrs__proj_rebuild(e, p, ev->seq - 1, 1);
 		cqrs__proj_begin(p);
