@@ -335,7 +335,7 @@ int cqrs__retention_collect(const char *dir, cqrs_journal *j, const cqrs__ret_se
 			    const cqrs__ret_policy *pol, cqrs__ret_summary *sum)
 {
 	uint64_t first = 0;
-	size_t todo = 0;
+	size_t ncollect = 0;
 	int dirfd, rc = 0;
 
 	sum->collected = 0;
@@ -345,9 +345,9 @@ int cqrs__retention_collect(const char *dir, cqrs_journal *j, const cqrs__ret_se
 			first = segs[k].first_seq;
 			break;
 		}
-		todo++;
+		ncollect++;
 	}
-	if (!todo)
+	if (!ncollect)
 		return 0;
 	if (!first)
 		return cqrs__fail(-EINVAL, "retention: a plan that keeps no segment"); /* the active is kept */
@@ -357,7 +357,7 @@ int cqrs__retention_collect(const char *dir, cqrs_journal *j, const cqrs__ret_se
 	/* The manifest first: once it is durable, the older files are not
 	 * the journal's, whatever happens to them next. */
 	rc = j ? cqrs__journal_set_start(j, first) : set_start_offline(dirfd, dir, first);
-	for (size_t k = 0; rc == 0 && k < todo; k++) {
+	for (size_t k = 0; rc == 0 && k < ncollect; k++) {
 		rc = collect_one(dirfd, dir, &segs[k], pol);
 		if (rc == 0) {
 			sum->collected++;

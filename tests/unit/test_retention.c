@@ -505,6 +505,25 @@ static void retention_config(cqrs_config *cfg)
 
 #define CTR(expr) __atomic_load_n(&(expr), __ATOMIC_RELAXED)
 
+/* Collects jdir offline as a snapshot at seq would let it (DELETE, no
+ * other pin) and asserts that something went. */
+static void collect_behind_snapshot(const char *jdir, uint64_t seq)
+{
+	cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
+	cqrs__ret_pins *pins = calloc(1, sizeof *pins);
+	cqrs__ret_summary sum;
+	cqrs__ret_seg *segs;
+	size_t n;
+
+	assert_non_null(pins);
+	pins->snapshot_valid = true;
+	pins->snapshot_seq = seq;
+	assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n, &sum), 0);
+	free(segs);
+	free(pins);
+	assert_true(sum.collected > 0);
+}
+
 static void test_engine_housekeeping(void **state)
 {
 	char name[64];
@@ -544,27 +563,13 @@ static void test_engine_housekeeping(void **state)
 		/* Collected behind its back (as if a snapshot had pinned seq
 		 * 1000), with no snapshot to load: the start refuses, naming
 		 * the seqs that are gone, instead of replaying from the middle. */
-		{
-			cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
-			cqrs__ret_pins *pins = calloc(1, sizeof *pins);
-			cqrs__ret_summary sum;
-			cqrs__ret_seg *segs;
-			size_t n;
-
-			pins->snapshot_valid = true;
-			pins->snapshot_seq = 1000;
-			assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n,
-								     &sum), 0);
-			free(segs);
-			free(pins);
-			assert_true(sum.collected > 0);
-			rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
-			/* The iterator's refusal, or the snapshot code's own check
-			 * where the tree has one: either names what is gone. */
-			assert_true(rc == CQRS_ENOTFOUND || rc == CQRS_ECORRUPT);
-			assert_true(strstr(cqrs_last_error(), "collected by retention") ||
-				    strstr(cqrs_last_error(), "no valid snapshot covers"));
-		}
+		collect_behind_snapshot(jdir, 1000);
+		rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
+		/* The iterator's refusal, or the snapshot code's own check:
+		 * either names what is gone. */
+		assert_true(rc == CQRS_ENOTFOUND || rc == CQRS_ECORRUPT);
+		assert_true(strstr(cqrs_last_error(), "collected by retention") ||
+			    strstr(cqrs_last_error(), "no valid snapshot covers"));
 	}
 	cqrs_engine_remove_segments(name);
 }
@@ -619,20 +624,8 @@ static void test_restart_needs_collected(void **state)
 	for (int i = 0; i < 3000; i++)
 		assert_int_equal(bank_do(e, BANK_DEPOSIT, 1 + (uint64_t)i % 50, 1, 0, 0, &seq), 0);
 	bank_stop(e, &m); /* a snapshot and the view's checkpoint at seq 3000 */
-	{
-		/* the stop's pins allow collecting every sealed segment */
-		cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
-		cqrs__ret_pins *pins = calloc(1, sizeof *pins);
-		cqrs__ret_summary sum;
-		cqrs__ret_seg *segs;
-		size_t n;
-		pins->snapshot_valid = true;
-		pins->snapshot_seq = seq;
-		assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n, &sum), 0);
-		free(segs);
-		free(pins);
-		assert_true(sum.collected > 0);
-	}
+	/* the stop's pins allow collecting every sealed segment */
+	collect_behind_snapshot(jdir, seq);
 	/* the views' segments gone (a reboot), the checkpoints there: starts */
 	cqrs_engine_remove_segments(name);
 	rc = bank_start(name, g_dir, CQRS_DURABILITY_NONE, 1024, CQRS_ON_ERROR_SKIP, &m, &e);
@@ -694,19 +687,7 @@ static void test_growth_after_collection(void **state)
 	for (int i = 0; i < 3000; i++)
 		assert_int_equal(bank_do(e, BANK_DEPOSIT, 1 + (uint64_t)i % 30, 1, 0, 0, &seq), 0);
 	bank_stop(e, &m);
-	{
-		cqrs__ret_policy pol = { .action = CQRS__RET_DELETE };
-		cqrs__ret_pins *pins = calloc(1, sizeof *pins);
-		cqrs__ret_summary sum;
-		cqrs__ret_seg *segs;
-		size_t n;
-		pins->snapshot_valid = true;
-		pins->snapshot_seq = seq;
-		assert_int_equal(cqrs__retention_run_offline(jdir, pins, &pol, false, &segs, &n, &sum), 0);
-		free(segs);
-		free(pins);
-		assert_true(sum.collected > 0);
-	}
+	collect_behind_snapshot(jdir, seq);
 	assert_int_equal(bank_start(name, g_dir, CQRS_DURABILITY_NONE, 64, CQRS_ON_ERROR_SKIP, &m, &e), 0);
 	for (uint64_t a = 31; a <= 300; a++) /* 270 new rows: the view grows twice or more */
 		assert_int_equal(bank_do(e, BANK_DEPOSIT, a, 5, 0, 0, &seq), 0);
