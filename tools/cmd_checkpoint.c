@@ -45,8 +45,11 @@ static int ls(const char *dir)
 {
 	static struct cqrs__checkpoint_info info[1024];
 	size_t n;
-	int rc = cqrs__checkpoint_list(dir, info, sizeof info / sizeof info[0], &n);
+	int rc = tool_check_data_dir(dir);
 
+	if (rc)
+		return rc;
+	rc = cqrs__checkpoint_list(dir, info, sizeof info / sizeof info[0], &n);
 	if (rc)
 		return tool_fail(dir, rc);
 	printf("%-24s %20s %14s  %s\n", "view", "seq", "bytes", "state");

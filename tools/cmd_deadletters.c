@@ -48,30 +48,6 @@ static void collect(void *arg, const cqrs_deadletter *d)
 		l->d[l->n++] = *d;
 }
 
-/* 0 when dir is an engine's data directory (it has journal/ or
- * deadletters.log); else prints why and returns TOOL_EXIT_FAIL. */
-static int check_data_dir(const char *dir)
-{
-	char path[4096];
-	struct stat st;
-
-	if (stat(dir, &st))
-		return tool_fail(dir, -errno);
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "cqrs: %s: not a directory\n", dir);
-		return TOOL_EXIT_FAIL;
-	}
-	snprintf(path, sizeof path, "%s/journal", dir);
-	if (!stat(path, &st) && S_ISDIR(st.st_mode))
-		return 0;
-	snprintf(path, sizeof path, "%s/deadletters.log", dir);
-	if (!stat(path, &st))
-		return 0;
-	fprintf(stderr, "cqrs: %s: not an engine's data directory (no journal/ or deadletters.log in "
-			"it); give the directory the engine was started with\n", dir);
-	return TOOL_EXIT_FAIL;
-}
-
 int cqrs_cmd_deadletters(int argc, char **argv)
 {
 	static dl_list l;
@@ -112,7 +88,7 @@ int cqrs_cmd_deadletters(int argc, char **argv)
 		dir[sizeof dir - 1] = 0;
 		cqrs__ctl_close(ctl);
 	}
-	if ((rc = check_data_dir(dir)))
+	if ((rc = tool_check_data_dir(dir)))
 		return rc;
 	l.n = 0;
 	memset(l.resolved, 0, sizeof l.resolved);

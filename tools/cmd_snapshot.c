@@ -56,6 +56,8 @@ static int list(const char *dir, int verify_only)
 	int bad = 0, rc;
 	struct timespec now;
 
+	if ((rc = tool_check_data_dir(dir)))
+		return rc;
 	info = calloc(256, sizeof *info);
 	if (!info)
 		return tool_fail(dir, -ENOMEM);

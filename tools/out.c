@@ -3,8 +3,10 @@
  * (contracts: tools/out.h).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cqrs_common.h"
 #include "tools/args.h"
@@ -71,4 +73,28 @@ void tool_json_str(FILE *f, const char *s)
 			fputc(*p, f);
 	}
 	fputc('"', f);
+}
+
+/* 0 when dir is an engine's data directory (it has journal/ or
+ * deadletters.log); else prints why and returns TOOL_EXIT_FAIL. */
+int tool_check_data_dir(const char *dir)
+{
+	char path[4096];
+	struct stat st;
+
+	if (stat(dir, &st))
+		return tool_fail(dir, -errno);
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "cqrs: %s: not a directory\n", dir);
+		return TOOL_EXIT_FAIL;
+	}
+	snprintf(path, sizeof path, "%s/journal", dir);
+	if (!stat(path, &st) && S_ISDIR(st.st_mode))
+		return 0;
+	snprintf(path, sizeof path, "%s/deadletters.log", dir);
+	if (!stat(path, &st))
+		return 0;
+	fprintf(stderr, "cqrs: %s: not an engine's data directory (no journal/ or deadletters.log in "
+			"it); give the directory the engine was started with\n", dir);
+	return TOOL_EXIT_FAIL;
 }

@@ -13,6 +13,10 @@
  * or when it only repeats strerror). Returns TOOL_EXIT_FAIL. */
 int tool_fail(const char *what, int rc);
 
+/* 0 when dir is an engine's data directory (it has journal/ or
+ * deadletters.log); else prints why and returns TOOL_EXIT_FAIL. */
+int tool_check_data_dir(const char *dir);
+
 /* cqrs_last_error() with every "identifier:line: " prefix removed (the
  * library records where an error arose; users need only what and why).
  * Returns a per-process static buffer, valid until the next call. */

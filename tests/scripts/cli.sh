@@ -127,6 +127,14 @@ usage_error rm "$E" --bogus
 usage_error rm "$E" extra
 usage_error rm
 
+# a folder that is no engine's data directory is an error, not "0 found"
+expect 1 snapshot ls "$dir/no-such-dir"
+err_has "No such file"
+mkdir "$dir/not-data"
+expect 1 checkpoint ls "$dir/not-data"
+err_has "not an engine's data directory"
+usage_error snapshot ls "$dir" --bogus
+
 # a number that does not fit says so
 usage_error journal dump "$dir" --limit 18446744073709551616
 err_has "out of range"
